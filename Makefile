@@ -1,0 +1,43 @@
+# Plant Change Control — the two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+export PORT
+
+.PHONY: run test venv migrate demo lint check-deploy bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+migrate: venv
+	$(PY) manage.py migrate --noinput
+
+demo: migrate
+	$(PY) manage.py demo
+
+## make run: web, worker and beat in the foreground on http://127.0.0.1:$(PORT) (Ctrl-C stops all three)
+run: demo
+	@echo ""
+	@echo "  Plant Change Control on http://127.0.0.1:$(PORT)/"
+	@echo "  Demo logins (password: $${DEMO_PASSWORD:-demo}): dev tester itmanager opsmanager cio plantdirector releasemgr auditor admin"
+	@echo "  Health: http://127.0.0.1:$(PORT)/healthz    API docs: http://127.0.0.1:$(PORT)/api/docs/"
+	@echo ""
+	DEBUG=$${DEBUG:-1} $(VENV)/bin/honcho -f Procfile.dev start
+
+## make test: the whole suite (embedded default unless DATABASE_URL / REDIS_URL are set)
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(PY) manage.py makemigrations --check --dry-run
+
+clean:
+	rm -rf var .pytest_cache test-artifacts

@@ -1,0 +1,1 @@
+# Approval policies, chains and signatures arrive with the approvals issue.

@@ -1,0 +1,55 @@
+"""The audit trail: append-only, hash-chained (C1).
+
+Each event stores the previous event's hash and its own hash over its canonical content, so an
+edited, deleted or inserted row breaks the chain (`manage.py audit_verify`). On PostgreSQL
+triggers refuse UPDATE, DELETE and TRUNCATE on the table (migration 0002).
+"""
+
+from django.db import models
+
+GENESIS_HASH = "0" * 64
+
+
+class AuditEvent(models.Model):
+    seq = models.BigIntegerField(unique=True, editable=False)
+    occurred_at = models.DateTimeField(db_index=True, editable=False)
+    actor_id = models.BigIntegerField(null=True, blank=True, editable=False)
+    # The actor's name as text survives the user's deletion (netbox's change log).
+    actor_name = models.CharField(max_length=150, blank=True, editable=False)
+    action = models.CharField(max_length=100, db_index=True, editable=False)
+    object_type = models.CharField(max_length=100, blank=True, editable=False)
+    object_id = models.CharField(max_length=64, blank=True, editable=False)
+    object_repr = models.CharField(max_length=200, blank=True, editable=False)
+    site_code = models.CharField(max_length=20, blank=True, editable=False)
+    before = models.JSONField(null=True, blank=True, editable=False)
+    after = models.JSONField(null=True, blank=True, editable=False)
+    request_id = models.CharField(max_length=64, blank=True, editable=False)
+    ip_address = models.GenericIPAddressField(null=True, blank=True, editable=False)
+    reason = models.TextField(blank=True, editable=False)
+    prev_hash = models.CharField(max_length=64, unique=True, editable=False)
+    hash = models.CharField(max_length=64, unique=True, editable=False)
+
+    class Meta:
+        ordering = ["-seq"]
+        indexes = [
+            models.Index(fields=["object_type", "object_id", "seq"], name="audit_object_idx"),
+            models.Index(fields=["actor_id", "seq"], name="audit_actor_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action} {self.object_type}:{self.object_id}"
+
+
+class ChainHead(models.Model):
+    """One row that every writer locks, so concurrent writers append one after another and the
+    chain cannot fork (the unique constraints on seq and prev_hash back this up)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    seq = models.BigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default=GENESIS_HASH)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="audit_single_head")]
+
+    def __str__(self) -> str:
+        return f"chain head #{self.seq}"

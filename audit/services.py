@@ -1,0 +1,149 @@
+"""Recording and verifying audit events. `record()` is the one way to write the trail."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+
+from audit.models import GENESIS_HASH, AuditEvent, ChainHead
+from changecontrol import clock
+from changecontrol.middleware import current_context
+
+HASHED_FIELDS = (
+    "seq",
+    "occurred_at",
+    "actor_id",
+    "actor_name",
+    "action",
+    "object_type",
+    "object_id",
+    "object_repr",
+    "site_code",
+    "before",
+    "after",
+    "request_id",
+    "ip_address",
+    "reason",
+    "prev_hash",
+)
+
+
+def _normalise(value: Any) -> Any:
+    """JSON round-trip so the hash is computed over what the database gives back."""
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder, sort_keys=True))
+
+
+def _timestamp(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def compute_hash(event: AuditEvent) -> str:
+    content = {name: getattr(event, name) for name in HASHED_FIELDS}
+    content["occurred_at"] = _timestamp(event.occurred_at)
+    canonical = json.dumps(content, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _actor(actor) -> tuple[int | None, str]:
+    if actor is None or not getattr(actor, "is_authenticated", False):
+        return None, ""
+    return actor.pk, actor.get_username()
+
+
+def _describe(obj) -> tuple[str, str, str, str]:
+    if obj is None:
+        return "", "", "", ""
+    object_type = f"{obj._meta.app_label}.{obj._meta.model_name}"
+    site = getattr(obj, "audit_site_code", None)
+    return object_type, str(getattr(obj, "audit_object_id", obj.pk)), str(obj)[:200], site or ""
+
+
+def record(
+    action: str,
+    obj=None,
+    *,
+    actor=None,
+    before: dict | None = None,
+    after: dict | None = None,
+    reason: str = "",
+    actor_name: str | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    site_code: str | None = None,
+) -> AuditEvent:
+    """Append one event inside the caller's transaction (or a new one).
+
+    Called in the same transaction as the change it describes, so the event and the change
+    commit or roll back together.
+    """
+    ctx = current_context()
+    if actor is None and ctx is not None and ctx.request is not None:
+        actor = getattr(ctx.request, "user", None)
+    actor_id, name = _actor(actor)
+    described_type, described_id, described_repr, described_site = _describe(obj)
+    with transaction.atomic():
+        ChainHead.objects.bulk_create([ChainHead(id=1)], ignore_conflicts=True)
+        head = ChainHead.objects.select_for_update().get(id=1)
+        event = AuditEvent(
+            seq=head.seq + 1,
+            occurred_at=clock.now(),
+            actor_id=actor_id,
+            actor_name=(actor_name if actor_name is not None else name)[:150],
+            action=action,
+            object_type=object_type if object_type is not None else described_type,
+            object_id=object_id if object_id is not None else described_id,
+            object_repr=described_repr,
+            site_code=site_code if site_code is not None else described_site,
+            before=_normalise(before) if before is not None else None,
+            after=_normalise(after) if after is not None else None,
+            request_id=ctx.request_id if ctx else "",
+            ip_address=ctx.ip_address if ctx else None,
+            reason=reason,
+            prev_hash=head.hash,
+        )
+        event.hash = compute_hash(event)
+        event.save(force_insert=True)
+        head.seq, head.hash = event.seq, event.hash
+        head.save(update_fields=["seq", "hash"])
+    return event
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    count: int
+    head: str
+    first_bad: int | None
+    problem: str = ""
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "count": self.count, "head": self.head, "first_bad": self.first_bad}
+
+
+def verify(chunk_size: int = 5000) -> Verification:
+    """Recompute the chain in order; report the first event whose link or content is wrong."""
+    expected_prev = GENESIS_HASH
+    expected_seq = 1
+    count = 0
+    last_hash = GENESIS_HASH
+    for event in AuditEvent.objects.order_by("seq").iterator(chunk_size=chunk_size):
+        count += 1
+        if event.seq != expected_seq:
+            return Verification(False, count, last_hash, event.seq, f"sequence gap before #{event.seq}")
+        if event.prev_hash != expected_prev:
+            return Verification(False, count, last_hash, event.seq, f"#{event.seq} does not link to its predecessor")
+        if compute_hash(event) != event.hash:
+            return Verification(False, count, last_hash, event.seq, f"#{event.seq} content does not match its hash")
+        expected_prev = last_hash = event.hash
+        expected_seq += 1
+    head = ChainHead.objects.filter(id=1).first()
+    if head is not None and (head.seq != count or head.hash != last_hash):
+        return Verification(False, count, last_hash, count + 1 if head.seq > count else head.seq,
+                            f"chain head says #{head.seq}, table ends at #{count}")
+    return Verification(True, count, last_hash, None)

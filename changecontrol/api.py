@@ -1,0 +1,99 @@
+"""API plumbing: one error shape, {"detail": ..., "code": ...}, and the token endpoint."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
+from rest_framework.authtoken.models import Token
+from rest_framework.authtoken.serializers import AuthTokenSerializer
+from rest_framework.decorators import api_view, authentication_classes, permission_classes, throttle_classes
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from audit.services import record
+from changecontrol.errors import RuleViolation, StateConflict
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The object is not in a state that allows this."
+    default_code = "conflict"
+
+
+class RuleRefused(exceptions.APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = "A rule refuses this."
+    default_code = "rule"
+
+
+def _flatten(detail) -> str:
+    if isinstance(detail, dict):
+        return "; ".join(f"{key}: {_flatten(value)}" if key != "non_field_errors" else _flatten(value)
+                         for key, value in detail.items())
+    if isinstance(detail, list):
+        return " ".join(_flatten(item) for item in detail)
+    return str(detail)
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, StateConflict):
+        return Response({"detail": str(exc), "code": exc.code}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, RuleViolation):
+        body = {"detail": str(exc), "code": exc.code, "rule": exc.rule}
+        if exc.failed:
+            body["failed"] = exc.failed
+        return Response(body, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+    if isinstance(exc, DjangoValidationError) and getattr(exc, "code", None) == "too_large":
+        return Response({"detail": exc.messages[0], "code": "too_large"},
+                        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+    elif isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+    code = codes if isinstance(codes, str) else ("invalid" if isinstance(exc, exceptions.ValidationError) else "error")
+    body = {"detail": _flatten(exc.detail) if isinstance(exc, exceptions.APIException) else str(exc), "code": code}
+    if isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, dict):
+        body["fields"] = exc.detail
+    response.data = body
+    return response
+
+
+class InvalidCredentials(exceptions.APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = "Unable to log in with the provided credentials."
+    default_code = "invalid_credentials"
+
+
+class LoginThrottle(AnonRateThrottle):
+    rate = "20/min"
+
+
+@extend_schema(
+    request=AuthTokenSerializer,
+    responses=inline_serializer("TokenResponse", {"token": serializers.CharField()}),
+    summary="Exchange a username and password for an API token",
+)
+@api_view(["POST"])
+@authentication_classes([])
+@permission_classes([])
+@throttle_classes([LoginThrottle])
+def obtain_token(request):
+    serializer = AuthTokenSerializer(data=request.data, context={"request": request})
+    if not serializer.is_valid():
+        record("accounts.token.refused", actor_name=str(request.data.get("username", ""))[:150],
+               object_type="auth.user")
+        raise InvalidCredentials()
+    user = serializer.validated_data["user"]
+    token, _ = Token.objects.get_or_create(user=user)
+    record("accounts.token.issued", actor=user, object_type="auth.user", object_id=str(user.pk))
+    return Response({"token": token.key})

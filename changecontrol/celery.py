@@ -1,0 +1,22 @@
+import os
+
+from celery import Celery
+from celery.schedules import crontab
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "changecontrol.settings")
+
+app = Celery("changecontrol")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@app.on_after_finalize.connect
+def _schedule(sender: Celery, **kwargs) -> None:
+    from django.conf import settings
+
+    # Beat runs in UTC (CELERY.md item 6: crontab and DST); the audit chain is checked nightly.
+    sender.add_periodic_task(
+        crontab(hour=settings.AUDIT_VERIFY_HOUR_UTC, minute=0),
+        sender.signature("audit.tasks.verify_chain"),
+        name="audit: verify the hash chain",
+    )

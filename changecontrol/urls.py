@@ -1,0 +1,37 @@
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from audit.api import AuditEventViewSet
+from changecontrol import views
+from changecontrol.admin import portal_admin
+from changecontrol.api import obtain_token
+from environments.api import EnvironmentViewSet, SiteViewSet
+
+router = DefaultRouter()
+router.register("sites", SiteViewSet, basename="site")
+router.register("environments", EnvironmentViewSet, basename="environment")
+router.register("audit", AuditEventViewSet, basename="audit")
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("environments/", include("environments.urls")),
+    path("audit/", include("audit.urls")),
+    path("rfcs/", include("releases.urls")),
+    path("admin/", portal_admin.urls),
+    path("api/v1/auth/token/", obtain_token, name="api-token"),
+    path("api/v1/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+handler400 = "changecontrol.views.error_400"
+handler403 = "changecontrol.views.error_403"
+handler404 = "changecontrol.views.error_404"
+handler500 = "changecontrol.views.error_500"

@@ -1,0 +1,51 @@
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from changecontrol import access, health
+from environments.models import Environment
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    database = health.database_status()
+    broker = health.broker_status()
+    ok = database == "ok" and broker == "ok"
+    return JsonResponse(
+        {"status": "ok" if ok else "degraded", "database": database, "broker": broker,
+         "version": settings.PORTAL_VERSION},
+        status=200 if ok else 503,
+    )
+
+
+@login_required
+def home(request):
+    environments = (
+        Environment.objects.filter(site__in=access.visible_sites(request.user))
+        .select_related("site")
+        .order_by("site__code", "tier")
+    )
+    return render(request, "home.html", {
+        "environments": environments,
+        "roles": access.role_labels(request.user),
+    })
+
+
+def error_404(request, exception=None):
+    return render(request, "errors/404.html", status=404)
+
+
+def error_403(request, exception=None):
+    return render(request, "errors/403.html", {"message": str(exception or "")}, status=403)
+
+
+def error_500(request):
+    return render(request, "errors/500.html", status=500)
+
+
+def error_400(request, exception=None):
+    return render(request, "errors/400.html", status=400)

@@ -1,0 +1,45 @@
+"""Changes to environments. Pages, the API and the admin all go through here."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+
+from audit.services import record
+from changecontrol import access
+from environments.models import Environment
+
+CONFIG_FIELDS = ("purpose", "data_policy", "access_policy", "sla", "equipment_writes")
+
+
+def update_environment(user, environment: Environment, changes: dict, reason: str) -> Environment:
+    """Apply `changes` to an environment, audited with before/after and the reason.
+
+    Configuration fields need the "configure" action; the active version needs "set_version"
+    (in PROD only a system admin: E4). Nothing is written unless every check passes.
+    """
+    unknown = set(changes) - set(CONFIG_FIELDS) - {"active_version"}
+    if unknown:
+        raise ValidationError(f"These fields cannot be changed here: {', '.join(sorted(unknown))}.")
+    if not reason or not reason.strip():
+        raise ValidationError({"reason": "Say why you change this environment."})
+    with transaction.atomic():
+        env = Environment.objects.select_for_update().select_related("site").get(pk=environment.pk)
+        before = env.snapshot()
+        changed = {name: value for name, value in changes.items() if getattr(env, name) != value}
+        if not changed:
+            return env
+        if set(changed) & set(CONFIG_FIELDS):
+            access.require(user, "configure", env)
+        if "active_version" in changed and not access.can(user, "set_version", env):
+            raise PermissionDenied(
+                "Only the automated deployment or a system admin changes the version in "
+                f"{env.tier} (E4)." if env.tier == "PROD" else "You may not set this version."
+            )
+        for name, value in changed.items():
+            setattr(env, name, value)
+        env.full_clean()
+        env.save(update_fields=list(changed))
+        record("environments.environment.updated", env, actor=user, before=before,
+               after=env.snapshot(), reason=reason.strip())
+    return env

@@ -1,0 +1,60 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.db.models import Prefetch
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from changecontrol import access
+from environments.forms import EnvironmentForm
+from environments.models import TIER_ORDER, Environment, Tier
+from environments.services import update_environment
+
+
+@login_required
+def board(request):
+    """Every site the user may see, with its tiers and their active versions at a glance (E9)."""
+    sites = access.visible_sites(request.user).prefetch_related(
+        Prefetch("environments", queryset=Environment.objects.order_by("tier"))
+    )
+    rows = []
+    for site in sites:
+        by_tier = {env.tier: env for env in site.environments.all()}
+        rows.append({"site": site, "cells": [by_tier.get(tier) for tier in Tier]})
+    return render(request, "environments/board.html", {"rows": rows, "tiers": list(Tier)})
+
+
+def _environment(request, code: str, tier: str) -> Environment:
+    return access.get_visible_or_404(
+        Environment.objects.select_related("site"), request.user, site__code=code, tier=tier.upper()
+    )
+
+
+@login_required
+def detail(request, code: str, tier: str):
+    env = _environment(request, code, tier)
+    siblings = sorted(env.site.environments.all(), key=lambda e: TIER_ORDER[e.tier])
+    return render(request, "environments/detail.html", {
+        "env": env,
+        "siblings": siblings,
+        "may_configure": access.can(request.user, "configure", env),
+    })
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def edit(request, code: str, tier: str):
+    env = _environment(request, code, tier)
+    access.require(request.user, "configure", env)
+    can_set_version = access.can(request.user, "set_version", env)
+    form = EnvironmentForm(request.POST or None, instance=Environment.objects.get(pk=env.pk),
+                           can_set_version=can_set_version)
+    if request.method == "POST" and form.is_valid():
+        try:
+            update_environment(request.user, env, form.changes(), form.cleaned_data["reason"])
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"{env} updated.")
+            return redirect("environments:detail", code=env.site.code, tier=env.tier)
+    return render(request, "environments/edit.html", {"env": env, "form": form}, status=400 if form.errors else 200)

@@ -1,0 +1,11 @@
+from changecontrol.admin import AuditedAdmin, portal_admin
+from releases.models import Release
+
+
+class ReleaseAdmin(AuditedAdmin):
+    list_display = ("product", "version", "artifact_sha256", "created_by", "created_at")
+    search_fields = ("product", "version")
+    list_select_related = ("created_by",)
+
+
+portal_admin.register(Release, ReleaseAdmin)

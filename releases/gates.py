@@ -1,0 +1,120 @@
+"""Readiness gates (C5): named checks, each pass or fail with its reason.
+
+The RFC page, the API, submission and (later) the scheduler and the worker all ask
+`evaluate()`. Later issues register their gates here (approvals, window, UAT freshness,
+idempotent scripts, rollback rehearsed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from releases.versioning import ChangeClass, VersionRefused
+
+
+@dataclass(frozen=True)
+class Gate:
+    name: str
+    passed: bool
+    reason: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+GateCheck = Callable[["object"], Gate]
+_REGISTRY: list[tuple[str, GateCheck, frozenset[str]]] = []
+
+
+def gate(name: str, *, applies_from: frozenset[str] | None = None):
+    """Register a gate. `applies_from` limits it to stages (e.g. {"schedule", "deploy"})."""
+
+    def register(func: GateCheck) -> GateCheck:
+        _REGISTRY.append((name, func, applies_from or frozenset({"submit", "schedule", "deploy"})))
+        return func
+
+    return register
+
+
+def evaluate(rfc, stage: str = "submit") -> list[Gate]:
+    """Every gate for `stage`, always on freshly read data: a gate never passes on a stale copy."""
+    fresh = _fresh(rfc)
+    return [check(fresh) for _, check, stages in _REGISTRY if stage in stages]
+
+
+def _fresh(rfc):
+    from django.db.models import Prefetch
+
+    from releases.models import Impact, Rfc, UatSignoff
+
+    return Rfc.objects.select_related("release", "author").prefetch_related(
+        Prefetch("impacts", queryset=Impact.objects.select_related("site")),
+        Prefetch("signoffs", queryset=UatSignoff.objects.select_related("site", "signed_by")),
+    ).get(pk=rfc.pk)
+
+
+def failing(rfc, stage: str = "submit") -> list[Gate]:
+    return [g for g in evaluate(rfc, stage) if not g.passed]
+
+
+@gate("Impact analysis")
+def impact_analysis(rfc) -> Gate:
+    impacts = list(rfc.impacts.all())
+    if not impacts:
+        return Gate("Impact analysis", False, "No target site is named.")
+    empty = [i.site.code for i in impacts if not i.lines and not i.modules]
+    if empty:
+        return Gate("Impact analysis", False, f"No affected lines or modules for {', '.join(empty)}.")
+    summary = "; ".join(f"{i.site.code}: {len(i.lines)} line(s), {len(i.modules)} module(s)" for i in impacts)
+    return Gate("Impact analysis", True, summary)
+
+
+@gate("Rollback plan")
+def rollback_plan(rfc) -> Gate:
+    if not rfc.rollback_plan.strip():
+        return Gate("Rollback plan", False, "The rollback plan is empty.")
+    if rfc.release.migration_sql.strip() and not rfc.release.undo_sql.strip():
+        return Gate("Rollback plan", False, "The release has an SQL migration but no undo script.")
+    return Gate("Rollback plan", True, "Rollback plan present" + (
+        " with the release's undo script." if rfc.release.undo_sql.strip() else "."))
+
+
+@gate("Downtime matches class")
+def downtime_matches_class(rfc) -> Gate:
+    from releases.services import classify_rfc
+
+    try:
+        change_class = classify_rfc(rfc.release, [i.site for i in rfc.impacts.all()])
+    except VersionRefused as exc:
+        return Gate("Downtime matches class", False, str(exc))
+    if change_class == ChangeClass.MAJOR:
+        if rfc.estimated_downtime_minutes <= 0:
+            return Gate("Downtime matches class", False, "A major change needs an estimated downtime above zero.")
+        if not rfc.retraining_note.strip():
+            return Gate("Downtime matches class", False, "A major change needs an operator-retraining note.")
+        return Gate("Downtime matches class", True,
+                    f"Major: {rfc.estimated_downtime_minutes} min downtime, retraining planned.")
+    return Gate("Downtime matches class", True, f"{change_class.label}: "
+                f"{rfc.estimated_downtime_minutes or 'no'} min downtime declared.")
+
+
+@gate("UAT sign-off")
+def uat_signoff(rfc) -> Gate:
+    signed = {s.site_id: s for s in rfc.signoffs.all() if s.voided_at is None and s.release_id == rfc.release_id}
+    missing = [i.site.code for i in rfc.impacts.all() if i.site_id not in signed]
+    if missing:
+        return Gate("UAT sign-off", False, f"No UAT sign-off with evidence for {', '.join(missing)}.")
+    if not signed:
+        return Gate("UAT sign-off", False, "No UAT sign-off yet.")
+    who = ", ".join(f"{s.site.code} by {s.signed_by.get_full_name() or s.signed_by.username}"
+                    for s in signed.values())
+    return Gate("UAT sign-off", True, f"Signed off in UAT: {who}.")
+
+
+@gate("Artifact checksum")
+def artifact_checksum(rfc) -> Gate:
+    digest = rfc.release.artifact_sha256
+    if len(digest) != 64:
+        return Gate("Artifact checksum", False, "The release has no artifact with a recorded SHA-256.")
+    return Gate("Artifact checksum", True, f"SHA-256 {digest[:12]}… recorded at upload.")

@@ -1,0 +1,185 @@
+"""Releases, RFCs, their evidence and UAT sign-offs (PRODUCT.md R1–R9, C2, X5, X6)."""
+
+from __future__ import annotations
+
+import uuid
+
+import semver
+from django.conf import settings
+from django.db import models
+
+from environments.models import Site, validate_semver
+from releases.states import RfcState
+from releases.versioning import ChangeClass
+
+
+class Release(models.Model):
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    product = models.CharField(max_length=100, help_text="Product or module, e.g. MES or ERP-interface.")
+    version = models.CharField(max_length=64, validators=[validate_semver])
+    notes = models.TextField("release notes", blank=True)
+    # The artifact is an uploaded file (stored under a generated name) or a URL plus its checksum.
+    artifact_file = models.CharField(max_length=100, blank=True, editable=False)
+    artifact_name = models.CharField(max_length=150, blank=True, editable=False)
+    artifact_size = models.BigIntegerField(null=True, blank=True, editable=False)
+    artifact_url = models.URLField(blank=True)
+    # Recorded once, at upload; promotion to every tier checks it (X5).
+    artifact_sha256 = models.CharField(max_length=64, blank=True, editable=False)
+    migration_sql = models.TextField("SQL migration", blank=True, help_text="Versioned migration (X6).")
+    undo_sql = models.TextField("undo script", blank=True, help_text="The exact script that undoes the migration (R3, X6).")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["product", "-created_at"]
+        constraints = [models.UniqueConstraint(fields=["product", "version"], name="unique_release_version")]
+
+    def __str__(self) -> str:
+        return f"{self.product} {self.version}"
+
+    @property
+    def semver(self) -> semver.Version:
+        return semver.Version.parse(self.version)
+
+
+class RfcCounter(models.Model):
+    """Per-year counter behind RFC-2026-0042; locked while a number is taken."""
+
+    year = models.PositiveSmallIntegerField(primary_key=True)
+    last = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.year}: {self.last}"
+
+
+class Rfc(models.Model):
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    number = models.CharField(max_length=20, unique=True, editable=False)
+    title = models.CharField(max_length=200)
+    description = models.TextField()
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="rfcs")
+    sites = models.ManyToManyField(Site, through="Impact", related_name="rfcs")
+    change_class = models.CharField(max_length=5, choices=ChangeClass.choices, editable=False)
+    estimated_downtime_minutes = models.PositiveIntegerField(
+        default=0, help_text="Expected production downtime in minutes (R4)."
+    )
+    retraining_note = models.TextField(blank=True, help_text="Operator retraining a major change needs (R5).")
+    rollback_plan = models.TextField(help_text="The exact undo script or steps (R3).")
+    high_risk = models.BooleanField(default=False, help_text="Needs technical and business sign-off (A4).")
+    requested_timing = models.CharField(max_length=200, blank=True, help_text="When you would like it in PROD.")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="rfcs")
+    state = models.CharField(max_length=12, choices=RfcState.choices, default=RfcState.DRAFT, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    submitted_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "RFC"
+        indexes = [
+            models.Index(fields=["state", "-created_at"], name="rfc_state_idx"),
+            models.Index(fields=["author", "-created_at"], name="rfc_author_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.title}"
+
+    @property
+    def audit_object_id(self) -> str:
+        return self.number
+
+    @property
+    def audit_site_code(self) -> str:
+        return ",".join(sorted(impact.site.code for impact in self.impacts.all()))
+
+    def snapshot(self) -> dict:
+        return {
+            "title": self.title,
+            "description": self.description,
+            "release": str(self.release),
+            "change_class": self.change_class,
+            "estimated_downtime_minutes": self.estimated_downtime_minutes,
+            "retraining_note": self.retraining_note,
+            "rollback_plan": self.rollback_plan,
+            "high_risk": self.high_risk,
+            "requested_timing": self.requested_timing,
+            "impact": [impact.snapshot() for impact in self.impacts.all()],
+        }
+
+
+class Impact(models.Model):
+    """What the change touches at one site (R1): production lines and modules."""
+
+    rfc = models.ForeignKey(Rfc, on_delete=models.CASCADE, related_name="impacts")
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")
+    lines = models.JSONField(default=list, help_text="Affected production lines.")
+    modules = models.JSONField(default=list, help_text="Affected modules.")
+    notes = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["site__code"]
+        constraints = [models.UniqueConstraint(fields=["rfc", "site"], name="one_impact_per_site")]
+
+    def __str__(self) -> str:
+        return f"{self.site.code}: {', '.join(self.lines + self.modules)}"
+
+    def snapshot(self) -> dict:
+        return {"site": self.site.code, "lines": self.lines, "modules": self.modules, "notes": self.notes}
+
+
+class EvidenceKind(models.TextChoices):
+    SCREENSHOT = "screenshot", "Screenshot"
+    LOG = "log", "Log"
+    TEST_REPORT = "test_report", "Test report"
+    SIGNOFF = "signoff", "Sign-off document"
+
+
+class Evidence(models.Model):
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    rfc = models.ForeignKey(Rfc, on_delete=models.PROTECT, related_name="evidence")
+    kind = models.CharField(max_length=12, choices=EvidenceKind.choices)
+    description = models.CharField(max_length=300, blank=True)
+    original_name = models.CharField(max_length=150)
+    stored_name = models.CharField(max_length=64, unique=True, editable=False)
+    content_type = models.CharField(max_length=60)
+    size = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+    superseded_by = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT,
+                                         related_name="supersedes")
+
+    class Meta:
+        ordering = ["uploaded_at", "id"]
+        verbose_name_plural = "evidence"
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.get_kind_display()})"
+
+    @property
+    def is_image(self) -> bool:
+        return self.content_type in ("image/png", "image/jpeg")
+
+    @property
+    def audit_object_id(self) -> str:
+        return str(self.uuid)
+
+
+class UatSignoff(models.Model):
+    """A key user of the site proved the change in UAT (R6, R9)."""
+
+    rfc = models.ForeignKey(Rfc, on_delete=models.PROTECT, related_name="signoffs")
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="+")
+    signed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    signed_at = models.DateTimeField()
+    comment = models.TextField()
+    evidence = models.ManyToManyField(Evidence, related_name="signoffs")
+    voided_at = models.DateTimeField(null=True, blank=True)
+    void_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["signed_at"]
+
+    def __str__(self) -> str:
+        return f"UAT sign-off {self.site.code} by {self.signed_by}"

@@ -1,0 +1,368 @@
+"""Releases and RFCs: every rule and transition, called by pages, the API and tasks alike."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+
+from audit.services import record
+from changecontrol import access, clock
+from changecontrol.errors import RuleViolation, StateConflict
+from changecontrol.roles import Role
+from environments.models import Environment, Site, Tier
+from releases import gates, uploads
+from releases.models import Evidence, EvidenceKind, Impact, Release, Rfc, RfcCounter, UatSignoff
+from releases.states import AUTHOR, EDITABLE_STATES, SYSTEM, TRANSITIONS
+from releases.versioning import ChangeClass, VersionRefused, classify, highest
+
+FILERS = frozenset({Role.DEVELOPER, Role.RELEASE_MANAGER, Role.ADMIN})
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+# --- Visibility -------------------------------------------------------------------------------
+def visible_rfcs(user) -> QuerySet[Rfc]:
+    """RFCs with at least one site the user may see; anything else is a 404."""
+    sites = access.visible_sites(user)
+    return Rfc.objects.filter(Exists(Impact.objects.filter(rfc=OuterRef("pk"), site__in=sites)))
+
+
+def rfc_detail_queryset(user) -> QuerySet[Rfc]:
+    return visible_rfcs(user).select_related("release", "author").prefetch_related(
+        Prefetch("impacts", queryset=Impact.objects.select_related("site")),
+        Prefetch("evidence", queryset=Evidence.objects.select_related("uploaded_by", "superseded_by")),
+        Prefetch("signoffs", queryset=UatSignoff.objects.select_related("site", "signed_by")
+                 .prefetch_related("evidence")),
+    )
+
+
+def rfc_sites(rfc: Rfc) -> list[Site]:
+    return [impact.site for impact in rfc.impacts.all()]
+
+
+# --- Releases -----------------------------------------------------------------------------------
+def create_release(user, *, product: str, version: str, notes: str = "", artifact=None,
+                   artifact_url: str = "", artifact_sha256: str = "", migration_sql: str = "",
+                   undo_sql: str = "") -> Release:
+    """A release with its artifact: an uploaded file (hashed here, once) or a URL plus checksum."""
+    if not access.has_any_role(user, FILERS):
+        raise PermissionDenied("Only developers, release managers and admins create releases.")
+    if Release.objects.filter(product=product, version=version).exists():
+        raise ValidationError({"version": f"{product} {version} exists already."})
+    if artifact is not None and artifact_url:
+        raise ValidationError({"artifact": "Upload a file or give a URL, not both."})
+    digest = artifact_sha256.strip().lower()
+    if artifact is None:
+        if artifact_url and not _SHA256.match(digest):
+            raise ValidationError({"artifact_sha256": "A URL artifact needs its SHA-256 (64 hex digits)."})
+        if digest and not artifact_url:
+            raise ValidationError({"artifact_url": "A checksum without an artifact URL means nothing."})
+    release = Release(product=product.strip(), version=version.strip(), notes=notes, artifact_url=artifact_url,
+                      migration_sql=migration_sql, undo_sql=undo_sql, created_by=user,
+                      artifact_sha256=digest if artifact is None else "")
+    release.full_clean(exclude=["created_by"])
+    stored = None
+    if artifact is not None:
+        from django.conf import settings
+
+        stored = uploads.store(artifact, "artifacts", settings.ARTIFACT_MAX_BYTES, check_type=False)
+        release.artifact_file, release.artifact_name = stored.stored_name, stored.original_name
+        release.artifact_size, release.artifact_sha256 = stored.size, stored.sha256
+    try:
+        with transaction.atomic():
+            release.save()
+            record("releases.release.created", release, actor=user, after={
+                "product": release.product, "version": release.version,
+                "artifact_sha256": release.artifact_sha256, "artifact_url": release.artifact_url})
+    except BaseException:
+        if stored:
+            uploads.discard("artifacts", stored.stored_name)
+        raise
+    return release
+
+
+def classify_rfc(release: Release, sites: Sequence[Site]) -> ChangeClass:
+    """The class against each target site's PROD (R5); the highest one counts."""
+    if not sites:
+        raise VersionRefused("Name at least one target site.")
+    running = dict(Environment.objects.filter(site__in=[s.pk for s in sites], tier=Tier.PROD)
+                   .values_list("site_id", "active_version"))
+    no_prod = [site.code for site in sites if site.pk not in running]
+    if no_prod:
+        raise VersionRefused(f"{', '.join(no_prod)} has no PROD environment.")
+    classes = []
+    for site in sites:
+        try:
+            classes.append(classify(release.version, running[site.pk] or None))
+        except VersionRefused as exc:
+            raise VersionRefused(f"{site.code}: {exc}") from None
+    return highest(classes)
+
+
+# --- RFCs -------------------------------------------------------------------------------------
+def _next_number() -> str:
+    year = clock.now().year
+    RfcCounter.objects.bulk_create([RfcCounter(year=year)], ignore_conflicts=True)
+    counter = RfcCounter.objects.select_for_update().get(year=year)
+    counter.last += 1
+    counter.save(update_fields=["last"])
+    return f"RFC-{year}-{counter.last:04d}"
+
+
+def _clean_impacts(user, impacts: Sequence[dict]) -> list[dict]:
+    if not impacts:
+        raise ValidationError({"impacts": "Name at least one target site with its affected lines or modules."})
+    seen, cleaned = set(), []
+    visible = {site.code: site for site in access.visible_sites(user)}
+    for item in impacts:
+        site = item["site"] if isinstance(item["site"], Site) else visible.get(str(item["site"]))
+        if site is None or site.code not in visible:
+            raise ValidationError({"impacts": f"Unknown site {item['site']!r}."})
+        if site.pk in seen:
+            raise ValidationError({"impacts": f"{site.code} is named twice."})
+        if not access.has_any_role(user, FILERS, site):
+            raise PermissionDenied(f"You do not file changes for {site.code}.")
+        seen.add(site.pk)
+        lines = [str(x).strip() for x in item.get("lines", []) if str(x).strip()]
+        modules = [str(x).strip() for x in item.get("modules", []) if str(x).strip()]
+        cleaned.append({"site": site, "lines": lines, "modules": modules, "notes": str(item.get("notes", ""))})
+    return cleaned
+
+
+def _apply_class(rfc: Rfc, sites: list[Site]) -> None:
+    try:
+        rfc.change_class = classify_rfc(rfc.release, sites)
+    except VersionRefused as exc:
+        raise ValidationError({"release": str(exc)}) from None
+    if rfc.change_class == ChangeClass.MAJOR:
+        errors = {}
+        if rfc.estimated_downtime_minutes <= 0:
+            errors["estimated_downtime_minutes"] = "A major change means downtime: estimate it (minutes above 0)."
+        if not rfc.retraining_note.strip():
+            errors["retraining_note"] = "A major change needs operators retrained: say how."
+        if errors:
+            raise ValidationError(errors)
+
+
+RFC_FIELDS = ("title", "description", "release", "estimated_downtime_minutes", "retraining_note",
+              "rollback_plan", "high_risk", "requested_timing")
+
+
+def create_rfc(user, *, impacts: Sequence[dict], **fields) -> Rfc:
+    cleaned = _clean_impacts(user, impacts)
+    rfc = Rfc(author=user, **{name: fields[name] for name in RFC_FIELDS if name in fields})
+    _apply_class(rfc, [item["site"] for item in cleaned])
+    rfc.full_clean(exclude=["author", "number", "change_class", "release"])
+    with transaction.atomic():
+        rfc.number = _next_number()
+        rfc.save()
+        Impact.objects.bulk_create([Impact(rfc=rfc, **item) for item in cleaned])
+        rfc = rfc_detail_queryset(user).get(pk=rfc.pk)
+        record("releases.rfc.created", rfc, actor=user, after=rfc.snapshot())
+    return rfc
+
+
+def update_rfc(user, rfc: Rfc, *, impacts: Sequence[dict] | None = None, **fields) -> Rfc:
+    """Edit a draft. Changing the release or the sites voids the UAT sign-offs it had."""
+    with transaction.atomic():
+        locked = Rfc.objects.select_for_update().get(pk=rfc.pk)
+        if locked.state not in EDITABLE_STATES:
+            raise StateConflict(f"{locked.number} is {locked.get_state_display().lower()}; only a draft can be edited.")
+        if locked.author_id != user.pk:
+            raise PermissionDenied("Only the author edits an RFC.")
+        current = rfc_detail_queryset(user).get(pk=rfc.pk)
+        before = current.snapshot()
+        old_release_id = current.release_id
+        for name in RFC_FIELDS:
+            if name in fields:
+                setattr(current, name, fields[name])
+        if impacts is not None:
+            cleaned = _clean_impacts(user, impacts)
+            sites = [item["site"] for item in cleaned]
+        else:
+            cleaned, sites = None, rfc_sites(current)
+        _apply_class(current, sites)
+        current.full_clean(exclude=["author", "number", "change_class", "release"])
+        current.save()
+        old_sites = {i.site_id for i in current.impacts.all()}
+        if cleaned is not None:
+            current.impacts.all().delete()
+            Impact.objects.bulk_create([Impact(rfc=current, **item) for item in cleaned])
+        new_sites = {site.pk for site in sites}
+        voided = 0
+        if current.release_id != old_release_id or old_sites != new_sites:
+            voided = UatSignoff.objects.filter(rfc=current, voided_at__isnull=True).exclude(
+                site_id__in=new_sites, release_id=current.release_id).update(
+                voided_at=clock.now(), void_reason="The release or the target sites changed.")
+        current = rfc_detail_queryset(user).get(pk=rfc.pk)
+        after = current.snapshot()
+        if after != before:
+            record("releases.rfc.updated", current, actor=user, before=before, after=after,
+                   reason=f"{voided} UAT sign-off(s) voided" if voided else "")
+    return current
+
+
+# --- Evidence ---------------------------------------------------------------------------------
+EVIDENCE_ROLES = frozenset({Role.DEVELOPER, Role.KEY_USER, Role.RELEASE_MANAGER, Role.ADMIN})
+
+
+def _require_evidence_rights(user, rfc: Rfc) -> None:
+    if rfc.author_id == user.pk:
+        return
+    if not any(access.has_any_role(user, EVIDENCE_ROLES, site) for site in rfc_sites(rfc)):
+        raise PermissionDenied("You may not add evidence to this RFC.")
+
+
+def _lock_draft(rfc: Rfc, what: str) -> Rfc:
+    locked = Rfc.objects.select_for_update().get(pk=rfc.pk)
+    if locked.state not in EDITABLE_STATES:
+        raise StateConflict(f"{locked.number} is {locked.get_state_display().lower()}; {what} only in draft.")
+    return locked
+
+
+def add_evidence(user, rfc: Rfc, upload, kind: str, description: str = "", supersedes: Evidence | None = None) -> Evidence:
+    if kind not in EvidenceKind.values:
+        raise ValidationError({"kind": f"Kind must be one of {', '.join(EvidenceKind.values)}."})
+    _require_evidence_rights(user, rfc)
+    stored = uploads.store(upload, "evidence")
+    try:
+        with transaction.atomic():
+            locked = _lock_draft(rfc, "evidence is added")
+            evidence = Evidence.objects.create(
+                rfc=locked, kind=kind, description=description[:300], original_name=stored.original_name,
+                stored_name=stored.stored_name, content_type=stored.content_type, size=stored.size,
+                sha256=stored.sha256, uploaded_by=user)
+            facts = {"name": evidence.original_name, "kind": kind, "sha256": evidence.sha256, "size": evidence.size}
+            if supersedes is not None:
+                old = Evidence.objects.select_for_update().get(pk=supersedes.pk, rfc=locked)
+                if old.superseded_by_id:
+                    raise StateConflict(f"{old.original_name} is already superseded.")
+                old.superseded_by = evidence
+                old.save(update_fields=["superseded_by"])
+                record("releases.evidence.superseded", locked, actor=user,
+                       before={"name": old.original_name, "sha256": old.sha256}, after=facts)
+            else:
+                record("releases.evidence.added", locked, actor=user, after=facts)
+    except BaseException:
+        uploads.discard("evidence", stored.stored_name)
+        raise
+    return evidence
+
+
+def delete_evidence(user, evidence: Evidence) -> None:
+    """Only before the RFC was ever submitted; after that evidence is superseded, never deleted."""
+    with transaction.atomic():
+        locked = _lock_draft(evidence.rfc, "evidence is removed")
+        if locked.submitted_at is not None:
+            raise StateConflict("This RFC has been submitted before: supersede the evidence instead of deleting it.")
+        if user.pk not in (locked.author_id, evidence.uploaded_by_id):
+            raise PermissionDenied("Only the author or the uploader removes evidence.")
+        if evidence.signoffs.exists():
+            raise StateConflict("This file belongs to a UAT sign-off.")
+        record("releases.evidence.deleted", locked, actor=user,
+               before={"name": evidence.original_name, "sha256": evidence.sha256})
+        stored_name = evidence.stored_name
+        evidence.delete()
+        transaction.on_commit(lambda: uploads.discard("evidence", stored_name))
+
+
+# --- UAT sign-off -----------------------------------------------------------------------------
+def sign_off_uat(user, rfc: Rfc, site: Site, comment: str, files: Sequence) -> UatSignoff:
+    """A key user of the site signs off UAT with a comment and at least one evidence file (R6)."""
+    if rfc.author_id == user.pk:
+        raise PermissionDenied("The author cannot sign off their own RFC.")
+    if not access.has_role(user, Role.KEY_USER, site):
+        raise PermissionDenied(f"Only a key user of {site.code} signs off its UAT.")
+    if site.pk not in {s.pk for s in rfc_sites(rfc)}:
+        raise ValidationError({"site": f"{site.code} is not a target of {rfc.number}."})
+    if not comment or not comment.strip():
+        raise ValidationError({"comment": "Say what you tested and what you saw."})
+    if not files:
+        raise ValidationError({"files": "Attach at least one evidence file (screenshot, log or report)."})
+    stored = []
+    try:
+        for upload in files:
+            stored.append(uploads.store(upload, "evidence"))
+        with transaction.atomic():
+            locked = _lock_draft(rfc, "UAT is signed off")
+            UatSignoff.objects.filter(rfc=locked, site=site, voided_at__isnull=True).update(
+                voided_at=clock.now(), void_reason="Replaced by a newer sign-off.")
+            signoff = UatSignoff.objects.create(rfc=locked, site=site, release=locked.release, signed_by=user,
+                                                signed_at=clock.now(), comment=comment.strip())
+            for item in stored:
+                signoff.evidence.add(Evidence.objects.create(
+                    rfc=locked, kind=EvidenceKind.SIGNOFF, description=f"UAT sign-off {site.code}",
+                    original_name=item.original_name, stored_name=item.stored_name,
+                    content_type=item.content_type, size=item.size, sha256=item.sha256, uploaded_by=user))
+            record("releases.rfc.uat_signed_off", locked, actor=user, after={
+                "site": site.code, "release": str(locked.release), "comment": signoff.comment,
+                "evidence": [{"name": s.original_name, "sha256": s.sha256} for s in stored]})
+    except BaseException:
+        for item in stored:
+            uploads.discard("evidence", item.stored_name)
+        raise
+    return signoff
+
+
+# --- Transitions --------------------------------------------------------------------------------
+def may_transition(user, rfc: Rfc, name: str) -> bool:
+    spec = TRANSITIONS[name]
+    if rfc.state not in spec.sources:
+        return False
+    if user is None:
+        return SYSTEM in spec.allowed
+    if AUTHOR in spec.allowed and rfc.author_id == user.pk:
+        return True
+    roles = {r for r in spec.allowed if isinstance(r, Role)}
+    return any(access.has_any_role(user, roles, site) for site in rfc_sites(rfc))
+
+
+def available_transitions(user, rfc: Rfc) -> list:
+    return [spec for name, spec in TRANSITIONS.items() if SYSTEM not in spec.allowed and may_transition(user, rfc, name)]
+
+
+def transition(user, rfc: Rfc, name: str, reason: str = "", data: dict | None = None) -> Rfc:
+    """The only way an RFC changes state: check, change and audit in one transaction.
+
+    `user=None` is the portal itself (approval chain, deployment worker).
+    """
+    spec = TRANSITIONS[name]
+    if spec.needs_reason and not reason.strip():
+        raise ValidationError({"reason": f"{spec.label} needs a reason."})
+    with transaction.atomic():
+        locked = Rfc.objects.select_for_update().get(pk=rfc.pk)
+        current = Rfc.objects.select_related("release", "author").prefetch_related(
+            Prefetch("impacts", queryset=Impact.objects.select_related("site")),
+            Prefetch("signoffs", queryset=UatSignoff.objects.select_related("site", "signed_by")),
+        ).get(pk=locked.pk)
+        if current.state not in spec.sources:
+            raise StateConflict(f"{current.number} is {current.get_state_display().lower()}; "
+                                f"'{spec.label}' is not possible from there.")
+        if user is not None and not may_transition(user, current, name):
+            raise PermissionDenied(f"You may not {spec.label.lower()} {current.number}.")
+        if user is None and SYSTEM not in spec.allowed:
+            raise PermissionDenied(f"'{spec.label}' is taken by a person, not by the portal.")
+        extra = {}
+        if name == "submit":
+            failed = gates.failing(current, "submit")
+            if failed:
+                raise RuleViolation(
+                    "Not ready to submit: " + "; ".join(f"{g.name} — {g.reason}" for g in failed),
+                    rule=failed[0].name, failed=[g.as_dict() for g in failed])
+            current.change_class = classify_rfc(current.release, rfc_sites(current))
+            current.submitted_at = clock.now()
+            extra = {"change_class": current.change_class}
+        before_state = current.state
+        current.state = spec.target
+        current.save(update_fields=["state", "change_class", "submitted_at", "updated_at"])
+        record(f"releases.rfc.{name}", current, actor=user, actor_name=None if user else "system",
+               before={"state": before_state}, after={"state": current.state, **extra, **(data or {})},
+               reason=reason.strip())
+    return current
+
+
+def submit(user, rfc: Rfc) -> Rfc:
+    return transition(user, rfc, "submit")

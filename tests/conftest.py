@@ -1,0 +1,151 @@
+"""Shared test set-up: service markers, a small cast of users, PostgreSQL flush with triggers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from changecontrol import access
+from changecontrol.roles import Role
+from environments.models import TIER_DEFAULTS, Environment, Site, Tier
+from environments.roles_setup import ensure_role_groups
+
+# Playwright's sync API runs an event loop in the test thread; the ORM calls in fixtures are
+# still synchronous and safe here.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+REQUIRED = {name.strip() for name in os.environ.get("REQUIRE_SERVICES", "").split(",") if name.strip()}
+
+
+def _missing(name: str) -> str | None:
+    from django.conf import settings
+
+    if name == "postgres":
+        return None if settings.DB_VENDOR == "postgresql" else "DATABASE_URL does not point at PostgreSQL"
+    if name == "redis":
+        if not settings.REDIS_URL:
+            return "REDIS_URL is not set"
+        from changecontrol.health import broker_status
+
+        status = broker_status()
+        return None if status == "ok" else f"Redis at REDIS_URL is {status}"
+    if name == "browser":
+        if not os.path.exists(CHROMIUM):
+            return "Debian's chromium is not installed"
+        try:
+            import playwright  # noqa: F401
+        except ImportError:
+            return "playwright is not installed"
+        return None
+    raise ValueError(name)
+
+
+def pytest_runtest_setup(item):
+    for name in ("postgres", "redis", "browser"):
+        if item.get_closest_marker(name) is None:
+            continue
+        reason = _missing(name)
+        if reason:
+            if name in REQUIRED:
+                pytest.fail(f"REQUIRE_SERVICES names {name!r} but {reason}", pytrace=False)
+            pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # No collectstatic in tests: serve from the finders without a manifest.
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_past_audit_triggers():
+    """Transactional tests end with a flush (TRUNCATE on PostgreSQL), which the audit table's
+    append-only trigger refuses. Only the test flush bypasses it, for its own transaction."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    original = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        statements = original(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+        return ["SET LOCAL session_replication_role = replica", *statements] if statements else statements
+
+    DatabaseOperations.sql_flush = sql_flush
+    yield
+    DatabaseOperations.sql_flush = original
+
+
+PASSWORD = "correct-horse-battery"
+
+
+def make_user(username: str, *roles: Role, site: Site | None = None, **extra) -> User:
+    """A user holding `roles` everywhere (through the role group) or, with `site`, at that site only."""
+    from guardian.shortcuts import assign_perm
+
+    groups = ensure_role_groups()
+    user = User.objects.create_user(username, f"{username}@plant.test", PASSWORD,
+                                    first_name=username.capitalize(), **extra)
+    for role in roles:
+        if site is None:
+            user.groups.add(groups[role])
+        else:
+            assign_perm(role.codename, user, site)
+    access.forget(user)
+    return user
+
+
+def make_site(code: str, timezone: str = "Europe/Berlin", tiers=(Tier.DEV, Tier.UAT, Tier.PROD), **extra) -> Site:
+    site = Site.objects.create(code=code, name=f"Plant {code}", timezone=timezone, **extra)
+    for tier in tiers:
+        Environment.objects.create(site=site, tier=tier, equipment_writes=tier == Tier.PROD,
+                                   active_version="1.0.0", **TIER_DEFAULTS[tier])
+    return site
+
+
+@pytest.fixture
+def site_a(db) -> Site:
+    return make_site("PLA", country="DE", subdivision="BE")
+
+
+@pytest.fixture
+def site_b(db) -> Site:
+    return make_site("PLB", timezone="America/Chicago", country="US", subdivision="IL")
+
+
+@pytest.fixture
+def cast(db, site_a, site_b):
+    """The small cast: one user per role (global), plus an IT manager of plant A only."""
+    people = {
+        "dev": make_user("dev", Role.DEVELOPER),
+        "tester": make_user("tester", Role.KEY_USER),
+        "itmanager": make_user("itmanager", Role.IT_MANAGER),
+        "releasemgr": make_user("releasemgr", Role.RELEASE_MANAGER),
+        "auditor": make_user("auditor", Role.AUDITOR),
+        "admin": make_user("admin", Role.ADMIN, is_staff=True),
+        "itmanager_a": make_user("itmanager_a", Role.IT_MANAGER, site=site_a),
+        "admin_a": make_user("admin_a", Role.ADMIN, site=site_a),
+        "nobody": make_user("nobody"),
+    }
+    return people
+
+
+def client_for(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def api_client_for(user: User):
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client

@@ -1,0 +1,187 @@
+"""Evidence (issue 3.5): checked by content, size-limited, stored under generated names, never
+deleted after submission — and bad uploads leave nothing behind."""
+
+import hashlib
+import os
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from audit.models import AuditEvent
+from changecontrol.errors import StateConflict
+from releases import services
+from releases.models import Evidence, UatSignoff
+from releases.uploads import UploadRefused
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+def stored_files(media) -> list[str]:
+    folder = media / "evidence"
+    return sorted(os.listdir(folder)) if folder.exists() else []
+
+
+@pytest.fixture
+def draft(cast, site_a):
+    return factories.rfc(cast["dev"], site_a)
+
+
+def test_good_upload_is_hashed_and_stored_under_a_generated_name(cast, draft, media):
+    content = factories.PNG
+    evidence = services.add_evidence(cast["dev"], draft, SimpleUploadedFile("line2.png", content), "screenshot",
+                                     "Label preview")
+    assert evidence.sha256 == hashlib.sha256(content).hexdigest()
+    assert evidence.content_type == "image/png" and evidence.size == len(content)
+    assert stored_files(media) == [evidence.stored_name]
+    assert "line2" not in evidence.stored_name and len(evidence.stored_name) == 32
+    event = AuditEvent.objects.get(action="releases.evidence.added")
+    assert event.after["sha256"] == evidence.sha256
+
+
+BAD = [
+    ("report.pdf", b"<!doctype html><html><script>alert(1)</script></html>", "not a PDF"),
+    ("chart.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', "not accepted"),
+    ("notes.txt", b"<svg onload=alert(1)>", "HTML, SVG or script"),
+    ("run.log", b"ok\n<script>fetch('/x')</script>", "HTML, SVG or script"),
+    ("screen.png", b"%PDF-1.7 fake", "application/pdf but is named .png"),
+    ("tool.exe", b"MZ\x90\x00", "not accepted"),
+    ("..\\win.log", b"x", "path"),
+    ("a" * 150 + ".log", b"x", "longer than 150"),
+    ("noextension", b"x", "extension"),
+    ("binary.log", b"abc\x00def", "binary"),
+    ("empty.log", b"", "empty"),
+]
+
+
+@pytest.mark.parametrize("name,content,message", BAD, ids=[b[2] + ":" + b[0][:20] for b in BAD])
+def test_bad_uploads_are_refused_with_nothing_stored(cast, draft, media, name, content, message):
+    with pytest.raises(UploadRefused, match=message):
+        services.add_evidence(cast["dev"], draft, SimpleUploadedFile(name, content), "log")
+    assert Evidence.objects.count() == 0
+    assert stored_files(media) == []
+    assert not AuditEvent.objects.filter(action="releases.evidence.added").exists()
+
+
+def test_a_name_with_a_path_is_refused(cast, draft, media):
+    """Django's multipart parser already strips directories from an uploaded name; a name that
+    still carries one (from any other caller) is refused, not cleaned."""
+    upload = SimpleUploadedFile("x.log", b"root:x:0:0")
+    upload._name = "../../etc/passwd.log"
+    with pytest.raises(UploadRefused, match="path"):
+        services.add_evidence(cast["dev"], draft, upload, "log")
+    assert Evidence.objects.count() == 0 and stored_files(media) == []
+
+
+def test_over_the_size_limit_is_refused(cast, draft, media, settings):
+    settings.EVIDENCE_MAX_BYTES = 1024
+    with pytest.raises(UploadRefused, match="larger than the limit") as refused:
+        services.add_evidence(cast["dev"], draft, SimpleUploadedFile("big.log", b"x" * 1025), "log")
+    assert refused.value.code == "too_large"
+    assert Evidence.objects.count() == 0 and stored_files(media) == []
+
+
+def test_script_beyond_the_first_block_is_caught_too(cast, draft, media):
+    content = b"line\n" * 5000 + b"<script>alert(1)</script>"
+    with pytest.raises(UploadRefused):
+        services.add_evidence(cast["dev"], draft, SimpleUploadedFile("long.log", content), "log")
+    assert stored_files(media) == []
+
+
+def test_failed_transaction_removes_the_stored_file(cast, draft, media):
+    from releases.models import Rfc
+
+    Rfc.objects.filter(pk=draft.pk).update(state="submitted")
+    with pytest.raises(StateConflict):
+        services.add_evidence(cast["dev"], draft, factories.png(), "screenshot")
+    assert stored_files(media) == []
+
+
+def test_outsiders_cannot_add_evidence(cast, draft, site_b):
+    from changecontrol.roles import Role
+    from tests.conftest import make_user
+
+    outsider = make_user("dev_b", Role.DEVELOPER, site=site_b)
+    with pytest.raises(PermissionDenied):
+        services.add_evidence(outsider, draft, factories.png(), "screenshot")
+
+
+def test_after_submission_evidence_is_superseded_never_deleted(cast, site_a, media):
+    rfc = factories.ready_rfc(cast["dev"], cast["tester"], site_a)
+    first = services.add_evidence(cast["dev"], rfc, factories.log(), "log")
+    services.submit(cast["dev"], rfc)
+    services.transition(None, rfc, "reject", reason="Add the performance log")
+    with pytest.raises(StateConflict, match="supersede"):
+        services.delete_evidence(cast["dev"], first)
+    newer = services.add_evidence(cast["dev"], rfc, factories.log("perf.log"), "log", supersedes=first)
+    first.refresh_from_db()
+    assert first.superseded_by == newer
+    assert set(stored_files(media)) >= {first.stored_name, newer.stored_name}
+    event = AuditEvent.objects.get(action="releases.evidence.superseded")
+    assert event.before["sha256"] == first.sha256 and event.after["sha256"] == newer.sha256
+
+
+def test_before_first_submission_a_draft_file_can_be_removed(cast, draft, media,
+                                                            django_capture_on_commit_callbacks):
+    evidence = services.add_evidence(cast["dev"], draft, factories.log(), "log")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.delete_evidence(cast["dev"], evidence)
+    assert Evidence.objects.count() == 0 and stored_files(media) == []
+    assert AuditEvent.objects.filter(action="releases.evidence.deleted").exists()
+
+
+# --- UAT sign-off (R6, R9) ----------------------------------------------------------------------
+def test_key_user_signs_off_with_comment_and_evidence(cast, draft, site_a):
+    signoff = services.sign_off_uat(cast["tester"], draft, site_a, "50 labels printed.", [factories.png()])
+    assert signoff.evidence.get().kind == "signoff"
+    assert UatSignoff.objects.get().signed_by == cast["tester"]
+    event = AuditEvent.objects.get(action="releases.rfc.uat_signed_off")
+    assert event.after["site"] == site_a.code and len(event.after["evidence"]) == 1
+
+
+@pytest.mark.parametrize("comment,files,field", [("", ["png"], "comment"), ("Fine", [], "files")])
+def test_signoff_needs_comment_and_a_file(cast, draft, site_a, comment, files, field):
+    with pytest.raises(ValidationError) as refused:
+        services.sign_off_uat(cast["tester"], draft, site_a, comment, [factories.png() for _ in files])
+    assert field in refused.value.message_dict
+    assert UatSignoff.objects.count() == 0
+
+
+def test_author_cannot_sign_off_own_rfc_even_as_key_user(cast, site_a):
+    from changecontrol.roles import Role
+    from tests.conftest import make_user
+
+    both = make_user("both", Role.DEVELOPER, Role.KEY_USER)
+    rfc = factories.rfc(both, site_a)
+    with pytest.raises(PermissionDenied, match="own RFC"):
+        services.sign_off_uat(both, rfc, site_a, "I tested my own", [factories.png()])
+
+
+def test_only_key_users_of_that_site_sign_off(cast, draft, site_a, site_b):
+    from changecontrol.roles import Role
+    from tests.conftest import make_user
+
+    key_b = make_user("key_b", Role.KEY_USER, site=site_b)
+    with pytest.raises(PermissionDenied):
+        services.sign_off_uat(key_b, draft, site_a, "Not my plant", [factories.png()])
+    with pytest.raises(PermissionDenied):
+        services.sign_off_uat(cast["itmanager"], draft, site_a, "Not my role", [factories.png()])
+
+
+def test_changing_the_release_voids_the_signoff(cast, site_a):
+    from releases import gates
+
+    rfc = factories.ready_rfc(cast["dev"], cast["tester"], site_a)
+    assert all(g.passed for g in gates.evaluate(rfc))
+    other = factories.release(cast["dev"], "1.0.2")
+    updated = services.update_rfc(cast["dev"], rfc, release=other)
+    assert UatSignoff.objects.get().voided_at is not None
+    failed = {g.name: g.reason for g in gates.evaluate(updated) if not g.passed}
+    assert "UAT sign-off" in failed

@@ -1,0 +1,114 @@
+"""One place decides who may see and do what (issue 2.5, E4, E7)."""
+
+import pytest
+
+from audit.models import AuditEvent
+from changecontrol import access
+from changecontrol.roles import Role
+from environments.models import Environment, Tier
+from tests.conftest import api_client_for, client_for, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def test_no_prod_action_is_granted_to_developers():
+    """E4: developers have 0% write access to PROD — the rule table itself says so."""
+    for action, tiers in access.ENVIRONMENT_ACTIONS.items():
+        assert Role.DEVELOPER not in tiers["PROD"], action
+
+
+def test_developer_cannot_change_prod_anywhere(cast, site_a):
+    dev = cast["dev"]
+    prod = Environment.objects.get(site=site_a, tier=Tier.PROD)
+    for action in access.ENVIRONMENT_ACTIONS:
+        assert not access.can(dev, action, prod), action
+    # The page refuses with 403 and changes nothing.
+    client = client_for(dev)
+    assert client.get(f"/environments/{site_a.code}/PROD/edit/").status_code == 403
+    response = client.post(f"/environments/{site_a.code}/PROD/edit/",
+                           {"purpose": "hacked", "active_version": "9.9.9", "reason": "x"})
+    assert response.status_code == 403
+    # The API refuses with 403 and changes nothing.
+    api = api_client_for(dev)
+    response = api.patch(f"/api/v1/environments/{prod.pk}/", {"active_version": "9.9.9", "reason": "x"},
+                         format="json")
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"
+    prod.refresh_from_db()
+    assert prod.active_version == "1.0.0" and prod.purpose != "hacked"
+
+
+def test_developer_may_record_a_dev_version(cast, site_a):
+    dev_env = Environment.objects.get(site=site_a, tier=Tier.DEV)
+    assert access.can(cast["dev"], "set_version", dev_env)
+    assert access.can(cast["dev"], "deploy", dev_env)
+    assert not access.can(cast["dev"], "configure", dev_env)
+
+
+def test_site_scoped_role_does_not_reach_the_other_site(cast, site_a, site_b):
+    manager = cast["itmanager_a"]
+    assert access.has_role(manager, Role.IT_MANAGER, site_a)
+    assert not access.has_role(manager, Role.IT_MANAGER, site_b)
+    assert not access.has_role(manager, Role.IT_MANAGER)  # not a global role
+    assert list(access.visible_sites(manager)) == [site_a]
+    # The global IT manager holds the role at both.
+    assert access.has_role(cast["itmanager"], Role.IT_MANAGER, site_b)
+
+
+def test_other_sites_objects_are_404_not_403(cast, site_a, site_b):
+    client = client_for(cast["itmanager_a"])
+    assert client.get(f"/environments/{site_a.code}/PROD/").status_code == 200
+    assert client.get(f"/environments/{site_b.code}/PROD/").status_code == 404
+    api = api_client_for(cast["itmanager_a"])
+    other = Environment.objects.get(site=site_b, tier=Tier.PROD)
+    assert api.get(f"/api/v1/environments/{other.pk}/").status_code == 404
+    codes = {row["site"] for row in api.get("/api/v1/environments/").json()["results"]}
+    assert codes == {site_a.code}
+    assert api.get(f"/api/v1/sites/{site_b.code}/").status_code == 404
+
+
+def test_site_scoped_admin_configures_only_their_site(cast, site_a, site_b):
+    admin_a = cast["admin_a"]
+    prod_a = Environment.objects.get(site=site_a, tier=Tier.PROD)
+    client = client_for(admin_a)
+    response = client.post(f"/environments/{site_a.code}/PROD/edit/", {
+        "purpose": "Live line 1", "data_policy": prod_a.data_policy, "access_policy": prod_a.access_policy,
+        "sla": prod_a.sla, "equipment_writes": "on", "active_version": "1.0.1", "reason": "manual hotfix record",
+    })
+    assert response.status_code == 302
+    prod_a.refresh_from_db()
+    assert (prod_a.purpose, prod_a.active_version) == ("Live line 1", "1.0.1")
+    event = AuditEvent.objects.get(action="environments.environment.updated")
+    assert (event.actor_name, event.reason, event.site_code) == ("admin_a", "manual hotfix record", "PLA")
+    assert event.before["active_version"] == "1.0.0" and event.after["active_version"] == "1.0.1"
+    assert client.post(f"/environments/{site_b.code}/PROD/edit/", {"reason": "x"}).status_code == 404
+
+
+def test_release_manager_configures_prod_but_cannot_set_its_version(cast, site_a):
+    prod = Environment.objects.get(site=site_a, tier=Tier.PROD)
+    api = api_client_for(cast["releasemgr"])
+    ok = api.patch(f"/api/v1/environments/{prod.pk}/", {"sla": "24/7", "reason": "new SLA"}, format="json")
+    assert ok.status_code == 200 and ok.json()["sla"] == "24/7"
+    refused = api.patch(f"/api/v1/environments/{prod.pk}/", {"active_version": "2.0.0", "reason": "x"},
+                        format="json")
+    assert refused.status_code == 403
+    assert "system admin" in refused.json()["detail"]
+    prod.refresh_from_db()
+    assert prod.active_version == "1.0.0"
+
+
+def test_superuser_is_an_admin_not_every_role(db, site_a):
+    root = make_user("root", is_superuser=True, is_staff=True)
+    assert access.roles_at(root, site_a) == {Role.ADMIN}
+
+
+def test_anonymous_users_are_sent_to_login(client, site_a):
+    response = client.get("/environments/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+    assert client.get("/api/v1/environments/").status_code == 401
+
+
+def test_admin_site_only_for_admins(cast):
+    assert client_for(cast["admin"]).get("/admin/").status_code == 200
+    response = client_for(cast["dev"]).get("/admin/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]

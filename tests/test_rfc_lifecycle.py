@@ -1,0 +1,134 @@
+"""One state machine (issue 3.4): every allowed and refused transition, with its audit event."""
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from audit.models import AuditEvent
+from changecontrol.errors import RuleViolation, StateConflict
+from releases import services
+from releases.models import Rfc
+from releases.states import AUTHOR, SYSTEM, TRANSITIONS, RfcState
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def draft(cast, site_a):
+    return factories.ready_rfc(cast["dev"], cast["tester"], site_a)
+
+
+def _actor_for(spec, cast):
+    if SYSTEM in spec.allowed:
+        return None
+    if AUTHOR in spec.allowed:
+        return cast["dev"]
+    return cast["releasemgr"]
+
+
+CASES = [(name, state) for name in TRANSITIONS for state in RfcState.values]
+
+
+@pytest.mark.parametrize("name,state", CASES, ids=[f"{n}-from-{s}" for n, s in CASES])
+def test_every_transition_from_every_state(cast, draft, name, state):
+    spec = TRANSITIONS[name]
+    Rfc.objects.filter(pk=draft.pk).update(state=state)
+    actor = _actor_for(spec, cast)
+    events_before = AuditEvent.objects.count()
+    if state in spec.sources:
+        result = services.transition(actor, draft, name, reason="because")
+        assert result.state == spec.target
+        assert Rfc.objects.get(pk=draft.pk).state == spec.target
+        event = AuditEvent.objects.latest("seq")
+        assert event.action == f"releases.rfc.{name}"
+        assert event.before == {"state": state} and event.after["state"] == spec.target
+        assert event.object_id == draft.number
+    else:
+        with pytest.raises(StateConflict, match=draft.number):
+            services.transition(actor, draft, name, reason="because")
+        assert Rfc.objects.get(pk=draft.pk).state == state
+        assert AuditEvent.objects.count() == events_before
+
+
+def test_people_cannot_take_system_transitions(cast, draft):
+    Rfc.objects.filter(pk=draft.pk).update(state=RfcState.IN_APPROVAL)
+    with pytest.raises(PermissionDenied):
+        services.transition(cast["admin"], draft, "approve")
+    assert Rfc.objects.get(pk=draft.pk).state == RfcState.IN_APPROVAL
+
+
+def test_only_the_author_submits(cast, draft):
+    with pytest.raises(PermissionDenied):
+        services.submit(cast["releasemgr"], draft)
+    with pytest.raises(PermissionDenied):
+        services.submit(cast["tester"], draft)
+    assert services.submit(cast["dev"], draft).state == RfcState.SUBMITTED
+
+
+def test_developer_cannot_schedule(cast, draft):
+    Rfc.objects.filter(pk=draft.pk).update(state=RfcState.APPROVED)
+    with pytest.raises(PermissionDenied):
+        services.transition(cast["dev"], draft, "schedule")
+    assert services.transition(cast["releasemgr"], draft, "schedule").state == RfcState.SCHEDULED
+
+
+def test_site_scoped_release_manager_only_at_their_site(cast, draft, site_b):
+    from changecontrol.roles import Role
+    from tests.conftest import make_user
+
+    other = make_user("rm_b", Role.RELEASE_MANAGER, site=site_b)
+    Rfc.objects.filter(pk=draft.pk).update(state=RfcState.APPROVED)
+    with pytest.raises(PermissionDenied):
+        services.transition(other, draft, "schedule")
+
+
+def test_reasons_are_required_where_declared(cast, draft):
+    with pytest.raises(ValidationError, match="reason"):
+        services.transition(cast["dev"], draft, "cancel", reason=" ")
+    assert Rfc.objects.get(pk=draft.pk).state == RfcState.DRAFT
+
+
+def test_submit_refused_naming_the_failing_gate(cast, site_a):
+    incomplete = factories.rfc(cast["dev"], site_a)  # no UAT sign-off
+    with pytest.raises(RuleViolation) as refused:
+        services.submit(cast["dev"], incomplete)
+    assert refused.value.rule == "UAT sign-off"
+    assert "UAT sign-off" in str(refused.value)
+    assert Rfc.objects.get(pk=incomplete.pk).state == RfcState.DRAFT
+    assert not AuditEvent.objects.filter(action="releases.rfc.submit").exists()
+
+
+def test_submission_records_class_and_time(cast, draft):
+    submitted = services.submit(cast["dev"], draft)
+    assert submitted.submitted_at is not None and submitted.change_class == "patch"
+    assert AuditEvent.objects.get(action="releases.rfc.submit").after == {"state": "submitted", "change_class": "patch"}
+
+
+def test_content_is_editable_only_in_draft(cast, draft):
+    updated = services.update_rfc(cast["dev"], draft, title="Raise the timeout to 5 s")
+    assert updated.title == "Raise the timeout to 5 s"
+    event = AuditEvent.objects.get(action="releases.rfc.updated")
+    assert event.before["title"] == "Raise label printer timeout" and event.after["title"] == "Raise the timeout to 5 s"
+    services.submit(cast["dev"], draft)
+    with pytest.raises(StateConflict, match="only a draft can be edited"):
+        services.update_rfc(cast["dev"], draft, title="Sneaky")
+    assert Rfc.objects.get(pk=draft.pk).title == "Raise the timeout to 5 s"
+
+
+def test_only_the_author_edits(cast, draft):
+    with pytest.raises(PermissionDenied):
+        services.update_rfc(cast["releasemgr"], draft, title="Not mine")
+
+
+def test_rejection_returns_to_draft(cast, draft):
+    services.submit(cast["dev"], draft)
+    rejected = services.transition(None, draft, "reject", reason="Rollback plan does not cover labels")
+    assert rejected.state == RfcState.DRAFT
+    assert AuditEvent.objects.get(action="releases.rfc.reject").reason == "Rollback plan does not cover labels"
+
+
+def test_numbers_are_readable_and_sequential(cast, site_a):
+    first = factories.rfc(cast["dev"], site_a, version="1.0.1")
+    second = factories.rfc(cast["dev"], site_a, version="1.0.2")
+    year = first.created_at.year
+    assert first.number == f"RFC-{year}-0001" and second.number == f"RFC-{year}-0002"
