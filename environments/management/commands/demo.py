@@ -1,4 +1,4 @@
-"""Demo data: one user per role, two plants in different time zones, a few releases.
+"""Demo data: one user per role, two plants in different time zones, releases and RFCs in several states.
 
 Idempotent: running it again leaves the same state (and resets the demo passwords).
 """
@@ -15,6 +15,7 @@ from changecontrol import access
 from changecontrol.roles import Role
 from environments.models import TIER_DEFAULTS, Environment, Site, Tier
 from environments.roles_setup import ensure_role_groups
+from releases import demo as demo_rfcs
 from releases.models import Release
 
 USERS = [
@@ -38,6 +39,7 @@ SITES = [
 
 RELEASES = [
     ("MES", "2.3.1", "Label printer driver timeout raised from 2 s to 5 s."),
+    ("MES", "2.3.2", "Scanner input debounced by 150 ms on line 2."),
     ("MES", "2.4.0", "New downtime-reason screen for line operators."),
     ("MES", "3.0.0", "Order model reworked for multi-line scheduling (operator retraining)."),
 ]
@@ -90,7 +92,9 @@ class Command(BaseCommand):
             if created:
                 record("releases.release.created", release, actor_name="demo", after={"version": version})
 
+        rfcs = demo_rfcs.seed(users)
+
         self.stdout.write(self.style.SUCCESS(
             f"Demo ready: {len(USERS)} users ({', '.join(u[0] for u in USERS)}), password "
             f"{'from DEMO_PASSWORD' if os.environ.get('DEMO_PASSWORD') else 'demo'}; "
-            f"sites {', '.join(s['code'] for s in SITES)}."))
+            f"sites {', '.join(s['code'] for s in SITES)}; {len(rfcs)} new demo RFCs."))
