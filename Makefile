@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PORT
 
-.PHONY: run test venv migrate demo lint check-deploy bench clean
+.PHONY: run test venv migrate demo lint check-deploy clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ test: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(PY) manage.py makemigrations --check --dry-run
+
+## make check-deploy: Django's deployment checks with the production environment you export
+check-deploy: venv
+	$(PY) manage.py check --deploy --fail-level WARNING
 
 clean:
 	rm -rf var .pytest_cache test-artifacts

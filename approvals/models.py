@@ -1,1 +1,251 @@
-# Approval policies, chains and signatures arrive with the approvals issue.
+"""Approval policies, per-RFC chains, electronic signatures, email links and absences.
+
+PRODUCT.md A1–A6; 21 CFR Part 11 §11.50 (signature manifestation), §11.70 (signature bound to
+the record: `content_hash`), §11.200 (password re-entered at every signing).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from changecontrol.roles import Role
+from environments.models import Site
+from releases.models import Rfc
+from releases.versioning import ChangeClass
+
+
+class StepRule(models.TextChoices):
+    ALL = "all", "All roles sign"
+    ANY = "any", "Any one role signs"
+
+
+def validate_roles(value) -> None:
+    if not isinstance(value, list) or not value:
+        raise ValidationError("Name at least one role.")
+    unknown = [item for item in value if item not in Role.values]
+    if unknown:
+        raise ValidationError(f"Unknown role(s): {', '.join(map(str, unknown))}.")
+    if len(set(value)) != len(value):
+        raise ValidationError("A role is named twice.")
+
+
+def role_labels(values) -> str:
+    return " + ".join(Role(value).label for value in values)
+
+
+class ApprovalPolicy(models.Model):
+    """The ordered chain of steps one class of change needs (A1–A3)."""
+
+    change_class = models.CharField(max_length=5, choices=ChangeClass.choices, unique=True)
+    description = models.CharField(max_length=200, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["change_class"]
+        verbose_name_plural = "approval policies"
+
+    def __str__(self) -> str:
+        return f"{self.get_change_class_display()} policy"
+
+
+class PolicyStep(models.Model):
+    policy = models.ForeignKey(ApprovalPolicy, on_delete=models.CASCADE, related_name="steps")
+    order = models.PositiveSmallIntegerField()
+    roles = models.JSONField(validators=[validate_roles], help_text="Role values, e.g. [\"cio\", \"plant_director\"].")
+    rule = models.CharField(max_length=3, choices=StepRule.choices, default=StepRule.ALL)
+
+    class Meta:
+        ordering = ["policy", "order"]
+        constraints = [models.UniqueConstraint(fields=["policy", "order"], name="one_step_per_order")]
+
+    def __str__(self) -> str:
+        return f"{self.order}. {role_labels(self.roles)} ({self.rule})"
+
+
+class RoundState(models.TextChoices):
+    OPEN = "open", "Open"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class ApprovalRound(models.Model):
+    """One pass of an RFC through its chain: created at submission, closed by the last step,
+    a rejection or a withdrawal."""
+
+    rfc = models.ForeignKey(Rfc, on_delete=models.PROTECT, related_name="approval_rounds")
+    number = models.PositiveSmallIntegerField()
+    change_class = models.CharField(max_length=5, choices=ChangeClass.choices)
+    high_risk = models.BooleanField(default=False)
+    content_hash = models.CharField(max_length=64, help_text="SHA-256 of the RFC's content at submission.")
+    state = models.CharField(max_length=10, choices=RoundState.choices, default=RoundState.OPEN)
+    created_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["rfc", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["rfc", "number"], name="one_round_number"),
+            models.UniqueConstraint(fields=["rfc"], condition=Q(state="open"), name="one_open_round"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rfc.number} approval round {self.number}"
+
+    @property
+    def audit_object_id(self) -> str:
+        return self.rfc.number
+
+
+class StepState(models.TextChoices):
+    WAITING = "waiting", "Waiting for the previous step"
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    CLOSED = "closed", "Closed"
+
+
+class ApprovalStep(models.Model):
+    round = models.ForeignKey(ApprovalRound, on_delete=models.CASCADE, related_name="steps")
+    order = models.PositiveSmallIntegerField()
+    roles = models.JSONField()
+    rule = models.CharField(max_length=3, choices=StepRule.choices)
+    note = models.CharField(max_length=120, blank=True, help_text="Why the step is there, e.g. high risk (A4).")
+    state = models.CharField(max_length=8, choices=StepState.choices, default=StepState.WAITING)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["round", "order"]
+        constraints = [models.UniqueConstraint(fields=["round", "order"], name="one_round_step_per_order")]
+
+    def __str__(self) -> str:
+        return f"step {self.order}: {role_labels(self.roles)}"
+
+    @property
+    def label(self) -> str:
+        joiner = " and " if self.rule == StepRule.ALL else " or "
+        return joiner.join(Role(value).label for value in self.roles)
+
+
+class ApprovalState(models.TextChoices):
+    WAITING = "waiting", "Waiting"
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    NOT_NEEDED = "not_needed", "Not needed"
+    CLOSED = "closed", "Closed"
+
+
+class Approval(models.Model):
+    """One role's decision at one site within a step: what an approver is asked to sign."""
+
+    step = models.ForeignKey(ApprovalStep, on_delete=models.CASCADE, related_name="approvals")
+    rfc = models.ForeignKey(Rfc, on_delete=models.PROTECT, related_name="approvals")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")
+    state = models.CharField(max_length=10, choices=ApprovalState.choices, default=ApprovalState.WAITING)
+    notify_due = models.BooleanField(default=False, help_text="Approvers still to be emailed (outbox).")
+    notified_at = models.DateTimeField(null=True, blank=True)
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["step", "site__code", "role"]
+        constraints = [models.UniqueConstraint(fields=["step", "role", "site"], name="one_approval_per_role_site")]
+        indexes = [models.Index(fields=["state", "role"], name="approval_state_role_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.rfc.number}: {self.get_role_display()} at {self.site.code}"
+
+    @property
+    def audit_object_id(self) -> str:
+        return self.rfc.number
+
+    @property
+    def audit_site_code(self) -> str:
+        return self.site.code
+
+
+class Decision(models.TextChoices):
+    APPROVE = "approve", "Approved"
+    REJECT = "reject", "Rejected"
+
+
+class Signature(models.Model):
+    """An electronic signature (§11.50): who, printed name, when (UTC), meaning, bound to content."""
+
+    approval = models.ForeignKey(Approval, on_delete=models.PROTECT, related_name="signatures")
+    rfc = models.ForeignKey(Rfc, on_delete=models.PROTECT, related_name="signatures")
+    signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="signatures")
+    on_behalf_of = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+")
+    printed_name = models.CharField(max_length=150)
+    signed_at = models.DateTimeField()
+    decision = models.CharField(max_length=7, choices=Decision.choices)
+    meaning = models.CharField(max_length=200)
+    reason = models.TextField(blank=True)
+    content_hash = models.CharField(max_length=64)
+    via = models.CharField(max_length=10, default="portal")  # portal, email, api
+    voided_at = models.DateTimeField(null=True, blank=True)
+    void_reason = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["signed_at", "id"]
+        constraints = [
+            # Two approvers racing on one approval: the database keeps exactly one signature.
+            models.UniqueConstraint(fields=["approval"], condition=Q(voided_at__isnull=True),
+                                    name="one_live_signature_per_approval"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.printed_name}: {self.meaning}"
+
+    @property
+    def audit_object_id(self) -> str:
+        return self.rfc.number
+
+
+class EmailLink(models.Model):
+    """A single-use link from an approval email (A5). Only the SHA-256 of the token is stored."""
+
+    approval = models.ForeignKey(Approval, on_delete=models.CASCADE, related_name="links")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    token_hash = models.CharField(max_length=64, unique=True)
+    content_hash = models.CharField(max_length=64)
+    purpose = models.CharField(max_length=10, default="request")  # request, reminder
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"link for {self.user} on {self.approval}"
+
+
+class Absence(models.Model):
+    """An approver away; the delegate, holding the same role, signs on their behalf (issue 4.6)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="absences")
+    delegate = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="delegations")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-starts_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(ends_at__gt=models.F("starts_at")), name="absence_ends_after_start"),
+            models.CheckConstraint(condition=~Q(user=models.F("delegate")), name="absence_delegate_not_self"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} away, {self.delegate} signs"

@@ -180,12 +180,18 @@ def require(user, action: str, obj=None) -> None:
         raise PermissionDenied(f"You may not {action.replace('_', ' ')} here.")
 
 
+APPROVER_ROLES = frozenset({Role.IT_MANAGER, Role.OPERATIONS_MANAGER, Role.CIO, Role.PLANT_DIRECTOR})
+
+
 # --- Navigation by role ---------------------------------------------------------------------
 def navigation(user) -> list[dict[str, str]]:
     items = [
         {"label": "Home", "url": reverse("home"), "key": "home"},
-        {"label": "Environments", "url": reverse("environments:board"), "key": "environments"},
+        {"label": "RFCs", "url": reverse("releases:list"), "key": "rfcs"},
     ]
+    if all_roles(user) & APPROVER_ROLES:
+        items.append({"label": "Approvals", "url": reverse("approvals:queue"), "key": "approvals"})
+    items.append({"label": "Environments", "url": reverse("environments:board"), "key": "environments"})
     if can(user, "read_audit"):
         items.append({"label": "Audit trail", "url": reverse("audit:list"), "key": "audit"})
     if can(user, "admin_site"):

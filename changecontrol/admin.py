@@ -23,19 +23,16 @@ def _snapshot(obj) -> dict:
     return {key: value for key, value in model_to_dict(obj).items() if not hasattr(value, "read")}
 
 
-class AuditedAdmin(admin.ModelAdmin):
-    """Every add, change and delete lands in the audit trail with before/after and a reason."""
+class AdminRoleOnly:
+    """Admin pages (and their inlines) are for the Admin role, whatever Django's model permissions say."""
 
     def _allowed(self, request) -> bool:
         return access.can(request.user, "admin_site")
 
-    def has_module_permission(self, request):
-        return self._allowed(request)
-
     def has_view_permission(self, request, obj=None):
         return self._allowed(request)
 
-    def has_add_permission(self, request):
+    def has_add_permission(self, request, obj=None):
         return self._allowed(request)
 
     def has_change_permission(self, request, obj=None):
@@ -43,6 +40,20 @@ class AuditedAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return self._allowed(request)
+
+
+class AuditedAdmin(AdminRoleOnly, admin.ModelAdmin):
+    """Every add, change and delete lands in the audit trail with before/after and a reason."""
+
+    def has_module_permission(self, request):
+        return self._allowed(request)
+
+    def has_add_permission(self, request):
+        return self._allowed(request)
+
+    def audit_snapshot(self, obj) -> dict:
+        """What "before" and "after" hold; an admin with inlines adds their rows."""
+        return _snapshot(obj)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -63,7 +74,7 @@ class AuditedAdmin(admin.ModelAdmin):
         return f"{obj._meta.app_label}.{obj._meta.model_name}.{verb}"
 
     def save_model(self, request, obj, form, change):
-        form._audit_before = _snapshot(type(obj).objects.get(pk=obj.pk)) if change and obj.pk else None
+        form._audit_before = self.audit_snapshot(type(obj).objects.get(pk=obj.pk)) if change and obj.pk else None
         super().save_model(request, obj, form, change)
 
     def save_related(self, request, form, formsets, change):
@@ -71,11 +82,11 @@ class AuditedAdmin(admin.ModelAdmin):
         super().save_related(request, form, formsets, change)
         obj = form.instance
         record(self._action(obj, "updated" if change else "created"), obj, actor=request.user,
-               before=getattr(form, "_audit_before", None), after=_snapshot(obj),
+               before=getattr(form, "_audit_before", None), after=self.audit_snapshot(obj),
                reason=form.cleaned_data.get("audit_reason", ""))
 
     def delete_model(self, request, obj):
-        before = _snapshot(obj)
+        before = self.audit_snapshot(obj)
         record(self._action(obj, "deleted"), obj, actor=request.user, before=before,
                reason="deleted in administration")
         super().delete_model(request, obj)

@@ -20,3 +20,9 @@ def _schedule(sender: Celery, **kwargs) -> None:
         sender.signature("audit.tasks.verify_chain"),
         name="audit: verify the hash chain",
     )
+    # Approval requests, reminders and escalations come from database rows (issue 4.7).
+    sender.add_periodic_task(
+        float(settings.APPROVAL_SWEEP_SECONDS),
+        sender.signature("approvals.tasks.sweep"),
+        name="approvals: send due requests, reminders and escalations",
+    )

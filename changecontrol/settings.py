@@ -219,6 +219,12 @@ WHITENOISE_USE_FINDERS = DEBUG
 # Evidence is stored outside the web root under generated names (issue 3).
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 EVIDENCE_MAX_BYTES = env_int("EVIDENCE_MAX_MB", 25, minimum=1, maximum=2048) * 1024 * 1024
+
+# --- Approvals (issue 4) --------------------------------------------------------------------
+APPROVAL_LINK_HOURS = env_int("APPROVAL_LINK_HOURS", 72, minimum=1, maximum=24 * 30)
+APPROVAL_REMINDER_HOURS = env_int("APPROVAL_REMINDER_HOURS", 24, minimum=1, maximum=24 * 14)
+APPROVAL_ESCALATION_HOURS = env_int("APPROVAL_ESCALATION_HOURS", 48, minimum=1, maximum=24 * 30)
+APPROVAL_SWEEP_SECONDS = env_int("APPROVAL_SWEEP_SECONDS", 60, minimum=5, maximum=3600)
 ARTIFACT_MAX_BYTES = env_int("ARTIFACT_MAX_MB", 500, minimum=1, maximum=20480) * 1024 * 1024
 # Large uploads stream to a temporary file, never whole into memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
@@ -229,6 +235,9 @@ EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.Em
 EMAIL_FILE_PATH = VAR_DIR / "mail"
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "change-control@localhost")
 
 # --- API ------------------------------------------------------------------------------------
@@ -253,6 +262,17 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "state": give each enum its own name in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "RfcStateEnum": "releases.states.RfcState",
+        "ChangeClassEnum": "releases.versioning.ChangeClass",
+        "EvidenceKindEnum": "releases.models.EvidenceKind",
+        "RfcTransitionEnum": "releases.serializers.TRANSITION_NAMES",
+        "RoundStateEnum": "approvals.models.RoundState",
+        "StepStateEnum": "approvals.models.StepState",
+        "ApprovalStateEnum": "approvals.models.ApprovalState",
+        "DecisionEnum": "approvals.models.Decision",
+    },
 }
 
 LOGGING = {

@@ -3,16 +3,22 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from approvals import views as approval_views
+from approvals.api import ApprovalViewSet
 from audit.api import AuditEventViewSet
 from changecontrol import views
 from changecontrol.admin import portal_admin
 from changecontrol.api import obtain_token
 from environments.api import EnvironmentViewSet, SiteViewSet
+from releases.api import ReleaseViewSet, RfcViewSet
 
 router = DefaultRouter()
 router.register("sites", SiteViewSet, basename="site")
 router.register("environments", EnvironmentViewSet, basename="environment")
 router.register("audit", AuditEventViewSet, basename="audit")
+router.register("approvals", ApprovalViewSet, basename="approval")
+router.register("releases", ReleaseViewSet, basename="release")
+router.register("rfcs", RfcViewSet, basename="rfc")
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -24,6 +30,8 @@ urlpatterns = [
     path("environments/", include("environments.urls")),
     path("audit/", include("audit.urls")),
     path("rfcs/", include("releases.urls")),
+    path("approvals/", include("approvals.urls")),
+    path("dev/mailbox/", approval_views.mailbox, name="dev-mailbox"),
     path("admin/", portal_admin.urls),
     path("api/v1/auth/token/", obtain_token, name="api-token"),
     path("api/v1/", include(router.urls)),

@@ -95,8 +95,9 @@ def downtime_matches_class(rfc) -> Gate:
             return Gate("Downtime matches class", False, "A major change needs an operator-retraining note.")
         return Gate("Downtime matches class", True,
                     f"Major: {rfc.estimated_downtime_minutes} min downtime, retraining planned.")
-    return Gate("Downtime matches class", True, f"{change_class.label}: "
-                f"{rfc.estimated_downtime_minutes or 'no'} min downtime declared.")
+    downtime = (f"{rfc.estimated_downtime_minutes} min downtime declared." if rfc.estimated_downtime_minutes
+                else "no downtime declared.")
+    return Gate("Downtime matches class", True, f"{change_class.label}: {downtime}")
 
 
 @gate("UAT sign-off")

@@ -69,6 +69,10 @@ def create_release(user, *, product: str, version: str, notes: str = "", artifac
         from django.conf import settings
 
         stored = uploads.store(artifact, "artifacts", settings.ARTIFACT_MAX_BYTES, check_type=False)
+        if digest and digest != stored.sha256:
+            uploads.discard("artifacts", stored.stored_name)
+            raise ValidationError({"artifact_sha256": f"The uploaded file's SHA-256 is {stored.sha256}, not the "
+                                                      f"{digest} you gave: the artifact changed on its way."})
         release.artifact_file, release.artifact_name = stored.stored_name, stored.original_name
         release.artifact_size, release.artifact_sha256 = stored.size, stored.sha256
     try:
@@ -118,6 +122,11 @@ def _clean_impacts(user, impacts: Sequence[dict]) -> list[dict]:
     seen, cleaned = set(), []
     visible = {site.code: site for site in access.visible_sites(user)}
     for item in impacts:
+        if not isinstance(item, dict) or not item.get("site"):
+            raise ValidationError({"impacts": "Each impact names its site."})
+        for key in ("lines", "modules"):
+            if not isinstance(item.get(key, []), list | tuple):
+                raise ValidationError({"impacts": f"{key} is a list of names."})
         site = item["site"] if isinstance(item["site"], Site) else visible.get(str(item["site"]))
         if site is None or site.code not in visible:
             raise ValidationError({"impacts": f"Unknown site {item['site']!r}."})
@@ -202,6 +211,7 @@ def update_rfc(user, rfc: Rfc, *, impacts: Sequence[dict] | None = None, **field
         if after != before:
             record("releases.rfc.updated", current, actor=user, before=before, after=after,
                    reason=f"{voided} UAT sign-off(s) voided" if voided else "")
+            _content_changed(user, current)
     return current
 
 
@@ -246,6 +256,7 @@ def add_evidence(user, rfc: Rfc, upload, kind: str, description: str = "", super
                        before={"name": old.original_name, "sha256": old.sha256}, after=facts)
             else:
                 record("releases.evidence.added", locked, actor=user, after=facts)
+            _content_changed(user, locked)
     except BaseException:
         uploads.discard("evidence", stored.stored_name)
         raise
@@ -266,6 +277,7 @@ def delete_evidence(user, evidence: Evidence) -> None:
                before={"name": evidence.original_name, "sha256": evidence.sha256})
         stored_name = evidence.stored_name
         evidence.delete()
+        _content_changed(user, locked)
         transaction.on_commit(lambda: uploads.discard("evidence", stored_name))
 
 
@@ -329,7 +341,9 @@ def transition(user, rfc: Rfc, name: str, reason: str = "", data: dict | None = 
 
     `user=None` is the portal itself (approval chain, deployment worker).
     """
-    spec = TRANSITIONS[name]
+    spec = TRANSITIONS.get(name)
+    if spec is None:
+        raise ValidationError({"name": f"There is no transition {name!r}."})
     if spec.needs_reason and not reason.strip():
         raise ValidationError({"reason": f"{spec.label} needs a reason."})
     with transaction.atomic():
@@ -361,7 +375,28 @@ def transition(user, rfc: Rfc, name: str, reason: str = "", data: dict | None = 
         record(f"releases.rfc.{name}", current, actor=user, actor_name=None if user else "system",
                before={"state": before_state}, after={"state": current.state, **extra, **(data or {})},
                reason=reason.strip())
+        _follow_up(user, current, name)
     return current
+
+
+def _follow_up(user, rfc: Rfc, name: str) -> None:
+    """What a transition sets going in the approval chain, inside the same transaction."""
+    from approvals import services as approvals
+    from approvals.models import RoundState
+
+    if name == "submit":
+        approvals.open_round(rfc, user)
+    elif name in ("withdraw", "cancel"):
+        approvals.close_round(rfc, RoundState.WITHDRAWN)
+    elif name in ("reject", "reject_final"):
+        approvals.close_round(rfc, RoundState.REJECTED)
+
+
+def _content_changed(user, rfc: Rfc) -> None:
+    """An edit after a signature voids it: the content hash no longer matches (A6, §11.70)."""
+    from approvals import services as approvals
+
+    approvals.void_stale_signatures(rfc, user)
 
 
 def submit(user, rfc: Rfc) -> Rfc:

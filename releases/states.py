@@ -49,6 +49,8 @@ TRANSITIONS: dict[str, Transition] = {
     t.name: t
     for t in [
         Transition("submit", frozenset({S.DRAFT}), S.SUBMITTED, frozenset({AUTHOR}), "Submit for approval"),
+        # Submission opens the approval chain; the first signature moves the RFC into approval and
+        # the last one approves it (approvals.services.sign).
         Transition("start_approval", frozenset({S.SUBMITTED}), S.IN_APPROVAL, frozenset({SYSTEM}), "Start approval"),
         Transition("approve", frozenset({S.IN_APPROVAL}), S.APPROVED, frozenset({SYSTEM}), "Approve"),
         # A rejection returns the RFC to draft so the author can mend it (issue 3.4).
@@ -57,7 +59,8 @@ TRANSITIONS: dict[str, Transition] = {
         # Final rejection: a change that passed DEV and failed UAT (E8).
         Transition("reject_final", frozenset({S.SUBMITTED, S.IN_APPROVAL, S.APPROVED, S.SCHEDULED}),
                    S.REJECTED, frozenset({SYSTEM}), "Reject for good", needs_reason=True),
-        Transition("withdraw", frozenset({S.SUBMITTED, S.IN_APPROVAL}), S.DRAFT, frozenset({AUTHOR}),
+        # Withdrawing an approved RFC lets its author edit it; the edit voids the signatures (A6).
+        Transition("withdraw", frozenset({S.SUBMITTED, S.IN_APPROVAL, S.APPROVED}), S.DRAFT, frozenset({AUTHOR}),
                    "Withdraw to draft", needs_reason=True),
         Transition("schedule", frozenset({S.APPROVED}), S.SCHEDULED,
                    frozenset({Role.RELEASE_MANAGER, Role.ADMIN}), "Schedule"),

@@ -1,3 +1,20 @@
+from django.urls import path
+
+from releases import views
+
 app_name = "releases"
 
-urlpatterns = []
+urlpatterns = [
+    path("", views.rfc_list, name="list"),
+    path("new/", views.rfc_create, name="create"),
+    path("new/classify/", views.classify, name="classify"),
+    path("releases/new/", views.release_create, name="release_create"),
+    path("<uuid:uuid>/", views.rfc_detail, name="detail"),
+    path("<uuid:uuid>/edit/", views.rfc_edit, name="edit"),
+    path("<uuid:uuid>/do/<slug:name>/", views.rfc_transition, name="transition"),
+    path("<uuid:uuid>/evidence/", views.evidence_add, name="evidence_add"),
+    path("<uuid:uuid>/evidence/<uuid:evidence_uuid>/", views.evidence_download, name="evidence_download"),
+    path("<uuid:uuid>/evidence/<uuid:evidence_uuid>/preview/", views.evidence_preview, name="evidence_preview"),
+    path("<uuid:uuid>/evidence/<uuid:evidence_uuid>/delete/", views.evidence_delete, name="evidence_delete"),
+    path("<uuid:uuid>/signoff/", views.signoff, name="signoff"),
+]

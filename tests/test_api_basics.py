@@ -74,3 +74,14 @@ def test_schema_and_docs_are_served_without_a_cdn(client, cast):
     assert docs.status_code == 200
     external = re.findall(r"""(?:src|href)=["'](https?://[^"']+)""", docs.content.decode())
     assert external == []
+
+
+def test_schema_validates_without_warnings(tmp_path):
+    """The OpenAPI schema is what pipelines code against: it must validate, warning-free."""
+    from django.core.management import call_command
+
+    target = tmp_path / "schema.yml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
+    text = target.read_text()
+    for path in ("/api/v1/rfcs/{uuid}/submit/", "/api/v1/rfcs/{uuid}/gates/", "/api/v1/approvals/{id}/approve/"):
+        assert path in text, path

@@ -185,3 +185,27 @@ def test_changing_the_release_voids_the_signoff(cast, site_a):
     assert UatSignoff.objects.get().voided_at is not None
     failed = {g.name: g.reason for g in gates.evaluate(updated) if not g.passed}
     assert "UAT sign-off" in failed
+
+
+def test_artifact_checksum_given_with_an_upload_must_match(cast, media):
+    """X5: a pipeline that sends the file and its SHA-256 learns when the file changed in transit."""
+    content = b"PK\x03\x04 mes-1.0.1"
+    wrong = "0" * 64
+    with pytest.raises(ValidationError, match="changed on its way"):
+        services.create_release(cast["dev"], product="MES", version="1.0.1",
+                                artifact=SimpleUploadedFile("mes.zip", content), artifact_sha256=wrong)
+    assert not (media / "artifacts").exists() or os.listdir(media / "artifacts") == []
+    release = services.create_release(cast["dev"], product="MES", version="1.0.1",
+                                      artifact=SimpleUploadedFile("mes.zip", content),
+                                      artifact_sha256=hashlib.sha256(content).hexdigest())
+    assert release.artifact_sha256 == hashlib.sha256(content).hexdigest()
+
+
+@pytest.mark.parametrize("impacts,message", [
+    ([{"lines": ["Line 2"]}], "names its site"),
+    (["PLA"], "names its site"),
+    ([{"site": "PLA", "lines": "Line 2"}], "list of names"),
+])
+def test_malformed_impacts_are_refused(cast, site_a, impacts, message):
+    with pytest.raises(ValidationError, match=message):
+        factories.rfc(cast["dev"], site_a, impacts=impacts)

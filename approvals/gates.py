@@ -1,0 +1,13 @@
+"""The approvals gate (issue 4.11), registered in the one readiness checklist (C5)."""
+
+from releases.gates import Gate, gate
+
+NAME = "Approvals complete"
+
+
+@gate(NAME, applies_from=frozenset({"schedule", "deploy", "review"}))
+def approvals_complete(rfc) -> Gate:
+    from approvals.services import approvals_complete as check
+
+    passed, reason = check(rfc)
+    return Gate(NAME, passed, reason)

@@ -1,0 +1,146 @@
+"""Approval emails from outbox rows (A5): requests, reminders, escalations — each sent once.
+
+The database decides what is due; a beat sweep and an on-commit nudge only run these functions.
+Two beats or a duplicate delivery find nothing left to claim (CELERY.md: duplicate delivery).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+from approvals.models import Approval, ApprovalState, EmailLink
+from approvals.services import active_absences, escalation_delay, holders, reminder_delay
+from audit.services import record
+from changecontrol import clock
+from changecontrol.roles import Role
+from releases import gates
+
+BATCH = 50
+
+
+def token_hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def issue_link(approval: Approval, user, purpose: str = "request") -> str:
+    """A fresh single-use link for one approver: 256 random bits, only the hash is stored."""
+    raw = secrets.token_urlsafe(32)
+    now = clock.now()
+    EmailLink.objects.create(approval=approval, user=user, token_hash=token_hash(raw),
+                             content_hash=approval.step.round.content_hash, purpose=purpose, created_at=now,
+                             expires_at=now + timedelta(hours=settings.APPROVAL_LINK_HOURS))
+    # Built from the configured base URL, never from a request's Host header.
+    return settings.SITE_URL + reverse("approvals:link", args=[raw])
+
+
+def recipients(approval: Approval) -> list[tuple[object, object | None]]:
+    """(user, on_behalf_of) for everyone who may sign: holders of the role at the site, minus the
+    author and UAT signers (A6), plus the delegate of a holder who is away."""
+    rfc = approval.rfc
+    excluded = {rfc.author_id, *rfc.signoffs.values_list("signed_by_id", flat=True)}
+    people = [user for user in holders(Role(approval.role), approval.site) if user.pk not in excluded]
+    result = [(user, None) for user in people]
+    away = {a.user_id: a for a in active_absences().filter(user__in=people).select_related("delegate")}
+    named = {user.pk for user in people}
+    for absence in away.values():
+        if absence.delegate_id not in excluded and absence.delegate_id not in named:
+            result.append((absence.delegate, absence.user))
+            named.add(absence.delegate_id)
+    return result
+
+
+def _send(subject: str, template: str, to, context: dict) -> None:
+    body = render_to_string(template, {**context, "site_url": settings.SITE_URL})
+    EmailMessage(subject=subject, body=body, to=[to]).send()
+
+
+def _context(approval: Approval) -> dict:
+    rfc = approval.rfc
+    return {"approval": approval, "rfc": rfc, "gates": gates.evaluate(rfc),
+            "rfc_url": settings.SITE_URL + reverse("releases:detail", args=[rfc.uuid])}
+
+
+def _claimed(queryset, **changes) -> list[Approval]:
+    """Lock due rows no one else holds, mark them done and return them (same transaction)."""
+    rows = list(queryset.select_for_update(skip_locked=True, of=("self",)).select_related(
+        "rfc", "rfc__release", "rfc__author", "site", "step", "step__round")[:BATCH])
+    if rows:
+        Approval.objects.filter(pk__in=[row.pk for row in rows]).update(**changes)
+    return rows
+
+
+def send_notifications() -> int:
+    """Email every approver of every newly active step (A5)."""
+    sent = 0
+    with transaction.atomic():
+        now = clock.now()
+        for approval in _claimed(Approval.objects.filter(notify_due=True, state=ApprovalState.PENDING),
+                                 notify_due=False, notified_at=now):
+            people = recipients(approval)
+            for user, on_behalf_of in people:
+                if not user.email:
+                    continue
+                link = issue_link(approval, user)
+                _send(f"[Approval] {approval.rfc.number} {approval.rfc.title}", "approvals/email/request.txt",
+                      user.email, {**_context(approval), "user": user, "link": link, "on_behalf_of": on_behalf_of,
+                                   "hours": settings.APPROVAL_LINK_HOURS})
+                sent += 1
+            record("approvals.request.sent", approval, actor_name="system",
+                   after={"role": approval.role, "site": approval.site.code,
+                          "to": [user.get_username() for user, _ in people]})
+    return sent
+
+
+def send_reminders() -> int:
+    """One reminder per approval still pending after APPROVAL_REMINDER_HOURS (issue 4.7)."""
+    sent = 0
+    with transaction.atomic():
+        now = clock.now()
+        due = Approval.objects.filter(state=ApprovalState.PENDING, reminded_at__isnull=True,
+                                      step__activated_at__lte=now - reminder_delay())
+        for approval in _claimed(due, reminded_at=now):
+            people = recipients(approval)
+            for user, on_behalf_of in people:
+                if user.email:
+                    link = issue_link(approval, user, purpose="reminder")
+                    _send(f"[Reminder] {approval.rfc.number} waits for your approval", "approvals/email/request.txt",
+                          user.email, {**_context(approval), "user": user, "link": link, "reminder": True,
+                                       "on_behalf_of": on_behalf_of, "hours": settings.APPROVAL_LINK_HOURS})
+                    sent += 1
+            record("approvals.request.reminded", approval, actor_name="system",
+                   after={"to": [user.get_username() for user, _ in people]})
+    return sent
+
+
+def send_escalations() -> int:
+    """Escalate to the site's release managers after APPROVAL_ESCALATION_HOURS (issue 4.7)."""
+    sent = 0
+    with transaction.atomic():
+        now = clock.now()
+        due = Approval.objects.filter(state=ApprovalState.PENDING, escalated_at__isnull=True,
+                                      step__activated_at__lte=now - escalation_delay())
+        for approval in _claimed(due, escalated_at=now):
+            managers = list(holders(Role.RELEASE_MANAGER, approval.site))
+            for user in managers:
+                if user.email:
+                    _send(f"[Escalation] {approval.rfc.number} waits for {approval.get_role_display()} "
+                          f"approval at {approval.site.code}", "approvals/email/escalation.txt", user.email,
+                          {**_context(approval), "user": user,
+                           "waiting_hours": int((now - approval.step.activated_at).total_seconds() // 3600)})
+                    sent += 1
+            record("approvals.request.escalated", approval, actor_name="system",
+                   after={"to": [user.get_username() for user in managers]})
+    return sent
+
+
+def sweep() -> dict[str, int]:
+    return {"notified": send_notifications(), "reminded": send_reminders(), "escalated": send_escalations()}
+

@@ -1,0 +1,418 @@
+"""Approval chains and electronic signatures: every rule in one place (PRODUCT.md A1–A6).
+
+Pages, the email-link page, the API and the beat tasks all call these functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import IntegrityError, transaction
+from django.db.models import Prefetch, Q, QuerySet
+
+from approvals.models import (
+    Absence,
+    Approval,
+    ApprovalPolicy,
+    ApprovalRound,
+    ApprovalState,
+    ApprovalStep,
+    Decision,
+    PolicyStep,
+    RoundState,
+    Signature,
+    StepRule,
+    StepState,
+)
+from audit.services import record
+from changecontrol import access, clock
+from changecontrol.errors import StateConflict
+from changecontrol.roles import Role
+from releases.models import Evidence, Rfc
+from releases.states import RfcState
+from releases.versioning import ChangeClass
+
+logger = logging.getLogger(__name__)
+
+BUSINESS_ROLE = Role.OPERATIONS_MANAGER  # A4: the business side of a high-risk change
+
+DEFAULT_POLICIES: dict[str, list[tuple[list[str], str]]] = {
+    ChangeClass.PATCH: [([Role.IT_MANAGER], StepRule.ALL)],
+    ChangeClass.MINOR: [([Role.IT_MANAGER], StepRule.ALL), ([Role.OPERATIONS_MANAGER], StepRule.ALL)],
+    ChangeClass.MAJOR: [
+        ([Role.IT_MANAGER], StepRule.ALL),
+        ([Role.OPERATIONS_MANAGER], StepRule.ALL),
+        ([Role.CIO, Role.PLANT_DIRECTOR], StepRule.ALL),
+    ],
+}
+
+
+def ensure_default_policies(**kwargs) -> None:
+    """Create the default policy of each class that has none (an admin's edits are kept)."""
+    for change_class, steps in DEFAULT_POLICIES.items():
+        policy, created = ApprovalPolicy.objects.get_or_create(
+            change_class=change_class, defaults={"description": "Default (PRODUCT.md A1–A3)"})
+        if created:
+            PolicyStep.objects.bulk_create([
+                PolicyStep(policy=policy, order=i, roles=[str(r) for r in roles], rule=rule)
+                for i, (roles, rule) in enumerate(steps, 1)
+            ])
+
+
+# --- Content binding (§11.70) -----------------------------------------------------------------
+def content_hash(rfc: Rfc) -> str:
+    """SHA-256 over what an approver approves: the fields, the evidence hashes, the release checksum."""
+    fresh = Rfc.objects.select_related("release").get(pk=rfc.pk)
+    evidence = sorted(Evidence.objects.filter(rfc=fresh, superseded_by__isnull=True).values_list("sha256", flat=True))
+    content = {
+        "number": fresh.number,
+        "fields": fresh.snapshot(),
+        "evidence": evidence,
+        "release": {"product": fresh.release.product, "version": fresh.release.version,
+                    "sha256": fresh.release.artifact_sha256, "migration_sql": fresh.release.migration_sql,
+                    "undo_sql": fresh.release.undo_sql},
+    }
+    canonical = json.dumps(content, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# --- Who holds a role at a site ---------------------------------------------------------------
+def holders(role: Role, site) -> QuerySet:
+    """Active users holding `role` at `site`: through the role's group, or a per-site permission."""
+    from guardian.models import GroupObjectPermission, UserObjectPermission
+
+    from environments.models import Site
+
+    perm = Permission.objects.get(content_type__app_label="environments", codename=Role(role).codename)
+    site_pk = str(getattr(site, "pk", site))
+    per_site_users = UserObjectPermission.objects.filter(
+        permission=perm, object_pk=site_pk, content_type__model=Site._meta.model_name).values("user_id")
+    per_site_groups = GroupObjectPermission.objects.filter(
+        permission=perm, object_pk=site_pk, content_type__model=Site._meta.model_name).values("group_id")
+    return get_user_model().objects.filter(is_active=True).filter(
+        Q(groups__permissions=perm) | Q(user_permissions=perm) | Q(pk__in=per_site_users)
+        | Q(groups__in=per_site_groups)).distinct().order_by("username")
+
+
+# --- Policies → a round ---------------------------------------------------------------------------
+def chain_for(rfc: Rfc) -> list[tuple[list[str], str, str]]:
+    """(roles, rule, note) per step: the class's policy, plus the business step when high risk (A4)."""
+    policy = ApprovalPolicy.objects.prefetch_related("steps").filter(change_class=rfc.change_class).first()
+    if policy is None or not policy.steps.all():
+        ensure_default_policies()
+        policy = ApprovalPolicy.objects.prefetch_related("steps").get(change_class=rfc.change_class)
+    steps = [(list(step.roles), step.rule, "") for step in policy.steps.all()]
+    if rfc.high_risk and not any(BUSINESS_ROLE in roles for roles, _, _ in steps):
+        steps.insert(1, ([str(BUSINESS_ROLE)], StepRule.ALL, "High-risk change: business sign-off (A4)"))
+    return steps
+
+
+def open_round(rfc: Rfc, actor) -> ApprovalRound:
+    """Create the RFC's chain and notify its first step. Runs inside the submission transaction."""
+    now = clock.now()
+    number = (ApprovalRound.objects.filter(rfc=rfc).order_by("-number").values_list("number", flat=True)
+              .first() or 0) + 1
+    chain = chain_for(rfc)
+    rnd = ApprovalRound.objects.create(rfc=rfc, number=number, change_class=rfc.change_class,
+                                       high_risk=rfc.high_risk, content_hash=content_hash(rfc), created_at=now)
+    sites = [impact.site for impact in rfc.impacts.select_related("site")]
+    for order, (roles, rule, note) in enumerate(chain, 1):
+        step = ApprovalStep.objects.create(round=rnd, order=order, roles=roles, rule=rule, note=note)
+        Approval.objects.bulk_create([Approval(step=step, rfc=rfc, role=role, site=site)
+                                      for site in sites for role in roles])
+    first = rnd.steps.order_by("order").first()
+    _activate(first, now)
+    record("approvals.round.opened", rnd, actor=actor, after={
+        "round": number, "content_hash": rnd.content_hash,
+        "steps": [" and ".join(Role(r).label for r in roles) + (f" ({note})" if note else "")
+                  for roles, _, note in chain]})
+    return rnd
+
+
+def _activate(step: ApprovalStep, now) -> None:
+    step.state, step.activated_at = StepState.PENDING, now
+    step.save(update_fields=["state", "activated_at"])
+    step.approvals.update(state=ApprovalState.PENDING, notify_due=True)
+    transaction.on_commit(_nudge_mailer)
+
+
+def _nudge_mailer() -> None:
+    """The outbox row is the truth; this only wakes a worker early (beat sweeps it anyway)."""
+    from approvals import tasks
+
+    try:
+        tasks.send_notifications.delay()
+    except Exception:  # a broker outage must not fail the request; the beat sweep sends it
+        logger.warning("approval mail nudge not sent; the beat sweep will send it", exc_info=True)
+
+
+def close_round(rfc: Rfc, state: str, reason: str = "") -> None:
+    """Withdrawal or cancellation: the open round stops; its signatures stay as they are."""
+    now = clock.now()
+    for rnd in ApprovalRound.objects.select_for_update().filter(rfc=rfc, state=RoundState.OPEN):
+        rnd.state, rnd.closed_at = state, now
+        rnd.save(update_fields=["state", "closed_at"])
+        ApprovalStep.objects.filter(round=rnd, state__in=[StepState.WAITING, StepState.PENDING]).update(
+            state=StepState.CLOSED)
+        Approval.objects.filter(step__round=rnd, state__in=[ApprovalState.WAITING, ApprovalState.PENDING]).update(
+            state=ApprovalState.CLOSED, notify_due=False)
+
+
+def void_stale_signatures(rfc: Rfc, actor=None) -> int:
+    """An edit changed the content: every live signature over other content is void (§11.70)."""
+    current = content_hash(rfc)
+    stale = Signature.objects.filter(rfc=rfc, voided_at__isnull=True).exclude(content_hash=current)
+    count = stale.update(voided_at=clock.now(), void_reason="The RFC's content changed after signing.")
+    if count:
+        record("approvals.signatures.voided", rfc, actor=actor, after={"count": count, "content_hash": current},
+               reason="The RFC's content changed after signing.")
+    return count
+
+
+# --- Who may sign ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Capacity:
+    """In what capacity a user may sign an approval: in their own right or on behalf of someone."""
+
+    on_behalf_of: object | None = None
+
+
+def _separation_of_duties(user, rfc: Rfc) -> None:
+    if rfc.author_id == user.pk:
+        raise PermissionDenied("You wrote this RFC: you cannot approve it (separation of duties).")
+    if rfc.signoffs.filter(signed_by=user).exists():
+        raise PermissionDenied("You signed off this RFC's UAT: you cannot approve it (separation of duties).")
+
+
+def active_absences(at=None) -> QuerySet:
+    at = at or clock.now()
+    return Absence.objects.filter(cancelled_at__isnull=True, starts_at__lte=at, ends_at__gt=at)
+
+
+def capacity(user, approval: Approval) -> Capacity:
+    """Raise PermissionDenied unless `user` may sign `approval`; say in which capacity."""
+    _separation_of_duties(user, approval.rfc)
+    role = Role(approval.role)
+    if access.has_role(user, role, approval.site):
+        return Capacity()
+    if access.has_any_role(user, [role]):
+        # A delegate holds the same role elsewhere and stands in for an absent holder here.
+        for absence in active_absences().filter(delegate=user).select_related("user"):
+            if access.has_role(absence.user, role, approval.site):
+                return Capacity(on_behalf_of=absence.user)
+    raise PermissionDenied(f"Only a {role.label} of {approval.site.code} signs this approval.")
+
+
+def approvals_for(user) -> QuerySet:
+    """Pending approvals the user may sign now (own roles, or as a delegate)."""
+    pending = Approval.objects.filter(state=ApprovalState.PENDING).select_related(
+        "rfc", "rfc__release", "rfc__author", "site", "step")
+    result = []
+    for approval in pending:
+        try:
+            capacity(user, approval)
+        except PermissionDenied:
+            continue
+        result.append(approval.pk)
+    return pending.filter(pk__in=result)
+
+
+# --- Signing ---------------------------------------------------------------------------------------
+def _meaning(decision: str, role: Role, site, on_behalf_of) -> str:
+    verb = "approved" if decision == Decision.APPROVE else "rejected"
+    text = f"{verb} as {role.label} of {site.code}"
+    if on_behalf_of is not None:
+        text += f" on behalf of {on_behalf_of.get_full_name() or on_behalf_of.get_username()}"
+    return text
+
+
+def check_decision(decision: str, reason: str) -> None:
+    if decision not in Decision.values:
+        raise ValidationError({"decision": "Decision must be approve or reject."})
+    if decision == Decision.REJECT and not reason.strip():
+        raise ValidationError({"reason": "A rejection needs a reason."})
+
+
+def sign(user, approval: Approval, decision: str, password: str, reason: str = "", via: str = "portal",
+         expected_hash: str | None = None) -> Signature:
+    """Approve or reject one approval as an electronic signature (§11.50, §11.70, §11.200)."""
+    check_decision(decision, reason)
+    verify_password(user, password, approval, decision, via)
+    return sign_verified(user, approval, decision, reason, via, expected_hash)
+
+
+def verify_password(user, password: str, approval: Approval, decision: str, via: str) -> None:
+    """§11.200: the signer re-enters the password at every signing; a failure is audited."""
+    if not password or not user.check_password(password):
+        record("approvals.signature.refused", approval, actor=user, reason="wrong password",
+               after={"decision": decision, "via": via})
+        raise PermissionDenied("The password is not correct: the signature was not recorded.")
+
+
+def sign_verified(user, approval: Approval, decision: str, reason: str = "", via: str = "portal",
+                  expected_hash: str | None = None) -> Signature:
+    """The signing itself, after `verify_password`."""
+    check_decision(decision, reason)
+    from releases import services as rfc_services
+
+    with transaction.atomic():
+        locked = Approval.objects.select_for_update().select_related("rfc", "site", "step").get(pk=approval.pk)
+        step = ApprovalStep.objects.select_for_update().get(pk=locked.step_id)
+        rnd = ApprovalRound.objects.select_for_update().get(pk=step.round_id)
+        if locked.state != ApprovalState.PENDING or step.state != StepState.PENDING or rnd.state != RoundState.OPEN:
+            raise StateConflict(f"This approval is {locked.get_state_display().lower()}; nothing to sign.")
+        cap = capacity(user, locked)
+        current = content_hash(locked.rfc)
+        if current != rnd.content_hash or (expected_hash and expected_hash != current):
+            raise StateConflict("The RFC changed since this approval was requested; reload it and sign again.")
+        now = clock.now()
+        role = Role(locked.role)
+        try:
+            with transaction.atomic():
+                signature = Signature.objects.create(
+                    approval=locked, rfc=locked.rfc, signer=user, on_behalf_of=cap.on_behalf_of,
+                    printed_name=user.get_full_name() or user.get_username(), signed_at=now, decision=decision,
+                    meaning=_meaning(decision, role, locked.site, cap.on_behalf_of), reason=reason.strip(),
+                    content_hash=current, via=via)
+        except IntegrityError:
+            raise StateConflict("Someone signed this approval a moment ago.") from None
+        locked.state = ApprovalState.APPROVED if decision == Decision.APPROVE else ApprovalState.REJECTED
+        locked.decided_at, locked.notify_due = now, False
+        locked.save(update_fields=["state", "decided_at", "notify_due"])
+        record(f"approvals.signature.{'approved' if decision == Decision.APPROVE else 'rejected'}", locked,
+               actor=user, reason=reason.strip(), after={
+                   "meaning": signature.meaning, "printed_name": signature.printed_name,
+                   "signed_at": now.isoformat(), "content_hash": current, "via": via,
+                   "on_behalf_of": cap.on_behalf_of.get_username() if cap.on_behalf_of else None})
+        if decision == Decision.REJECT:
+            _finish_round(rnd, step, RoundState.REJECTED, now)
+            rfc_services.transition(None, locked.rfc, "reject", reason=f"{signature.meaning}: {reason.strip()}")
+            return signature
+        if locked.rfc.state == RfcState.SUBMITTED:
+            rfc_services.transition(None, locked.rfc, "start_approval")
+        remaining = step.approvals.exclude(pk=locked.pk).filter(state=ApprovalState.PENDING)
+        if step.rule == StepRule.ANY or not remaining.exists():
+            remaining.update(state=ApprovalState.NOT_NEEDED, notify_due=False)
+            step.state, step.completed_at = StepState.APPROVED, now
+            step.save(update_fields=["state", "completed_at"])
+            following = rnd.steps.filter(order__gt=step.order).order_by("order").first()
+            if following is not None:
+                _activate(following, now)
+            else:
+                rnd.state, rnd.closed_at = RoundState.APPROVED, now
+                rnd.save(update_fields=["state", "closed_at"])
+                rfc_services.transition(None, locked.rfc, "approve", data={"round": rnd.number})
+    return signature
+
+
+def _finish_round(rnd: ApprovalRound, step: ApprovalStep, state: str, now) -> None:
+    step.state, step.completed_at = StepState.REJECTED, now
+    step.save(update_fields=["state", "completed_at"])
+    rnd.state, rnd.closed_at = state, now
+    rnd.save(update_fields=["state", "closed_at"])
+    ApprovalStep.objects.filter(round=rnd, state__in=[StepState.WAITING, StepState.PENDING]).update(
+        state=StepState.CLOSED)
+    Approval.objects.filter(step__round=rnd, state__in=[ApprovalState.WAITING, ApprovalState.PENDING]).update(
+        state=ApprovalState.CLOSED, notify_due=False)
+
+
+# --- Reading a chain -------------------------------------------------------------------------
+def rounds_of(rfc: Rfc) -> QuerySet:
+    return ApprovalRound.objects.filter(rfc=rfc).order_by("-number").prefetch_related(
+        Prefetch("steps", queryset=ApprovalStep.objects.order_by("order").prefetch_related(
+            Prefetch("approvals", queryset=Approval.objects.select_related("site").prefetch_related(
+                Prefetch("signatures", queryset=Signature.objects.select_related("signer", "on_behalf_of")))))))
+
+
+def approvals_complete(rfc: Rfc) -> tuple[bool, str]:
+    """The gate (issue 4.11): the last round approved and every live signature over today's content."""
+    rnd = ApprovalRound.objects.filter(rfc=rfc).order_by("-number").first()
+    if rnd is None:
+        return False, "Not submitted for approval yet."
+    if rnd.state != RoundState.APPROVED:
+        pending = ApprovalStep.objects.filter(round=rnd, state=StepState.PENDING).first()
+        detail = f": waiting for {pending.label}" if pending else ""
+        return False, f"Approval round {rnd.number} is {rnd.get_state_display().lower()}{detail}."
+    current = content_hash(rfc)
+    signatures = Signature.objects.filter(approval__step__round=rnd, decision=Decision.APPROVE)
+    if signatures.filter(voided_at__isnull=False).exists() or signatures.exclude(content_hash=current).exists():
+        return False, "The RFC changed after it was approved: its signatures are void."
+    return True, f"Approved in round {rnd.number} ({signatures.count()} signatures)."
+
+
+def reminder_delay() -> timedelta:
+    return timedelta(hours=settings.APPROVAL_REMINDER_HOURS)
+
+
+def escalation_delay() -> timedelta:
+    return timedelta(hours=settings.APPROVAL_ESCALATION_HOURS)
+
+
+# --- Absences and delegation (issue 4.6) ---------------------------------------------------------
+APPROVER_ROLES = access.APPROVER_ROLES
+
+
+def set_absence(user, *, delegate, starts_at, ends_at, reason: str = "") -> Absence:
+    """An approver away names a delegate who holds one of their approver roles."""
+    mine = access.all_roles(user) & APPROVER_ROLES
+    if not mine:
+        raise PermissionDenied("Only approvers name a delegate.")
+    errors = {}
+    if delegate is None or delegate.pk == user.pk:
+        errors["delegate"] = "Name someone else as your delegate."
+    elif not access.all_roles(delegate) & mine:
+        errors["delegate"] = (f"{delegate.get_full_name() or delegate.get_username()} holds none of your approver "
+                              f"roles ({', '.join(sorted(r.label for r in mine))}).")
+    if starts_at is None or ends_at is None or ends_at <= starts_at:
+        errors["ends_at"] = "The absence must end after it starts."
+    elif ends_at <= clock.now():
+        errors["ends_at"] = "The absence is over already."
+    if errors:
+        raise ValidationError(errors)
+    with transaction.atomic():
+        absence = Absence.objects.create(user=user, delegate=delegate, starts_at=starts_at, ends_at=ends_at,
+                                         reason=reason.strip()[:200])
+        record("approvals.absence.set", absence, actor=user, after={
+            "delegate": delegate.get_username(), "starts_at": starts_at.isoformat(),
+            "ends_at": ends_at.isoformat(), "reason": absence.reason})
+    return absence
+
+
+def cancel_absence(user, absence: Absence) -> None:
+    if absence.user_id != user.pk:
+        raise PermissionDenied("Only the absent approver cancels their absence.")
+    with transaction.atomic():
+        updated = Absence.objects.filter(pk=absence.pk, cancelled_at__isnull=True).update(cancelled_at=clock.now())
+        if not updated:
+            raise StateConflict("This absence is cancelled already.")
+        record("approvals.absence.cancelled", absence, actor=user, before={"delegate": absence.delegate.get_username()})
+
+
+def delegate_candidates(user) -> QuerySet:
+    """People who hold one of the user's approver roles (anywhere) and could stand in."""
+    from django.contrib.auth.models import Group
+
+    mine = access.all_roles(user) & APPROVER_ROLES
+    codenames = [role.codename for role in mine]
+    groups = Group.objects.filter(permissions__codename__in=codenames)
+    from guardian.models import UserObjectPermission
+
+    per_site = UserObjectPermission.objects.filter(permission__codename__in=codenames).values("user_id")
+    return get_user_model().objects.filter(is_active=True).filter(
+        Q(groups__in=groups) | Q(pk__in=per_site)).exclude(pk=user.pk).distinct().order_by("username")
+
+
+def visible_to(user, approval: Approval) -> bool:
+    """An approval is visible with its RFC: to users of one of the RFC's sites."""
+    from releases.services import visible_rfcs
+
+    return visible_rfcs(user).filter(pk=approval.rfc_id).exists()

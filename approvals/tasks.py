@@ -1,0 +1,15 @@
+"""Beat-driven approval mail (issue 4.7): short tasks over database rows, safe to run twice."""
+
+from celery import shared_task
+
+from approvals import mail
+
+
+@shared_task(name="approvals.tasks.send_notifications")
+def send_notifications() -> int:
+    return mail.send_notifications()
+
+
+@shared_task(name="approvals.tasks.sweep")
+def sweep() -> dict[str, int]:
+    return mail.sweep()

@@ -1,0 +1,228 @@
+"""Approval pages: the approver's queue, the decision page, the email link, absences, the demo mailbox.
+
+The email link (A5): GET and HEAD only show a page and change nothing — mail scanners open
+links. Deciding needs the link's approver logged in and a POST with their password.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.dateparse import parse_datetime
+from django.utils.timezone import make_aware
+from django.views.decorators.http import require_http_methods, require_POST
+
+from approvals import services
+from approvals.mail import token_hash
+from approvals.models import Absence, Approval, ApprovalState, EmailLink
+from audit.services import record
+from changecontrol import access, clock
+from changecontrol.errors import StateConflict
+from releases import gates
+
+
+def _decision_context(approval: Approval) -> dict:
+    rfc = approval.rfc
+    return {"approval": approval, "rfc": rfc, "gates": gates.evaluate(rfc),
+            "rounds": services.rounds_of(rfc)[:1], "impacts": list(rfc.impacts.select_related("site"))}
+
+
+def _errors(exc: ValidationError) -> dict:
+    """Field errors by name; errors about the whole form under "general" (templates cannot read __all__)."""
+    errors = dict(exc.message_dict) if hasattr(exc, "error_dict") else {"general": exc.messages}
+    if "__all__" in errors:
+        errors["general"] = errors.pop("__all__")
+    return errors
+
+
+def _approval_queryset():
+    return Approval.objects.select_related("rfc", "rfc__release", "rfc__author", "site", "step", "step__round")
+
+
+@login_required
+def queue(request):
+    """Everything waiting for the user's signature (htmx refreshes the table)."""
+    items = services.approvals_for(request.user)
+    template = "approvals/queue.html#queue" if request.htmx else "approvals/queue.html"
+    return render(request, template, {"items": items})
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def decide(request, pk: int):
+    approval = get_object_or_404(_approval_queryset(), pk=pk)
+    if not services.visible_to(request.user, approval):
+        raise Http404
+    return _decide(request, approval, via="portal")
+
+
+def _decide(request, approval: Approval, via: str, link: EmailLink | None = None):
+    context = _decision_context(approval)
+    context["link"] = link
+    status = 200
+    if request.method == "POST":
+        decision = request.POST.get("decision", "")
+        reason = request.POST.get("reason", "")
+        try:
+            services.check_decision(decision, reason)
+            services.verify_password(request.user, request.POST.get("password", ""), approval, decision, via)
+            with transaction.atomic():
+                if link is not None:
+                    claimed = EmailLink.objects.filter(pk=link.pk, used_at__isnull=True).update(used_at=clock.now())
+                    if not claimed:
+                        raise StateConflict("This link has been used already.")
+                signature = services.sign_verified(request.user, approval, decision, reason, via=via,
+                                                   expected_hash=link.content_hash if link else None)
+        except ValidationError as exc:
+            context["errors"] = _errors(exc)
+            status = 400
+        except PermissionDenied as exc:
+            context["errors"] = {"password": [str(exc)]}
+            status = 403
+        except StateConflict as exc:
+            context["errors"] = {"general": [str(exc)]}
+            status = 409
+        else:
+            messages.success(request, f"{approval.rfc.number}: {signature.meaning}. Your signature is recorded.")
+            return redirect("releases:detail", approval.rfc.uuid)
+        context["form"] = {"decision": decision, "reason": reason}
+    return render(request, "approvals/decide.html", context, status=status)
+
+
+# --- The email link ---------------------------------------------------------------------------------
+LINK_PROBLEMS = {
+    "unknown": (404, "This approval link is not valid", "Check that you opened the whole link from the email."),
+    "used": (410, "This approval link has been used", "Each link works once. The RFC page shows the decision."),
+    "expired": (410, "This approval link has expired", "Links expire after {hours} hours. Open the RFC in the "
+                "portal or wait for the reminder with a new link."),
+    "decided": (409, "This approval no longer waits for a decision", "Someone decided it already, or the RFC "
+                "was withdrawn."),
+    "stale": (409, "The RFC changed after this link was sent", "Its content is not what you were asked to "
+              "approve. A new request follows when it is submitted again."),
+    "other_user": (403, "This link was sent to someone else", "It belongs to {owner}; you are logged in as "
+                   "{user}. Log out and log in as {owner}, or open your own email."),
+}
+
+
+def _link_problem(link: EmailLink | None, user) -> str | None:
+    if link is None:
+        return "unknown"
+    if link.used_at is not None:
+        return "used"
+    if link.expires_at <= clock.now():
+        return "expired"
+    if link.approval.state != ApprovalState.PENDING:
+        return "decided"
+    if services.content_hash(link.approval.rfc) != link.content_hash:
+        return "stale"
+    if user.is_authenticated and user.pk != link.user_id:
+        return "other_user"
+    return None
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def link(request, token: str):
+    found = EmailLink.objects.select_related(
+        "user", "approval", "approval__rfc", "approval__rfc__release", "approval__rfc__author",
+        "approval__site", "approval__step", "approval__step__round").filter(token_hash=token_hash(token)).first()
+    problem = _link_problem(found, request.user)
+    if problem:
+        status, title, detail = LINK_PROBLEMS[problem]
+        owner = found.user.get_username() if found else ""
+        record(f"approvals.link.{problem}", found.approval if found else None, actor=request.user,
+               object_type="" if found else "approvals.emaillink", object_id="" if found else token_hash(token)[:16],
+               after={"method": request.method, "link_owner": owner})
+        detail = detail.format(hours=settings.APPROVAL_LINK_HOURS, owner=owner,
+                               user=request.user.get_username())
+        return render(request, "approvals/link_problem.html", {"title": title, "detail": detail,
+                                                                "rfc": found.approval.rfc if found else None},
+                      status=status)
+    if not request.user.is_authenticated:
+        # No content for an anonymous visitor (a mail scanner): only the way to log in.
+        return render(request, "approvals/link_login.html", {
+            "login_url": f"{reverse('login')}?next={request.path}", "number": found.approval.rfc.number,
+            "owner": found.user})
+    return _decide(request, found.approval, via="email", link=found)
+
+
+# --- Absences (delegation) -------------------------------------------------------------------
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def absences(request):
+    user = request.user
+    is_approver = bool(access.all_roles(user) & services.APPROVER_ROLES)
+    context = {"is_approver": is_approver, "errors": {}, "form": {}}
+    status = 200
+    if request.method == "POST":
+        form = request.POST
+        delegate = get_user_model().objects.filter(username=form.get("delegate", "")).first()
+        try:
+            starts_at, ends_at = (_local_datetime(form.get("starts_at")), _local_datetime(form.get("ends_at")))
+            services.set_absence(user, delegate=delegate, starts_at=starts_at, ends_at=ends_at,
+                                 reason=form.get("reason", ""))
+        except ValidationError as exc:
+            context["errors"], context["form"], status = _errors(exc), form, 400
+        except PermissionDenied as exc:
+            context["errors"], status = {"general": [str(exc)]}, 403
+        else:
+            messages.success(request, f"Absence recorded: {delegate.get_full_name() or delegate} signs for you.")
+            return redirect("approvals:absences")
+    context["absences"] = Absence.objects.filter(user=user).select_related("delegate")
+    context["delegations"] = services.active_absences().filter(delegate=user).select_related("user")
+    context["candidates"] = services.delegate_candidates(user)
+    return render(request, "approvals/absences.html", context, status=status)
+
+
+def _local_datetime(value: str | None):
+    parsed = parse_datetime(value or "")
+    if parsed is None:
+        raise ValidationError({"starts_at": "Give the start and the end as date and time."})
+    return parsed if parsed.tzinfo else make_aware(parsed)
+
+
+@login_required
+@require_POST
+def cancel_absence(request, pk: int):
+    absence = get_object_or_404(Absence, pk=pk, user=request.user)
+    try:
+        services.cancel_absence(request.user, absence)
+    except StateConflict as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Absence cancelled.")
+    return redirect("approvals:absences")
+
+
+# --- The demo mailbox (issue 4.9) -------------------------------------------------------------
+_URL = re.compile(r"(https?://[^\s<>\"]+)")
+
+
+@login_required
+def mailbox(request):
+    """Only with DEBUG: the mails `make run` wrote to files, newest first, links clickable."""
+    if not settings.DEBUG:
+        raise Http404
+    folder = Path(settings.EMAIL_FILE_PATH)
+    mails = []
+    for path in sorted(folder.glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True)[:50]:
+        for chunk in path.read_text(errors="replace").split("-" * 79):
+            if not chunk.strip():
+                continue
+            message = email.message_from_string(chunk.strip(), policy=email.policy.default)
+            body = message.get_body(preferencelist=("plain",))
+            text = body.get_content() if body is not None else ""
+            mails.append({"subject": message["subject"], "to": message["to"], "date": message["date"],
+                          "body": text, "links": _URL.findall(text)})
+    return render(request, "approvals/mailbox.html", {"mails": mails, "folder": folder})

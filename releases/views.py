@@ -1,0 +1,343 @@
+"""RFC pages: list, file, edit, the RFC page with gates, evidence, UAT sign-off, approvals and timeline.
+
+Every rule is in `releases.services`; a view turns the refusal into a page: ValidationError 400,
+PermissionDenied 403, StateConflict 409, RuleViolation 422 naming the gate.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Prefetch, Q
+from django.http import FileResponse, Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from approvals import services as approvals
+from audit.models import AuditEvent
+from changecontrol import access
+from changecontrol.errors import RuleViolation, StateConflict
+from changecontrol.roles import Role
+from environments.models import Site
+from releases import gates, services, uploads
+from releases.forms import EvidenceForm, ReleaseForm, RfcFilterForm, RfcForm, SignoffForm
+from releases.models import Evidence, Impact, Rfc
+from releases.states import EDITABLE_STATES, RfcState
+from releases.versioning import VersionRefused
+
+PAGE_SIZE = 25
+OPEN_STATES = [RfcState.DRAFT, RfcState.SUBMITTED, RfcState.IN_APPROVAL, RfcState.APPROVED,
+               RfcState.SCHEDULED, RfcState.DEPLOYING]
+AUDITED_TYPES = ["releases.rfc", "approvals.approvalround", "approvals.approval", "approvals.signature"]
+# Scheduling gets its own form with the plant calendar (issue 5); the RFC page offers the rest.
+PAGE_TRANSITIONS_EXCLUDED = {"schedule", "unschedule"}
+
+
+def _rfc_or_404(user, uuid) -> Rfc:
+    try:
+        return services.rfc_detail_queryset(user).get(uuid=uuid)
+    except (Rfc.DoesNotExist, ValidationError, ValueError):
+        raise Http404("No such RFC") from None
+
+
+# --- List -------------------------------------------------------------------------------------
+@login_required
+@require_GET
+def rfc_list(request):
+    form = RfcFilterForm(request.GET or None)
+    rfcs = services.visible_rfcs(request.user).select_related("release", "author").prefetch_related(
+        Prefetch("impacts", queryset=Impact.objects.select_related("site")))
+    if form.is_valid():
+        data = form.cleaned_data
+        if data["q"]:
+            q = data["q"].strip()
+            rfcs = rfcs.filter(Q(number__icontains=q) | Q(title__icontains=q) | Q(release__product__icontains=q))
+        if data["state"] == "open":
+            rfcs = rfcs.filter(state__in=OPEN_STATES)
+        elif data["state"]:
+            rfcs = rfcs.filter(state=data["state"])
+        if data["site"]:
+            rfcs = rfcs.filter(impacts__site__code=data["site"])
+        if data["change_class"]:
+            rfcs = rfcs.filter(change_class=data["change_class"])
+        if data["mine"]:
+            rfcs = rfcs.filter(author=request.user)
+    page = Paginator(rfcs.order_by("-created_at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "releases/list.html", {
+        "form": form, "page": page, "query": query.urlencode(),
+        "sites": access.visible_sites(request.user).order_by("code"),
+        "may_file": access.has_any_role(request.user, services.FILERS),
+    })
+
+
+# --- Filing and editing -------------------------------------------------------------------------
+def _require_filer(user) -> None:
+    if not access.has_any_role(user, services.FILERS):
+        raise PermissionDenied("Only developers, release managers and admins file RFCs.")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def rfc_create(request):
+    _require_filer(request.user)
+    initial = {}
+    if request.GET.get("release", "").isdigit():
+        initial["release"] = int(request.GET["release"])
+    form = RfcForm(request.POST or None, user=request.user, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            rfc = services.create_rfc(request.user, impacts=form.impacts(), **form.fields_for_service())
+        except ValidationError as exc:
+            form.add_service_errors(exc)
+        else:
+            messages.success(request, f"{rfc.number} filed as a draft. Add evidence, get UAT signed off, then submit.")
+            return redirect("releases:detail", rfc.uuid)
+    return render(request, "releases/form.html", {"form": form, "rfc": None},
+                  status=400 if form.errors else 200)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def rfc_edit(request, uuid):
+    rfc = _rfc_or_404(request.user, uuid)
+    if rfc.author_id != request.user.pk:
+        raise PermissionDenied("Only the author edits an RFC.")
+    if rfc.state not in EDITABLE_STATES:
+        messages.error(request, f"{rfc.number} is {rfc.get_state_display().lower()}; only a draft can be edited. "
+                                "Withdraw it to draft first.")
+        return redirect("releases:detail", rfc.uuid)
+    form = RfcForm(request.POST or None, user=request.user, rfc=rfc)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_rfc(request.user, rfc, impacts=form.impacts(), **form.fields_for_service())
+        except ValidationError as exc:
+            form.add_service_errors(exc)
+        except StateConflict as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"{rfc.number} saved.")
+            return redirect("releases:detail", rfc.uuid)
+    return render(request, "releases/form.html", {"form": form, "rfc": rfc},
+                  status=400 if form.errors else 200)
+
+
+@login_required
+@require_GET
+def classify(request):
+    """htmx: the class of change for the chosen release and sites, or why it cannot go to PROD."""
+    form = RfcForm(request.GET, user=request.user)
+    form.is_valid()
+    release = form.cleaned_data.get("release")
+    sites = [item["site"] for item in form.impacts()] if hasattr(form, "cleaned_data") else []
+    context = {"release": release, "sites": sites}
+    if release and sites:
+        try:
+            context["change_class"] = services.classify_rfc(release, sites)
+        except VersionRefused as exc:
+            context["refused"] = str(exc)
+    return render(request, "releases/_classify.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def release_create(request):
+    _require_filer(request.user)
+    form = ReleaseForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            release = services.create_release(
+                request.user, product=data["product"], version=data["version"], notes=data["notes"],
+                artifact=data["artifact"], artifact_url=data["artifact_url"],
+                artifact_sha256=data["artifact_sha256"], migration_sql=data["migration_sql"],
+                undo_sql=data["undo_sql"])
+        except ValidationError as exc:
+            form.add_service_errors(exc)
+        else:
+            messages.success(request, f"Release {release} recorded with SHA-256 {release.artifact_sha256[:12]}….")
+            return redirect(f"{_url('releases:create')}?release={release.pk}")
+    return render(request, "releases/release_form.html", {"form": form}, status=400 if form.errors else 200)
+
+
+def _url(name: str, *args) -> str:
+    from django.urls import reverse
+
+    return reverse(name, args=args)
+
+
+# --- The RFC page -------------------------------------------------------------------------------
+def _detail_context(request, rfc: Rfc) -> dict:
+    user = request.user
+    sites = services.rfc_sites(rfc)
+    is_draft = rfc.state in EDITABLE_STATES
+    stage = "submit" if rfc.state in (RfcState.DRAFT, RfcState.SUBMITTED, RfcState.IN_APPROVAL) else "schedule"
+    evidence = list(rfc.evidence.all())
+    may_add_evidence = is_draft and (rfc.author_id == user.pk or any(
+        access.has_any_role(user, services.EVIDENCE_ROLES, site) for site in sites))
+    signoff_sites = [] if not is_draft or rfc.author_id == user.pk else [
+        site for site in sites if access.has_role(user, Role.KEY_USER, site)]
+    my_approvals = set(approvals.approvals_for(user).filter(rfc=rfc).values_list("pk", flat=True))
+    timeline = AuditEvent.objects.filter(object_type__in=AUDITED_TYPES, object_id=rfc.number).order_by("seq")
+    return {
+        "rfc": rfc,
+        "impacts": list(rfc.impacts.all()),
+        "gates": gates.evaluate(rfc, stage),
+        "gate_stage": stage,
+        "current_evidence": [e for e in evidence if e.superseded_by_id is None],
+        "superseded_evidence": [e for e in evidence if e.superseded_by_id is not None],
+        "signoffs": list(rfc.signoffs.all()),
+        "rounds": approvals.rounds_of(rfc),
+        "my_approvals": my_approvals,
+        "timeline": timeline,
+        "actions": [t for t in services.available_transitions(user, rfc) if t.name not in PAGE_TRANSITIONS_EXCLUDED],
+        "may_edit": is_draft and rfc.author_id == user.pk,
+        "may_add_evidence": may_add_evidence,
+        "may_delete_evidence": is_draft and rfc.submitted_at is None,
+        "evidence_form": EvidenceForm(),
+        "signoff_sites": signoff_sites,
+        "signoff_form": SignoffForm(),
+    }
+
+
+def _render_detail(request, rfc: Rfc, status: int = 200, **extra):
+    context = _detail_context(request, rfc)
+    context.update(extra)
+    return render(request, "releases/detail.html", context, status=status)
+
+
+@login_required
+@require_GET
+def rfc_detail(request, uuid):
+    return _render_detail(request, _rfc_or_404(request.user, uuid))
+
+
+def _refusal(exc: Exception) -> tuple[int, str, list]:
+    """(status, message, failed gates) for a refused action."""
+    if isinstance(exc, RuleViolation):
+        return 422, str(exc), exc.failed
+    if isinstance(exc, StateConflict):
+        return 409, str(exc), []
+    if isinstance(exc, PermissionDenied):
+        return 403, str(exc) or "You may not do this.", []
+    messages_ = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
+    return 400, " ".join(messages_), []
+
+
+REFUSED = (ValidationError, PermissionDenied, StateConflict, RuleViolation)
+
+
+@login_required
+@require_POST
+def rfc_transition(request, uuid, name: str):
+    rfc = _rfc_or_404(request.user, uuid)
+    if name in PAGE_TRANSITIONS_EXCLUDED:
+        raise Http404
+    try:
+        services.transition(request.user, rfc, name, reason=request.POST.get("reason", ""))
+    except REFUSED as exc:
+        status, message, failed = _refusal(exc)
+        return _render_detail(request, _rfc_or_404(request.user, uuid), status=status,
+                              action_error=message, failed_gates=failed, action_name=name)
+    rfc = _rfc_or_404(request.user, uuid)
+    messages.success(request, f"{rfc.number} is now {rfc.get_state_display().lower()}.")
+    return redirect("releases:detail", rfc.uuid)
+
+
+@login_required
+@require_POST
+def evidence_add(request, uuid):
+    rfc = _rfc_or_404(request.user, uuid)
+    form = EvidenceForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _render_detail(request, rfc, status=400, evidence_form=form)
+    supersedes = None
+    if form.cleaned_data["supersedes"]:
+        supersedes = Evidence.objects.filter(rfc=rfc, uuid=form.cleaned_data["supersedes"]).first()
+        if supersedes is None:
+            raise Http404
+    try:
+        evidence = services.add_evidence(request.user, rfc, form.cleaned_data["file"], form.cleaned_data["kind"],
+                                         form.cleaned_data["description"], supersedes=supersedes)
+    except REFUSED as exc:
+        status, message, _ = _refusal(exc)
+        form.add_error("file" if status == 400 else None, message)
+        return _render_detail(request, _rfc_or_404(request.user, uuid), status=status, evidence_form=form)
+    messages.success(request, f"{evidence.original_name} added (SHA-256 {evidence.sha256[:12]}…).")
+    return redirect(f"{_url('releases:detail', rfc.uuid)}#evidence")
+
+
+def _evidence_or_404(request, uuid, evidence_uuid) -> Evidence:
+    rfc = _rfc_or_404(request.user, uuid)
+    try:
+        return Evidence.objects.select_related("rfc").get(rfc=rfc, uuid=evidence_uuid)
+    except (Evidence.DoesNotExist, ValidationError):
+        raise Http404("No such file") from None
+
+
+@login_required
+@require_POST
+def evidence_delete(request, uuid, evidence_uuid):
+    evidence = _evidence_or_404(request, uuid, evidence_uuid)
+    try:
+        services.delete_evidence(request.user, evidence)
+    except REFUSED as exc:
+        status, message, _ = _refusal(exc)
+        return _render_detail(request, _rfc_or_404(request.user, uuid), status=status, action_error=message)
+    messages.success(request, f"{evidence.original_name} removed.")
+    return redirect(f"{_url('releases:detail', evidence.rfc.uuid)}#evidence")
+
+
+def _file_response(evidence: Evidence, *, inline: bool) -> FileResponse:
+    try:
+        handle = open(uploads.path_of("evidence", evidence.stored_name), "rb")  # noqa: SIM115 (FileResponse closes)
+    except (OSError, ValueError):
+        raise Http404("The stored file is missing.") from None
+    response = FileResponse(handle, as_attachment=not inline, filename=evidence.original_name,
+                            content_type=evidence.content_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    # Nothing in an evidence file may run, even if a browser were fooled into rendering it.
+    response["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; sandbox"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+@require_GET
+def evidence_download(request, uuid, evidence_uuid):
+    return _file_response(_evidence_or_404(request, uuid, evidence_uuid), inline=False)
+
+
+@login_required
+@require_GET
+def evidence_preview(request, uuid, evidence_uuid):
+    """Only PNG and JPEG, whose type was proven by content at upload, are shown inline."""
+    evidence = _evidence_or_404(request, uuid, evidence_uuid)
+    if not evidence.is_image:
+        raise Http404("Only images have a preview.")
+    return _file_response(evidence, inline=True)
+
+
+@login_required
+@require_POST
+def signoff(request, uuid):
+    rfc = _rfc_or_404(request.user, uuid)
+    form = SignoffForm(request.POST)
+    site = Site.objects.filter(code=request.POST.get("site", ""), pk__in=[s.pk for s in services.rfc_sites(rfc)]).first()
+    files = request.FILES.getlist("files")
+    if not form.is_valid() or site is None:
+        if site is None:
+            form.add_error("site", "Choose one of the RFC's sites.")
+        return _render_detail(request, rfc, status=400, signoff_form=form)
+    try:
+        services.sign_off_uat(request.user, rfc, site, form.cleaned_data["comment"], files)
+    except REFUSED as exc:
+        status, message, _ = _refusal(exc)
+        form.add_error(None, message)
+        return _render_detail(request, _rfc_or_404(request.user, uuid), status=status, signoff_form=form)
+    messages.success(request, f"UAT of {rfc.number} signed off for {site.code}.")
+    return redirect(f"{_url('releases:detail', rfc.uuid)}#uat")
+

@@ -1,0 +1,219 @@
+"""Approval from an email link (A5), the portal's sign page, the queue, absences, the mailbox and
+the approvals API (issue 4.4, 4.8–4.10)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.core import mail as django_mail
+
+from approvals import mail
+from approvals.models import Approval, ApprovalState, EmailLink, Signature
+from audit.models import AuditEvent
+from changecontrol import clock
+from changecontrol.roles import Role
+from releases import services as rfc_services
+from releases.models import Release, Rfc
+from releases.states import RfcState
+from tests import factories
+from tests.conftest import PASSWORD, api_client_for, client_for, make_user
+
+pytestmark = pytest.mark.django_db
+LINK = re.compile(r"(https?://\S+/approvals/link/[\w-]+/)")
+
+
+@pytest.fixture
+def people(cast):
+    return {**cast, "opsmanager": make_user("opsmanager", Role.OPERATIONS_MANAGER)}
+
+
+@pytest.fixture
+def requested(people, site_a, settings):
+    """A submitted patch RFC whose IT-manager request mail went out; returns (rfc, link url)."""
+    settings.SITE_URL = "https://portal.plant.example"
+    rfc = factories.ready_rfc(people["dev"], people["tester"], site_a)
+    rfc_services.submit(people["dev"], rfc)
+    mail.send_notifications()
+    message = next(m for m in django_mail.outbox if m.to == ["itmanager@plant.test"])
+    return rfc, LINK.search(message.body).group(1)
+
+
+def state_of(rfc) -> tuple:
+    """Everything a click must not change."""
+    return (Rfc.objects.get(pk=rfc.pk).state, Signature.objects.count(),
+            tuple(EmailLink.objects.order_by("pk").values_list("used_at", flat=True)),
+            tuple(Approval.objects.order_by("pk").values_list("state", flat=True)))
+
+
+def path_of(url: str) -> str:
+    return url.removeprefix("https://portal.plant.example")
+
+
+def test_link_is_random_single_use_and_stored_hashed(requested):
+    rfc, url = requested
+    token = url.rstrip("/").rsplit("/", 1)[1]
+    assert url.startswith("https://portal.plant.example/approvals/link/")  # the configured base URL
+    assert len(token) >= 22  # 32 random bytes, url-safe: far above 128 bits
+    link = EmailLink.objects.get(user__username="itmanager")
+    assert token not in link.token_hash and len(link.token_hash) == 64
+    assert (link.expires_at - link.created_at) == timedelta(hours=72)
+
+
+def test_get_and_head_change_nothing(people, requested):
+    """Mail scanners open links: GET and HEAD only show a page."""
+    rfc, url = requested
+    before = state_of(rfc)
+    anonymous = client_for(people["nobody"])
+    anonymous.logout()
+    for client in (anonymous, client_for(people["itmanager"])):
+        assert client.get(path_of(url)).status_code == 200
+        assert client.head(path_of(url)).status_code == 200
+    assert state_of(rfc) == before
+
+
+def test_anonymous_sees_only_a_login_prompt(requested, client):
+    rfc, url = requested
+    response = client.get(path_of(url))
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Log in to review" in body and f"next={path_of(url)}" in body
+    assert rfc.title not in body and rfc.rollback_plan not in body
+
+
+def test_scanner_like_post_without_password_fails(people, requested):
+    rfc, url = requested
+    before = state_of(rfc)
+    client = client_for(people["itmanager"])
+    response = client.post(path_of(url), {"decision": "approve"})
+    assert response.status_code == 403
+    assert "password" in response.content.decode()
+    assert state_of(rfc) == before
+    assert AuditEvent.objects.filter(action="approvals.signature.refused").exists()
+
+
+def test_sign_from_the_link_then_replay_is_refused(people, requested):
+    rfc, url = requested
+    client = client_for(people["itmanager"])
+    page = client.get(path_of(url))
+    assert rfc.title in page.content.decode() and 'name="password"' in page.content.decode()
+    response = client.post(path_of(url), {"decision": "approve", "password": PASSWORD})
+    assert response.status_code == 302
+    assert Rfc.objects.get(pk=rfc.pk).state == RfcState.APPROVED
+    signature = Signature.objects.get()
+    assert signature.via == "email" and signature.signer == people["itmanager"]
+    assert EmailLink.objects.get(user=people["itmanager"]).used_at is not None
+    replay = client.get(path_of(url))
+    assert replay.status_code == 410 and "has been used" in replay.content.decode()
+    assert client.post(path_of(url), {"decision": "approve", "password": PASSWORD}).status_code == 410
+    assert Signature.objects.count() == 1
+    assert AuditEvent.objects.filter(action="approvals.link.used").count() == 2
+
+
+def test_expired_link(people, requested):
+    rfc, url = requested
+    with time_machine.travel(clock.now() + timedelta(hours=73)):
+        response = client_for(people["itmanager"]).get(path_of(url))
+    assert response.status_code == 410 and "expired" in response.content.decode()
+    assert AuditEvent.objects.filter(action="approvals.link.expired").exists()
+
+
+def test_link_of_another_user(people, requested):
+    rfc, url = requested
+    before = state_of(rfc)
+    response = client_for(people["opsmanager"]).post(path_of(url), {"decision": "approve", "password": PASSWORD})
+    assert response.status_code == 403
+    assert "sent to someone else" in response.content.decode()
+    assert state_of(rfc) == before
+    assert AuditEvent.objects.filter(action="approvals.link.other_user").exists()
+
+
+def test_link_over_stale_content(people, requested):
+    """The release behind the RFC was changed after the request: the link no longer fits."""
+    rfc, url = requested
+    Release.objects.filter(pk=rfc.release_id).update(undo_sql="DROP TABLE orders;")
+    response = client_for(people["itmanager"]).get(path_of(url))
+    assert response.status_code == 409 and "changed" in response.content.decode()
+    assert AuditEvent.objects.filter(action="approvals.link.stale").exists()
+
+
+def test_unknown_link(client):
+    response = client.get("/approvals/link/not-a-real-token/")
+    assert response.status_code == 404
+    assert "not valid" in response.content.decode()
+
+
+def test_portal_sign_page_and_queue(people, requested):
+    rfc, _ = requested
+    client = client_for(people["itmanager"])
+    queue = client.get("/approvals/")
+    assert rfc.number in queue.content.decode()
+    assert "every 30s" in queue.content.decode()
+    approval = Approval.objects.get(rfc=rfc, state=ApprovalState.PENDING)
+    wrong = client.post(f"/approvals/{approval.pk}/", {"decision": "approve", "password": "nope"})
+    assert wrong.status_code == 403 and not Signature.objects.exists()
+    no_reason = client.post(f"/approvals/{approval.pk}/", {"decision": "reject", "password": PASSWORD})
+    assert no_reason.status_code == 400 and not Signature.objects.exists()
+    done = client.post(f"/approvals/{approval.pk}/", {"decision": "approve", "password": PASSWORD})
+    assert done.status_code == 302
+    assert Rfc.objects.get(pk=rfc.pk).state == RfcState.APPROVED
+    assert client_for(people["dev"]).get("/approvals/").content.decode().count("queue-row") == 0
+
+
+def test_another_sites_approval_is_a_404(people, site_b, requested):
+    rfc, _ = requested
+    outsider = make_user("itmanager_b", Role.IT_MANAGER, site=site_b)
+    approval = Approval.objects.get(rfc=rfc)
+    assert client_for(outsider).get(f"/approvals/{approval.pk}/").status_code == 404
+
+
+def test_absence_page(people, site_a):
+    client = client_for(people["itmanager"])
+    now = clock.now()
+    bad = client.post("/approvals/absence/", {"starts_at": now.isoformat(), "ends_at": now.isoformat(),
+                                               "delegate": "itmanager_a"})
+    assert bad.status_code == 400 and "must end after" in bad.content.decode()
+    good = client.post("/approvals/absence/", {"starts_at": now.isoformat(),
+                                                "ends_at": (now + timedelta(days=2)).isoformat(),
+                                                "delegate": "itmanager_a", "reason": "Training"})
+    assert good.status_code == 302
+    assert AuditEvent.objects.filter(action="approvals.absence.set").exists()
+    assert "Itmanager_a" in client.get("/approvals/absence/").content.decode()
+
+
+def test_mailbox_only_with_debug(people, settings, tmp_path, requested):
+    client = client_for(people["admin"])
+    settings.DEBUG = False
+    assert client.get("/dev/mailbox/").status_code == 404
+    settings.DEBUG = True
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    settings.EMAIL_FILE_PATH = tmp_path
+    rfc, _ = requested
+    Approval.objects.filter(rfc=rfc).update(notify_due=True)
+    mail.send_notifications()
+    page = client.get("/dev/mailbox/").content.decode()
+    assert rfc.number in page and "/approvals/link/" in page
+
+
+# --- API -----------------------------------------------------------------------------------------
+def test_api_pending_approve_and_reject(people, requested):
+    rfc, _ = requested
+    api = api_client_for(people["itmanager"])
+    listing = api.get("/api/v1/approvals/")
+    assert listing.status_code == 200
+    rows = listing.json()["results"] if isinstance(listing.json(), dict) else listing.json()
+    assert [row["rfc_number"] for row in rows] == [rfc.number]
+    approval_id = rows[0]["id"]
+    assert api_client_for(people["dev"]).get("/api/v1/approvals/").json() in ([], {"count": 0, "next": None,
+                                                                                 "previous": None, "results": []})
+    wrong = api.post(f"/api/v1/approvals/{approval_id}/approve/", {"password": "nope"}, format="json")
+    assert wrong.status_code == 403 and wrong.json()["code"]
+    missing = api.post(f"/api/v1/approvals/{approval_id}/reject/", {"password": PASSWORD}, format="json")
+    assert missing.status_code == 400
+    ok = api.post(f"/api/v1/approvals/{approval_id}/approve/", {"password": PASSWORD}, format="json")
+    assert ok.status_code == 201 and ok.json()["meaning"].startswith("approved as IT Manager")
+    again = api.post(f"/api/v1/approvals/{approval_id}/approve/", {"password": PASSWORD}, format="json")
+    assert again.status_code == 409
+    assert Rfc.objects.get(pk=rfc.pk).state == RfcState.APPROVED
