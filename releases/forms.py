@@ -142,4 +142,6 @@ class RfcFilterForm(forms.Form):
     state = forms.ChoiceField(required=False, choices=[("", "Any state"), ("open", "Open"), *RfcState.choices])
     site = forms.CharField(required=False)
     change_class = forms.ChoiceField(required=False, label="Class", choices=[("", "Any class"), *ChangeClass.choices])
+    author = forms.CharField(required=False, label="Author", widget=forms.TextInput(
+        attrs={"placeholder": "Author's username or name"}))
     mine = forms.BooleanField(required=False, label="Only mine")

@@ -6,6 +6,7 @@ app_name = "releases"
 
 urlpatterns = [
     path("", views.rfc_list, name="list"),
+    path("mine/", views.my_rfcs, name="mine"),
     path("new/", views.rfc_create, name="create"),
     path("new/classify/", views.classify, name="classify"),
     path("releases/new/", views.release_create, name="release_create"),

@@ -62,6 +62,10 @@ def rfc_list(request):
             rfcs = rfcs.filter(impacts__site__code=data["site"])
         if data["change_class"]:
             rfcs = rfcs.filter(change_class=data["change_class"])
+        if data["author"]:
+            who = data["author"].strip()
+            rfcs = rfcs.filter(Q(author__username__iexact=who) | Q(author__first_name__icontains=who)
+                               | Q(author__last_name__icontains=who))
         if data["mine"]:
             rfcs = rfcs.filter(author=request.user)
     page = Paginator(rfcs.order_by("-created_at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
@@ -72,6 +76,12 @@ def rfc_list(request):
         "sites": access.visible_sites(request.user).order_by("code"),
         "may_file": access.has_any_role(request.user, services.FILERS),
     })
+
+
+@login_required
+@require_GET
+def my_rfcs(request):
+    return redirect(f"{_url('releases:list')}?mine=on")
 
 
 # --- Filing and editing -------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """The main journey of issues 3 and 4, in a real browser against a live portal and a real worker.
 
-A developer records a release and files an RFC with evidence (R1–R5), is refused submission while
-UAT is not signed off (C5), a key user signs off UAT with a file (R6, R9), the developer submits;
-a real Celery worker emails the IT Manager a link (A5); the manager opens it, logs in, comes back
-and signs with the password (§11.200); the RFC is approved and the signature shown (§11.50).
+A developer records a release and files a feature (minor) RFC with evidence (R1–R5), is refused
+submission while UAT is not signed off (C5), a key user signs off UAT with a file (R6, R9), the
+developer submits; a real Celery worker emails the IT Manager a link (A5); the manager opens it,
+logs in, comes back and signs with the password (§11.200); the worker then emails the Operations
+Manager, who does the same; the RFC is approved with both signatures shown (§11.50).
 """
 
 from __future__ import annotations
@@ -51,35 +52,37 @@ def approval_link_for(mail_dir: Path, address: str, number: str) -> str | None:
 
 def test_file_sign_off_submit_and_approve_from_the_emailed_link(page, portal, tmp_path):
     password = demo_password()
-    artifact = tmp_path / "mes-2.3.3.zip"
-    artifact.write_bytes(b"PK\x03\x04 MES 2.3.3 build 118")
+    artifact = tmp_path / "mes-2.4.1.zip"
+    artifact.write_bytes(b"PK\x03\x04 MES 2.4.1 build 118")
     shot = tmp_path / "line2.png"
     shot.write_bytes(PIXEL)
 
     # --- The developer records the release and files the RFC ---------------------------------
     login(page, portal, "dev", password)
     page.get_by_role("link", name="RFCs", exact=True).click()
+    expect(page.get_by_test_id("rfc-row")).to_have_count(4)  # the demo's RFCs
+    screenshot(page, "rfc-list")
     page.get_by_role("link", name="File an RFC").click()
     page.get_by_role("link", name="Record a new release").click()
     page.get_by_label("Product").fill("MES")
-    page.get_by_label("Version").fill("2.3.3")
+    page.get_by_label("Version").fill("2.4.1")
     page.get_by_label("Release notes").fill("Label printer retries twice before raising an alarm.")
     page.get_by_label("Artifact", exact=True).set_input_files(str(artifact))
     page.get_by_role("button", name="Record release").click()
-    expect(page.get_by_role("status")).to_contain_text("Release MES 2.3.3 recorded with SHA-256")
+    expect(page.get_by_role("status")).to_contain_text("Release MES 2.4.1 recorded with SHA-256")
 
     page.get_by_label("Title").fill("Label printer retries on Berlin line 2")
     page.get_by_label("Description").fill("Two retries before the alarm; fewer false stops on line 2.")
     expect(page.get_by_label("Release", exact=True)).to_have_value(re.compile(r"\d+"))
     page.get_by_label("BER — ").check()
-    expect(page.get_by_test_id("classify")).to_contain_text("Patch")
+    expect(page.get_by_test_id("classify")).to_contain_text("Minor (feature)")
     page.get_by_test_id("impact-BER").get_by_label("Affected lines").fill("Line 2")
     page.get_by_test_id("impact-BER").get_by_label("Affected modules").fill("Labelling")
     page.get_by_label("Rollback plan").fill("Redeploy MES 2.3.1 from the artifact store.")
     screenshot(page, "rfc-form-filled")
     page.get_by_role("button", name="File as draft").click()
     expect(page.get_by_test_id("rfc-state")).to_have_text("Draft")
-    expect(page.get_by_test_id("rfc-class")).to_have_text("Patch")
+    expect(page.get_by_test_id("rfc-class")).to_have_text("Minor (feature)")
     number = page.locator(".rfc-number").inner_text().strip()
 
     evidence = page.get_by_test_id("evidence-form")
@@ -97,6 +100,7 @@ def test_file_sign_off_submit_and_approve_from_the_emailed_link(page, portal, tm
 
     # --- The key user signs off UAT -----------------------------------------------------------------
     login(page, portal, "tester", password)
+    screenshot(page, "home-key-user")
     page.get_by_test_id("home-signoff").get_by_role("link", name=number).click()
     form = page.get_by_test_id("signoff-form")
     form.get_by_label("Comment").fill("Printed 40 labels on UAT line 2 with the printer unplugged twice.")
@@ -122,34 +126,51 @@ def test_file_sign_off_submit_and_approve_from_the_emailed_link(page, portal, tm
         from approvals.tasks import send_notifications
 
         send_notifications.delay()
-        try:
-            link = wait_until(lambda: approval_link_for(mail_dir, "itmanager@", number), timeout=60)
-        except AssertionError:
-            raise AssertionError("worker log:\n" + "".join(worker.log[-40:])) from None
-    assert link.startswith(portal + "/approvals/link/")
+        # --- The IT Manager opens the link: login first, then back to the decision -----------------
+        link = wait_for_link(worker, mail_dir, "itmanager@", number)
+        assert link.startswith(portal + "/approvals/link/")
+        page.goto(link)
+        expect(page.get_by_test_id("link-login")).to_contain_text("Opening the link changed nothing")
+        page.get_by_role("link", name="Log in").click()
+        page.get_by_label("Username").fill("itmanager")
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_test_id("sign-form")).to_be_visible()
+        expect(page.get_by_role("heading", level=1)).to_contain_text(number)
+        page.get_by_label("Your password").fill(password + "-typo")
+        page.get_by_role("button", name="Sign").click()
+        expect(page.get_by_role("alert")).to_be_visible()
+        page.get_by_label("Your password").fill(password)
+        screenshot(page, "approval-sign-page")
+        page.get_by_role("button", name="Sign").click()
+        expect(page.get_by_test_id("rfc-state")).to_have_text("In approval")
+        expect(page.get_by_test_id("signature")).to_contain_text("approved as IT Manager of BER")
+        logout(page)
 
-    # --- The manager opens the link: login first, then back to the decision ---------------------------
-    page.goto(link)
-    expect(page.get_by_test_id("link-login")).to_contain_text("Opening the link changed nothing")
-    page.get_by_role("link", name="Log in").click()
-    page.get_by_label("Username").fill("itmanager")
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_test_id("sign-form")).to_be_visible()
-    expect(page.get_by_role("heading", level=1)).to_contain_text(number)
-    page.get_by_label("Your password").fill(password + "-typo")
-    page.get_by_role("button", name="Sign").click()
-    expect(page.get_by_role("alert")).to_be_visible()
-    page.get_by_label("Your password").fill(password)
-    screenshot(page, "approval-sign-page")
-    page.get_by_role("button", name="Sign").click()
+        # --- The worker emails the next step; the Operations Manager signs from that link ----------
+        link = wait_for_link(worker, mail_dir, "opsmanager@", number)
+        page.goto(link)
+        page.get_by_role("link", name="Log in").click()
+        page.get_by_label("Username").fill("opsmanager")
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Log in").click()
+        page.get_by_label("Your password").fill(password)
+        page.get_by_role("button", name="Sign").click()
 
     expect(page.get_by_test_id("rfc-state")).to_have_text("Approved")
-    expect(page.get_by_test_id("signature")).to_contain_text("approved as IT Manager of BER")
+    expect(page.get_by_test_id("signature")).to_have_count(2)
+    expect(page.get_by_test_id("approval-chain")).to_contain_text("approved as Operations Manager of BER")
     screenshot(page, "rfc-approved")
 
     rfc = Rfc.objects.get(number=number)
     assert rfc.state == "approved"
-    signature = Signature.objects.get(approval__rfc=rfc)
-    assert signature.via == "email" and signature.signer.username == "itmanager"
-    assert signature.printed_name == "Ingrid Ito"
+    signatures = Signature.objects.filter(approval__rfc=rfc).order_by("signed_at")
+    assert [(s.signer.username, s.via, s.printed_name) for s in signatures] == [
+        ("itmanager", "email", "Ingrid Ito"), ("opsmanager", "email", "Omar Osei")]
+
+
+def wait_for_link(worker, mail_dir: Path, address: str, number: str) -> str:
+    try:
+        return wait_until(lambda: approval_link_for(mail_dir, address, number), timeout=60)
+    except AssertionError:
+        raise AssertionError("worker log:\n" + "".join(worker.log[-40:])) from None
