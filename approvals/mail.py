@@ -68,6 +68,13 @@ def _context(approval: Approval) -> dict:
             "rfc_url": settings.SITE_URL + reverse("releases:detail", args=[rfc.uuid])}
 
 
+def _tag(approval: Approval) -> str:
+    """The subject's tag: emergency changes and reviews are marked everywhere (W6)."""
+    if approval.step.round.is_review:
+        return "[Review]"
+    return "[EMERGENCY approval]" if approval.rfc.emergency else "[Approval]"
+
+
 def _claimed(queryset, **changes) -> list[Approval]:
     """Lock due rows no one else holds, mark them done and return them (same transaction)."""
     rows = list(queryset.select_for_update(skip_locked=True, of=("self",)).select_related(
@@ -89,7 +96,7 @@ def send_notifications() -> int:
                 if not user.email:
                     continue
                 link = issue_link(approval, user)
-                _send(f"[Approval] {approval.rfc.number} {approval.rfc.title}", "approvals/email/request.txt",
+                _send(f"{_tag(approval)} {approval.rfc.number} {approval.rfc.title}", "approvals/email/request.txt",
                       user.email, {**_context(approval), "user": user, "link": link, "on_behalf_of": on_behalf_of,
                                    "hours": settings.APPROVAL_LINK_HOURS})
                 sent += 1

@@ -72,6 +72,11 @@ class RoundState(models.TextChoices):
     WITHDRAWN = "withdrawn", "Withdrawn"
 
 
+class RoundPurpose(models.TextChoices):
+    APPROVAL = "approval", "Approval"
+    REVIEW = "review", "Post-implementation review"
+
+
 class ApprovalRound(models.Model):
     """One pass of an RFC through its chain: created at submission, closed by the last step,
     a rejection or a withdrawal."""
@@ -82,6 +87,8 @@ class ApprovalRound(models.Model):
     high_risk = models.BooleanField(default=False)
     content_hash = models.CharField(max_length=64, help_text="SHA-256 of the RFC's content at submission.")
     state = models.CharField(max_length=10, choices=RoundState.choices, default=RoundState.OPEN)
+    purpose = models.CharField(max_length=8, choices=RoundPurpose.choices, default=RoundPurpose.APPROVAL)
+    due_at = models.DateTimeField(null=True, blank=True, help_text="A post-implementation review is due by then.")
     created_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
 
@@ -93,7 +100,11 @@ class ApprovalRound(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.rfc.number} approval round {self.number}"
+        return f"{self.rfc.number} {self.get_purpose_display().lower()} round {self.number}"
+
+    @property
+    def is_review(self) -> bool:
+        return self.purpose == RoundPurpose.REVIEW
 
     @property
     def audit_object_id(self) -> str:

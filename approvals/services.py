@@ -28,6 +28,7 @@ from approvals.models import (
     ApprovalStep,
     Decision,
     PolicyStep,
+    RoundPurpose,
     RoundState,
     Signature,
     StepRule,
@@ -104,8 +105,19 @@ def holders(role: Role, site) -> QuerySet:
 
 
 # --- Policies → a round ---------------------------------------------------------------------------
-def chain_for(rfc: Rfc) -> list[tuple[list[str], str, str]]:
-    """(roles, rule, note) per step: the class's policy, plus the business step when high risk (A4)."""
+EMERGENCY_STEP = ([str(Role.CIO), str(Role.PLANT_DIRECTOR)], StepRule.ANY,
+                  "Emergency change: the CIO or the Plant Director (W6)")
+REVIEW_DAYS = 5
+
+
+def chain_for(rfc: Rfc, *, purpose: str = RoundPurpose.APPROVAL) -> list[tuple[list[str], str, str]]:
+    """(roles, rule, note) per step: the class's policy, plus the business step when high risk (A4).
+
+    An emergency change is approved by the CIO or the Plant Director alone; the normal chain
+    reviews it after the fact (W6, `open_review`).
+    """
+    if rfc.emergency and purpose == RoundPurpose.APPROVAL:
+        return [EMERGENCY_STEP]
     policy = ApprovalPolicy.objects.prefetch_related("steps").filter(change_class=rfc.change_class).first()
     if policy is None or not policy.steps.all():
         ensure_default_policies()
@@ -116,14 +128,15 @@ def chain_for(rfc: Rfc) -> list[tuple[list[str], str, str]]:
     return steps
 
 
-def open_round(rfc: Rfc, actor) -> ApprovalRound:
+def open_round(rfc: Rfc, actor, *, purpose: str = RoundPurpose.APPROVAL, due_at=None) -> ApprovalRound:
     """Create the RFC's chain and notify its first step. Runs inside the submission transaction."""
     now = clock.now()
     number = (ApprovalRound.objects.filter(rfc=rfc).order_by("-number").values_list("number", flat=True)
               .first() or 0) + 1
-    chain = chain_for(rfc)
+    chain = chain_for(rfc, purpose=purpose)
     rnd = ApprovalRound.objects.create(rfc=rfc, number=number, change_class=rfc.change_class,
-                                       high_risk=rfc.high_risk, content_hash=content_hash(rfc), created_at=now)
+                                       high_risk=rfc.high_risk, content_hash=content_hash(rfc), created_at=now,
+                                       purpose=purpose, due_at=due_at)
     sites = [impact.site for impact in rfc.impacts.select_related("site")]
     for order, (roles, rule, note) in enumerate(chain, 1):
         step = ApprovalStep.objects.create(round=rnd, order=order, roles=roles, rule=rule, note=note)
@@ -131,11 +144,20 @@ def open_round(rfc: Rfc, actor) -> ApprovalRound:
                                       for site in sites for role in roles])
     first = rnd.steps.order_by("order").first()
     _activate(first, now)
-    record("approvals.round.opened", rnd, actor=actor, after={
-        "round": number, "content_hash": rnd.content_hash,
+    record("approvals.review.opened" if rnd.is_review else "approvals.round.opened", rnd, actor=actor, after={
+        "round": number, "content_hash": rnd.content_hash, "purpose": purpose,
+        "due_at": due_at.isoformat() if due_at else None,
         "steps": [" and ".join(Role(r).label for r in roles) + (f" ({note})" if note else "")
                   for roles, _, note in chain]})
     return rnd
+
+
+def open_review(rfc: Rfc, actor, starts_at) -> ApprovalRound | None:
+    """An emergency change gets a post-implementation review by the normal chain, due 5 days after
+    its start (W6). Opened once, when the change is scheduled."""
+    if ApprovalRound.objects.filter(rfc=rfc, purpose=RoundPurpose.REVIEW).exists():
+        return None
+    return open_round(rfc, actor, purpose=RoundPurpose.REVIEW, due_at=starts_at + timedelta(days=REVIEW_DAYS))
 
 
 def _activate(step: ApprovalStep, now) -> None:
@@ -215,7 +237,7 @@ def capacity(user, approval: Approval) -> Capacity:
 def approvals_for(user) -> QuerySet:
     """Pending approvals the user may sign now (own roles, or as a delegate)."""
     pending = Approval.objects.filter(state=ApprovalState.PENDING).select_related(
-        "rfc", "rfc__release", "rfc__author", "site", "step")
+        "rfc", "rfc__release", "rfc__author", "site", "step", "step__round")
     result = []
     for approval in pending:
         try:
@@ -295,9 +317,12 @@ def sign_verified(user, approval: Approval, decision: str, reason: str = "", via
                    "on_behalf_of": cap.on_behalf_of.get_username() if cap.on_behalf_of else None})
         if decision == Decision.REJECT:
             _finish_round(rnd, step, RoundState.REJECTED, now)
-            rfc_services.transition(None, locked.rfc, "reject", reason=f"{signature.meaning}: {reason.strip()}")
+            if rnd.is_review:  # the change is done; a failed review is on record for follow-up
+                record("approvals.review.rejected", rnd, actor=user, reason=reason.strip())
+            else:
+                rfc_services.transition(None, locked.rfc, "reject", reason=f"{signature.meaning}: {reason.strip()}")
             return signature
-        if locked.rfc.state == RfcState.SUBMITTED:
+        if locked.rfc.state == RfcState.SUBMITTED and not rnd.is_review:
             rfc_services.transition(None, locked.rfc, "start_approval")
         remaining = step.approvals.exclude(pk=locked.pk).filter(state=ApprovalState.PENDING)
         if step.rule == StepRule.ANY or not remaining.exists():
@@ -310,7 +335,10 @@ def sign_verified(user, approval: Approval, decision: str, reason: str = "", via
             else:
                 rnd.state, rnd.closed_at = RoundState.APPROVED, now
                 rnd.save(update_fields=["state", "closed_at"])
-                rfc_services.transition(None, locked.rfc, "approve", data={"round": rnd.number})
+                if rnd.is_review:
+                    record("approvals.review.completed", rnd, actor=user, after={"round": rnd.number})
+                else:
+                    rfc_services.transition(None, locked.rfc, "approve", data={"round": rnd.number})
     return signature
 
 
@@ -335,7 +363,7 @@ def rounds_of(rfc: Rfc) -> QuerySet:
 
 def approvals_complete(rfc: Rfc) -> tuple[bool, str]:
     """The gate (issue 4.11): the last round approved and every live signature over today's content."""
-    rnd = ApprovalRound.objects.filter(rfc=rfc).order_by("-number").first()
+    rnd = ApprovalRound.objects.filter(rfc=rfc, purpose=RoundPurpose.APPROVAL).order_by("-number").first()
     if rnd is None:
         return False, "Not submitted for approval yet."
     if rnd.state != RoundState.APPROVED:

@@ -188,6 +188,7 @@ def navigation(user) -> list[dict[str, str]]:
     items = [
         {"label": "Home", "url": reverse("home"), "key": "home"},
         {"label": "RFCs", "url": reverse("releases:list"), "key": "rfcs"},
+        {"label": "Calendar", "url": reverse("environments:calendar"), "key": "calendar"},
     ]
     if all_roles(user) & APPROVER_ROLES:
         items.append({"label": "Approvals", "url": reverse("approvals:queue"), "key": "approvals"})

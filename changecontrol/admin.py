@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import flatten_fieldsets
 from django.forms.models import model_to_dict
 
 from audit.services import record
@@ -56,6 +57,11 @@ class AuditedAdmin(AdminRoleOnly, admin.ModelAdmin):
         return _snapshot(obj)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
+        # The reason is a form-only field: keep it out of the model form's field list.
+        if "fields" not in kwargs:
+            kwargs["fields"] = flatten_fieldsets(self.get_fieldsets(request, obj))
+        if kwargs["fields"] is not None:
+            kwargs["fields"] = [name for name in kwargs["fields"] if name != "audit_reason"]
         form = super().get_form(request, obj, change=change, **kwargs)
         form.base_fields["audit_reason"] = forms.CharField(
             label="Reason for this change", widget=forms.Textarea(attrs={"rows": 2}),

@@ -9,6 +9,7 @@ from audit.api import AuditEventViewSet
 from changecontrol import views
 from changecontrol.admin import portal_admin
 from changecontrol.api import obtain_token
+from environments import windows_api
 from environments.api import EnvironmentViewSet, SiteViewSet
 from releases.api import ReleaseViewSet, RfcViewSet
 
@@ -34,6 +35,8 @@ urlpatterns = [
     path("dev/mailbox/", approval_views.mailbox, name="dev-mailbox"),
     path("admin/", portal_admin.urls),
     path("api/v1/auth/token/", obtain_token, name="api-token"),
+    path("api/v1/windows/check/", windows_api.check, name="windows-check"),
+    path("api/v1/windows/next/", windows_api.next_slots, name="windows-next"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

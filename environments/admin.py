@@ -1,21 +1,50 @@
+from django.contrib import admin
 from guardian.admin import GuardedModelAdminMixin
 
-from changecontrol.admin import AuditedAdmin, portal_admin
-from environments.models import Environment, Site
+from changecontrol.admin import AdminRoleOnly, AuditedAdmin, portal_admin
+from environments.models import DeploymentWindow, Environment, Freeze, ShiftHandover, Site
+
+
+class DeploymentWindowInline(AdminRoleOnly, admin.TabularInline):
+    model = DeploymentWindow
+    extra = 0
+
+
+class ShiftHandoverInline(AdminRoleOnly, admin.TabularInline):
+    model = ShiftHandover
+    extra = 0
 
 
 class SiteAdmin(GuardedModelAdminMixin, AuditedAdmin):
-    """Site-scoped roles are granted on the "Object permissions" page of a site (django-guardian)."""
+    """A site and its calendar (W1–W4): windows and handovers inline, audited with their rows.
+    Site-scoped roles are granted on the "Object permissions" page of a site (django-guardian)."""
 
-    list_display = ("code", "name", "timezone", "country", "subdivision")
+    list_display = ("code", "name", "timezone", "country", "subdivision", "block_fridays", "quarter_close_days")
     search_fields = ("code", "name")
+    inlines = [DeploymentWindowInline, ShiftHandoverInline]
+
+    def audit_snapshot(self, obj) -> dict:
+        snapshot = super().audit_snapshot(obj)
+        snapshot["windows"] = [str(w) for w in obj.windows.order_by("weekday", "starts")]
+        snapshot["handovers"] = [str(h) for h in obj.handovers.order_by("at")]
+        return snapshot
 
 
 class EnvironmentAdmin(AuditedAdmin):
-    list_display = ("site", "tier", "active_version", "equipment_writes", "data_refreshed_at")
+    list_display = ("site", "tier", "active_version", "windows_enforced", "equipment_writes", "data_refreshed_at")
     list_filter = ("tier", "site")
     list_select_related = ("site",)
 
 
+class FreezeAdmin(AuditedAdmin):
+    """One-off freezes (peak season, a shutdown); empty site = every site (W4)."""
+
+    list_display = ("name", "site", "starts_at", "ends_at")
+    list_filter = ("site",)
+    list_select_related = ("site",)
+    search_fields = ("name", "reason")
+
+
 portal_admin.register(Site, SiteAdmin)
 portal_admin.register(Environment, EnvironmentAdmin)
+portal_admin.register(Freeze, FreezeAdmin)

@@ -8,7 +8,7 @@ from environments.services import CONFIG_FIELDS, update_environment
 class SiteSerializer(serializers.ModelSerializer):
     class Meta:
         model = Site
-        fields = ["code", "name", "timezone", "country", "subdivision"]
+        fields = ["code", "name", "timezone", "country", "subdivision", "block_fridays", "quarter_close_days"]
 
 
 class EnvironmentSerializer(serializers.ModelSerializer):
@@ -18,7 +18,8 @@ class EnvironmentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Environment
         fields = ["id", "site", "tier", "purpose", "data_policy", "access_policy", "sla",
-                  "equipment_writes", "active_version", "data_refreshed_at", "reason"]
+                  "equipment_writes", "windows_enforced", "smoke_test_minutes", "rollback_budget_minutes",
+                  "active_version", "data_refreshed_at", "reason"]
         read_only_fields = ["id", "site", "tier", "data_refreshed_at"]
 
     def update(self, instance, validated_data):

@@ -1,5 +1,5 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_migrate, post_save
 
 
 class EnvironmentsConfig(AppConfig):
@@ -14,3 +14,12 @@ class EnvironmentsConfig(AppConfig):
             lambda sender, **kw: ensure_role_groups() if sender is self else None,
             dispatch_uid="environments-role-groups", weak=False,
         )
+        post_save.connect(_new_site_calendar, sender="environments.Site", dispatch_uid="environments-site-calendar")
+
+
+def _new_site_calendar(sender, instance, created, raw=False, **kwargs) -> None:
+    """Every new site, however it is created (admin, API, demo, tests), gets the default calendar."""
+    if created and not raw:
+        from environments.windows import ensure_default_calendar
+
+        ensure_default_calendar(instance)

@@ -11,7 +11,8 @@ class EnvironmentForm(forms.ModelForm):
 
     class Meta:
         model = Environment
-        fields = ["purpose", "data_policy", "access_policy", "sla", "equipment_writes", "active_version"]
+        fields = ["purpose", "data_policy", "access_policy", "sla", "equipment_writes", "windows_enforced",
+                  "smoke_test_minutes", "rollback_budget_minutes", "active_version"]
         widgets = {
             "purpose": forms.Textarea(attrs={"rows": 2}),
             "data_policy": forms.Textarea(attrs={"rows": 2}),

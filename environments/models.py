@@ -33,6 +33,10 @@ class Site(models.Model):
     timezone = models.CharField(max_length=64, validators=[validate_timezone], default="UTC")
     country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2, for public holidays.")
     subdivision = models.CharField(max_length=10, blank=True, help_text="State or region code, e.g. BE or IL.")
+    # The plant calendar (W2, W4); windows, handovers and one-off freezes are rows below.
+    block_fridays = models.BooleanField(default=True, help_text="Never deploy to PROD on a Friday (W2).")
+    quarter_close_days = models.PositiveSmallIntegerField(
+        default=10, help_text="Freeze the last N days of each quarter (0 = no quarter-close freeze, W4).")
 
     class Meta:
         ordering = ["code"]
@@ -77,6 +81,7 @@ TIER_DEFAULTS = {
         "data_policy": "Live master data and daily transactions.",
         "access_policy": "Zero write access for developers; changes only by automated deployment or a system admin.",
         "sla": "24/7, production critical.",
+        "windows_enforced": True,
     },
 }
 
@@ -96,6 +101,12 @@ class Environment(models.Model):
     data_refreshed_at = models.DateTimeField(
         null=True, blank=True, help_text="When this environment's data was last refreshed from PROD."
     )
+    windows_enforced = models.BooleanField(
+        default=False, help_text="Deployments must fit the site's calendar (on for PROD; DEV and UAT by choice).")
+    smoke_test_minutes = models.PositiveSmallIntegerField(
+        default=15, help_text="Delay before the smoke test after applying (T+15, X3).")
+    rollback_budget_minutes = models.PositiveSmallIntegerField(
+        default=15, help_text="Time kept free in the window for a rollback (W5).")
 
     class Meta:
         ordering = ["site__code", "tier"]
@@ -132,4 +143,99 @@ class Environment(models.Model):
             "sla": self.sla,
             "equipment_writes": self.equipment_writes,
             "active_version": self.active_version,
+            "windows_enforced": self.windows_enforced,
+            "smoke_test_minutes": self.smoke_test_minutes,
+            "rollback_budget_minutes": self.rollback_budget_minutes,
         }
+
+
+# --- The plant calendar (issue 5) ---------------------------------------------------------------
+class Weekday(models.IntegerChoices):
+    MONDAY = 0, "Monday"
+    TUESDAY = 1, "Tuesday"
+    WEDNESDAY = 2, "Wednesday"
+    THURSDAY = 3, "Thursday"
+    FRIDAY = 4, "Friday"
+    SATURDAY = 5, "Saturday"
+    SUNDAY = 6, "Sunday"
+
+
+DEFAULT_WINDOWS = [(day, start, end) for day in (Weekday.TUESDAY, Weekday.WEDNESDAY, Weekday.THURSDAY)
+                   for start, end in (("09:00", "11:00"), ("14:00", "16:00"))]
+DEFAULT_HANDOVERS = ["06:00", "14:00", "22:00"]
+
+
+class DeploymentWindow(models.Model):
+    """A weekly slot in the site's local time when PROD may change (W1)."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="windows")
+    weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
+    starts = models.TimeField(help_text="Local time at the site.")
+    ends = models.TimeField(help_text="Local time at the site; the deployment and its checks must end by then.")
+
+    class Meta:
+        ordering = ["site", "weekday", "starts"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(ends__gt=models.F("starts")), name="window_ends_after_start",
+                                   violation_error_message="A window ends after it starts (same day)."),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.starts:%H:%M}–{self.ends:%H:%M}"
+
+
+class ShiftHandover(models.Model):
+    """A shift change: nothing deploys within its buffer (W3)."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="handovers")
+    at = models.TimeField(help_text="Local time of the handover.")
+    buffer_minutes = models.PositiveSmallIntegerField(default=30, help_text="Blocked before and after.")
+
+    class Meta:
+        ordering = ["site", "at"]
+        constraints = [models.UniqueConstraint(fields=["site", "at"], name="one_handover_per_time")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%H:%M} ±{self.buffer_minutes} min"
+
+
+class Freeze(models.Model):
+    """A one-off freeze (peak season, an audit, a shutdown); without a site it holds for every site (W4)."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="freezes", null=True, blank=True,
+                             help_text="Empty: every site.")
+    name = models.CharField(max_length=100)
+    reason = models.TextField(blank=True)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["starts_at"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(ends_at__gt=models.F("starts_at")), name="freeze_ends_after_start",
+                                   violation_error_message="A freeze ends after it starts."),
+        ]
+        indexes = [models.Index(fields=["ends_at"], name="freeze_ends_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def audit_site_code(self) -> str:
+        return self.site.code if self.site_id else ""
+
+
+# --- The change calendar's ICS feed (issue 5 item 7) --------------------------------------------
+class CalendarFeedToken(models.Model):
+    """A user's secret for subscribing to the ICS feeds without a session (Outlook, Google Calendar).
+
+    Only the SHA-256 of the token is stored: the token is shown once, right after it is made, and
+    making a new one replaces the hash, so the old token stops working at once.
+    """
+
+    user = models.OneToOneField("auth.User", on_delete=models.CASCADE, related_name="calendar_feed_token")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"calendar feed token of {self.user}"

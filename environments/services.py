@@ -9,7 +9,8 @@ from audit.services import record
 from changecontrol import access
 from environments.models import Environment
 
-CONFIG_FIELDS = ("purpose", "data_policy", "access_policy", "sla", "equipment_writes")
+CONFIG_FIELDS = ("purpose", "data_policy", "access_policy", "sla", "equipment_writes", "windows_enforced",
+                 "smoke_test_minutes", "rollback_budget_minutes")
 
 
 def update_environment(user, environment: Environment, changes: dict, reason: str) -> Environment:

@@ -18,9 +18,10 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from changecontrol import access
-from releases import gates, services
+from releases import gates, scheduling, services
 from releases.models import Evidence, Impact, Release, Rfc
 from releases.serializers import (
+    DeploymentSerializer,
     EvidenceSerializer,
     EvidenceUploadSerializer,
     GateSerializer,
@@ -31,6 +32,7 @@ from releases.serializers import (
     RfcFilterSerializer,
     RfcListSerializer,
     RfcWriteSerializer,
+    ScheduleRequestSerializer,
     SignoffCreateSerializer,
     SignoffSerializer,
     TransitionRequestSerializer,
@@ -269,7 +271,26 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         rfc = self.get_object()
         return self._detail(services.submit(request.user, rfc))
 
-    @extend_schema(summary="Take a transition (withdraw, cancel, close, schedule…)",
+    @extend_schema(summary="Book the PROD start at one site (release manager; the plant calendar decides)",
+                   request=ScheduleRequestSerializer, responses={
+                       201: DeploymentSerializer, **ERRORS,
+                       422: OpenApiResponse(RuleErrorSerializer, description="The calendar refuses; `failed` "
+                                                                              "lists every reason.")})
+    @action(detail=True, methods=["post"])
+    def schedule(self, request, *args, **kwargs):
+        rfc = self.get_object()
+        form = ScheduleRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        site = access.visible_sites(request.user).filter(code=data["site"]).first()
+        if site is None:
+            raise ValidationError({"site": f"Unknown site {data['site']!r}."})
+        deployment = scheduling.schedule(request.user, rfc, site, data["start"],
+                                         data.get("duration") or scheduling.default_duration(rfc),
+                                         handover_override=data["handover_override"])
+        return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Take a transition (withdraw, cancel, close, unschedule…)",
                    request=TransitionRequestSerializer, responses={
                        200: RfcDetailSerializer, **ERRORS,
                        422: OpenApiResponse(RuleErrorSerializer, description="A gate fails.")})

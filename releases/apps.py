@@ -4,3 +4,7 @@ from django.apps import AppConfig
 class ReleasesConfig(AppConfig):
     name = "releases"
     verbose_name = "Releases and RFCs"
+
+    def ready(self) -> None:
+        # Registers the "Deployment window" gate in the one readiness checklist (C5).
+        from releases import scheduling  # noqa: F401

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from changecontrol import access
+from changecontrol.roles import Role
 from releases.models import EvidenceKind, Release, Rfc
 from releases.services import FILERS
 from releases.states import RfcState
@@ -36,6 +37,11 @@ class RfcForm(forms.Form):
                                    help_text="Adds the business approval step even for a patch (A4).")
     requested_timing = forms.CharField(max_length=200, required=False,
                                        help_text="When you would like it in PROD, e.g. 'next Tuesday morning window'.")
+    emergency = forms.BooleanField(required=False, label="Emergency change",
+                                   help_text="Approved by the CIO or the Plant Director, may run outside the windows, "
+                                             "reviewed by the normal chain within 5 days (W6).")
+    emergency_reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}),
+                                       help_text="Why it cannot wait for the next window.")
 
     def __init__(self, *args, user, rfc: Rfc | None = None, **kwargs):
         if rfc is not None and not kwargs.get("data"):
@@ -44,6 +50,7 @@ class RfcForm(forms.Form):
                 "estimated_downtime_minutes": rfc.estimated_downtime_minutes,
                 "retraining_note": rfc.retraining_note, "rollback_plan": rfc.rollback_plan,
                 "high_risk": rfc.high_risk, "requested_timing": rfc.requested_timing,
+                "emergency": rfc.emergency, "emergency_reason": rfc.emergency_reason,
             })
         super().__init__(*args, **kwargs)
         # htmx: choosing the release or a site shows the class of change at once.
@@ -90,7 +97,7 @@ class RfcForm(forms.Form):
 
     def fields_for_service(self) -> dict:
         names = ("title", "description", "release", "estimated_downtime_minutes", "retraining_note",
-                 "rollback_plan", "high_risk", "requested_timing")
+                 "rollback_plan", "high_risk", "requested_timing", "emergency", "emergency_reason")
         return {name: self.cleaned_data[name] for name in names}
 
     def add_service_errors(self, exc: ValidationError) -> None:
@@ -145,3 +152,59 @@ class RfcFilterForm(forms.Form):
     author = forms.CharField(required=False, label="Author", widget=forms.TextInput(
         attrs={"placeholder": "Author's username or name"}))
     mine = forms.BooleanField(required=False, label="Only mine")
+
+
+class ScheduleForm(forms.Form):
+    """The PROD start for one site, typed in the site's local time or picked from the next slots."""
+
+    site = forms.ChoiceField()
+    duration = forms.IntegerField(label="Deployment duration (minutes)", min_value=1, max_value=12 * 60,
+                                  help_text="The deployment itself; the smoke test and the rollback budget are added.")
+    start = forms.CharField(required=False, label="Start (site's local time)",
+                            widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    slot = forms.DateTimeField(required=False, widget=forms.HiddenInput)
+    handover_override = forms.BooleanField(required=False, label="Plant Director: allow a start inside a shift handover")
+
+    def __init__(self, *args, rfc, user, sites, **kwargs):
+        super().__init__(*args, **kwargs)
+        from releases.scheduling import default_duration
+
+        self.rfc, self.sites = rfc, {s.code: s for s in sites}
+        self.fields["site"].choices = [(s.code, f"{s.code} — {s.name} ({s.timezone})") for s in sites]
+        self.fields["duration"].initial = default_duration(rfc)
+        live = {"hx-get": reverse("releases:schedule", args=[rfc.uuid]), "hx-include": "closest form", "hx-target": "#slots", "hx-swap": "outerHTML",
+                "hx-trigger": "change"}
+        self.fields["site"].widget.attrs.update(live)
+        self.fields["duration"].widget.attrs.update({**live, "hx-trigger": "change, keyup changed delay:400ms"})
+        if not rfc.emergency or not any(access.has_role(user, Role.PLANT_DIRECTOR, s) for s in sites):
+            del self.fields["handover_override"]
+
+    def clean_site(self):
+        return self.sites[self.cleaned_data["site"]]
+
+    def clean(self):
+        data = super().clean()
+        data.setdefault("handover_override", False)
+        if not self.errors and not data.get("slot") and not data.get("start"):
+            raise ValidationError("Pick one of the offered slots or type a start.")
+        return data
+
+    def site_choice(self):
+        code = self.data.get("site") if self.is_bound else None
+        return self.sites.get(code) or next(iter(self.sites.values()), None)
+
+    def duration_choice(self) -> int:
+        from releases.scheduling import default_duration
+
+        try:
+            value = int(self.data.get("duration", "")) if self.is_bound else 0
+        except ValueError:
+            value = 0
+        return value if 0 < value <= 12 * 60 else default_duration(self.rfc)
+
+    def start_utc(self):
+        from releases.scheduling import parse_local
+
+        if self.cleaned_data.get("slot"):
+            return parse_local(self.cleaned_data["slot"], self.cleaned_data["site"].zone)
+        return parse_local(self.cleaned_data["start"], self.cleaned_data["site"].zone)

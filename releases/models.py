@@ -67,6 +67,10 @@ class Rfc(models.Model):
     rollback_plan = models.TextField(help_text="The exact undo script or steps (R3).")
     high_risk = models.BooleanField(default=False, help_text="Needs technical and business sign-off (A4).")
     requested_timing = models.CharField(max_length=200, blank=True, help_text="When you would like it in PROD.")
+    emergency = models.BooleanField(
+        default=False, help_text="Emergency change (W6): approved by the CIO or the Plant Director, may run outside "
+                                 "the windows, reviewed by the normal chain within 5 days.")
+    emergency_reason = models.TextField(blank=True, help_text="Why this cannot wait for a normal window.")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="rfcs")
     state = models.CharField(max_length=12, choices=RfcState.choices, default=RfcState.DRAFT, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -103,6 +107,8 @@ class Rfc(models.Model):
             "rollback_plan": self.rollback_plan,
             "high_risk": self.high_risk,
             "requested_timing": self.requested_timing,
+            "emergency": self.emergency,
+            "emergency_reason": self.emergency_reason,
             "impact": [impact.snapshot() for impact in self.impacts.all()],
         }
 
@@ -183,3 +189,60 @@ class UatSignoff(models.Model):
 
     def __str__(self) -> str:
         return f"UAT sign-off {self.site.code} by {self.signed_by}"
+
+
+class DeploymentState(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    RUNNING = "running", "Running"
+    VERIFYING = "verifying", "Verifying"
+    SUCCEEDED = "succeeded", "Succeeded"
+    ROLLING_BACK = "rolling_back", "Rolling back"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+    ROLLBACK_FAILED = "rollback_failed", "Rollback failed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    MISSED = "missed", "Missed"
+
+
+# A deployment in these states holds its slot on the environment.
+ACTIVE_DEPLOYMENT_STATES = (DeploymentState.SCHEDULED, DeploymentState.RUNNING, DeploymentState.VERIFYING,
+                            DeploymentState.ROLLING_BACK)
+
+
+class Deployment(models.Model):
+    """An RFC's release going to one environment at a planned time (W5; the engine is issue 6)."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    rfc = models.ForeignKey(Rfc, on_delete=models.PROTECT, related_name="deployments")
+    environment = models.ForeignKey("environments.Environment", on_delete=models.PROTECT, related_name="deployments")
+    scheduled_start = models.DateTimeField()
+    scheduled_end = models.DateTimeField(help_text="Start + duration + smoke test + rollback budget: the slot it holds.")
+    duration_minutes = models.PositiveIntegerField()
+    state = models.CharField(max_length=16, choices=DeploymentState.choices, default=DeploymentState.SCHEDULED)
+    emergency = models.BooleanField(default=False)
+    handover_override = models.BooleanField(default=False, help_text="Plant Director allowed a start in a handover.")
+    scheduled_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    cancel_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["scheduled_start"]
+        indexes = [
+            models.Index(fields=["environment", "scheduled_start"], name="deployment_env_start_idx"),
+            models.Index(fields=["state", "scheduled_start"], name="deployment_state_start_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(scheduled_end__gt=models.F("scheduled_start")),
+                                   name="deployment_ends_after_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rfc.number} → {self.environment} at {self.scheduled_start:%Y-%m-%d %H:%M} UTC"
+
+    @property
+    def audit_object_id(self) -> str:
+        return self.rfc.number
+
+    @property
+    def audit_site_code(self) -> str:
+        return self.environment.site.code

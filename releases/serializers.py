@@ -6,7 +6,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from releases.models import Evidence, EvidenceKind, Impact, Release, Rfc, UatSignoff
+from releases.models import Deployment, Evidence, EvidenceKind, Impact, Release, Rfc, UatSignoff
 from releases.states import TRANSITIONS, RfcState
 from releases.versioning import ChangeClass
 
@@ -122,7 +122,8 @@ class RfcListSerializer(serializers.ModelSerializer):
     class Meta:
         model = Rfc
         fields = ["uuid", "number", "title", "state", "change_class", "release", "sites", "author", "high_risk",
-                  "estimated_downtime_minutes", "requested_timing", "created_at", "updated_at", "submitted_at"]
+                  "emergency", "estimated_downtime_minutes", "requested_timing", "created_at", "updated_at",
+                  "submitted_at"]
         read_only_fields = fields
 
     def get_sites(self, obj) -> list[str]:
@@ -136,8 +137,8 @@ class RfcDetailSerializer(RfcListSerializer):
     actions = serializers.SerializerMethodField(help_text="The transitions the caller may take now.")
 
     class Meta(RfcListSerializer.Meta):
-        fields = [*RfcListSerializer.Meta.fields, "description", "retraining_note", "rollback_plan", "impacts",
-                  "evidence", "signoffs", "actions"]
+        fields = [*RfcListSerializer.Meta.fields, "description", "retraining_note", "rollback_plan",
+                  "emergency_reason", "impacts", "evidence", "signoffs", "actions"]
         read_only_fields = fields
 
     @extend_schema_field(TransitionOptionSerializer(many=True))
@@ -162,6 +163,8 @@ class RfcWriteSerializer(serializers.Serializer):
     retraining_note = serializers.CharField(required=False, allow_blank=True)
     high_risk = serializers.BooleanField(required=False)
     requested_timing = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    emergency = serializers.BooleanField(required=False, help_text="Emergency change (W6).")
+    emergency_reason = serializers.CharField(required=False, allow_blank=True)
 
     def validate_release(self, value):
         release = Release.objects.filter(uuid=value).first()
@@ -170,7 +173,7 @@ class RfcWriteSerializer(serializers.Serializer):
         return release
 
 
-TRANSITION_NAMES = sorted(TRANSITIONS)
+TRANSITION_NAMES = sorted(name for name in TRANSITIONS if name != "schedule")  # scheduling: rfcs/{id}/schedule/
 
 
 class TransitionRequestSerializer(serializers.Serializer):
@@ -190,3 +193,34 @@ class RfcFilterSerializer(serializers.Serializer):
     change_class = serializers.ChoiceField(choices=ChangeClass.choices, required=False)
     author = serializers.CharField(required=False, help_text="Username of the author.")
     q = serializers.CharField(required=False, help_text="Text in the number, title or description.")
+
+
+class DeploymentSerializer(serializers.ModelSerializer):
+    rfc = serializers.CharField(source="rfc.number", read_only=True)
+    environment = serializers.IntegerField(source="environment_id", read_only=True)
+    site = serializers.CharField(source="environment.site.code", read_only=True)
+
+    class Meta:
+        model = Deployment
+        fields = ["uuid", "rfc", "site", "environment", "scheduled_start", "scheduled_end", "duration_minutes",
+                  "state", "emergency", "handover_override"]
+        read_only_fields = fields
+
+
+class ScheduleRequestSerializer(serializers.Serializer):
+    site = serializers.CharField(max_length=20)
+    start = serializers.CharField(max_length=40, help_text="ISO 8601 with offset, e.g. 2026-12-01T09:00:00+01:00.")
+    duration = serializers.IntegerField(min_value=1, max_value=12 * 60, required=False,
+                                        help_text="Minutes; default: the RFC's downtime, at least 30.")
+    handover_override = serializers.BooleanField(default=False, help_text="Plant Director, emergency changes only.")
+
+    def validate_start(self, value):
+        from datetime import datetime
+
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise serializers.ValidationError("Not an ISO 8601 time.") from None
+        if parsed.tzinfo is None:
+            raise serializers.ValidationError("Give the start with its offset: a time without one is ambiguous.")
+        return parsed

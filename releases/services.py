@@ -146,6 +146,8 @@ def _apply_class(rfc: Rfc, sites: list[Site]) -> None:
         rfc.change_class = classify_rfc(rfc.release, sites)
     except VersionRefused as exc:
         raise ValidationError({"release": str(exc)}) from None
+    if rfc.emergency and not rfc.emergency_reason.strip():
+        raise ValidationError({"emergency_reason": "An emergency change says why it cannot wait for a window (W6)."})
     if rfc.change_class == ChangeClass.MAJOR:
         errors = {}
         if rfc.estimated_downtime_minutes <= 0:
@@ -157,7 +159,7 @@ def _apply_class(rfc: Rfc, sites: list[Site]) -> None:
 
 
 RFC_FIELDS = ("title", "description", "release", "estimated_downtime_minutes", "retraining_note",
-              "rollback_plan", "high_risk", "requested_timing")
+              "rollback_plan", "high_risk", "requested_timing", "emergency", "emergency_reason")
 
 
 def create_rfc(user, *, impacts: Sequence[dict], **fields) -> Rfc:
@@ -360,6 +362,14 @@ def transition(user, rfc: Rfc, name: str, reason: str = "", data: dict | None = 
         if user is None and SYSTEM not in spec.allowed:
             raise PermissionDenied(f"'{spec.label}' is taken by a person, not by the portal.")
         extra = {}
+        if name == "schedule":
+            from releases.models import ACTIVE_DEPLOYMENT_STATES
+
+            booked = set(current.deployments.filter(state__in=ACTIVE_DEPLOYMENT_STATES)
+                         .values_list("environment__site_id", flat=True))
+            if not booked >= {i.site_id for i in current.impacts.all()}:
+                raise RuleViolation("Book a PROD slot for every target site first (the scheduling form).",
+                                    rule="Deployment window")
         if name == "submit":
             failed = gates.failing(current, "submit")
             if failed:
@@ -383,11 +393,15 @@ def _follow_up(user, rfc: Rfc, name: str) -> None:
     """What a transition sets going in the approval chain, inside the same transaction."""
     from approvals import services as approvals
     from approvals.models import RoundState
+    from releases.scheduling import cancel_deployments
 
     if name == "submit":
         approvals.open_round(rfc, user)
     elif name in ("withdraw", "cancel"):
         approvals.close_round(rfc, RoundState.WITHDRAWN)
+        cancel_deployments(rfc, user, f"RFC {name}")
+    elif name == "unschedule":
+        cancel_deployments(rfc, user, "RFC unscheduled")
     elif name in ("reject", "reject_final"):
         approvals.close_round(rfc, RoundState.REJECTED)
 

@@ -18,4 +18,5 @@ urlpatterns = [
     path("<uuid:uuid>/evidence/<uuid:evidence_uuid>/preview/", views.evidence_preview, name="evidence_preview"),
     path("<uuid:uuid>/evidence/<uuid:evidence_uuid>/delete/", views.evidence_delete, name="evidence_delete"),
     path("<uuid:uuid>/signoff/", views.signoff, name="signoff"),
+    path("<uuid:uuid>/schedule/", views.rfc_schedule, name="schedule"),
 ]

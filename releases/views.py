@@ -17,13 +17,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from approvals import services as approvals
 from audit.models import AuditEvent
-from changecontrol import access
+from changecontrol import access, clock
 from changecontrol.errors import RuleViolation, StateConflict
 from changecontrol.roles import Role
 from environments.models import Site
-from releases import gates, services, uploads
-from releases.forms import EvidenceForm, ReleaseForm, RfcFilterForm, RfcForm, SignoffForm
-from releases.models import Evidence, Impact, Rfc
+from environments.windows import rules_for
+from releases import gates, scheduling, services, uploads
+from releases.forms import EvidenceForm, ReleaseForm, RfcFilterForm, RfcForm, ScheduleForm, SignoffForm
+from releases.models import ACTIVE_DEPLOYMENT_STATES, Evidence, Impact, Rfc
 from releases.states import EDITABLE_STATES, RfcState
 from releases.versioning import VersionRefused
 
@@ -31,8 +32,8 @@ PAGE_SIZE = 25
 OPEN_STATES = [RfcState.DRAFT, RfcState.SUBMITTED, RfcState.IN_APPROVAL, RfcState.APPROVED,
                RfcState.SCHEDULED, RfcState.DEPLOYING]
 AUDITED_TYPES = ["releases.rfc", "approvals.approvalround", "approvals.approval", "approvals.signature"]
-# Scheduling gets its own form with the plant calendar (issue 5); the RFC page offers the rest.
-PAGE_TRANSITIONS_EXCLUDED = {"schedule", "unschedule"}
+# Scheduling has its own page with the plant calendar (issue 5); the RFC page offers the rest.
+PAGE_TRANSITIONS_EXCLUDED = {"schedule"}
 
 
 def _rfc_or_404(user, uuid) -> Rfc:
@@ -210,6 +211,11 @@ def _detail_context(request, rfc: Rfc) -> dict:
         "evidence_form": EvidenceForm(),
         "signoff_sites": signoff_sites,
         "signoff_form": SignoffForm(),
+        "deployments": [(d, f"{d.scheduled_start.astimezone(d.environment.site.zone):%a %-d %b %Y %H:%M %Z}",
+                         f"{d.scheduled_end.astimezone(d.environment.site.zone):%H:%M %Z}")
+                        for d in rfc.deployments.select_related("environment", "environment__site")],
+        "may_schedule": rfc.state == RfcState.APPROVED and any(
+            access.has_any_role(user, scheduling.SCHEDULERS, site) for site in sites),
     }
 
 
@@ -351,3 +357,58 @@ def signoff(request, uuid):
     messages.success(request, f"UAT of {rfc.number} signed off for {site.code}.")
     return redirect(f"{_url('releases:detail', rfc.uuid)}#uat")
 
+
+
+# --- Scheduling (issue 5.6) ---------------------------------------------------------------------
+def _schedule_context(request, rfc: Rfc, form: ScheduleForm) -> dict:
+    site = form.site_choice()
+    duration = form.duration_choice()
+    context = {"rfc": rfc, "form": form, "site": site, "duration": duration}
+    if site is not None:
+        environment = scheduling.prod_of(site)
+        rules = rules_for(environment)
+        context.update({
+            "environment": environment, "rules": rules, "zone": site.zone,
+            "slots": [(slot, f"{slot.start.astimezone(site.zone):%a %-d %b}",
+                       f"{slot.start.astimezone(site.zone):%H:%M}–{slot.end.astimezone(site.zone):%H:%M %Z}")
+                      for slot in scheduling.slots(rfc, site, clock.now(), duration)],
+        })
+    return context
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def rfc_schedule(request, uuid):
+    """Book the PROD start: the next allowed slots are offered; a blocked time is refused with every reason."""
+    rfc = _rfc_or_404(request.user, uuid)
+    sites = [s for s in services.rfc_sites(rfc) if access.has_any_role(request.user, scheduling.SCHEDULERS, s)]
+    if not sites:
+        raise PermissionDenied("Only a release manager or an admin of the RFC's sites schedules it.")
+    if rfc.state != RfcState.APPROVED:
+        messages.error(request, f"{rfc.number} is {rfc.get_state_display().lower()}; only an approved RFC is "
+                                "scheduled.")
+        return redirect("releases:detail", rfc.uuid)
+    booked = set(rfc.deployments.filter(state__in=ACTIVE_DEPLOYMENT_STATES).values_list(
+        "environment__site_id", flat=True))
+    form = ScheduleForm(request.POST or request.GET or None, rfc=rfc, user=request.user,
+                        sites=[s for s in sites if s.pk not in booked])
+    status, refusal = 200, None
+    if request.method == "POST" and form.is_valid():
+        site = form.cleaned_data["site"]
+        try:
+            start = form.start_utc()
+            scheduling.schedule(request.user, rfc, site, start, form.cleaned_data["duration"],
+                                handover_override=form.cleaned_data["handover_override"])
+        except REFUSED as exc:
+            status, message, failed = _refusal(exc)
+            reasons = [g["reason"] for g in failed] if failed else []
+            refusal = {"message": message.partition(": ")[0] + ":" if reasons else message, "reasons": reasons}
+        else:
+            messages.success(request, f"{rfc.number} booked for {site.code} PROD.")
+            return redirect("releases:detail", rfc.uuid)
+    elif request.method == "POST":
+        status = 400
+    template = "releases/schedule.html#slots" if request.htmx else "releases/schedule.html"
+    context = _schedule_context(request, rfc, form)
+    context["refusal"] = refusal
+    return render(request, template, context, status=status)

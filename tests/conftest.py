@@ -8,6 +8,7 @@ import shutil
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
+from hypothesis import settings as settings_profiles
 
 from changecontrol import access
 from changecontrol.roles import Role
@@ -17,6 +18,11 @@ from environments.roles_setup import ensure_role_groups
 # Playwright's sync API runs an event loop in the test thread; the ORM calls in fixtures are
 # still synchronous and safe here.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+# Property-based tests: 150 examples each by default; HYPOTHESIS_PROFILE=deep for a long hunt.
+settings_profiles.register_profile("default", max_examples=150, database=None)
+settings_profiles.register_profile("deep", max_examples=3000, database=None)
+settings_profiles.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 REQUIRED = {name.strip() for name in os.environ.get("REQUIRE_SERVICES", "").split(",") if name.strip()}

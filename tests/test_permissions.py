@@ -73,7 +73,8 @@ def test_site_scoped_admin_configures_only_their_site(cast, site_a, site_b):
     client = client_for(admin_a)
     response = client.post(f"/environments/{site_a.code}/PROD/edit/", {
         "purpose": "Live line 1", "data_policy": prod_a.data_policy, "access_policy": prod_a.access_policy,
-        "sla": prod_a.sla, "equipment_writes": "on", "active_version": "1.0.1", "reason": "manual hotfix record",
+        "sla": prod_a.sla, "equipment_writes": "on", "windows_enforced": "on", "smoke_test_minutes": 15,
+        "rollback_budget_minutes": 15, "active_version": "1.0.1", "reason": "manual hotfix record",
     })
     assert response.status_code == 302
     prod_a.refresh_from_db()

@@ -29,11 +29,28 @@ def _actor_for(spec, cast):
 CASES = [(name, state) for name in TRANSITIONS for state in RfcState.values]
 
 
+def _book(rfc, user):
+    """A PROD slot for every target site, as the scheduling form books it (issue 5)."""
+    from datetime import timedelta
+
+    from changecontrol import clock
+    from environments.models import Tier
+    from releases.models import Deployment
+
+    start = clock.now() + timedelta(days=3)
+    for impact in rfc.impacts.all():
+        Deployment.objects.create(rfc=rfc, environment=impact.site.environments.get(tier=Tier.PROD),
+                                  scheduled_start=start, scheduled_end=start + timedelta(hours=1),
+                                  duration_minutes=30, scheduled_by=user)
+
+
 @pytest.mark.parametrize("name,state", CASES, ids=[f"{n}-from-{s}" for n, s in CASES])
 def test_every_transition_from_every_state(cast, draft, name, state):
     spec = TRANSITIONS[name]
     Rfc.objects.filter(pk=draft.pk).update(state=state)
     actor = _actor_for(spec, cast)
+    if name == "schedule":
+        _book(draft, cast["releasemgr"])
     events_before = AuditEvent.objects.count()
     if state in spec.sources:
         result = services.transition(actor, draft, name, reason="because")
@@ -69,6 +86,9 @@ def test_developer_cannot_schedule(cast, draft):
     Rfc.objects.filter(pk=draft.pk).update(state=RfcState.APPROVED)
     with pytest.raises(PermissionDenied):
         services.transition(cast["dev"], draft, "schedule")
+    with pytest.raises(RuleViolation, match="Book a PROD slot"):
+        services.transition(cast["releasemgr"], draft, "schedule")
+    _book(draft, cast["releasemgr"])
     assert services.transition(cast["releasemgr"], draft, "schedule").state == RfcState.SCHEDULED
 
 

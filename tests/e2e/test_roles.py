@@ -12,18 +12,18 @@ from tests.e2e.conftest import demo_password, login, screenshot, submit_login
 pytestmark = pytest.mark.browser
 
 # Expected main navigation per demo user, from changecontrol.access.navigation():
-#   everyone: Home, RFCs, [Approvals], Environments, ..., API
+#   everyone: Home, RFCs, Calendar, [Approvals], Environments, ..., API
 #   read_audit (Admin, Auditor): Audit trail
 #   admin_site (Admin): Administration
-#   approver roles (IT Manager, Operations Manager, CIO, Plant Director): Approvals after RFCs
-BASE = ["Home", "RFCs", "Environments"]
+#   approver roles (IT Manager, Operations Manager, CIO, Plant Director): Approvals after Calendar
+BASE = ["Home", "RFCs", "Calendar", "Environments"]
 EXPECTED_NAV = {
     "dev": [*BASE, "API"],
     "tester": [*BASE, "API"],
-    "itmanager": ["Home", "RFCs", "Approvals", "Environments", "API"],
-    "opsmanager": ["Home", "RFCs", "Approvals", "Environments", "API"],
-    "cio": ["Home", "RFCs", "Approvals", "Environments", "API"],
-    "plantdirector": ["Home", "RFCs", "Approvals", "Environments", "API"],
+    "itmanager": ["Home", "RFCs", "Calendar", "Approvals", "Environments", "API"],
+    "opsmanager": ["Home", "RFCs", "Calendar", "Approvals", "Environments", "API"],
+    "cio": ["Home", "RFCs", "Calendar", "Approvals", "Environments", "API"],
+    "plantdirector": ["Home", "RFCs", "Calendar", "Approvals", "Environments", "API"],
     "releasemgr": [*BASE, "API"],
     "auditor": [*BASE, "Audit trail", "API"],
     "admin": [*BASE, "Audit trail", "Administration", "API"],
