@@ -26,3 +26,9 @@ def _schedule(sender: Celery, **kwargs) -> None:
         sender.signature("approvals.tasks.sweep"),
         name="approvals: send due requests, reminders and escalations",
     )
+    # Due deployments are claimed from the database every few seconds (issue 6.2): no ETAs.
+    sender.add_periodic_task(
+        float(settings.DEPLOYMENT_DISPATCH_SECONDS),
+        sender.signature("releases.tasks.dispatch_deployments"),
+        name="releases: dispatch due deployments",
+    )

@@ -225,6 +225,13 @@ APPROVAL_LINK_HOURS = env_int("APPROVAL_LINK_HOURS", 72, minimum=1, maximum=24 *
 APPROVAL_REMINDER_HOURS = env_int("APPROVAL_REMINDER_HOURS", 24, minimum=1, maximum=24 * 14)
 APPROVAL_ESCALATION_HOURS = env_int("APPROVAL_ESCALATION_HOURS", 48, minimum=1, maximum=24 * 30)
 APPROVAL_SWEEP_SECONDS = env_int("APPROVAL_SWEEP_SECONDS", 60, minimum=5, maximum=3600)
+
+# --- The deployment engine (issue 6) ------------------------------------------------------------
+# Beat claims due deployments this often; a worker's lease on a deployment lasts this long and is
+# renewed while it works; a dispatched deployment nobody picked up (a flushed Redis) is sent again.
+DEPLOYMENT_DISPATCH_SECONDS = env_int("DEPLOYMENT_DISPATCH_SECONDS", 5, minimum=1, maximum=60)
+DEPLOYMENT_LEASE_SECONDS = env_int("DEPLOYMENT_LEASE_SECONDS", 120, minimum=3, maximum=3600)
+DEPLOYMENT_REDISPATCH_SECONDS = env_int("DEPLOYMENT_REDISPATCH_SECONDS", 60, minimum=1, maximum=3600)
 ARTIFACT_MAX_BYTES = env_int("ARTIFACT_MAX_MB", 500, minimum=1, maximum=20480) * 1024 * 1024
 # Large uploads stream to a temporary file, never whole into memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

@@ -107,6 +107,10 @@ class Environment(models.Model):
         default=15, help_text="Delay before the smoke test after applying (T+15, X3).")
     rollback_budget_minutes = models.PositiveSmallIntegerField(
         default=15, help_text="Time kept free in the window for a rollback (W5).")
+    pipeline = models.JSONField(
+        default=dict, blank=True,
+        help_text="The deployment adapters for this environment (snapshot, backup, apply, smoke test); see "
+                  "releases/adapters.py. Empty: the release is recorded without touching a system.")
 
     class Meta:
         ordering = ["site__code", "tier"]

@@ -44,3 +44,17 @@ def update_environment(user, environment: Environment, changes: dict, reason: st
         record("environments.environment.updated", env, actor=user, before=before,
                after=env.snapshot(), reason=reason.strip())
     return env
+
+
+def record_deployed_version(environment: Environment, version: str, deployment) -> str:
+    """The engine's commit step: the environment now runs `version` (E9), audited as the system."""
+    with transaction.atomic():
+        env = Environment.objects.select_for_update().get(pk=environment.pk)
+        before = env.active_version
+        if before != version:
+            env.active_version = version
+            env.save(update_fields=["active_version"])
+            record("environments.environment.deployed", env, actor_name="system",
+                   before={"active_version": before}, after={"active_version": version},
+                   reason=f"{deployment.rfc.number} deployment {deployment.uuid}")
+    return before

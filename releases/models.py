@@ -224,12 +224,26 @@ class Deployment(models.Model):
     scheduled_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     cancel_reason = models.CharField(max_length=300, blank=True)
+    # The engine (issue 6): a lease per deployment, the next time it needs a worker, what happened.
+    lease_owner = models.CharField(max_length=100, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a worker took the lease.")
+    next_action_at = models.DateTimeField(null=True, blank=True, help_text="When a worker is next due (the smoke "
+                                                                            "delay is a row, not a sleeping task).")
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    window_ends_at = models.DateTimeField(null=True, blank=True, help_text="No apply step starts after this.")
+    outcome = models.TextField(blank=True)
+    rollback_requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                              on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         ordering = ["scheduled_start"]
         indexes = [
             models.Index(fields=["environment", "scheduled_start"], name="deployment_env_start_idx"),
             models.Index(fields=["state", "scheduled_start"], name="deployment_state_start_idx"),
+            models.Index(fields=["state", "next_action_at"], name="deployment_state_next_idx"),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(scheduled_end__gt=models.F("scheduled_start")),
@@ -246,3 +260,45 @@ class Deployment(models.Model):
     @property
     def audit_site_code(self) -> str:
         return self.environment.site.code
+
+
+class StepState(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    SIMULATED = "simulated", "Simulated"
+    SKIPPED = "skipped", "Skipped"
+    INTERRUPTED = "interrupted", "Interrupted"
+
+
+class DeploymentStep(models.Model):
+    """The journal: one row per step, written before the step runs and after it ends (X7).
+
+    A row left "running" by a worker that died says the step may have half-run: the next worker
+    never repeats it, it rolls back instead.
+    """
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="steps")
+    order = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=40)
+    phase = models.CharField(max_length=10, default="forward", help_text="forward or rollback")
+    adapter = models.CharField(max_length=40, blank=True)
+    state = models.CharField(max_length=12, choices=StepState.choices, default=StepState.RUNNING)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    output = models.TextField(blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    worker = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["deployment", "order"]
+        constraints = [models.UniqueConstraint(fields=["deployment", "phase", "name"], name="one_step_per_name")]
+
+    def __str__(self) -> str:
+        return f"{self.deployment_id} {self.phase}:{self.name} {self.state}"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()

@@ -7,6 +7,7 @@ again as the "Deployment window" gate before dispatch and right before the worke
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -25,6 +26,7 @@ from releases import gates
 from releases.models import ACTIVE_DEPLOYMENT_STATES, Deployment, DeploymentState, Rfc
 from releases.states import RfcState
 
+logger = logging.getLogger(__name__)
 SCHEDULERS = frozenset({Role.RELEASE_MANAGER, Role.ADMIN})
 WINDOW_GATE = "Deployment window"
 MAX_DURATION = 12 * 60
@@ -213,3 +215,82 @@ def window_gate(rfc) -> gates.Gate:
     if problems:
         return gates.Gate(WINDOW_GATE, False, "No longer allowed — " + " | ".join(problems))
     return gates.Gate(WINDOW_GATE, True, "Inside an allowed window: " + ", ".join(fine) + ".")
+
+
+# --- DEV and UAT deployments, manual rollback, cancel (issue 6.7) -----------------------------------
+def deploy_now(user, rfc: Rfc, environment: Environment, duration: int = 30) -> Deployment:
+    """Promote the RFC's artifact to DEV or UAT now (no calendar there unless the environment enforces one)."""
+    if environment.tier == Tier.PROD:
+        raise ValidationError({"environment": "PROD is scheduled into its window, not deployed at once."})
+    if environment.site_id not in {i.site_id for i in rfc.impacts.all()}:
+        raise ValidationError({"environment": f"{environment.site.code} is not a target of {rfc.number}."})
+    access.require(user, "deploy", environment)
+    start = clock.now()
+    decision = calendar.check(rules_for(environment), start, duration)
+    if not decision.allowed:
+        raise RuleViolation(f"{environment} does not take deployments now: " + "; ".join(decision.reasons),
+                            rule=WINDOW_GATE)
+    with transaction.atomic():
+        Environment.objects.select_for_update().get(pk=environment.pk)
+        if Deployment.objects.filter(environment=environment, state__in=ACTIVE_DEPLOYMENT_STATES,
+                                     scheduled_start__lt=decision.end, scheduled_end__gt=start).exists():
+            raise StateConflict(f"{environment} is busy with another deployment.")
+        deployment = Deployment.objects.create(
+            rfc=rfc, environment=environment, scheduled_start=start, scheduled_end=decision.end,
+            duration_minutes=duration, scheduled_by=user)
+        record("releases.deployment.scheduled", deployment, actor=user, after={
+            "environment": str(environment), "start": start.isoformat(), "immediate": True})
+        transaction.on_commit(_nudge_dispatcher)
+    return deployment
+
+
+def _nudge_dispatcher() -> None:
+    """Wake the dispatcher now instead of at its next beat; the row is the truth either way."""
+    from releases import tasks
+
+    try:
+        tasks.dispatch_deployments.delay()
+    except Exception:  # a broker outage: beat dispatches it
+        logger.warning("dispatch nudge not sent; beat will dispatch", exc_info=True)
+
+
+def request_rollback(user, deployment: Deployment, reason: str) -> Deployment:
+    """A release manager stops a running deployment: the worker rolls back at the next step."""
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why you roll back."})
+    if not access.has_any_role(user, SCHEDULERS, deployment.environment.site):
+        raise PermissionDenied("Only a release manager or an admin rolls a deployment back.")
+    with transaction.atomic():
+        locked = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        if locked.state not in (DeploymentState.RUNNING, DeploymentState.VERIFYING):
+            raise StateConflict(f"The deployment is {locked.get_state_display().lower()}; only a running one "
+                                "is rolled back.")
+        locked.rollback_requested_by = user
+        locked.outcome = f"Rollback requested by {user.get_username()}: {reason.strip()}"
+        locked.next_action_at = clock.now()
+        locked.save(update_fields=["rollback_requested_by", "outcome", "next_action_at"])
+        record("releases.deployment.rollback_requested", locked, actor=user, reason=reason.strip())
+        transaction.on_commit(_nudge_dispatcher)
+    return locked
+
+
+def cancel_deployment(user, deployment: Deployment, reason: str) -> Deployment:
+    """Cancel before it starts. A PROD cancel unschedules the RFC (its other bookings too)."""
+    from releases import services
+
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why you cancel."})
+    if not access.can(user, "deploy", deployment.environment):
+        raise PermissionDenied("You may not cancel deployments to this environment.")
+    with transaction.atomic():
+        locked = Deployment.objects.select_for_update().select_related("rfc").get(pk=deployment.pk)
+        if locked.state != DeploymentState.SCHEDULED or locked.lease_owner:
+            raise StateConflict("Only a deployment that has not started is cancelled.")
+        if locked.environment.tier == Tier.PROD and locked.rfc.state == RfcState.SCHEDULED:
+            services.transition(user, locked.rfc, "unschedule", reason=reason)
+        else:
+            locked.state, locked.cancel_reason = DeploymentState.CANCELLED, reason.strip()[:300]
+            locked.save(update_fields=["state", "cancel_reason"])
+            record("releases.deployment.cancelled", locked, actor=user, reason=reason.strip())
+    locked.refresh_from_db()
+    return locked

@@ -67,6 +67,9 @@ TRANSITIONS: dict[str, Transition] = {
         Transition("unschedule", frozenset({S.SCHEDULED}), S.APPROVED,
                    frozenset({Role.RELEASE_MANAGER, Role.ADMIN}), "Unschedule", needs_reason=True),
         Transition("start_deployment", frozenset({S.SCHEDULED}), S.DEPLOYING, frozenset({SYSTEM}), "Start deployment"),
+        # Its window passed before a worker could start: back to approved, to be booked again (issue 6.3).
+        Transition("mark_missed", frozenset({S.SCHEDULED}), S.APPROVED, frozenset({SYSTEM}), "Window missed",
+                   needs_reason=True),
         Transition("mark_deployed", frozenset({S.DEPLOYING}), S.DEPLOYED, frozenset({SYSTEM}), "Deployed"),
         Transition("mark_rolled_back", frozenset({S.DEPLOYING}), S.ROLLED_BACK, frozenset({SYSTEM}), "Rolled back"),
         Transition("mark_failed", frozenset({S.DEPLOYING}), S.FAILED, frozenset({SYSTEM}), "Failed"),

@@ -1,0 +1,35 @@
+"""How the portal deploys to the demo plant: an environment's `pipeline` (see releases/adapters.py).
+
+Snapshot the app directory, back up the environment's SQLite database, apply the release's SQL and
+install the artifact, push the label layout to the line (equipment: simulated outside PROD), then
+smoke-test by printing a label.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pipeline(root: str | Path, site: str, tier: str, base_url: str, smoke_delay_seconds: int = 900) -> dict:
+    env_dir = Path(root).resolve() / site / tier
+    python = sys.executable
+    return {
+        "smoke_delay_seconds": smoke_delay_seconds,
+        "snapshot": {"adapter": "directory", "path": str(env_dir / "app")},
+        "backup": {"adapter": "sqlite", "database": str(env_dir / "mes.sqlite3")},
+        "apply": [
+            {"adapter": "sql", "database": f"sqlite:///{env_dir / 'mes.sqlite3'}"},
+            {"adapter": "command", "command": [python, "-m", "demo_plant.install", "--app-dir", str(env_dir / "app")],
+             "cwd": str(REPO), "timeout": 60},
+        ],
+        "equipment": [
+            {"adapter": "command", "command": [python, "-m", "demo_plant.equipment", "--env-dir", str(env_dir),
+                                               "--recipe", "label-layout"],
+             "cwd": str(REPO), "timeout": 60, "writes_equipment": True},
+        ],
+        "smoke": {"adapter": "http", "url": f"{base_url.rstrip('/')}/{site}/{tier}/label", "method": "POST",
+                  "body": '{"line": "Line 2"}', "expect_status": 200, "expect_body": "printed", "samples": 3},
+    }

@@ -1,0 +1,207 @@
+"""The demo plant's MES: one HTTP process for every environment under a root directory.
+
+    python -m demo_plant.server --port 8100 --root var/plant
+
+Routes, for each ``<SITE>/<TIER>`` that exists under the root (404 JSON otherwise):
+``GET /<SITE>/<TIER>/health``, ``POST /<SITE>/<TIER>/label``, ``POST /<SITE>/<TIER>/cycle``,
+and ``GET /`` lists the environments. ``app/release.json`` is read on every request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import signal
+import sqlite3
+import sys
+import time
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from demo_plant.layout import NAME, connect, default_root, validate_release
+
+
+class ReleaseError(Exception):
+    pass
+
+
+def read_release(env_dir: Path) -> dict:
+    try:
+        data = json.loads((env_dir / "app" / "release.json").read_text(encoding="utf-8"))
+        return validate_release(data)
+    except (OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise ReleaseError(f"release.json unreadable: {exc}") from exc
+
+
+def environments(root: Path) -> list[tuple[str, str, Path]]:
+    found = []
+    for env_dir in sorted(root.glob("*/*")):
+        if (env_dir / "app").is_dir() and NAME.match(env_dir.name) and NAME.match(env_dir.parent.name):
+            found.append((env_dir.parent.name, env_dir.name, env_dir))
+    return found
+
+
+def insert(env_dir: Path, sql: str, params: tuple) -> int:
+    conn = connect(env_dir)
+    try:
+        with conn:  # commits, or rolls back on error
+            return conn.execute(sql, params).lastrowid
+    finally:
+        conn.close()
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "DemoMES/1"
+    root: Path  # set by make_server
+
+    def log_message(self, format, *args):
+        sys.stderr.write(f"demo_plant {self.address_string()} {format % args}\n")
+
+    def send_json(self, status: int, body: dict) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def find_env(self) -> tuple[str, str, str, Path] | None:
+        """``/<SITE>/<TIER>/<action>`` → (site, tier, action, env_dir), or None when no such environment."""
+        parts = self.path.split("?", 1)[0].strip("/").split("/")
+        if len(parts) != 3 or not NAME.match(parts[0]) or not NAME.match(parts[1]):
+            return None
+        site, tier, action = parts
+        env_dir = self.root / site / tier
+        return (site, tier, action, env_dir) if (env_dir / "app").is_dir() else None
+
+    def read_body(self) -> dict:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if not raw.strip():
+            return {}
+        body = json.loads(raw)
+        if not isinstance(body, dict):
+            raise ValueError("body must be a JSON object")
+        return body
+
+    def do_GET(self):
+        if self.path.split("?", 1)[0] == "/":
+            return self.index()
+        found = self.find_env()
+        if found is None or found[2] != "health":
+            return self.send_json(404, {"error": "no such environment or route"})
+        site, tier, _, env_dir = found
+        try:
+            release = read_release(env_dir)
+        except ReleaseError as exc:
+            return self.send_json(500, {"status": "error", "error": str(exc), "site": site, "tier": tier})
+        self.send_json(200, {"status": "ok", "version": release["version"], "site": site, "tier": tier})
+
+    def do_POST(self):
+        found = self.find_env()
+        if found is None or found[2] not in ("label", "cycle"):
+            return self.send_json(404, {"error": "no such environment or route"})
+        site, tier, action, env_dir = found
+        try:
+            body = self.read_body()
+            line = str(body.get("line") or "Line 1")[:60]
+        except ValueError as exc:
+            return self.send_json(400, {"error": f"bad request body: {exc}"})
+        try:
+            release = read_release(env_dir)
+        except ReleaseError as exc:
+            return self.send_json(500, {"error": str(exc)})
+        try:
+            if action == "label":
+                return self.print_label(env_dir, site, tier, line, release)
+            return self.complete_cycle(env_dir, line, release)
+        except sqlite3.Error as exc:
+            return self.send_json(500, {"error": f"database error: {exc}"})
+
+    def print_label(self, env_dir: Path, site: str, tier: str, line: str, release: dict) -> None:
+        time.sleep(release["label_delay_ms"] / 1000)
+        if release["broken"]:
+            return self.send_json(500, {"printed": False, "error": "label template missing"})
+        text = f"{site}/{tier} {line} v{release['version']}"
+        n = insert(
+            env_dir, "INSERT INTO labels (line, printed_at, text) VALUES (?, ?, ?)", (line, now(), text)
+        )
+        self.send_json(200, {"printed": True, "label": n, "version": release["version"]})
+
+    def complete_cycle(self, env_dir: Path, line: str, release: dict) -> None:
+        if release["broken"]:
+            return self.send_json(500, {"error": "cycle failed: release is broken"})
+        n = insert(
+            env_dir, "INSERT INTO cycles (line, completed_at, good_parts) VALUES (?, ?, 100)", (line, now())
+        )
+        self.send_json(200, {"cycle": n, "good_parts": 100, "version": release["version"]})
+
+    def index(self) -> None:
+        rows = []
+        for site, tier, env_dir in environments(self.root):
+            try:
+                version = read_release(env_dir)["version"]
+            except ReleaseError:
+                version = "release.json unreadable"
+            rows.append(
+                f"<tr><td>{html.escape(site)}</td><td>{html.escape(tier)}</td>"
+                f"<td>{html.escape(version)}</td></tr>"
+            )
+        page = (
+            "<!doctype html><html><head><meta charset='utf-8'><title>Demo plant MES</title></head>"
+            "<body><h1>Demo plant MES</h1><table><tr><th>Site</th><th>Tier</th><th>Version</th></tr>"
+            + "".join(rows)
+            + "</table></body></html>"
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
+
+
+def make_server(root: Path, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+    handler = type("BoundHandler", (Handler,), {"root": Path(root)})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Serve the demo plant's MES environments.")
+    parser.add_argument("--port", type=int, default=8100)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--root", type=Path, default=default_root())
+    args = parser.parse_args(argv)
+    args.root.mkdir(parents=True, exist_ok=True)
+    server = make_server(args.root, args.port, args.host)
+
+    # honcho and test harnesses stop us with SIGTERM: shut down as cleanly as on Ctrl-C. SIGINT is
+    # set explicitly because a shell starts background jobs with it ignored.
+    def _stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    print(
+        f"demo_plant: serving {args.root.resolve()} on http://{args.host}:{args.port}/",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("demo_plant: stopped", file=sys.stderr)
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

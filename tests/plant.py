@@ -1,0 +1,43 @@
+"""The demo plant for tests: its HTTP server as a real subprocess, environments under a temp root."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.workers import wait_until
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_plant(root: Path) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "demo_plant.server", "--port", str(port), "--root", str(root)],
+                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            with urllib.request.urlopen(base + "/", timeout=1):
+                return True
+        except OSError:
+            return False
+
+    try:
+        wait_until(up, timeout=20)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -1,0 +1,352 @@
+"""The deployment engine (issue 6, X1–X7) against the real demo plant: its HTTP server runs as a
+subprocess, its database and application directory are real files, the adapters run for real.
+
+These tests call the engine in-process; tests/test_engine_workers.py runs it in real Celery workers.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from approvals.models import Signature
+from audit.models import AuditEvent
+from changecontrol.roles import Role
+from demo_plant.artifacts import build
+from demo_plant.layout import ensure_environment
+from demo_plant.portal import pipeline
+from environments.models import Environment
+from releases import engine, scheduling, services
+from releases.models import Deployment, DeploymentState, DeploymentStep, Rfc, StepState
+from releases.states import RfcState
+from tests import factories
+from tests.conftest import make_user
+from tests.plant import running_plant
+
+pytestmark = pytest.mark.django_db
+S = DeploymentState
+BERLIN = ZoneInfo("Europe/Berlin")
+MIGRATION = "CREATE TABLE label_layouts (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+UNDO = "DROP TABLE label_layouts;"
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.VAR_DIR = tmp_path / "var"
+
+
+@pytest.fixture
+def plant(tmp_path, site_a):
+    root = tmp_path / "plant"
+    for tier in ("DEV", "UAT", "PROD"):
+        ensure_environment(root, site_a.code, tier)
+    with running_plant(root) as base:
+        for env in Environment.objects.filter(site=site_a):
+            env.pipeline = pipeline(root, site_a.code, env.tier, base, smoke_delay_seconds=0)
+            env.save(update_fields=["pipeline"])
+        yield root
+
+
+@pytest.fixture
+def artifacts(tmp_path):
+    return build(tmp_path / "artifacts")
+
+
+def artifact_release(user, path: Path, version: str, behaviour: dict | None = None):
+    content = path.read_bytes() if behaviour is None else json.dumps(
+        {"product": "MES", "version": version, **behaviour}).encode()
+    return services.create_release(user, product="MES", version=version, migration_sql=MIGRATION, undo_sql=UNDO,
+                                   artifact=SimpleUploadedFile(f"mes-{version}.json", content))
+
+
+def major_rfc(people, site, release, **extra):
+    return factories.rfc(people["dev"], site, release=release, estimated_downtime_minutes=10,
+                         retraining_note="Shift leads briefed.", **extra)
+
+
+def env_of(site, tier) -> Environment:
+    return Environment.objects.get(site=site, tier=tier)
+
+
+def app_version(root: Path, site, tier) -> str:
+    return json.loads((root / site.code / tier / "app" / "release.json").read_text())["version"]
+
+
+def tables(root: Path, site, tier) -> set[str]:
+    with sqlite3.connect(root / site.code / tier / "mes.sqlite3") as db:
+        return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def steps(deployment) -> dict[str, str]:
+    return {f"{s.phase}:{s.name}": s.state for s in deployment.steps.all()}
+
+
+def deploy(people, site, tier, release, **extra) -> Deployment:
+    rfc = major_rfc(people, site, release, **extra)
+    deployment = scheduling.deploy_now(people["dev"], rfc, env_of(site, tier))
+    engine.run(deployment.pk, owner="test-worker")
+    deployment.refresh_from_db()
+    return deployment
+
+
+# --- Outcomes (X1–X4) ------------------------------------------------------------------------------
+def test_success_applies_verifies_and_commits(cast, site_a, plant, artifacts):
+    release = artifact_release(cast["dev"], artifacts["good"], "2.4.1")
+    deployment = deploy(cast, site_a, "DEV", release)
+    assert deployment.state == S.SUCCEEDED, deployment.outcome
+    assert steps(deployment) == {
+        "forward:verify_checksum": "succeeded", "forward:baseline": "succeeded", "forward:vm_snapshot": "skipped",
+        "forward:snapshot": "succeeded", "forward:backup": "succeeded", "forward:apply": "succeeded",
+        "forward:equipment": "simulated", "forward:wait": "succeeded", "forward:smoke": "succeeded",
+        "forward:compare": "succeeded", "forward:commit": "succeeded"}
+    assert app_version(plant, site_a, "DEV") == "2.4.1" and "label_layouts" in tables(plant, site_a, "DEV")
+    assert env_of(site_a, "DEV").active_version == "2.4.1"
+    # E5: DEV never writes to equipment; the step ran told to simulate, and the journal says so.
+    equipment = deployment.steps.get(name="equipment")
+    assert "SIMULATED" in equipment.output and not (plant / site_a.code / "DEV" / "equipment.log").exists()
+    assert AuditEvent.objects.filter(action="environments.environment.deployed", site_code=site_a.code).exists()
+
+
+def test_smoke_failure_rolls_back_and_verifies_the_rollback(cast, site_a, plant, artifacts):
+    release = artifact_release(cast["dev"], artifacts["bad"], "2.4.2")
+    deployment = deploy(cast, site_a, "UAT", release)
+    assert deployment.state == S.ROLLED_BACK, deployment.outcome
+    journal = steps(deployment)
+    assert journal["forward:smoke"] == "failed" and "forward:commit" not in journal
+    assert journal["rollback:restore_snapshot"] == journal["rollback:restore_backup"] == "succeeded"
+    assert journal["rollback:verify_rollback"] == "succeeded"
+    assert app_version(plant, site_a, "UAT") == "2.3.1" and "label_layouts" not in tables(plant, site_a, "UAT")
+    assert env_of(site_a, "UAT").active_version == "1.0.0"
+    timed = AuditEvent.objects.get(action="releases.deployment.rollback_timed")
+    assert 0 < timed.after["seconds"] < 15 * 60  # X4
+    assert "smoke test failed" in deployment.outcome
+
+
+def test_latency_25_percent_worse_rolls_back(cast, site_a, plant, artifacts):
+    app = plant / site_a.code / "DEV" / "app" / "release.json"
+    app.write_text(json.dumps({**json.loads(app.read_text()), "label_delay_ms": 200}))
+    release = artifact_release(cast["dev"], artifacts["good"], "2.4.1", {"label_delay_ms": 250, "broken": False})
+    deployment = deploy(cast, site_a, "DEV", release)
+    assert deployment.state == S.ROLLED_BACK, deployment.outcome
+    compare = deployment.steps.get(name="compare")
+    assert compare.state == StepState.FAILED and compare.result["change_percent"] > 20
+    assert "more than 20 % worse" in deployment.outcome and app_version(plant, site_a, "DEV") == "2.3.1"
+
+
+def test_snapshot_failure_applies_nothing(cast, site_a, plant, artifacts):
+    dev = env_of(site_a, "DEV")
+    dev.pipeline = {**dev.pipeline, "snapshot": {"adapter": "directory", "path": str(plant / "no-such-dir")}}
+    dev.save(update_fields=["pipeline"])
+    release = artifact_release(cast["dev"], artifacts["good"], "2.4.1")
+    deployment = deploy(cast, site_a, "DEV", release)
+    assert deployment.state == S.FAILED and "Nothing was applied" in deployment.outcome
+    assert "forward:apply" not in steps(deployment) and not deployment.steps.filter(phase="rollback").exists()
+    assert app_version(plant, site_a, "DEV") == "2.3.1"
+
+
+def test_changed_artifact_is_refused_before_anything_runs(cast, site_a, plant, artifacts):
+    release = artifact_release(cast["dev"], artifacts["good"], "2.4.1")
+    from releases import uploads
+
+    uploads.path_of("artifacts", release.artifact_file).write_bytes(b'{"product": "MES", "version": "6.6.6"}')
+    deployment = deploy(cast, site_a, "DEV", release)
+    assert deployment.state == S.FAILED and "checksum differs" in deployment.outcome
+    assert list(steps(deployment)) == ["forward:verify_checksum"]
+
+
+def test_failed_rollback_alerts_release_managers_and_admins(cast, site_a, plant, artifacts, mailoutbox):
+    dev = env_of(site_a, "DEV")
+    dev.pipeline = {**dev.pipeline, "backup": {"adapter": "sqlite", "database": str(plant / site_a.code / "DEV" /
+                                                                                   "mes.sqlite3")}}
+    dev.save(update_fields=["pipeline"])
+    release = artifact_release(cast["dev"], artifacts["bad"], "2.4.2")
+    rfc = major_rfc(cast, site_a, release)
+    deployment = scheduling.deploy_now(cast["dev"], rfc, dev)
+    # The backup disappears between the backup step and the rollback (a full disk, an operator):
+    original = engine._Runner.do_apply
+
+    def apply_and_lose_backup(runner):
+        result = original(runner)
+        (runner.context().work_dir / "backup.sqlite3").unlink()
+        return result
+
+    engine._Runner.do_apply = apply_and_lose_backup
+    try:
+        engine.run(deployment.pk, owner="test-worker")
+    finally:
+        engine._Runner.do_apply = original
+    deployment.refresh_from_db()
+    assert deployment.state == S.ROLLBACK_FAILED
+    assert steps(deployment)["rollback:restore_backup"] == "failed"
+    urgent = [m for m in mailoutbox if m.subject.startswith("[URGENT] Rollback failed")]
+    assert len(urgent) == 1 and {"releasemgr@plant.test", "admin@plant.test"} <= set(urgent[0].to)
+
+
+# --- The journal, the lease and the wait -------------------------------------------------------------
+def test_a_live_lease_stops_a_second_worker_and_a_finished_deployment_is_left_alone(cast, site_a, plant, artifacts):
+    release = artifact_release(cast["dev"], artifacts["good"], "2.4.1")
+    rfc = major_rfc(cast, site_a, release)
+    deployment = scheduling.deploy_now(cast["dev"], rfc, env_of(site_a, "DEV"))
+    assert engine.acquire(deployment.pk, "worker-a")
+    assert engine.run(deployment.pk, owner="worker-b") == "leased by another worker"
+    assert not deployment.steps.exists()
+    engine.release(deployment.pk, "worker-a")
+    assert engine.run(deployment.pk, owner="worker-b") == S.SUCCEEDED
+    before = list(deployment.steps.values_list("pk", "finished_at"))
+    assert engine.run(deployment.pk, owner="worker-c") == S.SUCCEEDED  # a duplicate delivery: nothing runs again
+    assert list(deployment.steps.values_list("pk", "finished_at")) == before
+
+
+def test_the_smoke_delay_is_a_due_row_not_a_sleeping_task(cast, site_a, plant, artifacts):
+    dev = env_of(site_a, "DEV")
+    dev.pipeline = {**dev.pipeline, "smoke_delay_seconds": 900}
+    dev.save(update_fields=["pipeline"])
+    release = artifact_release(cast["dev"], artifacts["good"], "2.4.1")
+    rfc = major_rfc(cast, site_a, release)
+    start = datetime.now(UTC)
+    with time_machine.travel(start, tick=False):
+        deployment = scheduling.deploy_now(cast["dev"], rfc, dev)
+        assert engine.run(deployment.pk, owner="w") == "waiting for the smoke test"
+        deployment.refresh_from_db()
+        assert deployment.state == S.VERIFYING and deployment.next_action_at == start + timedelta(seconds=900)
+        assert not deployment.lease_owner and "forward:smoke" not in steps(deployment)
+        assert deployment.pk not in engine.dispatch()
+    with time_machine.travel(start + timedelta(seconds=901), tick=False):
+        assert deployment.pk in list(engine.due_queryset(start + timedelta(seconds=901)).values_list("pk", flat=True))
+        assert engine.run(deployment.pk, owner="w") == S.SUCCEEDED
+
+
+def test_interrupted_apply_is_never_repeated(cast, site_a, plant, artifacts):
+    release = artifact_release(cast["dev"], artifacts["good"], "2.4.1")
+    rfc = major_rfc(cast, site_a, release)
+    deployment = scheduling.deploy_now(cast["dev"], rfc, env_of(site_a, "DEV"))
+    original = engine._Runner.do_apply
+
+    def die_in_apply(runner):
+        DeploymentStep.objects.create(deployment=runner.deployment, order=5, phase="forward", name="apply",
+                                      started_at=datetime.now(UTC), worker=runner.owner)
+        raise engine.LeaseLost  # the worker is gone mid-step, its journal row says "running"
+
+    engine._Runner.do_apply = die_in_apply
+    try:
+        engine.run(deployment.pk, owner="dying-worker")
+    finally:
+        engine._Runner.do_apply = original
+    assert engine.run(deployment.pk, owner="next-worker") == S.ROLLED_BACK
+    deployment.refresh_from_db()
+    apply = deployment.steps.get(name="apply")
+    assert apply.state == StepState.INTERRUPTED and "not repeated" in apply.output
+    assert app_version(plant, site_a, "DEV") == "2.3.1"
+
+
+def test_manual_rollback_by_a_release_manager(cast, site_a, plant, artifacts):
+    dev = env_of(site_a, "DEV")
+    dev.pipeline = {**dev.pipeline, "smoke_delay_seconds": 900}
+    dev.save(update_fields=["pipeline"])
+    release = artifact_release(cast["dev"], artifacts["good"], "2.4.1")
+    deployment = scheduling.deploy_now(cast["dev"], major_rfc(cast, site_a, release), dev)
+    engine.run(deployment.pk, owner="w")
+    assert app_version(plant, site_a, "DEV") == "2.4.1"
+    with pytest.raises(Exception, match="release manager"):
+        scheduling.request_rollback(cast["dev"], deployment, "looks odd")
+    scheduling.request_rollback(cast["releasemgr"], deployment, "Operators report misprints")
+    assert engine.run(deployment.pk, owner="w") == S.ROLLED_BACK
+    assert app_version(plant, site_a, "DEV") == "2.3.1"
+    assert AuditEvent.objects.filter(action="releases.deployment.rollback_requested").exists()
+
+
+# --- PROD: the gates and the window again, and the RFC following its deployment ----------------------
+@pytest.fixture
+def people(cast):
+    return {**cast, "cio": make_user("cio", Role.CIO), "opsmanager": make_user("opsmanager", Role.OPERATIONS_MANAGER),
+            "plantdirector": make_user("plantdirector", Role.PLANT_DIRECTOR)}
+
+
+SIGNERS = {"it_manager": "itmanager", "operations_manager": "opsmanager", "cio": "cio",
+           "plant_director": "plantdirector"}
+
+
+def scheduled_prod(people, site, release, start):
+    """A major RFC through its whole chain, booked into PROD at `start`."""
+    from approvals import services as approvals
+    from approvals.models import Approval, ApprovalState
+    from tests.conftest import PASSWORD
+
+    with time_machine.travel(start - timedelta(days=1), tick=False):
+        rfc = factories.ready_rfc(people["dev"], people["tester"], site, release=release,
+                                  estimated_downtime_minutes=10, retraining_note="Briefed.")
+        services.submit(people["dev"], rfc)
+        while (approval := Approval.objects.filter(rfc=rfc, state=ApprovalState.PENDING).first()) is not None:
+            approvals.sign(people[SIGNERS[approval.role]], approval, "approve", PASSWORD)
+        deployment = scheduling.schedule(people["releasemgr"], rfc, site, start, 30)
+    return rfc, deployment
+
+
+TUESDAY_9 = datetime(2026, 12, 1, 9, 0, tzinfo=BERLIN)
+
+
+def test_prod_deployment_writes_equipment_and_the_rfc_follows(people, site_a, plant, artifacts):
+    release = artifact_release(people["dev"], artifacts["good"], "2.4.1")
+    rfc, deployment = scheduled_prod(people, site_a, release, TUESDAY_9)
+    with time_machine.travel(TUESDAY_9 + timedelta(seconds=5), tick=True):
+        assert deployment.pk in engine.dispatch()
+        assert engine.run(deployment.pk, owner="w") == S.SUCCEEDED
+    deployment.refresh_from_db()
+    assert deployment.steps.get(name="equipment").state == StepState.SUCCEEDED
+    assert (plant / site_a.code / "PROD" / "equipment.log").read_text().count("label-layout") == 1
+    assert Rfc.objects.get(pk=rfc.pk).state == RfcState.DEPLOYED
+    assert env_of(site_a, "PROD").active_version == "2.4.1"
+    assert deployment.window_ends_at == datetime(2026, 12, 1, 11, 0, tzinfo=BERLIN)
+
+
+def test_a_passed_window_means_missed_and_nothing_touched(people, site_a, plant, artifacts):
+    release = artifact_release(people["dev"], artifacts["good"], "2.4.1")
+    rfc, deployment = scheduled_prod(people, site_a, release, TUESDAY_9)
+    with time_machine.travel(TUESDAY_9 + timedelta(hours=1, minutes=45), tick=False):  # 10:45: 30 min no longer fit
+        assert engine.run(deployment.pk, owner="w") == S.MISSED
+    deployment.refresh_from_db()
+    assert not deployment.steps.exists() and "nothing was touched" in deployment.outcome
+    assert Rfc.objects.get(pk=rfc.pk).state == RfcState.APPROVED  # to be booked again
+    assert app_version(plant, site_a, "PROD") == "2.3.1"
+
+
+def test_the_gates_are_asked_again_before_touching_prod(people, site_a, plant, artifacts):
+    release = artifact_release(people["dev"], artifacts["good"], "2.4.1")
+    rfc, deployment = scheduled_prod(people, site_a, release, TUESDAY_9)
+    Signature.objects.filter(rfc=rfc).update(voided_at=TUESDAY_9, void_reason="test: content changed")
+    with time_machine.travel(TUESDAY_9 + timedelta(seconds=5), tick=False):
+        assert engine.run(deployment.pk, owner="w") == S.FAILED
+    deployment.refresh_from_db()
+    assert "Refused before touching PROD: Approvals complete" in deployment.outcome
+    assert not deployment.steps.exists() and Rfc.objects.get(pk=rfc.pk).state == RfcState.FAILED
+
+
+def test_when_the_window_closes_no_apply_starts_and_the_policy_rolls_back(people, site_a, plant, artifacts):
+    release = artifact_release(people["dev"], artifacts["good"], "2.4.1")
+    rfc, deployment = scheduled_prod(people, site_a, release, TUESDAY_9)
+    original = engine._Runner.do_backup
+
+    def slow_backup(runner):  # the backup runs until after the window closed
+        result = original(runner)
+        Deployment.objects.filter(pk=runner.deployment.pk).update(window_ends_at=TUESDAY_9)
+        runner.deployment.window_ends_at = TUESDAY_9
+        return result
+
+    engine._Runner.do_backup = slow_backup
+    try:
+        with time_machine.travel(TUESDAY_9 + timedelta(seconds=5), tick=True):
+            assert engine.run(deployment.pk, owner="w") == S.FAILED
+    finally:
+        engine._Runner.do_backup = original
+    deployment.refresh_from_db()
+    assert "window closed before the apply step" in deployment.outcome
+    assert "forward:apply" not in steps(deployment) and Rfc.objects.get(pk=rfc.pk).state == RfcState.FAILED
+    assert AuditEvent.objects.filter(action="releases.deployment.failed", object_id=rfc.number).exists()
