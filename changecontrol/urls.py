@@ -11,7 +11,7 @@ from changecontrol.admin import portal_admin
 from changecontrol.api import obtain_token
 from environments import windows_api
 from environments.api import EnvironmentViewSet, SiteViewSet
-from releases.api import ReleaseViewSet, RfcViewSet
+from releases.api import DeploymentViewSet, ReleaseViewSet, RfcViewSet
 
 router = DefaultRouter()
 router.register("sites", SiteViewSet, basename="site")
@@ -20,6 +20,7 @@ router.register("audit", AuditEventViewSet, basename="audit")
 router.register("approvals", ApprovalViewSet, basename="approval")
 router.register("releases", ReleaseViewSet, basename="release")
 router.register("rfcs", RfcViewSet, basename="rfc")
+router.register("deployments", DeploymentViewSet, basename="deployment")
 
 urlpatterns = [
     path("", views.home, name="home"),

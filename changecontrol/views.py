@@ -54,9 +54,15 @@ def home(request):
         to_sign_off = list(rfcs.filter(pk__in=waiting).order_by("-created_at")[:10])
     is_approver = bool(access.all_roles(user) & access.APPROVER_ROLES)
     to_approve = list(approvals_for(user).order_by("pk")[:10]) if is_approver else []
-    to_schedule = []
+    to_schedule, deployments = [], []
     if access.has_any_role(user, [Role.RELEASE_MANAGER, Role.ADMIN]):
         to_schedule = list(rfcs.filter(state=RfcState.APPROVED).order_by("-updated_at")[:10])
+        from releases.models import ACTIVE_DEPLOYMENT_STATES, Deployment
+
+        deployments = [(d, f"{d.scheduled_start.astimezone(d.environment.site.zone):%a %-d %b %H:%M %Z}")
+                       for d in Deployment.objects.filter(
+                           rfc__in=visible_rfcs(user), state__in=ACTIVE_DEPLOYMENT_STATES).select_related(
+                           "rfc", "environment", "environment__site").order_by("scheduled_start")[:10]]
     return render(request, "home.html", {
         "environments": environments,
         "roles": access.role_labels(user),
@@ -66,6 +72,7 @@ def home(request):
         "to_approve": to_approve,
         "is_approver": is_approver,
         "to_schedule": to_schedule,
+        "deployments": deployments,
         "may_file": access.has_any_role(user, FILERS),
     })
 

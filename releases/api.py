@@ -18,13 +18,18 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from changecontrol import access
+from environments.models import Environment
 from releases import gates, scheduling, services
-from releases.models import Evidence, Impact, Release, Rfc
+from releases.models import Deployment, Evidence, Impact, Release, Rfc
 from releases.serializers import (
+    DeploymentCreateSerializer,
+    DeploymentDetailSerializer,
     DeploymentSerializer,
+    DeploymentStepSerializer,
     EvidenceSerializer,
     EvidenceUploadSerializer,
     GateSerializer,
+    ReasonSerializer,
     ReleaseCreateSerializer,
     ReleaseFilterSerializer,
     ReleaseSerializer,
@@ -302,3 +307,82 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         rfc = services.transition(request.user, rfc, form.validated_data["name"], form.validated_data["reason"])
         return self._detail(rfc)
 
+
+
+# --- Deployments (issue 6.8) -----------------------------------------------------------------------
+@extend_schema_view(
+    list=extend_schema(summary="Deployments of the RFCs the caller sees", parameters=[
+        OpenApiParameter("rfc", str, description="RFC number or UUID."),
+        OpenApiParameter("state", str), OpenApiParameter("environment", int)]),
+    retrieve=extend_schema(summary="One deployment with its outcome"),
+)
+class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Deployments: PROD ones are booked with rfcs/{id}/schedule/, DEV and UAT ones start now (POST)."""
+
+    lookup_field = "uuid"
+    pagination_class = ApiPagination
+    parser_classes = [JSONParser]
+
+    def get_serializer_class(self):
+        return DeploymentDetailSerializer
+
+    def get_queryset(self):
+        queryset = Deployment.objects.filter(rfc__in=services.visible_rfcs(self.request.user)).select_related(
+            "rfc", "environment", "environment__site").order_by("-scheduled_start", "-id")
+        params = self.request.query_params
+        if params.get("rfc"):
+            value = params["rfc"]
+            queryset = queryset.filter(rfc__number=value) if NUMBER.match(value) else queryset.filter(
+                rfc__uuid=value) if _is_uuid(value) else queryset.none()
+        if params.get("state"):
+            queryset = queryset.filter(state=params["state"])
+        if params.get("environment", "").isdigit():
+            queryset = queryset.filter(environment_id=int(params["environment"]))
+        return queryset
+
+    @extend_schema(summary="Deploy an RFC's release to DEV or UAT now", request=DeploymentCreateSerializer,
+                   responses={201: DeploymentDetailSerializer, **ERRORS,
+                              422: OpenApiResponse(RuleErrorSerializer, description="The environment's calendar.")})
+    def create(self, request, *args, **kwargs):
+        form = DeploymentCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        rfc = services.visible_rfcs(request.user).filter(uuid=data["rfc"]).first()
+        environment = Environment.objects.filter(pk=data["environment"], site__in=access.visible_sites(
+            request.user)).select_related("site").first()
+        if rfc is None or environment is None:
+            raise Http404
+        deployment = scheduling.deploy_now(request.user, rfc, environment, data["duration"])
+        return Response(DeploymentDetailSerializer(deployment).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="The step journal", responses={200: DeploymentStepSerializer(many=True), 404: ERRORS[404]})
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def steps(self, request, *args, **kwargs):
+        deployment = self.get_object()
+        return Response(DeploymentStepSerializer(deployment.steps.order_by("order", "started_at"), many=True).data)
+
+    @extend_schema(summary="Roll a running deployment back (release manager)", request=ReasonSerializer,
+                   responses={200: DeploymentDetailSerializer, **ERRORS})
+    @action(detail=True, methods=["post"])
+    def rollback(self, request, *args, **kwargs):
+        form = ReasonSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        deployment = scheduling.request_rollback(request.user, self.get_object(), form.validated_data["reason"])
+        return Response(DeploymentDetailSerializer(deployment).data)
+
+    @extend_schema(summary="Cancel a deployment before it starts", request=ReasonSerializer,
+                   responses={200: DeploymentDetailSerializer, **ERRORS})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, *args, **kwargs):
+        form = ReasonSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        deployment = scheduling.cancel_deployment(request.user, self.get_object(), form.validated_data["reason"])
+        return Response(DeploymentDetailSerializer(deployment).data)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

@@ -63,7 +63,24 @@ DEMO_RFCS = [
         "rollback_plan": "Redeploy MES 2.3.1; no database change.",
         "then": "approved",
     },
+    # On the always-open demo line (issue 6): schedule these and watch one deploy, one roll back.
+    {
+        "title": "Label layout v2 on the demo line",
+        "release": ("MES", "2.4.1"), "sites": {"OPEN": (["Line 1"], ["Labelling"])},
+        "description": "Bigger batch number on the label; operators asked for it.",
+        "rollback_plan": "Restore the application snapshot and the database backup taken before the apply.",
+        "then": "approved",
+    },
+    {
+        "title": "Label template rework on the demo line",
+        "release": ("MES", "2.4.2"), "sites": {"OPEN": (["Line 1"], ["Labelling"])},
+        "description": "New label template engine. (Demo: its template is missing, the smoke test fails.)",
+        "rollback_plan": "Restore the application snapshot and the database backup taken before the apply.",
+        "then": "approved",
+    },
 ]
+SIGNERS = {Role.IT_MANAGER: "itmanager", Role.OPERATIONS_MANAGER: "opsmanager", Role.CIO: "cio",
+           Role.PLANT_DIRECTOR: "plantdirector"}
 
 
 def seed(users: dict) -> list[Rfc]:
@@ -90,8 +107,11 @@ def seed(users: dict) -> list[Rfc]:
                 services.sign_off_uat(tester, rfc, impact.site, "Recorded 20 downtime reasons on UAT; all correct.",
                                       [_png("uat-screen.png")])
             services.submit(dev, rfc)
-            # The IT manager signs (demo seeding skips the password re-entry a person makes).
-            approval = Approval.objects.get(rfc=rfc, role=Role.IT_MANAGER, state=ApprovalState.PENDING)
-            approvals.sign_verified(users["itmanager"], approval, "approve", via="portal")
+            # The managers sign (demo seeding skips the password re-entry a person makes): the IT
+            # manager only for "in approval", the whole chain for "approved".
+            while (approval := Approval.objects.filter(rfc=rfc, state=ApprovalState.PENDING).first()) is not None:
+                approvals.sign_verified(users[SIGNERS[Role(approval.role)]], approval, "approve", via="portal")
+                if spec["then"] == "in_approval":
+                    break
         made.append(rfc)
     return made

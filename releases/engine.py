@@ -95,7 +95,9 @@ def renew(deployment_id: int, owner: str) -> bool:
 
 
 def release(deployment_id: int, owner: str) -> None:
-    Deployment.objects.filter(pk=deployment_id, lease_owner=owner).update(lease_owner="", lease_expires_at=None)
+    """Let go of the row; its next due time (the smoke test) is dispatched as soon as it comes."""
+    Deployment.objects.filter(pk=deployment_id, lease_owner=owner).update(lease_owner="", lease_expires_at=None,
+                                                                          dispatched_at=None)
 
 
 class _Heartbeat:

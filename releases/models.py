@@ -297,6 +297,13 @@ class DeploymentStep(models.Model):
     def __str__(self) -> str:
         return f"{self.deployment_id} {self.phase}:{self.name} {self.state}"
 
+    LABELS = {"vm_snapshot": "VM snapshot", "verify_checksum": "Verify checksum (X5)", "smoke": "Smoke test (X2)",
+              "compare": "Performance compare (X3)", "restore_vm": "Restore VM snapshot"}
+
+    @property
+    def label(self) -> str:
+        return self.LABELS.get(self.name, self.name.replace("_", " ").capitalize())
+
     @property
     def duration_seconds(self) -> float | None:
         if self.finished_at is None:

@@ -6,7 +6,16 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from releases.models import Deployment, Evidence, EvidenceKind, Impact, Release, Rfc, UatSignoff
+from releases.models import (
+    Deployment,
+    DeploymentStep,
+    Evidence,
+    EvidenceKind,
+    Impact,
+    Release,
+    Rfc,
+    UatSignoff,
+)
 from releases.states import TRANSITIONS, RfcState
 from releases.versioning import ChangeClass
 
@@ -224,3 +233,32 @@ class ScheduleRequestSerializer(serializers.Serializer):
         if parsed.tzinfo is None:
             raise serializers.ValidationError("Give the start with its offset: a time without one is ambiguous.")
         return parsed
+
+
+class DeploymentStepSerializer(serializers.ModelSerializer):
+    duration_seconds = serializers.FloatField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = DeploymentStep
+        fields = ["order", "phase", "name", "adapter", "state", "started_at", "finished_at", "duration_seconds",
+                  "output", "result"]
+        read_only_fields = fields
+
+
+class DeploymentDetailSerializer(DeploymentSerializer):
+    tier = serializers.CharField(source="environment.tier", read_only=True)
+
+    class Meta(DeploymentSerializer.Meta):
+        fields = [*DeploymentSerializer.Meta.fields, "tier", "started_at", "finished_at", "next_action_at",
+                  "attempts", "outcome"]
+        read_only_fields = fields
+
+
+class DeploymentCreateSerializer(serializers.Serializer):
+    rfc = serializers.UUIDField(help_text="UUID of the RFC whose release is deployed.")
+    environment = serializers.IntegerField(help_text="A DEV or UAT environment (PROD: rfcs/{id}/schedule/).")
+    duration = serializers.IntegerField(min_value=1, max_value=12 * 60, default=30)
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=1000)

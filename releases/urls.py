@@ -1,6 +1,6 @@
 from django.urls import path
 
-from releases import views
+from releases import deployment_views, views
 
 app_name = "releases"
 
@@ -19,4 +19,10 @@ urlpatterns = [
     path("<uuid:uuid>/evidence/<uuid:evidence_uuid>/delete/", views.evidence_delete, name="evidence_delete"),
     path("<uuid:uuid>/signoff/", views.signoff, name="signoff"),
     path("<uuid:uuid>/schedule/", views.rfc_schedule, name="schedule"),
+    path("<uuid:uuid>/deploy/", deployment_views.deploy_now, name="deploy_now"),
+    path("<uuid:uuid>/deployments/<uuid:deployment_uuid>/", deployment_views.deployment_detail, name="deployment"),
+    path("<uuid:uuid>/deployments/<uuid:deployment_uuid>/rollback/", deployment_views.deployment_rollback,
+         name="deployment_rollback"),
+    path("<uuid:uuid>/deployments/<uuid:deployment_uuid>/cancel/", deployment_views.deployment_cancel,
+         name="deployment_cancel"),
 ]

@@ -192,6 +192,8 @@ def _detail_context(request, rfc: Rfc) -> dict:
     signoff_sites = [] if not is_draft or rfc.author_id == user.pk else [
         site for site in sites if access.has_role(user, Role.KEY_USER, site)]
     my_approvals = set(approvals.approvals_for(user).filter(rfc=rfc).values_list("pk", flat=True))
+    deployments = list(rfc.deployments.select_related("environment", "environment__site").order_by(
+        "environment__site__code", "created_at"))
     timeline = AuditEvent.objects.filter(object_type__in=AUDITED_TYPES, object_id=rfc.number).order_by("seq")
     return {
         "rfc": rfc,
@@ -213,10 +215,34 @@ def _detail_context(request, rfc: Rfc) -> dict:
         "signoff_form": SignoffForm(),
         "deployments": [(d, f"{d.scheduled_start.astimezone(d.environment.site.zone):%a %-d %b %Y %H:%M %Z}",
                          f"{d.scheduled_end.astimezone(d.environment.site.zone):%H:%M %Z}")
-                        for d in rfc.deployments.select_related("environment", "environment__site")],
+                        for d in deployments],
+        "promotion": _promotion(user, rfc, sites, deployments),
         "may_schedule": rfc.state == RfcState.APPROVED and any(
             access.has_any_role(user, scheduling.SCHEDULERS, site) for site in sites),
     }
+
+
+def _promotion(user, rfc: Rfc, sites, deployments) -> list[dict]:
+    """DEV → UAT → PROD per site: the same artifact's latest deployment on each tier (issue 6.7)."""
+    from environments.models import TIER_ORDER, Environment
+
+    latest = {}
+    for d in deployments:
+        latest[d.environment_id] = d
+    rows = []
+    envs = Environment.objects.filter(site__in=sites).select_related("site")
+    by_site: dict[int, list] = {}
+    for env in sorted(envs, key=lambda e: TIER_ORDER[e.tier]):
+        by_site.setdefault(env.site_id, []).append(env)
+    for site in sites:
+        cells = []
+        for env in by_site.get(site.pk, []):
+            d = latest.get(env.pk)
+            busy = d is not None and d.state in ACTIVE_DEPLOYMENT_STATES
+            cells.append({"env": env, "deployment": d, "may_deploy": env.tier != "PROD" and not busy
+                          and access.can(user, "deploy", env)})
+        rows.append({"site": site, "cells": cells})
+    return rows
 
 
 def _render_detail(request, rfc: Rfc, status: int = 200, **extra):

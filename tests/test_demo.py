@@ -40,8 +40,8 @@ def test_demo_creates_the_contract_and_is_idempotent(monkeypatch):
     assert _state() == first
 
     sites, env_count, releases, rfcs = first
-    assert sites == [("BER", "Europe/Berlin"), ("CHI", "America/Chicago")]
-    assert env_count == 6
+    assert sites == [("BER", "Europe/Berlin"), ("CHI", "America/Chicago"), ("OPEN", "Europe/Berlin")]
+    assert env_count == 9
     assert ("MES", "2.4.0") in releases
     states = {state for _, state, _ in rfcs}
     assert {"draft", "in_approval", "approved"} <= states
@@ -58,3 +58,21 @@ def test_demo_password_from_environment(monkeypatch):
     call_command("demo", stdout=io.StringIO())
     assert authenticate(username="dev", password="demo") is None
     assert authenticate(username="dev", password="plant-secret-7") is not None
+
+
+def test_demo_plant_is_connected_and_the_open_line_takes_prod_any_time(settings):
+    """Issue 6.6: every demo environment deploys to the demo plant; OPEN's calendar never closes."""
+    from datetime import UTC, datetime
+
+    from environments.calendar import check
+    from environments.windows import rules_for
+
+    call_command("demo", stdout=io.StringIO())
+    prod = Environment.objects.get(site__code="OPEN", tier="PROD")
+    assert prod.pipeline["smoke"]["url"] == f"{settings.DEMO_PLANT_URL}/OPEN/PROD/label"
+    assert (settings.VAR_DIR / "plant" / "OPEN" / "PROD" / "app" / "release.json").exists()
+    friday_night = datetime(2026, 11, 27, 21, 0, tzinfo=UTC)  # a Friday, at a shift handover elsewhere
+    assert check(rules_for(prod), friday_night, 30).allowed
+    good, bad = Release.objects.get(version="2.4.1"), Release.objects.get(version="2.4.2")
+    assert good.artifact_file and bad.artifact_file and good.artifact_sha256 != bad.artifact_sha256
+    assert set(Rfc.objects.filter(impacts__site__code="OPEN").values_list("state", flat=True)) == {"approved"}

@@ -62,6 +62,25 @@ def celery_worker(name: str = "test", extra_env: dict | None = None, ready_timeo
             process.kill()
 
 
+@contextmanager
+def celery_beat(schedule_dir: Path, extra_env: dict | None = None) -> Iterator[subprocess.Popen]:
+    """A real beat process (one only: CELERY.md 5), its schedule file in a temp directory."""
+    env = {**os.environ, "DATABASE_URL": _database_url(), "VAR_DIR": str(settings.VAR_DIR),
+           "DJANGO_SETTINGS_MODULE": "changecontrol.settings", **(extra_env or {})}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "changecontrol", "beat", "--loglevel=INFO",
+         f"--schedule={schedule_dir / 'beat-schedule'}"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def wait_until(predicate, timeout: float = 30, interval: float = 0.1):
     """Wait for an outcome another process produces (not for a clock): poll, bounded."""
     deadline = time.monotonic() + timeout

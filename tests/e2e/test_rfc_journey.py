@@ -52,24 +52,24 @@ def approval_link_for(mail_dir: Path, address: str, number: str) -> str | None:
 
 def test_file_sign_off_submit_and_approve_from_the_emailed_link(page, portal, tmp_path):
     password = demo_password()
-    artifact = tmp_path / "mes-2.4.1.zip"
-    artifact.write_bytes(b"PK\x03\x04 MES 2.4.1 build 118")
+    artifact = tmp_path / "mes-2.5.0.zip"
+    artifact.write_bytes(b"PK\x03\x04 MES 2.5.0 build 118")
     shot = tmp_path / "line2.png"
     shot.write_bytes(PIXEL)
 
     # --- The developer records the release and files the RFC ---------------------------------
     login(page, portal, "dev", password)
     page.get_by_role("link", name="RFCs", exact=True).click()
-    expect(page.get_by_test_id("rfc-row")).to_have_count(4)  # the demo's RFCs
+    expect(page.get_by_test_id("rfc-row")).to_have_count(6)  # the demo's RFCs
     screenshot(page, "rfc-list")
     page.get_by_role("link", name="File an RFC").click()
     page.get_by_role("link", name="Record a new release").click()
     page.get_by_label("Product").fill("MES")
-    page.get_by_label("Version").fill("2.4.1")
+    page.get_by_label("Version").fill("2.5.0")
     page.get_by_label("Release notes").fill("Label printer retries twice before raising an alarm.")
     page.get_by_label("Artifact", exact=True).set_input_files(str(artifact))
     page.get_by_role("button", name="Record release").click()
-    expect(page.get_by_role("status")).to_contain_text("Release MES 2.4.1 recorded with SHA-256")
+    expect(page.get_by_role("status")).to_contain_text("Release MES 2.5.0 recorded with SHA-256")
 
     page.get_by_label("Title").fill("Label printer retries on Berlin line 2")
     page.get_by_label("Description").fill("Two retries before the alarm; fewer false stops on line 2.")

@@ -5,17 +5,25 @@ Idempotent: running it again leaves the same state (and resets the demo password
 
 import hashlib
 import os
+import tempfile
+from datetime import time
 
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from audit.services import record
 from changecontrol import access
 from changecontrol.roles import Role
-from environments.models import TIER_DEFAULTS, Environment, Site, Tier
+from demo_plant.artifacts import build
+from demo_plant.layout import ensure_environment
+from demo_plant.portal import pipeline
+from environments.models import TIER_DEFAULTS, DeploymentWindow, Environment, Site, Tier
 from environments.roles_setup import ensure_role_groups
 from releases import demo as demo_rfcs
+from releases import services
 from releases.models import Release
 
 USERS = [
@@ -35,7 +43,11 @@ SITES = [
      "subdivision": "BE", "versions": {Tier.DEV: "2.4.0", Tier.UAT: "2.4.0", Tier.PROD: "2.3.1"}},
     {"code": "CHI", "name": "Chicago packaging plant", "timezone": "America/Chicago", "country": "US",
      "subdivision": "IL", "versions": {Tier.DEV: "2.4.0", Tier.UAT: "2.3.1", Tier.PROD: "2.3.1"}},
+    # Open around the clock (issue 6.6): the PROD flow can be shown on any day, at any hour.
+    {"code": "OPEN", "name": "Demo line (open calendar)", "timezone": "Europe/Berlin", "country": "",
+     "subdivision": "", "versions": {Tier.DEV: "2.3.1", Tier.UAT: "2.3.1", Tier.PROD: "2.3.1"}, "open": True},
 ]
+DEMO_SMOKE_DELAY_SECONDS = 20  # seconds in the demo; 15 minutes in a plant (X2)
 
 RELEASES = [
     ("MES", "2.3.1", "Label printer driver timeout raised from 2 s to 5 s."),
@@ -74,6 +86,8 @@ class Command(BaseCommand):
             )
             if created:
                 record("environments.site.created", site, actor_name="demo", after={"code": site.code})
+                if spec.get("open"):
+                    self.open_calendar(site)
             for tier, version in spec["versions"].items():
                 env, env_created = Environment.objects.get_or_create(
                     site=site, tier=tier,
@@ -82,6 +96,7 @@ class Command(BaseCommand):
                 )
                 if env_created:
                     record("environments.environment.created", env, actor_name="demo", after=env.snapshot())
+                self.connect_plant(env, version)
 
         for product, version, notes in RELEASES:
             release, created = Release.objects.get_or_create(
@@ -92,9 +107,47 @@ class Command(BaseCommand):
             if created:
                 record("releases.release.created", release, actor_name="demo", after={"version": version})
 
+        self.plant_releases(users["dev"])
         rfcs = demo_rfcs.seed(users)
 
         self.stdout.write(self.style.SUCCESS(
             f"Demo ready: {len(USERS)} users ({', '.join(u[0] for u in USERS)}), password "
             f"{'from DEMO_PASSWORD' if os.environ.get('DEMO_PASSWORD') else 'demo'}; "
             f"sites {', '.join(s['code'] for s in SITES)}; {len(rfcs)} new demo RFCs."))
+
+    def open_calendar(self, site: Site) -> None:
+        """Windows every day 00:00–23:59, no handovers, no Friday or quarter-close freeze."""
+        site.windows.all().delete()
+        site.handovers.all().delete()
+        DeploymentWindow.objects.bulk_create([DeploymentWindow(site=site, weekday=day, starts=time(0), ends=time(23, 59))
+                                              for day in range(7)])
+        site.block_fridays, site.quarter_close_days = False, 0
+        site.save(update_fields=["block_fridays", "quarter_close_days"])
+
+    def connect_plant(self, env: Environment, version: str) -> None:
+        """The environment deploys to the demo plant's copy of it (demo_plant/): created here, left as it is."""
+        root = settings.VAR_DIR / "plant"
+        ensure_environment(root, env.site.code, env.tier, version=version)
+        if not env.pipeline:
+            env.pipeline = pipeline(root, env.site.code, env.tier, settings.DEMO_PLANT_URL,
+                                    smoke_delay_seconds=DEMO_SMOKE_DELAY_SECONDS)
+            env.save(update_fields=["pipeline"])
+
+    def plant_releases(self, author) -> None:
+        """A good and a bad release with real artifacts the demo plant installs."""
+        with tempfile.TemporaryDirectory() as folder:
+            built = build(folder)
+            for key, version, notes in (("good", "2.4.1", "Label layout v2: bigger batch number."),
+                                        ("bad", "2.4.2", "Label template rework (its template is missing: "
+                                                         "the smoke test fails and it rolls back)."),
+                                        ("slow", "2.4.3", "Label rendering with a slow font cache (10× slower: "
+                                                          "the performance compare rolls it back).")):
+                if Release.objects.filter(product="MES", version=version).exists():
+                    continue
+                services.create_release(author, product="MES", version=version, notes=notes,
+                                        artifact=SimpleUploadedFile(built[key].name, built[key].read_bytes()),
+                                        migration_sql=LAYOUT_SQL, undo_sql=LAYOUT_UNDO)
+
+
+LAYOUT_SQL = "CREATE TABLE IF NOT EXISTS label_layouts (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+LAYOUT_UNDO = "DROP TABLE IF EXISTS label_layouts;"

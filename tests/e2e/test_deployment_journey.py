@@ -1,0 +1,71 @@
+"""Issue 6 journey: a release manager schedules the demo's good release on the always-open demo line
+and watches it deploy; then the bad one, and watches it fail its smoke test and roll back by itself.
+Real parts: the demo plant's HTTP server, a Celery worker and beat, the browser."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from playwright.sync_api import expect
+
+from changecontrol import clock
+from demo_plant.layout import ensure_environment
+from environments.models import Environment
+from releases.models import Deployment, Rfc
+from tests.e2e.conftest import demo_password, login, screenshot
+from tests.plant import running_plant
+from tests.workers import celery_beat, celery_worker
+
+pytestmark = pytest.mark.browser
+TIMEOUT = 90_000
+
+
+@pytest.fixture
+def plant_portal(live_server, transactional_db, tmp_path):
+    root = settings.VAR_DIR / "plant"
+    ensure_environment(root, "OPEN", "PROD")
+    with running_plant(root) as base:
+        settings.DEMO_PLANT_URL = base
+        call_command("demo", stdout=io.StringIO())
+        prod = Environment.objects.get(site__code="OPEN", tier="PROD")
+        prod.pipeline = {**prod.pipeline, "smoke_delay_seconds": 3}  # seconds, not the demo's 20
+        prod.save(update_fields=["pipeline"])
+        yield live_server.url.rstrip("/")
+
+
+def schedule_and_watch(page, portal, title: str, expected: str, shot: str) -> Deployment:
+    page.goto(f"{portal}/")
+    page.get_by_test_id("home-schedule").get_by_role("link", name=Rfc.objects.get(title=title).number).click()
+    page.get_by_role("link", name="Schedule PROD…").click()
+    page.get_by_test_id("slot").first.click()
+    expect(page.get_by_test_id("rfc-state")).to_have_text("Scheduled")
+    deployment = Deployment.objects.get(rfc__title=title)
+    # The first slot starts at the next whole minute; the test does not wait for it.
+    Deployment.objects.filter(pk=deployment.pk).update(scheduled_start=clock.now())
+    page.get_by_test_id("promotion").get_by_role("link", name="Scheduled").click()
+    expect(page.get_by_test_id("deployment-state")).to_have_text(expected, timeout=TIMEOUT)
+    screenshot(page, shot)
+    deployment.refresh_from_db()
+    return deployment
+
+
+def test_watch_a_good_release_deploy_and_a_bad_one_roll_back(page, plant_portal, tmp_path):
+    fast = {"DEPLOYMENT_DISPATCH_SECONDS": "1"}
+    with celery_worker("deployer", extra_env=fast) as worker, celery_beat(tmp_path, extra_env=fast):
+        login(page, plant_portal, "releasemgr", demo_password())
+        try:
+            good = schedule_and_watch(page, plant_portal, "Label layout v2 on the demo line", "Succeeded",
+                                      "deployment-succeeded")
+            expect(page.get_by_test_id("deployment-outcome")).to_contain_text("Deployed and verified")
+            bad = schedule_and_watch(page, plant_portal, "Label template rework on the demo line", "Rolled back",
+                                     "deployment-rolled-back")
+        except AssertionError:
+            raise AssertionError("worker log:\n" + "".join(worker.log[-60:])) from None
+    expect(page.get_by_test_id("deployment-outcome")).to_contain_text("smoke test failed")
+    expect(page.locator('[data-step="rollback:verify_rollback"]')).to_contain_text("Succeeded")
+    assert good.state == "succeeded" and bad.state == "rolled_back"
+    assert Rfc.objects.get(pk=good.rfc_id).state == "deployed" and Rfc.objects.get(pk=bad.rfc_id).state == "rolled_back"
+    assert Environment.objects.get(site__code="OPEN", tier="PROD").active_version == "2.4.1"
