@@ -160,3 +160,64 @@ def test_a_wiped_broker_loses_nothing(cast, site_a, quick):
         except AssertionError:
             raise AssertionError("worker log:\n" + "".join(worker.log[-40:])) from None
     assert set(Deployment.objects.filter(pk__in=[d.pk for d in items]).values_list("state", flat=True)) == {S.SUCCEEDED}
+
+
+def test_every_outcome_through_a_real_worker(cast, site_a, site_b, quick, tmp_path):
+    """Success, smoke failure → verified rollback, 25 % slower → rollback, snapshot failure → nothing
+    applied, window passed → missed, DEV equipment → simulated: one worker, the real demo plant."""
+    import json
+    from datetime import datetime
+
+    from demo_plant.artifacts import build
+    from demo_plant.layout import ensure_environment
+    from demo_plant.portal import pipeline
+    from tests.plant import running_plant
+
+    root = tmp_path / "plant"
+    built = build(tmp_path / "artifacts")
+    for site in (site_a, site_b):
+        for tier in ("DEV", "UAT"):
+            ensure_environment(root, site.code, tier)
+    slow_app = root / site_b.code / "DEV" / "app" / "release.json"
+    slow_app.write_text(json.dumps({**json.loads(slow_app.read_text()), "label_delay_ms": 200}))
+
+    def upload(version, content: bytes):
+        return services.create_release(cast["dev"], product="MES", version=version,
+                                       migration_sql="CREATE TABLE t (id INTEGER);", undo_sql="DROP TABLE t;",
+                                       artifact=SimpleUploadedFile(f"mes-{version}.json", content))
+
+    good, bad = upload("1.0.1", built["good"].read_bytes()), upload("1.0.2", built["bad"].read_bytes())
+    slower = upload("1.0.3", b'{"product": "MES", "version": "1.0.3", "label_delay_ms": 250, "broken": false}')
+    with running_plant(root) as base:
+        cases = {}
+        for name, site, tier, release in (("good", site_a, "DEV", good), ("bad", site_a, "UAT", bad),
+                                          ("slow", site_b, "DEV", slower), ("snapshot", site_b, "UAT", good)):
+            env = Environment.objects.get(site=site, tier=tier)
+            env.pipeline = pipeline(root, site.code, tier, base, smoke_delay_seconds=1)
+            if name == "snapshot":
+                env.pipeline["snapshot"] = {"adapter": "directory", "path": str(tmp_path / "missing")}
+            env.save(update_fields=["pipeline"])
+            rfc = factories.rfc(cast["dev"], site, release=release)
+            now = clock.now()
+            cases[name] = Deployment.objects.create(rfc=rfc, environment=env, scheduled_start=now,
+                                                    scheduled_end=now + timedelta(hours=1), duration_minutes=5,
+                                                    scheduled_by=cast["dev"])
+        prod = Environment.objects.get(site=site_a, tier=Tier.PROD)  # enforces the calendar
+        past = datetime(2026, 11, 10, 8, 0, tzinfo=clock.now().tzinfo)  # Tue 09:00 Berlin, long gone
+        cases["missed"] = Deployment.objects.create(
+            rfc=factories.rfc(cast["dev"], site_a, release=good), environment=prod, scheduled_start=past,
+            scheduled_end=past + timedelta(hours=1), duration_minutes=30, scheduled_by=cast["dev"])
+        with celery_worker("outcomes") as worker:
+            try:
+                dispatch_until(all_done([d.pk for d in cases.values()]), timeout=90)
+            except AssertionError:
+                raise AssertionError("worker log:\n" + "".join(worker.log[-60:])) from None
+    states = {name: Deployment.objects.get(pk=d.pk) for name, d in cases.items()}
+    assert {name: d.state for name, d in states.items()} == {
+        "good": S.SUCCEEDED, "bad": S.ROLLED_BACK, "slow": S.ROLLED_BACK, "snapshot": S.FAILED, "missed": S.MISSED}
+    assert states["good"].steps.get(name="equipment").state == StepState.SIMULATED
+    assert states["bad"].steps.get(name="verify_rollback").state == StepState.SUCCEEDED
+    assert states["slow"].steps.get(name="compare").result["change_percent"] > 20
+    assert not states["snapshot"].steps.filter(name="apply").exists()
+    assert not states["missed"].steps.exists()
+    assert json.loads((root / site_a.code / "UAT" / "app" / "release.json").read_text())["version"] == "2.3.1"
