@@ -231,6 +231,8 @@ APPROVAL_SWEEP_SECONDS = env_int("APPROVAL_SWEEP_SECONDS", 60, minimum=5, maximu
 # renewed while it works; a dispatched deployment nobody picked up (a flushed Redis) is sent again.
 DEPLOYMENT_DISPATCH_SECONDS = env_int("DEPLOYMENT_DISPATCH_SECONDS", 5, minimum=1, maximum=60)
 DEPLOYMENT_LEASE_SECONDS = env_int("DEPLOYMENT_LEASE_SECONDS", 120, minimum=3, maximum=3600)
+# Computed evidence (issue 7): UAT data must have been refreshed from PROD within this many days.
+UAT_FRESHNESS_DAYS = env_int("UAT_FRESHNESS_DAYS", 30, minimum=1, maximum=365)
 # Where `make run` serves the demo plant (demo_plant/server.py) that demo environments deploy to.
 DEMO_PLANT_URL = env_str("DEMO_PLANT_URL", "http://127.0.0.1:8100").rstrip("/")
 DEPLOYMENT_REDISPATCH_SECONDS = env_int("DEPLOYMENT_REDISPATCH_SECONDS", 60, minimum=1, maximum=3600)
@@ -283,6 +285,8 @@ SPECTACULAR_SETTINGS = {
         "DecisionEnum": "approvals.models.Decision",
         "DeploymentStateEnum": "releases.models.DeploymentState",
         "DeploymentStepStateEnum": "releases.models.StepState",
+        "RunStateEnum": "environments.models.RunState",
+        "CheckKindEnum": "releases.models.CheckKind",
     },
 }
 

@@ -1,7 +1,10 @@
-from rest_framework import mixins, serializers, viewsets
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
 
 from changecontrol import access
-from environments.models import Environment, Site
+from environments.models import Environment, RefreshRun, Site
 from environments.services import CONFIG_FIELDS, update_environment
 
 
@@ -27,6 +30,17 @@ class EnvironmentSerializer(serializers.ModelSerializer):
         return update_environment(self.context["request"].user, instance, validated_data, reason)
 
 
+class RefreshRunSerializer(serializers.ModelSerializer):
+    source = serializers.CharField(source="source.__str__", read_only=True)
+    target = serializers.CharField(source="target.__str__", read_only=True)
+
+    class Meta:
+        model = RefreshRun
+        fields = ["id", "source", "target", "state", "created_at", "started_at", "finished_at", "bytes",
+                  "duration_seconds", "masked", "error"]
+        read_only_fields = fields
+
+
 class SiteViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = SiteSerializer
     lookup_field = "code"
@@ -41,7 +55,7 @@ class EnvironmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
     the active version, "set_version": in PROD only a system admin, E4)."""
 
     serializer_class = EnvironmentSerializer
-    http_method_names = ["get", "patch", "head", "options"]
+    http_method_names = ["get", "patch", "post", "head", "options"]
 
     def get_queryset(self):
         queryset = Environment.objects.filter(site__in=access.visible_sites(self.request.user))
@@ -52,6 +66,34 @@ class EnvironmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
         if tier:
             queryset = queryset.filter(tier=tier.upper())
         return queryset.select_related("site").order_by("site__code", "tier")
+
+    @extend_schema(summary="Refresh this environment's data from PROD, masked (issue 7)", request=None,
+                   responses={202: RefreshRunSerializer})
+    @action(detail=True, methods=["post"])
+    def refresh(self, request, *args, **kwargs):
+        from environments.evidence import request_refresh
+
+        run = request_refresh(request.user, self.get_object())
+        return Response(RefreshRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(summary="Refresh history", responses={200: RefreshRunSerializer(many=True)})
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def refreshes(self, request, *args, **kwargs):
+        runs = RefreshRun.objects.filter(target=self.get_object()).select_related("source", "source__site",
+                                                                                 "target", "target__site")[:50]
+        return Response(RefreshRunSerializer(runs, many=True).data)
+
+    @extend_schema(summary="Drift against the next tier (E8)", responses=inline_serializer("Drift", {
+        "environment": serializers.CharField(), "against": serializers.CharField(),
+        "differences": serializers.ListField(child=serializers.CharField()), "fingerprint": serializers.DictField()}))
+    @action(detail=True, methods=["get"])
+    def drift(self, request, *args, **kwargs):
+        from environments.views import evidence_context
+
+        env = self.get_object()
+        context = evidence_context(env)
+        return Response({"environment": str(env), "against": str(context["drift_with"] or ""),
+                         "differences": context["drift"], "fingerprint": env.fingerprint})
 
 
 

@@ -107,6 +107,11 @@ class Environment(models.Model):
         default=15, help_text="Delay before the smoke test after applying (T+15, X3).")
     rollback_budget_minutes = models.PositiveSmallIntegerField(
         default=15, help_text="Time kept free in the window for a rollback (W5).")
+    refresh_every_days = models.PositiveSmallIntegerField(
+        default=0, help_text="UAT only: refresh its data from PROD this often (30 = monthly; 0 = by hand, E3).")
+    fingerprint = models.JSONField(default=dict, blank=True, editable=False,
+                                   help_text="Configuration fingerprint: version, schema, adapters (E8).")
+    fingerprint_at = models.DateTimeField(null=True, blank=True, editable=False)
     pipeline = models.JSONField(
         default=dict, blank=True,
         help_text="The deployment adapters for this environment (snapshot, backup, apply, smoke test); see "
@@ -243,3 +248,82 @@ class CalendarFeedToken(models.Model):
 
     def __str__(self) -> str:
         return f"calendar feed token of {self.user}"
+
+
+# --- Computed evidence (issue 7) ---------------------------------------------------------------------
+class MaskMethod(models.TextChoices):
+    FAKE_NAME = "fake_name", "Fake name"
+    HASH = "hash", "Hash"
+    NULL = "null", "Null"
+    FIXED = "fixed", "Fixed value"
+
+
+class MaskingRule(models.Model):
+    """How one column of PROD's data is masked before UAT may read it (E3, E6, C4)."""
+
+    site = models.ForeignKey(Site, null=True, blank=True, on_delete=models.CASCADE, related_name="masking_rules",
+                             help_text="Empty: every site.")
+    table = models.CharField(max_length=63, validators=[RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                                                       "A table name: letters, digits, _.")])
+    column = models.CharField(max_length=63, validators=[RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$",
+                                                                        "A column name: letters, digits, _.")])
+    method = models.CharField(max_length=10, choices=MaskMethod.choices)
+    value = models.CharField(max_length=200, blank=True, help_text="For 'fixed value'.")
+
+    class Meta:
+        ordering = ["table", "column"]
+        constraints = [models.UniqueConstraint(fields=["site", "table", "column"], name="one_mask_per_column")]
+
+    def __str__(self) -> str:
+        return f"{self.table}.{self.column}: {self.get_method_display()}"
+
+    def sql_expression(self, vendor: str) -> str:
+        column = f'"{self.column}"'
+        if self.method == MaskMethod.NULL:
+            return "NULL"
+        if self.method == MaskMethod.FIXED:
+            return "%s" if vendor == "postgres" else "?"
+        digest = f"pcc_hash({column})" if vendor == "sqlite" else f"substr(md5({column}::text), 1, 16)"
+        if self.method == MaskMethod.HASH:
+            return f"CASE WHEN {column} IS NULL THEN NULL ELSE {digest} END"
+        return f"CASE WHEN {column} IS NULL THEN NULL ELSE 'Person ' || substr({digest}, 1, 6) END"
+
+    def params(self) -> tuple:
+        return (self.value,) if self.method == MaskMethod.FIXED else ()
+
+
+class RunState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    PASSED = "passed", "Passed"
+    FAILED = "failed", "Failed"
+
+
+class RefreshRun(models.Model):
+    """A copy of PROD's data into UAT, masked before UAT could read it (E3, E6, C4)."""
+
+    source = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
+    target = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="refreshes")
+    state = models.CharField(max_length=8, choices=RunState.choices, default=RunState.QUEUED)
+    requested_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    bytes = models.BigIntegerField(null=True, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    masked = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"refresh {self.source} → {self.target} ({self.state})"
+
+    @property
+    def audit_object_id(self) -> str:
+        return str(self.target)
+
+    @property
+    def audit_site_code(self) -> str:
+        return self.target.site.code

@@ -12,4 +12,6 @@ urlpatterns = [
     path("calendar/<str:code>/", calendar_views.calendar_page, name="calendar_site"),
     path("<str:code>/<str:tier>/", views.detail, name="detail"),
     path("<str:code>/<str:tier>/edit/", views.edit, name="edit"),
+    path("<str:code>/<str:tier>/refresh/", views.refresh, name="refresh"),
+    path("<str:code>/<str:tier>/fingerprint/", views.fingerprint, name="fingerprint"),
 ]

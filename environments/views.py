@@ -38,6 +38,7 @@ def detail(request, code: str, tier: str):
         "env": env,
         "siblings": siblings,
         "may_configure": access.can(request.user, "configure", env),
+        **evidence_context(env),
     })
 
 
@@ -58,3 +59,50 @@ def edit(request, code: str, tier: str):
             messages.success(request, f"{env} updated.")
             return redirect("environments:detail", code=env.site.code, tier=env.tier)
     return render(request, "environments/edit.html", {"env": env, "form": form}, status=400 if form.errors else 200)
+
+
+# --- Computed evidence on the environment page (issue 7) ---------------------------------------------
+def evidence_context(env: Environment) -> dict:
+    from environments.evidence import drift, freshness, masking_rules
+    from environments.models import RefreshRun
+    from environments.plantdb import has_database
+
+    compare_tier = Tier.UAT if env.tier == Tier.PROD else Tier.PROD
+    other = Environment.objects.filter(site=env.site, tier=compare_tier).first()
+    lower, higher = (env, other) if TIER_ORDER[env.tier] < TIER_ORDER[compare_tier] else (other, env)
+    return {
+        "has_database": has_database(env),
+        "refreshes": RefreshRun.objects.filter(target=env).select_related("source", "requested_by")[:5],
+        "masking_rules": masking_rules(env.site),
+        "freshness": freshness(env) if env.tier == Tier.UAT else None,
+        "drift_with": other,
+        "drift": drift(lower, higher) if other is not None else [],
+    }
+
+
+@login_required
+@require_http_methods(["POST"])
+def refresh(request, code: str, tier: str):
+    from changecontrol.errors import StateConflict
+    from environments.evidence import request_refresh
+
+    env = _environment(request, code, tier)
+    try:
+        request_refresh(request.user, env)
+    except (ValidationError, StateConflict) as exc:
+        messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
+    else:
+        messages.success(request, f"Refresh of {env} from PROD queued; masking runs before {env.tier} sees the data.")
+    return redirect("environments:detail", code=env.site.code, tier=env.tier)
+
+
+@login_required
+@require_http_methods(["POST"])
+def fingerprint(request, code: str, tier: str):
+    from environments.evidence import record_fingerprint
+
+    env = _environment(request, code, tier)
+    access.require(request.user, "configure", env)
+    record_fingerprint(env)
+    messages.success(request, f"Fingerprint of {env} recorded.")
+    return redirect("environments:detail", code=env.site.code, tier=env.tier)

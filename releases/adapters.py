@@ -261,16 +261,18 @@ def _sqlite_script(connection: sqlite3.Connection, script: str) -> None:
 
 
 def sqlite3_statements(script: str) -> list[str]:
-    """Split a script on semicolons that end complete statements (sqlite3.complete_statement)."""
-    statements, buffer = [], ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            if buffer.strip():
-                statements.append(buffer.strip())
-            buffer = ""
-    if buffer.strip():
-        statements.append(buffer.strip())
+    """Split a script at the semicolons that end complete statements (not those inside strings or
+    triggers), as sqlite3.complete_statement judges them."""
+    statements, start = [], 0
+    for index, char in enumerate(script):
+        if char == ";" and sqlite3.complete_statement(script[start:index + 1]):
+            statement = script[start:index + 1].strip()
+            if statement.strip(";").strip():
+                statements.append(statement)
+            start = index + 1
+    rest = script[start:].strip()
+    if rest:
+        statements.append(rest)
     return statements
 
 

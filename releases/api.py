@@ -22,6 +22,8 @@ from environments.models import Environment
 from releases import gates, scheduling, services
 from releases.models import Deployment, Evidence, Impact, Release, Rfc
 from releases.serializers import (
+    CheckRequestSerializer,
+    CheckRunSerializer,
     DeploymentCreateSerializer,
     DeploymentDetailSerializer,
     DeploymentSerializer,
@@ -294,6 +296,26 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
                                          data.get("duration") or scheduling.default_duration(rfc),
                                          handover_override=data["handover_override"])
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Computed evidence: idempotency checks and rollback rehearsals (issue 7)",
+                   request=CheckRequestSerializer, responses={200: CheckRunSerializer(many=True),
+                                                               202: CheckRunSerializer, **ERRORS})
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
+    def checks(self, request, *args, **kwargs):
+        from releases import checks as computed
+        from releases.models import CheckRun
+
+        rfc = self.get_object()
+        if request.method == "GET":
+            runs = CheckRun.objects.filter(rfc=rfc).select_related("environment", "environment__site", "release")
+            return Response(CheckRunSerializer(runs[:100], many=True).data)
+        form = CheckRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        site = access.visible_sites(request.user).filter(code=form.validated_data["site"]).first()
+        if site is None:
+            raise ValidationError({"site": f"Unknown site {form.validated_data['site']!r}."})
+        run = computed.request_check(request.user, rfc, form.validated_data["kind"], site)
+        return Response(CheckRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(summary="Take a transition (withdraw, cancel, close, unschedule…)",
                    request=TransitionRequestSerializer, responses={

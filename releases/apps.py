@@ -7,4 +7,4 @@ class ReleasesConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the "Deployment window" gate in the one readiness checklist (C5).
-        from releases import scheduling  # noqa: F401
+        from releases import checks, scheduling  # noqa: F401 - computed-evidence gates (issue 7)

@@ -8,7 +8,7 @@ import semver
 from django.conf import settings
 from django.db import models
 
-from environments.models import Site, validate_semver
+from environments.models import RunState, Site, validate_semver
 from releases.states import RfcState
 from releases.versioning import ChangeClass
 
@@ -309,3 +309,37 @@ class DeploymentStep(models.Model):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+class CheckKind(models.TextChoices):
+    IDEMPOTENCY = "idempotency", "SQL idempotent"
+    REHEARSAL = "rehearsal", "Rollback rehearsed"
+
+
+class CheckRun(models.Model):
+    """Evidence computed from a real run against a copy of UAT (R7, R8, C3), bound to one artifact."""
+
+    kind = models.CharField(max_length=12, choices=CheckKind.choices)
+    rfc = models.ForeignKey(Rfc, on_delete=models.PROTECT, related_name="checks")
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="checks")
+    artifact_sha256 = models.CharField(max_length=64)
+    environment = models.ForeignKey("environments.Environment", on_delete=models.PROTECT, related_name="checks")
+    state = models.CharField(max_length=8, choices=RunState.choices, default=RunState.QUEUED)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    summary = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["release", "kind", "state"], name="check_release_kind_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.release} on {self.environment_id}: {self.state}"
+
+    @property
+    def audit_object_id(self) -> str:
+        return self.rfc.number

@@ -7,6 +7,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from releases.models import (
+    CheckKind,
+    CheckRun,
     Deployment,
     DeploymentStep,
     Evidence,
@@ -262,3 +264,19 @@ class DeploymentCreateSerializer(serializers.Serializer):
 
 class ReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=1000)
+
+
+class CheckRunSerializer(serializers.ModelSerializer):
+    environment = serializers.CharField(source="environment.__str__", read_only=True)
+    release = serializers.CharField(source="release.__str__", read_only=True)
+
+    class Meta:
+        model = CheckRun
+        fields = ["id", "kind", "environment", "release", "artifact_sha256", "state", "created_at", "finished_at",
+                  "summary", "result"]
+        read_only_fields = fields
+
+
+class CheckRequestSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=CheckKind.choices)
+    site = serializers.CharField(max_length=20)

@@ -57,7 +57,7 @@ TRANSITIONS: dict[str, Transition] = {
         Transition("reject", frozenset({S.SUBMITTED, S.IN_APPROVAL}), S.DRAFT, frozenset({SYSTEM}),
                    "Reject", needs_reason=True),
         # Final rejection: a change that passed DEV and failed UAT (E8).
-        Transition("reject_final", frozenset({S.SUBMITTED, S.IN_APPROVAL, S.APPROVED, S.SCHEDULED}),
+        Transition("reject_final", frozenset({S.DRAFT, S.SUBMITTED, S.IN_APPROVAL, S.APPROVED, S.SCHEDULED}),
                    S.REJECTED, frozenset({SYSTEM}), "Reject for good", needs_reason=True),
         # Withdrawing an approved RFC lets its author edit it; the edit voids the signatures (A6).
         Transition("withdraw", frozenset({S.SUBMITTED, S.IN_APPROVAL, S.APPROVED}), S.DRAFT, frozenset({AUTHOR}),

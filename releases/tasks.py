@@ -22,3 +22,10 @@ def run_deployment(deployment_id: int) -> str:
         return engine.run(deployment_id)
     finally:
         close_old_connections()
+
+
+@shared_task(name="releases.tasks.run_check", ignore_result=True)
+def run_check(run_id: int) -> str:
+    from releases import checks
+
+    return checks.run_check(run_id)

@@ -20,6 +20,7 @@ urlpatterns = [
     path("<uuid:uuid>/signoff/", views.signoff, name="signoff"),
     path("<uuid:uuid>/schedule/", views.rfc_schedule, name="schedule"),
     path("<uuid:uuid>/deploy/", deployment_views.deploy_now, name="deploy_now"),
+    path("<uuid:uuid>/checks/", views.request_check, name="request_check"),
     path("<uuid:uuid>/deployments/<uuid:deployment_uuid>/", deployment_views.deployment_detail, name="deployment"),
     path("<uuid:uuid>/deployments/<uuid:deployment_uuid>/rollback/", deployment_views.deployment_rollback,
          name="deployment_rollback"),

@@ -200,6 +200,8 @@ def _detail_context(request, rfc: Rfc) -> dict:
         "impacts": list(rfc.impacts.all()),
         "gates": gates.evaluate(rfc, stage),
         "gate_stage": stage,
+        "later_gates": [g for g in gates.evaluate(rfc, "deploy") if stage == "submit" and g.name in LATER_GATES],
+        "evidence_rows": _evidence_rows(user, rfc, sites),
         "current_evidence": [e for e in evidence if e.superseded_by_id is None],
         "superseded_evidence": [e for e in evidence if e.superseded_by_id is not None],
         "signoffs": list(rfc.signoffs.all()),
@@ -242,6 +244,31 @@ def _promotion(user, rfc: Rfc, sites, deployments) -> list[dict]:
             cells.append({"env": env, "deployment": d, "may_deploy": env.tier != "PROD" and not busy
                           and access.can(user, "deploy", env)})
         rows.append({"site": site, "cells": cells})
+    return rows
+
+
+LATER_GATES = {"UAT data fresh", "SQL idempotent", "Rollback rehearsed"}
+
+
+def _evidence_rows(user, rfc: Rfc, sites) -> list[dict]:
+    """Per site: UAT's latest idempotency check and rollback rehearsal for this artifact, and drift (issue 7)."""
+    from environments.evidence import drift
+    from environments.models import Environment
+    from environments.plantdb import has_database
+    from releases.checks import CHECKERS, latest
+    from releases.models import CheckKind
+
+    envs = {(e.site_id, e.tier): e for e in Environment.objects.filter(site__in=sites, tier__in=["UAT", "PROD"])}
+    idempotency, rehearsal = latest(rfc, CheckKind.IDEMPOTENCY), latest(rfc, CheckKind.REHEARSAL)
+    rows = []
+    for site in sites:
+        uat, prod = envs.get((site.pk, "UAT")), envs.get((site.pk, "PROD"))
+        if uat is None:
+            continue
+        rows.append({"site": site, "uat": uat, "has_database": has_database(uat),
+                     "idempotency": idempotency.get(uat.pk), "rehearsal": rehearsal.get(uat.pk),
+                     "drift": drift(uat, prod) if prod is not None else [],
+                     "may_check": access.has_any_role(user, CHECKERS, site)})
     return rows
 
 
@@ -438,3 +465,23 @@ def rfc_schedule(request, uuid):
     context = _schedule_context(request, rfc, form)
     context["refusal"] = refusal
     return render(request, template, context, status=status)
+
+
+@login_required
+@require_POST
+def request_check(request, uuid):
+    """Run the idempotency check or the rollback rehearsal against a copy of a site's UAT (issue 7)."""
+    from releases import checks
+
+    rfc = _rfc_or_404(request.user, uuid)
+    site = Site.objects.filter(code=request.POST.get("site", ""), pk__in=[s.pk for s in services.rfc_sites(rfc)]).first()
+    if site is None:
+        raise Http404("No such site on this RFC")
+    try:
+        checks.request_check(request.user, rfc, request.POST.get("kind", ""), site)
+    except REFUSED as exc:
+        _, message, _ = _refusal(exc)
+        messages.error(request, message)
+    else:
+        messages.success(request, "Check queued: a worker runs it against a scratch copy of UAT.")
+    return redirect(f"{_url('releases:detail', rfc.uuid)}#evidence-computed")

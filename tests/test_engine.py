@@ -33,8 +33,8 @@ from tests.plant import running_plant
 pytestmark = pytest.mark.django_db
 S = DeploymentState
 BERLIN = ZoneInfo("Europe/Berlin")
-MIGRATION = "CREATE TABLE label_layouts (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
-UNDO = "DROP TABLE label_layouts;"
+MIGRATION = "CREATE TABLE IF NOT EXISTS label_layouts (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+UNDO = "DROP TABLE IF EXISTS label_layouts;"
 
 
 @pytest.fixture(autouse=True)
@@ -286,8 +286,19 @@ def scheduled_prod(people, site, release, start):
         services.submit(people["dev"], rfc)
         while (approval := Approval.objects.filter(rfc=rfc, state=ApprovalState.PENDING).first()) is not None:
             approvals.sign(people[SIGNERS[approval.role]], approval, "approve", PASSWORD)
+        prove_in_uat(people, rfc, site)
         deployment = scheduling.schedule(people["releasemgr"], rfc, site, start, 30)
     return rfc, deployment
+
+
+def prove_in_uat(people, rfc, site):
+    """Issue 7's gates from real runs: UAT refreshed from PROD, the SQL idempotent, the rollback rehearsed."""
+    from environments import evidence
+    from releases import checks
+
+    evidence.run_refresh(evidence.request_refresh(people["releasemgr"], env_of(site, "UAT")).pk)
+    for kind in ("idempotency", "rehearsal"):
+        assert checks.run_check(checks.request_check(people["dev"], rfc, kind, site).pk) == "passed"
 
 
 TUESDAY_9 = datetime(2026, 12, 1, 9, 0, tzinfo=BERLIN)
@@ -350,3 +361,22 @@ def test_when_the_window_closes_no_apply_starts_and_the_policy_rolls_back(people
     assert "window closed before the apply step" in deployment.outcome
     assert "forward:apply" not in steps(deployment) and Rfc.objects.get(pk=rfc.pk).state == RfcState.FAILED
     assert AuditEvent.objects.filter(action="releases.deployment.failed", object_id=rfc.number).exists()
+
+
+def test_passed_in_dev_failed_in_uat_rejects_the_rfc_pointing_at_the_drift(cast, site_a, plant, artifacts):
+    """E8: the same artifact succeeded in DEV and failed in UAT: the RFC is rejected, the note names the drift."""
+    import sys
+
+    uat = env_of(site_a, "UAT")
+    uat.pipeline = {**uat.pipeline, "apply": [*uat.pipeline["apply"], {
+        "adapter": "command", "command": [sys.executable, "-c", "import sys; sys.exit('libzpl.so.2 missing on UAT')"]}]}
+    uat.save(update_fields=["pipeline"])
+    release = artifact_release(cast["dev"], artifacts["good"], "2.4.1")
+    rfc = major_rfc(cast, site_a, release)
+    for tier in ("DEV", "UAT"):
+        engine.run(scheduling.deploy_now(cast["dev"], rfc, env_of(site_a, tier)).pk, owner="w")
+    rfc.refresh_from_db()
+    assert rfc.state == RfcState.REJECTED
+    event = AuditEvent.objects.get(action="releases.rfc.reject_final", object_id=rfc.number)
+    assert event.reason.startswith("Succeeded in DEV, failed in UAT")
+    assert "Drift between DEV and UAT: release version: DEV 2.4.1, UAT 1.0.0" in event.reason

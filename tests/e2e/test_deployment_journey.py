@@ -5,6 +5,7 @@ Real parts: the demo plant's HTTP server, a Celery worker and beat, the browser.
 from __future__ import annotations
 
 import io
+import shutil
 
 import pytest
 from django.conf import settings
@@ -26,6 +27,7 @@ TIMEOUT = 90_000
 @pytest.fixture
 def plant_portal(live_server, transactional_db, tmp_path):
     root = settings.VAR_DIR / "plant"
+    shutil.rmtree(root, ignore_errors=True)  # a plant as the demo first builds it, whatever ran before
     ensure_environment(root, "OPEN", "PROD")
     with running_plant(root) as base:
         settings.DEMO_PLANT_URL = base
@@ -56,6 +58,19 @@ def test_watch_a_good_release_deploy_and_a_bad_one_roll_back(page, plant_portal,
     fast = {"DEPLOYMENT_DISPATCH_SECONDS": "1"}
     with celery_worker("deployer", extra_env=fast) as worker, celery_beat(tmp_path, extra_env=fast):
         login(page, plant_portal, "releasemgr", demo_password())
+        # Issue 7's evidence, computed by the demo from real runs, on the RFC and the UAT page.
+        good_rfc = Rfc.objects.get(title="Label layout v2 on the demo line")
+        page.goto(f"{plant_portal}/rfcs/{good_rfc.uuid}/")
+        evidence = page.get_by_test_id("computed-evidence")
+        expect(evidence.get_by_test_id("check-idempotency")).to_have_text("Passed")
+        expect(evidence.get_by_test_id("check-rehearsal")).to_have_text("Passed")
+        expect(page.get_by_test_id("gates")).to_contain_text("UAT data fresh")
+        evidence.scroll_into_view_if_needed()
+        screenshot(page, "rfc-computed-evidence")
+        page.goto(f"{plant_portal}/environments/OPEN/UAT/")
+        expect(page.get_by_test_id("freshness")).to_contain_text("refreshed")
+        expect(page.get_by_test_id("refresh")).to_contain_text("labels.text")
+        screenshot(page, "environment-uat-evidence")
         try:
             good = schedule_and_watch(page, plant_portal, "Label layout v2 on the demo line", "Succeeded",
                                       "deployment-succeeded")

@@ -108,12 +108,20 @@ class Command(BaseCommand):
                 record("releases.release.created", release, actor_name="demo", after={"version": version})
 
         self.plant_releases(users["dev"])
+        self.masking_and_refresh()
         rfcs = demo_rfcs.seed(users)
+        self.computed_evidence()
 
         self.stdout.write(self.style.SUCCESS(
             f"Demo ready: {len(USERS)} users ({', '.join(u[0] for u in USERS)}), password "
             f"{'from DEMO_PASSWORD' if os.environ.get('DEMO_PASSWORD') else 'demo'}; "
             f"sites {', '.join(s['code'] for s in SITES)}; {len(rfcs)} new demo RFCs."))
+
+    def masking_and_refresh(self) -> None:
+        _masking_and_refresh()
+
+    def computed_evidence(self) -> None:
+        _computed_evidence()
 
     def open_calendar(self, site: Site) -> None:
         """Windows every day 00:00–23:59, no handovers, no Friday or quarter-close freeze."""
@@ -151,3 +159,35 @@ class Command(BaseCommand):
 
 LAYOUT_SQL = "CREATE TABLE IF NOT EXISTS label_layouts (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
 LAYOUT_UNDO = "DROP TABLE IF EXISTS label_layouts;"
+
+
+def _masking_and_refresh() -> None:
+    """UAT refreshed from PROD with the operators' names masked (issue 7), so the freshness gate has a real run."""
+    from environments import evidence
+    from environments.models import MaskingRule
+
+    MaskingRule.objects.get_or_create(site=None, table="labels", column="text",
+                                      defaults={"method": "fixed", "value": "masked label"})
+    for uat in Environment.objects.filter(tier=Tier.UAT).select_related("site"):
+        if uat.data_refreshed_at and evidence.freshness(uat)[0]:
+            continue
+        evidence.run_refresh(evidence.request_refresh(None, uat).pk)
+    for env in Environment.objects.exclude(pipeline={}).select_related("site"):
+        evidence.record_fingerprint(env)  # drift between the tiers is shown from the start
+
+
+def _computed_evidence() -> None:
+    """The approved demo RFCs carry real idempotency checks and rollback rehearsals (issue 7)."""
+    from environments.plantdb import has_database
+    from releases import checks
+    from releases.models import CheckKind, CheckRun, Rfc
+
+    for rfc in Rfc.objects.filter(state="approved").select_related("release"):
+        if not rfc.release.migration_sql.strip():
+            continue
+        for impact in rfc.impacts.select_related("site"):
+            if not has_database(checks.uat_of(impact.site)):
+                continue
+            for kind in CheckKind.values:
+                if not CheckRun.objects.filter(rfc=rfc, kind=kind, state="passed").exists():
+                    checks.run_check(checks.request_check(None, rfc, kind, impact.site).pk)

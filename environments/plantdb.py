@@ -1,0 +1,279 @@
+"""An environment's own database (the MES database the pipeline's backup adapter names), for the
+computed evidence of issue 7: copy, scratch copies, scripts in one transaction, checksums, masking.
+
+Two kinds: SQLite (a file path) and PostgreSQL (a DSN). Both are real: PostgreSQL goes through
+pg_dump/pg_restore and psycopg, SQLite through its backup API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from releases.adapters import sqlite3_statements
+
+
+class PlantDbError(Exception):
+    """The database is not configured or an operation on it failed; the message says which."""
+
+
+@dataclass(frozen=True)
+class Checksum:
+    schema: str
+    data: str
+    tables: dict  # name → {"rows": n, "hash": sha256}
+
+    def as_dict(self) -> dict:
+        return {"schema": self.schema, "data": self.data, "tables": self.tables}
+
+    def differences(self, other: Checksum) -> list[str]:
+        """What changed from self to other, in words a reviewer reads."""
+        lines = []
+        if self.schema != other.schema:
+            added = sorted(set(other.tables) - set(self.tables))
+            dropped = sorted(set(self.tables) - set(other.tables))
+            lines += [f"table {name} appeared" for name in added] + [f"table {name} disappeared" for name in dropped]
+            if not added and not dropped:
+                lines.append("the schema changed (columns, indexes or definitions)")
+        for name in sorted(set(self.tables) & set(other.tables)):
+            a, b = self.tables[name], other.tables[name]
+            if a["rows"] != b["rows"]:
+                lines.append(f"{name}: {a['rows']} → {b['rows']} rows")
+            elif a["hash"] != b["hash"]:
+                lines.append(f"{name}: same {a['rows']} rows, different content")
+        return lines
+
+
+def quote(name: str) -> str:
+    """An identifier (a table or column name from the catalog or a validated masking rule), quoted."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _digest(rows) -> str:
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(json.dumps(row, default=str, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+class PlantDatabase:
+    kind = ""
+
+    def __init__(self, target: str):
+        self.target = target
+
+    # implemented per kind
+    def copy_into(self, other: PlantDatabase) -> int: ...
+    def run_script(self, script: str) -> None: ...
+    def checksum(self) -> Checksum: ...
+    def apply_masks(self, rules) -> dict: ...
+    def size(self) -> int: ...
+
+    @contextlib.contextmanager
+    def scratch(self) -> Iterator[PlantDatabase]: ...
+
+
+class SqliteDatabase(PlantDatabase):
+    kind = "sqlite"
+
+    def _connect(self) -> sqlite3.Connection:
+        if not Path(self.target).exists():
+            raise PlantDbError(f"database {self.target} does not exist")
+        connection = sqlite3.connect(self.target, isolation_level=None)
+        connection.create_function("pcc_hash", 1, lambda v: None if v is None else hashlib.sha256(
+            str(v).encode()).hexdigest()[:16], deterministic=True)
+        return connection
+
+    def size(self) -> int:
+        return Path(self.target).stat().st_size
+
+    def copy_into(self, other: PlantDatabase) -> int:
+        if not isinstance(other, SqliteDatabase):
+            raise PlantDbError("a SQLite database copies into SQLite only")
+        src, dst = sqlite3.connect(self.target), sqlite3.connect(other.target)
+        try:
+            src.backup(dst)
+        finally:
+            src.close()
+            dst.close()
+        return other.size()
+
+    def run_script(self, script: str) -> None:
+        connection = self._connect()
+        try:
+            connection.execute("BEGIN")
+            for statement in sqlite3_statements(script):
+                connection.execute(statement)
+            connection.execute("COMMIT")
+        except sqlite3.Error as exc:
+            connection.execute("ROLLBACK")
+            raise PlantDbError(str(exc)) from None
+        finally:
+            connection.close()
+
+    def checksum(self) -> Checksum:
+        connection = self._connect()
+        try:
+            schema = connection.execute("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
+                                        "ORDER BY type, name").fetchall()
+            tables = {}
+            for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE "
+                                              "'sqlite_%' ORDER BY name"):
+                columns = [row[1] for row in connection.execute(f"PRAGMA table_info({quote(name)})")]
+                order = ", ".join(quote(c) for c in columns)
+                rows = connection.execute(f"SELECT * FROM {quote(name)} ORDER BY {order}").fetchall()  # noqa: S608
+                tables[name] = {"rows": len(rows), "hash": _digest(rows)}
+        finally:
+            connection.close()
+        return Checksum(_digest(schema), _digest(sorted((k, v["hash"]) for k, v in tables.items())), tables)
+
+    def apply_masks(self, rules) -> dict:
+        connection = self._connect()
+        done = {}
+        try:
+            connection.execute("BEGIN")
+            for rule in rules:
+                sql = f"UPDATE {quote(rule.table)} SET {quote(rule.column)} = {rule.sql_expression('sqlite')}"  # noqa: S608
+                count = connection.execute(sql, rule.params()).rowcount
+                done[f"{rule.table}.{rule.column}"] = {"method": rule.method, "rows": count}
+            connection.execute("COMMIT")
+        except sqlite3.Error as exc:
+            connection.execute("ROLLBACK")
+            raise PlantDbError(f"masking failed, nothing kept: {exc}") from None
+        finally:
+            connection.close()
+        return done
+
+    @contextlib.contextmanager
+    def scratch(self) -> Iterator[SqliteDatabase]:
+        folder = Path(tempfile.mkdtemp(prefix="pcc-scratch-"))
+        try:
+            copy = SqliteDatabase(str(folder / "scratch.sqlite3"))
+            self.copy_into(copy)
+            yield copy
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+class PostgresDatabase(PlantDatabase):
+    kind = "postgres"
+
+    def _connect(self, dsn: str | None = None, autocommit: bool = False):
+        import psycopg
+
+        try:
+            return psycopg.connect(dsn or self.target, autocommit=autocommit)
+        except psycopg.Error as exc:
+            raise PlantDbError(f"cannot connect: {exc}") from None
+
+    def size(self) -> int:
+        with self._connect() as connection:
+            return connection.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+
+    def _dump(self, path: Path) -> None:
+        done = subprocess.run(["pg_dump", "-Fc", "-f", str(path), self.target], capture_output=True, text=True,
+                              check=False, timeout=3600)
+        if done.returncode:
+            raise PlantDbError(f"pg_dump failed: {done.stderr.strip()}")
+
+    def copy_into(self, other: PlantDatabase) -> int:
+        if not isinstance(other, PostgresDatabase):
+            raise PlantDbError("a PostgreSQL database copies into PostgreSQL only")
+        with tempfile.TemporaryDirectory(prefix="pcc-copy-") as folder:
+            dump = Path(folder) / "copy.dump"
+            self._dump(dump)
+            done = subprocess.run(["pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction",
+                                   "-d", other.target, str(dump)], capture_output=True, text=True, check=False,
+                                  timeout=3600)
+            if done.returncode:
+                raise PlantDbError(f"pg_restore failed: {done.stderr.strip()}")
+            return dump.stat().st_size
+
+    def run_script(self, script: str) -> None:
+        import psycopg
+
+        try:
+            with self._connect() as connection:  # one transaction; rolled back on error
+                connection.execute(script)
+        except psycopg.Error as exc:
+            raise PlantDbError(str(exc).strip()) from None
+
+    def checksum(self) -> Checksum:
+        with self._connect() as connection:
+            schema = connection.execute(
+                "SELECT table_name, column_name, data_type, is_nullable, column_default FROM "
+                "information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2").fetchall()
+            indexes = connection.execute("SELECT tablename, indexname, indexdef FROM pg_indexes WHERE "
+                                         "schemaname = 'public' ORDER BY 1, 2").fetchall()
+            tables = {}
+            names = [row[0] for row in connection.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
+            for name in names:
+                rows = connection.execute(f"SELECT * FROM {quote(name)}").fetchall()  # noqa: S608
+                rows = sorted(rows, key=lambda r: json.dumps(r, default=str))
+                tables[name] = {"rows": len(rows), "hash": _digest(rows)}
+        return Checksum(_digest([*schema, *indexes]), _digest(sorted((k, v["hash"]) for k, v in tables.items())),
+                        tables)
+
+    def apply_masks(self, rules) -> dict:
+        import psycopg
+
+        done = {}
+        try:
+            with self._connect() as connection:
+                for rule in rules:
+                    sql = (f"UPDATE {quote(rule.table)} SET {quote(rule.column)} = "  # noqa: S608
+                           f"{rule.sql_expression('postgres')}")
+                    cursor = connection.execute(sql, rule.params())
+                    done[f"{rule.table}.{rule.column}"] = {"method": rule.method, "rows": cursor.rowcount}
+        except psycopg.Error as exc:
+            raise PlantDbError(f"masking failed, nothing kept: {str(exc).strip()}") from None
+        return done
+
+    def _admin_dsn(self) -> tuple[str, str]:
+        parts = urlsplit(self.target)
+        return urlunsplit(parts._replace(path="/postgres")), parts.path.lstrip("/")
+
+    @contextlib.contextmanager
+    def scratch(self) -> Iterator[PostgresDatabase]:
+        admin, _ = self._admin_dsn()
+        name = f"pcc_scratch_{uuid.uuid4().hex[:12]}"
+        with self._connect(admin, autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        parts = urlsplit(self.target)
+        copy = PostgresDatabase(urlunsplit(parts._replace(path=f"/{name}")))
+        try:
+            self.copy_into(copy)
+            yield copy
+        finally:
+            with self._connect(admin, autocommit=True) as connection:
+                connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def database_of(environment) -> PlantDatabase:
+    """The environment's database, from its pipeline's backup adapter."""
+    spec = (environment.pipeline or {}).get("backup") or {}
+    if spec.get("adapter") == "sqlite" and spec.get("database"):
+        return SqliteDatabase(spec["database"])
+    if spec.get("adapter") == "postgres" and spec.get("dsn"):
+        return PostgresDatabase(spec["dsn"])
+    raise PlantDbError(f"{environment} has no database configured (its pipeline names no sqlite or postgres "
+                       "backup adapter).")
+
+
+def has_database(environment) -> bool:
+    try:
+        database_of(environment)
+    except PlantDbError:
+        return False
+    return True
