@@ -132,8 +132,16 @@ def verify(chunk_size: int = 5000) -> Verification:
     expected_seq = 1
     count = 0
     last_hash = GENESIS_HASH
+    from audit.trail import published_heads
+
+    published = {entry["seq"]: entry for entry in published_heads()}
     for event in AuditEvent.objects.order_by("seq").iterator(chunk_size=chunk_size):
         count += 1
+        head_then = published.get(event.seq)
+        if head_then is not None and head_then["hash"] != event.hash and event.seq == expected_seq:
+            return Verification(False, count, last_hash, event.seq,
+                                f"#{event.seq} differs from the head published {head_then['published_at']}: "
+                                "the trail was rewritten")
         if event.seq != expected_seq:
             return Verification(False, count, last_hash, event.seq, f"sequence gap before #{event.seq}")
         if event.prev_hash != expected_prev:
@@ -142,6 +150,10 @@ def verify(chunk_size: int = 5000) -> Verification:
             return Verification(False, count, last_hash, event.seq, f"#{event.seq} content does not match its hash")
         expected_prev = last_hash = event.hash
         expected_seq += 1
+    beyond = [seq for seq in published if seq > count]
+    if beyond:
+        return Verification(False, count, last_hash, count + 1,
+                            f"a head published for #{max(beyond)} but the table ends at #{count}: events were removed")
     head = ChainHead.objects.filter(id=1).first()
     if head is not None and (head.seq != count or head.hash != last_hash):
         return Verification(False, count, last_hash, count + 1 if head.seq > count else head.seq,

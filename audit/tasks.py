@@ -15,4 +15,8 @@ def verify_chain() -> dict:
                result.as_dict(), result.problem)
     record("audit.chain.verified", actor_name="system", object_type="audit.chain",
            after={**result.as_dict(), "problem": result.problem})
+    if result.ok:
+        from audit.trail import publish_head
+
+        publish_head()  # only a verified head is published
     return result.as_dict()

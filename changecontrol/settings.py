@@ -160,6 +160,9 @@ CELERY_TASK_TRACK_STARTED = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 AUDIT_VERIFY_HOUR_UTC = env_int("AUDIT_VERIFY_HOUR_UTC", 2, minimum=0, maximum=23)
+# The chain head (sequence and hash) is appended here every night: outside the database, so a
+# rewrite of the whole table is detectable (issue 8.3). Point it at storage the database admins cannot edit.
+AUDIT_HEADS_FILE = Path(env_str("AUDIT_HEADS_FILE", str(VAR_DIR / "audit-heads.jsonl")))
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

@@ -16,9 +16,9 @@ from demo_plant.install import sha256_of
 
 # Baseline 2.3.1 prints a label in 20 ms; "slow" is 10x that, far past the 20% limit (X3).
 RELEASES = {
-    "good": {"product": "MES", "version": "2.4.1", "label_delay_ms": 20, "broken": False},
-    "bad": {"product": "MES", "version": "2.4.2", "label_delay_ms": 20, "broken": True},
-    "slow": {"product": "MES", "version": "2.4.3", "label_delay_ms": 200, "broken": False},
+    "good": {"product": "MES", "version": "2.4.1", "label_delay_ms": 60, "broken": False},
+    "bad": {"product": "MES", "version": "2.4.2", "label_delay_ms": 60, "broken": True},
+    "slow": {"product": "MES", "version": "2.4.3", "label_delay_ms": 600, "broken": False},
 }
 
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 TIERS = ("DEV", "UAT", "PROD")
-BASELINE = {"version": "2.3.1", "label_delay_ms": 20, "broken": False}
+BASELINE = {"version": "2.3.1", "label_delay_ms": 60, "broken": False}
 # Site and tier names become path segments: allow nothing that could climb out of the root.
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 

@@ -31,5 +31,5 @@ def pipeline(root: str | Path, site: str, tier: str, base_url: str, smoke_delay_
              "cwd": str(REPO), "timeout": 60, "writes_equipment": True},
         ],
         "smoke": {"adapter": "http", "url": f"{base_url.rstrip('/')}/{site}/{tier}/label", "method": "POST",
-                  "body": '{"line": "Line 2"}', "expect_status": 200, "expect_body": "printed", "samples": 3},
+                  "body": '{"line": "Line 2"}', "expect_status": 200, "expect_body": "printed", "samples": 5},
     }

@@ -2,7 +2,7 @@ from django.contrib import admin
 from guardian.admin import GuardedModelAdminMixin
 
 from changecontrol.admin import AdminRoleOnly, AuditedAdmin, portal_admin
-from environments.models import DeploymentWindow, Environment, Freeze, ShiftHandover, Site
+from environments.models import DeploymentWindow, Environment, Freeze, MaskingRule, ShiftHandover, Site
 
 
 class DeploymentWindowInline(AdminRoleOnly, admin.TabularInline):
@@ -48,3 +48,13 @@ class FreezeAdmin(AuditedAdmin):
 portal_admin.register(Site, SiteAdmin)
 portal_admin.register(Environment, EnvironmentAdmin)
 portal_admin.register(Freeze, FreezeAdmin)
+
+
+class MaskingRuleAdmin(AuditedAdmin):
+    """How PROD data is masked before UAT reads it (E3, E6, C4); empty site = every site."""
+
+    list_display = ("table", "column", "method", "site")
+    list_filter = ("method", "site")
+
+
+portal_admin.register(MaskingRule, MaskingRuleAdmin)

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from audit import evidence_views
 from releases import deployment_views, views
 
 app_name = "releases"
@@ -18,6 +19,8 @@ urlpatterns = [
     path("<uuid:uuid>/evidence/<uuid:evidence_uuid>/preview/", views.evidence_preview, name="evidence_preview"),
     path("<uuid:uuid>/evidence/<uuid:evidence_uuid>/delete/", views.evidence_delete, name="evidence_delete"),
     path("<uuid:uuid>/signoff/", views.signoff, name="signoff"),
+    path("<uuid:uuid>/evidence-pack.pdf", evidence_views.evidence_pack_pdf, name="evidence_pack_pdf"),
+    path("<uuid:uuid>/evidence-pack.json", evidence_views.evidence_pack_json, name="evidence_pack_json"),
     path("<uuid:uuid>/schedule/", views.rfc_schedule, name="schedule"),
     path("<uuid:uuid>/deploy/", deployment_views.deploy_now, name="deploy_now"),
     path("<uuid:uuid>/checks/", views.request_check, name="request_check"),

@@ -63,7 +63,9 @@ def pytest_runtest_setup(item):
 
 
 @pytest.fixture(autouse=True)
-def _test_settings(settings):
+def _test_settings(settings, tmp_path):
+    # Each test publishes audit chain heads to its own file (they outlive the test database otherwise).
+    settings.AUDIT_HEADS_FILE = tmp_path / "audit-heads.jsonl"
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # No collectstatic in tests: serve from the finders without a manifest.
     settings.STORAGES = {**settings.STORAGES, "staticfiles": {

@@ -59,7 +59,8 @@ def test_logins_logouts_and_failures_are_recorded(client, cast):
     assert not client.login(username="dev", password="wrong")
     assert client.login(username="dev", password=PASSWORD)
     client.post("/accounts/logout/")
-    actions = list(AuditEvent.objects.order_by("seq").values_list("action", "actor_name"))
+    actions = list(AuditEvent.objects.filter(action__startswith="accounts.log").order_by("seq")
+                   .values_list("action", "actor_name"))
     assert actions == [("accounts.login.failed", "dev"), ("accounts.login.succeeded", "dev"),
                        ("accounts.logout", "dev")]
     failed = AuditEvent.objects.get(action="accounts.login.failed")

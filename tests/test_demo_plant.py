@@ -240,6 +240,6 @@ def test_layout_is_idempotent_and_keeps_an_installed_release(tmp_path):
 
 def test_artifacts_match_the_demo_story(tmp_path):
     releases = {kind: json.loads(path.read_text()) for kind, path in build(tmp_path).items()}
-    assert releases["good"] == {"product": "MES", "version": "2.4.1", "label_delay_ms": 20, "broken": False}
+    assert releases["good"] == {"product": "MES", "version": "2.4.1", "label_delay_ms": 60, "broken": False}
     assert releases["bad"]["broken"] is True
-    assert releases["slow"]["label_delay_ms"] == 200
+    assert releases["slow"]["label_delay_ms"] == 600

@@ -32,6 +32,7 @@ def celery_worker(name: str = "test", extra_env: dict | None = None, ready_timeo
         "DATABASE_URL": _database_url(),
         "VAR_DIR": str(settings.VAR_DIR),
         "DJANGO_SETTINGS_MODULE": "changecontrol.settings",
+        "AUDIT_HEADS_FILE": str(settings.AUDIT_HEADS_FILE),
         **(extra_env or {}),
     }
     process = subprocess.Popen(

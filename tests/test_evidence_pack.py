@@ -1,0 +1,284 @@
+"""The evidence pack per RFC (issue 8.4, PRODUCT.md C2, 21 CFR Part 11 §11.50): JSON and PDF,
+visibility like the RFC page, generation audited; the PDF checked through poppler (pdftoppm,
+pdftotext, pdffonts) and page 1 and 2 of a realistic pack saved for a human to look at."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import time_machine
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from approvals import services as approvals
+from approvals.models import Approval, ApprovalState
+from audit import evidence_pack
+from audit.models import AuditEvent
+from changecontrol.roles import Role
+from environments.models import Environment
+from releases import services as rfc_services
+from releases.models import Evidence, Rfc
+from releases.states import RfcState
+from tests import factories
+from tests.conftest import PASSWORD, client_for, make_user
+
+pytestmark = pytest.mark.django_db
+REPO = Path(__file__).resolve().parent.parent
+SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+NOW = datetime(2026, 11, 27, 7, 12, tzinfo=UTC)  # 08:12 CET in Berlin (PLA)
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.VAR_DIR = tmp_path / "var"
+
+
+@pytest.fixture
+def people(cast):
+    return {**cast, "opsmanager": make_user("opsmanager", Role.OPERATIONS_MANAGER)}
+
+
+def approve(people, rfc: Rfc) -> Rfc:
+    """Submit and sign every pending approval with the person holding its role."""
+    rfc_services.submit(people["dev"], rfc)
+    signers = {Role.IT_MANAGER: people["itmanager"], Role.OPERATIONS_MANAGER: people["opsmanager"]}
+    while (approval := Approval.objects.filter(rfc=rfc, state=ApprovalState.PENDING).first()) is not None:
+        approvals.sign(signers[Role(approval.role)], approval, "approve", PASSWORD)
+    rfc.refresh_from_db()
+    assert rfc.state == RfcState.APPROVED
+    return rfc
+
+
+def approved(people, site, **fields) -> Rfc:
+    return approve(people, factories.ready_rfc(people["dev"], people["tester"], site, **fields))
+
+
+def signatures(data: dict) -> list[dict]:
+    return [s for rnd in data["approval_rounds"] for step in rnd["steps"] for a in step["approvals"]
+            for s in a["signatures"]]
+
+
+def download(user, rfc: Rfc, fmt: str):
+    return client_for(user).get(reverse(f"releases:evidence_pack_{fmt}", args=[rfc.uuid]))
+
+
+def pdf_text(path: Path) -> str:
+    # -raw keeps drawing order, so the lines of one table cell stay together.
+    return subprocess.run(["pdftotext", "-raw", str(path), "-"], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def pdf_to_png(path: Path, out_prefix: Path, page: int, resolution: int = 50) -> Path:
+    subprocess.run(["pdftoppm", "-png", "-r", str(resolution), "-f", str(page), "-l", str(page), "-singlefile",
+                    str(path), str(out_prefix)], check=True, capture_output=True)
+    return out_prefix.with_suffix(".png")
+
+
+# --- JSON -------------------------------------------------------------------------------------------
+def test_json_pack_has_signatures_evidence_gates_and_audit_events(people, site_a):
+    with time_machine.travel(NOW, tick=False):
+        rfc = approved(people, site_a)
+        response = download(people["auditor"], rfc, "json")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response["Content-Disposition"] == f'attachment; filename="{rfc.number}-evidence-pack.json"'
+    data = json.loads(response.content)
+    assert data["portal_version"] and data["generated_at"] == "2026-11-27T07:12:00+00:00"
+    assert data["rfc"]["number"] == rfc.number and data["rfc"]["author"]["username"] == "dev"
+    assert data["impacts"] == [{"site": "PLA", "site_name": "Plant PLA", "timezone": "Europe/Berlin",
+                                "lines": ["Line 2"], "modules": ["Labelling"], "notes": ""}]
+
+    # §11.50: printed name, meaning, time in UTC and at the site with its zone.
+    [signature] = signatures(data)
+    assert signature["printed_name"] == "Itmanager"
+    assert signature["meaning"] == "approved as IT Manager of PLA"
+    assert signature["signed_at_utc"] == "2026-11-27T07:12:00+00:00"
+    assert signature["signed_at_local"] == "2026-11-27 08:12 CET" and signature["timezone"] == "Europe/Berlin"
+    assert signature["content_hash"] == data["current_content_hash"] and not signature["voided"]
+
+    evidence = Evidence.objects.get(rfc=rfc)
+    assert [e["sha256"] for e in data["evidence"]] == [evidence.sha256]
+    assert data["evidence"][0]["uploaded_by"]["username"] == "tester"
+    assert data["uat_signoffs"][0]["evidence_sha256"] == [evidence.sha256]
+
+    gates = {g["name"]: g for g in data["gates"]}
+    assert gates["UAT sign-off"]["passed"] and "PLA by Tester" in gates["UAT sign-off"]["reason"]
+    assert all(set(g) == {"name", "passed", "reason"} for g in data["gates"])
+
+    seqs = [e["seq"] for e in data["audit_events"]]
+    assert seqs == sorted(seqs)
+    actions = [e["action"] for e in data["audit_events"]]
+    assert {"releases.rfc.created", "releases.rfc.uat_signed_off", "approvals.round.opened",
+            "approvals.signature.approved"} <= set(actions)
+    stored = {e.seq: e.hash for e in AuditEvent.objects.filter(seq__in=seqs)}
+    assert all(stored[e["seq"]] == e["hash"] for e in data["audit_events"])
+    # The pack does not list its own generation; the next pack does.
+    assert "audit.evidence_pack.generated" not in actions
+
+
+def test_generation_is_audited_with_the_hash_of_the_bytes(people, site_a):
+    rfc = approved(people, site_a)
+    for fmt in ("pdf", "json"):
+        response = download(people["admin"], rfc, fmt)
+        assert response.status_code == 200
+        event = AuditEvent.objects.filter(action="audit.evidence_pack.generated").order_by("-seq").first()
+        assert event.after == {"format": fmt, "sha256": hashlib.sha256(response.content).hexdigest()}
+        assert event.object_id == rfc.number and event.actor_name == "admin"
+        assert response["X-Content-SHA256"] == event.after["sha256"]
+    later = json.loads(download(people["auditor"], rfc, "json").content)
+    generated = [e for e in later["audit_events"] if e["action"] == "audit.evidence_pack.generated"]
+    assert [e["after"]["format"] for e in generated] == ["pdf", "json"]
+
+
+def test_another_sites_rfc_is_404_and_nothing_is_recorded(people, site_b):
+    rfc = factories.ready_rfc(people["dev"], people["tester"], site_b)
+    for fmt in ("pdf", "json"):
+        assert download(people["itmanager_a"], rfc, fmt).status_code == 404
+    assert not AuditEvent.objects.filter(action="audit.evidence_pack.generated").exists()
+    anonymous = client_for(people["nobody"])
+    anonymous.logout()
+    response = anonymous.get(reverse("releases:evidence_pack_pdf", args=[rfc.uuid]))
+    assert response.status_code == 302 and "login" in response["Location"]
+
+
+def test_the_rfc_page_links_to_both_forms(people, site_a):
+    rfc = factories.ready_rfc(people["dev"], people["tester"], site_a)
+    page = client_for(people["auditor"]).get(reverse("releases:detail", args=[rfc.uuid])).content.decode()
+    assert f'href="{reverse("releases:evidence_pack_pdf", args=[rfc.uuid])}"' in page
+    assert f'href="{reverse("releases:evidence_pack_json", args=[rfc.uuid])}"' in page
+
+
+def test_queries_do_not_grow_with_evidence_and_events(people, site_a):
+    rfc = factories.ready_rfc(people["dev"], people["tester"], site_a)
+    with CaptureQueriesContext(connection) as before:
+        evidence_pack.pack_data(rfc)
+    for i in range(6):
+        rfc_services.add_evidence(people["dev"], rfc, factories.log(f"extra-{i}.log"), "log", "more logs")
+    with CaptureQueriesContext(connection) as after:
+        data = evidence_pack.pack_data(rfc)
+    assert len(data["evidence"]) == 7
+    assert [e["action"] for e in data["audit_events"]].count("releases.evidence.added") == 6
+    assert len(after.captured_queries) == len(before.captured_queries)
+
+
+# --- PDF --------------------------------------------------------------------------------------------
+def test_pdf_renders_with_embedded_fonts_and_the_record_in_its_text(people, site_a, tmp_path):
+    with time_machine.travel(NOW, tick=False):
+        rfc = approved(people, site_a)
+        response = download(people["auditor"], rfc, "pdf")
+    assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
+    assert response["Content-Disposition"] == f'attachment; filename="{rfc.number}-evidence-pack.pdf"'
+    assert response.content.startswith(b"%PDF-")
+    path = tmp_path / "pack.pdf"
+    path.write_bytes(response.content)
+
+    png = pdf_to_png(path, tmp_path / "page1", 1)
+    assert png.exists() and png.stat().st_size > 5_000
+
+    text = pdf_text(path)
+    flat = re.sub(r"\s+", " ", text)
+    assert rfc.number in flat and rfc.title in flat
+    assert "approved as IT Manager of PLA" in flat
+    assert "2026-11-27 08:12 CET" in flat
+    assert Evidence.objects.get(rfc=rfc).sha256[:16] in text
+    assert re.search(rf"{rfc.number} evidence pack — page 1 of \d+", flat)
+
+    # Fonts embedded: nothing to fetch, the same rendering everywhere.
+    fonts = subprocess.run(["pdffonts", str(path)], check=True, capture_output=True, text=True).stdout
+    rows = fonts.splitlines()[2:]
+    assert rows, fonts
+    for row in rows:
+        name, emb = row.split()[0], row.split()[-5]
+        assert emb == "yes", f"{name} is not embedded:\n{fonts}"
+    assert b"/URI" not in response.content and b"/Launch" not in response.content
+
+
+def test_markup_in_user_text_renders_literally(people, site_a, tmp_path):
+    title = "<script>alert(1)</script> & <b>bold</b>"
+    rfc = factories.ready_rfc(people["dev"], people["tester"], site_a, title=title,
+                              description="Line one <br/> & stray </para> tag\nline two\x07")
+    path = tmp_path / "pack.pdf"
+    path.write_bytes(download(people["auditor"], rfc, "pdf").content)
+    flat = re.sub(r"\s+", " ", pdf_text(path))
+    assert "<script>alert(1)</script> & <b>bold</b>" in flat
+    assert "Line one <br/> & stray </para> tag" in flat
+    assert json.loads(download(people["auditor"], rfc, "json").content)["rfc"]["title"] == title
+
+
+# --- A realistic pack, looked at ------------------------------------------------------------------------
+@pytest.fixture
+def plant(tmp_path, site_a):
+    from demo_plant.layout import ensure_environment
+    from demo_plant.portal import pipeline
+    from tests.plant import running_plant
+
+    root = tmp_path / "plant"
+    for tier in ("DEV", "UAT", "PROD"):
+        ensure_environment(root, site_a.code, tier)
+    with running_plant(root) as base:
+        for env in Environment.objects.filter(site=site_a):
+            env.pipeline = pipeline(root, site_a.code, env.tier, base, smoke_delay_seconds=0)
+            env.active_version = "2.3.1"  # the plant's baseline: 2.4.1 is a minor change, two signatures
+            env.save(update_fields=["pipeline", "active_version"])
+        yield root
+
+
+def test_realistic_pack_pages_for_a_human(people, site_a, plant, tmp_path):
+    from demo_plant.artifacts import build
+    from releases import engine, scheduling
+
+    good = build(tmp_path / "artifacts")["good"]
+    release = rfc_services.create_release(
+        people["dev"], product="MES", version="2.4.1",
+        artifact=SimpleUploadedFile(good.name, good.read_bytes()),
+        migration_sql="CREATE TABLE IF NOT EXISTS label_layouts (id INTEGER PRIMARY KEY, name TEXT NOT NULL);",
+        undo_sql="DROP TABLE IF EXISTS label_layouts;")
+    rfc = factories.rfc(
+        people["dev"], site_a, release=release, title="Label layouts per customer on line 2",
+        description="Customers on line 2 need their own label layouts. The MES gets a label_layouts table and "
+                    "the printer module reads the layout per order.\nNo change to the ERP interface.",
+        rollback_plan="Redeploy MES 2.3.1 from the artifact store, run the undo script, restart the print "
+                      "service on line 2 and print one test label.",
+        requested_timing="Tuesday morning window, before the customer audit",
+        impacts=[{"site": site_a, "lines": ["Line 2", "Line 3"], "modules": ["Labelling", "Printer bridge"],
+                  "notes": "Line 3 shares the printer bridge; no layout change there."}])
+    scheduling.deploy_now(people["dev"], rfc, Environment.objects.get(site=site_a, tier="UAT"))
+    deployment = rfc.deployments.get()
+    engine.run(deployment.pk, owner="test-worker")
+    deployment.refresh_from_db()
+    rfc_services.add_evidence(people["tester"], rfc, factories.log("uat-line2.log", "PASS label 1..50\n" * 40),
+                              "log", "UAT print run, 50 labels")
+    rfc_services.sign_off_uat(people["tester"], rfc, site_a, "Printed 50 labels with the customer layout on UAT "
+                              "line 2; all scanned fine.", [factories.png("uat-line2-label.png")])
+    rfc = approve(people, rfc)
+
+    started = time.perf_counter()
+    response = download(people["auditor"], rfc, "pdf")
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 200
+    data = json.loads(download(people["auditor"], rfc, "json").content)
+    assert [s["meaning"] for s in signatures(data)] == ["approved as IT Manager of PLA",
+                                                        "approved as Operations Manager of PLA"]
+    # Succeeded, or rolled back when a loaded machine made the smoke test >20% slower (X3): either is the record.
+    assert data["deployments"][0]["state"] == deployment.state and data["deployments"][0]["steps"]
+
+    path = tmp_path / "realistic.pdf"
+    path.write_bytes(response.content)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / "evidence-pack.pdf").write_bytes(response.content)
+    for page in (1, 2):
+        png = pdf_to_png(path, SCREENSHOTS / f"evidence-pack-p{page}", page, resolution=80)
+        assert png.stat().st_size > 10_000
+    flat = re.sub(r"\s+", " ", pdf_text(path))
+    assert "approved as Operations Manager of PLA" in flat and "Smoke test (X2)" in flat
+    print(f"\nevidence pack {rfc.number}: {len(response.content)} bytes, generated and served in {elapsed:.3f} s")
