@@ -14,6 +14,16 @@ def _describe(row) -> dict:
             f"{row.object_pk}"}
 
 
+def _reason(default: str) -> str:
+    """The reason typed on the object-permissions page (environments/admin.py), else what happened."""
+    from changecontrol.middleware import current_context
+
+    context = current_context()
+    request = getattr(context, "request", None)
+    typed = request.POST.get("audit_reason", "").strip() if request is not None and request.method == "POST" else ""
+    return typed or default
+
+
 def _site_code(row) -> str:
     if row.content_type.model != "site":
         return ""
@@ -28,7 +38,7 @@ def granted(sender, instance, created, raw=False, **kwargs):
     if created and not raw:
         record("accounts.object_permission.granted", object_type="guardian.objectpermission",
                object_id=str(instance.pk), site_code=_site_code(instance), after=_describe(instance),
-               reason="granted in administration")
+               reason=_reason("granted in administration"))
 
 
 @receiver(post_delete, sender=UserObjectPermission, dispatch_uid="audit-uop-deleted")
@@ -36,4 +46,4 @@ def granted(sender, instance, created, raw=False, **kwargs):
 def revoked(sender, instance, **kwargs):
     record("accounts.object_permission.revoked", object_type="guardian.objectpermission",
            object_id=str(instance.pk), site_code=_site_code(instance), before=_describe(instance),
-           reason="revoked in administration")
+           reason=_reason("revoked in administration"))

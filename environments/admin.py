@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from guardian.admin import GuardedModelAdminMixin
 
@@ -15,6 +16,16 @@ class ShiftHandoverInline(AdminRoleOnly, admin.TabularInline):
     extra = 0
 
 
+def _with_reason(form_class):
+    """Guardian's object-permission forms, with the reason Annex 11 §9 asks for every change."""
+
+    class WithReason(form_class):
+        audit_reason = forms.CharField(label="Reason for this change", widget=forms.Textarea(attrs={"rows": 2}),
+                                       help_text="Recorded in the audit trail with the grant or revocation.")
+
+    return WithReason
+
+
 class SiteAdmin(GuardedModelAdminMixin, AuditedAdmin):
     """A site and its calendar (W1–W4): windows and handovers inline, audited with their rows.
     Site-scoped roles are granted on the "Object permissions" page of a site (django-guardian)."""
@@ -22,6 +33,12 @@ class SiteAdmin(GuardedModelAdminMixin, AuditedAdmin):
     list_display = ("code", "name", "timezone", "country", "subdivision", "block_fridays", "quarter_close_days")
     search_fields = ("code", "name")
     inlines = [DeploymentWindowInline, ShiftHandoverInline]
+
+    def get_obj_perms_manage_user_form(self, request):
+        return _with_reason(super().get_obj_perms_manage_user_form(request))
+
+    def get_obj_perms_manage_group_form(self, request):
+        return _with_reason(super().get_obj_perms_manage_group_form(request))
 
     def audit_snapshot(self, obj) -> dict:
         snapshot = super().audit_snapshot(obj)

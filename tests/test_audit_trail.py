@@ -224,3 +224,18 @@ def test_date_range_filter(cast):
     assert [e.object_id for e in found.context["events"]] == ["D3", "D2"]
     empty = client.get(reverse("audit:list"), {"action": "tests.dated", "start": "2030-01-01"})
     assert empty.context["events"] == []
+
+
+def test_the_object_permissions_page_asks_for_a_reason(cast, site_a):
+    from django.contrib.auth.models import Permission
+
+    from changecontrol.roles import Role
+
+    client = client_for(cast["admin"])
+    url = f"/admin/environments/site/{site_a.pk}/permissions/user-manage/{cast['nobody'].pk}/"
+    permission = Permission.objects.get(codename=Role.IT_MANAGER.codename)
+    refused = client.post(url, {"permissions": [permission.codename]})
+    assert refused.status_code == 200 and "This field is required" in refused.content.decode()
+    client.post(url, {"permissions": [permission.codename], "audit_reason": "Covers Ingrid during the audit"})
+    granted = AuditEvent.objects.filter(action="accounts.object_permission.granted").latest("seq")
+    assert granted.reason == "Covers Ingrid during the audit" and granted.actor_name == "admin"
