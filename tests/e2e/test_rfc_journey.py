@@ -38,16 +38,18 @@ def logout(page) -> None:
 
 
 def approval_link_for(mail_dir: Path, address: str, number: str) -> str | None:
-    for path in mail_dir.glob("*.log"):
+    """The newest approval link mailed to `address` for RFC `number` (files and messages in order)."""
+    found = None
+    for path in sorted(mail_dir.glob("*.log"), key=lambda p: p.stat().st_mtime):
         for chunk in path.read_text(errors="replace").split("-" * 79):
             if not chunk.strip():
                 continue
             message = email.message_from_string(chunk.strip(), policy=email.policy.default)
             if address in (message["to"] or "") and number in (message["subject"] or ""):
-                found = re.search(r"https?://\S+/approvals/link/[\w-]+/", message.get_body(("plain",)).get_content())
-                if found:
-                    return found.group(0)
-    return None
+                match = re.search(r"https?://\S+/approvals/link/[\w-]+/", message.get_body(("plain",)).get_content())
+                if match:
+                    found = match.group(0)
+    return found
 
 
 def test_file_sign_off_submit_and_approve_from_the_emailed_link(page, portal, tmp_path):
