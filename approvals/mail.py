@@ -58,8 +58,15 @@ def recipients(approval: Approval) -> list[tuple[object, object | None]]:
 
 
 def _send(subject: str, template: str, to, context: dict) -> None:
+    """Sent when the transaction that issued its link commits: a mail never carries a link that a
+    rollback took back."""
     body = render_to_string(template, {**context, "site_url": settings.SITE_URL})
-    EmailMessage(subject=subject, body=body, to=[to]).send()
+    message = EmailMessage(subject=subject, body=body, to=[to])
+    after_commit(message.send)
+
+
+def after_commit(send) -> None:
+    transaction.on_commit(send)
 
 
 def _context(approval: Approval) -> dict:

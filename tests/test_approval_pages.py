@@ -22,6 +22,13 @@ from tests import factories
 from tests.conftest import PASSWORD, api_client_for, client_for, make_user
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _mail_at_once(monkeypatch):
+    """These tests run inside one transaction that never commits: send each mail at once instead of
+    on commit (tests/test_approvals.py::test_a_rolled_back_send_mails_nothing covers the commit rule)."""
+    monkeypatch.setattr("approvals.mail.after_commit", lambda send: send())
 LINK = re.compile(r"(https?://\S+/approvals/link/[\w-]+/)")
 
 

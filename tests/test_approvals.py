@@ -36,6 +36,13 @@ from tests.conftest import PASSWORD, make_user
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _mail_at_once(monkeypatch):
+    """These tests run inside one transaction that never commits: send each mail at once instead of
+    on commit (tests/test_approvals.py::test_a_rolled_back_send_mails_nothing covers the commit rule)."""
+    monkeypatch.setattr("approvals.mail.after_commit", lambda send: send())
+
+
 @pytest.fixture
 def managers(cast, site_a, site_b):
     return {
@@ -338,3 +345,20 @@ def test_two_beats_sweeping_at_once_send_each_reminder_once(managers, site_a, ma
     assert sorted(counts) == [0, recipients]
     assert len([m for m in mailoutbox if m.subject.startswith("[Reminder]")]) == recipients
     assert AuditEvent.objects.filter(action="approvals.request.reminded").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_send_mails_nothing(managers, site_a, mailoutbox, monkeypatch):
+    """A mail leaves only when the transaction that issued its link commits: never a dead link."""
+    from django.db import transaction
+
+    monkeypatch.setattr("approvals.mail.after_commit", transaction.on_commit)  # the real rule
+    submitted(managers, site_a)
+    mailoutbox.clear()
+    Approval.objects.filter(state=ApprovalState.PENDING).update(notify_due=True)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        mail.send_notifications()
+        raise RuntimeError("the database fails after the mail was prepared")
+    assert mailoutbox == []
+    sent = mail.send_notifications()
+    assert sent >= 1 and len(mailoutbox) == sent
