@@ -35,7 +35,7 @@ from approvals.models import (
     StepState,
 )
 from audit.services import record
-from changecontrol import access, clock
+from changecontrol import access, clock, jobs
 from changecontrol.errors import StateConflict
 from changecontrol.roles import Role
 from releases.models import Evidence, Rfc
@@ -164,29 +164,24 @@ def _activate(step: ApprovalStep, now) -> None:
     step.state, step.activated_at = StepState.PENDING, now
     step.save(update_fields=["state", "activated_at"])
     step.approvals.update(state=ApprovalState.PENDING, notify_due=True)
-    transaction.on_commit(_nudge_mailer)
-
-
-def _nudge_mailer() -> None:
-    """The outbox row is the truth; this only wakes a worker early (beat sweeps it anyway)."""
-    from approvals import tasks
-
-    try:
-        tasks.send_notifications.delay()
-    except Exception:  # a broker outage must not fail the request; the beat sweep sends it
-        logger.warning("approval mail nudge not sent; the beat sweep will send it", exc_info=True)
+    jobs.nudge("approvals.tasks.send_notifications")  # the outbox row is the truth; beat sweeps it anyway
 
 
 def close_round(rfc: Rfc, state: str, reason: str = "") -> None:
     """Withdrawal or cancellation: the open round stops; its signatures stay as they are."""
     now = clock.now()
     for rnd in ApprovalRound.objects.select_for_update().filter(rfc=rfc, state=RoundState.OPEN):
-        rnd.state, rnd.closed_at = state, now
-        rnd.save(update_fields=["state", "closed_at"])
-        ApprovalStep.objects.filter(round=rnd, state__in=[StepState.WAITING, StepState.PENDING]).update(
-            state=StepState.CLOSED)
-        Approval.objects.filter(step__round=rnd, state__in=[ApprovalState.WAITING, ApprovalState.PENDING]).update(
-            state=ApprovalState.CLOSED, notify_due=False)
+        _close(rnd, state, now)
+
+
+def _close(rnd: ApprovalRound, state: str, now) -> None:
+    """The round ends; whatever still waited in it is closed and nobody is mailed about it."""
+    rnd.state, rnd.closed_at = state, now
+    rnd.save(update_fields=["state", "closed_at"])
+    ApprovalStep.objects.filter(round=rnd, state__in=[StepState.WAITING, StepState.PENDING]).update(
+        state=StepState.CLOSED)
+    Approval.objects.filter(step__round=rnd, state__in=[ApprovalState.WAITING, ApprovalState.PENDING]).update(
+        state=ApprovalState.CLOSED, notify_due=False)
 
 
 def void_stale_signatures(rfc: Rfc, actor=None) -> int:
@@ -345,12 +340,7 @@ def sign_verified(user, approval: Approval, decision: str, reason: str = "", via
 def _finish_round(rnd: ApprovalRound, step: ApprovalStep, state: str, now) -> None:
     step.state, step.completed_at = StepState.REJECTED, now
     step.save(update_fields=["state", "completed_at"])
-    rnd.state, rnd.closed_at = state, now
-    rnd.save(update_fields=["state", "closed_at"])
-    ApprovalStep.objects.filter(round=rnd, state__in=[StepState.WAITING, StepState.PENDING]).update(
-        state=StepState.CLOSED)
-    Approval.objects.filter(step__round=rnd, state__in=[ApprovalState.WAITING, ApprovalState.PENDING]).update(
-        state=ApprovalState.CLOSED, notify_due=False)
+    _close(rnd, state, now)
 
 
 # --- Reading a chain -------------------------------------------------------------------------

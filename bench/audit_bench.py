@@ -29,7 +29,6 @@ import sys
 import tempfile
 import time
 import tracemalloc
-import urllib.parse
 import uuid
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
@@ -38,6 +37,9 @@ from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+import benchdb  # noqa: E402
+
 BENCH_DB = "cc_audit_bench"
 BATCH = 20_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -46,32 +48,13 @@ COPY_COLUMNS = ("seq", "occurred_at", "actor_id", "actor_name", "action", "objec
                 "prev_hash", "hash")
 
 
-# --- Throwaway database (as bench/engine_bench.py) --------------------------------------------------
-def _admin_url(url: str) -> tuple[str, str]:
-    """(the `postgres` maintenance database's URL, the cc_audit_bench URL) for a PostgreSQL DATABASE_URL."""
-    parts = urllib.parse.urlsplit(url)
-    scheme = "postgresql" if parts.scheme in ("postgres", "postgresql") else parts.scheme
-    admin = urllib.parse.urlunsplit((scheme, parts.netloc, "/postgres", parts.query, ""))
-    bench = urllib.parse.urlunsplit((parts.scheme, parts.netloc, f"/{BENCH_DB}", parts.query, ""))
-    return admin, bench
-
-
-def _pg(admin_url: str, *statements: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        for sql in statements:
-            conn.execute(sql)
-
-
+# --- Throwaway database (bench/benchdb.py) ---------------------------------------------------------
 def create_bench_db(url: str) -> tuple[str, str]:
-    admin, bench = _admin_url(url)
-    _pg(admin, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)", f"CREATE DATABASE {BENCH_DB}")
-    return admin, bench
+    return benchdb.create(url, BENCH_DB)
 
 
 def drop_bench_db(admin: str) -> None:
-    _pg(admin, f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+    benchdb.drop(admin, BENCH_DB)
 
 
 # --- Machine and process facts ----------------------------------------------------------------------

@@ -88,12 +88,12 @@ class EnvironmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
         "differences": serializers.ListField(child=serializers.CharField()), "fingerprint": serializers.DictField()}))
     @action(detail=True, methods=["get"])
     def drift(self, request, *args, **kwargs):
-        from environments.views import evidence_context
+        from environments.evidence import drift_against_neighbour
 
         env = self.get_object()
-        context = evidence_context(env)
-        return Response({"environment": str(env), "against": str(context["drift_with"] or ""),
-                         "differences": context["drift"], "fingerprint": env.fingerprint})
+        other, differences = drift_against_neighbour(env)
+        return Response({"environment": str(env), "against": str(other or ""), "differences": differences,
+                         "fingerprint": env.fingerprint})
 
 
 

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from audit.services import record
-from changecontrol import access, clock
+from changecontrol import access, clock, jobs
 from changecontrol.errors import StateConflict
 from environments.models import TIER_ORDER, Environment, MaskingRule, RefreshRun, RunState, Tier
 from environments.plantdb import PlantDbError, database_of, has_database
@@ -50,28 +50,8 @@ def request_refresh(user, target: Environment, source: Environment | None = None
         run = RefreshRun.objects.create(source=source, target=target, requested_by=user)
         record("environments.refresh.requested", run, actor=user, actor_name=None if user else "system",
                after={"source": str(source), "target": str(target)})
-        transaction.on_commit(lambda: _nudge("environments.tasks.run_refresh", run.pk))
+        jobs.nudge("environments.tasks.run_refresh", run.pk)
     return run
-
-
-def _nudge(task: str, pk: int) -> None:
-    from changecontrol.celery import app
-
-    try:
-        app.send_task(task, args=[pk])
-    except Exception:  # the beat sweep runs queued rows
-        logger.warning("%s nudge not sent; the sweep runs it", task, exc_info=True)
-
-
-def _claim(model, pk: int):
-    """Queued → running exactly once, whoever asks (duplicate delivery, sweep)."""
-    with transaction.atomic():
-        row = model.objects.select_for_update(skip_locked=True).filter(pk=pk, state=RunState.QUEUED).first()
-        if row is None:
-            return None
-        row.state, row.started_at = RunState.RUNNING, clock.now()
-        row.save(update_fields=["state", "started_at"])
-    return row
 
 
 def masking_rules(site) -> list[MaskingRule]:
@@ -79,7 +59,7 @@ def masking_rules(site) -> list[MaskingRule]:
 
 
 def run_refresh(run_id: int) -> str:
-    run = _claim(RefreshRun, run_id)
+    run = jobs.claim(RefreshRun, run_id)
     if run is None:
         return "not queued"
     run = RefreshRun.objects.select_related("source", "source__site", "target", "target__site").get(pk=run.pk)
@@ -197,3 +177,15 @@ def drift(lower: Environment, higher: Environment) -> list[str]:
         else:
             lines.append(f"{label} differ")
     return lines
+
+
+def drift_against_neighbour(environment: Environment) -> tuple[Environment | None, list[str]]:
+    """Drift between an environment and the tier it is compared with (PROD ↔ UAT, others ↔ PROD):
+    what the environment page and the API show."""
+    compare_tier = Tier.UAT if environment.tier == Tier.PROD else Tier.PROD
+    other = Environment.objects.filter(site=environment.site_id, tier=compare_tier).first()
+    if other is None:
+        return None, []
+    lower, higher = (environment, other) if TIER_ORDER[environment.tier] < TIER_ORDER[compare_tier] \
+        else (other, environment)
+    return other, drift(lower, higher)

@@ -20,11 +20,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from releases.adapters import sqlite3_statements
-
 
 class PlantDbError(Exception):
     """The database is not configured or an operation on it failed; the message says which."""
+
+
+def sqlite_statements(script: str) -> list[str]:
+    """Split a script at the semicolons that end complete statements (not those inside strings or
+    triggers), as sqlite3.complete_statement judges them."""
+    statements, start = [], 0
+    for index, char in enumerate(script):
+        if char == ";" and sqlite3.complete_statement(script[start:index + 1]):
+            statement = script[start:index + 1].strip()
+            if statement.strip(";").strip():
+                statements.append(statement)
+            start = index + 1
+    rest = script[start:].strip()
+    if rest:
+        statements.append(rest)
+    return statements
+
+
+def _run(argv: list[str], timeout: int = 3600) -> subprocess.CompletedProcess:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=timeout)
+    except FileNotFoundError:
+        raise PlantDbError(f"{argv[0]} is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise PlantDbError(f"{argv[0]} did not finish within {timeout} s") from None
+    if done.returncode:
+        raise PlantDbError(f"{argv[0]} failed: {done.stderr.strip()}")
+    return done
 
 
 @dataclass(frozen=True)
@@ -112,7 +138,7 @@ class SqliteDatabase(PlantDatabase):
         connection = self._connect()
         try:
             connection.execute("BEGIN")
-            for statement in sqlite3_statements(script):
+            for statement in sqlite_statements(script):
                 connection.execute(statement)
             connection.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -180,24 +206,24 @@ class PostgresDatabase(PlantDatabase):
         with self._connect() as connection:
             return connection.execute("SELECT pg_database_size(current_database())").fetchone()[0]
 
-    def _dump(self, path: Path) -> None:
-        done = subprocess.run(["pg_dump", "-Fc", "-f", str(path), self.target], capture_output=True, text=True,
-                              check=False, timeout=3600)
-        if done.returncode:
-            raise PlantDbError(f"pg_dump failed: {done.stderr.strip()}")
+    def dump_to(self, path: Path) -> int:
+        """pg_dump in the custom format: what a backup and a copy start from."""
+        _run(["pg_dump", "-Fc", "-f", str(path), self.target])
+        return path.stat().st_size
+
+    def restore_from(self, path: Path) -> None:
+        """pg_restore in one transaction, replacing what is there."""
+        _run(["pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction", "-d", self.target,
+              str(path)])
 
     def copy_into(self, other: PlantDatabase) -> int:
         if not isinstance(other, PostgresDatabase):
             raise PlantDbError("a PostgreSQL database copies into PostgreSQL only")
         with tempfile.TemporaryDirectory(prefix="pcc-copy-") as folder:
             dump = Path(folder) / "copy.dump"
-            self._dump(dump)
-            done = subprocess.run(["pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction",
-                                   "-d", other.target, str(dump)], capture_output=True, text=True, check=False,
-                                  timeout=3600)
-            if done.returncode:
-                raise PlantDbError(f"pg_restore failed: {done.stderr.strip()}")
-            return dump.stat().st_size
+            size = self.dump_to(dump)
+            other.restore_from(dump)
+            return size
 
     def run_script(self, script: str) -> None:
         import psycopg
@@ -258,6 +284,15 @@ class PostgresDatabase(PlantDatabase):
         finally:
             with self._connect(admin, autocommit=True) as connection:
                 connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def database_from_url(url: str) -> PlantDatabase:
+    """sqlite:///path or postgres://… (the SQL apply adapter's setting)."""
+    if url.startswith("sqlite:///"):
+        return SqliteDatabase(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgres://", "postgresql://")):
+        return PostgresDatabase(url)
+    raise PlantDbError(f"unsupported database URL {url!r}; use sqlite:///path or postgres://…")
 
 
 def database_of(environment) -> PlantDatabase:

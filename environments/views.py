@@ -63,20 +63,18 @@ def edit(request, code: str, tier: str):
 
 # --- Computed evidence on the environment page (issue 7) ---------------------------------------------
 def evidence_context(env: Environment) -> dict:
-    from environments.evidence import drift, freshness, masking_rules
+    from environments.evidence import drift_against_neighbour, freshness, masking_rules
     from environments.models import RefreshRun
     from environments.plantdb import has_database
 
-    compare_tier = Tier.UAT if env.tier == Tier.PROD else Tier.PROD
-    other = Environment.objects.filter(site=env.site, tier=compare_tier).first()
-    lower, higher = (env, other) if TIER_ORDER[env.tier] < TIER_ORDER[compare_tier] else (other, env)
+    other, differences = drift_against_neighbour(env)
     return {
         "has_database": has_database(env),
         "refreshes": RefreshRun.objects.filter(target=env).select_related("source", "requested_by")[:5],
         "masking_rules": masking_rules(env.site),
         "freshness": freshness(env) if env.tier == Tier.UAT else None,
         "drift_with": other,
-        "drift": drift(lower, higher) if other is not None else [],
+        "drift": differences,
     }
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import time
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import Protocol
 
 from django.conf import settings
+
+from environments.plantdb import PlantDbError, PostgresDatabase, SqliteDatabase, database_from_url
 
 OUTPUT_LIMIT = 20_000
 
@@ -153,7 +154,7 @@ class HttpCheckAdapter:
                                                    "latency_ms": round(median, 1)})
 
 
-# --- Databases ----------------------------------------------------------------------------------
+# --- Databases (through environments.plantdb, the one place that touches a plant's database) ------
 @dataclass
 class SqliteBackupAdapter:
     """SQLite's online backup API into the deployment's work directory, and back."""
@@ -163,26 +164,18 @@ class SqliteBackupAdapter:
     name: str = "sqlite"
 
     def run(self, ctx: Context) -> StepResult:
-        target = ctx.work_dir / "backup.sqlite3"
+        backup = ctx.work_dir / "backup.sqlite3"
+        live, copy = SqliteDatabase(self.database), SqliteDatabase(str(backup))
         if self.restore:
-            if not target.exists():
-                return StepResult(False, f"no backup at {target} to restore")
-            _sqlite_copy(str(target), self.database)
-            return StepResult(True, f"restored {self.database} from {target}", {"backup": str(target)})
+            if not backup.exists():
+                return StepResult(False, f"no backup at {backup} to restore")
+            copy.copy_into(live)
+            return StepResult(True, f"restored {self.database} from {backup}", {"backup": str(backup)})
         if not Path(self.database).exists():
             return StepResult(False, f"database {self.database} does not exist")
-        _sqlite_copy(self.database, str(target))
-        return StepResult(True, f"backed up {self.database} to {target} ({target.stat().st_size} bytes)",
-                          {"backup": str(target), "bytes": target.stat().st_size})
-
-
-def _sqlite_copy(source: str, destination: str) -> None:
-    src, dst = sqlite3.connect(source), sqlite3.connect(destination)
-    try:
-        src.backup(dst)
-    finally:
-        src.close()
-        dst.close()
+        size = live.copy_into(copy)
+        return StepResult(True, f"backed up {self.database} to {backup} ({size} bytes)",
+                          {"backup": str(backup), "bytes": size})
 
 
 @dataclass
@@ -191,28 +184,21 @@ class PostgresBackupAdapter:
 
     dsn: str
     restore: bool = False
-    timeout: int = 1800
     name: str = "postgres"
 
     def run(self, ctx: Context) -> StepResult:
         dump = ctx.work_dir / "backup.dump"
-        if self.restore:
-            if not dump.exists():
-                return StepResult(False, f"no dump at {dump} to restore")
-            argv = ["pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction", "-d", self.dsn,
-                    str(dump)]
-        else:
-            argv = ["pg_dump", "-Fc", "-f", str(dump), self.dsn]
+        database = PostgresDatabase(self.dsn)
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout, check=False)
-        except FileNotFoundError:
-            return StepResult(False, f"{argv[0]} is not installed")
-        ok = done.returncode == 0
-        data = {"dump": str(dump)}
-        if ok and not self.restore:
-            data["bytes"] = dump.stat().st_size
-        verb = "restored from" if self.restore else "dumped to"
-        return StepResult(ok, _clip(f"{verb} {dump}\n{done.stdout}{done.stderr}"), data)
+            if self.restore:
+                if not dump.exists():
+                    return StepResult(False, f"no dump at {dump} to restore")
+                database.restore_from(dump)
+                return StepResult(True, f"restored from {dump}", {"dump": str(dump)})
+            size = database.dump_to(dump)
+        except PlantDbError as exc:
+            return StepResult(False, _clip(str(exc)), {"dump": str(dump)})
+        return StepResult(True, f"dumped to {dump} ({size} bytes)", {"dump": str(dump), "bytes": size})
 
 
 @dataclass
@@ -228,52 +214,15 @@ class SqlApplyAdapter:
         if not script.strip():
             return StepResult(True, "no SQL in this release", {"statements": 0})
         try:
-            if self.database.startswith("sqlite:///"):
-                path = self.database.removeprefix("sqlite:///")
-                connection = sqlite3.connect(path, isolation_level=None)
-                try:
-                    connection.execute("BEGIN")
-                    _sqlite_script(connection, script)
-                    connection.execute("COMMIT")
-                except Exception:
-                    connection.execute("ROLLBACK")
-                    raise
-                finally:
-                    connection.close()
-            elif self.database.startswith(("postgres://", "postgresql://")):
-                import psycopg
-
-                with psycopg.connect(self.database) as connection:  # one transaction, rolled back on error
-                    connection.execute(script)
-            else:
-                raise AdapterError(f"unsupported database URL {self.database!r}")
-        except AdapterError:
-            raise
-        except Exception as exc:  # the database's own message is the useful output
+            database = database_from_url(self.database)
+        except PlantDbError as exc:
+            raise AdapterError(str(exc)) from None
+        try:
+            database.run_script(script)
+        except PlantDbError as exc:  # the database's own message is the useful output
             return StepResult(False, f"SQL failed, nothing kept: {exc}")
         return StepResult(True, f"{'undo' if self.undo else 'migration'} applied in one transaction",
                           {"bytes": len(script)})
-
-
-def _sqlite_script(connection: sqlite3.Connection, script: str) -> None:
-    for statement in sqlite3_statements(script):
-        connection.execute(statement)
-
-
-def sqlite3_statements(script: str) -> list[str]:
-    """Split a script at the semicolons that end complete statements (not those inside strings or
-    triggers), as sqlite3.complete_statement judges them."""
-    statements, start = [], 0
-    for index, char in enumerate(script):
-        if char == ";" and sqlite3.complete_statement(script[start:index + 1]):
-            statement = script[start:index + 1].strip()
-            if statement.strip(";").strip():
-                statements.append(statement)
-            start = index + 1
-    rest = script[start:].strip()
-    if rest:
-        statements.append(rest)
-    return statements
 
 
 # --- Files and machines -----------------------------------------------------------------------

@@ -13,7 +13,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from audit.services import record
-from changecontrol import access, clock
+from changecontrol import access, clock, jobs
 from changecontrol.errors import StateConflict
 from changecontrol.roles import Role
 from environments import evidence
@@ -51,12 +51,12 @@ def request_check(user, rfc: Rfc, kind: str, site) -> CheckRun:
                                       environment=environment, requested_by=user)
         record("releases.check.requested", run, actor=user, actor_name=None if user else "system",
                after={"kind": kind, "environment": str(environment), "artifact_sha256": release.artifact_sha256})
-        transaction.on_commit(lambda: evidence._nudge("releases.tasks.run_check", run.pk))
+        jobs.nudge("releases.tasks.run_check", run.pk)
     return run
 
 
 def run_check(run_id: int) -> str:
-    run = evidence._claim(CheckRun, run_id)
+    run = jobs.claim(CheckRun, run_id)
     if run is None:
         return "not queued"
     run = CheckRun.objects.select_related("release", "environment", "environment__site", "rfc").get(pk=run.pk)

@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from changecontrol import access
@@ -54,34 +55,33 @@ def deployment_detail(request, uuid, deployment_uuid):
     return render(request, template, _context(request, deployment))
 
 
-@login_required
-@require_POST
-def deployment_rollback(request, uuid, deployment_uuid):
+def _act(request, uuid, deployment_uuid, action, success: str, next_url):
+    """Run a service action on the deployment with the reason given; a refusal re-renders the page."""
     deployment = _deployment_or_404(request, uuid, deployment_uuid)
     try:
-        scheduling.request_rollback(request.user, deployment, request.POST.get("reason", ""))
+        action(request.user, deployment, request.POST.get("reason", ""))
     except REFUSED as exc:
         status, message, _ = _refusal(exc)
         context = _context(request, deployment)
         context["action_error"] = message
         return render(request, "releases/deployment.html", context, status=status)
-    messages.success(request, "Rollback requested: the worker restores the snapshot and the backup at its next step.")
-    return redirect("releases:deployment", uuid, deployment_uuid)
+    messages.success(request, success)
+    return redirect(next_url)
+
+
+@login_required
+@require_POST
+def deployment_rollback(request, uuid, deployment_uuid):
+    return _act(request, uuid, deployment_uuid, scheduling.request_rollback,
+                "Rollback requested: the worker restores the snapshot and the backup at its next step.",
+                reverse("releases:deployment", args=[uuid, deployment_uuid]))
 
 
 @login_required
 @require_POST
 def deployment_cancel(request, uuid, deployment_uuid):
-    deployment = _deployment_or_404(request, uuid, deployment_uuid)
-    try:
-        scheduling.cancel_deployment(request.user, deployment, request.POST.get("reason", ""))
-    except REFUSED as exc:
-        status, message, _ = _refusal(exc)
-        context = _context(request, deployment)
-        context["action_error"] = message
-        return render(request, "releases/deployment.html", context, status=status)
-    messages.success(request, "Deployment cancelled.")
-    return redirect("releases:detail", uuid)
+    return _act(request, uuid, deployment_uuid, scheduling.cancel_deployment, "Deployment cancelled.",
+                reverse("releases:detail", args=[uuid]))
 
 
 @login_required

@@ -20,7 +20,18 @@ def split_names(value: str) -> list[str]:
     return [p for p in parts if p]
 
 
-class RfcForm(forms.Form):
+class ServiceErrors:
+    """Forms here shape input only; the services refuse. This puts a refusal next to its field."""
+
+    def add_service_errors(self, exc: ValidationError) -> None:
+        if not hasattr(exc, "error_dict"):
+            self.add_error(None, exc)
+            return
+        for field, errors in exc.error_dict.items():
+            self.add_error(field if field in self.fields else None, errors)
+
+
+class RfcForm(ServiceErrors, forms.Form):
     title = forms.CharField(max_length=200)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}),
                                   help_text="What changes and why, in the plant's words.")
@@ -100,16 +111,9 @@ class RfcForm(forms.Form):
                  "rollback_plan", "high_risk", "requested_timing", "emergency", "emergency_reason")
         return {name: self.cleaned_data[name] for name in names}
 
-    def add_service_errors(self, exc: ValidationError) -> None:
-        """Put the service's refusal next to the field it is about, or on top of the form."""
-        if not hasattr(exc, "error_dict"):
-            self.add_error(None, exc)
-            return
-        for field, errors in exc.error_dict.items():
-            self.add_error(field if field in self.fields else None, errors)
 
 
-class ReleaseForm(forms.Form):
+class ReleaseForm(ServiceErrors, forms.Form):
     product = forms.CharField(max_length=100, help_text="Product or module, e.g. MES or ERP-interface.")
     version = forms.CharField(max_length=64, help_text="Semantic version, MAJOR.MINOR.PATCH.")
     notes = forms.CharField(label="Release notes", required=False, widget=forms.Textarea(attrs={"rows": 3}))
@@ -122,12 +126,6 @@ class ReleaseForm(forms.Form):
                                widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}),
                                help_text="Required when there is a migration (R3, X6).")
 
-    def add_service_errors(self, exc: ValidationError) -> None:
-        if not hasattr(exc, "error_dict"):
-            self.add_error(None, exc)
-            return
-        for field, errors in exc.error_dict.items():
-            self.add_error(field if field in self.fields else None, errors)
 
 
 class EvidenceForm(forms.Form):

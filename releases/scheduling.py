@@ -7,7 +7,6 @@ again as the "Deployment window" gate before dispatch and right before the worke
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -16,7 +15,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from audit.services import record
-from changecontrol import access, clock
+from changecontrol import access, clock, jobs
 from changecontrol.errors import RuleViolation, StateConflict
 from changecontrol.roles import Role
 from environments import calendar
@@ -26,7 +25,7 @@ from releases import gates
 from releases.models import ACTIVE_DEPLOYMENT_STATES, Deployment, DeploymentState, Rfc
 from releases.states import RfcState
 
-logger = logging.getLogger(__name__)
+DISPATCH_TASK = "releases.tasks.dispatch_deployments"  # wakes the dispatcher before its next beat
 SCHEDULERS = frozenset({Role.RELEASE_MANAGER, Role.ADMIN})
 WINDOW_GATE = "Deployment window"
 MAX_DURATION = 12 * 60
@@ -232,26 +231,16 @@ def deploy_now(user, rfc: Rfc, environment: Environment, duration: int = 30) -> 
                             rule=WINDOW_GATE)
     with transaction.atomic():
         Environment.objects.select_for_update().get(pk=environment.pk)
-        if Deployment.objects.filter(environment=environment, state__in=ACTIVE_DEPLOYMENT_STATES,
-                                     scheduled_start__lt=decision.end, scheduled_end__gt=start).exists():
-            raise StateConflict(f"{environment} is busy with another deployment.")
+        busy = _conflicts(environment, start, decision.end)
+        if busy:
+            raise StateConflict(f"{environment} is busy with {busy[0].rfc.number}'s deployment.")
         deployment = Deployment.objects.create(
             rfc=rfc, environment=environment, scheduled_start=start, scheduled_end=decision.end,
             duration_minutes=duration, scheduled_by=user)
         record("releases.deployment.scheduled", deployment, actor=user, after={
             "environment": str(environment), "start": start.isoformat(), "immediate": True})
-        transaction.on_commit(_nudge_dispatcher)
+        jobs.nudge(DISPATCH_TASK)
     return deployment
-
-
-def _nudge_dispatcher() -> None:
-    """Wake the dispatcher now instead of at its next beat; the row is the truth either way."""
-    from releases import tasks
-
-    try:
-        tasks.dispatch_deployments.delay()
-    except Exception:  # a broker outage: beat dispatches it
-        logger.warning("dispatch nudge not sent; beat will dispatch", exc_info=True)
 
 
 def request_rollback(user, deployment: Deployment, reason: str) -> Deployment:
@@ -270,7 +259,7 @@ def request_rollback(user, deployment: Deployment, reason: str) -> Deployment:
         locked.next_action_at = clock.now()
         locked.save(update_fields=["rollback_requested_by", "outcome", "next_action_at"])
         record("releases.deployment.rollback_requested", locked, actor=user, reason=reason.strip())
-        transaction.on_commit(_nudge_dispatcher)
+        jobs.nudge(DISPATCH_TASK)
     return locked
 
 

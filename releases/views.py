@@ -13,6 +13,7 @@ from django.core.paginator import Paginator
 from django.db.models import Prefetch, Q
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from approvals import services as approvals
@@ -82,7 +83,7 @@ def rfc_list(request):
 @login_required
 @require_GET
 def my_rfcs(request):
-    return redirect(f"{_url('releases:list')}?mine=on")
+    return redirect(f"{reverse('releases:list')}?mine=on")
 
 
 # --- Filing and editing -------------------------------------------------------------------------
@@ -170,14 +171,8 @@ def release_create(request):
             form.add_service_errors(exc)
         else:
             messages.success(request, f"Release {release} recorded with SHA-256 {release.artifact_sha256[:12]}….")
-            return redirect(f"{_url('releases:create')}?release={release.pk}")
+            return redirect(f"{reverse('releases:create')}?release={release.pk}")
     return render(request, "releases/release_form.html", {"form": form}, status=400 if form.errors else 200)
-
-
-def _url(name: str, *args) -> str:
-    from django.urls import reverse
-
-    return reverse(name, args=args)
 
 
 # --- The RFC page -------------------------------------------------------------------------------
@@ -336,7 +331,7 @@ def evidence_add(request, uuid):
         form.add_error("file" if status == 400 else None, message)
         return _render_detail(request, _rfc_or_404(request.user, uuid), status=status, evidence_form=form)
     messages.success(request, f"{evidence.original_name} added (SHA-256 {evidence.sha256[:12]}…).")
-    return redirect(f"{_url('releases:detail', rfc.uuid)}#evidence")
+    return redirect(f"{reverse('releases:detail', args=[rfc.uuid])}#evidence")
 
 
 def _evidence_or_404(request, uuid, evidence_uuid) -> Evidence:
@@ -357,7 +352,7 @@ def evidence_delete(request, uuid, evidence_uuid):
         status, message, _ = _refusal(exc)
         return _render_detail(request, _rfc_or_404(request.user, uuid), status=status, action_error=message)
     messages.success(request, f"{evidence.original_name} removed.")
-    return redirect(f"{_url('releases:detail', evidence.rfc.uuid)}#evidence")
+    return redirect(f"{reverse('releases:detail', args=[evidence.rfc.uuid])}#evidence")
 
 
 def _file_response(evidence: Evidence, *, inline: bool) -> FileResponse:
@@ -408,7 +403,7 @@ def signoff(request, uuid):
         form.add_error(None, message)
         return _render_detail(request, _rfc_or_404(request.user, uuid), status=status, signoff_form=form)
     messages.success(request, f"UAT of {rfc.number} signed off for {site.code}.")
-    return redirect(f"{_url('releases:detail', rfc.uuid)}#uat")
+    return redirect(f"{reverse('releases:detail', args=[rfc.uuid])}#uat")
 
 
 
@@ -484,4 +479,4 @@ def request_check(request, uuid):
         messages.error(request, message)
     else:
         messages.success(request, "Check queued: a worker runs it against a scratch copy of UAT.")
-    return redirect(f"{_url('releases:detail', rfc.uuid)}#evidence-computed")
+    return redirect(f"{reverse('releases:detail', args=[rfc.uuid])}#evidence-computed")

@@ -143,6 +143,17 @@ def cast(db, site_a, site_b):
     return people
 
 
+@pytest.fixture
+def people(cast):
+    """The cast plus the rest of the approval chain: operations manager, CIO, plant director (global)."""
+    return {
+        **cast,
+        "opsmanager": make_user("opsmanager", Role.OPERATIONS_MANAGER),
+        "cio": make_user("cio", Role.CIO),
+        "plantdirector": make_user("plantdirector", Role.PLANT_DIRECTOR),
+    }
+
+
 def client_for(user: User) -> Client:
     client = Client()
     client.force_login(user)

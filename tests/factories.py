@@ -47,3 +47,23 @@ def ready_rfc(author, tester, site, **fields):
     item = rfc(author, site, **fields)
     services.sign_off_uat(tester, item, site, "Printed 50 labels on UAT line 2, all fine.", [png()])
     return item
+
+
+SIGNERS = {"it_manager": "itmanager", "operations_manager": "opsmanager", "cio": "cio",
+           "plant_director": "plantdirector"}
+
+
+def sign_chain(people: dict, rfc):
+    """Submit the RFC and sign every pending approval, each by the person of `people` holding its role
+    (the `people` fixture), with the password, as a person would."""
+    from approvals import services as approvals
+    from approvals.models import Approval, ApprovalState
+    from releases.states import RfcState
+    from tests.conftest import PASSWORD
+
+    services.submit(people["dev"], rfc)
+    while (approval := Approval.objects.filter(rfc=rfc, state=ApprovalState.PENDING).first()) is not None:
+        approvals.sign(people[SIGNERS[approval.role]], approval, "approve", PASSWORD)
+    rfc.refresh_from_db()
+    assert rfc.state == RfcState.APPROVED
+    return rfc

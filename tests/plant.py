@@ -41,3 +41,22 @@ def running_plant(root: Path) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@contextmanager
+def site_plant(root: Path, site, **environment_fields) -> Iterator[Path]:
+    """The demo plant for `site`'s DEV, UAT and PROD, running, with each environment's pipeline pointing
+    at it (smoke test at once, not after 15 minutes)."""
+    from demo_plant.layout import ensure_environment
+    from demo_plant.portal import pipeline
+    from environments.models import Environment
+
+    for tier in ("DEV", "UAT", "PROD"):
+        ensure_environment(root, site.code, tier)
+    with running_plant(root) as base:
+        for env in Environment.objects.filter(site=site):
+            env.pipeline = pipeline(root, site.code, env.tier, base, smoke_delay_seconds=0)
+            for name, value in environment_fields.items():
+                setattr(env, name, value)
+            env.save(update_fields=["pipeline", *environment_fields])
+        yield root

@@ -44,14 +44,8 @@ def _mail_at_once(monkeypatch):
 
 
 @pytest.fixture
-def managers(cast, site_a, site_b):
-    return {
-        **cast,
-        "opsmanager": make_user("opsmanager", Role.OPERATIONS_MANAGER),
-        "cio": make_user("cio", Role.CIO),
-        "plantdirector": make_user("plantdirector", Role.PLANT_DIRECTOR),
-        "itmanager_b": make_user("itmanager_b", Role.IT_MANAGER, site=site_b),
-    }
+def managers(people, site_b):
+    return {**people, "itmanager_b": make_user("itmanager_b", Role.IT_MANAGER, site=site_b)}
 
 
 def submitted(people, site, version="1.0.1", **fields):

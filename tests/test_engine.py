@@ -18,17 +18,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from approvals.models import Signature
 from audit.models import AuditEvent
-from changecontrol.roles import Role
 from demo_plant.artifacts import build
-from demo_plant.layout import ensure_environment
-from demo_plant.portal import pipeline
 from environments.models import Environment
 from releases import engine, scheduling, services
 from releases.models import Deployment, DeploymentState, DeploymentStep, Rfc, StepState
 from releases.states import RfcState
 from tests import factories
-from tests.conftest import make_user
-from tests.plant import running_plant
+from tests.plant import site_plant
 
 pytestmark = pytest.mark.django_db
 S = DeploymentState
@@ -45,13 +41,7 @@ def media(settings, tmp_path):
 
 @pytest.fixture
 def plant(tmp_path, site_a):
-    root = tmp_path / "plant"
-    for tier in ("DEV", "UAT", "PROD"):
-        ensure_environment(root, site_a.code, tier)
-    with running_plant(root) as base:
-        for env in Environment.objects.filter(site=site_a):
-            env.pipeline = pipeline(root, site_a.code, env.tier, base, smoke_delay_seconds=0)
-            env.save(update_fields=["pipeline"])
+    with site_plant(tmp_path / "plant", site_a) as root:
         yield root
 
 
@@ -264,28 +254,12 @@ def test_manual_rollback_by_a_release_manager(cast, site_a, plant, artifacts):
 
 
 # --- PROD: the gates and the window again, and the RFC following its deployment ----------------------
-@pytest.fixture
-def people(cast):
-    return {**cast, "cio": make_user("cio", Role.CIO), "opsmanager": make_user("opsmanager", Role.OPERATIONS_MANAGER),
-            "plantdirector": make_user("plantdirector", Role.PLANT_DIRECTOR)}
-
-
-SIGNERS = {"it_manager": "itmanager", "operations_manager": "opsmanager", "cio": "cio",
-           "plant_director": "plantdirector"}
-
-
 def scheduled_prod(people, site, release, start):
     """A major RFC through its whole chain, booked into PROD at `start`."""
-    from approvals import services as approvals
-    from approvals.models import Approval, ApprovalState
-    from tests.conftest import PASSWORD
-
     with time_machine.travel(start - timedelta(days=1), tick=False):
-        rfc = factories.ready_rfc(people["dev"], people["tester"], site, release=release,
-                                  estimated_downtime_minutes=10, retraining_note="Briefed.")
-        services.submit(people["dev"], rfc)
-        while (approval := Approval.objects.filter(rfc=rfc, state=ApprovalState.PENDING).first()) is not None:
-            approvals.sign(people[SIGNERS[approval.role]], approval, "approve", PASSWORD)
+        rfc = factories.sign_chain(people, factories.ready_rfc(
+            people["dev"], people["tester"], site, release=release, estimated_downtime_minutes=10,
+            retraining_note="Briefed."))
         prove_in_uat(people, rfc, site)
         deployment = scheduling.schedule(people["releasemgr"], rfc, site, start, 30)
     return rfc, deployment

@@ -19,17 +19,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from approvals import services as approvals
-from approvals.models import Approval, ApprovalState
 from audit import evidence_pack
 from audit.models import AuditEvent
-from changecontrol.roles import Role
 from environments.models import Environment
 from releases import services as rfc_services
 from releases.models import Evidence, Rfc
-from releases.states import RfcState
 from tests import factories
-from tests.conftest import PASSWORD, client_for, make_user
+from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
 REPO = Path(__file__).resolve().parent.parent
@@ -43,20 +39,8 @@ def media(settings, tmp_path):
     settings.VAR_DIR = tmp_path / "var"
 
 
-@pytest.fixture
-def people(cast):
-    return {**cast, "opsmanager": make_user("opsmanager", Role.OPERATIONS_MANAGER)}
-
-
 def approve(people, rfc: Rfc) -> Rfc:
-    """Submit and sign every pending approval with the person holding its role."""
-    rfc_services.submit(people["dev"], rfc)
-    signers = {Role.IT_MANAGER: people["itmanager"], Role.OPERATIONS_MANAGER: people["opsmanager"]}
-    while (approval := Approval.objects.filter(rfc=rfc, state=ApprovalState.PENDING).first()) is not None:
-        approvals.sign(signers[Role(approval.role)], approval, "approve", PASSWORD)
-    rfc.refresh_from_db()
-    assert rfc.state == RfcState.APPROVED
-    return rfc
+    return factories.sign_chain(people, rfc)
 
 
 def approved(people, site, **fields) -> Rfc:
@@ -218,18 +202,10 @@ def test_markup_in_user_text_renders_literally(people, site_a, tmp_path):
 # --- A realistic pack, looked at ------------------------------------------------------------------------
 @pytest.fixture
 def plant(tmp_path, site_a):
-    from demo_plant.layout import ensure_environment
-    from demo_plant.portal import pipeline
-    from tests.plant import running_plant
+    from tests.plant import site_plant
 
-    root = tmp_path / "plant"
-    for tier in ("DEV", "UAT", "PROD"):
-        ensure_environment(root, site_a.code, tier)
-    with running_plant(root) as base:
-        for env in Environment.objects.filter(site=site_a):
-            env.pipeline = pipeline(root, site_a.code, env.tier, base, smoke_delay_seconds=0)
-            env.active_version = "2.3.1"  # the plant's baseline: 2.4.1 is a minor change, two signatures
-            env.save(update_fields=["pipeline", "active_version"])
+    # The plant's baseline 2.3.1: 2.4.1 is then a minor change with two signatures.
+    with site_plant(tmp_path / "plant", site_a, active_version="2.3.1") as root:
         yield root
 
 

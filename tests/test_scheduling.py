@@ -38,26 +38,10 @@ def frozen_now():
         yield
 
 
-@pytest.fixture
-def people(cast, site_a, site_b):
-    return {
-        **cast,
-        "opsmanager": make_user("opsmanager", Role.OPERATIONS_MANAGER),
-        "cio": make_user("cio", Role.CIO),
-        "plantdirector": make_user("plantdirector", Role.PLANT_DIRECTOR),
-    }
-
-
 def approved(people, site, version="1.0.1", **fields) -> Rfc:
     """A patch RFC through its real chain (IT Manager), or an emergency one through the CIO."""
-    rfc = factories.ready_rfc(people["dev"], people["tester"], site, version=version, **fields)
-    rfc_services.submit(people["dev"], rfc)
-    signer = people["cio"] if rfc.emergency else people["itmanager"]
-    while (approval := Approval.objects.filter(rfc=rfc, state=ApprovalState.PENDING).first()) is not None:
-        approvals.sign(signer, approval, "approve", PASSWORD)
-    rfc.refresh_from_db()
-    assert rfc.state == RfcState.APPROVED
-    return rfc
+    return factories.sign_chain(people, factories.ready_rfc(people["dev"], people["tester"], site, version=version,
+                                                            **fields))
 
 
 # --- The service ---------------------------------------------------------------------------------
