@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from changecontrol import access
 from environments.models import Environment
 from releases import engine, scheduling
-from releases.models import Deployment, DeploymentState
+from releases.models import Deployment
 from releases.views import REFUSED, _refusal, _rfc_or_404
 
 
@@ -40,10 +40,8 @@ def _context(request, deployment: Deployment) -> dict:
         "times": {"scheduled": local(deployment.scheduled_start), "started": local(deployment.started_at),
                   "finished": local(deployment.finished_at), "next": local(deployment.next_action_at)},
         "pipeline": engine.FORWARD,
-        "may_rollback": deployment.state in (DeploymentState.RUNNING, DeploymentState.VERIFYING)
-        and access.has_any_role(request.user, scheduling.SCHEDULERS, deployment.environment.site),
-        "may_cancel": deployment.state == DeploymentState.SCHEDULED and not deployment.lease_owner
-        and access.can(request.user, "deploy", deployment.environment),
+        "may_rollback": scheduling.may_roll_back(request.user, deployment),
+        "may_cancel": scheduling.may_cancel(request.user, deployment),
     }
 
 

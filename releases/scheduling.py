@@ -27,6 +27,7 @@ from releases.states import RfcState
 
 DISPATCH_TASK = "releases.tasks.dispatch_deployments"  # wakes the dispatcher before its next beat
 SCHEDULERS = frozenset({Role.RELEASE_MANAGER, Role.ADMIN})
+ROLLBACK_STATES = (DeploymentState.RUNNING, DeploymentState.VERIFYING)  # a release manager may stop these
 WINDOW_GATE = "Deployment window"
 MAX_DURATION = 12 * 60
 
@@ -118,10 +119,27 @@ def slots(rfc: Rfc, site: Site, after: datetime, duration: int, count: int = 6) 
     return found
 
 
+def may_schedule(user, site: Site) -> bool:
+    return access.has_any_role(user, SCHEDULERS, site)
+
+
+def may_roll_back(user, deployment: Deployment) -> bool:
+    return deployment.state in ROLLBACK_STATES and may_schedule(user, deployment.environment.site)
+
+
+def may_cancel(user, deployment: Deployment) -> bool:
+    return (deployment.state == DeploymentState.SCHEDULED and not deployment.lease_owner
+            and access.can(user, "deploy", deployment.environment))
+
+
+def may_deploy_now(user, environment: Environment) -> bool:
+    return environment.tier != Tier.PROD and access.can(user, "deploy", environment)
+
+
 def _require_scheduler(user, rfc: Rfc, site: Site) -> None:
     if site.pk not in {i.site_id for i in rfc.impacts.all()}:
         raise ValidationError({"site": f"{site.code} is not a target of {rfc.number}."})
-    if not access.has_any_role(user, SCHEDULERS, site):
+    if not may_schedule(user, site):
         raise PermissionDenied(f"Only a release manager or an admin of {site.code} schedules its PROD.")
 
 
@@ -247,11 +265,11 @@ def request_rollback(user, deployment: Deployment, reason: str) -> Deployment:
     """A release manager stops a running deployment: the worker rolls back at the next step."""
     if not reason.strip():
         raise ValidationError({"reason": "Say why you roll back."})
-    if not access.has_any_role(user, SCHEDULERS, deployment.environment.site):
+    if not may_schedule(user, deployment.environment.site):
         raise PermissionDenied("Only a release manager or an admin rolls a deployment back.")
     with transaction.atomic():
         locked = Deployment.objects.select_for_update().get(pk=deployment.pk)
-        if locked.state not in (DeploymentState.RUNNING, DeploymentState.VERIFYING):
+        if locked.state not in ROLLBACK_STATES:
             raise StateConflict(f"The deployment is {locked.get_state_display().lower()}; only a running one "
                                 "is rolled back.")
         locked.rollback_requested_by = user

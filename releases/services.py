@@ -221,10 +221,18 @@ def update_rfc(user, rfc: Rfc, *, impacts: Sequence[dict] | None = None, **field
 EVIDENCE_ROLES = frozenset({Role.DEVELOPER, Role.KEY_USER, Role.RELEASE_MANAGER, Role.ADMIN})
 
 
+def may_add_evidence(user, rfc: Rfc) -> bool:
+    """The author, or a developer, key user, release manager or admin of one of the RFC's sites."""
+    return rfc.author_id == user.pk or any(access.has_any_role(user, EVIDENCE_ROLES, site) for site in rfc_sites(rfc))
+
+
+def may_sign_off(user, rfc: Rfc, site: Site) -> bool:
+    """A key user of the site who did not write the RFC (R6, R9)."""
+    return rfc.author_id != user.pk and access.has_role(user, Role.KEY_USER, site)
+
+
 def _require_evidence_rights(user, rfc: Rfc) -> None:
-    if rfc.author_id == user.pk:
-        return
-    if not any(access.has_any_role(user, EVIDENCE_ROLES, site) for site in rfc_sites(rfc)):
+    if not may_add_evidence(user, rfc):
         raise PermissionDenied("You may not add evidence to this RFC.")
 
 
@@ -288,7 +296,7 @@ def sign_off_uat(user, rfc: Rfc, site: Site, comment: str, files: Sequence) -> U
     """A key user of the site signs off UAT with a comment and at least one evidence file (R6)."""
     if rfc.author_id == user.pk:
         raise PermissionDenied("The author cannot sign off their own RFC.")
-    if not access.has_role(user, Role.KEY_USER, site):
+    if not may_sign_off(user, rfc, site):
         raise PermissionDenied(f"Only a key user of {site.code} signs off its UAT.")
     if site.pk not in {s.pk for s in rfc_sites(rfc)}:
         raise ValidationError({"site": f"{site.code} is not a target of {rfc.number}."})

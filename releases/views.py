@@ -20,7 +20,6 @@ from approvals import services as approvals
 from audit.models import AuditEvent
 from changecontrol import access, clock
 from changecontrol.errors import RuleViolation, StateConflict
-from changecontrol.roles import Role
 from environments.models import Site
 from environments.windows import rules_for
 from releases import gates, scheduling, services, uploads
@@ -182,10 +181,8 @@ def _detail_context(request, rfc: Rfc) -> dict:
     is_draft = rfc.state in EDITABLE_STATES
     stage = "submit" if rfc.state in (RfcState.DRAFT, RfcState.SUBMITTED, RfcState.IN_APPROVAL) else "schedule"
     evidence = list(rfc.evidence.all())
-    may_add_evidence = is_draft and (rfc.author_id == user.pk or any(
-        access.has_any_role(user, services.EVIDENCE_ROLES, site) for site in sites))
-    signoff_sites = [] if not is_draft or rfc.author_id == user.pk else [
-        site for site in sites if access.has_role(user, Role.KEY_USER, site)]
+    may_add_evidence = is_draft and services.may_add_evidence(user, rfc)
+    signoff_sites = [site for site in sites if is_draft and services.may_sign_off(user, rfc, site)]
     my_approvals = set(approvals.approvals_for(user).filter(rfc=rfc).values_list("pk", flat=True))
     deployments = list(rfc.deployments.select_related("environment", "environment__site").order_by(
         "environment__site__code", "created_at"))
@@ -214,8 +211,7 @@ def _detail_context(request, rfc: Rfc) -> dict:
                          f"{d.scheduled_end.astimezone(d.environment.site.zone):%H:%M %Z}")
                         for d in deployments],
         "promotion": _promotion(user, rfc, sites, deployments),
-        "may_schedule": rfc.state == RfcState.APPROVED and any(
-            access.has_any_role(user, scheduling.SCHEDULERS, site) for site in sites),
+        "may_schedule": rfc.state == RfcState.APPROVED and any(scheduling.may_schedule(user, s) for s in sites),
     }
 
 
@@ -236,8 +232,8 @@ def _promotion(user, rfc: Rfc, sites, deployments) -> list[dict]:
         for env in by_site.get(site.pk, []):
             d = latest.get(env.pk)
             busy = d is not None and d.state in ACTIVE_DEPLOYMENT_STATES
-            cells.append({"env": env, "deployment": d, "may_deploy": env.tier != "PROD" and not busy
-                          and access.can(user, "deploy", env)})
+            cells.append({"env": env, "deployment": d,
+                          "may_deploy": not busy and scheduling.may_deploy_now(user, env)})
         rows.append({"site": site, "cells": cells})
     return rows
 
@@ -429,7 +425,7 @@ def _schedule_context(request, rfc: Rfc, form: ScheduleForm) -> dict:
 def rfc_schedule(request, uuid):
     """Book the PROD start: the next allowed slots are offered; a blocked time is refused with every reason."""
     rfc = _rfc_or_404(request.user, uuid)
-    sites = [s for s in services.rfc_sites(rfc) if access.has_any_role(request.user, scheduling.SCHEDULERS, s)]
+    sites = [s for s in services.rfc_sites(rfc) if scheduling.may_schedule(request.user, s)]
     if not sites:
         raise PermissionDenied("Only a release manager or an admin of the RFC's sites schedules it.")
     if rfc.state != RfcState.APPROVED:
