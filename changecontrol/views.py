@@ -33,8 +33,7 @@ def home(request):
     from environments.models import TIER_ORDER
     from releases.models import Impact, UatSignoff
     from releases.services import visible_rfcs
-    from releases.states import RfcState
-    from releases.views import OPEN_STATES
+    from releases.states import OPEN_STATES, RfcState
 
     user = request.user
     environments = sorted(

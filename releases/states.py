@@ -81,3 +81,5 @@ TRANSITIONS: dict[str, Transition] = {
 }
 
 EDITABLE_STATES = frozenset({S.DRAFT})
+# Not finished: what "open" means in the RFC list's filter and on the home page.
+OPEN_STATES = frozenset({*_OPEN, S.DEPLOYING})

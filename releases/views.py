@@ -25,12 +25,10 @@ from environments.windows import rules_for
 from releases import gates, scheduling, services, uploads
 from releases.forms import EvidenceForm, ReleaseForm, RfcFilterForm, RfcForm, ScheduleForm, SignoffForm
 from releases.models import ACTIVE_DEPLOYMENT_STATES, Evidence, Impact, Rfc
-from releases.states import EDITABLE_STATES, RfcState
+from releases.states import EDITABLE_STATES, OPEN_STATES, RfcState
 from releases.versioning import VersionRefused
 
 PAGE_SIZE = 25
-OPEN_STATES = [RfcState.DRAFT, RfcState.SUBMITTED, RfcState.IN_APPROVAL, RfcState.APPROVED,
-               RfcState.SCHEDULED, RfcState.DEPLOYING]
 AUDITED_TYPES = ["releases.rfc", "approvals.approvalround", "approvals.approval", "approvals.signature"]
 # Scheduling has its own page with the plant calendar (issue 5); the RFC page offers the rest.
 PAGE_TRANSITIONS_EXCLUDED = {"schedule"}
