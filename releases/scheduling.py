@@ -8,7 +8,7 @@ again as the "Deployment window" gate before dispatch and right before the worke
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -30,6 +30,9 @@ SCHEDULERS = frozenset({Role.RELEASE_MANAGER, Role.ADMIN})
 ROLLBACK_STATES = (DeploymentState.RUNNING, DeploymentState.VERIFYING)  # a release manager may stop these
 WINDOW_GATE = "Deployment window"
 MAX_DURATION = 12 * 60
+# Offered slots start at least this far ahead: a slot offered at 09:59:59 for 10:00 would be in the
+# past by the time the form comes back.
+BOOKING_LEAD = timedelta(minutes=2)
 
 
 @dataclass(frozen=True)

@@ -413,7 +413,7 @@ def _schedule_context(request, rfc: Rfc, form: ScheduleForm) -> dict:
             "environment": environment, "rules": rules, "zone": site.zone,
             "slots": [(slot, f"{slot.start.astimezone(site.zone):%a %-d %b}",
                        f"{slot.start.astimezone(site.zone):%H:%M}–{slot.end.astimezone(site.zone):%H:%M %Z}")
-                      for slot in scheduling.slots(rfc, site, clock.now(), duration)],
+                      for slot in scheduling.slots(rfc, site, clock.now() + scheduling.BOOKING_LEAD, duration)],
         })
     return context
 

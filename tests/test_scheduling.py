@@ -274,3 +274,20 @@ def test_schedule_over_the_api(people, site_a):
     booked = api.post(url, {"site": site_a.code, "start": TUESDAY_9.isoformat(), "duration": 45}, format="json")
     assert booked.status_code == 201 and booked.json()["duration_minutes"] == 45
     assert api.post(f"/api/v1/rfcs/{rfc.uuid}/transition/", {"name": "schedule"}, format="json").status_code == 400
+
+
+def test_offered_slots_stay_bookable_at_a_minute_boundary(people, site_a):
+    """A slot offered a second before it starts would be refused as past when the form comes back."""
+    from releases import scheduling as booking
+
+    open_rules = datetime(2026, 11, 10, 8, 59, 59, tzinfo=BERLIN)  # Tuesday, the window opens at 09:00
+    rfc = approved(people, site_a)
+    with time_machine.travel(open_rules, tick=False):
+        page = client_for(people["releasemgr"]).get(reverse("releases:schedule", args=[rfc.uuid]))
+    first = page.context["slots"][0][0]
+    assert first.start >= open_rules + booking.BOOKING_LEAD
+    with time_machine.travel(open_rules + timedelta(seconds=5), tick=False):
+        response = client_for(people["releasemgr"]).post(
+            reverse("releases:schedule", args=[rfc.uuid]),
+            {"site": site_a.code, "duration": "30", "slot": first.start.isoformat()})
+    assert response.status_code == 302
