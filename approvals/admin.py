@@ -21,8 +21,13 @@ class ApprovalPolicyAdmin(AuditedAdmin):
         return " → ".join(str(step) for step in obj.steps.all())
 
     def audit_snapshot(self, obj) -> dict:
-        return {"change_class": obj.change_class, "description": obj.description,
-                "steps": [{"order": s.order, "roles": s.roles, "rule": s.rule} for s in obj.steps.order_by("order")]}
+        return {
+            "change_class": obj.change_class,
+            "description": obj.description,
+            "steps": [
+                {"order": s.order, "roles": s.roles, "rule": s.rule} for s in obj.steps.order_by("order")
+            ],
+        }
 
 
 class AbsenceAdmin(AuditedAdmin):

@@ -17,8 +17,19 @@ class SignatureSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Signature
-        fields = ["signer", "printed_name", "on_behalf_of", "signed_at", "decision", "meaning", "reason",
-                  "content_hash", "via", "voided_at", "void_reason"]
+        fields = [
+            "signer",
+            "printed_name",
+            "on_behalf_of",
+            "signed_at",
+            "decision",
+            "meaning",
+            "reason",
+            "content_hash",
+            "via",
+            "voided_at",
+            "void_reason",
+        ]
 
 
 class ApprovalSerializer(serializers.ModelSerializer):
@@ -33,16 +44,31 @@ class ApprovalSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Approval
-        fields = ["id", "rfc", "rfc_number", "rfc_title", "change_class", "site", "role", "step", "state",
-                  "content_hash", "signatures"]
+        fields = [
+            "id",
+            "rfc",
+            "rfc_number",
+            "rfc_title",
+            "change_class",
+            "site",
+            "role",
+            "step",
+            "state",
+            "content_hash",
+            "signatures",
+        ]
 
 
 class SignSerializer(serializers.Serializer):
-    password = serializers.CharField(write_only=True, trim_whitespace=False,
-                                     help_text="The signer's password, re-entered at every signing (21 CFR 11.200).")
+    password = serializers.CharField(
+        write_only=True,
+        trim_whitespace=False,
+        help_text="The signer's password, re-entered at every signing (21 CFR 11.200).",
+    )
     reason = serializers.CharField(required=False, allow_blank=True, default="")
-    content_hash = serializers.RegexField(r"^[0-9a-f]{64}$", required=False,
-                                          help_text="Sign only if the RFC's content still has this hash.")
+    content_hash = serializers.RegexField(
+        r"^[0-9a-f]{64}$", required=False, help_text="Sign only if the RFC's content still has this hash."
+    )
 
 
 class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -59,16 +85,26 @@ class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             from releases.services import visible_rfcs
 
             queryset = Approval.objects.filter(rfc__in=visible_rfcs(user))
-        return queryset.select_related("rfc", "site", "step", "step__round").prefetch_related(
-            "signatures__signer", "signatures__on_behalf_of").order_by("step__activated_at", "id")
+        return (
+            queryset.select_related("rfc", "site", "step", "step__round")
+            .prefetch_related("signatures__signer", "signatures__on_behalf_of")
+            .order_by("step__activated_at", "id")
+        )
 
     def _sign(self, request, decision: str) -> Response:
         approval = self.get_object()
         body = SignSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        signature = services.sign(request.user, approval, decision, data["password"], reason=data["reason"],
-                                  via="api", expected_hash=data.get("content_hash"))
+        signature = services.sign(
+            request.user,
+            approval,
+            decision,
+            data["password"],
+            reason=data["reason"],
+            via="api",
+            expected_hash=data.get("content_hash"),
+        )
         return Response(SignatureSerializer(signature).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=SignSerializer, responses={201: SignatureSerializer})

@@ -34,9 +34,15 @@ def issue_link(approval: Approval, user, purpose: str = "request") -> str:
     """A fresh single-use link for one approver: 256 random bits, only the hash is stored."""
     raw = secrets.token_urlsafe(32)
     now = clock.now()
-    EmailLink.objects.create(approval=approval, user=user, token_hash=token_hash(raw),
-                             content_hash=approval.step.round.content_hash, purpose=purpose, created_at=now,
-                             expires_at=now + timedelta(hours=settings.APPROVAL_LINK_HOURS))
+    EmailLink.objects.create(
+        approval=approval,
+        user=user,
+        token_hash=token_hash(raw),
+        content_hash=approval.step.round.content_hash,
+        purpose=purpose,
+        created_at=now,
+        expires_at=now + timedelta(hours=settings.APPROVAL_LINK_HOURS),
+    )
     # Built from the configured base URL, never from a request's Host header.
     return settings.SITE_URL + reverse("approvals:link", args=[raw])
 
@@ -71,8 +77,12 @@ def after_commit(send) -> None:
 
 def _context(approval: Approval) -> dict:
     rfc = approval.rfc
-    return {"approval": approval, "rfc": rfc, "gates": gates.evaluate(rfc),
-            "rfc_url": settings.SITE_URL + reverse("releases:detail", args=[rfc.uuid])}
+    return {
+        "approval": approval,
+        "rfc": rfc,
+        "gates": gates.evaluate(rfc),
+        "rfc_url": settings.SITE_URL + reverse("releases:detail", args=[rfc.uuid]),
+    }
 
 
 def _tag(approval: Approval) -> str:
@@ -84,8 +94,11 @@ def _tag(approval: Approval) -> str:
 
 def _claimed(queryset, **changes) -> list[Approval]:
     """Lock due rows no one else holds, mark them done and return them (same transaction)."""
-    rows = list(queryset.select_for_update(skip_locked=True, of=("self",)).select_related(
-        "rfc", "rfc__release", "rfc__author", "site", "step", "step__round")[:BATCH])
+    rows = list(
+        queryset.select_for_update(skip_locked=True, of=("self",)).select_related(
+            "rfc", "rfc__release", "rfc__author", "site", "step", "step__round"
+        )[:BATCH]
+    )
     if rows:
         Approval.objects.filter(pk__in=[row.pk for row in rows]).update(**changes)
     return rows
@@ -96,20 +109,39 @@ def send_notifications() -> int:
     sent = 0
     with transaction.atomic():
         now = clock.now()
-        for approval in _claimed(Approval.objects.filter(notify_due=True, state=ApprovalState.PENDING),
-                                 notify_due=False, notified_at=now):
+        for approval in _claimed(
+            Approval.objects.filter(notify_due=True, state=ApprovalState.PENDING),
+            notify_due=False,
+            notified_at=now,
+        ):
             people = recipients(approval)
             for user, on_behalf_of in people:
                 if not user.email:
                     continue
                 link = issue_link(approval, user)
-                _send(f"{_tag(approval)} {approval.rfc.number} {approval.rfc.title}", "approvals/email/request.txt",
-                      user.email, {**_context(approval), "user": user, "link": link, "on_behalf_of": on_behalf_of,
-                                   "hours": settings.APPROVAL_LINK_HOURS})
+                _send(
+                    f"{_tag(approval)} {approval.rfc.number} {approval.rfc.title}",
+                    "approvals/email/request.txt",
+                    user.email,
+                    {
+                        **_context(approval),
+                        "user": user,
+                        "link": link,
+                        "on_behalf_of": on_behalf_of,
+                        "hours": settings.APPROVAL_LINK_HOURS,
+                    },
+                )
                 sent += 1
-            record("approvals.request.sent", approval, actor_name="system",
-                   after={"role": approval.role, "site": approval.site.code,
-                          "to": [user.get_username() for user, _ in people]})
+            record(
+                "approvals.request.sent",
+                approval,
+                actor_name="system",
+                after={
+                    "role": approval.role,
+                    "site": approval.site.code,
+                    "to": [user.get_username() for user, _ in people],
+                },
+            )
     return sent
 
 
@@ -118,19 +150,36 @@ def send_reminders() -> int:
     sent = 0
     with transaction.atomic():
         now = clock.now()
-        due = Approval.objects.filter(state=ApprovalState.PENDING, reminded_at__isnull=True,
-                                      step__activated_at__lte=now - reminder_delay())
+        due = Approval.objects.filter(
+            state=ApprovalState.PENDING,
+            reminded_at__isnull=True,
+            step__activated_at__lte=now - reminder_delay(),
+        )
         for approval in _claimed(due, reminded_at=now):
             people = recipients(approval)
             for user, on_behalf_of in people:
                 if user.email:
                     link = issue_link(approval, user, purpose="reminder")
-                    _send(f"[Reminder] {approval.rfc.number} waits for your approval", "approvals/email/request.txt",
-                          user.email, {**_context(approval), "user": user, "link": link, "reminder": True,
-                                       "on_behalf_of": on_behalf_of, "hours": settings.APPROVAL_LINK_HOURS})
+                    _send(
+                        f"[Reminder] {approval.rfc.number} waits for your approval",
+                        "approvals/email/request.txt",
+                        user.email,
+                        {
+                            **_context(approval),
+                            "user": user,
+                            "link": link,
+                            "reminder": True,
+                            "on_behalf_of": on_behalf_of,
+                            "hours": settings.APPROVAL_LINK_HOURS,
+                        },
+                    )
                     sent += 1
-            record("approvals.request.reminded", approval, actor_name="system",
-                   after={"to": [user.get_username() for user, _ in people]})
+            record(
+                "approvals.request.reminded",
+                approval,
+                actor_name="system",
+                after={"to": [user.get_username() for user, _ in people]},
+            )
     return sent
 
 
@@ -139,22 +188,35 @@ def send_escalations() -> int:
     sent = 0
     with transaction.atomic():
         now = clock.now()
-        due = Approval.objects.filter(state=ApprovalState.PENDING, escalated_at__isnull=True,
-                                      step__activated_at__lte=now - escalation_delay())
+        due = Approval.objects.filter(
+            state=ApprovalState.PENDING,
+            escalated_at__isnull=True,
+            step__activated_at__lte=now - escalation_delay(),
+        )
         for approval in _claimed(due, escalated_at=now):
             managers = list(holders(Role.RELEASE_MANAGER, approval.site))
             for user in managers:
                 if user.email:
-                    _send(f"[Escalation] {approval.rfc.number} waits for {approval.get_role_display()} "
-                          f"approval at {approval.site.code}", "approvals/email/escalation.txt", user.email,
-                          {**_context(approval), "user": user,
-                           "waiting_hours": int((now - approval.step.activated_at).total_seconds() // 3600)})
+                    _send(
+                        f"[Escalation] {approval.rfc.number} waits for {approval.get_role_display()} "
+                        f"approval at {approval.site.code}",
+                        "approvals/email/escalation.txt",
+                        user.email,
+                        {
+                            **_context(approval),
+                            "user": user,
+                            "waiting_hours": int((now - approval.step.activated_at).total_seconds() // 3600),
+                        },
+                    )
                     sent += 1
-            record("approvals.request.escalated", approval, actor_name="system",
-                   after={"to": [user.get_username() for user in managers]})
+            record(
+                "approvals.request.escalated",
+                approval,
+                actor_name="system",
+                after={"to": [user.get_username() for user in managers]},
+            )
     return sent
 
 
 def sweep() -> dict[str, int]:
     return {"notified": send_notifications(), "reminded": send_reminders(), "escalated": send_escalations()}
-

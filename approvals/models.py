@@ -54,7 +54,9 @@ class ApprovalPolicy(models.Model):
 class PolicyStep(models.Model):
     policy = models.ForeignKey(ApprovalPolicy, on_delete=models.CASCADE, related_name="steps")
     order = models.PositiveSmallIntegerField()
-    roles = models.JSONField(validators=[validate_roles], help_text="Role values, e.g. [\"cio\", \"plant_director\"].")
+    roles = models.JSONField(
+        validators=[validate_roles], help_text='Role values, e.g. ["cio", "plant_director"].'
+    )
     rule = models.CharField(max_length=3, choices=StepRule.choices, default=StepRule.ALL)
 
     class Meta:
@@ -88,7 +90,9 @@ class ApprovalRound(models.Model):
     content_hash = models.CharField(max_length=64, help_text="SHA-256 of the RFC's content at submission.")
     state = models.CharField(max_length=10, choices=RoundState.choices, default=RoundState.OPEN)
     purpose = models.CharField(max_length=8, choices=RoundPurpose.choices, default=RoundPurpose.APPROVAL)
-    due_at = models.DateTimeField(null=True, blank=True, help_text="A post-implementation review is due by then.")
+    due_at = models.DateTimeField(
+        null=True, blank=True, help_text="A post-implementation review is due by then."
+    )
     created_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
 
@@ -124,7 +128,9 @@ class ApprovalStep(models.Model):
     order = models.PositiveSmallIntegerField()
     roles = models.JSONField()
     rule = models.CharField(max_length=3, choices=StepRule.choices)
-    note = models.CharField(max_length=120, blank=True, help_text="Why the step is there, e.g. high risk (A4).")
+    note = models.CharField(
+        max_length=120, blank=True, help_text="Why the step is there, e.g. high risk (A4)."
+    )
     state = models.CharField(max_length=8, choices=StepState.choices, default=StepState.WAITING)
     activated_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -167,7 +173,9 @@ class Approval(models.Model):
 
     class Meta:
         ordering = ["step", "site__code", "role"]
-        constraints = [models.UniqueConstraint(fields=["step", "role", "site"], name="one_approval_per_role_site")]
+        constraints = [
+            models.UniqueConstraint(fields=["step", "role", "site"], name="one_approval_per_role_site")
+        ]
         indexes = [models.Index(fields=["state", "role"], name="approval_state_role_idx")]
 
     def __str__(self) -> str:
@@ -193,8 +201,9 @@ class Signature(models.Model):
     approval = models.ForeignKey(Approval, on_delete=models.PROTECT, related_name="signatures")
     rfc = models.ForeignKey(Rfc, on_delete=models.PROTECT, related_name="signatures")
     signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="signatures")
-    on_behalf_of = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                     related_name="+")
+    on_behalf_of = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     printed_name = models.CharField(max_length=150)
     signed_at = models.DateTimeField()
     decision = models.CharField(max_length=7, choices=Decision.choices)
@@ -209,8 +218,11 @@ class Signature(models.Model):
         ordering = ["signed_at", "id"]
         constraints = [
             # Two approvers racing on one approval: the database keeps exactly one signature.
-            models.UniqueConstraint(fields=["approval"], condition=Q(voided_at__isnull=True),
-                                    name="one_live_signature_per_approval"),
+            models.UniqueConstraint(
+                fields=["approval"],
+                condition=Q(voided_at__isnull=True),
+                name="one_live_signature_per_approval",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -244,7 +256,9 @@ class Absence(models.Model):
     """An approver away; the delegate, holding the same role, signs on their behalf (issue 4.6)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="absences")
-    delegate = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="delegations")
+    delegate = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="delegations"
+    )
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
     reason = models.CharField(max_length=200, blank=True)
@@ -254,7 +268,9 @@ class Absence(models.Model):
     class Meta:
         ordering = ["-starts_at"]
         constraints = [
-            models.CheckConstraint(condition=Q(ends_at__gt=models.F("starts_at")), name="absence_ends_after_start"),
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=models.F("starts_at")), name="absence_ends_after_start"
+            ),
             models.CheckConstraint(condition=~Q(user=models.F("delegate")), name="absence_delegate_not_self"),
         ]
 

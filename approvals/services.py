@@ -61,26 +61,35 @@ def ensure_default_policies(**kwargs) -> None:
     """Create the default policy of each class that has none (an admin's edits are kept)."""
     for change_class, steps in DEFAULT_POLICIES.items():
         policy, created = ApprovalPolicy.objects.get_or_create(
-            change_class=change_class, defaults={"description": "Default (PRODUCT.md A1–A3)"})
+            change_class=change_class, defaults={"description": "Default (PRODUCT.md A1–A3)"}
+        )
         if created:
-            PolicyStep.objects.bulk_create([
-                PolicyStep(policy=policy, order=i, roles=[str(r) for r in roles], rule=rule)
-                for i, (roles, rule) in enumerate(steps, 1)
-            ])
+            PolicyStep.objects.bulk_create(
+                [
+                    PolicyStep(policy=policy, order=i, roles=[str(r) for r in roles], rule=rule)
+                    for i, (roles, rule) in enumerate(steps, 1)
+                ]
+            )
 
 
 # --- Content binding (§11.70) -----------------------------------------------------------------
 def content_hash(rfc: Rfc) -> str:
     """SHA-256 over what an approver approves: the fields, the evidence hashes, the release checksum."""
     fresh = Rfc.objects.select_related("release").get(pk=rfc.pk)
-    evidence = sorted(Evidence.objects.filter(rfc=fresh, superseded_by__isnull=True).values_list("sha256", flat=True))
+    evidence = sorted(
+        Evidence.objects.filter(rfc=fresh, superseded_by__isnull=True).values_list("sha256", flat=True)
+    )
     content = {
         "number": fresh.number,
         "fields": fresh.snapshot(),
         "evidence": evidence,
-        "release": {"product": fresh.release.product, "version": fresh.release.version,
-                    "sha256": fresh.release.artifact_sha256, "migration_sql": fresh.release.migration_sql,
-                    "undo_sql": fresh.release.undo_sql},
+        "release": {
+            "product": fresh.release.product,
+            "version": fresh.release.version,
+            "sha256": fresh.release.artifact_sha256,
+            "migration_sql": fresh.release.migration_sql,
+            "undo_sql": fresh.release.undo_sql,
+        },
     }
     canonical = json.dumps(content, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -96,17 +105,31 @@ def holders(role: Role, site) -> QuerySet:
     perm = Permission.objects.get(content_type__app_label="environments", codename=Role(role).codename)
     site_pk = str(getattr(site, "pk", site))
     per_site_users = UserObjectPermission.objects.filter(
-        permission=perm, object_pk=site_pk, content_type__model=Site._meta.model_name).values("user_id")
+        permission=perm, object_pk=site_pk, content_type__model=Site._meta.model_name
+    ).values("user_id")
     per_site_groups = GroupObjectPermission.objects.filter(
-        permission=perm, object_pk=site_pk, content_type__model=Site._meta.model_name).values("group_id")
-    return get_user_model().objects.filter(is_active=True).filter(
-        Q(groups__permissions=perm) | Q(user_permissions=perm) | Q(pk__in=per_site_users)
-        | Q(groups__in=per_site_groups)).distinct().order_by("username")
+        permission=perm, object_pk=site_pk, content_type__model=Site._meta.model_name
+    ).values("group_id")
+    return (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .filter(
+            Q(groups__permissions=perm)
+            | Q(user_permissions=perm)
+            | Q(pk__in=per_site_users)
+            | Q(groups__in=per_site_groups)
+        )
+        .distinct()
+        .order_by("username")
+    )
 
 
 # --- Policies → a round ---------------------------------------------------------------------------
-EMERGENCY_STEP = ([str(Role.CIO), str(Role.PLANT_DIRECTOR)], StepRule.ANY,
-                  "Emergency change: the CIO or the Plant Director (W6)")
+EMERGENCY_STEP = (
+    [str(Role.CIO), str(Role.PLANT_DIRECTOR)],
+    StepRule.ANY,
+    "Emergency change: the CIO or the Plant Director (W6)",
+)
 REVIEW_DAYS = 5
 
 
@@ -131,24 +154,44 @@ def chain_for(rfc: Rfc, *, purpose: str = RoundPurpose.APPROVAL) -> list[tuple[l
 def open_round(rfc: Rfc, actor, *, purpose: str = RoundPurpose.APPROVAL, due_at=None) -> ApprovalRound:
     """Create the RFC's chain and notify its first step. Runs inside the submission transaction."""
     now = clock.now()
-    number = (ApprovalRound.objects.filter(rfc=rfc).order_by("-number").values_list("number", flat=True)
-              .first() or 0) + 1
+    number = (
+        ApprovalRound.objects.filter(rfc=rfc).order_by("-number").values_list("number", flat=True).first()
+        or 0
+    ) + 1
     chain = chain_for(rfc, purpose=purpose)
-    rnd = ApprovalRound.objects.create(rfc=rfc, number=number, change_class=rfc.change_class,
-                                       high_risk=rfc.high_risk, content_hash=content_hash(rfc), created_at=now,
-                                       purpose=purpose, due_at=due_at)
+    rnd = ApprovalRound.objects.create(
+        rfc=rfc,
+        number=number,
+        change_class=rfc.change_class,
+        high_risk=rfc.high_risk,
+        content_hash=content_hash(rfc),
+        created_at=now,
+        purpose=purpose,
+        due_at=due_at,
+    )
     sites = [impact.site for impact in rfc.impacts.select_related("site")]
     for order, (roles, rule, note) in enumerate(chain, 1):
         step = ApprovalStep.objects.create(round=rnd, order=order, roles=roles, rule=rule, note=note)
-        Approval.objects.bulk_create([Approval(step=step, rfc=rfc, role=role, site=site)
-                                      for site in sites for role in roles])
+        Approval.objects.bulk_create(
+            [Approval(step=step, rfc=rfc, role=role, site=site) for site in sites for role in roles]
+        )
     first = rnd.steps.order_by("order").first()
     _activate(first, now)
-    record("approvals.review.opened" if rnd.is_review else "approvals.round.opened", rnd, actor=actor, after={
-        "round": number, "content_hash": rnd.content_hash, "purpose": purpose,
-        "due_at": due_at.isoformat() if due_at else None,
-        "steps": [" and ".join(Role(r).label for r in roles) + (f" ({note})" if note else "")
-                  for roles, _, note in chain]})
+    record(
+        "approvals.review.opened" if rnd.is_review else "approvals.round.opened",
+        rnd,
+        actor=actor,
+        after={
+            "round": number,
+            "content_hash": rnd.content_hash,
+            "purpose": purpose,
+            "due_at": due_at.isoformat() if due_at else None,
+            "steps": [
+                " and ".join(Role(r).label for r in roles) + (f" ({note})" if note else "")
+                for roles, _, note in chain
+            ],
+        },
+    )
     return rnd
 
 
@@ -179,9 +222,11 @@ def _close(rnd: ApprovalRound, state: str, now) -> None:
     rnd.state, rnd.closed_at = state, now
     rnd.save(update_fields=["state", "closed_at"])
     ApprovalStep.objects.filter(round=rnd, state__in=[StepState.WAITING, StepState.PENDING]).update(
-        state=StepState.CLOSED)
+        state=StepState.CLOSED
+    )
     Approval.objects.filter(step__round=rnd, state__in=[ApprovalState.WAITING, ApprovalState.PENDING]).update(
-        state=ApprovalState.CLOSED, notify_due=False)
+        state=ApprovalState.CLOSED, notify_due=False
+    )
 
 
 def void_stale_signatures(rfc: Rfc, actor=None) -> int:
@@ -190,8 +235,13 @@ def void_stale_signatures(rfc: Rfc, actor=None) -> int:
     stale = Signature.objects.filter(rfc=rfc, voided_at__isnull=True).exclude(content_hash=current)
     count = stale.update(voided_at=clock.now(), void_reason="The RFC's content changed after signing.")
     if count:
-        record("approvals.signatures.voided", rfc, actor=actor, after={"count": count, "content_hash": current},
-               reason="The RFC's content changed after signing.")
+        record(
+            "approvals.signatures.voided",
+            rfc,
+            actor=actor,
+            after={"count": count, "content_hash": current},
+            reason="The RFC's content changed after signing.",
+        )
     return count
 
 
@@ -232,7 +282,8 @@ def capacity(user, approval: Approval) -> Capacity:
 def approvals_for(user) -> QuerySet:
     """Pending approvals the user may sign now (own roles, or as a delegate)."""
     pending = Approval.objects.filter(state=ApprovalState.PENDING).select_related(
-        "rfc", "rfc__release", "rfc__author", "site", "step", "step__round")
+        "rfc", "rfc__release", "rfc__author", "site", "step", "step__round"
+    )
     result = []
     for approval in pending:
         try:
@@ -259,8 +310,15 @@ def check_decision(decision: str, reason: str) -> None:
         raise ValidationError({"reason": "A rejection needs a reason."})
 
 
-def sign(user, approval: Approval, decision: str, password: str, reason: str = "", via: str = "portal",
-         expected_hash: str | None = None) -> Signature:
+def sign(
+    user,
+    approval: Approval,
+    decision: str,
+    password: str,
+    reason: str = "",
+    via: str = "portal",
+    expected_hash: str | None = None,
+) -> Signature:
     """Approve or reject one approval as an electronic signature (§11.50, §11.70, §11.200)."""
     check_decision(decision, reason)
     verify_password(user, password, approval, decision, via)
@@ -270,52 +328,90 @@ def sign(user, approval: Approval, decision: str, password: str, reason: str = "
 def verify_password(user, password: str, approval: Approval, decision: str, via: str) -> None:
     """§11.200: the signer re-enters the password at every signing; a failure is audited."""
     if not password or not user.check_password(password):
-        record("approvals.signature.refused", approval, actor=user, reason="wrong password",
-               after={"decision": decision, "via": via})
+        record(
+            "approvals.signature.refused",
+            approval,
+            actor=user,
+            reason="wrong password",
+            after={"decision": decision, "via": via},
+        )
         raise PermissionDenied("The password is not correct: the signature was not recorded.")
 
 
-def sign_verified(user, approval: Approval, decision: str, reason: str = "", via: str = "portal",
-                  expected_hash: str | None = None) -> Signature:
+def sign_verified(
+    user,
+    approval: Approval,
+    decision: str,
+    reason: str = "",
+    via: str = "portal",
+    expected_hash: str | None = None,
+) -> Signature:
     """The signing itself, after `verify_password`."""
     check_decision(decision, reason)
     from releases import services as rfc_services
 
     with transaction.atomic():
-        locked = Approval.objects.select_for_update().select_related("rfc", "site", "step").get(pk=approval.pk)
+        locked = (
+            Approval.objects.select_for_update().select_related("rfc", "site", "step").get(pk=approval.pk)
+        )
         step = ApprovalStep.objects.select_for_update().get(pk=locked.step_id)
         rnd = ApprovalRound.objects.select_for_update().get(pk=step.round_id)
-        if locked.state != ApprovalState.PENDING or step.state != StepState.PENDING or rnd.state != RoundState.OPEN:
+        if (
+            locked.state != ApprovalState.PENDING
+            or step.state != StepState.PENDING
+            or rnd.state != RoundState.OPEN
+        ):
             raise StateConflict(f"This approval is {locked.get_state_display().lower()}; nothing to sign.")
         cap = capacity(user, locked)
         current = content_hash(locked.rfc)
         if current != rnd.content_hash or (expected_hash and expected_hash != current):
-            raise StateConflict("The RFC changed since this approval was requested; reload it and sign again.")
+            raise StateConflict(
+                "The RFC changed since this approval was requested; reload it and sign again."
+            )
         now = clock.now()
         role = Role(locked.role)
         try:
             with transaction.atomic():
                 signature = Signature.objects.create(
-                    approval=locked, rfc=locked.rfc, signer=user, on_behalf_of=cap.on_behalf_of,
-                    printed_name=user.get_full_name() or user.get_username(), signed_at=now, decision=decision,
-                    meaning=_meaning(decision, role, locked.site, cap.on_behalf_of), reason=reason.strip(),
-                    content_hash=current, via=via)
+                    approval=locked,
+                    rfc=locked.rfc,
+                    signer=user,
+                    on_behalf_of=cap.on_behalf_of,
+                    printed_name=user.get_full_name() or user.get_username(),
+                    signed_at=now,
+                    decision=decision,
+                    meaning=_meaning(decision, role, locked.site, cap.on_behalf_of),
+                    reason=reason.strip(),
+                    content_hash=current,
+                    via=via,
+                )
         except IntegrityError:
             raise StateConflict("Someone signed this approval a moment ago.") from None
         locked.state = ApprovalState.APPROVED if decision == Decision.APPROVE else ApprovalState.REJECTED
         locked.decided_at, locked.notify_due = now, False
         locked.save(update_fields=["state", "decided_at", "notify_due"])
-        record(f"approvals.signature.{'approved' if decision == Decision.APPROVE else 'rejected'}", locked,
-               actor=user, reason=reason.strip(), after={
-                   "meaning": signature.meaning, "printed_name": signature.printed_name,
-                   "signed_at": now.isoformat(), "content_hash": current, "via": via,
-                   "on_behalf_of": cap.on_behalf_of.get_username() if cap.on_behalf_of else None})
+        record(
+            f"approvals.signature.{'approved' if decision == Decision.APPROVE else 'rejected'}",
+            locked,
+            actor=user,
+            reason=reason.strip(),
+            after={
+                "meaning": signature.meaning,
+                "printed_name": signature.printed_name,
+                "signed_at": now.isoformat(),
+                "content_hash": current,
+                "via": via,
+                "on_behalf_of": cap.on_behalf_of.get_username() if cap.on_behalf_of else None,
+            },
+        )
         if decision == Decision.REJECT:
             _finish_round(rnd, step, RoundState.REJECTED, now)
             if rnd.is_review:  # the change is done; a failed review is on record for follow-up
                 record("approvals.review.rejected", rnd, actor=user, reason=reason.strip())
             else:
-                rfc_services.transition(None, locked.rfc, "reject", reason=f"{signature.meaning}: {reason.strip()}")
+                rfc_services.transition(
+                    None, locked.rfc, "reject", reason=f"{signature.meaning}: {reason.strip()}"
+                )
             return signature
         if locked.rfc.state == RfcState.SUBMITTED and not rnd.is_review:
             rfc_services.transition(None, locked.rfc, "start_approval")
@@ -345,10 +441,26 @@ def _finish_round(rnd: ApprovalRound, step: ApprovalStep, state: str, now) -> No
 
 # --- Reading a chain -------------------------------------------------------------------------
 def rounds_of(rfc: Rfc) -> QuerySet:
-    return ApprovalRound.objects.filter(rfc=rfc).order_by("-number").prefetch_related(
-        Prefetch("steps", queryset=ApprovalStep.objects.order_by("order").prefetch_related(
-            Prefetch("approvals", queryset=Approval.objects.select_related("site").prefetch_related(
-                Prefetch("signatures", queryset=Signature.objects.select_related("signer", "on_behalf_of")))))))
+    return (
+        ApprovalRound.objects.filter(rfc=rfc)
+        .order_by("-number")
+        .prefetch_related(
+            Prefetch(
+                "steps",
+                queryset=ApprovalStep.objects.order_by("order").prefetch_related(
+                    Prefetch(
+                        "approvals",
+                        queryset=Approval.objects.select_related("site").prefetch_related(
+                            Prefetch(
+                                "signatures",
+                                queryset=Signature.objects.select_related("signer", "on_behalf_of"),
+                            )
+                        ),
+                    )
+                ),
+            )
+        )
+    )
 
 
 def approvals_complete(rfc: Rfc) -> tuple[bool, str]:
@@ -362,7 +474,10 @@ def approvals_complete(rfc: Rfc) -> tuple[bool, str]:
         return False, f"Approval round {rnd.number} is {rnd.get_state_display().lower()}{detail}."
     current = content_hash(rfc)
     signatures = Signature.objects.filter(approval__step__round=rnd, decision=Decision.APPROVE)
-    if signatures.filter(voided_at__isnull=False).exists() or signatures.exclude(content_hash=current).exists():
+    if (
+        signatures.filter(voided_at__isnull=False).exists()
+        or signatures.exclude(content_hash=current).exists()
+    ):
         return False, "The RFC changed after it was approved: its signatures are void."
     return True, f"Approved in round {rnd.number} ({signatures.count()} signatures)."
 
@@ -388,8 +503,10 @@ def set_absence(user, *, delegate, starts_at, ends_at, reason: str = "") -> Abse
     if delegate is None or delegate.pk == user.pk:
         errors["delegate"] = "Name someone else as your delegate."
     elif not access.all_roles(delegate) & mine:
-        errors["delegate"] = (f"{delegate.get_full_name() or delegate.get_username()} holds none of your approver "
-                              f"roles ({', '.join(sorted(r.label for r in mine))}).")
+        errors["delegate"] = (
+            f"{delegate.get_full_name() or delegate.get_username()} holds none of your approver "
+            f"roles ({', '.join(sorted(r.label for r in mine))})."
+        )
     if starts_at is None or ends_at is None or ends_at <= starts_at:
         errors["ends_at"] = "The absence must end after it starts."
     elif ends_at <= clock.now():
@@ -397,11 +514,20 @@ def set_absence(user, *, delegate, starts_at, ends_at, reason: str = "") -> Abse
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
-        absence = Absence.objects.create(user=user, delegate=delegate, starts_at=starts_at, ends_at=ends_at,
-                                         reason=reason.strip()[:200])
-        record("approvals.absence.set", absence, actor=user, after={
-            "delegate": delegate.get_username(), "starts_at": starts_at.isoformat(),
-            "ends_at": ends_at.isoformat(), "reason": absence.reason})
+        absence = Absence.objects.create(
+            user=user, delegate=delegate, starts_at=starts_at, ends_at=ends_at, reason=reason.strip()[:200]
+        )
+        record(
+            "approvals.absence.set",
+            absence,
+            actor=user,
+            after={
+                "delegate": delegate.get_username(),
+                "starts_at": starts_at.isoformat(),
+                "ends_at": ends_at.isoformat(),
+                "reason": absence.reason,
+            },
+        )
     return absence
 
 
@@ -409,10 +535,17 @@ def cancel_absence(user, absence: Absence) -> None:
     if absence.user_id != user.pk:
         raise PermissionDenied("Only the absent approver cancels their absence.")
     with transaction.atomic():
-        updated = Absence.objects.filter(pk=absence.pk, cancelled_at__isnull=True).update(cancelled_at=clock.now())
+        updated = Absence.objects.filter(pk=absence.pk, cancelled_at__isnull=True).update(
+            cancelled_at=clock.now()
+        )
         if not updated:
             raise StateConflict("This absence is cancelled already.")
-        record("approvals.absence.cancelled", absence, actor=user, before={"delegate": absence.delegate.get_username()})
+        record(
+            "approvals.absence.cancelled",
+            absence,
+            actor=user,
+            before={"delegate": absence.delegate.get_username()},
+        )
 
 
 def delegate_candidates(user) -> QuerySet:
@@ -425,8 +558,14 @@ def delegate_candidates(user) -> QuerySet:
     from guardian.models import UserObjectPermission
 
     per_site = UserObjectPermission.objects.filter(permission__codename__in=codenames).values("user_id")
-    return get_user_model().objects.filter(is_active=True).filter(
-        Q(groups__in=groups) | Q(pk__in=per_site)).exclude(pk=user.pk).distinct().order_by("username")
+    return (
+        get_user_model()
+        .objects.filter(is_active=True)
+        .filter(Q(groups__in=groups) | Q(pk__in=per_site))
+        .exclude(pk=user.pk)
+        .distinct()
+        .order_by("username")
+    )
 
 
 def visible_to(user, approval: Approval) -> bool:

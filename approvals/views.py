@@ -35,8 +35,13 @@ from releases import gates
 
 def _decision_context(approval: Approval) -> dict:
     rfc = approval.rfc
-    return {"approval": approval, "rfc": rfc, "gates": gates.evaluate(rfc),
-            "rounds": services.rounds_of(rfc)[:1], "impacts": list(rfc.impacts.select_related("site"))}
+    return {
+        "approval": approval,
+        "rfc": rfc,
+        "gates": gates.evaluate(rfc),
+        "rounds": services.rounds_of(rfc)[:1],
+        "impacts": list(rfc.impacts.select_related("site")),
+    }
 
 
 def _errors(exc: ValidationError) -> dict:
@@ -48,7 +53,9 @@ def _errors(exc: ValidationError) -> dict:
 
 
 def _approval_queryset():
-    return Approval.objects.select_related("rfc", "rfc__release", "rfc__author", "site", "step", "step__round")
+    return Approval.objects.select_related(
+        "rfc", "rfc__release", "rfc__author", "site", "step", "step__round"
+    )
 
 
 @login_required
@@ -80,11 +87,19 @@ def _decide(request, approval: Approval, via: str, link: EmailLink | None = None
             services.verify_password(request.user, request.POST.get("password", ""), approval, decision, via)
             with transaction.atomic():
                 if link is not None:
-                    claimed = EmailLink.objects.filter(pk=link.pk, used_at__isnull=True).update(used_at=clock.now())
+                    claimed = EmailLink.objects.filter(pk=link.pk, used_at__isnull=True).update(
+                        used_at=clock.now()
+                    )
                     if not claimed:
                         raise StateConflict("This link has been used already.")
-                signature = services.sign_verified(request.user, approval, decision, reason, via=via,
-                                                   expected_hash=link.content_hash if link else None)
+                signature = services.sign_verified(
+                    request.user,
+                    approval,
+                    decision,
+                    reason,
+                    via=via,
+                    expected_hash=link.content_hash if link else None,
+                )
         except ValidationError as exc:
             context["errors"] = _errors(exc)
             status = 400
@@ -95,7 +110,9 @@ def _decide(request, approval: Approval, via: str, link: EmailLink | None = None
             context["errors"] = {"general": [str(exc)]}
             status = 409
         else:
-            messages.success(request, f"{approval.rfc.number}: {signature.meaning}. Your signature is recorded.")
+            messages.success(
+                request, f"{approval.rfc.number}: {signature.meaning}. Your signature is recorded."
+            )
             return redirect("releases:detail", approval.rfc.uuid)
         context["form"] = {"decision": decision, "reason": reason}
     return render(request, "approvals/decide.html", context, status=status)
@@ -103,16 +120,39 @@ def _decide(request, approval: Approval, via: str, link: EmailLink | None = None
 
 # --- The email link ---------------------------------------------------------------------------------
 LINK_PROBLEMS = {
-    "unknown": (404, "This approval link is not valid", "Check that you opened the whole link from the email."),
-    "used": (410, "This approval link has been used", "Each link works once. The RFC page shows the decision."),
-    "expired": (410, "This approval link has expired", "Links expire after {hours} hours. Open the RFC in the "
-                "portal or wait for the reminder with a new link."),
-    "decided": (409, "This approval no longer waits for a decision", "Someone decided it already, or the RFC "
-                "was withdrawn."),
-    "stale": (409, "The RFC changed after this link was sent", "Its content is not what you were asked to "
-              "approve. A new request follows when it is submitted again."),
-    "other_user": (403, "This link was sent to someone else", "It belongs to {owner}; you are logged in as "
-                   "{user}. Log out and log in as {owner}, or open your own email."),
+    "unknown": (
+        404,
+        "This approval link is not valid",
+        "Check that you opened the whole link from the email.",
+    ),
+    "used": (
+        410,
+        "This approval link has been used",
+        "Each link works once. The RFC page shows the decision.",
+    ),
+    "expired": (
+        410,
+        "This approval link has expired",
+        "Links expire after {hours} hours. Open the RFC in the "
+        "portal or wait for the reminder with a new link.",
+    ),
+    "decided": (
+        409,
+        "This approval no longer waits for a decision",
+        "Someone decided it already, or the RFC was withdrawn.",
+    ),
+    "stale": (
+        409,
+        "The RFC changed after this link was sent",
+        "Its content is not what you were asked to "
+        "approve. A new request follows when it is submitted again.",
+    ),
+    "other_user": (
+        403,
+        "This link was sent to someone else",
+        "It belongs to {owner}; you are logged in as "
+        "{user}. Log out and log in as {owner}, or open your own email.",
+    ),
 }
 
 
@@ -134,26 +174,52 @@ def _link_problem(link: EmailLink | None, user) -> str | None:
 
 @require_http_methods(["GET", "HEAD", "POST"])
 def link(request, token: str):
-    found = EmailLink.objects.select_related(
-        "user", "approval", "approval__rfc", "approval__rfc__release", "approval__rfc__author",
-        "approval__site", "approval__step", "approval__step__round").filter(token_hash=token_hash(token)).first()
+    found = (
+        EmailLink.objects.select_related(
+            "user",
+            "approval",
+            "approval__rfc",
+            "approval__rfc__release",
+            "approval__rfc__author",
+            "approval__site",
+            "approval__step",
+            "approval__step__round",
+        )
+        .filter(token_hash=token_hash(token))
+        .first()
+    )
     problem = _link_problem(found, request.user)
     if problem:
         status, title, detail = LINK_PROBLEMS[problem]
         owner = found.user.get_username() if found else ""
-        record(f"approvals.link.{problem}", found.approval if found else None, actor=request.user,
-               object_type="" if found else "approvals.emaillink", object_id="" if found else token_hash(token)[:16],
-               after={"method": request.method, "link_owner": owner})
-        detail = detail.format(hours=settings.APPROVAL_LINK_HOURS, owner=owner,
-                               user=request.user.get_username())
-        return render(request, "approvals/link_problem.html", {"title": title, "detail": detail,
-                                                                "rfc": found.approval.rfc if found else None},
-                      status=status)
+        record(
+            f"approvals.link.{problem}",
+            found.approval if found else None,
+            actor=request.user,
+            object_type="" if found else "approvals.emaillink",
+            object_id="" if found else token_hash(token)[:16],
+            after={"method": request.method, "link_owner": owner},
+        )
+        detail = detail.format(
+            hours=settings.APPROVAL_LINK_HOURS, owner=owner, user=request.user.get_username()
+        )
+        return render(
+            request,
+            "approvals/link_problem.html",
+            {"title": title, "detail": detail, "rfc": found.approval.rfc if found else None},
+            status=status,
+        )
     if not request.user.is_authenticated:
         # No content for an anonymous visitor (a mail scanner): only the way to log in.
-        return render(request, "approvals/link_login.html", {
-            "login_url": f"{reverse('login')}?next={request.path}", "number": found.approval.rfc.number,
-            "owner": found.user})
+        return render(
+            request,
+            "approvals/link_login.html",
+            {
+                "login_url": f"{reverse('login')}?next={request.path}",
+                "number": found.approval.rfc.number,
+                "owner": found.user,
+            },
+        )
     return _decide(request, found.approval, via="email", link=found)
 
 
@@ -169,15 +235,21 @@ def absences(request):
         form = request.POST
         delegate = get_user_model().objects.filter(username=form.get("delegate", "")).first()
         try:
-            starts_at, ends_at = (_local_datetime(form.get("starts_at")), _local_datetime(form.get("ends_at")))
-            services.set_absence(user, delegate=delegate, starts_at=starts_at, ends_at=ends_at,
-                                 reason=form.get("reason", ""))
+            starts_at, ends_at = (
+                _local_datetime(form.get("starts_at")),
+                _local_datetime(form.get("ends_at")),
+            )
+            services.set_absence(
+                user, delegate=delegate, starts_at=starts_at, ends_at=ends_at, reason=form.get("reason", "")
+            )
         except ValidationError as exc:
             context["errors"], context["form"], status = _errors(exc), form, 400
         except PermissionDenied as exc:
             context["errors"], status = {"general": [str(exc)]}, 403
         else:
-            messages.success(request, f"Absence recorded: {delegate.get_full_name() or delegate} signs for you.")
+            messages.success(
+                request, f"Absence recorded: {delegate.get_full_name() or delegate} signs for you."
+            )
             return redirect("approvals:absences")
     context["absences"] = Absence.objects.filter(user=user).select_related("delegate")
     context["delegations"] = services.active_absences().filter(delegate=user).select_related("user")
@@ -223,6 +295,13 @@ def mailbox(request):
             message = email.message_from_string(chunk.strip(), policy=email.policy.default)
             body = message.get_body(preferencelist=("plain",))
             text = body.get_content() if body is not None else ""
-            mails.append({"subject": message["subject"], "to": message["to"], "date": message["date"],
-                          "body": text, "links": _URL.findall(text)})
+            mails.append(
+                {
+                    "subject": message["subject"],
+                    "to": message["to"],
+                    "date": message["date"],
+                    "body": text,
+                    "links": _URL.findall(text),
+                }
+            )
     return render(request, "approvals/mailbox.html", {"mails": mails, "folder": folder})

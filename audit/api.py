@@ -12,9 +12,24 @@ from changecontrol import access
 class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
-        fields = ["seq", "occurred_at", "actor_id", "actor_name", "action", "object_type", "object_id",
-                  "object_repr", "site_code", "before", "after", "request_id", "ip_address", "reason",
-                  "prev_hash", "hash"]
+        fields = [
+            "seq",
+            "occurred_at",
+            "actor_id",
+            "actor_name",
+            "action",
+            "object_type",
+            "object_id",
+            "object_repr",
+            "site_code",
+            "before",
+            "after",
+            "request_id",
+            "ip_address",
+            "reason",
+            "prev_hash",
+            "hash",
+        ]
 
 
 class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
@@ -36,10 +51,17 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
                 queryset = queryset.filter(**{field: params[field]})
         return queryset
 
-    @extend_schema(responses=inline_serializer("AuditVerification", {
-        "ok": serializers.BooleanField(), "count": serializers.IntegerField(),
-        "head": serializers.CharField(), "first_bad": serializers.IntegerField(allow_null=True),
-    }))
+    @extend_schema(
+        responses=inline_serializer(
+            "AuditVerification",
+            {
+                "ok": serializers.BooleanField(),
+                "count": serializers.IntegerField(),
+                "head": serializers.CharField(),
+                "first_bad": serializers.IntegerField(allow_null=True),
+            },
+        )
+    )
     @action(detail=False, methods=["get"])
     def verify(self, request):
         return Response(verify().as_dict())

@@ -49,17 +49,32 @@ def _person(user) -> dict | None:
 
 
 def _load(rfc: Rfc) -> Rfc:
-    return Rfc.objects.select_related("release", "author").prefetch_related(
-        Prefetch("impacts", queryset=Impact.objects.select_related("site")),
-        Prefetch("evidence", queryset=Evidence.objects.select_related("uploaded_by", "superseded_by")),
-        Prefetch("signoffs", queryset=UatSignoff.objects.select_related("site", "signed_by", "release")
-                 .prefetch_related("evidence")),
-        Prefetch("deployments", queryset=Deployment.objects.order_by("scheduled_start", "id").select_related(
-            "environment__site", "scheduled_by", "rollback_requested_by").prefetch_related(
-            Prefetch("steps", queryset=DeploymentStep.objects.order_by("order", "id")))),
-        Prefetch("checks", queryset=CheckRun.objects.order_by("created_at", "id").select_related(
-            "environment__site", "release", "requested_by")),
-    ).get(pk=rfc.pk)
+    return (
+        Rfc.objects.select_related("release", "author")
+        .prefetch_related(
+            Prefetch("impacts", queryset=Impact.objects.select_related("site")),
+            Prefetch("evidence", queryset=Evidence.objects.select_related("uploaded_by", "superseded_by")),
+            Prefetch(
+                "signoffs",
+                queryset=UatSignoff.objects.select_related("site", "signed_by", "release").prefetch_related(
+                    "evidence"
+                ),
+            ),
+            Prefetch(
+                "deployments",
+                queryset=Deployment.objects.order_by("scheduled_start", "id")
+                .select_related("environment__site", "scheduled_by", "rollback_requested_by")
+                .prefetch_related(Prefetch("steps", queryset=DeploymentStep.objects.order_by("order", "id"))),
+            ),
+            Prefetch(
+                "checks",
+                queryset=CheckRun.objects.order_by("created_at", "id").select_related(
+                    "environment__site", "release", "requested_by"
+                ),
+            ),
+        )
+        .get(pk=rfc.pk)
+    )
 
 
 def _signature(sig, zone: ZoneInfo) -> dict:
@@ -86,20 +101,43 @@ def _rounds(rfc: Rfc) -> list[dict]:
     for rnd in sorted(approvals.rounds_of(rfc), key=lambda r: r.number):
         steps = []
         for step in rnd.steps.all():
-            steps.append({
-                "order": step.order, "label": step.label, "rule": step.rule, "note": step.note, "state": step.state,
-                "activated_at_utc": _utc(step.activated_at), "completed_at_utc": _utc(step.completed_at),
-                "approvals": [{
-                    "role": Role(approval.role).label, "site": approval.site.code, "state": approval.state,
-                    "decided_at_utc": _utc(approval.decided_at),
-                    "signatures": [_signature(sig, approval.site.zone) for sig in approval.signatures.all()],
-                } for approval in step.approvals.all()],
-            })
-        rounds.append({
-            "number": rnd.number, "purpose": rnd.purpose, "state": rnd.state, "change_class": rnd.change_class,
-            "high_risk": rnd.high_risk, "content_hash": rnd.content_hash, "created_at_utc": _utc(rnd.created_at),
-            "closed_at_utc": _utc(rnd.closed_at), "due_at_utc": _utc(rnd.due_at), "steps": steps,
-        })
+            steps.append(
+                {
+                    "order": step.order,
+                    "label": step.label,
+                    "rule": step.rule,
+                    "note": step.note,
+                    "state": step.state,
+                    "activated_at_utc": _utc(step.activated_at),
+                    "completed_at_utc": _utc(step.completed_at),
+                    "approvals": [
+                        {
+                            "role": Role(approval.role).label,
+                            "site": approval.site.code,
+                            "state": approval.state,
+                            "decided_at_utc": _utc(approval.decided_at),
+                            "signatures": [
+                                _signature(sig, approval.site.zone) for sig in approval.signatures.all()
+                            ],
+                        }
+                        for approval in step.approvals.all()
+                    ],
+                }
+            )
+        rounds.append(
+            {
+                "number": rnd.number,
+                "purpose": rnd.purpose,
+                "state": rnd.state,
+                "change_class": rnd.change_class,
+                "high_risk": rnd.high_risk,
+                "content_hash": rnd.content_hash,
+                "created_at_utc": _utc(rnd.created_at),
+                "closed_at_utc": _utc(rnd.closed_at),
+                "due_at_utc": _utc(rnd.due_at),
+                "steps": steps,
+            }
+        )
     return rounds
 
 
@@ -126,11 +164,22 @@ def _deployment(dep: Deployment) -> dict:
         "outcome": dep.outcome,
         "cancel_reason": dep.cancel_reason,
         "rollback_requested_by": _person(dep.rollback_requested_by),
-        "steps": [{
-            "order": step.order, "name": step.name, "label": step.label, "phase": step.phase, "state": step.state,
-            "adapter": step.adapter, "started_at_utc": _utc(step.started_at), "finished_at_utc": _utc(step.finished_at),
-            "duration_seconds": step.duration_seconds, "worker": step.worker, "output": step.output,
-        } for step in dep.steps.all()],
+        "steps": [
+            {
+                "order": step.order,
+                "name": step.name,
+                "label": step.label,
+                "phase": step.phase,
+                "state": step.state,
+                "adapter": step.adapter,
+                "started_at_utc": _utc(step.started_at),
+                "finished_at_utc": _utc(step.finished_at),
+                "duration_seconds": step.duration_seconds,
+                "worker": step.worker,
+                "output": step.output,
+            }
+            for step in dep.steps.all()
+        ],
     }
 
 
@@ -141,9 +190,23 @@ def pack_data(rfc: Rfc) -> dict:
     release = rfc.release
     evidence = list(rfc.evidence.all())
     # Every RFC-related event (evidence, sign-off, approvals, deployments, checks) carries the RFC number.
-    events = AuditEvent.objects.filter(object_id=rfc.number).order_by("seq").values(
-        "seq", "occurred_at", "actor_name", "action", "object_type", "object_id", "site_code", "reason",
-        "before", "after", "hash")
+    events = (
+        AuditEvent.objects.filter(object_id=rfc.number)
+        .order_by("seq")
+        .values(
+            "seq",
+            "occurred_at",
+            "actor_name",
+            "action",
+            "object_type",
+            "object_id",
+            "site_code",
+            "reason",
+            "before",
+            "after",
+            "hash",
+        )
+    )
     return {
         "format": "plant-change-control/evidence-pack",
         "format_version": 1,
@@ -180,36 +243,89 @@ def pack_data(rfc: Rfc) -> dict:
             "migration_sql": release.migration_sql,
             "undo_sql": release.undo_sql,
         },
-        "impacts": [{"site": i.site.code, "site_name": i.site.name, "timezone": i.site.timezone,
-                     "lines": i.lines, "modules": i.modules, "notes": i.notes} for i in rfc.impacts.all()],
+        "impacts": [
+            {
+                "site": i.site.code,
+                "site_name": i.site.name,
+                "timezone": i.site.timezone,
+                "lines": i.lines,
+                "modules": i.modules,
+                "notes": i.notes,
+            }
+            for i in rfc.impacts.all()
+        ],
         "gates": [g.as_dict() for g in gates.evaluate(rfc, "deploy")],
-        "evidence": [{
-            "uuid": str(item.uuid), "name": item.original_name, "kind": item.kind, "description": item.description,
-            "content_type": item.content_type, "size": item.size, "sha256": item.sha256,
-            "uploaded_by": _person(item.uploaded_by), "uploaded_at_utc": _utc(item.uploaded_at),
-            "superseded_by": ({"uuid": str(item.superseded_by.uuid), "name": item.superseded_by.original_name,
-                               "sha256": item.superseded_by.sha256} if item.superseded_by else None),
-        } for item in evidence],
-        "uat_signoffs": [{
-            "site": s.site.code, "release": str(s.release), "signed_by": _person(s.signed_by),
-            "signed_at_utc": _utc(s.signed_at), "signed_at_local": _local(s.signed_at, s.site.zone),
-            "comment": s.comment, "evidence_sha256": [e.sha256 for e in s.evidence.all()],
-            "voided": s.voided_at is not None, "voided_at_utc": _utc(s.voided_at), "void_reason": s.void_reason,
-        } for s in rfc.signoffs.all()],
+        "evidence": [
+            {
+                "uuid": str(item.uuid),
+                "name": item.original_name,
+                "kind": item.kind,
+                "description": item.description,
+                "content_type": item.content_type,
+                "size": item.size,
+                "sha256": item.sha256,
+                "uploaded_by": _person(item.uploaded_by),
+                "uploaded_at_utc": _utc(item.uploaded_at),
+                "superseded_by": (
+                    {
+                        "uuid": str(item.superseded_by.uuid),
+                        "name": item.superseded_by.original_name,
+                        "sha256": item.superseded_by.sha256,
+                    }
+                    if item.superseded_by
+                    else None
+                ),
+            }
+            for item in evidence
+        ],
+        "uat_signoffs": [
+            {
+                "site": s.site.code,
+                "release": str(s.release),
+                "signed_by": _person(s.signed_by),
+                "signed_at_utc": _utc(s.signed_at),
+                "signed_at_local": _local(s.signed_at, s.site.zone),
+                "comment": s.comment,
+                "evidence_sha256": [e.sha256 for e in s.evidence.all()],
+                "voided": s.voided_at is not None,
+                "voided_at_utc": _utc(s.voided_at),
+                "void_reason": s.void_reason,
+            }
+            for s in rfc.signoffs.all()
+        ],
         "approval_rounds": _rounds(rfc),
         "deployments": [_deployment(dep) for dep in rfc.deployments.all()],
-        "checks": [{
-            "kind": c.kind, "kind_label": c.get_kind_display(), "state": c.state, "summary": c.summary,
-            "environment": str(c.environment), "release": str(c.release), "artifact_sha256": c.artifact_sha256,
-            "requested_by": _person(c.requested_by), "started_at_utc": _utc(c.started_at),
-            "finished_at_utc": _utc(c.finished_at),
-        } for c in rfc.checks.all()],
-        "audit_events": [{
-            "seq": e["seq"], "occurred_at_utc": _utc(e["occurred_at"]), "actor": e["actor_name"],
-            "action": e["action"], "object_type": e["object_type"], "object_id": e["object_id"],
-            "site": e["site_code"], "reason": e["reason"], "before": e["before"], "after": e["after"],
-            "hash": e["hash"],
-        } for e in events],
+        "checks": [
+            {
+                "kind": c.kind,
+                "kind_label": c.get_kind_display(),
+                "state": c.state,
+                "summary": c.summary,
+                "environment": str(c.environment),
+                "release": str(c.release),
+                "artifact_sha256": c.artifact_sha256,
+                "requested_by": _person(c.requested_by),
+                "started_at_utc": _utc(c.started_at),
+                "finished_at_utc": _utc(c.finished_at),
+            }
+            for c in rfc.checks.all()
+        ],
+        "audit_events": [
+            {
+                "seq": e["seq"],
+                "occurred_at_utc": _utc(e["occurred_at"]),
+                "actor": e["actor_name"],
+                "action": e["action"],
+                "object_type": e["object_type"],
+                "object_id": e["object_id"],
+                "site": e["site_code"],
+                "reason": e["reason"],
+                "before": e["before"],
+                "after": e["after"],
+                "hash": e["hash"],
+            }
+            for e in events
+        ],
     }
 
 
@@ -248,7 +364,9 @@ def _register_fonts() -> None:
         addMapping(SANS, 1, 0, BOLD)
         addMapping(SANS, 0, 1, ITALIC)
         addMapping(SANS, 1, 1, "PackSans-BoldItalic")
-        face = pdfmetrics.EmbeddedType1Face(os.path.join(folder, "com_____.afm"), os.path.join(folder, "com_____.pfb"))
+        face = pdfmetrics.EmbeddedType1Face(
+            os.path.join(folder, "com_____.afm"), os.path.join(folder, "com_____.pfb")
+        )
         face.name = MONO
         pdfmetrics.registerTypeFace(face)
         pdfmetrics.registerFont(pdfmetrics.Font(MONO, MONO, "WinAnsiEncoding"))
@@ -279,7 +397,7 @@ def _hash(value: str, per_line: int = 32, size: float = 6.3) -> str:
     (32 characters at 6.3 pt need 121 pt, about 43 mm)."""
     if not value:
         return "—"
-    parts = [escape(value[i:i + per_line]) for i in range(0, len(value), per_line)]
+    parts = [escape(value[i : i + per_line]) for i in range(0, len(value), per_line)]
     return f'<font face="{MONO}" size="{size}">{"<br/>".join(parts)}</font>'
 
 
@@ -314,16 +432,36 @@ class _Styles:
         self.body = base
         self.cell = ParagraphStyle("cell", parent=base, fontSize=7.5, leading=9.5)
         self.cell_head = ParagraphStyle("cellhead", parent=self.cell, fontName=BOLD, textColor=colors.white)
-        self.small = ParagraphStyle("small", parent=base, fontSize=7.5, leading=9.5, textColor=colors.HexColor("#555555"))
+        self.small = ParagraphStyle(
+            "small", parent=base, fontSize=7.5, leading=9.5, textColor=colors.HexColor("#555555")
+        )
         self.mono = ParagraphStyle("mono", parent=base, fontName=MONO, fontSize=7.5, leading=9.5)
-        self.label = ParagraphStyle("label", parent=base, fontName=BOLD, fontSize=8, leading=10, spaceBefore=5,
-                                    textColor=colors.HexColor("#333333"))
+        self.label = ParagraphStyle(
+            "label",
+            parent=base,
+            fontName=BOLD,
+            fontSize=8,
+            leading=10,
+            spaceBefore=5,
+            textColor=colors.HexColor("#333333"),
+        )
         self.h1 = ParagraphStyle("h1", parent=base, fontName=BOLD, fontSize=16, leading=20, spaceAfter=2)
-        self.kicker = ParagraphStyle("kicker", parent=base, fontName=BOLD, fontSize=9, leading=12,
-                                     textColor=colors.HexColor("#1f4e79"))
-        self.h2 = ParagraphStyle("h2", parent=base, fontName=BOLD, fontSize=11.5, leading=14, spaceBefore=12,
-                                 spaceAfter=5, textColor=colors.HexColor("#1f4e79"))
-        self.h3 = ParagraphStyle("h3", parent=base, fontName=BOLD, fontSize=9, leading=12, spaceBefore=6, spaceAfter=3)
+        self.kicker = ParagraphStyle(
+            "kicker", parent=base, fontName=BOLD, fontSize=9, leading=12, textColor=colors.HexColor("#1f4e79")
+        )
+        self.h2 = ParagraphStyle(
+            "h2",
+            parent=base,
+            fontName=BOLD,
+            fontSize=11.5,
+            leading=14,
+            spaceBefore=12,
+            spaceAfter=5,
+            textColor=colors.HexColor("#1f4e79"),
+        )
+        self.h3 = ParagraphStyle(
+            "h3", parent=base, fontName=BOLD, fontSize=9, leading=12, spaceBefore=6, spaceAfter=3
+        )
 
 
 class _Builder:
@@ -376,8 +514,15 @@ class _Builder:
         else:
             self.story.append(Paragraph(_text(text, limit=None), self.s.body))
 
-    def table(self, header: list[str], rows: list[list], widths_mm: list[float], *, result_col: int | None = None,
-              results: list[bool | None] | None = None) -> None:
+    def table(
+        self,
+        header: list[str],
+        rows: list[list],
+        widths_mm: list[float],
+        *,
+        result_col: int | None = None,
+        results: list[bool | None] | None = None,
+    ) -> None:
         from reportlab.lib.units import mm
         from reportlab.platypus import Table, TableStyle
 
@@ -402,8 +547,14 @@ class _Builder:
         if result_col is not None and results:
             for i, ok in enumerate(results, 1):
                 if ok is not None:
-                    style.append(("BACKGROUND", (result_col, i), (result_col, i),
-                                  c.HexColor("#d9f2de") if ok else c.HexColor("#f9d6d5")))
+                    style.append(
+                        (
+                            "BACKGROUND",
+                            (result_col, i),
+                            (result_col, i),
+                            c.HexColor("#d9f2de") if ok else c.HexColor("#f9d6d5"),
+                        )
+                    )
         table = Table(cells, colWidths=widths, repeatRows=1, splitInRow=1, hAlign="LEFT")
         table.setStyle(TableStyle(style))
         self.story.append(table)
@@ -416,14 +567,18 @@ class _Builder:
         c = self.colors
         rows = [[self.p(escape(k), self.s.label), self.p(v)] for k, v in pairs]
         table = Table(rows, colWidths=[38 * mm, self.width - 38 * mm], splitInRow=1, hAlign="LEFT")
-        table.setStyle(TableStyle([
-            ("FONTNAME", (0, 0), (-1, -1), SANS),
-            ("VALIGN", (0, 0), (-1, -1), "TOP"),
-            ("LINEBELOW", (0, 0), (-1, -1), 0.3, c.HexColor("#d5d9e0")),
-            ("LEFTPADDING", (0, 0), (-1, -1), 2),
-            ("TOPPADDING", (0, 0), (-1, -1), 1),
-            ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
-        ]))
+        table.setStyle(
+            TableStyle(
+                [
+                    ("FONTNAME", (0, 0), (-1, -1), SANS),
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                    ("LINEBELOW", (0, 0), (-1, -1), 0.3, c.HexColor("#d5d9e0")),
+                    ("LEFTPADDING", (0, 0), (-1, -1), 2),
+                    ("TOPPADDING", (0, 0), (-1, -1), 1),
+                    ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+                ]
+            )
+        )
         self.story.append(table)
 
     # Sections
@@ -434,11 +589,16 @@ class _Builder:
         self.heading("Release")
         rel = d["release"]
         artifact = rel["artifact_name"] or rel["artifact_url"] or "—"
-        self.facts([
-            ("Product and version", _text(f"{rel['product']} {rel['version']}")),
-            ("Artifact", _text(artifact) + (f" ({_size(rel['artifact_size'])})" if rel["artifact_size"] else "")),
-            ("Artifact SHA-256", _hash(rel["artifact_sha256"], per_line=64, size=7.5)),
-        ])
+        self.facts(
+            [
+                ("Product and version", _text(f"{rel['product']} {rel['version']}")),
+                (
+                    "Artifact",
+                    _text(artifact) + (f" ({_size(rel['artifact_size'])})" if rel["artifact_size"] else ""),
+                ),
+                ("Artifact SHA-256", _hash(rel["artifact_sha256"], per_line=64, size=7.5)),
+            ]
+        )
         self.block("SQL migration", rel["migration_sql"], mono=True)
         self.block("Undo script", rel["undo_sql"], mono=True)
         self.impact_section()
@@ -457,38 +617,65 @@ class _Builder:
 
         self.story.append(Paragraph("EVIDENCE PACK · PLANT CHANGE CONTROL", self.s.kicker))
         self.story.append(Paragraph(f"{escape(r['number'])} — {_text(r['title'], limit=None)}", self.s.h1))
-        valid = [s for rnd in d["approval_rounds"] for st in rnd["steps"] for a in st["approvals"]
-                 for s in a["signatures"] if not s["voided"]]
+        valid = [
+            s
+            for rnd in d["approval_rounds"]
+            for st in rnd["steps"]
+            for a in st["approvals"]
+            for s in a["signatures"]
+            if not s["voided"]
+        ]
         passed = sum(1 for g in d["gates"] if g["passed"])
         last = d["deployments"][-1] if d["deployments"] else None
-        self.facts([
-            ("Portal version", f"v{escape(d['portal_version'])}"),
-            ("Generated", _when(d["generated_at"])),
-            ("State", escape(r["state_label"]) + (" · <b>high risk</b>" if r["high_risk"] else "")
-             + (" · <b>emergency change</b>" if r["emergency"] else "")),
-            ("Class of change", escape(r["change_class_label"])),
-            ("Readiness gates", f"{passed} of {len(d['gates'])} pass"),
-            ("Signatures", f"{len(valid)} valid electronic signature(s) in {len(d['approval_rounds'])} round(s)"),
-            ("Latest deployment", "none" if last is None else
-             f"{escape(last['environment'])}: {escape(last['state_label'])}"),
-            ("Content hash now", _hash(d["current_content_hash"], per_line=64, size=7.5)),
-        ])
-        self.note("All times are UTC unless a site's local time is given with its zone. Hashes are SHA-256. "
-                  "The JSON form of this pack holds the same record, including full texts and step output.")
+        self.facts(
+            [
+                ("Portal version", f"v{escape(d['portal_version'])}"),
+                ("Generated", _when(d["generated_at"])),
+                (
+                    "State",
+                    escape(r["state_label"])
+                    + (" · <b>high risk</b>" if r["high_risk"] else "")
+                    + (" · <b>emergency change</b>" if r["emergency"] else ""),
+                ),
+                ("Class of change", escape(r["change_class_label"])),
+                ("Readiness gates", f"{passed} of {len(d['gates'])} pass"),
+                (
+                    "Signatures",
+                    f"{len(valid)} valid electronic signature(s) in {len(d['approval_rounds'])} round(s)",
+                ),
+                (
+                    "Latest deployment",
+                    "none"
+                    if last is None
+                    else f"{escape(last['environment'])}: {escape(last['state_label'])}",
+                ),
+                ("Content hash now", _hash(d["current_content_hash"], per_line=64, size=7.5)),
+            ]
+        )
+        self.note(
+            "All times are UTC unless a site's local time is given with its zone. Hashes are SHA-256. "
+            "The JSON form of this pack holds the same record, including full texts and step output."
+        )
 
     def rfc_section(self) -> None:
         r = self.data["rfc"]
         self.heading("Request for change")
-        self.facts([
-            ("Author", _text(f"{_name(r['author'])} ({r['author']['username']})")),
-            ("Filed", _when(r["created_at_utc"])),
-            ("Submitted", _when(r["submitted_at_utc"])),
-            ("Estimated downtime", f"{r['estimated_downtime_minutes']} min" if r["estimated_downtime_minutes"]
-             else "none declared"),
-            ("Requested timing", _text(r["requested_timing"] or "—")),
-            ("High risk", "yes" if r["high_risk"] else "no"),
-            ("Emergency", "yes" if r["emergency"] else "no"),
-        ])
+        self.facts(
+            [
+                ("Author", _text(f"{_name(r['author'])} ({r['author']['username']})")),
+                ("Filed", _when(r["created_at_utc"])),
+                ("Submitted", _when(r["submitted_at_utc"])),
+                (
+                    "Estimated downtime",
+                    f"{r['estimated_downtime_minutes']} min"
+                    if r["estimated_downtime_minutes"]
+                    else "none declared",
+                ),
+                ("Requested timing", _text(r["requested_timing"] or "—")),
+                ("High risk", "yes" if r["high_risk"] else "no"),
+                ("Emergency", "yes" if r["emergency"] else "no"),
+            ]
+        )
         self.block("Description", r["description"])
         if r["emergency"]:
             self.block("Emergency reason", r["emergency_reason"])
@@ -498,9 +685,16 @@ class _Builder:
 
     def impact_section(self) -> None:
         self.heading("Impact per site")
-        rows = [[_text(f"{i['site']} — {i['site_name']}") + f"<br/><font size=6.5>{escape(i['timezone'])}</font>",
-                 _text(", ".join(i["lines"]) or "—"), _text(", ".join(i["modules"]) or "—"), _text(i["notes"] or "—")]
-                for i in self.data["impacts"]]
+        rows = [
+            [
+                _text(f"{i['site']} — {i['site_name']}")
+                + f"<br/><font size=6.5>{escape(i['timezone'])}</font>",
+                _text(", ".join(i["lines"]) or "—"),
+                _text(", ".join(i["modules"]) or "—"),
+                _text(i["notes"] or "—"),
+            ]
+            for i in self.data["impacts"]
+        ]
         if rows:
             self.table(["Site", "Lines", "Modules", "Notes"], rows, [38, 40, 40, 56])
         else:
@@ -509,9 +703,16 @@ class _Builder:
     def gates_section(self) -> None:
         self.heading("Readiness gates (at deployment)")
         g = self.data["gates"]
-        rows = [[_text(x["name"]), "<b>PASS</b>" if x["passed"] else "<b>FAIL</b>", _text(x["reason"])] for x in g]
-        self.table(["Gate", "Result", "Reason and evidence"], rows, [42, 16, 116], result_col=1,
-                   results=[x["passed"] for x in g])
+        rows = [
+            [_text(x["name"]), "<b>PASS</b>" if x["passed"] else "<b>FAIL</b>", _text(x["reason"])] for x in g
+        ]
+        self.table(
+            ["Gate", "Result", "Reason and evidence"],
+            rows,
+            [42, 16, 116],
+            result_col=1,
+            results=[x["passed"] for x in g],
+        )
 
     def evidence_section(self) -> None:
         self.heading("Evidence")
@@ -521,16 +722,22 @@ class _Builder:
             return
         rows = []
         for e in items:
-            superseded = (f"superseded by {_text(e['superseded_by']['name'])}" if e["superseded_by"] else "current")
-            rows.append([
-                f"<b>{_text(e['name'])}</b><br/>{escape(e['kind'])}"
-                + (f"<br/>{_text(e['description'])}" if e["description"] else ""),
-                _size(e["size"]),
-                _hash(e["sha256"]),
-                f"{_text(_name(e['uploaded_by']))}<br/>{_when(e['uploaded_at_utc'])}",
-                superseded,
-            ])
-        self.table(["File, kind, description", "Size", "SHA-256", "Uploaded", "Status"], rows, [46, 15, 46, 43, 24])
+            superseded = (
+                f"superseded by {_text(e['superseded_by']['name'])}" if e["superseded_by"] else "current"
+            )
+            rows.append(
+                [
+                    f"<b>{_text(e['name'])}</b><br/>{escape(e['kind'])}"
+                    + (f"<br/>{_text(e['description'])}" if e["description"] else ""),
+                    _size(e["size"]),
+                    _hash(e["sha256"]),
+                    f"{_text(_name(e['uploaded_by']))}<br/>{_when(e['uploaded_at_utc'])}",
+                    superseded,
+                ]
+            )
+        self.table(
+            ["File, kind, description", "Size", "SHA-256", "Uploaded", "Status"], rows, [46, 15, 46, 43, 24]
+        )
 
     def signoff_section(self) -> None:
         self.heading("UAT sign-off")
@@ -538,18 +745,32 @@ class _Builder:
         if not items:
             self.note("No UAT sign-off.")
             return
-        rows = [[
-            f"{escape(s['site'])}<br/>{_text(s['release'])}",
-            _text(_name(s["signed_by"])),
-            f"{_when(s['signed_at_utc'])}<br/>{escape(s['signed_at_local'] or '')}",
-            _text(s["comment"]) + (f"<br/><font size=6.5>evidence {len(s['evidence_sha256'])} file(s): "
-                                   + ", ".join(f'<font face="{MONO}">{escape(h[:12])}</font>'
-                                               for h in s["evidence_sha256"]) + "</font>"
-                                   if s["evidence_sha256"] else ""),
-            f"<b>VOID</b> {_when(s['voided_at_utc'])}: {_text(s['void_reason'])}" if s["voided"] else "valid",
-        ] for s in items]
-        self.table(["Site, release", "Signed by", "Time (UTC / site)", "Comment", "Status"], rows,
-                   [22, 22, 38, 72, 20], result_col=4, results=[not s["voided"] for s in items])
+        rows = [
+            [
+                f"{escape(s['site'])}<br/>{_text(s['release'])}",
+                _text(_name(s["signed_by"])),
+                f"{_when(s['signed_at_utc'])}<br/>{escape(s['signed_at_local'] or '')}",
+                _text(s["comment"])
+                + (
+                    f"<br/><font size=6.5>evidence {len(s['evidence_sha256'])} file(s): "
+                    + ", ".join(f'<font face="{MONO}">{escape(h[:12])}</font>' for h in s["evidence_sha256"])
+                    + "</font>"
+                    if s["evidence_sha256"]
+                    else ""
+                ),
+                f"<b>VOID</b> {_when(s['voided_at_utc'])}: {_text(s['void_reason'])}"
+                if s["voided"]
+                else "valid",
+            ]
+            for s in items
+        ]
+        self.table(
+            ["Site, release", "Signed by", "Time (UTC / site)", "Comment", "Status"],
+            rows,
+            [22, 22, 38, 72, 20],
+            result_col=4,
+            results=[not s["voided"] for s in items],
+        )
 
     def approvals_section(self) -> None:
         from reportlab.platypus import Paragraph
@@ -561,31 +782,61 @@ class _Builder:
             return
         for rnd in rounds:
             self.keep_room(40)
-            self.story.append(Paragraph(
-                f"Round {rnd['number']} · {escape(rnd['purpose'])} · {escape(rnd['state'])} · opened "
-                f"{_when(rnd['created_at_utc'])}" + (f" · closed {_when(rnd['closed_at_utc'])}"
-                                                     if rnd["closed_at_utc"] else ""), self.s.h3))
-            self.note("Steps: " + "; ".join(
-                f"{st['order']}. {_text(st['label'])}" + (f" ({_text(st['note'])})" if st["note"] else "")
-                + f" — {escape(st['state'])}" for st in rnd["steps"])
-                + f" · content hash at submission <font face='{MONO}'>{escape(rnd['content_hash'])}</font>")
+            self.story.append(
+                Paragraph(
+                    f"Round {rnd['number']} · {escape(rnd['purpose'])} · {escape(rnd['state'])} · opened "
+                    f"{_when(rnd['created_at_utc'])}"
+                    + (f" · closed {_when(rnd['closed_at_utc'])}" if rnd["closed_at_utc"] else ""),
+                    self.s.h3,
+                )
+            )
+            self.note(
+                "Steps: "
+                + "; ".join(
+                    f"{st['order']}. {_text(st['label'])}"
+                    + (f" ({_text(st['note'])})" if st["note"] else "")
+                    + f" — {escape(st['state'])}"
+                    for st in rnd["steps"]
+                )
+                + f" · content hash at submission <font face='{MONO}'>{escape(rnd['content_hash'])}</font>"
+            )
             rows, results = [], []
             for st in rnd["steps"]:
                 for a in st["approvals"]:
                     for s in a["signatures"]:
-                        behalf = f"<br/>on behalf of {_text(_name(s['on_behalf_of']))}" if s["on_behalf_of"] else ""
-                        rows.append([
-                            f"<b>{_text(s['printed_name'])}</b><br/>{_text(s['meaning'])}{behalf}",
-                            f"{_when(s['signed_at_utc'])}<br/><b>{escape(s['signed_at_local'])}</b>",
-                            f"{escape(s['via'])}<br/>{_text(s['reason'] or '—')}",
-                            _hash(s["content_hash"]),
-                            (f"<b>VOID</b> {_when(s['voided_at_utc'])}<br/>{_text(s['void_reason'])}"
-                             if s["voided"] else "valid"),
-                        ])
+                        behalf = (
+                            f"<br/>on behalf of {_text(_name(s['on_behalf_of']))}"
+                            if s["on_behalf_of"]
+                            else ""
+                        )
+                        rows.append(
+                            [
+                                f"<b>{_text(s['printed_name'])}</b><br/>{_text(s['meaning'])}{behalf}",
+                                f"{_when(s['signed_at_utc'])}<br/><b>{escape(s['signed_at_local'])}</b>",
+                                f"{escape(s['via'])}<br/>{_text(s['reason'] or '—')}",
+                                _hash(s["content_hash"]),
+                                (
+                                    f"<b>VOID</b> {_when(s['voided_at_utc'])}<br/>{_text(s['void_reason'])}"
+                                    if s["voided"]
+                                    else "valid"
+                                ),
+                            ]
+                        )
                         results.append(not s["voided"])
             if rows:
-                self.table(["Printed name and meaning", "Signed (UTC / site)", "Via, reason", "Content hash",
-                            "Status"], rows, [44, 38, 26, 46, 20], result_col=4, results=results)
+                self.table(
+                    [
+                        "Printed name and meaning",
+                        "Signed (UTC / site)",
+                        "Via, reason",
+                        "Content hash",
+                        "Status",
+                    ],
+                    rows,
+                    [44, 38, 26, 46, 20],
+                    result_col=4,
+                    results=results,
+                )
             else:
                 self.note("No signature in this round yet.")
 
@@ -599,22 +850,47 @@ class _Builder:
             return
         for dep in deployments:
             self.keep_room(40)
-            self.story.append(Paragraph(f"{escape(dep['environment'])} · {escape(dep['state_label'])}"
-                                        + (" · emergency" if dep["emergency"] else ""), self.s.h3))
-            self.facts([
-                ("Scheduled", f"{_when(dep['scheduled_start_utc'])} ({escape(dep['scheduled_start_local'])}), "
-                              f"{dep['duration_minutes']} min, by {_text(_name(dep['scheduled_by']))}"),
-                ("Started / finished", f"{_when(dep['started_at_utc'])} / {_when(dep['finished_at_utc'])}"),
-                ("Outcome", _text(dep["outcome"] or dep["cancel_reason"] or "—")),
-            ])
+            self.story.append(
+                Paragraph(
+                    f"{escape(dep['environment'])} · {escape(dep['state_label'])}"
+                    + (" · emergency" if dep["emergency"] else ""),
+                    self.s.h3,
+                )
+            )
+            self.facts(
+                [
+                    (
+                        "Scheduled",
+                        f"{_when(dep['scheduled_start_utc'])} ({escape(dep['scheduled_start_local'])}), "
+                        f"{dep['duration_minutes']} min, by {_text(_name(dep['scheduled_by']))}",
+                    ),
+                    (
+                        "Started / finished",
+                        f"{_when(dep['started_at_utc'])} / {_when(dep['finished_at_utc'])}",
+                    ),
+                    ("Outcome", _text(dep["outcome"] or dep["cancel_reason"] or "—")),
+                ]
+            )
             if dep["steps"]:
-                rows = [[str(st["order"]), _text(st["label"]), escape(st["phase"]), f"<b>{escape(st['state'])}</b>",
-                         _text(st["adapter"] or "—"),
-                         "—" if st["duration_seconds"] is None else f"{st['duration_seconds']:.1f} s"]
-                        for st in dep["steps"]]
+                rows = [
+                    [
+                        str(st["order"]),
+                        _text(st["label"]),
+                        escape(st["phase"]),
+                        f"<b>{escape(st['state'])}</b>",
+                        _text(st["adapter"] or "—"),
+                        "—" if st["duration_seconds"] is None else f"{st['duration_seconds']:.1f} s",
+                    ]
+                    for st in dep["steps"]
+                ]
                 verdict = {"succeeded": True, "failed": False, "interrupted": False}
-                self.table(["#", "Step", "Phase", "State", "Adapter", "Duration"], rows, [8, 50, 20, 24, 50, 22],
-                           result_col=3, results=[verdict.get(st["state"]) for st in dep["steps"]])
+                self.table(
+                    ["#", "Step", "Phase", "State", "Adapter", "Duration"],
+                    rows,
+                    [8, 50, 20, 24, 50, 22],
+                    result_col=3,
+                    results=[verdict.get(st["state"]) for st in dep["steps"]],
+                )
 
     def checks_section(self) -> None:
         self.heading("Computed checks (rehearsals on a copy of UAT)")
@@ -622,19 +898,40 @@ class _Builder:
         if not checks:
             self.note("No computed check has run.")
             return
-        rows = [[_text(c["kind_label"]), _text(c["environment"]), f"<b>{escape(c['state'])}</b>",
-                 _when(c["finished_at_utc"]), _text(c["summary"] or "—")] for c in checks]
+        rows = [
+            [
+                _text(c["kind_label"]),
+                _text(c["environment"]),
+                f"<b>{escape(c['state'])}</b>",
+                _when(c["finished_at_utc"]),
+                _text(c["summary"] or "—"),
+            ]
+            for c in checks
+        ]
         self.table(["Check", "Environment", "State", "Finished", "Summary"], rows, [30, 22, 16, 30, 76])
 
     def audit_section(self) -> None:
         self.heading("Audit trail of this RFC")
         events = self.data["audit_events"]
-        self.note(f"{len(events)} event(s) from the hash-chained trail, in order. Each hash can be checked with "
-                  "manage.py audit_verify.")
-        rows = [[str(e["seq"]), _when(e["occurred_at_utc"]).replace(" UTC", ""), _text(e["actor"] or "—"),
-                 _text(e["action"]), _text(e["reason"] or ""), _hash(e["hash"])] for e in events]
+        self.note(
+            f"{len(events)} event(s) from the hash-chained trail, in order. Each hash can be checked with "
+            "manage.py audit_verify."
+        )
+        rows = [
+            [
+                str(e["seq"]),
+                _when(e["occurred_at_utc"]).replace(" UTC", ""),
+                _text(e["actor"] or "—"),
+                _text(e["action"]),
+                _text(e["reason"] or ""),
+                _hash(e["hash"]),
+            ]
+            for e in events
+        ]
         if rows:
-            self.table(["Seq", "Time (UTC)", "Actor", "Action", "Reason", "Hash"], rows, [8, 28, 20, 50, 22, 46])
+            self.table(
+                ["Seq", "Time (UTC)", "Actor", "Action", "Reason", "Hash"], rows, [8, 28, 20, 50, 22, 46]
+            )
 
 
 def _numbered_canvas(footer: str):
@@ -678,9 +975,18 @@ def render_pdf(data: dict) -> bytes:
     number = data["rfc"]["number"]
     buffer = BytesIO()
     doc = SimpleDocTemplate(
-        buffer, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=16 * mm, bottomMargin=20 * mm,
-        title=f"{number} evidence pack", author=f"Plant Change Control v{data['portal_version']}",
-        subject=data["rfc"]["title"], creator="Plant Change Control", initialFontName=SANS)
+        buffer,
+        pagesize=A4,
+        leftMargin=18 * mm,
+        rightMargin=18 * mm,
+        topMargin=16 * mm,
+        bottomMargin=20 * mm,
+        title=f"{number} evidence pack",
+        author=f"Plant Change Control v{data['portal_version']}",
+        subject=data["rfc"]["title"],
+        creator="Plant Change Control",
+        initialFontName=SANS,
+    )
     story = _Builder(data, doc.width).build()
     doc.build(story, canvasmaker=_numbered_canvas(f"{number} evidence pack"))
     return buffer.getvalue()

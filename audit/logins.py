@@ -24,5 +24,6 @@ def _logged_out(sender, request, user, **kwargs):
 def _login_failed(sender, credentials, request=None, **kwargs):
     # Only the username is kept; the password Django already masks never reaches the trail.
     username = str(credentials.get("username", ""))[:150]
-    record("accounts.login.failed", actor_name=username, object_type="auth.user",
-           after={"username": username})
+    record(
+        "accounts.login.failed", actor_name=username, object_type="auth.user", after={"username": username}
+    )

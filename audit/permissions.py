@@ -10,8 +10,11 @@ from audit.services import record
 
 def _describe(row) -> dict:
     holder = row.user.get_username() if hasattr(row, "user") else f"group {row.group.name}"
-    return {"holder": holder, "permission": row.permission.codename, "object": f"{row.content_type.model} "
-            f"{row.object_pk}"}
+    return {
+        "holder": holder,
+        "permission": row.permission.codename,
+        "object": f"{row.content_type.model} {row.object_pk}",
+    }
 
 
 def _reason(default: str) -> str:
@@ -20,7 +23,11 @@ def _reason(default: str) -> str:
 
     context = current_context()
     request = getattr(context, "request", None)
-    typed = request.POST.get("audit_reason", "").strip() if request is not None and request.method == "POST" else ""
+    typed = (
+        request.POST.get("audit_reason", "").strip()
+        if request is not None and request.method == "POST"
+        else ""
+    )
     return typed or default
 
 
@@ -36,14 +43,24 @@ def _site_code(row) -> str:
 @receiver(post_save, sender=GroupObjectPermission, dispatch_uid="audit-gop-saved")
 def granted(sender, instance, created, raw=False, **kwargs):
     if created and not raw:
-        record("accounts.object_permission.granted", object_type="guardian.objectpermission",
-               object_id=str(instance.pk), site_code=_site_code(instance), after=_describe(instance),
-               reason=_reason("granted in administration"))
+        record(
+            "accounts.object_permission.granted",
+            object_type="guardian.objectpermission",
+            object_id=str(instance.pk),
+            site_code=_site_code(instance),
+            after=_describe(instance),
+            reason=_reason("granted in administration"),
+        )
 
 
 @receiver(post_delete, sender=UserObjectPermission, dispatch_uid="audit-uop-deleted")
 @receiver(post_delete, sender=GroupObjectPermission, dispatch_uid="audit-gop-deleted")
 def revoked(sender, instance, **kwargs):
-    record("accounts.object_permission.revoked", object_type="guardian.objectpermission",
-           object_id=str(instance.pk), site_code=_site_code(instance), before=_describe(instance),
-           reason=_reason("revoked in administration"))
+    record(
+        "accounts.object_permission.revoked",
+        object_type="guardian.objectpermission",
+        object_id=str(instance.pk),
+        site_code=_site_code(instance),
+        before=_describe(instance),
+        reason=_reason("revoked in administration"),
+    )

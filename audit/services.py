@@ -139,23 +139,42 @@ def verify(chunk_size: int = 5000) -> Verification:
         count += 1
         head_then = published.get(event.seq)
         if head_then is not None and head_then["hash"] != event.hash and event.seq == expected_seq:
-            return Verification(False, count, last_hash, event.seq,
-                                f"#{event.seq} differs from the head published {head_then['published_at']}: "
-                                "the trail was rewritten")
+            return Verification(
+                False,
+                count,
+                last_hash,
+                event.seq,
+                f"#{event.seq} differs from the head published {head_then['published_at']}: "
+                "the trail was rewritten",
+            )
         if event.seq != expected_seq:
             return Verification(False, count, last_hash, event.seq, f"sequence gap before #{event.seq}")
         if event.prev_hash != expected_prev:
-            return Verification(False, count, last_hash, event.seq, f"#{event.seq} does not link to its predecessor")
+            return Verification(
+                False, count, last_hash, event.seq, f"#{event.seq} does not link to its predecessor"
+            )
         if compute_hash(event) != event.hash:
-            return Verification(False, count, last_hash, event.seq, f"#{event.seq} content does not match its hash")
+            return Verification(
+                False, count, last_hash, event.seq, f"#{event.seq} content does not match its hash"
+            )
         expected_prev = last_hash = event.hash
         expected_seq += 1
     beyond = [seq for seq in published if seq > count]
     if beyond:
-        return Verification(False, count, last_hash, count + 1,
-                            f"a head published for #{max(beyond)} but the table ends at #{count}: events were removed")
+        return Verification(
+            False,
+            count,
+            last_hash,
+            count + 1,
+            f"a head published for #{max(beyond)} but the table ends at #{count}: events were removed",
+        )
     head = ChainHead.objects.filter(id=1).first()
     if head is not None and (head.seq != count or head.hash != last_hash):
-        return Verification(False, count, last_hash, count + 1 if head.seq > count else head.seq,
-                            f"chain head says #{head.seq}, table ends at #{count}")
+        return Verification(
+            False,
+            count,
+            last_hash,
+            count + 1 if head.seq > count else head.seq,
+            f"chain head says #{head.seq}, table ends at #{count}",
+        )
     return Verification(True, count, last_hash, None)

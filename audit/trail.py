@@ -50,8 +50,11 @@ class Filters:
         return {name: getattr(self, name) for name in FILTERS if getattr(self, name)}
 
     def errors(self) -> list[str]:
-        return [f"{name.capitalize()} must be a date (YYYY-MM-DD)." for name in ("start", "end")
-                if getattr(self, name) and _date(getattr(self, name)) is None]
+        return [
+            f"{name.capitalize()} must be a date (YYYY-MM-DD)."
+            for name in ("start", "end")
+            if getattr(self, name) and _date(getattr(self, name)) is None
+        ]
 
     def apply(self, queryset: QuerySet) -> QuerySet:
         """Every filter is an indexed column or a prefix of one (see the indexes on AuditEvent)."""
@@ -60,13 +63,21 @@ class Filters:
         # seq range found on the occurred_at index: the page query stays a bounded scan of the seq index.
         if start:
             moment = datetime.combine(start, time(0), tzinfo=UTC)
-            first = (AuditEvent.objects.filter(occurred_at__gte=moment).order_by("occurred_at", "seq")
-                     .values_list("seq", flat=True).first())
+            first = (
+                AuditEvent.objects.filter(occurred_at__gte=moment)
+                .order_by("occurred_at", "seq")
+                .values_list("seq", flat=True)
+                .first()
+            )
             queryset = queryset.filter(seq__gte=first, occurred_at__gte=moment) if first else queryset.none()
         if end:
             moment = datetime.combine(end + timedelta(days=1), time(0), tzinfo=UTC)
-            last = (AuditEvent.objects.filter(occurred_at__lt=moment).order_by("-occurred_at", "-seq")
-                    .values_list("seq", flat=True).first())
+            last = (
+                AuditEvent.objects.filter(occurred_at__lt=moment)
+                .order_by("-occurred_at", "-seq")
+                .values_list("seq", flat=True)
+                .first()
+            )
             queryset = queryset.filter(seq__lte=last, occurred_at__lt=moment) if last else queryset.none()
         if self.actor:
             queryset = queryset.filter(actor_name=self.actor)
@@ -81,29 +92,51 @@ class Filters:
         return queryset
 
 
-def page(filters: Filters, before: int | None = None, after: int | None = None) -> tuple[list, int | None, int | None]:
+def page(
+    filters: Filters, before: int | None = None, after: int | None = None
+) -> tuple[list, int | None, int | None]:
     """One keyset page, newest first: (events, older cursor, newer cursor). New events never shift it."""
     queryset = filters.apply(AuditEvent.objects.all())
     if after is not None:
-        rows = list(queryset.filter(seq__gt=after).order_by("seq")[:PAGE + 1])
+        rows = list(queryset.filter(seq__gt=after).order_by("seq")[: PAGE + 1])
         has_newer = len(rows) > PAGE
         rows = list(reversed(rows[:PAGE]))
-        has_older = queryset.filter(seq__lte=after).order_by("-seq").values_list("seq", flat=True).first() is not None
+        has_older = (
+            queryset.filter(seq__lte=after).order_by("-seq").values_list("seq", flat=True).first() is not None
+        )
     else:
         queryset_page = queryset.filter(seq__lt=before) if before is not None else queryset
-        rows = list(queryset_page.order_by("-seq")[:PAGE + 1])
+        rows = list(queryset_page.order_by("-seq")[: PAGE + 1])
         has_older = len(rows) > PAGE
         rows = rows[:PAGE]
-        has_newer = before is not None and queryset.filter(seq__gte=before).order_by("seq").values_list(
-            "seq", flat=True).first() is not None  # always on the seq index, never a table scan
+        has_newer = (
+            before is not None
+            and queryset.filter(seq__gte=before).order_by("seq").values_list("seq", flat=True).first()
+            is not None
+        )  # always on the seq index, never a table scan
     older = rows[-1].seq if rows and has_older else None
     newer = rows[0].seq if rows and has_newer else None
     return rows, older, newer
 
 
 # --- Export ----------------------------------------------------------------------------------------
-COLUMNS = ["seq", "occurred_at", "actor_name", "action", "object_type", "object_id", "object_repr", "site_code",
-           "reason", "before", "after", "request_id", "ip_address", "prev_hash", "hash"]
+COLUMNS = [
+    "seq",
+    "occurred_at",
+    "actor_name",
+    "action",
+    "object_type",
+    "object_id",
+    "object_repr",
+    "site_code",
+    "reason",
+    "before",
+    "after",
+    "request_id",
+    "ip_address",
+    "prev_hash",
+    "hash",
+]
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -143,8 +176,12 @@ def export_csv(filters: Filters) -> Iterator[str]:
 
 def export_jsonl(filters: Filters) -> Iterator[str]:
     for event in _events(filters):
-        yield json.dumps({column: getattr(event, column) for column in COLUMNS}, cls=DjangoJSONEncoder,
-                         sort_keys=True) + "\n"
+        yield (
+            json.dumps(
+                {column: getattr(event, column) for column in COLUMNS}, cls=DjangoJSONEncoder, sort_keys=True
+            )
+            + "\n"
+        )
 
 
 # --- The chain head, published outside the database --------------------------------------------------
@@ -157,8 +194,11 @@ def publish_head() -> dict:
     from audit.models import ChainHead
 
     head = ChainHead.objects.filter(id=1).first()
-    entry = {"published_at": clock.now().isoformat(), "seq": head.seq if head else 0,
-             "hash": head.hash if head else ""}
+    entry = {
+        "published_at": clock.now().isoformat(),
+        "seq": head.seq if head else 0,
+        "hash": head.hash if head else "",
+    }
     path = heads_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as handle:

@@ -34,15 +34,29 @@ def event_list(request):
     errors = filters.errors()
     before, after = _int(request.GET.get("before")), _int(request.GET.get("after"))
     events, older, newer = ([], None, None) if errors else trail.page(filters, before=before, after=after)
-    record("audit.trail.read", actor=request.user, object_type="audit.trail",
-           after={"filters": filters.as_dict(), "before": before, "after": after, "shown": len(events)})
+    record(
+        "audit.trail.read",
+        actor=request.user,
+        object_type="audit.trail",
+        after={"filters": filters.as_dict(), "before": before, "after": after, "shown": len(events)},
+    )
     query = "&".join(f"{k}={v}" for k, v in filters.as_dict().items())
     template = "audit/list.html#results" if request.htmx else "audit/list.html"
-    return render(request, template, {
-        "events": events, "older": older, "newer": newer, "filters": filters, "errors": errors,
-        "query": query, "last_verification": _last_verification(),
-        "heads": trail.published_heads()[-3:],
-    }, status=400 if errors else 200)
+    return render(
+        request,
+        template,
+        {
+            "events": events,
+            "older": older,
+            "newer": newer,
+            "filters": filters,
+            "errors": errors,
+            "query": query,
+            "last_verification": _last_verification(),
+            "heads": trail.published_heads()[-3:],
+        },
+        status=400 if errors else 200,
+    )
 
 
 @login_required
@@ -53,8 +67,12 @@ def export(request, fmt: str):
     filters = trail.Filters.from_query(request.GET)
     if filters.errors():
         return render(request, "errors/400.html", status=400)
-    record("audit.trail.exported", actor=request.user, object_type="audit.trail",
-           after={"filters": filters.as_dict(), "format": fmt})
+    record(
+        "audit.trail.exported",
+        actor=request.user,
+        object_type="audit.trail",
+        after={"filters": filters.as_dict(), "format": fmt},
+    )
     stamp = f"{clock.now():%Y%m%d-%H%M%S}"
     if fmt == "csv":
         response = StreamingHttpResponse(trail.export_csv(filters), content_type="text/csv; charset=utf-8")
@@ -78,6 +96,7 @@ def verify_now(request):
         verify_chain.delay()
     except Exception:  # the broker is down: verify here, the trail is the truth either way
         verify_chain()
-    messages.success(request, "Verification started: the result appears here when the worker has "
-                              "recomputed the chain.")
+    messages.success(
+        request, "Verification started: the result appears here when the worker has recomputed the chain."
+    )
     return redirect("audit:list")

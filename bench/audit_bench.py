@@ -43,9 +43,24 @@ import benchdb  # noqa: E402
 BENCH_DB = "cc_audit_bench"
 BATCH = 20_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-COPY_COLUMNS = ("seq", "occurred_at", "actor_id", "actor_name", "action", "object_type", "object_id",
-                "object_repr", "site_code", "before", "after", "request_id", "ip_address", "reason",
-                "prev_hash", "hash")
+COPY_COLUMNS = (
+    "seq",
+    "occurred_at",
+    "actor_id",
+    "actor_name",
+    "action",
+    "object_type",
+    "object_id",
+    "object_repr",
+    "site_code",
+    "before",
+    "after",
+    "request_id",
+    "ip_address",
+    "reason",
+    "prev_hash",
+    "hash",
+)
 
 
 # --- Throwaway database (bench/benchdb.py) ---------------------------------------------------------
@@ -126,18 +141,77 @@ ACTIONS = (
     ("accounts.login.succeeded", "", 6, True, None, None),
 )
 ACTION_WEIGHTS = [a[2] for a in ACTIONS]
-FIRST = ("Anna", "Ben", "Chloé", "David", "Emma", "Felix", "Greta", "Hugo", "Ines", "Jonas", "Karin", "Luca",
-         "Mia", "Noah", "Olga", "Paul", "Rosa", "Sven", "Tara", "Yusuf")
-LAST = ("Meyer", "Schmidt", "Dubois", "Rossi", "Novak", "Kowalski", "Murphy", "Tan", "Weber", "Fischer",
-        "Keller", "Bauer", "Lambert", "Moreau", "Horvat", "Nowak", "Byrne", "Lim", "Wagner", "Hofmann",
-        "Richter", "Wolf", "Girard", "Costa", "Ward")
+FIRST = (
+    "Anna",
+    "Ben",
+    "Chloé",
+    "David",
+    "Emma",
+    "Felix",
+    "Greta",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Karin",
+    "Luca",
+    "Mia",
+    "Noah",
+    "Olga",
+    "Paul",
+    "Rosa",
+    "Sven",
+    "Tara",
+    "Yusuf",
+)
+LAST = (
+    "Meyer",
+    "Schmidt",
+    "Dubois",
+    "Rossi",
+    "Novak",
+    "Kowalski",
+    "Murphy",
+    "Tan",
+    "Weber",
+    "Fischer",
+    "Keller",
+    "Bauer",
+    "Lambert",
+    "Moreau",
+    "Horvat",
+    "Nowak",
+    "Byrne",
+    "Lim",
+    "Wagner",
+    "Hofmann",
+    "Richter",
+    "Wolf",
+    "Girard",
+    "Costa",
+    "Ward",
+)
 ACTORS = [f"{FIRST[i % len(FIRST)].lower()}.{LAST[i // len(FIRST)].lower()}" for i in range(500)]
-TITLES = ("Update labelling template", "Patch MES to 4.2.1", "New weigh-scale driver", "Serialisation rule change",
-          "Historian retention change", "Line clearance checklist", "Printer firmware", "Recipe parameter limits")
-REASONS = ("Corrected a typo in the description.", "Per CAPA-2291.", "Requested by QA after the UAT review.",
-           "Supplier release notes attached.", "Risk assessment updated after the deviation.",
-           "Scope reduced to line 2 only.", "Window moved at the plant's request.",
-           "Signed for release to production.", "Re-run after the network outage.")
+TITLES = (
+    "Update labelling template",
+    "Patch MES to 4.2.1",
+    "New weigh-scale driver",
+    "Serialisation rule change",
+    "Historian retention change",
+    "Line clearance checklist",
+    "Printer firmware",
+    "Recipe parameter limits",
+)
+REASONS = (
+    "Corrected a typo in the description.",
+    "Per CAPA-2291.",
+    "Requested by QA after the UAT review.",
+    "Supplier release notes attached.",
+    "Risk assessment updated after the deviation.",
+    "Scope reduced to line 2 only.",
+    "Window moved at the plant's request.",
+    "Signed for release to production.",
+    "Re-run after the network outage.",
+)
 RFCS = 5000
 RARE_WORD = "calibration drift"  # in ~1 reason in 20,000: the text filter's worst case (no text index)
 
@@ -186,17 +260,40 @@ def generate(count: int, span_days: int = 3 * 365, seed: int = 8):
         if action == "releases.rfc.updated":
             before, after = {"title": "Draft title"}, {"title": TITLES[rfc_index % len(TITLES)]}
         roll = rng.random()
-        reason = (RARE_WORD + " on the checkweigher, see deviation DEV-118.") if roll < 0.00005 else (
-            REASONS[rng.randrange(len(REASONS))] if roll < 0.15 else "")
+        reason = (
+            (RARE_WORD + " on the checkweigher, see deviation DEV-118.")
+            if roll < 0.00005
+            else (REASONS[rng.randrange(len(REASONS))] if roll < 0.15 else "")
+        )
         event.seq, event.occurred_at, event.actor_id, event.actor_name = seq, occurred, actor_id, actor_name
-        event.action, event.object_type, event.object_id, event.object_repr = action, object_type, object_id, \
-            object_repr
+        event.action, event.object_type, event.object_id, event.object_repr = (
+            action,
+            object_type,
+            object_id,
+            object_repr,
+        )
         event.site_code = site if object_type else ""
         event.before, event.after, event.request_id, event.ip_address = before, after, request_id, ip_address
         event.reason, event.prev_hash = reason, prev
         digest = compute_hash(event)
-        yield (seq, occurred, actor_id, actor_name, action, object_type, object_id, object_repr, event.site_code,
-               before, after, request_id, ip_address, reason, prev, digest)
+        yield (
+            seq,
+            occurred,
+            actor_id,
+            actor_name,
+            action,
+            object_type,
+            object_id,
+            object_repr,
+            event.site_code,
+            before,
+            after,
+            request_id,
+            ip_address,
+            reason,
+            prev,
+            digest,
+        )
         prev = digest
 
 
@@ -215,8 +312,11 @@ def load(count: int) -> dict:
         batch = []
         for _ in range(min(BATCH, count - done)):
             row = next(rows)
-            batch.append(row[:9] + (None if row[9] is None else Jsonb(row[9]),
-                                    None if row[10] is None else Jsonb(row[10])) + row[11:])
+            batch.append(
+                row[:9]
+                + (None if row[9] is None else Jsonb(row[9]), None if row[10] is None else Jsonb(row[10]))
+                + row[11:]
+            )
         t1 = time.perf_counter()
         with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
             for row in batch:
@@ -232,9 +332,11 @@ def load(count: int) -> dict:
     t0 = time.perf_counter()
     with connection.cursor() as cursor:
         # The chain head as record() would have left it (audit_chainhead has no append-only trigger).
-        cursor.execute("INSERT INTO audit_chainhead (id, seq, hash) VALUES (1, %s, %s) "
-                       "ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash",
-                       [last[0], last[-1]])
+        cursor.execute(
+            "INSERT INTO audit_chainhead (id, seq, hash) VALUES (1, %s, %s) "
+            "ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash",
+            [last[0], last[-1]],
+        )
         # What autovacuum would have done to a table that grew over three years: statistics, visibility map.
         cursor.execute("VACUUM (ANALYZE) audit_auditevent")
         cursor.execute("ANALYZE")
@@ -254,7 +356,7 @@ def explain(sql: str, params=None) -> list[str]:
 def print_plans(queries: list[dict], max_lines: int = 14) -> None:
     for number, query in enumerate(queries, 1):
         sql = query["sql"]
-        print(f"    plan {number}/{len(queries)}: {sql[sql.find(' FROM '):][:170].strip()}…")
+        print(f"    plan {number}/{len(queries)}: {sql[sql.find(' FROM ') :][:170].strip()}…")
         lines = explain(sql, query.get("params"))
         for line in lines[:max_lines]:
             print("      " + line)
@@ -276,8 +378,11 @@ def timed(label: str, func, runs: int, results: dict, plans: bool = True) -> Non
         samples.append((time.perf_counter() - t0) * 1000)
     median = statistics.median(samples)
     results[label] = median
-    print(f"  {label:<58} median {median:9.2f} ms  (min {min(samples):.2f}, max {max(samples):.2f}; "
-          f"{len(captured.captured_queries)} queries; {outcome})", flush=True)
+    print(
+        f"  {label:<58} median {median:9.2f} ms  (min {min(samples):.2f}, max {max(samples):.2f}; "
+        f"{len(captured.captured_queries)} queries; {outcome})",
+        flush=True,
+    )
     if plans:
         print_plans(captured.captured_queries)
 
@@ -296,8 +401,12 @@ def page_outcome(filters, before=None):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=2_000_000)
-    parser.add_argument("--export-rows", type=int, default=1_000_000,
-                        help="about this many events are exported (capped at half the trail)")
+    parser.add_argument(
+        "--export-rows",
+        type=int,
+        default=1_000_000,
+        help="about this many events are exported (capped at half the trail)",
+    )
     parser.add_argument("--runs", type=int, default=5, help="timed runs per page (after one warm-up)")
     args = parser.parse_args(argv)
     if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
@@ -333,15 +442,23 @@ def header(args) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT version()")
         version = cursor.fetchone()[0].split(" on ")[0]
-        cursor.execute("SELECT current_setting('shared_buffers'), current_setting('work_mem'), "
-                       "current_setting('effective_cache_size')")
+        cursor.execute(
+            "SELECT current_setting('shared_buffers'), current_setting('work_mem'), "
+            "current_setting('effective_cache_size')"
+        )
         shared_buffers, work_mem, cache = cursor.fetchone()
     print("Audit trail benchmark (issue 8.6)")
-    print(f"  machine:  {os.cpu_count()} CPUs ({cpu_model()}), RAM {meminfo_gib()}, {platform.platform()}, "
-          f"Python {platform.python_version()}")
-    print(f"  database: {version} ({connection.settings_dict['NAME']}); shared_buffers={shared_buffers} "
-          f"work_mem={work_mem} effective_cache_size={cache}")
-    print(f"  settings: events={args.events:,} export≈{args.export_rows:,} runs={args.runs} DEBUG={settings.DEBUG}")
+    print(
+        f"  machine:  {os.cpu_count()} CPUs ({cpu_model()}), RAM {meminfo_gib()}, {platform.platform()}, "
+        f"Python {platform.python_version()}"
+    )
+    print(
+        f"  database: {version} ({connection.settings_dict['NAME']}); shared_buffers={shared_buffers} "
+        f"work_mem={work_mem} effective_cache_size={cache}"
+    )
+    print(
+        f"  settings: events={args.events:,} export≈{args.export_rows:,} runs={args.runs} DEBUG={settings.DEBUG}"
+    )
 
 
 def _run(args) -> int:
@@ -360,12 +477,16 @@ def _run(args) -> int:
     print(f"\n1. Load {n:,} chained events (batches of {BATCH:,}, COPY, all indexes in place)")
     facts = load(n)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_relation_size('audit_auditevent'), pg_indexes_size('audit_auditevent'), "
-                       "count(*) FROM pg_indexes WHERE tablename = 'audit_auditevent'")
+        cursor.execute(
+            "SELECT pg_relation_size('audit_auditevent'), pg_indexes_size('audit_auditevent'), "
+            "count(*) FROM pg_indexes WHERE tablename = 'audit_auditevent'"
+        )
         table_bytes, index_bytes, index_count = cursor.fetchone()
-    print(f"  load: {facts['load_s']:.1f} s ({n / facts['load_s']:,.0f} events/s) = generate+hash "
-          f"{facts['generate_hash_s']:.1f} s + COPY {facts['copy_s']:.1f} s; VACUUM (ANALYZE) "
-          f"{facts['vacuum_analyze_s']:.1f} s")
+    print(
+        f"  load: {facts['load_s']:.1f} s ({n / facts['load_s']:,.0f} events/s) = generate+hash "
+        f"{facts['generate_hash_s']:.1f} s + COPY {facts['copy_s']:.1f} s; VACUUM (ANALYZE) "
+        f"{facts['vacuum_analyze_s']:.1f} s"
+    )
     print(f"  size: table {table_bytes / 2**20:,.0f} MB, {index_count} indexes {index_bytes / 2**20:,.0f} MB")
 
     results: dict[str, float] = {}
@@ -374,14 +495,20 @@ def _run(args) -> int:
     verification = verify_benchmark()
 
     print("\nSummary")
-    print(f"  events {n:,}; load {facts['load_s']:.1f} s (+ VACUUM ANALYZE {facts['vacuum_analyze_s']:.1f} s)")
+    print(
+        f"  events {n:,}; load {facts['load_s']:.1f} s (+ VACUUM ANALYZE {facts['vacuum_analyze_s']:.1f} s)"
+    )
     for label, value in results.items():
         print(f"  {label:<58} {value:9.2f} ms")
-    print(f"  export CSV: {export['rows']:,} rows, {export['bytes'] / 2**20:,.1f} MB in {export['seconds']:.1f} s "
-          f"({export['rows'] / export['seconds']:,.0f} rows/s; first row after {export['first_row_s']:.2f} s); "
-          f"peak Python allocations {export['tracemalloc_peak_mb']:.1f} MB; max RSS {export['rss_before_mb']:.0f} → "
-          f"{export['rss_after_mb']:.0f} MB")
-    print(f"  verify: {verification['seconds']:.1f} s, ok={verification['ok']}, count={verification['count']:,}")
+    print(
+        f"  export CSV: {export['rows']:,} rows, {export['bytes'] / 2**20:,.1f} MB in {export['seconds']:.1f} s "
+        f"({export['rows'] / export['seconds']:,.0f} rows/s; first row after {export['first_row_s']:.2f} s); "
+        f"peak Python allocations {export['tracemalloc_peak_mb']:.1f} MB; max RSS {export['rss_before_mb']:.0f} → "
+        f"{export['rss_after_mb']:.0f} MB"
+    )
+    print(
+        f"  verify: {verification['seconds']:.1f} s, ok={verification['ok']}, count={verification['count']:,}"
+    )
     return 0 if verification["ok"] else 1
 
 
@@ -390,32 +517,56 @@ def page_benchmarks(args, n: int, results: dict) -> None:
     from audit.trail import Filters
 
     print(f"\n2. Trail pages (audit.trail.page, 50 rows; median of {args.runs} after one warm-up)")
-    rfc = AuditEvent.objects.filter(seq__gte=n // 2, object_type="releases.rfc").order_by("seq") \
-        .values_list("object_id", flat=True).first()  # an RFC from the middle of the trail
+    rfc = (
+        AuditEvent.objects.filter(seq__gte=n // 2, object_type="releases.rfc")
+        .order_by("seq")
+        .values_list("object_id", flat=True)
+        .first()
+    )  # an RFC from the middle of the trail
     rfc_events = AuditEvent.objects.filter(object_id=rfc).count()
     site = SITES[3]
     timed("first page (no filter)", page_outcome(Filters()), args.runs, results)
     timed(f"object = {rfc} ({rfc_events} events)", page_outcome(Filters(object=rfc)), args.runs, results)
-    timed(f"site = {site} + action ^releases.deployment", page_outcome(
-        Filters(site=site, action="releases.deployment")), args.runs, results)
+    timed(
+        f"site = {site} + action ^releases.deployment",
+        page_outcome(Filters(site=site, action="releases.deployment")),
+        args.runs,
+        results,
+    )
     timed(f"deep page: before = {n // 2:,}", page_outcome(Filters(), before=n // 2), args.runs, results)
     timed("deep page: before = 100", page_outcome(Filters(), before=100), args.runs, results)
-    timed(f"deep filtered: object = {rfc}, before its 10th", page_outcome(
-        Filters(object=rfc), before=AuditEvent.objects.filter(object_id=rfc).order_by("seq")
-        .values_list("seq", flat=True)[min(9, max(0, rfc_events - 1))]), args.runs, results)
+    timed(
+        f"deep filtered: object = {rfc}, before its 10th",
+        page_outcome(
+            Filters(object=rfc),
+            before=AuditEvent.objects.filter(object_id=rfc)
+            .order_by("seq")
+            .values_list("seq", flat=True)[min(9, max(0, rfc_events - 1))],
+        ),
+        args.runs,
+        results,
+    )
 
     print("\n   More filters of the page (not asked for, to find slow spots)")
     actor = ACTORS[123]
     timed(f"actor = {actor}", page_outcome(Filters(actor=actor)), args.runs, results)
-    timed("action ^approvals.signature.rejected", page_outcome(Filters(action="approvals.signature.rejected")),
-          args.runs, results)
+    timed(
+        "action ^approvals.signature.rejected",
+        page_outcome(Filters(action="approvals.signature.rejected")),
+        args.runs,
+        results,
+    )
     first_day = AuditEvent.objects.order_by("seq").values_list("occurred_at", flat=True).first().date()
     end = (first_day + timedelta(days=30)).isoformat()
     timed(f"end = {end} (the trail's first month)", page_outcome(Filters(end=end)), args.runs, results)
     start = (first_day + timedelta(days=400)).isoformat()
     end2 = (first_day + timedelta(days=407)).isoformat()
-    timed(f"start..end = {start}..{end2} (one week, a year in)", page_outcome(Filters(start=start, end=end2)),
-          args.runs, results)
+    timed(
+        f"start..end = {start}..{end2} (one week, a year in)",
+        page_outcome(Filters(start=start, end=end2)),
+        args.runs,
+        results,
+    )
     timed(f"text = '{RARE_WORD}' (rare)", page_outcome(Filters(text=RARE_WORD)), args.runs, results)
 
 
@@ -433,8 +584,10 @@ def export_benchmark(args, n: int) -> dict:
     query = filters.apply(AuditEvent.objects.order_by("seq"))
     sql, params = query.query.sql_with_params()
     print_plans([{"sql": sql, "params": params}], max_lines=20)
-    print("    (the export runs it through a WITH HOLD server-side cursor, chunks of 2,000: Django's .iterator() "
-          "in autocommit)")
+    print(
+        "    (the export runs it through a WITH HOLD server-side cursor, chunks of 2,000: Django's .iterator() "
+        "in autocommit)"
+    )
 
     def stream() -> tuple[int, int, float]:
         rows = size = 0
@@ -453,20 +606,33 @@ def export_benchmark(args, n: int) -> dict:
     rows, size, first = stream()
     seconds = time.perf_counter() - t0
     rss_after, after = proc_status_mb("VmRSS"), maxrss_mb()
-    print(f"  pass 1 (timed): {rows:,} rows, {size:,} bytes ({size / 2**20:,.1f} MB) in {seconds:.1f} s "
-          f"= {rows / seconds:,.0f} rows/s, {size / 2**20 / seconds:.1f} MB/s; first row after {first:.2f} s")
-    print(f"    ru_maxrss {before:.1f} → {after:.1f} MB (peak reset before the export: {'yes' if reset else 'no'}); "
-          f"VmRSS {rss_before:.1f} → {rss_after:.1f} MB")
+    print(
+        f"  pass 1 (timed): {rows:,} rows, {size:,} bytes ({size / 2**20:,.1f} MB) in {seconds:.1f} s "
+        f"= {rows / seconds:,.0f} rows/s, {size / 2**20 / seconds:.1f} MB/s; first row after {first:.2f} s"
+    )
+    print(
+        f"    ru_maxrss {before:.1f} → {after:.1f} MB (peak reset before the export: {'yes' if reset else 'no'}); "
+        f"VmRSS {rss_before:.1f} → {rss_after:.1f} MB"
+    )
     tracemalloc.start()
     t0 = time.perf_counter()
     rows2, _, _ = stream()
     traced_seconds = time.perf_counter() - t0
     current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    print(f"  pass 2 (tracemalloc on): {rows2:,} rows in {traced_seconds:.1f} s; peak Python allocations "
-          f"{peak / 2**20:.2f} MB (left allocated {current / 2**20:.2f} MB)")
-    return {"rows": rows, "bytes": size, "seconds": seconds, "first_row_s": first, "tracemalloc_peak_mb": peak / 2**20,
-            "rss_before_mb": before, "rss_after_mb": after}
+    print(
+        f"  pass 2 (tracemalloc on): {rows2:,} rows in {traced_seconds:.1f} s; peak Python allocations "
+        f"{peak / 2**20:.2f} MB (left allocated {current / 2**20:.2f} MB)"
+    )
+    return {
+        "rows": rows,
+        "bytes": size,
+        "seconds": seconds,
+        "first_row_s": first,
+        "tracemalloc_peak_mb": peak / 2**20,
+        "rss_before_mb": before,
+        "rss_after_mb": after,
+    }
 
 
 def verify_benchmark() -> dict:
@@ -476,8 +642,10 @@ def verify_benchmark() -> dict:
     t0 = time.perf_counter()
     result = verify()
     seconds = time.perf_counter() - t0
-    print(f"  verify: {seconds:.1f} s ({result.count / seconds:,.0f} events/s); {result.as_dict()} "
-          f"{result.problem}".rstrip())
+    print(
+        f"  verify: {seconds:.1f} s ({result.count / seconds:,.0f} events/s); {result.as_dict()} "
+        f"{result.problem}".rstrip()
+    )
     return {"seconds": seconds, "ok": result.ok, "count": result.count}
 
 

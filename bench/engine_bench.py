@@ -75,10 +75,27 @@ def stop(process: subprocess.Popen) -> None:
 def celery_worker(name: str, env: dict, ready_timeout: float = 60):
     """A real worker subprocess, as tests/workers.py starts it (solo pool, one task at a time)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "changecontrol", "worker", "--pool=solo", "--concurrency=1",
-         "--loglevel=INFO", f"--hostname={name}@%h", "--without-gossip", "--without-mingle",
-         "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "changecontrol",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "--loglevel=INFO",
+            f"--hostname={name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     ready = threading.Event()
 
@@ -101,8 +118,12 @@ def celery_worker(name: str, env: dict, ready_timeout: float = 60):
 @contextmanager
 def demo_plant_server(root: Path):
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "demo_plant.server", "--port", str(port), "--root", str(root)],
-                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "demo_plant.server", "--port", str(port), "--root", str(root)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20
@@ -133,8 +154,19 @@ def summary(values: list[float], unit: str, scale: float = 1.0, fmt: str = "{:.3
     if not values:
         return "no samples"
     v = [x * scale for x in values]
-    return "  ".join([f"count {len(v)}"] + [f"{label} {fmt.format(x)} {unit}" for label, x in (
-        ("min", min(v)), ("p50", pct(v, 50)), ("p90", pct(v, 90)), ("p99", pct(v, 99)), ("max", max(v)))])
+    return "  ".join(
+        [f"count {len(v)}"]
+        + [
+            f"{label} {fmt.format(x)} {unit}"
+            for label, x in (
+                ("min", min(v)),
+                ("p50", pct(v, 50)),
+                ("p90", pct(v, 90)),
+                ("p99", pct(v, 99)),
+                ("max", max(v)),
+            )
+        ]
+    )
 
 
 # --- The benchmark --------------------------------------------------------------------------------
@@ -152,19 +184,32 @@ def setup_world():
     access.forget(user)
     site = Site.objects.create(code="BENCH", name="Benchmark plant", timezone="UTC")
     # All three tiers, as make_site in tests/conftest.py (an RFC's class needs PROD); only DEV and UAT are used.
-    envs = {tier: Environment.objects.create(site=site, tier=tier, equipment_writes=tier == Tier.PROD,
-                                             active_version="1.0.0", **TIER_DEFAULTS[tier])
-            for tier in (Tier.DEV, Tier.UAT, Tier.PROD)}
+    envs = {
+        tier: Environment.objects.create(
+            site=site,
+            tier=tier,
+            equipment_writes=tier == Tier.PROD,
+            active_version="1.0.0",
+            **TIER_DEFAULTS[tier],
+        )
+        for tier in (Tier.DEV, Tier.UAT, Tier.PROD)
+    }
     return user, site, envs
 
 
 def make_rfc(user, site, release, title: str):
     from releases import services
 
-    return services.create_rfc(user, title=title, description="Benchmark of the deployment engine.",
-                               release=release, rollback_plan="Automatic rollback.",
-                               estimated_downtime_minutes=10, retraining_note="Shift leads briefed.",
-                               impacts=[{"site": site, "lines": ["Line 2"], "modules": ["Labelling"]}])
+    return services.create_rfc(
+        user,
+        title=title,
+        description="Benchmark of the deployment engine.",
+        release=release,
+        rollback_plan="Automatic rollback.",
+        estimated_downtime_minutes=10,
+        retraining_note="Shift leads briefed.",
+        impacts=[{"site": site, "lines": ["Line 2"], "modules": ["Labelling"]}],
+    )
 
 
 def beat(period: float, predicate, timeout: float):
@@ -195,13 +240,25 @@ def lateness_run(user, site, env, count: int, spread: float, period: float, work
 
     env.pipeline = {"smoke_delay_seconds": 0}
     env.save(update_fields=["pipeline"])
-    release = services.create_release(user, product="MES", version="9.0.0", artifact=SimpleUploadedFile(
-        "mes-9.0.0.json", b'{"product": "MES", "version": "9.0.0"}'))
+    release = services.create_release(
+        user,
+        product="MES",
+        version="9.0.0",
+        artifact=SimpleUploadedFile("mes-9.0.0.json", b'{"product": "MES", "version": "9.0.0"}'),
+    )
     rfc = make_rfc(user, site, release, "Benchmark: dispatch lateness")
     first = clock.now() + timedelta(seconds=2)
-    items = [Deployment.objects.create(
-        rfc=rfc, environment=env, scheduled_start=first + timedelta(seconds=spread * i / max(1, count - 1)),
-        scheduled_end=first + timedelta(minutes=30), duration_minutes=1, scheduled_by=user) for i in range(count)]
+    items = [
+        Deployment.objects.create(
+            rfc=rfc,
+            environment=env,
+            scheduled_start=first + timedelta(seconds=spread * i / max(1, count - 1)),
+            scheduled_end=first + timedelta(minutes=30),
+            duration_minutes=1,
+            scheduled_by=user,
+        )
+        for i in range(count)
+    ]
     ids = [d.pk for d in items]
 
     def done() -> bool:
@@ -248,8 +305,14 @@ def rollback_run(user, site, env, count: int, period: float, tmp: Path, workers:
     root = tmp / "plant"
     ensure_environment(root, site.code, env.tier)
     bad = build(tmp / "artifacts")["bad"]
-    release = services.create_release(user, product="MES", version="2.4.2", migration_sql=MIGRATION, undo_sql=UNDO,
-                                      artifact=SimpleUploadedFile("mes-2.4.2.json", bad.read_bytes()))
+    release = services.create_release(
+        user,
+        product="MES",
+        version="2.4.2",
+        migration_sql=MIGRATION,
+        undo_sql=UNDO,
+        artifact=SimpleUploadedFile("mes-2.4.2.json", bad.read_bytes()),
+    )
     rfc = make_rfc(user, site, release, "Benchmark: smoke failure to rollback")
     gaps, states = [], {}
     with demo_plant_server(root) as base:
@@ -257,18 +320,28 @@ def rollback_run(user, site, env, count: int, period: float, tmp: Path, workers:
         env.save(update_fields=["pipeline"])
         for _ in range(count):
             now = clock.now()
-            d = Deployment.objects.create(rfc=rfc, environment=env, scheduled_start=now,
-                                          scheduled_end=now + timedelta(minutes=30), duration_minutes=1,
-                                          scheduled_by=user)
+            d = Deployment.objects.create(
+                rfc=rfc,
+                environment=env,
+                scheduled_start=now,
+                scheduled_end=now + timedelta(minutes=30),
+                duration_minutes=1,
+                scheduled_by=user,
+            )
             # Dispatched at once, then every period: what is measured here happens inside one worker run.
-            if not beat(period, lambda d=d: Deployment.objects.filter(pk=d.pk, state__in=engine.TERMINAL).exists(),
-                        timeout=120):
+            if not beat(
+                period,
+                lambda d=d: Deployment.objects.filter(pk=d.pk, state__in=engine.TERMINAL).exists(),
+                timeout=120,
+            ):
                 tail = "".join(line for w in workers for line in w.log[-20:])
                 raise RuntimeError(f"deployment {d.pk} not terminal in time; worker log tail:\n{tail}")
             d.refresh_from_db()
             states[d.state] = states.get(d.state, 0) + 1
             smoke = DeploymentStep.objects.filter(deployment=d, phase="forward", name="smoke").first()
-            first_rb = DeploymentStep.objects.filter(deployment=d, phase="rollback").order_by("started_at").first()
+            first_rb = (
+                DeploymentStep.objects.filter(deployment=d, phase="rollback").order_by("started_at").first()
+            )
             if smoke is not None and smoke.finished_at and first_rb is not None and smoke.state == "failed":
                 gaps.append((first_rb.started_at - smoke.finished_at).total_seconds())
     print(f"  outcomes: {states}")
@@ -292,25 +365,34 @@ def header(args, period: float) -> None:
     broker = settings.CELERY_BROKER_URL
     if broker.startswith("redis"):
         parts = urllib.parse.urlsplit(broker)
-        broker = urllib.parse.urlunsplit((parts.scheme, parts.hostname + (f":{parts.port}" if parts.port else ""),
-                                          parts.path, "", ""))
+        broker = urllib.parse.urlunsplit(
+            (parts.scheme, parts.hostname + (f":{parts.port}" if parts.port else ""), parts.path, "", "")
+        )
     print("Deployment engine benchmark (issue 6.9)")
     print(f"  machine:  {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}")
     print(f"  database: {connection.vendor}{version} ({connection.settings_dict['NAME']})")
     print(f"  broker:   {broker}")
-    print(f"  settings: deployments={args.deployments} spread={args.spread:.0f}s workers={args.workers} (solo pool) "
-          f"dispatch period={period:g}s rollbacks={args.rollbacks} (sequential, one UAT environment) "
-          f"lease={settings.DEPLOYMENT_LEASE_SECONDS}s redispatch={settings.DEPLOYMENT_REDISPATCH_SECONDS}s")
+    print(
+        f"  settings: deployments={args.deployments} spread={args.spread:.0f}s workers={args.workers} (solo pool) "
+        f"dispatch period={period:g}s rollbacks={args.rollbacks} (sequential, one UAT environment) "
+        f"lease={settings.DEPLOYMENT_LEASE_SECONDS}s redispatch={settings.DEPLOYMENT_REDISPATCH_SECONDS}s"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deployments", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--period", type=float, default=None,
-                        help="dispatch period in seconds (default: DEPLOYMENT_DISPATCH_SECONDS, 5)")
+    parser.add_argument(
+        "--period",
+        type=float,
+        default=None,
+        help="dispatch period in seconds (default: DEPLOYMENT_DISPATCH_SECONDS, 5)",
+    )
     parser.add_argument("--rollbacks", type=int, default=20, help="smoke-failure deployments (M)")
-    parser.add_argument("--spread", type=float, default=60.0, help="scheduled starts spread over this many seconds")
+    parser.add_argument(
+        "--spread", type=float, default=60.0, help="scheduled starts spread over this many seconds"
+    )
     args = parser.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="cc-bench-"))
@@ -350,13 +432,17 @@ def _run(args, tmp: Path) -> int:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "changecontrol.settings", "LOG_LEVEL": "WARNING"}
     with ExitStack() as stack:
         workers = [stack.enter_context(celery_worker(f"bench{i}", env)) for i in range(args.workers)]
-        print(f"\n1. Dispatch lateness (scheduled start → first journal step), {args.deployments} deployments, "
-              f"period {period:g} s")
+        print(
+            f"\n1. Dispatch lateness (scheduled start → first journal step), {args.deployments} deployments, "
+            f"period {period:g} s"
+        )
         lateness = lateness_run(user, site, envs["DEV"], args.deployments, args.spread, period, workers)
         print("  lateness: " + summary(lateness, "s"))
         if args.rollbacks:
-            print(f"\n2. Smoke failure → rollback start (smoke step finished → first rollback step started), "
-                  f"{args.rollbacks} deployments run one after another")
+            print(
+                f"\n2. Smoke failure → rollback start (smoke step finished → first rollback step started), "
+                f"{args.rollbacks} deployments run one after another"
+            )
             gaps = rollback_run(user, site, envs["UAT"], args.rollbacks, period, tmp, workers)
             print("  smoke→rollback: " + summary(gaps, "ms", 1000.0, "{:.1f}"))
     return 0

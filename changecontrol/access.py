@@ -35,9 +35,9 @@ def _role_map(user) -> dict[int | None, frozenset[Role]]:
 
     site_ct = ContentType.objects.get_for_model(Site)
     role_codenames = Permission.objects.filter(content_type=site_ct, codename__startswith="role_")
-    global_codenames = set(
-        role_codenames.filter(group__user=user).values_list("codename", flat=True)
-    ) | set(role_codenames.filter(user=user).values_list("codename", flat=True))
+    global_codenames = set(role_codenames.filter(group__user=user).values_list("codename", flat=True)) | set(
+        role_codenames.filter(user=user).values_list("codename", flat=True)
+    )
     for codename in global_codenames:
         role = Role.from_codename(codename)
         if role:

@@ -64,7 +64,8 @@ class AuditedAdmin(AdminRoleOnly, admin.ModelAdmin):
             kwargs["fields"] = [name for name in kwargs["fields"] if name != "audit_reason"]
         form = super().get_form(request, obj, change=change, **kwargs)
         form.base_fields["audit_reason"] = forms.CharField(
-            label="Reason for this change", widget=forms.Textarea(attrs={"rows": 2}),
+            label="Reason for this change",
+            widget=forms.Textarea(attrs={"rows": 2}),
             help_text="Recorded in the audit trail.",
         )
         return form
@@ -80,21 +81,33 @@ class AuditedAdmin(AdminRoleOnly, admin.ModelAdmin):
         return f"{obj._meta.app_label}.{obj._meta.model_name}.{verb}"
 
     def save_model(self, request, obj, form, change):
-        form._audit_before = self.audit_snapshot(type(obj).objects.get(pk=obj.pk)) if change and obj.pk else None
+        form._audit_before = (
+            self.audit_snapshot(type(obj).objects.get(pk=obj.pk)) if change and obj.pk else None
+        )
         super().save_model(request, obj, form, change)
 
     def save_related(self, request, form, formsets, change):
         # Recorded after the many-to-many fields (groups, permissions) are saved, so "after" is whole.
         super().save_related(request, form, formsets, change)
         obj = form.instance
-        record(self._action(obj, "updated" if change else "created"), obj, actor=request.user,
-               before=getattr(form, "_audit_before", None), after=self.audit_snapshot(obj),
-               reason=form.cleaned_data.get("audit_reason", ""))
+        record(
+            self._action(obj, "updated" if change else "created"),
+            obj,
+            actor=request.user,
+            before=getattr(form, "_audit_before", None),
+            after=self.audit_snapshot(obj),
+            reason=form.cleaned_data.get("audit_reason", ""),
+        )
 
     def delete_model(self, request, obj):
         before = self.audit_snapshot(obj)
-        record(self._action(obj, "deleted"), obj, actor=request.user, before=before,
-               reason="deleted in administration")
+        record(
+            self._action(obj, "deleted"),
+            obj,
+            actor=request.user,
+            before=before,
+            reason="deleted in administration",
+        )
         super().delete_model(request, obj)
 
 

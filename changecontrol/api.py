@@ -33,8 +33,10 @@ class RuleRefused(exceptions.APIException):
 
 def _flatten(detail) -> str:
     if isinstance(detail, dict):
-        return "; ".join(f"{key}: {_flatten(value)}" if key != "non_field_errors" else _flatten(value)
-                         for key, value in detail.items())
+        return "; ".join(
+            f"{key}: {_flatten(value)}" if key != "non_field_errors" else _flatten(value)
+            for key, value in detail.items()
+        )
     if isinstance(detail, list):
         return " ".join(_flatten(item) for item in detail)
     return str(detail)
@@ -49,11 +51,14 @@ def exception_handler(exc, context):
             body["failed"] = exc.failed
         return Response(body, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
     if isinstance(exc, DjangoValidationError) and getattr(exc, "code", None) == "too_large":
-        return Response({"detail": exc.messages[0], "code": "too_large"},
-                        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        return Response(
+            {"detail": exc.messages[0], "code": "too_large"}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+        )
     if isinstance(exc, RequestDataTooBig):  # a form field over DATA_UPLOAD_MAX_MEMORY_SIZE
-        return Response({"detail": "The request body is larger than the limit.", "code": "too_large"},
-                        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        return Response(
+            {"detail": "The request body is larger than the limit.", "code": "too_large"},
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
     if isinstance(exc, SuspiciousOperation):  # e.g. too many fields or files in a form
         exc = exceptions.ParseError(str(exc) or None)
     if isinstance(exc, DjangoValidationError):
@@ -66,8 +71,15 @@ def exception_handler(exc, context):
     if response is None:
         return None
     codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
-    code = codes if isinstance(codes, str) else ("invalid" if isinstance(exc, exceptions.ValidationError) else "error")
-    body = {"detail": _flatten(exc.detail) if isinstance(exc, exceptions.APIException) else str(exc), "code": code}
+    code = (
+        codes
+        if isinstance(codes, str)
+        else ("invalid" if isinstance(exc, exceptions.ValidationError) else "error")
+    )
+    body = {
+        "detail": _flatten(exc.detail) if isinstance(exc, exceptions.APIException) else str(exc),
+        "code": code,
+    }
     if isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, dict):
         body["fields"] = exc.detail
     response.data = body
@@ -96,8 +108,11 @@ class LoginThrottle(AnonRateThrottle):
 def obtain_token(request):
     serializer = AuthTokenSerializer(data=request.data, context={"request": request})
     if not serializer.is_valid():
-        record("accounts.token.refused", actor_name=str(request.data.get("username", ""))[:150],
-               object_type="auth.user")
+        record(
+            "accounts.token.refused",
+            actor_name=str(request.data.get("username", ""))[:150],
+            object_type="auth.user",
+        )
         raise InvalidCredentials()
     user = serializer.validated_data["user"]
     token, _ = Token.objects.get_or_create(user=user)

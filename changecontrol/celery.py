@@ -33,7 +33,13 @@ def _schedule(sender: Celery, **kwargs) -> None:
         name="releases: dispatch due deployments",
     )
     # Computed evidence (issue 7): queued refreshes and checks are swept up; monthly UAT refreshes.
-    sender.add_periodic_task(30.0, sender.signature("environments.tasks.sweep_evidence"),
-                             name="environments: run queued refreshes and checks")
-    sender.add_periodic_task(crontab(hour=2, minute=30), sender.signature("environments.tasks.refresh_due"),
-                             name="environments: scheduled UAT refreshes")
+    sender.add_periodic_task(
+        30.0,
+        sender.signature("environments.tasks.sweep_evidence"),
+        name="environments: run queued refreshes and checks",
+    )
+    sender.add_periodic_task(
+        crontab(hour=2, minute=30),
+        sender.signature("environments.tasks.refresh_due"),
+        name="environments: scheduled UAT refreshes",
+    )

@@ -5,7 +5,9 @@ from changecontrol import access
 
 def current_key(nav: list[dict], path: str) -> str:
     """The navigation item a page belongs to: the longest item URL the path starts with."""
-    matches = [item for item in nav if path == item["url"] or (item["url"] != "/" and path.startswith(item["url"]))]
+    matches = [
+        item for item in nav if path == item["url"] or (item["url"] != "/" and path.startswith(item["url"]))
+    ]
     return max(matches, key=lambda item: len(item["url"]))["key"] if matches else ""
 
 

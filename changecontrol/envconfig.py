@@ -66,9 +66,7 @@ def env_list(name: str, default: list[str], environ: Mapping[str, str] | None = 
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-def env_url(
-    name: str, schemes: tuple[str, ...], environ: Mapping[str, str] | None = None
-) -> str | None:
+def env_url(name: str, schemes: tuple[str, ...], environ: Mapping[str, str] | None = None) -> str | None:
     """A URL whose scheme must be one of `schemes`, or None when the variable is unset."""
     value = _raw(name, environ)
     if not value:

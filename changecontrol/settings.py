@@ -121,7 +121,8 @@ else:
     }
 # A file, not memory, for SQLite tests: a real Celery worker started by a test opens the same database.
 DATABASES["default"]["TEST"] = {
-    "NAME": f"test_{DATABASES['default']['NAME']}" if DATABASE_URL and DATABASES["default"]["ENGINE"].endswith("postgresql")
+    "NAME": f"test_{DATABASES['default']['NAME']}"
+    if DATABASE_URL and DATABASES["default"]["ENGINE"].endswith("postgresql")
     else str(VAR_DIR / "test.sqlite3")
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

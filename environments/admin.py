@@ -20,8 +20,11 @@ def _with_reason(form_class):
     """Guardian's object-permission forms, with the reason Annex 11 §9 asks for every change."""
 
     class WithReason(form_class):
-        audit_reason = forms.CharField(label="Reason for this change", widget=forms.Textarea(attrs={"rows": 2}),
-                                       help_text="Recorded in the audit trail with the grant or revocation.")
+        audit_reason = forms.CharField(
+            label="Reason for this change",
+            widget=forms.Textarea(attrs={"rows": 2}),
+            help_text="Recorded in the audit trail with the grant or revocation.",
+        )
 
     return WithReason
 
@@ -30,7 +33,15 @@ class SiteAdmin(GuardedModelAdminMixin, AuditedAdmin):
     """A site and its calendar (W1–W4): windows and handovers inline, audited with their rows.
     Site-scoped roles are granted on the "Object permissions" page of a site (django-guardian)."""
 
-    list_display = ("code", "name", "timezone", "country", "subdivision", "block_fridays", "quarter_close_days")
+    list_display = (
+        "code",
+        "name",
+        "timezone",
+        "country",
+        "subdivision",
+        "block_fridays",
+        "quarter_close_days",
+    )
     search_fields = ("code", "name")
     inlines = [DeploymentWindowInline, ShiftHandoverInline]
 
@@ -48,7 +59,14 @@ class SiteAdmin(GuardedModelAdminMixin, AuditedAdmin):
 
 
 class EnvironmentAdmin(AuditedAdmin):
-    list_display = ("site", "tier", "active_version", "windows_enforced", "equipment_writes", "data_refreshed_at")
+    list_display = (
+        "site",
+        "tier",
+        "active_version",
+        "windows_enforced",
+        "equipment_writes",
+        "data_refreshed_at",
+    )
     list_filter = ("tier", "site")
     list_select_related = ("site",)
 

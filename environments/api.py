@@ -20,9 +20,22 @@ class EnvironmentSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Environment
-        fields = ["id", "site", "tier", "purpose", "data_policy", "access_policy", "sla",
-                  "equipment_writes", "windows_enforced", "smoke_test_minutes", "rollback_budget_minutes",
-                  "active_version", "data_refreshed_at", "reason"]
+        fields = [
+            "id",
+            "site",
+            "tier",
+            "purpose",
+            "data_policy",
+            "access_policy",
+            "sla",
+            "equipment_writes",
+            "windows_enforced",
+            "smoke_test_minutes",
+            "rollback_budget_minutes",
+            "active_version",
+            "data_refreshed_at",
+            "reason",
+        ]
         read_only_fields = ["id", "site", "tier", "data_refreshed_at"]
 
     def update(self, instance, validated_data):
@@ -36,8 +49,19 @@ class RefreshRunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = RefreshRun
-        fields = ["id", "source", "target", "state", "created_at", "started_at", "finished_at", "bytes",
-                  "duration_seconds", "masked", "error"]
+        fields = [
+            "id",
+            "source",
+            "target",
+            "state",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "bytes",
+            "duration_seconds",
+            "masked",
+            "error",
+        ]
         read_only_fields = fields
 
 
@@ -49,8 +73,9 @@ class SiteViewSet(viewsets.ReadOnlyModelViewSet):
         return access.visible_sites(self.request.user).order_by("code")
 
 
-class EnvironmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
-                         viewsets.GenericViewSet):
+class EnvironmentViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet
+):
     """Environments of the sites the caller may see. PATCH needs the "configure" action (and, for
     the active version, "set_version": in PROD only a system admin, E4)."""
 
@@ -67,8 +92,11 @@ class EnvironmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
             queryset = queryset.filter(tier=tier.upper())
         return queryset.select_related("site").order_by("site__code", "tier")
 
-    @extend_schema(summary="Refresh this environment's data from PROD, masked (issue 7)", request=None,
-                   responses={202: RefreshRunSerializer})
+    @extend_schema(
+        summary="Refresh this environment's data from PROD, masked (issue 7)",
+        request=None,
+        responses={202: RefreshRunSerializer},
+    )
     @action(detail=True, methods=["post"])
     def refresh(self, request, *args, **kwargs):
         from environments.evidence import request_refresh
@@ -79,22 +107,37 @@ class EnvironmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
     @extend_schema(summary="Refresh history", responses={200: RefreshRunSerializer(many=True)})
     @action(detail=True, methods=["get"], pagination_class=None)
     def refreshes(self, request, *args, **kwargs):
-        runs = RefreshRun.objects.filter(target=self.get_object()).select_related("source", "source__site",
-                                                                                 "target", "target__site")[:50]
+        runs = RefreshRun.objects.filter(target=self.get_object()).select_related(
+            "source", "source__site", "target", "target__site"
+        )[:50]
         return Response(RefreshRunSerializer(runs, many=True).data)
 
-    @extend_schema(summary="Drift against the next tier (E8)", responses=inline_serializer("Drift", {
-        "environment": serializers.CharField(), "against": serializers.CharField(),
-        "differences": serializers.ListField(child=serializers.CharField()), "fingerprint": serializers.DictField()}))
+    @extend_schema(
+        summary="Drift against the next tier (E8)",
+        responses=inline_serializer(
+            "Drift",
+            {
+                "environment": serializers.CharField(),
+                "against": serializers.CharField(),
+                "differences": serializers.ListField(child=serializers.CharField()),
+                "fingerprint": serializers.DictField(),
+            },
+        ),
+    )
     @action(detail=True, methods=["get"])
     def drift(self, request, *args, **kwargs):
         from environments.evidence import drift_against_neighbour
 
         env = self.get_object()
         other, differences = drift_against_neighbour(env)
-        return Response({"environment": str(env), "against": str(other or ""), "differences": differences,
-                         "fingerprint": env.fingerprint})
-
+        return Response(
+            {
+                "environment": str(env),
+                "against": str(other or ""),
+                "differences": differences,
+                "fingerprint": env.fingerprint,
+            }
+        )
 
 
 assert set(CONFIG_FIELDS) <= set(EnvironmentSerializer.Meta.fields)

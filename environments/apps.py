@@ -12,9 +12,12 @@ class EnvironmentsConfig(AppConfig):
         # post_migrate is Django's only hook that also runs after a test database flush.
         post_migrate.connect(
             lambda sender, **kw: ensure_role_groups() if sender is self else None,
-            dispatch_uid="environments-role-groups", weak=False,
+            dispatch_uid="environments-role-groups",
+            weak=False,
         )
-        post_save.connect(_new_site_calendar, sender="environments.Site", dispatch_uid="environments-site-calendar")
+        post_save.connect(
+            _new_site_calendar, sender="environments.Site", dispatch_uid="environments-site-calendar"
+        )
 
 
 def _new_site_calendar(sender, instance, created, raw=False, **kwargs) -> None:

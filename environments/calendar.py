@@ -80,7 +80,10 @@ class Rules:
         groups: dict[tuple[int, ...], list[str]] = {}
         for label, weekdays in days.items():
             groups.setdefault(tuple(sorted(set(weekdays))), []).append(label)
-        parts = [f"{', '.join(SHORT_WEEKDAYS[d] for d in key)} {', '.join(labels)}" for key, labels in groups.items()]
+        parts = [
+            f"{', '.join(SHORT_WEEKDAYS[d] for d in key)} {', '.join(labels)}"
+            for key, labels in groups.items()
+        ]
         return "; ".join(parts) or "none"
 
 
@@ -171,16 +174,20 @@ def windows_between(rules: Rules, start: datetime, end: datetime) -> list[tuple[
             if window.weekday != day.weekday():
                 continue
             w_start = at_local(day, window.start, tz)
-            w_end = at_local(day, window.end, tz) if window.end > window.start else \
-                at_local(day + timedelta(days=1), window.end, tz)
+            w_end = (
+                at_local(day, window.end, tz)
+                if window.end > window.start
+                else at_local(day + timedelta(days=1), window.end, tz)
+            )
             if w_end > w_start and w_end > start and w_start < end:
                 found.append((w_start, w_end, window))
     found.sort(key=lambda item: (item[0], item[1]))
     return found
 
 
-def blocks_between(rules: Rules, start: datetime, end: datetime, *, emergency: bool = False,
-                   handover_override: bool = False) -> list[Block]:
+def blocks_between(
+    rules: Rules, start: datetime, end: datetime, *, emergency: bool = False, handover_override: bool = False
+) -> list[Block]:
     """Every blocked interval touching [start, end), each with the reason a person reads.
 
     An emergency change ignores windows, Fridays, freezes and holidays, but not the shift
@@ -195,8 +202,14 @@ def blocks_between(rules: Rules, start: datetime, end: datetime, *, emergency: b
                 blocks.append(Block(lo, hi, "Friday", "friday"))
             if _quarter_close(day, rules.quarter_close_days):
                 quarter = (day.month - 1) // 3 + 1
-                blocks.append(Block(lo, hi, f"freeze: Q{quarter} close (last {rules.quarter_close_days} days "
-                                            f"of the quarter)", "quarter"))
+                blocks.append(
+                    Block(
+                        lo,
+                        hi,
+                        f"freeze: Q{quarter} close (last {rules.quarter_close_days} days of the quarter)",
+                        "quarter",
+                    )
+                )
             name = holiday_name(rules, day)
             if name:
                 blocks.append(Block(lo, hi, f"public holiday: {name}", "holiday"))
@@ -204,12 +217,20 @@ def blocks_between(rules: Rules, start: datetime, end: datetime, *, emergency: b
             for handover in rules.handovers:
                 moment = at_local(day, handover.at, tz)
                 buffer = timedelta(minutes=handover.buffer_minutes)
-                blocks.append(Block(moment - buffer, moment + buffer,
-                                    f"shift handover {handover.at:%H:%M} ±{handover.buffer_minutes} min", "handover"))
+                blocks.append(
+                    Block(
+                        moment - buffer,
+                        moment + buffer,
+                        f"shift handover {handover.at:%H:%M} ±{handover.buffer_minutes} min",
+                        "handover",
+                    )
+                )
     if not emergency:
         for freeze in rules.freezes:
             blocks.append(Block(freeze.start, freeze.end, f"freeze: {freeze.name}", "freeze"))
-    return sorted((b for b in blocks if b.end > start and b.start < end), key=lambda b: (b.start, b.end, b.reason))
+    return sorted(
+        (b for b in blocks if b.end > start and b.start < end), key=lambda b: (b.start, b.end, b.reason)
+    )
 
 
 def _merge(intervals: Iterable[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
@@ -241,22 +262,37 @@ def _subtract(spans: list[tuple[datetime, datetime]], holes: list[tuple[datetime
     return result
 
 
-def free_intervals(rules: Rules, start: datetime, end: datetime, *, emergency: bool = False,
-                   handover_override: bool = False) -> list[tuple[datetime, datetime]]:
+def free_intervals(
+    rules: Rules, start: datetime, end: datetime, *, emergency: bool = False, handover_override: bool = False
+) -> list[tuple[datetime, datetime]]:
     """Where a deployment may run: the windows (or all time, for an emergency) minus every block."""
     if not rules.enforced:
         spans = [(start, end)]
         holes: list[tuple[datetime, datetime]] = []
     else:
-        spans = [(start, end)] if emergency else _merge((lo, hi) for lo, hi, _ in windows_between(rules, start, end))
-        holes = _merge((b.start, b.end) for b in blocks_between(
-            rules, start, end, emergency=emergency, handover_override=handover_override))
+        spans = (
+            [(start, end)]
+            if emergency
+            else _merge((lo, hi) for lo, hi, _ in windows_between(rules, start, end))
+        )
+        holes = _merge(
+            (b.start, b.end)
+            for b in blocks_between(
+                rules, start, end, emergency=emergency, handover_override=handover_override
+            )
+        )
     return _subtract(spans, holes)
 
 
 # --- The two questions --------------------------------------------------------------------------
-def check(rules: Rules, start: datetime, duration_minutes: int, *, emergency: bool = False,
-          handover_override: bool = False) -> Decision:
+def check(
+    rules: Rules,
+    start: datetime,
+    duration_minutes: int,
+    *,
+    emergency: bool = False,
+    handover_override: bool = False,
+) -> Decision:
     """May a deployment of `duration_minutes` start at `start`? Every reason that blocks it."""
     if duration_minutes < 0:
         raise ValueError("The duration cannot be negative.")
@@ -277,23 +313,36 @@ def check(rules: Rules, start: datetime, duration_minutes: int, *, emergency: bo
 
 def _window_reasons(rules: Rules, start: datetime, end: datetime, duration_minutes: int) -> list[str]:
     tz = rules.tz
-    spans = _merge((lo, hi) for lo, hi, _ in windows_between(rules, start - timedelta(days=1),
-                                                             end + timedelta(days=1)))
+    spans = _merge(
+        (lo, hi) for lo, hi, _ in windows_between(rules, start - timedelta(days=1), end + timedelta(days=1))
+    )
     holding = next(((lo, hi) for lo, hi in spans if lo <= start < hi), None)
     local = start.astimezone(tz)
     if holding is None:
         if not any(w.weekday == local.weekday() for w in rules.windows):
-            return [f"no deployment window on {WEEKDAYS[local.weekday()]}s (windows: {rules.describe_windows()})"]
+            return [
+                f"no deployment window on {WEEKDAYS[local.weekday()]}s (windows: {rules.describe_windows()})"
+            ]
         return [f"outside the deployment windows ({rules.describe_windows()})"]
     if end > holding[1]:
-        return [f"window ends {holding[1].astimezone(tz):%H:%M} but deployment ({duration_minutes} min) + "
-                f"{rules.smoke_test_minutes} min smoke test + {rules.rollback_budget_minutes} min rollback budget "
-                f"need until {end.astimezone(tz):%H:%M}"]
+        return [
+            f"window ends {holding[1].astimezone(tz):%H:%M} but deployment ({duration_minutes} min) + "
+            f"{rules.smoke_test_minutes} min smoke test + {rules.rollback_budget_minutes} min rollback budget "
+            f"need until {end.astimezone(tz):%H:%M}"
+        ]
     return []
 
 
-def next_slots(rules: Rules, after: datetime, duration_minutes: int, count: int = 5, *, emergency: bool = False,
-               handover_override: bool = False, horizon_days: int = MAX_HORIZON_DAYS) -> list[Slot]:
+def next_slots(
+    rules: Rules,
+    after: datetime,
+    duration_minutes: int,
+    count: int = 5,
+    *,
+    emergency: bool = False,
+    handover_override: bool = False,
+    horizon_days: int = MAX_HORIZON_DAYS,
+) -> list[Slot]:
     """The first `count` allowed starts at or after `after` (rounded up to the minute).
 
     Computed from intervals, not by scanning minutes: each free interval (windows minus blocks)
@@ -310,8 +359,13 @@ def next_slots(rules: Rules, after: datetime, duration_minutes: int, count: int 
     while cursor < limit and len(slots) < count:
         chunk_end = min(cursor + timedelta(days=CHUNK_DAYS), limit)
         # From a day early and past the chunk's end, so an interval crossing an edge is seen whole.
-        free = free_intervals(rules, cursor - timedelta(days=1), chunk_end + need + timedelta(days=1),
-                              emergency=emergency, handover_override=handover_override)
+        free = free_intervals(
+            rules,
+            cursor - timedelta(days=1),
+            chunk_end + need + timedelta(days=1),
+            emergency=emergency,
+            handover_override=handover_override,
+        )
         for lo, hi in free:
             if lo >= chunk_end or len(slots) == count:
                 break

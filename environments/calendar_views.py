@@ -28,7 +28,15 @@ VIEWS = ("week", "month")
 WHOLE_DAY_KINDS = ("friday", "quarter", "holiday")
 # Order inside a day: whole-day blocks first, then by start time; at the same time a block
 # before a window before a deployment, so the reason is read before what it affects.
-KIND_ORDER = {"holiday": 0, "quarter": 1, "friday": 2, "freeze": 3, "handover": 4, "window": 5, "deployment": 6}
+KIND_ORDER = {
+    "holiday": 0,
+    "quarter": 1,
+    "friday": 2,
+    "freeze": 3,
+    "handover": 4,
+    "window": 5,
+    "deployment": 6,
+}
 LEGEND = [
     ("window", "Deployment window"),
     ("handover", "Shift handover (with buffer)"),
@@ -95,9 +103,10 @@ def _zone_abbr(value: datetime, tz: ZoneInfo) -> str:
     return value.astimezone(tz).tzname() or str(tz)
 
 
-def _span_label(start: datetime, end: datetime, tz: ZoneInfo, *, with_zone: bool,
-                shown_in: ZoneInfo | None = None) -> str:
-    """"09:00–11:00" in the site's zone; across sites with the zone, and the local weekday when the
+def _span_label(
+    start: datetime, end: datetime, tz: ZoneInfo, *, with_zone: bool, shown_in: ZoneInfo | None = None
+) -> str:
+    """ "09:00–11:00" in the site's zone; across sites with the zone, and the local weekday when the
     site's date is not the (UTC) date the entry is listed under."""
     label = f"{_hm(start, tz)}–{_hm(end, tz)}"
     if start.astimezone(tz).date() != end.astimezone(tz).date():
@@ -132,8 +141,9 @@ def _covers(intervals: list[tuple[datetime, datetime]], start: datetime, end: da
     return any(lo <= start and hi >= end for lo, hi in intervals)
 
 
-def _site_entries(site: Site, rules: calendar.Rules, lo: datetime, hi: datetime, display_tz: ZoneInfo,
-                  *, with_zone: bool) -> tuple[list[tuple[date, Entry]], dict[date, list[str]]]:
+def _site_entries(
+    site: Site, rules: calendar.Rules, lo: datetime, hi: datetime, display_tz: ZoneInfo, *, with_zone: bool
+) -> tuple[list[tuple[date, Entry]], dict[date, list[str]]]:
     """Every window, handover and block of one site in [lo, hi), each with the display date(s) it goes on.
 
     Entries are bucketed by their date in `display_tz` (the site's zone, or UTC across sites) and
@@ -154,21 +164,46 @@ def _site_entries(site: Site, rules: calendar.Rules, lo: datetime, hi: datetime,
     for block in blocks:
         if block.kind in WHOLE_DAY_KINDS:
             local_day = block.start.astimezone(tz).date()
-            title = {"friday": "Friday: no deployments",
-                     "quarter": block.reason.removeprefix("freeze: ").capitalize(),
-                     "holiday": block.reason.removeprefix("public holiday: ")}[block.kind]
+            title = {
+                "friday": "Friday: no deployments",
+                "quarter": block.reason.removeprefix("freeze: ").capitalize(),
+                "holiday": block.reason.removeprefix("public holiday: "),
+            }[block.kind]
             whole_day.setdefault(local_day, []).append(title)
-            placed.append((local_day, Entry(block.kind, site, block.start, block.end, title, "all day",
-                                            all_day=True, detail=block.reason)))
+            placed.append(
+                (
+                    local_day,
+                    Entry(
+                        block.kind,
+                        site,
+                        block.start,
+                        block.end,
+                        title,
+                        "all day",
+                        all_day=True,
+                        detail=block.reason,
+                    ),
+                )
+            )
         elif block.kind == "handover":
             moment = block.start + (block.end - block.start) / 2
             title = f"Shift handover {_hm(moment, tz)}"
             when = _span_label(block.start, block.end, tz, with_zone=with_zone, shown_in=display_tz)
-            placed.append((block.start.astimezone(display_tz).date(),
-                           Entry("handover", site, block.start, block.end, title, when, detail=block.reason)))
+            placed.append(
+                (
+                    block.start.astimezone(display_tz).date(),
+                    Entry("handover", site, block.start, block.end, title, when, detail=block.reason),
+                )
+            )
         else:  # a one-off freeze, possibly over many days: on each day it touches
-            freeze = next((f for f in rules.freezes if f.start == block.start and f.end == block.end
-                           and f"freeze: {f.name}" == block.reason), None)
+            freeze = next(
+                (
+                    f
+                    for f in rules.freezes
+                    if f.start == block.start and f.end == block.end and f"freeze: {f.name}" == block.reason
+                ),
+                None,
+            )
             reason = freeze.reason if freeze else ""
             for shown_day in _local_days_of(max(block.start, lo), min(block.end, hi), display_tz):
                 day_lo, day_hi = calendar.day_bounds(shown_day, display_tz)
@@ -184,16 +219,38 @@ def _site_entries(site: Site, rules: calendar.Rules, lo: datetime, hi: datetime,
                     when = f"until {_hm(block.end, tz)}{zone}"
                 if all_day and display_tz == tz:
                     whole_day.setdefault(shown_day, []).append(block.reason.capitalize())
-                placed.append((shown_day, Entry("freeze", site, block.start, block.end, block.reason.removeprefix(
-                    "freeze: "), when, detail=reason, all_day=all_day)))
+                placed.append(
+                    (
+                        shown_day,
+                        Entry(
+                            "freeze",
+                            site,
+                            block.start,
+                            block.end,
+                            block.reason.removeprefix("freeze: "),
+                            when,
+                            detail=reason,
+                            all_day=all_day,
+                        ),
+                    )
+                )
 
     for w_start, w_end, _window in calendar.windows_between(rules, lo, hi):
-        entry = Entry("window", site, w_start, w_end, "Deployment window",
-                      _span_label(w_start, w_end, tz, with_zone=with_zone, shown_in=display_tz))
+        entry = Entry(
+            "window",
+            site,
+            w_start,
+            w_end,
+            "Deployment window",
+            _span_label(w_start, w_end, tz, with_zone=with_zone, shown_in=display_tz),
+        )
         entry.blocked = any(b_lo < w_end and b_hi > w_start for b_lo, b_hi in closing)
         if not entry.blocked:
-            open_spans = [(max(f_lo, w_start), min(f_hi, w_end)) for f_lo, f_hi in free
-                          if f_lo < w_end and f_hi > w_start]
+            open_spans = [
+                (max(f_lo, w_start), min(f_hi, w_end))
+                for f_lo, f_hi in free
+                if f_lo < w_end and f_hi > w_start
+            ]
             if not open_spans:
                 entry.blocked = True
             elif not _covers(open_spans, w_start, w_end):
@@ -207,11 +264,19 @@ def _deployment_entry(deployment: Deployment, display_tz: ZoneInfo, *, with_zone
     env = deployment.environment
     tz = env.site.zone
     return Entry(
-        "deployment", env.site, deployment.scheduled_start, deployment.scheduled_end, rfc.title,
-        _span_label(deployment.scheduled_start, deployment.scheduled_end, tz, with_zone=with_zone,
-                    shown_in=display_tz),
-        url=reverse("releases:detail", args=[rfc.uuid]), number=rfc.number, tier=env.tier,
-        emergency=deployment.emergency or rfc.emergency, state=deployment.get_state_display(),
+        "deployment",
+        env.site,
+        deployment.scheduled_start,
+        deployment.scheduled_end,
+        rfc.title,
+        _span_label(
+            deployment.scheduled_start, deployment.scheduled_end, tz, with_zone=with_zone, shown_in=display_tz
+        ),
+        url=reverse("releases:detail", args=[rfc.uuid]),
+        number=rfc.number,
+        tier=env.tier,
+        emergency=deployment.emergency or rfc.emergency,
+        state=deployment.get_state_display(),
         detail=f"{env} · {deployment.duration_minutes} min + smoke test + rollback budget",
     )
 
@@ -248,9 +313,14 @@ def calendar_page(request, code: str | None = None):
     lo = calendar.day_bounds(first, display_tz)[0]
     hi = calendar.day_bounds(last + timedelta(days=1), display_tz)[0]
 
-    days = {first + timedelta(days=n): Day(first + timedelta(days=n), first + timedelta(days=n) == today,
-                                           view == "week" or (first + timedelta(days=n)).month == anchor.month)
-            for n in range((last - first).days + 1)}
+    days = {
+        first + timedelta(days=n): Day(
+            first + timedelta(days=n),
+            first + timedelta(days=n) == today,
+            view == "week" or (first + timedelta(days=n)).month == anchor.month,
+        )
+        for n in range((last - first).days + 1)
+    }
     blocked_by_site: dict[date, dict[str, list[str]]] = {}
     for each in sites:
         rules = site_rules(each, since=lo)
@@ -261,11 +331,16 @@ def calendar_page(request, code: str | None = None):
         for shown_day, reasons in whole_day.items():
             blocked_by_site.setdefault(shown_day, {})[each.code] = reasons
 
-    deployments = (Deployment.objects
-                   .filter(environment__site__in=[each.pk for each in sites], state__in=ACTIVE_DEPLOYMENT_STATES,
-                           scheduled_start__lt=hi, scheduled_end__gt=lo)
-                   .select_related("rfc", "environment__site")
-                   .order_by("scheduled_start"))
+    deployments = (
+        Deployment.objects.filter(
+            environment__site__in=[each.pk for each in sites],
+            state__in=ACTIVE_DEPLOYMENT_STATES,
+            scheduled_start__lt=hi,
+            scheduled_end__gt=lo,
+        )
+        .select_related("rfc", "environment__site")
+        .order_by("scheduled_start")
+    )
     for deployment in deployments:
         shown_day = deployment.scheduled_start.astimezone(display_tz).date()
         if shown_day in days:
@@ -276,10 +351,14 @@ def calendar_page(request, code: str | None = None):
         by_site = blocked_by_site.get(shown_day, {})
         item.blocked = bool(sites) and all(each.code in by_site for each in sites)
         item.blocked_reasons = [
-            f"{code_}: {reason}" if all_sites else reason for code_, reasons in sorted(by_site.items())
-            for reason in reasons]
+            f"{code_}: {reason}" if all_sites else reason
+            for code_, reasons in sorted(by_site.items())
+            for reason in reasons
+        ]
 
-    base_url = reverse("environments:calendar_site", args=[site.code]) if site else reverse("environments:calendar")
+    base_url = (
+        reverse("environments:calendar_site", args=[site.code]) if site else reverse("environments:calendar")
+    )
 
     def link(**params) -> str:
         return f"{base_url}?{urlencode(params)}"
@@ -297,7 +376,7 @@ def calendar_page(request, code: str | None = None):
         "heading": heading,
         "zone_label": site.timezone if site else "UTC dates, each event in its site's local time",
         "days": ordered,
-        "weeks": [ordered[n:n + 7] for n in range(0, len(ordered), 7)],
+        "weeks": [ordered[n : n + 7] for n in range(0, len(ordered), 7)],
         "weekday_names": calendar.SHORT_WEEKDAYS,
         "legend": LEGEND,
         "prev_url": link(view=view, date=prev_anchor.isoformat()),
@@ -307,11 +386,20 @@ def calendar_page(request, code: str | None = None):
         "month_url": link(view="month", date=anchor.isoformat()),
         "anchor": anchor,
         "site_links": [
-            {"label": "All sites", "url": f"{reverse('environments:calendar')}?{urlencode({'view': view})}",
-             "current": all_sites},
-            *({"label": each.code, "url": f"{reverse('environments:calendar_site', args=[each.code])}?"
-                                          f"{urlencode({'view': view})}",
-               "current": site is not None and each.pk == site.pk} for each in visible),
+            {
+                "label": "All sites",
+                "url": f"{reverse('environments:calendar')}?{urlencode({'view': view})}",
+                "current": all_sites,
+            },
+            *(
+                {
+                    "label": each.code,
+                    "url": f"{reverse('environments:calendar_site', args=[each.code])}?"
+                    f"{urlencode({'view': view})}",
+                    "current": site is not None and each.pk == site.pk,
+                }
+                for each in visible
+            ),
         ],
         "feed_page_url": reverse("environments:calendar_feed"),
         "now_utc": clock.now().astimezone(UTC),

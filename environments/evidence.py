@@ -35,8 +35,9 @@ def freshness_days() -> int:
 def request_refresh(user, target: Environment, source: Environment | None = None) -> RefreshRun:
     source = source or Environment.objects.select_related("site").get(site=target.site, tier=Tier.PROD)
     if TIER_ORDER[source.tier] <= TIER_ORDER[target.tier]:
-        raise ValidationError({"source": f"Data only flows downwards: {source.tier} may not be copied into "
-                                         f"{target.tier}."})
+        raise ValidationError(
+            {"source": f"Data only flows downwards: {source.tier} may not be copied into {target.tier}."}
+        )
     if source.site_id != target.site_id:
         raise ValidationError({"source": "A refresh copies within one site."})
     if user is not None and not access.can(user, "configure", target):
@@ -48,8 +49,13 @@ def request_refresh(user, target: Environment, source: Environment | None = None
         if RefreshRun.objects.filter(target=target, state__in=[RunState.QUEUED, RunState.RUNNING]).exists():
             raise StateConflict(f"A refresh of {target} is already queued or running.")
         run = RefreshRun.objects.create(source=source, target=target, requested_by=user)
-        record("environments.refresh.requested", run, actor=user, actor_name=None if user else "system",
-               after={"source": str(source), "target": str(target)})
+        record(
+            "environments.refresh.requested",
+            run,
+            actor=user,
+            actor_name=None if user else "system",
+            after={"source": str(source), "target": str(target)},
+        )
         jobs.nudge("environments.tasks.run_refresh", run.pk)
     return run
 
@@ -78,9 +84,19 @@ def run_refresh(run_id: int) -> str:
     if run.state == RunState.PASSED:
         Environment.objects.filter(pk=run.target_id).update(data_refreshed_at=run.finished_at)
         record_fingerprint(Environment.objects.get(pk=run.target_id))
-    record(f"environments.refresh.{run.state}", run, actor_name="system", after={
-        "source": str(run.source), "target": str(run.target), "bytes": run.bytes,
-        "duration_seconds": run.duration_seconds, "masked": run.masked, "error": run.error})
+    record(
+        f"environments.refresh.{run.state}",
+        run,
+        actor_name="system",
+        after={
+            "source": str(run.source),
+            "target": str(run.target),
+            "bytes": run.bytes,
+            "duration_seconds": run.duration_seconds,
+            "masked": run.masked,
+            "error": run.error,
+        },
+    )
     return run.state
 
 
@@ -108,7 +124,10 @@ def freshness(environment: Environment) -> tuple[bool, str]:
     days = age.total_seconds() / 86400
     when = f"{environment.data_refreshed_at:%Y-%m-%d %H:%M} UTC"
     if age >= timedelta(days=freshness_days()):
-        return False, f"{environment} data is {days:.0f} days old (refreshed {when}; limit {freshness_days()} days)"
+        return (
+            False,
+            f"{environment} data is {days:.0f} days old (refreshed {when}; limit {freshness_days()} days)",
+        )
     return True, f"{environment} refreshed {days:.1f} days ago ({when})"
 
 
@@ -126,8 +145,14 @@ def _directory_hash(path: str) -> str | None:
 
 def compute_fingerprint(environment: Environment) -> dict:
     pipeline = environment.pipeline or {}
-    adapters = sorted({spec.get("adapter", "?") for key, value in pipeline.items() if isinstance(value, (dict, list))
-                       for spec in (value if isinstance(value, list) else [value])})
+    adapters = sorted(
+        {
+            spec.get("adapter", "?")
+            for key, value in pipeline.items()
+            if isinstance(value, (dict, list))
+            for spec in (value if isinstance(value, list) else [value])
+        }
+    )
     fingerprint = {"version": environment.active_version, "adapters": adapters}
     if has_database(environment):
         try:
@@ -149,8 +174,14 @@ def record_fingerprint(environment: Environment) -> dict:
     return fingerprint
 
 
-LABELS = {"version": "release version", "adapters": "deployment adapters", "schema": "database schema",
-          "tables": "tables", "application": "application files", "database_error": "database"}
+LABELS = {
+    "version": "release version",
+    "adapters": "deployment adapters",
+    "schema": "database schema",
+    "tables": "tables",
+    "application": "application files",
+    "database_error": "database",
+}
 
 
 def drift(lower: Environment, higher: Environment) -> list[str]:
@@ -173,7 +204,9 @@ def drift(lower: Environment, higher: Environment) -> list[str]:
         elif key == "version":
             lines.append(f"{label}: {lower.tier} {a.get(key) or '—'}, {higher.tier} {b.get(key) or '—'}")
         elif key == "adapters":
-            lines.append(f"{label}: {lower.tier} {', '.join(a.get(key, []))}; {higher.tier} {', '.join(b.get(key, []))}")
+            lines.append(
+                f"{label}: {lower.tier} {', '.join(a.get(key, []))}; {higher.tier} {', '.join(b.get(key, []))}"
+            )
         else:
             lines.append(f"{label} differ")
     return lines
@@ -186,6 +219,9 @@ def drift_against_neighbour(environment: Environment) -> tuple[Environment | Non
     other = Environment.objects.filter(site=environment.site_id, tier=compare_tier).first()
     if other is None:
         return None, []
-    lower, higher = (environment, other) if TIER_ORDER[environment.tier] < TIER_ORDER[compare_tier] \
+    lower, higher = (
+        (environment, other)
+        if TIER_ORDER[environment.tier] < TIER_ORDER[compare_tier]
         else (other, environment)
+    )
     return other, drift(lower, higher)

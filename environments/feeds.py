@@ -47,7 +47,9 @@ def issue_token(user) -> str:
     with transaction.atomic():
         existing = CalendarFeedToken.objects.select_for_update().filter(user=user).first()
         if existing is None:
-            item = CalendarFeedToken.objects.create(user=user, token_hash=hash_token(token), created_at=clock.now())
+            item = CalendarFeedToken.objects.create(
+                user=user, token_hash=hash_token(token), created_at=clock.now()
+            )
             action, before = "environments.feed_token.created", None
         else:
             before = {"created_at": existing.created_at}
@@ -82,11 +84,15 @@ def feed_page(request):
     token = issue_token(request.user) if request.method == "POST" else None
     existing = CalendarFeedToken.objects.filter(user=request.user).first()
     sites = list(access.visible_sites(request.user))
-    return render(request, "environments/feed.html", {
-        "token": token,
-        "existing": existing,
-        "feeds": [{"site": site, "url": feed_url(site, token)} for site in sites],
-    })
+    return render(
+        request,
+        "environments/feed.html",
+        {
+            "token": token,
+            "existing": existing,
+            "feeds": [{"site": site, "url": feed_url(site, token)} for site in sites],
+        },
+    )
 
 
 # --- The feed -----------------------------------------------------------------------------------
@@ -95,8 +101,16 @@ def _uid(kind: str, key: str) -> str:
     return f"{kind}-{key}@{host}"
 
 
-def _event(uid: str, summary: str, start: datetime | date, end: datetime | date, stamp: datetime,
-           description: str = "", url: str = "", categories: str = "") -> icalendar.Event:
+def _event(
+    uid: str,
+    summary: str,
+    start: datetime | date,
+    end: datetime | date,
+    stamp: datetime,
+    description: str = "",
+    url: str = "",
+    categories: str = "",
+) -> icalendar.Event:
     event = icalendar.Event()
     event.add("uid", uid)
     event.add("dtstamp", stamp)
@@ -138,35 +152,58 @@ def build_feed(site: Site, now: datetime) -> icalendar.Calendar:
     cal.add("x-published-ttl", "PT1H")
     cal.add("refresh-interval", timedelta(hours=1), parameters={"VALUE": "DURATION"})
 
-    deployments = (Deployment.objects
-                   .filter(environment__site=site, state__in=ACTIVE_DEPLOYMENT_STATES,
-                           scheduled_start__lt=hi, scheduled_end__gt=lo)
-                   .select_related("rfc", "environment__site").order_by("scheduled_start"))
+    deployments = (
+        Deployment.objects.filter(
+            environment__site=site,
+            state__in=ACTIVE_DEPLOYMENT_STATES,
+            scheduled_start__lt=hi,
+            scheduled_end__gt=lo,
+        )
+        .select_related("rfc", "environment__site")
+        .order_by("scheduled_start")
+    )
     for deployment in deployments:
         rfc = deployment.rfc
         emergency = deployment.emergency or rfc.emergency
         link = f"{settings.SITE_URL}{reverse('releases:detail', args=[rfc.uuid])}"
         local = deployment.scheduled_start.astimezone(tz)
-        description = "\n".join([
-            f"Environment: {deployment.environment}",
-            f"State: {deployment.get_state_display()}",
-            f"Local start: {local:%Y-%m-%d %H:%M} {local.tzname()}",
-            f"Duration: {deployment.duration_minutes} min (the slot includes the smoke test and rollback budget)",
-            *(["EMERGENCY CHANGE (W6)"] if emergency else []),
-            link,
-        ])
-        cal.add_component(_event(
-            _uid("deployment", str(deployment.uuid)),
-            f"{'[EMERGENCY] ' if emergency else ''}{rfc.number} {rfc.title}",
-            deployment.scheduled_start, deployment.scheduled_end, now, description, link,
-            "Emergency deployment" if emergency else "Deployment"))
+        description = "\n".join(
+            [
+                f"Environment: {deployment.environment}",
+                f"State: {deployment.get_state_display()}",
+                f"Local start: {local:%Y-%m-%d %H:%M} {local.tzname()}",
+                f"Duration: {deployment.duration_minutes} min (the slot includes the smoke test and rollback budget)",
+                *(["EMERGENCY CHANGE (W6)"] if emergency else []),
+                link,
+            ]
+        )
+        cal.add_component(
+            _event(
+                _uid("deployment", str(deployment.uuid)),
+                f"{'[EMERGENCY] ' if emergency else ''}{rfc.number} {rfc.title}",
+                deployment.scheduled_start,
+                deployment.scheduled_end,
+                now,
+                description,
+                link,
+                "Emergency deployment" if emergency else "Deployment",
+            )
+        )
 
     freezes = Freeze.objects.filter(Q(site=site) | Q(site__isnull=True), starts_at__lt=hi, ends_at__gt=lo)
     for freeze in freezes:
         scope = "every site" if freeze.site_id is None else site.code
-        cal.add_component(_event(
-            _uid("freeze", str(freeze.pk)), f"Freeze: {freeze.name}", freeze.starts_at, freeze.ends_at, now,
-            "\n".join(filter(None, [freeze.reason, f"No deployments to PROD ({scope})."])), categories="Freeze"))
+        cal.add_component(
+            _event(
+                _uid("freeze", str(freeze.pk)),
+                f"Freeze: {freeze.name}",
+                freeze.starts_at,
+                freeze.ends_at,
+                now,
+                "\n".join(filter(None, [freeze.reason, f"No deployments to PROD ({scope})."])),
+                categories="Freeze",
+            )
+        )
 
     # Quarter closes and holidays are dates of the site: all-day events on its local calendar.
     rules = site_rules(site, since=lo)
@@ -175,18 +212,34 @@ def build_feed(site: Site, now: datetime) -> icalendar.Calendar:
         if block.kind == "quarter":
             quarter_days.append(block.start.astimezone(tz).date())
         elif block.kind == "holiday":
-            holidays.append((block.start.astimezone(tz).date(), block.reason.removeprefix("public holiday: ")))
+            holidays.append(
+                (block.start.astimezone(tz).date(), block.reason.removeprefix("public holiday: "))
+            )
     for first, last in _day_runs(quarter_days):
         quarter = (last.month - 1) // 3 + 1
-        cal.add_component(_event(
-            _uid("quarter", f"{site.code}-{last.year}Q{quarter}"), f"Freeze: Q{quarter} {last.year} close",
-            first, last + timedelta(days=1), now,
-            f"The last {rules.quarter_close_days} days of the quarter: no deployments to PROD.", categories="Freeze"))
+        cal.add_component(
+            _event(
+                _uid("quarter", f"{site.code}-{last.year}Q{quarter}"),
+                f"Freeze: Q{quarter} {last.year} close",
+                first,
+                last + timedelta(days=1),
+                now,
+                f"The last {rules.quarter_close_days} days of the quarter: no deployments to PROD.",
+                categories="Freeze",
+            )
+        )
     for day, name in holidays:
-        cal.add_component(_event(
-            _uid("holiday", f"{site.code}-{day.isoformat()}"), f"Holiday: {name}", day, day + timedelta(days=1),
-            now, f"Public holiday at {site.code} ({site.country}-{site.subdivision}): no deployments to PROD.",
-            categories="Holiday"))
+        cal.add_component(
+            _event(
+                _uid("holiday", f"{site.code}-{day.isoformat()}"),
+                f"Holiday: {name}",
+                day,
+                day + timedelta(days=1),
+                now,
+                f"Public holiday at {site.code} ({site.country}-{site.subdivision}): no deployments to PROD.",
+                categories="Holiday",
+            )
+        )
     return cal
 
 
@@ -199,7 +252,9 @@ def site_feed(request, code: str):
     site = access.visible_sites(user).filter(code=code).first()
     if site is None:
         raise Http404("Unknown feed.")
-    response = HttpResponse(build_feed(site, clock.now()).to_ical(), content_type="text/calendar; charset=utf-8")
+    response = HttpResponse(
+        build_feed(site, clock.now()).to_ical(), content_type="text/calendar; charset=utf-8"
+    )
     response["Content-Disposition"] = f'inline; filename="{site.code}-change-calendar.ics"'
     response["Cache-Control"] = "private, max-age=300"
     return response

@@ -11,8 +11,17 @@ class EnvironmentForm(forms.ModelForm):
 
     class Meta:
         model = Environment
-        fields = ["purpose", "data_policy", "access_policy", "sla", "equipment_writes", "windows_enforced",
-                  "smoke_test_minutes", "rollback_budget_minutes", "active_version"]
+        fields = [
+            "purpose",
+            "data_policy",
+            "access_policy",
+            "sla",
+            "equipment_writes",
+            "windows_enforced",
+            "smoke_test_minutes",
+            "rollback_budget_minutes",
+            "active_version",
+        ]
         widgets = {
             "purpose": forms.Textarea(attrs={"rows": 2}),
             "data_policy": forms.Textarea(attrs={"rows": 2}),
@@ -23,8 +32,8 @@ class EnvironmentForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if not can_set_version:
             self.fields["active_version"].disabled = True
-            self.fields["active_version"].help_text = (
-                "Set by the automated deployment" + (" or a system admin." if self.instance.tier == "PROD" else ".")
+            self.fields["active_version"].help_text = "Set by the automated deployment" + (
+                " or a system admin." if self.instance.tier == "PROD" else "."
             )
         if self.instance.tier != "PROD":
             self.fields["equipment_writes"].disabled = True

@@ -32,11 +32,14 @@ class Site(models.Model):
     name = models.CharField(max_length=120)
     timezone = models.CharField(max_length=64, validators=[validate_timezone], default="UTC")
     country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2, for public holidays.")
-    subdivision = models.CharField(max_length=10, blank=True, help_text="State or region code, e.g. BE or IL.")
+    subdivision = models.CharField(
+        max_length=10, blank=True, help_text="State or region code, e.g. BE or IL."
+    )
     # The plant calendar (W2, W4); windows, handovers and one-off freezes are rows below.
     block_fridays = models.BooleanField(default=True, help_text="Never deploy to PROD on a Friday (W2).")
     quarter_close_days = models.PositiveSmallIntegerField(
-        default=10, help_text="Freeze the last N days of each quarter (0 = no quarter-close freeze, W4).")
+        default=10, help_text="Freeze the last N days of each quarter (0 = no quarter-close freeze, W4)."
+    )
 
     class Meta:
         ordering = ["code"]
@@ -102,20 +105,32 @@ class Environment(models.Model):
         null=True, blank=True, help_text="When this environment's data was last refreshed from PROD."
     )
     windows_enforced = models.BooleanField(
-        default=False, help_text="Deployments must fit the site's calendar (on for PROD; DEV and UAT by choice).")
+        default=False,
+        help_text="Deployments must fit the site's calendar (on for PROD; DEV and UAT by choice).",
+    )
     smoke_test_minutes = models.PositiveSmallIntegerField(
-        default=15, help_text="Delay before the smoke test after applying (T+15, X3).")
+        default=15, help_text="Delay before the smoke test after applying (T+15, X3)."
+    )
     rollback_budget_minutes = models.PositiveSmallIntegerField(
-        default=15, help_text="Time kept free in the window for a rollback (W5).")
+        default=15, help_text="Time kept free in the window for a rollback (W5)."
+    )
     refresh_every_days = models.PositiveSmallIntegerField(
-        default=0, help_text="UAT only: refresh its data from PROD this often (30 = monthly; 0 = by hand, E3).")
-    fingerprint = models.JSONField(default=dict, blank=True, editable=False,
-                                   help_text="Configuration fingerprint: version, schema, adapters (E8).")
+        default=0,
+        help_text="UAT only: refresh its data from PROD this often (30 = monthly; 0 = by hand, E3).",
+    )
+    fingerprint = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="Configuration fingerprint: version, schema, adapters (E8).",
+    )
     fingerprint_at = models.DateTimeField(null=True, blank=True, editable=False)
     pipeline = models.JSONField(
-        default=dict, blank=True,
+        default=dict,
+        blank=True,
         help_text="The deployment adapters for this environment (snapshot, backup, apply, smoke test); see "
-                  "releases/adapters.py. Empty: the release is recorded without touching a system.")
+        "releases/adapters.py. Empty: the release is recorded without touching a system.",
+    )
 
     class Meta:
         ordering = ["site__code", "tier"]
@@ -169,8 +184,11 @@ class Weekday(models.IntegerChoices):
     SUNDAY = 6, "Sunday"
 
 
-DEFAULT_WINDOWS = [(day, start, end) for day in (Weekday.TUESDAY, Weekday.WEDNESDAY, Weekday.THURSDAY)
-                   for start, end in (("09:00", "11:00"), ("14:00", "16:00"))]
+DEFAULT_WINDOWS = [
+    (day, start, end)
+    for day in (Weekday.TUESDAY, Weekday.WEDNESDAY, Weekday.THURSDAY)
+    for start, end in (("09:00", "11:00"), ("14:00", "16:00"))
+]
 DEFAULT_HANDOVERS = ["06:00", "14:00", "22:00"]
 
 
@@ -180,13 +198,18 @@ class DeploymentWindow(models.Model):
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="windows")
     weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
     starts = models.TimeField(help_text="Local time at the site.")
-    ends = models.TimeField(help_text="Local time at the site; the deployment and its checks must end by then.")
+    ends = models.TimeField(
+        help_text="Local time at the site; the deployment and its checks must end by then."
+    )
 
     class Meta:
         ordering = ["site", "weekday", "starts"]
         constraints = [
-            models.CheckConstraint(condition=models.Q(ends__gt=models.F("starts")), name="window_ends_after_start",
-                                   violation_error_message="A window ends after it starts (same day)."),
+            models.CheckConstraint(
+                condition=models.Q(ends__gt=models.F("starts")),
+                name="window_ends_after_start",
+                violation_error_message="A window ends after it starts (same day).",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -211,8 +234,14 @@ class ShiftHandover(models.Model):
 class Freeze(models.Model):
     """A one-off freeze (peak season, an audit, a shutdown); without a site it holds for every site (W4)."""
 
-    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="freezes", null=True, blank=True,
-                             help_text="Empty: every site.")
+    site = models.ForeignKey(
+        Site,
+        on_delete=models.CASCADE,
+        related_name="freezes",
+        null=True,
+        blank=True,
+        help_text="Empty: every site.",
+    )
     name = models.CharField(max_length=100)
     reason = models.TextField(blank=True)
     starts_at = models.DateTimeField()
@@ -221,8 +250,11 @@ class Freeze(models.Model):
     class Meta:
         ordering = ["starts_at"]
         constraints = [
-            models.CheckConstraint(condition=models.Q(ends_at__gt=models.F("starts_at")), name="freeze_ends_after_start",
-                                   violation_error_message="A freeze ends after it starts."),
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")),
+                name="freeze_ends_after_start",
+                violation_error_message="A freeze ends after it starts.",
+            ),
         ]
         indexes = [models.Index(fields=["ends_at"], name="freeze_ends_idx")]
 
@@ -261,18 +293,30 @@ class MaskMethod(models.TextChoices):
 class MaskingRule(models.Model):
     """How one column of PROD's data is masked before UAT may read it (E3, E6, C4)."""
 
-    site = models.ForeignKey(Site, null=True, blank=True, on_delete=models.CASCADE, related_name="masking_rules",
-                             help_text="Empty: every site.")
-    table = models.CharField(max_length=63, validators=[RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$",
-                                                                       "A table name: letters, digits, _.")])
-    column = models.CharField(max_length=63, validators=[RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$",
-                                                                        "A column name: letters, digits, _.")])
+    site = models.ForeignKey(
+        Site,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="masking_rules",
+        help_text="Empty: every site.",
+    )
+    table = models.CharField(
+        max_length=63,
+        validators=[RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$", "A table name: letters, digits, _.")],
+    )
+    column = models.CharField(
+        max_length=63,
+        validators=[RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$", "A column name: letters, digits, _.")],
+    )
     method = models.CharField(max_length=10, choices=MaskMethod.choices)
     value = models.CharField(max_length=200, blank=True, help_text="For 'fixed value'.")
 
     class Meta:
         ordering = ["table", "column"]
-        constraints = [models.UniqueConstraint(fields=["site", "table", "column"], name="one_mask_per_column")]
+        constraints = [
+            models.UniqueConstraint(fields=["site", "table", "column"], name="one_mask_per_column")
+        ]
 
     def __str__(self) -> str:
         return f"{self.table}.{self.column}: {self.get_method_display()}"
@@ -305,7 +349,9 @@ class RefreshRun(models.Model):
     source = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
     target = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="refreshes")
     state = models.CharField(max_length=8, choices=RunState.choices, default=RunState.QUEUED)
-    requested_by = models.ForeignKey("auth.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    requested_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -30,8 +30,8 @@ def sqlite_statements(script: str) -> list[str]:
     triggers), as sqlite3.complete_statement judges them."""
     statements, start = [], 0
     for index, char in enumerate(script):
-        if char == ";" and sqlite3.complete_statement(script[start:index + 1]):
-            statement = script[start:index + 1].strip()
+        if char == ";" and sqlite3.complete_statement(script[start : index + 1]):
+            statement = script[start : index + 1].strip()
             if statement.strip(";").strip():
                 statements.append(statement)
             start = index + 1
@@ -68,7 +68,9 @@ class Checksum:
         if self.schema != other.schema:
             added = sorted(set(other.tables) - set(self.tables))
             dropped = sorted(set(self.tables) - set(other.tables))
-            lines += [f"table {name} appeared" for name in added] + [f"table {name} disappeared" for name in dropped]
+            lines += [f"table {name} appeared" for name in added] + [
+                f"table {name} disappeared" for name in dropped
+            ]
             if not added and not dropped:
                 lines.append("the schema changed (columns, indexes or definitions)")
         for name in sorted(set(self.tables) & set(other.tables)):
@@ -116,8 +118,12 @@ class SqliteDatabase(PlantDatabase):
         if not Path(self.target).exists():
             raise PlantDbError(f"database {self.target} does not exist")
         connection = sqlite3.connect(self.target, isolation_level=None)
-        connection.create_function("pcc_hash", 1, lambda v: None if v is None else hashlib.sha256(
-            str(v).encode()).hexdigest()[:16], deterministic=True)
+        connection.create_function(
+            "pcc_hash",
+            1,
+            lambda v: None if v is None else hashlib.sha256(str(v).encode()).hexdigest()[:16],
+            deterministic=True,
+        )
         return connection
 
     def size(self) -> int:
@@ -150,11 +156,13 @@ class SqliteDatabase(PlantDatabase):
     def checksum(self) -> Checksum:
         connection = self._connect()
         try:
-            schema = connection.execute("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' "
-                                        "ORDER BY type, name").fetchall()
+            schema = connection.execute(
+                "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
+            ).fetchall()
             tables = {}
-            for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE "
-                                              "'sqlite_%' ORDER BY name"):
+            for (name,) in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            ):
                 columns = [row[1] for row in connection.execute(f"PRAGMA table_info({quote(name)})")]
                 order = ", ".join(quote(c) for c in columns)
                 rows = connection.execute(f"SELECT * FROM {quote(name)} ORDER BY {order}").fetchall()  # noqa: S608
@@ -213,8 +221,18 @@ class PostgresDatabase(PlantDatabase):
 
     def restore_from(self, path: Path) -> None:
         """pg_restore in one transaction, replacing what is there."""
-        _run(["pg_restore", "--clean", "--if-exists", "--no-owner", "--single-transaction", "-d", self.target,
-              str(path)])
+        _run(
+            [
+                "pg_restore",
+                "--clean",
+                "--if-exists",
+                "--no-owner",
+                "--single-transaction",
+                "-d",
+                self.target,
+                str(path),
+            ]
+        )
 
     def copy_into(self, other: PlantDatabase) -> int:
         if not isinstance(other, PostgresDatabase):
@@ -238,18 +256,26 @@ class PostgresDatabase(PlantDatabase):
         with self._connect() as connection:
             schema = connection.execute(
                 "SELECT table_name, column_name, data_type, is_nullable, column_default FROM "
-                "information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2").fetchall()
-            indexes = connection.execute("SELECT tablename, indexname, indexdef FROM pg_indexes WHERE "
-                                         "schemaname = 'public' ORDER BY 1, 2").fetchall()
+                "information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2"
+            ).fetchall()
+            indexes = connection.execute(
+                "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE "
+                "schemaname = 'public' ORDER BY 1, 2"
+            ).fetchall()
             tables = {}
-            names = [row[0] for row in connection.execute(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
+            names = [
+                row[0]
+                for row in connection.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
+                )
+            ]
             for name in names:
                 rows = connection.execute(f"SELECT * FROM {quote(name)}").fetchall()  # noqa: S608
                 rows = sorted(rows, key=lambda r: json.dumps(r, default=str))
                 tables[name] = {"rows": len(rows), "hash": _digest(rows)}
-        return Checksum(_digest([*schema, *indexes]), _digest(sorted((k, v["hash"]) for k, v in tables.items())),
-                        tables)
+        return Checksum(
+            _digest([*schema, *indexes]), _digest(sorted((k, v["hash"]) for k, v in tables.items())), tables
+        )
 
     def apply_masks(self, rules) -> dict:
         import psycopg
@@ -258,8 +284,10 @@ class PostgresDatabase(PlantDatabase):
         try:
             with self._connect() as connection:
                 for rule in rules:
-                    sql = (f"UPDATE {quote(rule.table)} SET {quote(rule.column)} = "  # noqa: S608
-                           f"{rule.sql_expression('postgres')}")
+                    sql = (
+                        f"UPDATE {quote(rule.table)} SET {quote(rule.column)} = "  # noqa: S608
+                        f"{rule.sql_expression('postgres')}"
+                    )
                     cursor = connection.execute(sql, rule.params())
                     done[f"{rule.table}.{rule.column}"] = {"method": rule.method, "rows": cursor.rowcount}
         except psycopg.Error as exc:
@@ -302,8 +330,9 @@ def database_of(environment) -> PlantDatabase:
         return SqliteDatabase(spec["database"])
     if spec.get("adapter") == "postgres" and spec.get("dsn"):
         return PostgresDatabase(spec["dsn"])
-    raise PlantDbError(f"{environment} has no database configured (its pipeline names no sqlite or postgres "
-                       "backup adapter).")
+    raise PlantDbError(
+        f"{environment} has no database configured (its pipeline names no sqlite or postgres backup adapter)."
+    )
 
 
 def has_database(environment) -> bool:

@@ -14,7 +14,8 @@ def ensure_role_groups(**kwargs) -> dict[Role, Group]:
     groups = {}
     for role in Role:
         permission, _ = Permission.objects.get_or_create(
-            content_type=site_ct, codename=role.codename,
+            content_type=site_ct,
+            codename=role.codename,
             defaults={"name": f"Holds the role {role.label} at this site"},
         )
         group, _ = Group.objects.get_or_create(name=role.label)

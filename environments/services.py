@@ -9,8 +9,16 @@ from audit.services import record
 from changecontrol import access
 from environments.models import Environment
 
-CONFIG_FIELDS = ("purpose", "data_policy", "access_policy", "sla", "equipment_writes", "windows_enforced",
-                 "smoke_test_minutes", "rollback_budget_minutes")
+CONFIG_FIELDS = (
+    "purpose",
+    "data_policy",
+    "access_policy",
+    "sla",
+    "equipment_writes",
+    "windows_enforced",
+    "smoke_test_minutes",
+    "rollback_budget_minutes",
+)
 
 
 def update_environment(user, environment: Environment, changes: dict, reason: str) -> Environment:
@@ -34,15 +42,22 @@ def update_environment(user, environment: Environment, changes: dict, reason: st
             access.require(user, "configure", env)
         if "active_version" in changed and not access.can(user, "set_version", env):
             raise PermissionDenied(
-                "Only the automated deployment or a system admin changes the version in "
-                f"{env.tier} (E4)." if env.tier == "PROD" else "You may not set this version."
+                f"Only the automated deployment or a system admin changes the version in {env.tier} (E4)."
+                if env.tier == "PROD"
+                else "You may not set this version."
             )
         for name, value in changed.items():
             setattr(env, name, value)
         env.full_clean()
         env.save(update_fields=list(changed))
-        record("environments.environment.updated", env, actor=user, before=before,
-               after=env.snapshot(), reason=reason.strip())
+        record(
+            "environments.environment.updated",
+            env,
+            actor=user,
+            before=before,
+            after=env.snapshot(),
+            reason=reason.strip(),
+        )
     return env
 
 
@@ -54,7 +69,12 @@ def record_deployed_version(environment: Environment, version: str, deployment) 
         if before != version:
             env.active_version = version
             env.save(update_fields=["active_version"])
-            record("environments.environment.deployed", env, actor_name="system",
-                   before={"active_version": before}, after={"active_version": version},
-                   reason=f"{deployment.rfc.number} deployment {deployment.uuid}")
+            record(
+                "environments.environment.deployed",
+                env,
+                actor_name="system",
+                before={"active_version": before},
+                after={"active_version": version},
+                reason=f"{deployment.rfc.number} deployment {deployment.uuid}",
+            )
     return before

@@ -26,8 +26,16 @@ def sweep_evidence() -> dict:
     from releases.models import CheckRun
 
     stale = clock.now() - timedelta(seconds=30)
-    refreshed = [evidence.run_refresh(pk) for pk in RefreshRun.objects.filter(
-        state=RunState.QUEUED, created_at__lt=stale).values_list("pk", flat=True)[:5]]
-    checked = [checks.run_check(pk) for pk in CheckRun.objects.filter(
-        state=RunState.QUEUED, created_at__lt=stale).values_list("pk", flat=True)[:5]]
+    refreshed = [
+        evidence.run_refresh(pk)
+        for pk in RefreshRun.objects.filter(state=RunState.QUEUED, created_at__lt=stale).values_list(
+            "pk", flat=True
+        )[:5]
+    ]
+    checked = [
+        checks.run_check(pk)
+        for pk in CheckRun.objects.filter(state=RunState.QUEUED, created_at__lt=stale).values_list(
+            "pk", flat=True
+        )[:5]
+    ]
     return {"refreshes": len(refreshed), "checks": len(checked)}

@@ -34,12 +34,16 @@ def _environment(request, code: str, tier: str) -> Environment:
 def detail(request, code: str, tier: str):
     env = _environment(request, code, tier)
     siblings = sorted(env.site.environments.all(), key=lambda e: TIER_ORDER[e.tier])
-    return render(request, "environments/detail.html", {
-        "env": env,
-        "siblings": siblings,
-        "may_configure": access.can(request.user, "configure", env),
-        **evidence_context(env),
-    })
+    return render(
+        request,
+        "environments/detail.html",
+        {
+            "env": env,
+            "siblings": siblings,
+            "may_configure": access.can(request.user, "configure", env),
+            **evidence_context(env),
+        },
+    )
 
 
 @login_required
@@ -48,8 +52,9 @@ def edit(request, code: str, tier: str):
     env = _environment(request, code, tier)
     access.require(request.user, "configure", env)
     can_set_version = access.can(request.user, "set_version", env)
-    form = EnvironmentForm(request.POST or None, instance=Environment.objects.get(pk=env.pk),
-                           can_set_version=can_set_version)
+    form = EnvironmentForm(
+        request.POST or None, instance=Environment.objects.get(pk=env.pk), can_set_version=can_set_version
+    )
     if request.method == "POST" and form.is_valid():
         try:
             update_environment(request.user, env, form.changes(), form.cleaned_data["reason"])
@@ -58,7 +63,9 @@ def edit(request, code: str, tier: str):
         else:
             messages.success(request, f"{env} updated.")
             return redirect("environments:detail", code=env.site.code, tier=env.tier)
-    return render(request, "environments/edit.html", {"env": env, "form": form}, status=400 if form.errors else 200)
+    return render(
+        request, "environments/edit.html", {"env": env, "form": form}, status=400 if form.errors else 200
+    )
 
 
 # --- Computed evidence on the environment page (issue 7) ---------------------------------------------
@@ -90,7 +97,9 @@ def refresh(request, code: str, tier: str):
     except (ValidationError, StateConflict) as exc:
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
     else:
-        messages.success(request, f"Refresh of {env} from PROD queued; masking runs before {env.tier} sees the data.")
+        messages.success(
+            request, f"Refresh of {env} from PROD queued; masking runs before {env.tier} sees the data."
+        )
     return redirect("environments:detail", code=env.site.code, tier=env.tier)
 
 

@@ -29,15 +29,26 @@ def _time(value: str) -> time:
 def ensure_default_calendar(site: Site) -> None:
     """A new site starts with the plant's usual calendar (W1–W3); admins edit it afterwards."""
     if not site.windows.exists():
-        DeploymentWindow.objects.bulk_create([
-            DeploymentWindow(site=site, weekday=day, starts=_time(start), ends=_time(end))
-            for day, start, end in DEFAULT_WINDOWS])
+        DeploymentWindow.objects.bulk_create(
+            [
+                DeploymentWindow(site=site, weekday=day, starts=_time(start), ends=_time(end))
+                for day, start, end in DEFAULT_WINDOWS
+            ]
+        )
     if not site.handovers.exists():
-        ShiftHandover.objects.bulk_create([ShiftHandover(site=site, at=_time(at)) for at in DEFAULT_HANDOVERS])
+        ShiftHandover.objects.bulk_create(
+            [ShiftHandover(site=site, at=_time(at)) for at in DEFAULT_HANDOVERS]
+        )
 
 
-def site_rules(site: Site, *, enforced: bool = True, smoke_test_minutes: int = 15,
-               rollback_budget_minutes: int = 15, since: datetime | None = None) -> calendar.Rules:
+def site_rules(
+    site: Site,
+    *,
+    enforced: bool = True,
+    smoke_test_minutes: int = 15,
+    rollback_budget_minutes: int = 15,
+    since: datetime | None = None,
+) -> calendar.Rules:
     freezes = Freeze.objects.filter(Q(site=site) | Q(site__isnull=True))
     if since is not None:
         freezes = freezes.filter(ends_at__gt=since)
@@ -58,6 +69,10 @@ def site_rules(site: Site, *, enforced: bool = True, smoke_test_minutes: int = 1
 
 def rules_for(environment: Environment, since: datetime | None = None) -> calendar.Rules:
     """The calendar that governs deployments to `environment` (DEV and UAT are free unless enforced)."""
-    return site_rules(environment.site, enforced=environment.windows_enforced,
-                      smoke_test_minutes=environment.smoke_test_minutes,
-                      rollback_budget_minutes=environment.rollback_budget_minutes, since=since)
+    return site_rules(
+        environment.site,
+        enforced=environment.windows_enforced,
+        smoke_test_minutes=environment.smoke_test_minutes,
+        rollback_budget_minutes=environment.rollback_budget_minutes,
+        since=since,
+    )

@@ -25,14 +25,17 @@ def _aware(value: str, name: str):
     except ValueError:
         raise ValidationError(f"{name}: not an ISO 8601 time, e.g. 2026-12-01T09:00:00+01:00.") from None
     if parsed.tzinfo is None:
-        raise ValidationError(f"Give {name} with its offset, e.g. 2026-12-01T09:00:00+01:00: a time without one "
-                              "is ambiguous.")
+        raise ValidationError(
+            f"Give {name} with its offset, e.g. 2026-12-01T09:00:00+01:00: a time without one is ambiguous."
+        )
     return parsed
 
 
 class _Query(serializers.Serializer):
     environment = serializers.IntegerField(min_value=1)
-    duration = serializers.IntegerField(min_value=0, max_value=12 * 60, help_text="Minutes the deployment takes.")
+    duration = serializers.IntegerField(
+        min_value=0, max_value=12 * 60, help_text="Minutes the deployment takes."
+    )
     emergency = serializers.BooleanField(default=False)
 
 
@@ -52,44 +55,77 @@ class NextQuery(_Query):
 
 
 def _environment(request, pk: int) -> Environment:
-    return access.get_visible_or_404(Environment.objects.select_related("site"), request.user, pk=pk,
-                                     site_field="site")
+    return access.get_visible_or_404(
+        Environment.objects.select_related("site"), request.user, pk=pk, site_field="site"
+    )
 
 
 CHECK_PARAMS = [
     OpenApiParameter("environment", int, required=True),
     OpenApiParameter("start", str, required=True, description="ISO 8601 with offset."),
-    OpenApiParameter("duration", int, required=True, description="Minutes; smoke test and rollback budget are added."),
+    OpenApiParameter(
+        "duration", int, required=True, description="Minutes; smoke test and rollback budget are added."
+    ),
     OpenApiParameter("emergency", bool, description="Evaluate as an emergency change (W6)."),
 ]
 
 
-@extend_schema(summary="May a deployment start then? Every reason that blocks it.", parameters=CHECK_PARAMS,
-               responses=inline_serializer("WindowCheck", {
-                   "allowed": serializers.BooleanField(), "reasons": serializers.ListField(child=serializers.CharField()),
-                   "end": serializers.DateTimeField(), "timezone": serializers.CharField()}))
+@extend_schema(
+    summary="May a deployment start then? Every reason that blocks it.",
+    parameters=CHECK_PARAMS,
+    responses=inline_serializer(
+        "WindowCheck",
+        {
+            "allowed": serializers.BooleanField(),
+            "reasons": serializers.ListField(child=serializers.CharField()),
+            "end": serializers.DateTimeField(),
+            "timezone": serializers.CharField(),
+        },
+    ),
+)
 @api_view(["GET"])
 def check(request):
     query = CheckQuery(data=request.query_params)
     query.is_valid(raise_exception=True)
     data = query.validated_data
     environment = _environment(request, data["environment"])
-    decision = calendar.check(rules_for(environment), data["start"], data["duration"], emergency=data["emergency"])
-    return Response({**decision.as_dict(), "end": decision.end.isoformat(), "timezone": environment.site.timezone})
+    decision = calendar.check(
+        rules_for(environment), data["start"], data["duration"], emergency=data["emergency"]
+    )
+    return Response(
+        {**decision.as_dict(), "end": decision.end.isoformat(), "timezone": environment.site.timezone}
+    )
 
 
-@extend_schema(summary="The next allowed starts", parameters=[
-    *[p for p in CHECK_PARAMS if p.name != "start"],
-    OpenApiParameter("after", str, required=True, description="ISO 8601 with offset."),
-    OpenApiParameter("count", int, description="1–50, default 5.")],
-    responses=inline_serializer("WindowSlots", {"slots": serializers.ListField(child=inline_serializer(
-        "WindowSlot", {"start": serializers.DateTimeField(), "end": serializers.DateTimeField()}))}))
+@extend_schema(
+    summary="The next allowed starts",
+    parameters=[
+        *[p for p in CHECK_PARAMS if p.name != "start"],
+        OpenApiParameter("after", str, required=True, description="ISO 8601 with offset."),
+        OpenApiParameter("count", int, description="1–50, default 5."),
+    ],
+    responses=inline_serializer(
+        "WindowSlots",
+        {
+            "slots": serializers.ListField(
+                child=inline_serializer(
+                    "WindowSlot", {"start": serializers.DateTimeField(), "end": serializers.DateTimeField()}
+                )
+            )
+        },
+    ),
+)
 @api_view(["GET"])
 def next_slots(request):
     query = NextQuery(data=request.query_params)
     query.is_valid(raise_exception=True)
     data = query.validated_data
     environment = _environment(request, data["environment"])
-    slots = calendar.next_slots(rules_for(environment), data["after"], data["duration"], count=data["count"],
-                                emergency=data["emergency"])
+    slots = calendar.next_slots(
+        rules_for(environment),
+        data["after"],
+        data["duration"],
+        count=data["count"],
+        emergency=data["emergency"],
+    )
     return Response({"slots": [{"start": s.start.isoformat(), "end": s.end.isoformat()} for s in slots]})

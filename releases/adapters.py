@@ -68,9 +68,14 @@ class Context:
 
     def env(self) -> dict[str, str]:
         return {
-            "PCC_DEPLOYMENT": str(self.deployment_id), "PCC_RFC": self.rfc_number, "PCC_SITE": self.site,
-            "PCC_TIER": self.tier, "PCC_RELEASE_VERSION": self.version, "PCC_ARTIFACT_PATH": self.artifact_path,
-            "PCC_ARTIFACT_SHA256": self.artifact_sha256, "PCC_SIMULATION": "0" if self.equipment_writes else "1",
+            "PCC_DEPLOYMENT": str(self.deployment_id),
+            "PCC_RFC": self.rfc_number,
+            "PCC_SITE": self.site,
+            "PCC_TIER": self.tier,
+            "PCC_RELEASE_VERSION": self.version,
+            "PCC_ARTIFACT_PATH": self.artifact_path,
+            "PCC_ARTIFACT_SHA256": self.artifact_sha256,
+            "PCC_SIMULATION": "0" if self.equipment_writes else "1",
             "PCC_WORK_DIR": str(self.work_dir),
         }
 
@@ -102,16 +107,26 @@ class CommandAdapter:
         simulated = self.writes_equipment and not ctx.equipment_writes
         argv = list(self.command)  # the deployment's facts arrive as PCC_* environment variables
         try:
-            done = subprocess.run(argv, env={**os.environ, **ctx.env(), **({"PCC_SIMULATION": "1"} if simulated else {})},
-                                  cwd=self.cwd, capture_output=True, text=True, timeout=self.timeout, check=False)
+            done = subprocess.run(
+                argv,
+                env={**os.environ, **ctx.env(), **({"PCC_SIMULATION": "1"} if simulated else {})},
+                cwd=self.cwd,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout,
+                check=False,
+            )
         except FileNotFoundError:
             return StepResult(False, f"command not found: {argv[0]}")
         except subprocess.TimeoutExpired as exc:
             out = (exc.stdout or "") if isinstance(exc.stdout, str) else ""
-            return StepResult(False, _clip(out + f"\ntimed out after {self.timeout} s"), {"timeout": self.timeout})
+            return StepResult(
+                False, _clip(out + f"\ntimed out after {self.timeout} s"), {"timeout": self.timeout}
+            )
         output = _clip((done.stdout or "") + (done.stderr or ""))
-        return StepResult(done.returncode == 0, output, {"exit_code": done.returncode, "argv": argv},
-                          simulated=simulated)
+        return StepResult(
+            done.returncode == 0, output, {"exit_code": done.returncode, "argv": argv}, simulated=simulated
+        )
 
 
 # --- HTTP check ---------------------------------------------------------------------------------
@@ -132,7 +147,10 @@ class HttpCheckAdapter:
         latencies, lines = [], []
         for n in range(max(1, self.samples)):
             request = urllib.request.Request(  # noqa: S310 - build() admits http(s) URLs only
-                self.url, method=self.method.upper(), data=self.body.encode() if self.method.upper() != "GET" else None)
+                self.url,
+                method=self.method.upper(),
+                data=self.body.encode() if self.method.upper() != "GET" else None,
+            )
             begin = time.perf_counter()
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
@@ -140,18 +158,27 @@ class HttpCheckAdapter:
             except urllib.error.HTTPError as exc:
                 status, text = exc.code, exc.read(4096).decode(errors="replace")
             except (urllib.error.URLError, OSError) as exc:
-                return StepResult(False, "\n".join([*lines, f"{self.method} {self.url}: {exc}"]),
-                                  {"url": self.url, "error": str(exc)})
+                return StepResult(
+                    False,
+                    "\n".join([*lines, f"{self.method} {self.url}: {exc}"]),
+                    {"url": self.url, "error": str(exc)},
+                )
             latency = (time.perf_counter() - begin) * 1000
             latencies.append(latency)
             lines.append(f"#{n + 1} {self.method} {self.url} → {status} in {latency:.1f} ms: {text[:200]}")
             if status != self.expect_status or (self.expect_body and self.expect_body not in text):
                 want = f"{self.expect_status}" + (f" with {self.expect_body!r}" if self.expect_body else "")
-                return StepResult(False, "\n".join([*lines, f"expected {want}"]),
-                                  {"url": self.url, "status": status, "latency_ms": round(latency, 1)})
+                return StepResult(
+                    False,
+                    "\n".join([*lines, f"expected {want}"]),
+                    {"url": self.url, "status": status, "latency_ms": round(latency, 1)},
+                )
         median = statistics.median(latencies)
-        return StepResult(True, "\n".join(lines), {"url": self.url, "status": self.expect_status,
-                                                   "latency_ms": round(median, 1)})
+        return StepResult(
+            True,
+            "\n".join(lines),
+            {"url": self.url, "status": self.expect_status, "latency_ms": round(median, 1)},
+        )
 
 
 # --- Databases (through environments.plantdb, the one place that touches a plant's database) ------
@@ -174,8 +201,11 @@ class SqliteBackupAdapter:
         if not Path(self.database).exists():
             return StepResult(False, f"database {self.database} does not exist")
         size = live.copy_into(copy)
-        return StepResult(True, f"backed up {self.database} to {backup} ({size} bytes)",
-                          {"backup": str(backup), "bytes": size})
+        return StepResult(
+            True,
+            f"backed up {self.database} to {backup} ({size} bytes)",
+            {"backup": str(backup), "bytes": size},
+        )
 
 
 @dataclass
@@ -221,8 +251,9 @@ class SqlApplyAdapter:
             database.run_script(script)
         except PlantDbError as exc:  # the database's own message is the useful output
             return StepResult(False, f"SQL failed, nothing kept: {exc}")
-        return StepResult(True, f"{'undo' if self.undo else 'migration'} applied in one transaction",
-                          {"bytes": len(script)})
+        return StepResult(
+            True, f"{'undo' if self.undo else 'migration'} applied in one transaction", {"bytes": len(script)}
+        )
 
 
 # --- Files and machines -----------------------------------------------------------------------
@@ -255,7 +286,9 @@ class DirectorySnapshotAdapter:
         shutil.rmtree(snapshot, ignore_errors=True)
         shutil.copytree(source, snapshot)
         files = sum(1 for p in snapshot.rglob("*") if p.is_file())
-        return StepResult(True, f"snapshot of {source}: {files} files", {"snapshot": str(snapshot), "files": files})
+        return StepResult(
+            True, f"snapshot of {source}: {files} files", {"snapshot": str(snapshot), "files": files}
+        )
 
 
 @dataclass
@@ -288,14 +321,24 @@ def build(spec: dict, *, restore: bool = False):
     kind = spec["adapter"]
     try:
         if kind == "command":
-            return CommandAdapter(list(spec["command"]), int(spec.get("timeout", 300)),
-                                  bool(spec.get("writes_equipment", False)), spec.get("cwd"))
+            return CommandAdapter(
+                list(spec["command"]),
+                int(spec.get("timeout", 300)),
+                bool(spec.get("writes_equipment", False)),
+                spec.get("cwd"),
+            )
         if kind == "http":
             if not str(spec["url"]).startswith(("http://", "https://")):
                 raise AdapterError("the http adapter takes an http:// or https:// URL")
-            return HttpCheckAdapter(spec["url"], spec.get("method", "GET"), int(spec.get("expect_status", 200)),
-                                    spec.get("expect_body", ""), float(spec.get("timeout", 10)),
-                                    int(spec.get("samples", 3)), spec.get("body", ""))
+            return HttpCheckAdapter(
+                spec["url"],
+                spec.get("method", "GET"),
+                int(spec.get("expect_status", 200)),
+                spec.get("expect_body", ""),
+                float(spec.get("timeout", 10)),
+                int(spec.get("samples", 3)),
+                spec.get("body", ""),
+            )
         if kind == "sqlite":
             return SqliteBackupAdapter(spec["database"], restore=restore)
         if kind == "postgres":
@@ -304,7 +347,9 @@ def build(spec: dict, *, restore: bool = False):
             return SqlApplyAdapter(spec["database"], undo=restore)
         if kind == "directory":
             return DirectorySnapshotAdapter(spec["path"], restore=restore)
-        return VmSnapshotAdapter(list(spec["command"]), list(spec["restore_command"]), spec["vm"], restore=restore)
+        return VmSnapshotAdapter(
+            list(spec["command"]), list(spec["restore_command"]), spec["vm"], restore=restore
+        )
     except KeyError as exc:
         raise AdapterError(f"the {kind} adapter needs {exc.args[0]!r}") from None
 

@@ -104,15 +104,24 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         _check_uuid(self.kwargs[self.lookup_field])
         return super().get_object()
 
-    @extend_schema(summary="Create a release", request=ReleaseCreateSerializer,
-                   responses={201: ReleaseSerializer, 400: ERRORS[400], 403: ERRORS[403],
-                              413: OpenApiResponse(ErrorSerializer, description="The artifact is too large.")})
+    @extend_schema(
+        summary="Create a release",
+        request=ReleaseCreateSerializer,
+        responses={
+            201: ReleaseSerializer,
+            400: ERRORS[400],
+            403: ERRORS[403],
+            413: OpenApiResponse(ErrorSerializer, description="The artifact is too large."),
+        },
+    )
     def create(self, request, *args, **kwargs):
         form = ReleaseCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         release = services.create_release(request.user, **form.validated_data)
-        return Response(ReleaseSerializer(release, context=self.get_serializer_context()).data,
-                        status=status.HTTP_201_CREATED)
+        return Response(
+            ReleaseSerializer(release, context=self.get_serializer_context()).data,
+            status=status.HTTP_201_CREATED,
+        )
 
 
 def _check_uuid(value: str) -> None:
@@ -123,11 +132,22 @@ def _check_uuid(value: str) -> None:
 
 
 # --- RFCs -------------------------------------------------------------------------------------
-_ID = OpenApiParameter("uuid", str, OpenApiParameter.PATH,
-                       description="The RFC's UUID, or its number (RFC-2026-0042).")
-_DETAIL = {name: extend_schema(parameters=[_ID]) for name in (
-    "retrieve", "update", "partial_update", "evidence", "submit", "gates", "signoff",
-    "transition")}
+_ID = OpenApiParameter(
+    "uuid", str, OpenApiParameter.PATH, description="The RFC's UUID, or its number (RFC-2026-0042)."
+)
+_DETAIL = {
+    name: extend_schema(parameters=[_ID])
+    for name in (
+        "retrieve",
+        "update",
+        "partial_update",
+        "evidence",
+        "submit",
+        "gates",
+        "signoff",
+        "transition",
+    )
+}
 
 
 @extend_schema_view(**_DETAIL)
@@ -146,8 +166,11 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         user = self.request.user
         if self.action != "list":
             return services.rfc_detail_queryset(user).prefetch_related("signoffs__release")
-        queryset = services.visible_rfcs(user).select_related("release", "author").prefetch_related(
-            Prefetch("impacts", queryset=Impact.objects.select_related("site")))
+        queryset = (
+            services.visible_rfcs(user)
+            .select_related("release", "author")
+            .prefetch_related(Prefetch("impacts", queryset=Impact.objects.select_related("site")))
+        )
         filters = RfcFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         params = filters.validated_data
@@ -156,13 +179,16 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         if params.get("change_class"):
             queryset = queryset.filter(change_class=params["change_class"])
         if params.get("site"):
-            queryset = queryset.filter(Exists(Impact.objects.filter(rfc=OuterRef("pk"), site__code=params["site"])))
+            queryset = queryset.filter(
+                Exists(Impact.objects.filter(rfc=OuterRef("pk"), site__code=params["site"]))
+            )
         if params.get("author"):
             queryset = queryset.filter(author__username=params["author"])
         if params.get("q"):
             text = params["q"]
-            queryset = queryset.filter(Q(number__icontains=text) | Q(title__icontains=text)
-                                       | Q(description__icontains=text))
+            queryset = queryset.filter(
+                Q(number__icontains=text) | Q(title__icontains=text) | Q(description__icontains=text)
+            )
         return queryset
 
     def get_object(self) -> Rfc:
@@ -179,28 +205,39 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return rfc
 
     def _detail(self, rfc: Rfc, code: int = status.HTTP_200_OK) -> Response:
-        fresh = services.rfc_detail_queryset(self.request.user).prefetch_related("signoffs__release").get(pk=rfc.pk)
+        fresh = (
+            services.rfc_detail_queryset(self.request.user)
+            .prefetch_related("signoffs__release")
+            .get(pk=rfc.pk)
+        )
         return Response(RfcDetailSerializer(fresh, context=self.get_serializer_context()).data, status=code)
 
     @extend_schema(summary="RFCs", parameters=[RfcFilterSerializer])
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(summary="File an RFC (a draft)", request=RfcWriteSerializer,
-                   responses={201: RfcDetailSerializer, 400: ERRORS[400], 403: ERRORS[403]})
+    @extend_schema(
+        summary="File an RFC (a draft)",
+        request=RfcWriteSerializer,
+        responses={201: RfcDetailSerializer, 400: ERRORS[400], 403: ERRORS[403]},
+    )
     def create(self, request, *args, **kwargs):
         form = RfcWriteSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         rfc = services.create_rfc(request.user, **form.validated_data)
         return self._detail(rfc, status.HTTP_201_CREATED)
 
-    @extend_schema(summary="Replace a draft's content", request=RfcWriteSerializer,
-                   responses={200: RfcDetailSerializer, **ERRORS})
+    @extend_schema(
+        summary="Replace a draft's content",
+        request=RfcWriteSerializer,
+        responses={200: RfcDetailSerializer, **ERRORS},
+    )
     def update(self, request, *args, **kwargs):
         return self._update(request, partial=False)
 
-    @extend_schema(summary="Edit a draft", request=RfcWriteSerializer,
-                   responses={200: RfcDetailSerializer, **ERRORS})
+    @extend_schema(
+        summary="Edit a draft", request=RfcWriteSerializer, responses={200: RfcDetailSerializer, **ERRORS}
+    )
     def partial_update(self, request, *args, **kwargs):
         return self._update(request, partial=True)
 
@@ -214,16 +251,30 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return self._detail(rfc)
 
     # --- Evidence ---
-    @extend_schema(summary="The RFC's evidence", responses={200: EvidenceSerializer(many=True), 404: ERRORS[404]})
-    @action(detail=True, methods=["get"], url_path="evidence", pagination_class=None,
-            parser_classes=[MultiPartParser, FormParser])
+    @extend_schema(
+        summary="The RFC's evidence", responses={200: EvidenceSerializer(many=True), 404: ERRORS[404]}
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="evidence",
+        pagination_class=None,
+        parser_classes=[MultiPartParser, FormParser],
+    )
     def evidence(self, request, *args, **kwargs):
         rfc = self.get_object()
         return Response(EvidenceSerializer(rfc.evidence.all(), many=True).data)
 
-    @extend_schema(summary="Upload evidence (multipart)", request=EvidenceUploadSerializer, parameters=[_ID],
-                   responses={201: EvidenceSerializer, **ERRORS,
-                              413: OpenApiResponse(ErrorSerializer, description="The file is too large.")})
+    @extend_schema(
+        summary="Upload evidence (multipart)",
+        request=EvidenceUploadSerializer,
+        parameters=[_ID],
+        responses={
+            201: EvidenceSerializer,
+            **ERRORS,
+            413: OpenApiResponse(ErrorSerializer, description="The file is too large."),
+        },
+    )
     @evidence.mapping.post
     def add_evidence(self, request, *args, **kwargs):
         rfc = self.get_object()
@@ -235,14 +286,21 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             supersedes = Evidence.objects.filter(rfc=rfc, uuid=data["supersedes"]).first()
             if supersedes is None:
                 raise ValidationError({"supersedes": "No such evidence on this RFC."})
-        evidence = services.add_evidence(request.user, rfc, data["file"], data["kind"], data["description"],
-                                         supersedes=supersedes)
+        evidence = services.add_evidence(
+            request.user, rfc, data["file"], data["kind"], data["description"], supersedes=supersedes
+        )
         return Response(EvidenceSerializer(evidence).data, status=status.HTTP_201_CREATED)
 
     # --- Sign-off, gates, transitions ---
-    @extend_schema(summary="Sign off UAT for a site (key user, multipart)", request=SignoffCreateSerializer,
-                   responses={201: SignoffSerializer, **ERRORS,
-                              413: OpenApiResponse(ErrorSerializer, description="A file is too large.")})
+    @extend_schema(
+        summary="Sign off UAT for a site (key user, multipart)",
+        request=SignoffCreateSerializer,
+        responses={
+            201: SignoffSerializer,
+            **ERRORS,
+            413: OpenApiResponse(ErrorSerializer, description="A file is too large."),
+        },
+    )
     @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser])
     def signoff(self, request, *args, **kwargs):
         rfc = self.get_object()
@@ -255,13 +313,20 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         site = access.visible_sites(request.user).filter(code=form.validated_data["site"]).first()
         if site is None:
             raise ValidationError({"site": f"Unknown site {form.validated_data['site']!r}."})
-        signoff = services.sign_off_uat(request.user, rfc, site, form.validated_data["comment"],
-                                        form.validated_data["files"])
+        signoff = services.sign_off_uat(
+            request.user, rfc, site, form.validated_data["comment"], form.validated_data["files"]
+        )
         return Response(SignoffSerializer(signoff).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(summary="Readiness gates", parameters=[
-        OpenApiParameter("stage", str, enum=[*GATE_STAGES], description="Gates of this stage (default submit).")],
-        responses={200: GateSerializer(many=True), 400: ERRORS[400], 404: ERRORS[404]})
+    @extend_schema(
+        summary="Readiness gates",
+        parameters=[
+            OpenApiParameter(
+                "stage", str, enum=[*GATE_STAGES], description="Gates of this stage (default submit)."
+            )
+        ],
+        responses={200: GateSerializer(many=True), 400: ERRORS[400], 404: ERRORS[404]},
+    )
     @action(detail=True, methods=["get"], pagination_class=None)
     def gates(self, request, *args, **kwargs):
         rfc = self.get_object()
@@ -270,19 +335,35 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             raise ValidationError({"stage": f"Stage must be one of {', '.join(GATE_STAGES)}."})
         return Response([gate.as_dict() for gate in gates.evaluate(rfc, stage)])
 
-    @extend_schema(summary="Submit a draft for approval", request=None, responses={
-        200: RfcDetailSerializer, 403: ERRORS[403], 404: ERRORS[404], 409: ERRORS[409],
-        422: OpenApiResponse(RuleErrorSerializer, description="A gate fails; `rule` and `failed` name it.")})
+    @extend_schema(
+        summary="Submit a draft for approval",
+        request=None,
+        responses={
+            200: RfcDetailSerializer,
+            403: ERRORS[403],
+            404: ERRORS[404],
+            409: ERRORS[409],
+            422: OpenApiResponse(
+                RuleErrorSerializer, description="A gate fails; `rule` and `failed` name it."
+            ),
+        },
+    )
     @action(detail=True, methods=["post"])
     def submit(self, request, *args, **kwargs):
         rfc = self.get_object()
         return self._detail(services.submit(request.user, rfc))
 
-    @extend_schema(summary="Book the PROD start at one site (release manager; the plant calendar decides)",
-                   request=ScheduleRequestSerializer, responses={
-                       201: DeploymentSerializer, **ERRORS,
-                       422: OpenApiResponse(RuleErrorSerializer, description="The calendar refuses; `failed` "
-                                                                              "lists every reason.")})
+    @extend_schema(
+        summary="Book the PROD start at one site (release manager; the plant calendar decides)",
+        request=ScheduleRequestSerializer,
+        responses={
+            201: DeploymentSerializer,
+            **ERRORS,
+            422: OpenApiResponse(
+                RuleErrorSerializer, description="The calendar refuses; `failed` lists every reason."
+            ),
+        },
+    )
     @action(detail=True, methods=["post"])
     def schedule(self, request, *args, **kwargs):
         rfc = self.get_object()
@@ -292,14 +373,21 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         site = access.visible_sites(request.user).filter(code=data["site"]).first()
         if site is None:
             raise ValidationError({"site": f"Unknown site {data['site']!r}."})
-        deployment = scheduling.schedule(request.user, rfc, site, data["start"],
-                                         data.get("duration") or scheduling.default_duration(rfc),
-                                         handover_override=data["handover_override"])
+        deployment = scheduling.schedule(
+            request.user,
+            rfc,
+            site,
+            data["start"],
+            data.get("duration") or scheduling.default_duration(rfc),
+            handover_override=data["handover_override"],
+        )
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(summary="Computed evidence: idempotency checks and rollback rehearsals (issue 7)",
-                   request=CheckRequestSerializer, responses={200: CheckRunSerializer(many=True),
-                                                               202: CheckRunSerializer, **ERRORS})
+    @extend_schema(
+        summary="Computed evidence: idempotency checks and rollback rehearsals (issue 7)",
+        request=CheckRequestSerializer,
+        responses={200: CheckRunSerializer(many=True), 202: CheckRunSerializer, **ERRORS},
+    )
     @action(detail=True, methods=["get", "post"], pagination_class=None)
     def checks(self, request, *args, **kwargs):
         from releases import checks as computed
@@ -307,7 +395,9 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
         rfc = self.get_object()
         if request.method == "GET":
-            runs = CheckRun.objects.filter(rfc=rfc).select_related("environment", "environment__site", "release")
+            runs = CheckRun.objects.filter(rfc=rfc).select_related(
+                "environment", "environment__site", "release"
+            )
             return Response(CheckRunSerializer(runs[:100], many=True).data)
         form = CheckRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -317,25 +407,36 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         run = computed.request_check(request.user, rfc, form.validated_data["kind"], site)
         return Response(CheckRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(summary="Take a transition (withdraw, cancel, close, unschedule…)",
-                   request=TransitionRequestSerializer, responses={
-                       200: RfcDetailSerializer, **ERRORS,
-                       422: OpenApiResponse(RuleErrorSerializer, description="A gate fails.")})
+    @extend_schema(
+        summary="Take a transition (withdraw, cancel, close, unschedule…)",
+        request=TransitionRequestSerializer,
+        responses={
+            200: RfcDetailSerializer,
+            **ERRORS,
+            422: OpenApiResponse(RuleErrorSerializer, description="A gate fails."),
+        },
+    )
     @action(detail=True, methods=["post"])
     def transition(self, request, *args, **kwargs):
         rfc = self.get_object()
         form = TransitionRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        rfc = services.transition(request.user, rfc, form.validated_data["name"], form.validated_data["reason"])
+        rfc = services.transition(
+            request.user, rfc, form.validated_data["name"], form.validated_data["reason"]
+        )
         return self._detail(rfc)
-
 
 
 # --- Deployments (issue 6.8) -----------------------------------------------------------------------
 @extend_schema_view(
-    list=extend_schema(summary="Deployments of the RFCs the caller sees", parameters=[
-        OpenApiParameter("rfc", str, description="RFC number or UUID."),
-        OpenApiParameter("state", str), OpenApiParameter("environment", int)]),
+    list=extend_schema(
+        summary="Deployments of the RFCs the caller sees",
+        parameters=[
+            OpenApiParameter("rfc", str, description="RFC number or UUID."),
+            OpenApiParameter("state", str),
+            OpenApiParameter("environment", int),
+        ],
+    ),
     retrieve=extend_schema(summary="One deployment with its outcome"),
 )
 class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -349,56 +450,87 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         return DeploymentDetailSerializer
 
     def get_queryset(self):
-        queryset = Deployment.objects.filter(rfc__in=services.visible_rfcs(self.request.user)).select_related(
-            "rfc", "environment", "environment__site").order_by("-scheduled_start", "-id")
+        queryset = (
+            Deployment.objects.filter(rfc__in=services.visible_rfcs(self.request.user))
+            .select_related("rfc", "environment", "environment__site")
+            .order_by("-scheduled_start", "-id")
+        )
         params = self.request.query_params
         if params.get("rfc"):
             value = params["rfc"]
-            queryset = queryset.filter(rfc__number=value) if NUMBER.match(value) else queryset.filter(
-                rfc__uuid=value) if _is_uuid(value) else queryset.none()
+            queryset = (
+                queryset.filter(rfc__number=value)
+                if NUMBER.match(value)
+                else queryset.filter(rfc__uuid=value)
+                if _is_uuid(value)
+                else queryset.none()
+            )
         if params.get("state"):
             queryset = queryset.filter(state=params["state"])
         if params.get("environment", "").isdigit():
             queryset = queryset.filter(environment_id=int(params["environment"]))
         return queryset
 
-    @extend_schema(summary="Deploy an RFC's release to DEV or UAT now", request=DeploymentCreateSerializer,
-                   responses={201: DeploymentDetailSerializer, **ERRORS,
-                              422: OpenApiResponse(RuleErrorSerializer, description="The environment's calendar.")})
+    @extend_schema(
+        summary="Deploy an RFC's release to DEV or UAT now",
+        request=DeploymentCreateSerializer,
+        responses={
+            201: DeploymentDetailSerializer,
+            **ERRORS,
+            422: OpenApiResponse(RuleErrorSerializer, description="The environment's calendar."),
+        },
+    )
     def create(self, request, *args, **kwargs):
         form = DeploymentCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
         rfc = services.visible_rfcs(request.user).filter(uuid=data["rfc"]).first()
-        environment = Environment.objects.filter(pk=data["environment"], site__in=access.visible_sites(
-            request.user)).select_related("site").first()
+        environment = (
+            Environment.objects.filter(pk=data["environment"], site__in=access.visible_sites(request.user))
+            .select_related("site")
+            .first()
+        )
         if rfc is None or environment is None:
             raise Http404
         deployment = scheduling.deploy_now(request.user, rfc, environment, data["duration"])
         return Response(DeploymentDetailSerializer(deployment).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(summary="The step journal", responses={200: DeploymentStepSerializer(many=True), 404: ERRORS[404]})
+    @extend_schema(
+        summary="The step journal", responses={200: DeploymentStepSerializer(many=True), 404: ERRORS[404]}
+    )
     @action(detail=True, methods=["get"], pagination_class=None)
     def steps(self, request, *args, **kwargs):
         deployment = self.get_object()
-        return Response(DeploymentStepSerializer(deployment.steps.order_by("order", "started_at"), many=True).data)
+        return Response(
+            DeploymentStepSerializer(deployment.steps.order_by("order", "started_at"), many=True).data
+        )
 
-    @extend_schema(summary="Roll a running deployment back (release manager)", request=ReasonSerializer,
-                   responses={200: DeploymentDetailSerializer, **ERRORS})
+    @extend_schema(
+        summary="Roll a running deployment back (release manager)",
+        request=ReasonSerializer,
+        responses={200: DeploymentDetailSerializer, **ERRORS},
+    )
     @action(detail=True, methods=["post"])
     def rollback(self, request, *args, **kwargs):
         form = ReasonSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        deployment = scheduling.request_rollback(request.user, self.get_object(), form.validated_data["reason"])
+        deployment = scheduling.request_rollback(
+            request.user, self.get_object(), form.validated_data["reason"]
+        )
         return Response(DeploymentDetailSerializer(deployment).data)
 
-    @extend_schema(summary="Cancel a deployment before it starts", request=ReasonSerializer,
-                   responses={200: DeploymentDetailSerializer, **ERRORS})
+    @extend_schema(
+        summary="Cancel a deployment before it starts",
+        request=ReasonSerializer,
+        responses={200: DeploymentDetailSerializer, **ERRORS},
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request, *args, **kwargs):
         form = ReasonSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        deployment = scheduling.cancel_deployment(request.user, self.get_object(), form.validated_data["reason"])
+        deployment = scheduling.cancel_deployment(
+            request.user, self.get_object(), form.validated_data["reason"]
+        )
         return Response(DeploymentDetailSerializer(deployment).data)
 
 

@@ -41,16 +41,30 @@ def request_check(user, rfc: Rfc, kind: str, site) -> CheckRun:
         raise PermissionDenied("Developers, key users, release managers and admins run checks.")
     environment = uat_of(site)
     if not has_database(environment):
-        raise ValidationError({"site": f"{environment} has no database configured: there is nothing to check."})
+        raise ValidationError(
+            {"site": f"{environment} has no database configured: there is nothing to check."}
+        )
     release = rfc.release
     with transaction.atomic():
-        if CheckRun.objects.filter(rfc=rfc, kind=kind, environment=environment,
-                                   state__in=[RunState.QUEUED, RunState.RUNNING]).exists():
+        if CheckRun.objects.filter(
+            rfc=rfc, kind=kind, environment=environment, state__in=[RunState.QUEUED, RunState.RUNNING]
+        ).exists():
             raise StateConflict("This check is already queued or running.")
-        run = CheckRun.objects.create(kind=kind, rfc=rfc, release=release, artifact_sha256=release.artifact_sha256,
-                                      environment=environment, requested_by=user)
-        record("releases.check.requested", run, actor=user, actor_name=None if user else "system",
-               after={"kind": kind, "environment": str(environment), "artifact_sha256": release.artifact_sha256})
+        run = CheckRun.objects.create(
+            kind=kind,
+            rfc=rfc,
+            release=release,
+            artifact_sha256=release.artifact_sha256,
+            environment=environment,
+            requested_by=user,
+        )
+        record(
+            "releases.check.requested",
+            run,
+            actor=user,
+            actor_name=None if user else "system",
+            after={"kind": kind, "environment": str(environment), "artifact_sha256": release.artifact_sha256},
+        )
         jobs.nudge("releases.tasks.run_check", run.pk)
     return run
 
@@ -67,9 +81,18 @@ def run_check(run_id: int) -> str:
     run.state = RunState.PASSED if passed else RunState.FAILED
     run.summary, run.result, run.finished_at = summary, result, clock.now()
     run.save(update_fields=["state", "summary", "result", "finished_at"])
-    record(f"releases.check.{run.state}", run, actor_name="system",
-           after={"kind": run.kind, "environment": str(run.environment), "summary": summary,
-                  "artifact_sha256": run.artifact_sha256, **{k: v for k, v in result.items() if k != "tables"}})
+    record(
+        f"releases.check.{run.state}",
+        run,
+        actor_name="system",
+        after={
+            "kind": run.kind,
+            "environment": str(run.environment),
+            "summary": summary,
+            "artifact_sha256": run.artifact_sha256,
+            **{k: v for k, v in result.items() if k != "tables"},
+        },
+    )
     return run.state
 
 
@@ -88,11 +111,19 @@ def _idempotency(run: CheckRun) -> tuple[bool, str, dict]:
         try:
             copy.run_script(script)
         except PlantDbError as exc:
-            return False, f"Not idempotent: the second run fails: {exc}", {
-                "first": first.as_dict(), "error": str(exc)}
+            return (
+                False,
+                f"Not idempotent: the second run fails: {exc}",
+                {"first": first.as_dict(), "error": str(exc)},
+            )
         second = copy.checksum()
     differences = first.differences(second)
-    result = {"before": before.data, "first": first.as_dict(), "second": second.as_dict(), "differences": differences}
+    result = {
+        "before": before.data,
+        "first": first.as_dict(),
+        "second": second.as_dict(),
+        "differences": differences,
+    }
     if differences:
         return False, "Not idempotent: the second run changed " + "; ".join(differences), result
     return True, "Idempotent: schema and data checksums equal after the first and the second run.", result
@@ -123,8 +154,13 @@ def _rehearsal(run: CheckRun) -> tuple[bool, str, dict]:
         rto = round(time.perf_counter() - began, 3)
         after = copy.checksum()
     differences = before.differences(after)
-    result = {"how": how, "rto_seconds": rto, "before": before.as_dict(), "after": after.as_dict(),
-              "differences": differences}
+    result = {
+        "how": how,
+        "rto_seconds": rto,
+        "before": before.as_dict(),
+        "after": after.as_dict(),
+        "differences": differences,
+    }
     if differences:
         return False, f"The {how} leaves a difference: " + "; ".join(differences), result
     return True, f"Rolled back by the {how} in {rto:.3f} s; checksums equal to before the apply.", result
@@ -133,8 +169,12 @@ def _rehearsal(run: CheckRun) -> tuple[bool, str, dict]:
 def latest(rfc: Rfc, kind: str) -> dict[int, CheckRun]:
     """The newest finished run of `kind` per UAT environment, for this exact artifact."""
     runs = {}
-    for run in CheckRun.objects.filter(release=rfc.release, artifact_sha256=rfc.release.artifact_sha256, kind=kind,
-                                       state__in=[RunState.PASSED, RunState.FAILED]).order_by("finished_at"):
+    for run in CheckRun.objects.filter(
+        release=rfc.release,
+        artifact_sha256=rfc.release.artifact_sha256,
+        kind=kind,
+        state__in=[RunState.PASSED, RunState.FAILED],
+    ).order_by("finished_at"):
         runs[run.environment_id] = run
     return runs
 
@@ -144,8 +184,11 @@ STAGES = frozenset({"schedule", "deploy"})
 
 
 def _uat_environments(rfc) -> list[Environment]:
-    return list(Environment.objects.filter(site__in=[i.site_id for i in rfc.impacts.all()], tier=Tier.UAT)
-                .select_related("site").order_by("site__code"))
+    return list(
+        Environment.objects.filter(site__in=[i.site_id for i in rfc.impacts.all()], tier=Tier.UAT)
+        .select_related("site")
+        .order_by("site__code")
+    )
 
 
 @gates.gate("UAT data fresh", applies_from=STAGES)
@@ -153,7 +196,9 @@ def uat_fresh(rfc) -> gates.Gate:
     answers = [evidence.freshness(env) for env in _uat_environments(rfc)]
     if not answers:
         return gates.Gate("UAT data fresh", False, "No UAT environment at the RFC's sites.")
-    return gates.Gate("UAT data fresh", all(ok for ok, _ in answers), "; ".join(text for _, text in answers) + ".")
+    return gates.Gate(
+        "UAT data fresh", all(ok for ok, _ in answers), "; ".join(text for _, text in answers) + "."
+    )
 
 
 def _check_gate(rfc, kind: str, name: str) -> gates.Gate:
@@ -172,8 +217,10 @@ def _check_gate(rfc, kind: str, name: str) -> gates.Gate:
             continue
         who = run.requested_by.get_username() if run.requested_by else "system"
         ok = ok and run.state == RunState.PASSED
-        parts.append(f"{env} {run.get_state_display().lower()} {run.finished_at:%Y-%m-%d %H:%M} UTC "
-                     f"(requested by {who}): {run.summary}")
+        parts.append(
+            f"{env} {run.get_state_display().lower()} {run.finished_at:%Y-%m-%d %H:%M} UTC "
+            f"(requested by {who}): {run.summary}"
+        )
     return gates.Gate(name, ok, " | ".join(parts) or "No UAT environment.")
 
 
@@ -196,18 +243,29 @@ def reject_on_tier_failure(deployment) -> bool:
     from releases.states import TRANSITIONS
 
     if deployment.environment.tier != Tier.UAT or deployment.state not in (
-            DeploymentState.ROLLED_BACK, DeploymentState.FAILED, DeploymentState.ROLLBACK_FAILED):
+        DeploymentState.ROLLED_BACK,
+        DeploymentState.FAILED,
+        DeploymentState.ROLLBACK_FAILED,
+    ):
         return False
-    dev = deployment.rfc.deployments.filter(environment__site=deployment.environment.site,
-                                            environment__tier=Tier.DEV, state=DeploymentState.SUCCEEDED).first()
+    dev = deployment.rfc.deployments.filter(
+        environment__site=deployment.environment.site,
+        environment__tier=Tier.DEV,
+        state=DeploymentState.SUCCEEDED,
+    ).first()
     rfc = Rfc.objects.get(pk=deployment.rfc_id)
     if dev is None or rfc.state not in TRANSITIONS["reject_final"].sources:
         return False
     dev_env, uat_env = dev.environment, deployment.environment
     for env in (dev_env, uat_env):
         evidence.record_fingerprint(env)
-    differences = evidence.drift(Environment.objects.get(pk=dev_env.pk), Environment.objects.get(pk=uat_env.pk))
-    note = (f"Succeeded in DEV, failed in UAT ({deployment.outcome.strip()}). Drift between DEV and UAT: "
-            + ("; ".join(differences) if differences else "none recorded — look at the UAT data") + ".")
+    differences = evidence.drift(
+        Environment.objects.get(pk=dev_env.pk), Environment.objects.get(pk=uat_env.pk)
+    )
+    note = (
+        f"Succeeded in DEV, failed in UAT ({deployment.outcome.strip()}). Drift between DEV and UAT: "
+        + ("; ".join(differences) if differences else "none recorded — look at the UAT data")
+        + "."
+    )
     services.transition(None, rfc, "reject_final", reason=note[:1000])
     return True

@@ -21,8 +21,9 @@ from releases.views import REFUSED, _refusal, _rfc_or_404
 def _deployment_or_404(request, uuid, deployment_uuid) -> Deployment:
     rfc = _rfc_or_404(request.user, uuid)
     try:
-        return Deployment.objects.select_related("rfc", "rfc__release", "environment", "environment__site",
-                                                 "scheduled_by").get(rfc=rfc, uuid=deployment_uuid)
+        return Deployment.objects.select_related(
+            "rfc", "rfc__release", "environment", "environment__site", "scheduled_by"
+        ).get(rfc=rfc, uuid=deployment_uuid)
     except (Deployment.DoesNotExist, ValidationError):
         raise Http404("No such deployment") from None
 
@@ -36,9 +37,16 @@ def _context(request, deployment: Deployment) -> dict:
     steps = list(deployment.steps.order_by("order", "started_at"))
     live = deployment.state not in engine.TERMINAL
     return {
-        "d": deployment, "rfc": deployment.rfc, "steps": steps, "live": live,
-        "times": {"scheduled": local(deployment.scheduled_start), "started": local(deployment.started_at),
-                  "finished": local(deployment.finished_at), "next": local(deployment.next_action_at)},
+        "d": deployment,
+        "rfc": deployment.rfc,
+        "steps": steps,
+        "live": live,
+        "times": {
+            "scheduled": local(deployment.scheduled_start),
+            "started": local(deployment.started_at),
+            "finished": local(deployment.finished_at),
+            "next": local(deployment.next_action_at),
+        },
         "pipeline": engine.FORWARD,
         "may_rollback": scheduling.may_roll_back(request.user, deployment),
         "may_cancel": scheduling.may_cancel(request.user, deployment),
@@ -70,16 +78,27 @@ def _act(request, uuid, deployment_uuid, action, success: str, next_url):
 @login_required
 @require_POST
 def deployment_rollback(request, uuid, deployment_uuid):
-    return _act(request, uuid, deployment_uuid, scheduling.request_rollback,
-                "Rollback requested: the worker restores the snapshot and the backup at its next step.",
-                reverse("releases:deployment", args=[uuid, deployment_uuid]))
+    return _act(
+        request,
+        uuid,
+        deployment_uuid,
+        scheduling.request_rollback,
+        "Rollback requested: the worker restores the snapshot and the backup at its next step.",
+        reverse("releases:deployment", args=[uuid, deployment_uuid]),
+    )
 
 
 @login_required
 @require_POST
 def deployment_cancel(request, uuid, deployment_uuid):
-    return _act(request, uuid, deployment_uuid, scheduling.cancel_deployment, "Deployment cancelled.",
-                reverse("releases:detail", args=[uuid]))
+    return _act(
+        request,
+        uuid,
+        deployment_uuid,
+        scheduling.cancel_deployment,
+        "Deployment cancelled.",
+        reverse("releases:detail", args=[uuid]),
+    )
 
 
 @login_required
@@ -87,8 +106,13 @@ def deployment_cancel(request, uuid, deployment_uuid):
 def deploy_now(request, uuid):
     """Promote the RFC's artifact to a DEV or UAT environment now."""
     rfc = _rfc_or_404(request.user, uuid)
-    environment = Environment.objects.filter(pk=request.POST.get("environment", "") or 0,
-                                             site__in=access.visible_sites(request.user)).select_related("site").first()
+    environment = (
+        Environment.objects.filter(
+            pk=request.POST.get("environment", "") or 0, site__in=access.visible_sites(request.user)
+        )
+        .select_related("site")
+        .first()
+    )
     if environment is None:
         raise Http404("No such environment")
     try:

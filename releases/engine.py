@@ -37,8 +37,19 @@ logger = logging.getLogger(__name__)
 S = DeploymentState
 TERMINAL = {S.SUCCEEDED, S.ROLLED_BACK, S.ROLLBACK_FAILED, S.FAILED, S.CANCELLED, S.MISSED}
 ACTIVE = [S.RUNNING, S.VERIFYING, S.ROLLING_BACK]
-FORWARD = ["verify_checksum", "baseline", "vm_snapshot", "snapshot", "backup", "apply", "equipment", "wait",
-           "smoke", "compare", "commit"]
+FORWARD = [
+    "verify_checksum",
+    "baseline",
+    "vm_snapshot",
+    "snapshot",
+    "backup",
+    "apply",
+    "equipment",
+    "wait",
+    "smoke",
+    "compare",
+    "commit",
+]
 ROLLBACK = ["restore_vm", "restore_snapshot", "restore_backup", "verify_rollback"]
 # A step that may have half-run is never repeated: the deployment rolls back instead.
 UNSAFE_TO_REPEAT = {"apply", "equipment"}
@@ -58,11 +69,16 @@ def lease_seconds() -> int:
 # --- Dispatch --------------------------------------------------------------------------------------
 def due_queryset(now):
     unleased = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
-    not_recently_sent = Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - timedelta(
-        seconds=settings.DEPLOYMENT_REDISPATCH_SECONDS))
-    return Deployment.objects.filter(
-        Q(state=S.SCHEDULED, scheduled_start__lte=now) | Q(state__in=ACTIVE, next_action_at__lte=now)
-    ).filter(unleased).filter(not_recently_sent)
+    not_recently_sent = Q(dispatched_at__isnull=True) | Q(
+        dispatched_at__lt=now - timedelta(seconds=settings.DEPLOYMENT_REDISPATCH_SECONDS)
+    )
+    return (
+        Deployment.objects.filter(
+            Q(state=S.SCHEDULED, scheduled_start__lte=now) | Q(state__in=ACTIVE, next_action_at__lte=now)
+        )
+        .filter(unleased)
+        .filter(not_recently_sent)
+    )
 
 
 def dispatch() -> list[int]:
@@ -72,8 +88,12 @@ def dispatch() -> list[int]:
 
     now = clock.now()
     with transaction.atomic():
-        rows = list(due_queryset(now).select_for_update(skip_locked=True).order_by("scheduled_start")
-                    .values_list("pk", flat=True)[:DISPATCH_BATCH])
+        rows = list(
+            due_queryset(now)
+            .select_for_update(skip_locked=True)
+            .order_by("scheduled_start")
+            .values_list("pk", flat=True)[:DISPATCH_BATCH]
+        )
         if rows:
             Deployment.objects.filter(pk__in=rows).update(dispatched_at=now)
             for pk in rows:
@@ -84,21 +104,31 @@ def dispatch() -> list[int]:
 # --- The lease -------------------------------------------------------------------------------------
 def acquire(deployment_id: int, owner: str) -> bool:
     now = clock.now()
-    taken = Deployment.objects.filter(pk=deployment_id).filter(
-        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_owner=owner)
-    ).update(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds()), attempts=F("attempts") + 1)
+    taken = (
+        Deployment.objects.filter(pk=deployment_id)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_owner=owner))
+        .update(
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds()),
+            attempts=F("attempts") + 1,
+        )
+    )
     return bool(taken)
 
 
 def renew(deployment_id: int, owner: str) -> bool:
-    return bool(Deployment.objects.filter(pk=deployment_id, lease_owner=owner).update(
-        lease_expires_at=clock.now() + timedelta(seconds=lease_seconds())))
+    return bool(
+        Deployment.objects.filter(pk=deployment_id, lease_owner=owner).update(
+            lease_expires_at=clock.now() + timedelta(seconds=lease_seconds())
+        )
+    )
 
 
 def release(deployment_id: int, owner: str) -> None:
     """Let go of the row; its next due time (the smoke test) is dispatched as soon as it comes."""
-    Deployment.objects.filter(pk=deployment_id, lease_owner=owner).update(lease_owner="", lease_expires_at=None,
-                                                                          dispatched_at=None)
+    Deployment.objects.filter(pk=deployment_id, lease_owner=owner).update(
+        lease_owner="", lease_expires_at=None, dispatched_at=None
+    )
 
 
 class _Heartbeat:
@@ -149,7 +179,8 @@ class _Runner:
     def __init__(self, deployment_id: int, owner: str):
         self.owner = owner
         self.deployment = Deployment.objects.select_related(
-            "rfc", "rfc__release", "environment", "environment__site").get(pk=deployment_id)
+            "rfc", "rfc__release", "environment", "environment__site"
+        ).get(pk=deployment_id)
         self.env = self.deployment.environment
         self.pipeline = self.env.pipeline or {}
 
@@ -168,9 +199,17 @@ class _Runner:
             setattr(d, name, value)
         d.save(update_fields=["state", *fields])
         if before != state:
-            record(f"releases.deployment.{state}", d, actor_name="system", before={"state": before},
-                   after={"state": state, "environment": str(self.env),
-                          **({"outcome": d.outcome} if d.outcome else {})})
+            record(
+                f"releases.deployment.{state}",
+                d,
+                actor_name="system",
+                before={"state": before},
+                after={
+                    "state": state,
+                    "environment": str(self.env),
+                    **({"outcome": d.outcome} if d.outcome else {}),
+                },
+            )
 
     def context(self) -> adapters.Context:
         release = self.deployment.rfc.release
@@ -180,10 +219,18 @@ class _Runner:
         elif release.artifact_url.startswith("file://"):
             artifact = release.artifact_url.removeprefix("file://")
         return adapters.Context(
-            deployment_id=self.deployment.pk, rfc_number=self.deployment.rfc.number, site=self.env.site.code,
-            tier=self.env.tier, version=release.version, artifact_path=artifact,
-            artifact_sha256=release.artifact_sha256, migration_sql=release.migration_sql, undo_sql=release.undo_sql,
-            equipment_writes=self.env.equipment_writes, work_dir=adapters.work_dir(self.deployment.uuid))
+            deployment_id=self.deployment.pk,
+            rfc_number=self.deployment.rfc.number,
+            site=self.env.site.code,
+            tier=self.env.tier,
+            version=release.version,
+            artifact_path=artifact,
+            artifact_sha256=release.artifact_sha256,
+            migration_sql=release.migration_sql,
+            undo_sql=release.undo_sql,
+            equipment_writes=self.env.equipment_writes,
+            work_dir=adapters.work_dir(self.deployment.uuid),
+        )
 
     # --- the journal ---
     def step(self, phase: str, name: str, action) -> adapters.StepResult:
@@ -194,7 +241,11 @@ class _Runner:
             return adapters.StepResult(True, row.output, row.result, row.state == StepState.SIMULATED)
         if row is not None and row.state == StepState.FAILED:
             return adapters.StepResult(False, row.output, row.result)
-        if row is not None and row.state in (StepState.RUNNING, StepState.INTERRUPTED) and name in UNSAFE_TO_REPEAT:
+        if (
+            row is not None
+            and row.state in (StepState.RUNNING, StepState.INTERRUPTED)
+            and name in UNSAFE_TO_REPEAT
+        ):
             row.state, row.finished_at = StepState.INTERRUPTED, clock.now()
             row.output += "\nThe worker running this step stopped; it is not repeated: rolling back."
             row.save(update_fields=["state", "finished_at", "output"])
@@ -202,8 +253,14 @@ class _Runner:
         self.refresh()
         now = clock.now()
         if row is None:
-            row = DeploymentStep.objects.create(deployment=self.deployment, order=order, phase=phase, name=name,
-                                                started_at=now, worker=self.owner)
+            row = DeploymentStep.objects.create(
+                deployment=self.deployment,
+                order=order,
+                phase=phase,
+                name=name,
+                started_at=now,
+                worker=self.owner,
+            )
         else:  # a side-effect-free step a dead worker left running: run it again
             row.started_at, row.worker, row.state = now, self.owner, StepState.RUNNING
             row.save(update_fields=["started_at", "worker", "state"])
@@ -220,8 +277,11 @@ class _Runner:
             row.result = {}
             result = adapters.StepResult(True, row.output)
         else:
-            row.state = (StepState.SIMULATED if result.simulated else StepState.SUCCEEDED) if result.ok \
+            row.state = (
+                (StepState.SIMULATED if result.simulated else StepState.SUCCEEDED)
+                if result.ok
                 else StepState.FAILED
+            )
             row.output, row.result = result.output, result.data
             if result.simulated:
                 row.output = "SIMULATED (this environment does not write to equipment, E5)\n" + row.output
@@ -259,8 +319,11 @@ class _Runner:
             if refused:
                 return refused
         if d.state == S.ROLLING_BACK or d.rollback_requested_by_id:
-            return self.rollback(d.outcome or "Rollback requested by "
-                                 f"{d.rollback_requested_by.get_username() if d.rollback_requested_by else 'a user'}.")
+            return self.rollback(
+                d.outcome
+                or "Rollback requested by "
+                f"{d.rollback_requested_by.get_username() if d.rollback_requested_by else 'a user'}."
+            )
         for name in FORWARD:
             if self.refresh().rollback_requested_by_id:
                 return self.rollback("Rollback requested by a release manager.")
@@ -278,15 +341,23 @@ class _Runner:
         window_end = self.window_end()
         need = timedelta(minutes=d.duration_minutes)
         if window_end is not None and now + need > window_end:
-            self.set_state(S.MISSED, finished_at=now, outcome=f"Its window closed at {window_end.isoformat()} "
-                                                             "before it could start; nothing was touched.")
+            self.set_state(
+                S.MISSED,
+                finished_at=now,
+                outcome=f"Its window closed at {window_end.isoformat()} "
+                "before it could start; nothing was touched.",
+            )
             self.follow_rfc()
             return S.MISSED
         if self.env.tier == Tier.PROD:
             failed = gates.failing(rfc, "deploy")
             if failed:
-                self.set_state(S.FAILED, finished_at=now, outcome="Refused before touching PROD: " + "; ".join(
-                    f"{g.name} — {g.reason}" for g in failed))
+                self.set_state(
+                    S.FAILED,
+                    finished_at=now,
+                    outcome="Refused before touching PROD: "
+                    + "; ".join(f"{g.name} — {g.reason}" for g in failed),
+                )
                 self.follow_rfc(start=True)
                 return S.FAILED
         self.set_state(S.RUNNING, started_at=now, window_ends_at=window_end, next_action_at=now)
@@ -299,9 +370,13 @@ class _Runner:
         rules = rules_for(self.env)
         if not rules.enforced:
             return None
-        for lo, hi in calendar.free_intervals(rules, d.scheduled_start - timedelta(days=1),
-                                              d.scheduled_end + timedelta(days=1), emergency=d.emergency,
-                                              handover_override=d.handover_override):
+        for lo, hi in calendar.free_intervals(
+            rules,
+            d.scheduled_start - timedelta(days=1),
+            d.scheduled_end + timedelta(days=1),
+            emergency=d.emergency,
+            handover_override=d.handover_override,
+        ):
             if lo <= d.scheduled_start < hi:
                 return hi
         return d.scheduled_start  # the calendar changed under it: no time left
@@ -317,36 +392,57 @@ class _Runner:
         def action():
             ctx = self.context()
             if not ctx.artifact_path:
-                return adapters.StepResult(bool(release.artifact_sha256), "artifact held by reference; recorded "
-                                           f"SHA-256 {release.artifact_sha256}", {"adapter": "checksum"})
+                return adapters.StepResult(
+                    bool(release.artifact_sha256),
+                    f"artifact held by reference; recorded SHA-256 {release.artifact_sha256}",
+                    {"adapter": "checksum"},
+                )
             digest = hashlib.sha256()
             with open(ctx.artifact_path, "rb") as handle:
                 for chunk in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(chunk)
             ok = digest.hexdigest() == release.artifact_sha256
-            return adapters.StepResult(ok, f"SHA-256 {digest.hexdigest()} "
-                                       f"{'matches' if ok else 'DIFFERS FROM'} the {release.artifact_sha256} recorded "
-                                       "at upload (X5)", {"adapter": "checksum", "sha256": digest.hexdigest()})
+            return adapters.StepResult(
+                ok,
+                f"SHA-256 {digest.hexdigest()} "
+                f"{'matches' if ok else 'DIFFERS FROM'} the {release.artifact_sha256} recorded "
+                "at upload (X5)",
+                {"adapter": "checksum", "sha256": digest.hexdigest()},
+            )
 
         result = self.step("forward", "verify_checksum", action)
         return True if result.ok else "The artifact is not the one that was approved (checksum differs)."
 
     def do_baseline(self):
         result = self.adapter_step("forward", "baseline", "smoke")
-        return True if result.ok else "The smoke test fails before the change: the environment is not healthy."
+        return (
+            True if result.ok else "The smoke test fails before the change: the environment is not healthy."
+        )
 
     def do_vm_snapshot(self):
-        return True if self.adapter_step("forward", "vm_snapshot", "vm_snapshot").ok else "VM snapshot failed."
+        return (
+            True if self.adapter_step("forward", "vm_snapshot", "vm_snapshot").ok else "VM snapshot failed."
+        )
 
     def do_snapshot(self):
-        return True if self.adapter_step("forward", "snapshot", "snapshot").ok else "Snapshot failed; nothing applied."
+        return (
+            True
+            if self.adapter_step("forward", "snapshot", "snapshot").ok
+            else "Snapshot failed; nothing applied."
+        )
 
     def do_backup(self):
-        return True if self.adapter_step("forward", "backup", "backup").ok else "Backup failed; nothing applied."
+        return (
+            True if self.adapter_step("forward", "backup", "backup").ok else "Backup failed; nothing applied."
+        )
 
     def finished(self, name: str) -> bool:
-        return DeploymentStep.objects.filter(deployment=self.deployment, phase="forward", name=name, state__in=[
-            StepState.SUCCEEDED, StepState.SIMULATED, StepState.SKIPPED]).exists()
+        return DeploymentStep.objects.filter(
+            deployment=self.deployment,
+            phase="forward",
+            name=name,
+            state__in=[StepState.SUCCEEDED, StepState.SIMULATED, StepState.SKIPPED],
+        ).exists()
 
     def do_apply(self):
         if not self.finished("apply") and self.window_closed():
@@ -367,10 +463,17 @@ class _Runner:
         now = clock.now()
         if row is None:
             until = now + timedelta(seconds=delay)
-            DeploymentStep.objects.create(deployment=d, order=FORWARD.index("wait"), phase="forward", name="wait",
-                                          adapter="timer", started_at=now, worker=self.owner,
-                                          result={"until": until.isoformat(), "seconds": delay},
-                                          output=f"smoke test at T+{delay} s")
+            DeploymentStep.objects.create(
+                deployment=d,
+                order=FORWARD.index("wait"),
+                phase="forward",
+                name="wait",
+                adapter="timer",
+                started_at=now,
+                worker=self.owner,
+                result={"until": until.isoformat(), "seconds": delay},
+                output=f"smoke test at T+{delay} s",
+            )
         else:
             from datetime import datetime
 
@@ -379,7 +482,8 @@ class _Runner:
             self.set_state(S.VERIFYING, next_action_at=until)
             return "wait"
         DeploymentStep.objects.filter(deployment=d, phase="forward", name="wait").update(
-            state=StepState.SUCCEEDED, finished_at=now)
+            state=StepState.SUCCEEDED, finished_at=now
+        )
         return True
 
     def do_smoke(self):
@@ -387,8 +491,12 @@ class _Runner:
         return True if result.ok else "The smoke test failed (X2)."
 
     def do_compare(self):
-        steps = {s.name: s for s in DeploymentStep.objects.filter(deployment=self.deployment, phase="forward",
-                                                                  name__in=["baseline", "smoke"])}
+        steps = {
+            s.name: s
+            for s in DeploymentStep.objects.filter(
+                deployment=self.deployment, phase="forward", name__in=["baseline", "smoke"]
+            )
+        }
 
         def action():
             before = steps.get("baseline").result.get("latency_ms") if steps.get("baseline") else None
@@ -398,10 +506,17 @@ class _Runner:
             limit = max(before * (1 + PERFORMANCE_TOLERANCE), before + NOISE_MS)
             ok = after <= limit
             change = (after - before) / before * 100 if before else 0.0
-            return adapters.StepResult(ok, f"latency {after:.1f} ms after vs {before:.1f} ms before ({change:+.0f} %); "
-                                       f"limit {limit:.1f} ms (+{PERFORMANCE_TOLERANCE:.0%}, at least +{NOISE_MS:.0f} ms)",
-                                       {"adapter": "compare", "before_ms": before, "after_ms": after,
-                                        "change_percent": round(change, 1)})
+            return adapters.StepResult(
+                ok,
+                f"latency {after:.1f} ms after vs {before:.1f} ms before ({change:+.0f} %); "
+                f"limit {limit:.1f} ms (+{PERFORMANCE_TOLERANCE:.0%}, at least +{NOISE_MS:.0f} ms)",
+                {
+                    "adapter": "compare",
+                    "before_ms": before,
+                    "after_ms": after,
+                    "change_percent": round(change, 1),
+                },
+            )
 
         result = self.step("forward", "compare", action)
         return True if result.ok else "Performance is more than 20 % worse than before the change (X3)."
@@ -412,8 +527,11 @@ class _Runner:
 
             version = self.deployment.rfc.release.version
             before = record_deployed_version(self.env, version, self.deployment)
-            return adapters.StepResult(True, f"{self.env} now runs {version} (was {before or '—'})",
-                                       {"adapter": "portal", "version": version, "previous": before})
+            return adapters.StepResult(
+                True,
+                f"{self.env} now runs {version} (was {before or '—'})",
+                {"adapter": "portal", "version": version, "previous": before},
+            )
 
         return True if self.step("forward", "commit", action).ok else "Commit failed."
 
@@ -440,10 +558,16 @@ class _Runner:
         results.append(self.adapter_step("rollback", "verify_rollback", "smoke"))
         seconds = (clock.now() - started).total_seconds()
         if all(r.ok for r in results):
-            return self.finish(S.ROLLED_BACK, f"{why} Rolled back and verified in {seconds:.1f} s (X4).",
-                               rollback_seconds=seconds)
-        self.finish(S.ROLLBACK_FAILED, f"{why} The rollback FAILED: the environment needs a person now.",
-                    rollback_seconds=seconds)
+            return self.finish(
+                S.ROLLED_BACK,
+                f"{why} Rolled back and verified in {seconds:.1f} s (X4).",
+                rollback_seconds=seconds,
+            )
+        self.finish(
+            S.ROLLBACK_FAILED,
+            f"{why} The rollback FAILED: the environment needs a person now.",
+            rollback_seconds=seconds,
+        )
         self.alert()
         return S.ROLLBACK_FAILED
 
@@ -458,8 +582,12 @@ class _Runner:
             except Exception:  # a fingerprint must never turn a deployment's outcome into an error
                 logger.warning("fingerprint of %s not recorded", self.env, exc_info=True)
         if rollback_seconds is not None:
-            record("releases.deployment.rollback_timed", self.deployment, actor_name="system",
-                   after={"seconds": round(rollback_seconds, 1), "target_seconds": 15 * 60})
+            record(
+                "releases.deployment.rollback_timed",
+                self.deployment,
+                actor_name="system",
+                after={"seconds": round(rollback_seconds, 1), "target_seconds": 15 * 60},
+            )
         self.follow_rfc()
         return state
 
@@ -467,14 +595,19 @@ class _Runner:
         from approvals.services import holders
 
         site = self.env.site
-        people = {u.email for role in (Role.RELEASE_MANAGER, Role.ADMIN) for u in holders(role, site) if u.email}
+        people = {
+            u.email for role in (Role.RELEASE_MANAGER, Role.ADMIN) for u in holders(role, site) if u.email
+        }
         if not people:
             return
         d = self.deployment
-        body = (f"URGENT: the rollback of {d.rfc.number} on {self.env} failed.\n\n{d.outcome}\n\n"
-                f"Deployment: {settings.SITE_URL}/rfcs/{d.rfc.uuid}/deployments/{d.uuid}/\n")
-        EmailMessage(subject=f"[URGENT] Rollback failed: {d.rfc.number} on {self.env}", body=body,
-                     to=sorted(people)).send(fail_silently=True)
+        body = (
+            f"URGENT: the rollback of {d.rfc.number} on {self.env} failed.\n\n{d.outcome}\n\n"
+            f"Deployment: {settings.SITE_URL}/rfcs/{d.rfc.uuid}/deployments/{d.uuid}/\n"
+        )
+        EmailMessage(
+            subject=f"[URGENT] Rollback failed: {d.rfc.number} on {self.env}", body=body, to=sorted(people)
+        ).send(fail_silently=True)
         record("releases.deployment.alerted", d, actor_name="system", after={"to": sorted(people)})
 
     def follow_rfc(self, start: bool = False) -> None:
@@ -492,8 +625,11 @@ class _Runner:
         if d.state == S.MISSED and rfc.state == RfcState.SCHEDULED:
             services.transition(None, rfc, "mark_missed", reason=d.outcome)
             return
-        prod = list(Deployment.objects.filter(rfc=rfc, environment__tier=Tier.PROD).exclude(
-            state__in=[S.CANCELLED, S.MISSED]).values_list("state", flat=True))
+        prod = list(
+            Deployment.objects.filter(rfc=rfc, environment__tier=Tier.PROD)
+            .exclude(state__in=[S.CANCELLED, S.MISSED])
+            .values_list("state", flat=True)
+        )
         if rfc.state != RfcState.DEPLOYING or not prod or any(state not in TERMINAL for state in prod):
             return
         if any(state in (S.FAILED, S.ROLLBACK_FAILED) for state in prod):
@@ -502,4 +638,3 @@ class _Runner:
             services.transition(None, rfc, "mark_rolled_back", reason=d.outcome)
         else:
             services.transition(None, rfc, "mark_deployed")
-

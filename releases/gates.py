@@ -48,10 +48,14 @@ def _fresh(rfc):
 
     from releases.models import Impact, Rfc, UatSignoff
 
-    return Rfc.objects.select_related("release", "author").prefetch_related(
-        Prefetch("impacts", queryset=Impact.objects.select_related("site")),
-        Prefetch("signoffs", queryset=UatSignoff.objects.select_related("site", "signed_by")),
-    ).get(pk=rfc.pk)
+    return (
+        Rfc.objects.select_related("release", "author")
+        .prefetch_related(
+            Prefetch("impacts", queryset=Impact.objects.select_related("site")),
+            Prefetch("signoffs", queryset=UatSignoff.objects.select_related("site", "signed_by")),
+        )
+        .get(pk=rfc.pk)
+    )
 
 
 def failing(rfc, stage: str = "submit") -> list[Gate]:
@@ -76,8 +80,12 @@ def rollback_plan(rfc) -> Gate:
         return Gate("Rollback plan", False, "The rollback plan is empty.")
     if rfc.release.migration_sql.strip() and not rfc.release.undo_sql.strip():
         return Gate("Rollback plan", False, "The release has an SQL migration but no undo script.")
-    return Gate("Rollback plan", True, "Rollback plan present" + (
-        " with the release's undo script." if rfc.release.undo_sql.strip() else "."))
+    return Gate(
+        "Rollback plan",
+        True,
+        "Rollback plan present"
+        + (" with the release's undo script." if rfc.release.undo_sql.strip() else "."),
+    )
 
 
 @gate("Downtime matches class")
@@ -90,26 +98,37 @@ def downtime_matches_class(rfc) -> Gate:
         return Gate("Downtime matches class", False, str(exc))
     if change_class == ChangeClass.MAJOR:
         if rfc.estimated_downtime_minutes <= 0:
-            return Gate("Downtime matches class", False, "A major change needs an estimated downtime above zero.")
+            return Gate(
+                "Downtime matches class", False, "A major change needs an estimated downtime above zero."
+            )
         if not rfc.retraining_note.strip():
             return Gate("Downtime matches class", False, "A major change needs an operator-retraining note.")
-        return Gate("Downtime matches class", True,
-                    f"Major: {rfc.estimated_downtime_minutes} min downtime, retraining planned.")
-    downtime = (f"{rfc.estimated_downtime_minutes} min downtime declared." if rfc.estimated_downtime_minutes
-                else "no downtime declared.")
+        return Gate(
+            "Downtime matches class",
+            True,
+            f"Major: {rfc.estimated_downtime_minutes} min downtime, retraining planned.",
+        )
+    downtime = (
+        f"{rfc.estimated_downtime_minutes} min downtime declared."
+        if rfc.estimated_downtime_minutes
+        else "no downtime declared."
+    )
     return Gate("Downtime matches class", True, f"{change_class.label}: {downtime}")
 
 
 @gate("UAT sign-off")
 def uat_signoff(rfc) -> Gate:
-    signed = {s.site_id: s for s in rfc.signoffs.all() if s.voided_at is None and s.release_id == rfc.release_id}
+    signed = {
+        s.site_id: s for s in rfc.signoffs.all() if s.voided_at is None and s.release_id == rfc.release_id
+    }
     missing = [i.site.code for i in rfc.impacts.all() if i.site_id not in signed]
     if missing:
         return Gate("UAT sign-off", False, f"No UAT sign-off with evidence for {', '.join(missing)}.")
     if not signed:
         return Gate("UAT sign-off", False, "No UAT sign-off yet.")
-    who = ", ".join(f"{s.site.code} by {s.signed_by.get_full_name() or s.signed_by.username}"
-                    for s in signed.values())
+    who = ", ".join(
+        f"{s.site.code} by {s.signed_by.get_full_name() or s.signed_by.username}" for s in signed.values()
+    )
     return Gate("UAT sign-off", True, f"Signed off in UAT: {who}.")
 
 

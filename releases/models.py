@@ -26,7 +26,9 @@ class Release(models.Model):
     # Recorded once, at upload; promotion to every tier checks it (X5).
     artifact_sha256 = models.CharField(max_length=64, blank=True, editable=False)
     migration_sql = models.TextField("SQL migration", blank=True, help_text="Versioned migration (X6).")
-    undo_sql = models.TextField("undo script", blank=True, help_text="The exact script that undoes the migration (R3, X6).")
+    undo_sql = models.TextField(
+        "undo script", blank=True, help_text="The exact script that undoes the migration (R3, X6)."
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -66,10 +68,14 @@ class Rfc(models.Model):
     retraining_note = models.TextField(blank=True, help_text="Operator retraining a major change needs (R5).")
     rollback_plan = models.TextField(help_text="The exact undo script or steps (R3).")
     high_risk = models.BooleanField(default=False, help_text="Needs technical and business sign-off (A4).")
-    requested_timing = models.CharField(max_length=200, blank=True, help_text="When you would like it in PROD.")
+    requested_timing = models.CharField(
+        max_length=200, blank=True, help_text="When you would like it in PROD."
+    )
     emergency = models.BooleanField(
-        default=False, help_text="Emergency change (W6): approved by the CIO or the Plant Director, may run outside "
-                                 "the windows, reviewed by the normal chain within 5 days.")
+        default=False,
+        help_text="Emergency change (W6): approved by the CIO or the Plant Director, may run outside "
+        "the windows, reviewed by the normal chain within 5 days.",
+    )
     emergency_reason = models.TextField(blank=True, help_text="Why this cannot wait for a normal window.")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="rfcs")
     state = models.CharField(max_length=12, choices=RfcState.choices, default=RfcState.DRAFT, editable=False)
@@ -152,8 +158,9 @@ class Evidence(models.Model):
     sha256 = models.CharField(max_length=64)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     uploaded_at = models.DateTimeField(auto_now_add=True)
-    superseded_by = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT,
-                                         related_name="supersedes")
+    superseded_by = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="supersedes"
+    )
 
     class Meta:
         ordering = ["uploaded_at", "id"]
@@ -205,8 +212,12 @@ class DeploymentState(models.TextChoices):
 
 
 # A deployment in these states holds its slot on the environment.
-ACTIVE_DEPLOYMENT_STATES = (DeploymentState.SCHEDULED, DeploymentState.RUNNING, DeploymentState.VERIFYING,
-                            DeploymentState.ROLLING_BACK)
+ACTIVE_DEPLOYMENT_STATES = (
+    DeploymentState.SCHEDULED,
+    DeploymentState.RUNNING,
+    DeploymentState.VERIFYING,
+    DeploymentState.ROLLING_BACK,
+)
 
 
 class Deployment(models.Model):
@@ -214,13 +225,21 @@ class Deployment(models.Model):
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     rfc = models.ForeignKey(Rfc, on_delete=models.PROTECT, related_name="deployments")
-    environment = models.ForeignKey("environments.Environment", on_delete=models.PROTECT, related_name="deployments")
+    environment = models.ForeignKey(
+        "environments.Environment", on_delete=models.PROTECT, related_name="deployments"
+    )
     scheduled_start = models.DateTimeField()
-    scheduled_end = models.DateTimeField(help_text="Start + duration + smoke test + rollback budget: the slot it holds.")
+    scheduled_end = models.DateTimeField(
+        help_text="Start + duration + smoke test + rollback budget: the slot it holds."
+    )
     duration_minutes = models.PositiveIntegerField()
-    state = models.CharField(max_length=16, choices=DeploymentState.choices, default=DeploymentState.SCHEDULED)
+    state = models.CharField(
+        max_length=16, choices=DeploymentState.choices, default=DeploymentState.SCHEDULED
+    )
     emergency = models.BooleanField(default=False)
-    handover_override = models.BooleanField(default=False, help_text="Plant Director allowed a start in a handover.")
+    handover_override = models.BooleanField(
+        default=False, help_text="Plant Director allowed a start in a handover."
+    )
     scheduled_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     cancel_reason = models.CharField(max_length=300, blank=True)
@@ -228,15 +247,19 @@ class Deployment(models.Model):
     lease_owner = models.CharField(max_length=100, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a worker took the lease.")
-    next_action_at = models.DateTimeField(null=True, blank=True, help_text="When a worker is next due (the smoke "
-                                                                            "delay is a row, not a sleeping task).")
+    next_action_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a worker is next due (the smoke delay is a row, not a sleeping task).",
+    )
     dispatched_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     window_ends_at = models.DateTimeField(null=True, blank=True, help_text="No apply step starts after this.")
     outcome = models.TextField(blank=True)
-    rollback_requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                              on_delete=models.PROTECT, related_name="+")
+    rollback_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ["scheduled_start"]
@@ -246,8 +269,10 @@ class Deployment(models.Model):
             models.Index(fields=["state", "next_action_at"], name="deployment_state_next_idx"),
         ]
         constraints = [
-            models.CheckConstraint(condition=models.Q(scheduled_end__gt=models.F("scheduled_start")),
-                                   name="deployment_ends_after_start"),
+            models.CheckConstraint(
+                condition=models.Q(scheduled_end__gt=models.F("scheduled_start")),
+                name="deployment_ends_after_start",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -292,13 +317,20 @@ class DeploymentStep(models.Model):
 
     class Meta:
         ordering = ["deployment", "order"]
-        constraints = [models.UniqueConstraint(fields=["deployment", "phase", "name"], name="one_step_per_name")]
+        constraints = [
+            models.UniqueConstraint(fields=["deployment", "phase", "name"], name="one_step_per_name")
+        ]
 
     def __str__(self) -> str:
         return f"{self.deployment_id} {self.phase}:{self.name} {self.state}"
 
-    LABELS = {"vm_snapshot": "VM snapshot", "verify_checksum": "Verify checksum (X5)", "smoke": "Smoke test (X2)",
-              "compare": "Performance compare (X3)", "restore_vm": "Restore VM snapshot"}
+    LABELS = {
+        "vm_snapshot": "VM snapshot",
+        "verify_checksum": "Verify checksum (X5)",
+        "smoke": "Smoke test (X2)",
+        "compare": "Performance compare (X3)",
+        "restore_vm": "Restore VM snapshot",
+    }
 
     @property
     def label(self) -> str:
@@ -323,10 +355,13 @@ class CheckRun(models.Model):
     rfc = models.ForeignKey(Rfc, on_delete=models.PROTECT, related_name="checks")
     release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="checks")
     artifact_sha256 = models.CharField(max_length=64)
-    environment = models.ForeignKey("environments.Environment", on_delete=models.PROTECT, related_name="checks")
+    environment = models.ForeignKey(
+        "environments.Environment", on_delete=models.PROTECT, related_name="checks"
+    )
     state = models.CharField(max_length=8, choices=RunState.choices, default=RunState.QUEUED)
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                     related_name="+")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

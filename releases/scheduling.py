@@ -50,7 +50,9 @@ class Plan:
         tz = self.environment.site.zone
         return self.decision.reasons + [
             f"{self.environment} is taken by {d.rfc.number} {d.scheduled_start.astimezone(tz):%a %d %b %H:%M}–"
-            f"{d.scheduled_end.astimezone(tz):%H:%M %Z}" for d in self.conflicts]
+            f"{d.scheduled_end.astimezone(tz):%H:%M %Z}"
+            for d in self.conflicts
+        ]
 
 
 def default_duration(rfc: Rfc) -> int:
@@ -73,19 +75,29 @@ def parse_local(value: str | datetime, tz: ZoneInfo) -> datetime:
         try:
             value = datetime.fromisoformat(value.strip())
         except ValueError:
-            raise ValidationError({"start": "Give the start as date and time, e.g. 2026-12-01 09:00."}) from None
+            raise ValidationError(
+                {"start": "Give the start as date and time, e.g. 2026-12-01 09:00."}
+            ) from None
     if value.tzinfo is not None:
         return value.astimezone(UTC)
     aware = value.replace(tzinfo=tz)
     if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != value:
-        raise ValidationError({"start": f"{value:%Y-%m-%d %H:%M} does not exist in {tz.key}: the clocks jump "
-                                        "forward then. Pick a time after the change."})
+        raise ValidationError(
+            {
+                "start": f"{value:%Y-%m-%d %H:%M} does not exist in {tz.key}: the clocks jump "
+                "forward then. Pick a time after the change."
+            }
+        )
     return aware.astimezone(UTC)
 
 
 def _conflicts(environment: Environment, start: datetime, end: datetime, exclude_rfc: Rfc | None = None):
-    found = Deployment.objects.filter(environment=environment, state__in=ACTIVE_DEPLOYMENT_STATES,
-                                      scheduled_start__lt=end, scheduled_end__gt=start).select_related("rfc")
+    found = Deployment.objects.filter(
+        environment=environment,
+        state__in=ACTIVE_DEPLOYMENT_STATES,
+        scheduled_start__lt=end,
+        scheduled_end__gt=start,
+    ).select_related("rfc")
     if exclude_rfc is not None:
         found = found.exclude(rfc=exclude_rfc)
     return list(found)
@@ -95,8 +107,9 @@ def plan(rfc: Rfc, site: Site, start: datetime, duration: int, *, handover_overr
     if not 0 < duration <= MAX_DURATION:
         raise ValidationError({"duration": f"The duration is between 1 and {MAX_DURATION} minutes."})
     environment = prod_of(site)
-    decision = calendar.check(rules_for(environment), start, duration, emergency=rfc.emergency,
-                              handover_override=handover_override)
+    decision = calendar.check(
+        rules_for(environment), start, duration, emergency=rfc.emergency, handover_override=handover_override
+    )
     return Plan(environment, decision, _conflicts(environment, decision.start, decision.end, exclude_rfc=rfc))
 
 
@@ -110,9 +123,17 @@ def slots(rfc: Rfc, site: Site, after: datetime, duration: int, count: int = 6) 
         batch = calendar.next_slots(rules, cursor, duration, count=count * 2, emergency=rfc.emergency)
         if not batch:
             break
-        taken = [(d.scheduled_start, d.scheduled_end) for d in Deployment.objects.filter(
-            environment=environment, state__in=ACTIVE_DEPLOYMENT_STATES, scheduled_start__lt=batch[-1].end,
-            scheduled_end__gt=batch[0].start).exclude(rfc=rfc).only("scheduled_start", "scheduled_end")]
+        taken = [
+            (d.scheduled_start, d.scheduled_end)
+            for d in Deployment.objects.filter(
+                environment=environment,
+                state__in=ACTIVE_DEPLOYMENT_STATES,
+                scheduled_start__lt=batch[-1].end,
+                scheduled_end__gt=batch[0].start,
+            )
+            .exclude(rfc=rfc)
+            .only("scheduled_start", "scheduled_end")
+        ]
         for slot in batch:
             if not any(lo < slot.end and hi > slot.start for lo, hi in taken):
                 found.append(slot)
@@ -131,8 +152,11 @@ def may_roll_back(user, deployment: Deployment) -> bool:
 
 
 def may_cancel(user, deployment: Deployment) -> bool:
-    return (deployment.state == DeploymentState.SCHEDULED and not deployment.lease_owner
-            and access.can(user, "deploy", deployment.environment))
+    return (
+        deployment.state == DeploymentState.SCHEDULED
+        and not deployment.lease_owner
+        and access.can(user, "deploy", deployment.environment)
+    )
 
 
 def may_deploy_now(user, environment: Environment) -> bool:
@@ -146,8 +170,9 @@ def _require_scheduler(user, rfc: Rfc, site: Site) -> None:
         raise PermissionDenied(f"Only a release manager or an admin of {site.code} schedules its PROD.")
 
 
-def schedule(user, rfc: Rfc, site: Site, start: datetime, duration: int, *, handover_override: bool = False
-             ) -> Deployment:
+def schedule(
+    user, rfc: Rfc, site: Site, start: datetime, duration: int, *, handover_override: bool = False
+) -> Deployment:
     """Book the RFC's PROD deployment at `site`. When every target site is booked the RFC is
     scheduled; an emergency change then gets its post-implementation review (W6)."""
     from approvals import services as approvals
@@ -155,7 +180,9 @@ def schedule(user, rfc: Rfc, site: Site, start: datetime, duration: int, *, hand
     _require_scheduler(user, rfc, site)
     if handover_override:
         if not rfc.emergency:
-            raise ValidationError({"handover_override": "Only an emergency change may start in a shift handover."})
+            raise ValidationError(
+                {"handover_override": "Only an emergency change may start in a shift handover."}
+            )
         if not access.has_role(user, Role.PLANT_DIRECTOR, site):
             raise PermissionDenied("Only the Plant Director overrides a shift handover (W6).")
     if start <= clock.now():
@@ -163,41 +190,71 @@ def schedule(user, rfc: Rfc, site: Site, start: datetime, duration: int, *, hand
     with transaction.atomic():
         locked = Rfc.objects.select_for_update().get(pk=rfc.pk)
         if locked.state != RfcState.APPROVED:
-            raise StateConflict(f"{locked.number} is {locked.get_state_display().lower()}; only an approved RFC "
-                                "is scheduled.")
+            raise StateConflict(
+                f"{locked.number} is {locked.get_state_display().lower()}; only an approved RFC is scheduled."
+            )
         failed = gates.failing(locked, "schedule")
         if failed:
-            raise RuleViolation("Not ready to schedule: " + "; ".join(f"{g.name} — {g.reason}" for g in failed),
-                                rule=failed[0].name, failed=[g.as_dict() for g in failed])
+            raise RuleViolation(
+                "Not ready to schedule: " + "; ".join(f"{g.name} — {g.reason}" for g in failed),
+                rule=failed[0].name,
+                failed=[g.as_dict() for g in failed],
+            )
         # Lock the environment: two release managers booking the same slot queue up here.
         environment = Environment.objects.select_for_update().select_related("site").get(pk=prod_of(site).pk)
-        if Deployment.objects.filter(rfc=locked, environment=environment, state__in=ACTIVE_DEPLOYMENT_STATES).exists():
+        if Deployment.objects.filter(
+            rfc=locked, environment=environment, state__in=ACTIVE_DEPLOYMENT_STATES
+        ).exists():
             raise StateConflict(f"{locked.number} is already scheduled at {site.code}.")
         result = plan(locked, site, start, duration, handover_override=handover_override)
         if not result.allowed:
             tz = site.zone
             raise RuleViolation(
                 f"{start.astimezone(tz):%a %d %b %Y %H:%M %Z} is not allowed at {site.code}: "
-                + "; ".join(result.reasons), rule=WINDOW_GATE,
-                failed=[{"name": WINDOW_GATE, "passed": False, "reason": r} for r in result.reasons])
+                + "; ".join(result.reasons),
+                rule=WINDOW_GATE,
+                failed=[{"name": WINDOW_GATE, "passed": False, "reason": r} for r in result.reasons],
+            )
         deployment = Deployment.objects.create(
-            rfc=locked, environment=environment, scheduled_start=result.decision.start,
-            scheduled_end=result.decision.end, duration_minutes=duration, emergency=locked.emergency,
-            handover_override=handover_override, scheduled_by=user)
+            rfc=locked,
+            environment=environment,
+            scheduled_start=result.decision.start,
+            scheduled_end=result.decision.end,
+            duration_minutes=duration,
+            emergency=locked.emergency,
+            handover_override=handover_override,
+            scheduled_by=user,
+        )
         local = deployment.scheduled_start.astimezone(site.zone)
-        record("releases.deployment.scheduled", deployment, actor=user, after={
-            "environment": str(environment), "start": deployment.scheduled_start.isoformat(),
-            "local_start": f"{local:%Y-%m-%d %H:%M %Z}", "end": deployment.scheduled_end.isoformat(),
-            "duration_minutes": duration, "emergency": locked.emergency, "handover_override": handover_override})
-        booked = set(Deployment.objects.filter(rfc=locked, state__in=ACTIVE_DEPLOYMENT_STATES)
-                     .values_list("environment__site_id", flat=True))
+        record(
+            "releases.deployment.scheduled",
+            deployment,
+            actor=user,
+            after={
+                "environment": str(environment),
+                "start": deployment.scheduled_start.isoformat(),
+                "local_start": f"{local:%Y-%m-%d %H:%M %Z}",
+                "end": deployment.scheduled_end.isoformat(),
+                "duration_minutes": duration,
+                "emergency": locked.emergency,
+                "handover_override": handover_override,
+            },
+        )
+        booked = set(
+            Deployment.objects.filter(rfc=locked, state__in=ACTIVE_DEPLOYMENT_STATES).values_list(
+                "environment__site_id", flat=True
+            )
+        )
         if booked >= {i.site_id for i in locked.impacts.all()}:
             from releases import services
 
             services.transition(user, locked, "schedule", data={"deployments": len(booked)})
             if locked.emergency:
-                first = Deployment.objects.filter(rfc=locked, state__in=ACTIVE_DEPLOYMENT_STATES).order_by(
-                    "scheduled_start").first()
+                first = (
+                    Deployment.objects.filter(rfc=locked, state__in=ACTIVE_DEPLOYMENT_STATES)
+                    .order_by("scheduled_start")
+                    .first()
+                )
                 approvals.open_review(locked, user, first.scheduled_start)
     return deployment
 
@@ -208,8 +265,13 @@ def cancel_deployments(rfc: Rfc, actor, reason: str) -> int:
     for deployment in Deployment.objects.select_for_update().filter(rfc=rfc, state=DeploymentState.SCHEDULED):
         deployment.state, deployment.cancel_reason = DeploymentState.CANCELLED, reason[:300]
         deployment.save(update_fields=["state", "cancel_reason"])
-        record("releases.deployment.cancelled", deployment, actor=actor, reason=reason,
-               after={"environment": str(deployment.environment_id)})
+        record(
+            "releases.deployment.cancelled",
+            deployment,
+            actor=actor,
+            reason=reason,
+            after={"environment": str(deployment.environment_id)},
+        )
         count += 1
     return count
 
@@ -217,16 +279,25 @@ def cancel_deployments(rfc: Rfc, actor, reason: str) -> int:
 # --- The gate: checked again before dispatch and before the worker touches PROD (W5) --------------
 @gates.gate(WINDOW_GATE, applies_from=frozenset({"deploy"}))
 def window_gate(rfc) -> gates.Gate:
-    booked = {d.environment.site_id: d for d in Deployment.objects.filter(
-        rfc=rfc, state__in=ACTIVE_DEPLOYMENT_STATES).select_related("environment", "environment__site")}
+    booked = {
+        d.environment.site_id: d
+        for d in Deployment.objects.filter(rfc=rfc, state__in=ACTIVE_DEPLOYMENT_STATES).select_related(
+            "environment", "environment__site"
+        )
+    }
     missing = [i.site.code for i in rfc.impacts.all() if i.site_id not in booked]
     if missing:
         return gates.Gate(WINDOW_GATE, False, f"Not scheduled at {', '.join(missing)}.")
     problems, fine = [], []
     for deployment in booked.values():
         site = deployment.environment.site
-        result = plan(rfc, site, deployment.scheduled_start, deployment.duration_minutes,
-                      handover_override=deployment.handover_override)
+        result = plan(
+            rfc,
+            site,
+            deployment.scheduled_start,
+            deployment.duration_minutes,
+            handover_override=deployment.handover_override,
+        )
         local = deployment.scheduled_start.astimezone(site.zone)
         if result.allowed:
             fine.append(f"{site.code} {local:%a %d %b %H:%M %Z}")
@@ -248,18 +319,28 @@ def deploy_now(user, rfc: Rfc, environment: Environment, duration: int = 30) -> 
     start = clock.now()
     decision = calendar.check(rules_for(environment), start, duration)
     if not decision.allowed:
-        raise RuleViolation(f"{environment} does not take deployments now: " + "; ".join(decision.reasons),
-                            rule=WINDOW_GATE)
+        raise RuleViolation(
+            f"{environment} does not take deployments now: " + "; ".join(decision.reasons), rule=WINDOW_GATE
+        )
     with transaction.atomic():
         Environment.objects.select_for_update().get(pk=environment.pk)
         busy = _conflicts(environment, start, decision.end)
         if busy:
             raise StateConflict(f"{environment} is busy with {busy[0].rfc.number}'s deployment.")
         deployment = Deployment.objects.create(
-            rfc=rfc, environment=environment, scheduled_start=start, scheduled_end=decision.end,
-            duration_minutes=duration, scheduled_by=user)
-        record("releases.deployment.scheduled", deployment, actor=user, after={
-            "environment": str(environment), "start": start.isoformat(), "immediate": True})
+            rfc=rfc,
+            environment=environment,
+            scheduled_start=start,
+            scheduled_end=decision.end,
+            duration_minutes=duration,
+            scheduled_by=user,
+        )
+        record(
+            "releases.deployment.scheduled",
+            deployment,
+            actor=user,
+            after={"environment": str(environment), "start": start.isoformat(), "immediate": True},
+        )
         jobs.nudge(DISPATCH_TASK)
     return deployment
 
@@ -273,8 +354,9 @@ def request_rollback(user, deployment: Deployment, reason: str) -> Deployment:
     with transaction.atomic():
         locked = Deployment.objects.select_for_update().get(pk=deployment.pk)
         if locked.state not in ROLLBACK_STATES:
-            raise StateConflict(f"The deployment is {locked.get_state_display().lower()}; only a running one "
-                                "is rolled back.")
+            raise StateConflict(
+                f"The deployment is {locked.get_state_display().lower()}; only a running one is rolled back."
+            )
         locked.rollback_requested_by = user
         locked.outcome = f"Rollback requested by {user.get_username()}: {reason.strip()}"
         locked.next_action_at = clock.now()

@@ -28,8 +28,20 @@ class ReleaseSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Release
-        fields = ["uuid", "product", "version", "notes", "artifact_name", "artifact_size", "artifact_url",
-                  "artifact_sha256", "migration_sql", "undo_sql", "created_by", "created_at"]
+        fields = [
+            "uuid",
+            "product",
+            "version",
+            "notes",
+            "artifact_name",
+            "artifact_size",
+            "artifact_url",
+            "artifact_sha256",
+            "migration_sql",
+            "undo_sql",
+            "created_by",
+            "created_at",
+        ]
         read_only_fields = fields
 
 
@@ -40,11 +52,20 @@ class ReleaseCreateSerializer(serializers.Serializer):
     product = serializers.CharField(max_length=100)
     version = serializers.CharField(max_length=64, help_text="Semantic version, e.g. 2.4.1.")
     notes = serializers.CharField(required=False, allow_blank=True, default="")
-    artifact = serializers.FileField(required=False, allow_null=True, default=None,
-                                     help_text="The artifact itself; its SHA-256 is recorded at upload.")
+    artifact = serializers.FileField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="The artifact itself; its SHA-256 is recorded at upload.",
+    )
     artifact_url = serializers.URLField(required=False, allow_blank=True, default="", max_length=200)
-    artifact_sha256 = serializers.CharField(required=False, allow_blank=True, default="", max_length=64,
-                                            help_text="SHA-256 of the artifact at artifact_url (64 hex digits).")
+    artifact_sha256 = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=64,
+        help_text="SHA-256 of the artifact at artifact_url (64 hex digits).",
+    )
     migration_sql = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
     undo_sql = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
 
@@ -69,8 +90,18 @@ class EvidenceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Evidence
-        fields = ["uuid", "kind", "description", "original_name", "content_type", "size", "sha256",
-                  "uploaded_by", "uploaded_at", "superseded_by"]
+        fields = [
+            "uuid",
+            "kind",
+            "description",
+            "original_name",
+            "content_type",
+            "size",
+            "sha256",
+            "uploaded_by",
+            "uploaded_at",
+            "superseded_by",
+        ]
         read_only_fields = fields
 
 
@@ -78,8 +109,12 @@ class EvidenceUploadSerializer(serializers.Serializer):
     file = serializers.FileField()
     kind = serializers.ChoiceField(choices=EvidenceKind.choices)
     description = serializers.CharField(required=False, allow_blank=True, default="", max_length=300)
-    supersedes = serializers.UUIDField(required=False, allow_null=True, default=None,
-                                       help_text="UUID of the evidence of this RFC that the file replaces.")
+    supersedes = serializers.UUIDField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="UUID of the evidence of this RFC that the file replaces.",
+    )
 
 
 class SignoffSerializer(serializers.ModelSerializer):
@@ -90,16 +125,28 @@ class SignoffSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = UatSignoff
-        fields = ["id", "site", "release", "signed_by", "signed_at", "comment", "evidence", "voided_at",
-                  "void_reason"]
+        fields = [
+            "id",
+            "site",
+            "release",
+            "signed_by",
+            "signed_at",
+            "comment",
+            "evidence",
+            "voided_at",
+            "void_reason",
+        ]
         read_only_fields = fields
 
 
 class SignoffCreateSerializer(serializers.Serializer):
     site = serializers.CharField(max_length=20, help_text="Code of the site whose UAT is signed off.")
     comment = serializers.CharField(help_text="What was tested and what was seen.")
-    files = serializers.ListField(child=serializers.FileField(), min_length=1,
-                                  help_text="One or more evidence files (repeat the field).")
+    files = serializers.ListField(
+        child=serializers.FileField(),
+        min_length=1,
+        help_text="One or more evidence files (repeat the field).",
+    )
 
 
 # --- RFCs -------------------------------------------------------------------------------------
@@ -132,9 +179,23 @@ class RfcListSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Rfc
-        fields = ["uuid", "number", "title", "state", "change_class", "release", "sites", "author", "high_risk",
-                  "emergency", "estimated_downtime_minutes", "requested_timing", "created_at", "updated_at",
-                  "submitted_at"]
+        fields = [
+            "uuid",
+            "number",
+            "title",
+            "state",
+            "change_class",
+            "release",
+            "sites",
+            "author",
+            "high_risk",
+            "emergency",
+            "estimated_downtime_minutes",
+            "requested_timing",
+            "created_at",
+            "updated_at",
+            "submitted_at",
+        ]
         read_only_fields = fields
 
     def get_sites(self, obj) -> list[str]:
@@ -148,8 +209,17 @@ class RfcDetailSerializer(RfcListSerializer):
     actions = serializers.SerializerMethodField(help_text="The transitions the caller may take now.")
 
     class Meta(RfcListSerializer.Meta):
-        fields = [*RfcListSerializer.Meta.fields, "description", "retraining_note", "rollback_plan",
-                  "emergency_reason", "impacts", "evidence", "signoffs", "actions"]
+        fields = [
+            *RfcListSerializer.Meta.fields,
+            "description",
+            "retraining_note",
+            "rollback_plan",
+            "emergency_reason",
+            "impacts",
+            "evidence",
+            "signoffs",
+            "actions",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(TransitionOptionSerializer(many=True))
@@ -159,18 +229,25 @@ class RfcDetailSerializer(RfcListSerializer):
         request = self.context.get("request")
         if request is None:
             return []
-        return [{"name": spec.name, "label": spec.label, "needs_reason": spec.needs_reason}
-                for spec in available_transitions(request.user, obj)]
+        return [
+            {"name": spec.name, "label": spec.label, "needs_reason": spec.needs_reason}
+            for spec in available_transitions(request.user, obj)
+        ]
 
 
 class RfcWriteSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=200)
     description = serializers.CharField()
     release = serializers.UUIDField(help_text="UUID of the release.")
-    impacts = ImpactInputSerializer(many=True, allow_empty=True,
-                                    help_text="Target sites with the affected lines and modules (R1).")
-    rollback_plan = serializers.CharField(help_text="The exact undo script or steps (R3).", trim_whitespace=False)
-    estimated_downtime_minutes = serializers.IntegerField(min_value=0, max_value=2_147_483_647, required=False)
+    impacts = ImpactInputSerializer(
+        many=True, allow_empty=True, help_text="Target sites with the affected lines and modules (R1)."
+    )
+    rollback_plan = serializers.CharField(
+        help_text="The exact undo script or steps (R3).", trim_whitespace=False
+    )
+    estimated_downtime_minutes = serializers.IntegerField(
+        min_value=0, max_value=2_147_483_647, required=False
+    )
     retraining_note = serializers.CharField(required=False, allow_blank=True)
     high_risk = serializers.BooleanField(required=False)
     requested_timing = serializers.CharField(required=False, allow_blank=True, max_length=200)
@@ -184,7 +261,9 @@ class RfcWriteSerializer(serializers.Serializer):
         return release
 
 
-TRANSITION_NAMES = sorted(name for name in TRANSITIONS if name != "schedule")  # scheduling: rfcs/{id}/schedule/
+TRANSITION_NAMES = sorted(
+    name for name in TRANSITIONS if name != "schedule"
+)  # scheduling: rfcs/{id}/schedule/
 
 
 class TransitionRequestSerializer(serializers.Serializer):
@@ -213,17 +292,35 @@ class DeploymentSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Deployment
-        fields = ["uuid", "rfc", "site", "environment", "scheduled_start", "scheduled_end", "duration_minutes",
-                  "state", "emergency", "handover_override"]
+        fields = [
+            "uuid",
+            "rfc",
+            "site",
+            "environment",
+            "scheduled_start",
+            "scheduled_end",
+            "duration_minutes",
+            "state",
+            "emergency",
+            "handover_override",
+        ]
         read_only_fields = fields
 
 
 class ScheduleRequestSerializer(serializers.Serializer):
     site = serializers.CharField(max_length=20)
-    start = serializers.CharField(max_length=40, help_text="ISO 8601 with offset, e.g. 2026-12-01T09:00:00+01:00.")
-    duration = serializers.IntegerField(min_value=1, max_value=12 * 60, required=False,
-                                        help_text="Minutes; default: the RFC's downtime, at least 30.")
-    handover_override = serializers.BooleanField(default=False, help_text="Plant Director, emergency changes only.")
+    start = serializers.CharField(
+        max_length=40, help_text="ISO 8601 with offset, e.g. 2026-12-01T09:00:00+01:00."
+    )
+    duration = serializers.IntegerField(
+        min_value=1,
+        max_value=12 * 60,
+        required=False,
+        help_text="Minutes; default: the RFC's downtime, at least 30.",
+    )
+    handover_override = serializers.BooleanField(
+        default=False, help_text="Plant Director, emergency changes only."
+    )
 
     def validate_start(self, value):
         from datetime import datetime
@@ -233,7 +330,9 @@ class ScheduleRequestSerializer(serializers.Serializer):
         except ValueError:
             raise serializers.ValidationError("Not an ISO 8601 time.") from None
         if parsed.tzinfo is None:
-            raise serializers.ValidationError("Give the start with its offset: a time without one is ambiguous.")
+            raise serializers.ValidationError(
+                "Give the start with its offset: a time without one is ambiguous."
+            )
         return parsed
 
 
@@ -242,8 +341,18 @@ class DeploymentStepSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = DeploymentStep
-        fields = ["order", "phase", "name", "adapter", "state", "started_at", "finished_at", "duration_seconds",
-                  "output", "result"]
+        fields = [
+            "order",
+            "phase",
+            "name",
+            "adapter",
+            "state",
+            "started_at",
+            "finished_at",
+            "duration_seconds",
+            "output",
+            "result",
+        ]
         read_only_fields = fields
 
 
@@ -251,8 +360,15 @@ class DeploymentDetailSerializer(DeploymentSerializer):
     tier = serializers.CharField(source="environment.tier", read_only=True)
 
     class Meta(DeploymentSerializer.Meta):
-        fields = [*DeploymentSerializer.Meta.fields, "tier", "started_at", "finished_at", "next_action_at",
-                  "attempts", "outcome"]
+        fields = [
+            *DeploymentSerializer.Meta.fields,
+            "tier",
+            "started_at",
+            "finished_at",
+            "next_action_at",
+            "attempts",
+            "outcome",
+        ]
         read_only_fields = fields
 
 
@@ -272,8 +388,18 @@ class CheckRunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = CheckRun
-        fields = ["id", "kind", "environment", "release", "artifact_sha256", "state", "created_at", "finished_at",
-                  "summary", "result"]
+        fields = [
+            "id",
+            "kind",
+            "environment",
+            "release",
+            "artifact_sha256",
+            "state",
+            "created_at",
+            "finished_at",
+            "summary",
+            "result",
+        ]
         read_only_fields = fields
 
 

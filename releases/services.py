@@ -31,11 +31,17 @@ def visible_rfcs(user) -> QuerySet[Rfc]:
 
 
 def rfc_detail_queryset(user) -> QuerySet[Rfc]:
-    return visible_rfcs(user).select_related("release", "author").prefetch_related(
-        Prefetch("impacts", queryset=Impact.objects.select_related("site")),
-        Prefetch("evidence", queryset=Evidence.objects.select_related("uploaded_by", "superseded_by")),
-        Prefetch("signoffs", queryset=UatSignoff.objects.select_related("site", "signed_by")
-                 .prefetch_related("evidence")),
+    return (
+        visible_rfcs(user)
+        .select_related("release", "author")
+        .prefetch_related(
+            Prefetch("impacts", queryset=Impact.objects.select_related("site")),
+            Prefetch("evidence", queryset=Evidence.objects.select_related("uploaded_by", "superseded_by")),
+            Prefetch(
+                "signoffs",
+                queryset=UatSignoff.objects.select_related("site", "signed_by").prefetch_related("evidence"),
+            ),
+        )
     )
 
 
@@ -44,9 +50,18 @@ def rfc_sites(rfc: Rfc) -> list[Site]:
 
 
 # --- Releases -----------------------------------------------------------------------------------
-def create_release(user, *, product: str, version: str, notes: str = "", artifact=None,
-                   artifact_url: str = "", artifact_sha256: str = "", migration_sql: str = "",
-                   undo_sql: str = "") -> Release:
+def create_release(
+    user,
+    *,
+    product: str,
+    version: str,
+    notes: str = "",
+    artifact=None,
+    artifact_url: str = "",
+    artifact_sha256: str = "",
+    migration_sql: str = "",
+    undo_sql: str = "",
+) -> Release:
     """A release with its artifact: an uploaded file (hashed here, once) or a URL plus checksum."""
     if not access.has_any_role(user, FILERS):
         raise PermissionDenied("Only developers, release managers and admins create releases.")
@@ -60,9 +75,16 @@ def create_release(user, *, product: str, version: str, notes: str = "", artifac
             raise ValidationError({"artifact_sha256": "A URL artifact needs its SHA-256 (64 hex digits)."})
         if digest and not artifact_url:
             raise ValidationError({"artifact_url": "A checksum without an artifact URL means nothing."})
-    release = Release(product=product.strip(), version=version.strip(), notes=notes, artifact_url=artifact_url,
-                      migration_sql=migration_sql, undo_sql=undo_sql, created_by=user,
-                      artifact_sha256=digest if artifact is None else "")
+    release = Release(
+        product=product.strip(),
+        version=version.strip(),
+        notes=notes,
+        artifact_url=artifact_url,
+        migration_sql=migration_sql,
+        undo_sql=undo_sql,
+        created_by=user,
+        artifact_sha256=digest if artifact is None else "",
+    )
     release.full_clean(exclude=["created_by"])
     stored = None
     if artifact is not None:
@@ -71,16 +93,28 @@ def create_release(user, *, product: str, version: str, notes: str = "", artifac
         stored = uploads.store(artifact, "artifacts", settings.ARTIFACT_MAX_BYTES, check_type=False)
         if digest and digest != stored.sha256:
             uploads.discard("artifacts", stored.stored_name)
-            raise ValidationError({"artifact_sha256": f"The uploaded file's SHA-256 is {stored.sha256}, not the "
-                                                      f"{digest} you gave: the artifact changed on its way."})
+            raise ValidationError(
+                {
+                    "artifact_sha256": f"The uploaded file's SHA-256 is {stored.sha256}, not the "
+                    f"{digest} you gave: the artifact changed on its way."
+                }
+            )
         release.artifact_file, release.artifact_name = stored.stored_name, stored.original_name
         release.artifact_size, release.artifact_sha256 = stored.size, stored.sha256
     try:
         with transaction.atomic():
             release.save()
-            record("releases.release.created", release, actor=user, after={
-                "product": release.product, "version": release.version,
-                "artifact_sha256": release.artifact_sha256, "artifact_url": release.artifact_url})
+            record(
+                "releases.release.created",
+                release,
+                actor=user,
+                after={
+                    "product": release.product,
+                    "version": release.version,
+                    "artifact_sha256": release.artifact_sha256,
+                    "artifact_url": release.artifact_url,
+                },
+            )
     except BaseException:
         if stored:
             uploads.discard("artifacts", stored.stored_name)
@@ -92,8 +126,11 @@ def classify_rfc(release: Release, sites: Sequence[Site]) -> ChangeClass:
     """The class against each target site's PROD (R5); the highest one counts."""
     if not sites:
         raise VersionRefused("Name at least one target site.")
-    running = dict(Environment.objects.filter(site__in=[s.pk for s in sites], tier=Tier.PROD)
-                   .values_list("site_id", "active_version"))
+    running = dict(
+        Environment.objects.filter(site__in=[s.pk for s in sites], tier=Tier.PROD).values_list(
+            "site_id", "active_version"
+        )
+    )
     no_prod = [site.code for site in sites if site.pk not in running]
     if no_prod:
         raise VersionRefused(f"{', '.join(no_prod)} has no PROD environment.")
@@ -118,7 +155,9 @@ def _next_number() -> str:
 
 def _clean_impacts(user, impacts: Sequence[dict]) -> list[dict]:
     if not impacts:
-        raise ValidationError({"impacts": "Name at least one target site with its affected lines or modules."})
+        raise ValidationError(
+            {"impacts": "Name at least one target site with its affected lines or modules."}
+        )
     seen, cleaned = set(), []
     visible = {site.code: site for site in access.visible_sites(user)}
     for item in impacts:
@@ -137,7 +176,9 @@ def _clean_impacts(user, impacts: Sequence[dict]) -> list[dict]:
         seen.add(site.pk)
         lines = [str(x).strip() for x in item.get("lines", []) if str(x).strip()]
         modules = [str(x).strip() for x in item.get("modules", []) if str(x).strip()]
-        cleaned.append({"site": site, "lines": lines, "modules": modules, "notes": str(item.get("notes", ""))})
+        cleaned.append(
+            {"site": site, "lines": lines, "modules": modules, "notes": str(item.get("notes", ""))}
+        )
     return cleaned
 
 
@@ -147,19 +188,33 @@ def _apply_class(rfc: Rfc, sites: list[Site]) -> None:
     except VersionRefused as exc:
         raise ValidationError({"release": str(exc)}) from None
     if rfc.emergency and not rfc.emergency_reason.strip():
-        raise ValidationError({"emergency_reason": "An emergency change says why it cannot wait for a window (W6)."})
+        raise ValidationError(
+            {"emergency_reason": "An emergency change says why it cannot wait for a window (W6)."}
+        )
     if rfc.change_class == ChangeClass.MAJOR:
         errors = {}
         if rfc.estimated_downtime_minutes <= 0:
-            errors["estimated_downtime_minutes"] = "A major change means downtime: estimate it (minutes above 0)."
+            errors["estimated_downtime_minutes"] = (
+                "A major change means downtime: estimate it (minutes above 0)."
+            )
         if not rfc.retraining_note.strip():
             errors["retraining_note"] = "A major change needs operators retrained: say how."
         if errors:
             raise ValidationError(errors)
 
 
-RFC_FIELDS = ("title", "description", "release", "estimated_downtime_minutes", "retraining_note",
-              "rollback_plan", "high_risk", "requested_timing", "emergency", "emergency_reason")
+RFC_FIELDS = (
+    "title",
+    "description",
+    "release",
+    "estimated_downtime_minutes",
+    "retraining_note",
+    "rollback_plan",
+    "high_risk",
+    "requested_timing",
+    "emergency",
+    "emergency_reason",
+)
 
 
 def create_rfc(user, *, impacts: Sequence[dict], **fields) -> Rfc:
@@ -181,7 +236,9 @@ def update_rfc(user, rfc: Rfc, *, impacts: Sequence[dict] | None = None, **field
     with transaction.atomic():
         locked = Rfc.objects.select_for_update().get(pk=rfc.pk)
         if locked.state not in EDITABLE_STATES:
-            raise StateConflict(f"{locked.number} is {locked.get_state_display().lower()}; only a draft can be edited.")
+            raise StateConflict(
+                f"{locked.number} is {locked.get_state_display().lower()}; only a draft can be edited."
+            )
         if locked.author_id != user.pk:
             raise PermissionDenied("Only the author edits an RFC.")
         current = rfc_detail_queryset(user).get(pk=rfc.pk)
@@ -205,14 +262,22 @@ def update_rfc(user, rfc: Rfc, *, impacts: Sequence[dict] | None = None, **field
         new_sites = {site.pk for site in sites}
         voided = 0
         if current.release_id != old_release_id or old_sites != new_sites:
-            voided = UatSignoff.objects.filter(rfc=current, voided_at__isnull=True).exclude(
-                site_id__in=new_sites, release_id=current.release_id).update(
-                voided_at=clock.now(), void_reason="The release or the target sites changed.")
+            voided = (
+                UatSignoff.objects.filter(rfc=current, voided_at__isnull=True)
+                .exclude(site_id__in=new_sites, release_id=current.release_id)
+                .update(voided_at=clock.now(), void_reason="The release or the target sites changed.")
+            )
         current = rfc_detail_queryset(user).get(pk=rfc.pk)
         after = current.snapshot()
         if after != before:
-            record("releases.rfc.updated", current, actor=user, before=before, after=after,
-                   reason=f"{voided} UAT sign-off(s) voided" if voided else "")
+            record(
+                "releases.rfc.updated",
+                current,
+                actor=user,
+                before=before,
+                after=after,
+                reason=f"{voided} UAT sign-off(s) voided" if voided else "",
+            )
             _content_changed(user, current)
     return current
 
@@ -223,7 +288,9 @@ EVIDENCE_ROLES = frozenset({Role.DEVELOPER, Role.KEY_USER, Role.RELEASE_MANAGER,
 
 def may_add_evidence(user, rfc: Rfc) -> bool:
     """The author, or a developer, key user, release manager or admin of one of the RFC's sites."""
-    return rfc.author_id == user.pk or any(access.has_any_role(user, EVIDENCE_ROLES, site) for site in rfc_sites(rfc))
+    return rfc.author_id == user.pk or any(
+        access.has_any_role(user, EVIDENCE_ROLES, site) for site in rfc_sites(rfc)
+    )
 
 
 def may_sign_off(user, rfc: Rfc, site: Site) -> bool:
@@ -243,7 +310,9 @@ def _lock_draft(rfc: Rfc, what: str) -> Rfc:
     return locked
 
 
-def add_evidence(user, rfc: Rfc, upload, kind: str, description: str = "", supersedes: Evidence | None = None) -> Evidence:
+def add_evidence(
+    user, rfc: Rfc, upload, kind: str, description: str = "", supersedes: Evidence | None = None
+) -> Evidence:
     if kind not in EvidenceKind.values:
         raise ValidationError({"kind": f"Kind must be one of {', '.join(EvidenceKind.values)}."})
     _require_evidence_rights(user, rfc)
@@ -252,18 +321,35 @@ def add_evidence(user, rfc: Rfc, upload, kind: str, description: str = "", super
         with transaction.atomic():
             locked = _lock_draft(rfc, "evidence is added")
             evidence = Evidence.objects.create(
-                rfc=locked, kind=kind, description=description[:300], original_name=stored.original_name,
-                stored_name=stored.stored_name, content_type=stored.content_type, size=stored.size,
-                sha256=stored.sha256, uploaded_by=user)
-            facts = {"name": evidence.original_name, "kind": kind, "sha256": evidence.sha256, "size": evidence.size}
+                rfc=locked,
+                kind=kind,
+                description=description[:300],
+                original_name=stored.original_name,
+                stored_name=stored.stored_name,
+                content_type=stored.content_type,
+                size=stored.size,
+                sha256=stored.sha256,
+                uploaded_by=user,
+            )
+            facts = {
+                "name": evidence.original_name,
+                "kind": kind,
+                "sha256": evidence.sha256,
+                "size": evidence.size,
+            }
             if supersedes is not None:
                 old = Evidence.objects.select_for_update().get(pk=supersedes.pk, rfc=locked)
                 if old.superseded_by_id:
                     raise StateConflict(f"{old.original_name} is already superseded.")
                 old.superseded_by = evidence
                 old.save(update_fields=["superseded_by"])
-                record("releases.evidence.superseded", locked, actor=user,
-                       before={"name": old.original_name, "sha256": old.sha256}, after=facts)
+                record(
+                    "releases.evidence.superseded",
+                    locked,
+                    actor=user,
+                    before={"name": old.original_name, "sha256": old.sha256},
+                    after=facts,
+                )
             else:
                 record("releases.evidence.added", locked, actor=user, after=facts)
             _content_changed(user, locked)
@@ -278,13 +364,19 @@ def delete_evidence(user, evidence: Evidence) -> None:
     with transaction.atomic():
         locked = _lock_draft(evidence.rfc, "evidence is removed")
         if locked.submitted_at is not None:
-            raise StateConflict("This RFC has been submitted before: supersede the evidence instead of deleting it.")
+            raise StateConflict(
+                "This RFC has been submitted before: supersede the evidence instead of deleting it."
+            )
         if user.pk not in (locked.author_id, evidence.uploaded_by_id):
             raise PermissionDenied("Only the author or the uploader removes evidence.")
         if evidence.signoffs.exists():
             raise StateConflict("This file belongs to a UAT sign-off.")
-        record("releases.evidence.deleted", locked, actor=user,
-               before={"name": evidence.original_name, "sha256": evidence.sha256})
+        record(
+            "releases.evidence.deleted",
+            locked,
+            actor=user,
+            before={"name": evidence.original_name, "sha256": evidence.sha256},
+        )
         stored_name = evidence.stored_name
         evidence.delete()
         _content_changed(user, locked)
@@ -311,17 +403,41 @@ def sign_off_uat(user, rfc: Rfc, site: Site, comment: str, files: Sequence) -> U
         with transaction.atomic():
             locked = _lock_draft(rfc, "UAT is signed off")
             UatSignoff.objects.filter(rfc=locked, site=site, voided_at__isnull=True).update(
-                voided_at=clock.now(), void_reason="Replaced by a newer sign-off.")
-            signoff = UatSignoff.objects.create(rfc=locked, site=site, release=locked.release, signed_by=user,
-                                                signed_at=clock.now(), comment=comment.strip())
+                voided_at=clock.now(), void_reason="Replaced by a newer sign-off."
+            )
+            signoff = UatSignoff.objects.create(
+                rfc=locked,
+                site=site,
+                release=locked.release,
+                signed_by=user,
+                signed_at=clock.now(),
+                comment=comment.strip(),
+            )
             for item in stored:
-                signoff.evidence.add(Evidence.objects.create(
-                    rfc=locked, kind=EvidenceKind.SIGNOFF, description=f"UAT sign-off {site.code}",
-                    original_name=item.original_name, stored_name=item.stored_name,
-                    content_type=item.content_type, size=item.size, sha256=item.sha256, uploaded_by=user))
-            record("releases.rfc.uat_signed_off", locked, actor=user, after={
-                "site": site.code, "release": str(locked.release), "comment": signoff.comment,
-                "evidence": [{"name": s.original_name, "sha256": s.sha256} for s in stored]})
+                signoff.evidence.add(
+                    Evidence.objects.create(
+                        rfc=locked,
+                        kind=EvidenceKind.SIGNOFF,
+                        description=f"UAT sign-off {site.code}",
+                        original_name=item.original_name,
+                        stored_name=item.stored_name,
+                        content_type=item.content_type,
+                        size=item.size,
+                        sha256=item.sha256,
+                        uploaded_by=user,
+                    )
+                )
+            record(
+                "releases.rfc.uat_signed_off",
+                locked,
+                actor=user,
+                after={
+                    "site": site.code,
+                    "release": str(locked.release),
+                    "comment": signoff.comment,
+                    "evidence": [{"name": s.original_name, "sha256": s.sha256} for s in stored],
+                },
+            )
     except BaseException:
         for item in stored:
             uploads.discard("evidence", item.stored_name)
@@ -343,7 +459,11 @@ def may_transition(user, rfc: Rfc, name: str) -> bool:
 
 
 def available_transitions(user, rfc: Rfc) -> list:
-    return [spec for name, spec in TRANSITIONS.items() if SYSTEM not in spec.allowed and may_transition(user, rfc, name)]
+    return [
+        spec
+        for name, spec in TRANSITIONS.items()
+        if SYSTEM not in spec.allowed and may_transition(user, rfc, name)
+    ]
 
 
 def transition(user, rfc: Rfc, name: str, reason: str = "", data: dict | None = None) -> Rfc:
@@ -358,13 +478,19 @@ def transition(user, rfc: Rfc, name: str, reason: str = "", data: dict | None = 
         raise ValidationError({"reason": f"{spec.label} needs a reason."})
     with transaction.atomic():
         locked = Rfc.objects.select_for_update().get(pk=rfc.pk)
-        current = Rfc.objects.select_related("release", "author").prefetch_related(
-            Prefetch("impacts", queryset=Impact.objects.select_related("site")),
-            Prefetch("signoffs", queryset=UatSignoff.objects.select_related("site", "signed_by")),
-        ).get(pk=locked.pk)
+        current = (
+            Rfc.objects.select_related("release", "author")
+            .prefetch_related(
+                Prefetch("impacts", queryset=Impact.objects.select_related("site")),
+                Prefetch("signoffs", queryset=UatSignoff.objects.select_related("site", "signed_by")),
+            )
+            .get(pk=locked.pk)
+        )
         if current.state not in spec.sources:
-            raise StateConflict(f"{current.number} is {current.get_state_display().lower()}; "
-                                f"'{spec.label}' is not possible from there.")
+            raise StateConflict(
+                f"{current.number} is {current.get_state_display().lower()}; "
+                f"'{spec.label}' is not possible from there."
+            )
         if user is not None and not may_transition(user, current, name):
             raise PermissionDenied(f"You may not {spec.label.lower()} {current.number}.")
         if user is None and SYSTEM not in spec.allowed:
@@ -373,26 +499,39 @@ def transition(user, rfc: Rfc, name: str, reason: str = "", data: dict | None = 
         if name == "schedule":
             from releases.models import ACTIVE_DEPLOYMENT_STATES
 
-            booked = set(current.deployments.filter(state__in=ACTIVE_DEPLOYMENT_STATES)
-                         .values_list("environment__site_id", flat=True))
+            booked = set(
+                current.deployments.filter(state__in=ACTIVE_DEPLOYMENT_STATES).values_list(
+                    "environment__site_id", flat=True
+                )
+            )
             if not booked >= {i.site_id for i in current.impacts.all()}:
-                raise RuleViolation("Book a PROD slot for every target site first (the scheduling form).",
-                                    rule="Deployment window")
+                raise RuleViolation(
+                    "Book a PROD slot for every target site first (the scheduling form).",
+                    rule="Deployment window",
+                )
         if name == "submit":
             failed = gates.failing(current, "submit")
             if failed:
                 raise RuleViolation(
                     "Not ready to submit: " + "; ".join(f"{g.name} — {g.reason}" for g in failed),
-                    rule=failed[0].name, failed=[g.as_dict() for g in failed])
+                    rule=failed[0].name,
+                    failed=[g.as_dict() for g in failed],
+                )
             current.change_class = classify_rfc(current.release, rfc_sites(current))
             current.submitted_at = clock.now()
             extra = {"change_class": current.change_class}
         before_state = current.state
         current.state = spec.target
         current.save(update_fields=["state", "change_class", "submitted_at", "updated_at"])
-        record(f"releases.rfc.{name}", current, actor=user, actor_name=None if user else "system",
-               before={"state": before_state}, after={"state": current.state, **extra, **(data or {})},
-               reason=reason.strip())
+        record(
+            f"releases.rfc.{name}",
+            current,
+            actor=user,
+            actor_name=None if user else "system",
+            before={"state": before_state},
+            after={"state": current.state, **extra, **(data or {})},
+            reason=reason.strip(),
+        )
         _follow_up(user, current, name)
     return current
 

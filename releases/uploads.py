@@ -23,11 +23,18 @@ _MAGIC = [
     (b"%PDF-", "application/pdf", {".pdf"}),
 ]
 _TEXT_EXTENSIONS = {
-    ".txt": "text/plain", ".log": "text/plain", ".csv": "text/csv", ".json": "application/json",
-    ".xml": "application/xml", ".sql": "text/plain", ".md": "text/plain",
+    ".txt": "text/plain",
+    ".log": "text/plain",
+    ".csv": "text/csv",
+    ".json": "application/json",
+    ".xml": "application/xml",
+    ".sql": "text/plain",
+    ".md": "text/plain",
 }
 # Markup a browser would run if it ever rendered the file, whatever the name says.
-_ACTIVE_MARKUP = re.compile(rb"<\s*(!doctype\s+html|html|script|svg|iframe|object|embed|body)\b|javascript:", re.I)
+_ACTIVE_MARKUP = re.compile(
+    rb"<\s*(!doctype\s+html|html|script|svg|iframe|object|embed|body)\b|javascript:", re.I
+)
 _BAD_NAME = re.compile(r"[\\/\x00-\x1f\x7f]")
 
 
@@ -67,7 +74,9 @@ def sniff(head: bytes, name: str) -> str:
                 raise UploadRefused(f"The file is {content_type} but is named {extension}.")
             return content_type
     if extension in {".png", ".jpg", ".jpeg", ".pdf"}:
-        raise UploadRefused(f"The file is named {extension} but its content is not a {extension[1:].upper()} file.")
+        raise UploadRefused(
+            f"The file is named {extension} but its content is not a {extension[1:].upper()} file."
+        )
     if extension not in _TEXT_EXTENSIONS:
         allowed = ", ".join(sorted({".png", ".jpg", ".pdf", *_TEXT_EXTENSIONS}))
         raise UploadRefused(f"{extension or 'This'} files are not accepted; use one of {allowed}.")
@@ -94,7 +103,9 @@ def store(uploaded, kind: str, max_bytes: int | None = None, check_type: bool = 
     limit = max_bytes if max_bytes is not None else settings.EVIDENCE_MAX_BYTES
     name = check_name(getattr(uploaded, "name", ""))
     if uploaded.size is not None and uploaded.size > limit:
-        raise UploadRefused(f"The file is larger than the limit of {limit // (1024 * 1024)} MB.", code="too_large")
+        raise UploadRefused(
+            f"The file is larger than the limit of {limit // (1024 * 1024)} MB.", code="too_large"
+        )
     if uploaded.size == 0:
         raise UploadRefused("The file is empty.")
     uploaded.seek(0)
@@ -109,10 +120,15 @@ def store(uploaded, kind: str, max_bytes: int | None = None, check_type: bool = 
             for chunk in uploaded.chunks(CHUNK):
                 size += len(chunk)
                 if size > limit:
-                    raise UploadRefused(f"The file is larger than the limit of {limit // (1024 * 1024)} MB.",
-                                        code="too_large")
-                if content_type.startswith(("text/", "application/json", "application/xml")) and _ACTIVE_MARKUP.search(chunk):
-                    raise UploadRefused("The file contains HTML, SVG or script, which is not accepted as evidence.")
+                    raise UploadRefused(
+                        f"The file is larger than the limit of {limit // (1024 * 1024)} MB.", code="too_large"
+                    )
+                if content_type.startswith(
+                    ("text/", "application/json", "application/xml")
+                ) and _ACTIVE_MARKUP.search(chunk):
+                    raise UploadRefused(
+                        "The file contains HTML, SVG or script, which is not accepted as evidence."
+                    )
                 digest.update(chunk)
                 out.write(chunk)
     except BaseException:

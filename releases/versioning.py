@@ -35,7 +35,9 @@ def classify(new: str, current: str | None) -> ChangeClass:
     if target == running:
         raise VersionRefused(f"{new} already runs in PROD.")
     if target < running:
-        raise VersionRefused(f"{new} is older than {running}, which runs in PROD: a downgrade is not a release.")
+        raise VersionRefused(
+            f"{new} is older than {running}, which runs in PROD: a downgrade is not a release."
+        )
     if target.major != running.major:
         return ChangeClass.MAJOR
     if target.minor != running.minor:

@@ -46,13 +46,18 @@ def _rfc_or_404(user, uuid) -> Rfc:
 @require_GET
 def rfc_list(request):
     form = RfcFilterForm(request.GET or None)
-    rfcs = services.visible_rfcs(request.user).select_related("release", "author").prefetch_related(
-        Prefetch("impacts", queryset=Impact.objects.select_related("site")))
+    rfcs = (
+        services.visible_rfcs(request.user)
+        .select_related("release", "author")
+        .prefetch_related(Prefetch("impacts", queryset=Impact.objects.select_related("site")))
+    )
     if form.is_valid():
         data = form.cleaned_data
         if data["q"]:
             q = data["q"].strip()
-            rfcs = rfcs.filter(Q(number__icontains=q) | Q(title__icontains=q) | Q(release__product__icontains=q))
+            rfcs = rfcs.filter(
+                Q(number__icontains=q) | Q(title__icontains=q) | Q(release__product__icontains=q)
+            )
         if data["state"] == "open":
             rfcs = rfcs.filter(state__in=OPEN_STATES)
         elif data["state"]:
@@ -63,18 +68,27 @@ def rfc_list(request):
             rfcs = rfcs.filter(change_class=data["change_class"])
         if data["author"]:
             who = data["author"].strip()
-            rfcs = rfcs.filter(Q(author__username__iexact=who) | Q(author__first_name__icontains=who)
-                               | Q(author__last_name__icontains=who))
+            rfcs = rfcs.filter(
+                Q(author__username__iexact=who)
+                | Q(author__first_name__icontains=who)
+                | Q(author__last_name__icontains=who)
+            )
         if data["mine"]:
             rfcs = rfcs.filter(author=request.user)
     page = Paginator(rfcs.order_by("-created_at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "releases/list.html", {
-        "form": form, "page": page, "query": query.urlencode(),
-        "sites": access.visible_sites(request.user).order_by("code"),
-        "may_file": access.has_any_role(request.user, services.FILERS),
-    })
+    return render(
+        request,
+        "releases/list.html",
+        {
+            "form": form,
+            "page": page,
+            "query": query.urlencode(),
+            "sites": access.visible_sites(request.user).order_by("code"),
+            "may_file": access.has_any_role(request.user, services.FILERS),
+        },
+    )
 
 
 @login_required
@@ -103,10 +117,13 @@ def rfc_create(request):
         except ValidationError as exc:
             form.add_service_errors(exc)
         else:
-            messages.success(request, f"{rfc.number} filed as a draft. Add evidence, get UAT signed off, then submit.")
+            messages.success(
+                request, f"{rfc.number} filed as a draft. Add evidence, get UAT signed off, then submit."
+            )
             return redirect("releases:detail", rfc.uuid)
-    return render(request, "releases/form.html", {"form": form, "rfc": None},
-                  status=400 if form.errors else 200)
+    return render(
+        request, "releases/form.html", {"form": form, "rfc": None}, status=400 if form.errors else 200
+    )
 
 
 @login_required
@@ -116,8 +133,11 @@ def rfc_edit(request, uuid):
     if rfc.author_id != request.user.pk:
         raise PermissionDenied("Only the author edits an RFC.")
     if rfc.state not in EDITABLE_STATES:
-        messages.error(request, f"{rfc.number} is {rfc.get_state_display().lower()}; only a draft can be edited. "
-                                "Withdraw it to draft first.")
+        messages.error(
+            request,
+            f"{rfc.number} is {rfc.get_state_display().lower()}; only a draft can be edited. "
+            "Withdraw it to draft first.",
+        )
         return redirect("releases:detail", rfc.uuid)
     form = RfcForm(request.POST or None, user=request.user, rfc=rfc)
     if request.method == "POST" and form.is_valid():
@@ -130,8 +150,9 @@ def rfc_edit(request, uuid):
         else:
             messages.success(request, f"{rfc.number} saved.")
             return redirect("releases:detail", rfc.uuid)
-    return render(request, "releases/form.html", {"form": form, "rfc": rfc},
-                  status=400 if form.errors else 200)
+    return render(
+        request, "releases/form.html", {"form": form, "rfc": rfc}, status=400 if form.errors else 200
+    )
 
 
 @login_required
@@ -160,14 +181,22 @@ def release_create(request):
         data = form.cleaned_data
         try:
             release = services.create_release(
-                request.user, product=data["product"], version=data["version"], notes=data["notes"],
-                artifact=data["artifact"], artifact_url=data["artifact_url"],
-                artifact_sha256=data["artifact_sha256"], migration_sql=data["migration_sql"],
-                undo_sql=data["undo_sql"])
+                request.user,
+                product=data["product"],
+                version=data["version"],
+                notes=data["notes"],
+                artifact=data["artifact"],
+                artifact_url=data["artifact_url"],
+                artifact_sha256=data["artifact_sha256"],
+                migration_sql=data["migration_sql"],
+                undo_sql=data["undo_sql"],
+            )
         except ValidationError as exc:
             form.add_service_errors(exc)
         else:
-            messages.success(request, f"Release {release} recorded with SHA-256 {release.artifact_sha256[:12]}….")
+            messages.success(
+                request, f"Release {release} recorded with SHA-256 {release.artifact_sha256[:12]}…."
+            )
             return redirect(f"{reverse('releases:create')}?release={release.pk}")
     return render(request, "releases/release_form.html", {"form": form}, status=400 if form.errors else 200)
 
@@ -177,20 +206,27 @@ def _detail_context(request, rfc: Rfc) -> dict:
     user = request.user
     sites = services.rfc_sites(rfc)
     is_draft = rfc.state in EDITABLE_STATES
-    stage = "submit" if rfc.state in (RfcState.DRAFT, RfcState.SUBMITTED, RfcState.IN_APPROVAL) else "schedule"
+    stage = (
+        "submit" if rfc.state in (RfcState.DRAFT, RfcState.SUBMITTED, RfcState.IN_APPROVAL) else "schedule"
+    )
     evidence = list(rfc.evidence.all())
     may_add_evidence = is_draft and services.may_add_evidence(user, rfc)
     signoff_sites = [site for site in sites if is_draft and services.may_sign_off(user, rfc, site)]
     my_approvals = set(approvals.approvals_for(user).filter(rfc=rfc).values_list("pk", flat=True))
-    deployments = list(rfc.deployments.select_related("environment", "environment__site").order_by(
-        "environment__site__code", "created_at"))
+    deployments = list(
+        rfc.deployments.select_related("environment", "environment__site").order_by(
+            "environment__site__code", "created_at"
+        )
+    )
     timeline = AuditEvent.objects.filter(object_type__in=AUDITED_TYPES, object_id=rfc.number).order_by("seq")
     return {
         "rfc": rfc,
         "impacts": list(rfc.impacts.all()),
         "gates": gates.evaluate(rfc, stage),
         "gate_stage": stage,
-        "later_gates": [g for g in gates.evaluate(rfc, "deploy") if stage == "submit" and g.name in LATER_GATES],
+        "later_gates": [
+            g for g in gates.evaluate(rfc, "deploy") if stage == "submit" and g.name in LATER_GATES
+        ],
         "evidence_rows": _evidence_rows(user, rfc, sites),
         "current_evidence": [e for e in evidence if e.superseded_by_id is None],
         "superseded_evidence": [e for e in evidence if e.superseded_by_id is not None],
@@ -198,18 +234,26 @@ def _detail_context(request, rfc: Rfc) -> dict:
         "rounds": approvals.rounds_of(rfc),
         "my_approvals": my_approvals,
         "timeline": timeline,
-        "actions": [t for t in services.available_transitions(user, rfc) if t.name not in PAGE_TRANSITIONS_EXCLUDED],
+        "actions": [
+            t for t in services.available_transitions(user, rfc) if t.name not in PAGE_TRANSITIONS_EXCLUDED
+        ],
         "may_edit": is_draft and rfc.author_id == user.pk,
         "may_add_evidence": may_add_evidence,
         "may_delete_evidence": is_draft and rfc.submitted_at is None,
         "evidence_form": EvidenceForm(),
         "signoff_sites": signoff_sites,
         "signoff_form": SignoffForm(),
-        "deployments": [(d, f"{d.scheduled_start.astimezone(d.environment.site.zone):%a %-d %b %Y %H:%M %Z}",
-                         f"{d.scheduled_end.astimezone(d.environment.site.zone):%H:%M %Z}")
-                        for d in deployments],
+        "deployments": [
+            (
+                d,
+                f"{d.scheduled_start.astimezone(d.environment.site.zone):%a %-d %b %Y %H:%M %Z}",
+                f"{d.scheduled_end.astimezone(d.environment.site.zone):%H:%M %Z}",
+            )
+            for d in deployments
+        ],
         "promotion": _promotion(user, rfc, sites, deployments),
-        "may_schedule": rfc.state == RfcState.APPROVED and any(scheduling.may_schedule(user, s) for s in sites),
+        "may_schedule": rfc.state == RfcState.APPROVED
+        and any(scheduling.may_schedule(user, s) for s in sites),
     }
 
 
@@ -230,8 +274,9 @@ def _promotion(user, rfc: Rfc, sites, deployments) -> list[dict]:
         for env in by_site.get(site.pk, []):
             d = latest.get(env.pk)
             busy = d is not None and d.state in ACTIVE_DEPLOYMENT_STATES
-            cells.append({"env": env, "deployment": d,
-                          "may_deploy": not busy and scheduling.may_deploy_now(user, env)})
+            cells.append(
+                {"env": env, "deployment": d, "may_deploy": not busy and scheduling.may_deploy_now(user, env)}
+            )
         rows.append({"site": site, "cells": cells})
     return rows
 
@@ -247,17 +292,26 @@ def _evidence_rows(user, rfc: Rfc, sites) -> list[dict]:
     from releases.checks import CHECKERS, latest
     from releases.models import CheckKind
 
-    envs = {(e.site_id, e.tier): e for e in Environment.objects.filter(site__in=sites, tier__in=["UAT", "PROD"])}
+    envs = {
+        (e.site_id, e.tier): e for e in Environment.objects.filter(site__in=sites, tier__in=["UAT", "PROD"])
+    }
     idempotency, rehearsal = latest(rfc, CheckKind.IDEMPOTENCY), latest(rfc, CheckKind.REHEARSAL)
     rows = []
     for site in sites:
         uat, prod = envs.get((site.pk, "UAT")), envs.get((site.pk, "PROD"))
         if uat is None:
             continue
-        rows.append({"site": site, "uat": uat, "has_database": has_database(uat),
-                     "idempotency": idempotency.get(uat.pk), "rehearsal": rehearsal.get(uat.pk),
-                     "drift": drift(uat, prod) if prod is not None else [],
-                     "may_check": access.has_any_role(user, CHECKERS, site)})
+        rows.append(
+            {
+                "site": site,
+                "uat": uat,
+                "has_database": has_database(uat),
+                "idempotency": idempotency.get(uat.pk),
+                "rehearsal": rehearsal.get(uat.pk),
+                "drift": drift(uat, prod) if prod is not None else [],
+                "may_check": access.has_any_role(user, CHECKERS, site),
+            }
+        )
     return rows
 
 
@@ -298,8 +352,14 @@ def rfc_transition(request, uuid, name: str):
         services.transition(request.user, rfc, name, reason=request.POST.get("reason", ""))
     except REFUSED as exc:
         status, message, failed = _refusal(exc)
-        return _render_detail(request, _rfc_or_404(request.user, uuid), status=status,
-                              action_error=message, failed_gates=failed, action_name=name)
+        return _render_detail(
+            request,
+            _rfc_or_404(request.user, uuid),
+            status=status,
+            action_error=message,
+            failed_gates=failed,
+            action_name=name,
+        )
     rfc = _rfc_or_404(request.user, uuid)
     messages.success(request, f"{rfc.number} is now {rfc.get_state_display().lower()}.")
     return redirect("releases:detail", rfc.uuid)
@@ -318,8 +378,14 @@ def evidence_add(request, uuid):
         if supersedes is None:
             raise Http404
     try:
-        evidence = services.add_evidence(request.user, rfc, form.cleaned_data["file"], form.cleaned_data["kind"],
-                                         form.cleaned_data["description"], supersedes=supersedes)
+        evidence = services.add_evidence(
+            request.user,
+            rfc,
+            form.cleaned_data["file"],
+            form.cleaned_data["kind"],
+            form.cleaned_data["description"],
+            supersedes=supersedes,
+        )
     except REFUSED as exc:
         status, message, _ = _refusal(exc)
         form.add_error("file" if status == 400 else None, message)
@@ -354,8 +420,9 @@ def _file_response(evidence: Evidence, *, inline: bool) -> FileResponse:
         handle = open(uploads.path_of("evidence", evidence.stored_name), "rb")  # noqa: SIM115 (FileResponse closes)
     except (OSError, ValueError):
         raise Http404("The stored file is missing.") from None
-    response = FileResponse(handle, as_attachment=not inline, filename=evidence.original_name,
-                            content_type=evidence.content_type)
+    response = FileResponse(
+        handle, as_attachment=not inline, filename=evidence.original_name, content_type=evidence.content_type
+    )
     response["X-Content-Type-Options"] = "nosniff"
     # Nothing in an evidence file may run, even if a browser were fooled into rendering it.
     response["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; sandbox"
@@ -384,7 +451,9 @@ def evidence_preview(request, uuid, evidence_uuid):
 def signoff(request, uuid):
     rfc = _rfc_or_404(request.user, uuid)
     form = SignoffForm(request.POST)
-    site = Site.objects.filter(code=request.POST.get("site", ""), pk__in=[s.pk for s in services.rfc_sites(rfc)]).first()
+    site = Site.objects.filter(
+        code=request.POST.get("site", ""), pk__in=[s.pk for s in services.rfc_sites(rfc)]
+    ).first()
     files = request.FILES.getlist("files")
     if not form.is_valid() or site is None:
         if site is None:
@@ -400,7 +469,6 @@ def signoff(request, uuid):
     return redirect(f"{reverse('releases:detail', args=[rfc.uuid])}#uat")
 
 
-
 # --- Scheduling (issue 5.6) ---------------------------------------------------------------------
 def _schedule_context(request, rfc: Rfc, form: ScheduleForm) -> dict:
     site = form.site_choice()
@@ -409,12 +477,21 @@ def _schedule_context(request, rfc: Rfc, form: ScheduleForm) -> dict:
     if site is not None:
         environment = scheduling.prod_of(site)
         rules = rules_for(environment)
-        context.update({
-            "environment": environment, "rules": rules, "zone": site.zone,
-            "slots": [(slot, f"{slot.start.astimezone(site.zone):%a %-d %b}",
-                       f"{slot.start.astimezone(site.zone):%H:%M}–{slot.end.astimezone(site.zone):%H:%M %Z}")
-                      for slot in scheduling.slots(rfc, site, clock.now() + scheduling.BOOKING_LEAD, duration)],
-        })
+        context.update(
+            {
+                "environment": environment,
+                "rules": rules,
+                "zone": site.zone,
+                "slots": [
+                    (
+                        slot,
+                        f"{slot.start.astimezone(site.zone):%a %-d %b}",
+                        f"{slot.start.astimezone(site.zone):%H:%M}–{slot.end.astimezone(site.zone):%H:%M %Z}",
+                    )
+                    for slot in scheduling.slots(rfc, site, clock.now() + scheduling.BOOKING_LEAD, duration)
+                ],
+            }
+        )
     return context
 
 
@@ -427,24 +504,41 @@ def rfc_schedule(request, uuid):
     if not sites:
         raise PermissionDenied("Only a release manager or an admin of the RFC's sites schedules it.")
     if rfc.state != RfcState.APPROVED:
-        messages.error(request, f"{rfc.number} is {rfc.get_state_display().lower()}; only an approved RFC is "
-                                "scheduled.")
+        messages.error(
+            request, f"{rfc.number} is {rfc.get_state_display().lower()}; only an approved RFC is scheduled."
+        )
         return redirect("releases:detail", rfc.uuid)
-    booked = set(rfc.deployments.filter(state__in=ACTIVE_DEPLOYMENT_STATES).values_list(
-        "environment__site_id", flat=True))
-    form = ScheduleForm(request.POST or request.GET or None, rfc=rfc, user=request.user,
-                        sites=[s for s in sites if s.pk not in booked])
+    booked = set(
+        rfc.deployments.filter(state__in=ACTIVE_DEPLOYMENT_STATES).values_list(
+            "environment__site_id", flat=True
+        )
+    )
+    form = ScheduleForm(
+        request.POST or request.GET or None,
+        rfc=rfc,
+        user=request.user,
+        sites=[s for s in sites if s.pk not in booked],
+    )
     status, refusal = 200, None
     if request.method == "POST" and form.is_valid():
         site = form.cleaned_data["site"]
         try:
             start = form.start_utc()
-            scheduling.schedule(request.user, rfc, site, start, form.cleaned_data["duration"],
-                                handover_override=form.cleaned_data["handover_override"])
+            scheduling.schedule(
+                request.user,
+                rfc,
+                site,
+                start,
+                form.cleaned_data["duration"],
+                handover_override=form.cleaned_data["handover_override"],
+            )
         except REFUSED as exc:
             status, message, failed = _refusal(exc)
             reasons = [g["reason"] for g in failed] if failed else []
-            refusal = {"message": message.partition(": ")[0] + ":" if reasons else message, "reasons": reasons}
+            refusal = {
+                "message": message.partition(": ")[0] + ":" if reasons else message,
+                "reasons": reasons,
+            }
         else:
             messages.success(request, f"{rfc.number} booked for {site.code} PROD.")
             return redirect("releases:detail", rfc.uuid)
@@ -463,7 +557,9 @@ def request_check(request, uuid):
     from releases import checks
 
     rfc = _rfc_or_404(request.user, uuid)
-    site = Site.objects.filter(code=request.POST.get("site", ""), pk__in=[s.pk for s in services.rfc_sites(rfc)]).first()
+    site = Site.objects.filter(
+        code=request.POST.get("site", ""), pk__in=[s.pk for s in services.rfc_sites(rfc)]
+    ).first()
     if site is None:
         raise Http404("No such site on this RFC")
     try:

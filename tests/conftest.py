@@ -68,8 +68,10 @@ def _test_settings(settings, tmp_path):
     settings.AUDIT_HEADS_FILE = tmp_path / "audit-heads.jsonl"
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # No collectstatic in tests: serve from the finders without a manifest.
-    settings.STORAGES = {**settings.STORAGES, "staticfiles": {
-        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -81,7 +83,9 @@ def _flush_past_audit_triggers():
     original = DatabaseOperations.sql_flush
 
     def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
-        statements = original(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+        statements = original(
+            self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
+        )
         return ["SET LOCAL session_replication_role = replica", *statements] if statements else statements
 
     DatabaseOperations.sql_flush = sql_flush
@@ -97,8 +101,9 @@ def make_user(username: str, *roles: Role, site: Site | None = None, **extra) ->
     from guardian.shortcuts import assign_perm
 
     groups = ensure_role_groups()
-    user = User.objects.create_user(username, f"{username}@plant.test", PASSWORD,
-                                    first_name=username.capitalize(), **extra)
+    user = User.objects.create_user(
+        username, f"{username}@plant.test", PASSWORD, first_name=username.capitalize(), **extra
+    )
     for role in roles:
         if site is None:
             user.groups.add(groups[role])
@@ -108,11 +113,18 @@ def make_user(username: str, *roles: Role, site: Site | None = None, **extra) ->
     return user
 
 
-def make_site(code: str, timezone: str = "Europe/Berlin", tiers=(Tier.DEV, Tier.UAT, Tier.PROD), **extra) -> Site:
+def make_site(
+    code: str, timezone: str = "Europe/Berlin", tiers=(Tier.DEV, Tier.UAT, Tier.PROD), **extra
+) -> Site:
     site = Site.objects.create(code=code, name=f"Plant {code}", timezone=timezone, **extra)
     for tier in tiers:
-        Environment.objects.create(site=site, tier=tier, equipment_writes=tier == Tier.PROD,
-                                   active_version="1.0.0", **TIER_DEFAULTS[tier])
+        Environment.objects.create(
+            site=site,
+            tier=tier,
+            equipment_writes=tier == Tier.PROD,
+            active_version="1.0.0",
+            **TIER_DEFAULTS[tier],
+        )
     return site
 
 

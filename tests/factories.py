@@ -24,9 +24,14 @@ def log(name: str = "uat-run.log", text: str = "2026-11-20 10:01 PASS label prin
 
 def release(user, version: str = "1.0.1", product: str = "MES", **extra) -> Release:
     digest = hashlib.sha256(f"{product}{version}{next(_counter)}".encode()).hexdigest()
-    return services.create_release(user, product=product, version=version,
-                                   artifact_url=extra.pop("artifact_url", "https://artifacts.plant.test/mes.zip"),
-                                   artifact_sha256=extra.pop("artifact_sha256", digest), **extra)
+    return services.create_release(
+        user,
+        product=product,
+        version=version,
+        artifact_url=extra.pop("artifact_url", "https://artifacts.plant.test/mes.zip"),
+        artifact_sha256=extra.pop("artifact_sha256", digest),
+        **extra,
+    )
 
 
 def rfc(user, site, version: str = "1.0.1", **fields):
@@ -49,8 +54,12 @@ def ready_rfc(author, tester, site, **fields):
     return item
 
 
-SIGNERS = {"it_manager": "itmanager", "operations_manager": "opsmanager", "cio": "cio",
-           "plant_director": "plantdirector"}
+SIGNERS = {
+    "it_manager": "itmanager",
+    "operations_manager": "opsmanager",
+    "cio": "cio",
+    "plant_director": "plantdirector",
+}
 
 
 def sign_chain(people: dict, rfc):

@@ -24,8 +24,12 @@ def free_port() -> int:
 @contextmanager
 def running_plant(root: Path) -> Iterator[str]:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "demo_plant.server", "--port", str(port), "--root", str(root)],
-                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "demo_plant.server", "--port", str(port), "--root", str(root)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
 
     def up() -> bool:

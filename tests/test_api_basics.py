@@ -11,8 +11,9 @@ pytestmark = pytest.mark.django_db
 
 
 def test_token_for_username_and_password(client, cast):
-    response = client.post("/api/v1/auth/token/", {"username": "dev", "password": PASSWORD},
-                           content_type="application/json")
+    response = client.post(
+        "/api/v1/auth/token/", {"username": "dev", "password": PASSWORD}, content_type="application/json"
+    )
     assert response.status_code == 200
     token = response.json()["token"]
     listed = client.get("/api/v1/sites/", HTTP_AUTHORIZATION=f"Token {token}")
@@ -22,11 +23,14 @@ def test_token_for_username_and_password(client, cast):
 
 
 def test_bad_credentials_are_400_with_the_error_shape(client, cast):
-    response = client.post("/api/v1/auth/token/", {"username": "dev", "password": "nope"},
-                           content_type="application/json")
+    response = client.post(
+        "/api/v1/auth/token/", {"username": "dev", "password": "nope"}, content_type="application/json"
+    )
     assert response.status_code == 400
-    assert response.json() == {"detail": "Unable to log in with the provided credentials.",
-                                "code": "invalid_credentials"}
+    assert response.json() == {
+        "detail": "Unable to log in with the provided credentials.",
+        "code": "invalid_credentials",
+    }
     assert AuditEvent.objects.filter(action="accounts.token.refused").exists()
 
 
@@ -42,8 +46,9 @@ def test_invalid_input_is_400_naming_the_field_and_nothing_changes(cast, site_a)
 
     prod = Environment.objects.get(site=site_a, tier="PROD")
     api = api_client_for(cast["admin"])
-    response = api.patch(f"/api/v1/environments/{prod.pk}/", {"active_version": "two", "reason": "x"},
-                         format="json")
+    response = api.patch(
+        f"/api/v1/environments/{prod.pk}/", {"active_version": "two", "reason": "x"}, format="json"
+    )
     assert response.status_code == 400
     assert "active_version" in response.json()["detail"]
     missing_reason = api.patch(f"/api/v1/environments/{prod.pk}/", {"sla": "x"}, format="json")
@@ -57,7 +62,8 @@ def test_equipment_writes_refused_outside_prod(cast, site_a):
 
     uat = Environment.objects.get(site=site_a, tier="UAT")
     response = api_client_for(cast["admin"]).patch(
-        f"/api/v1/environments/{uat.pk}/", {"equipment_writes": True, "reason": "try"}, format="json")
+        f"/api/v1/environments/{uat.pk}/", {"equipment_writes": True, "reason": "try"}, format="json"
+    )
     assert response.status_code == 400 and "Only PROD may write to equipment" in response.json()["detail"]
     uat.refresh_from_db()
     assert uat.equipment_writes is False
@@ -83,5 +89,9 @@ def test_schema_validates_without_warnings(tmp_path):
     target = tmp_path / "schema.yml"
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
     text = target.read_text()
-    for path in ("/api/v1/rfcs/{uuid}/submit/", "/api/v1/rfcs/{uuid}/gates/", "/api/v1/approvals/{id}/approve/"):
+    for path in (
+        "/api/v1/rfcs/{uuid}/submit/",
+        "/api/v1/rfcs/{uuid}/gates/",
+        "/api/v1/approvals/{id}/approve/",
+    ):
         assert path in text, path

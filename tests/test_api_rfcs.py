@@ -80,19 +80,27 @@ def rfc_payload(release: Release, **extra) -> dict:
 
 # --- The journey ----------------------------------------------------------------------------------
 def test_a_complete_rfc_filed_and_submitted_through_the_api(client, cast, site_a):
-    token = client.post(f"{API}/auth/token/", {"username": "dev", "password": PASSWORD},
-                        content_type="application/json").json()["token"]
+    token = client.post(
+        f"{API}/auth/token/", {"username": "dev", "password": PASSWORD}, content_type="application/json"
+    ).json()["token"]
     from rest_framework.test import APIClient
 
     dev = APIClient()
     dev.credentials(HTTP_AUTHORIZATION=f"Token {token}")
 
     artifact = b"PK\x03\x04 MES 1.1.0 build 77" + os.urandom(64)
-    created = dev.post(f"{API}/releases/", {
-        "product": "MES", "version": "1.1.0", "notes": "Label timeout configurable",
-        "artifact": SimpleUploadedFile("mes-1.1.0.zip", artifact),
-        "migration_sql": "ALTER TABLE label ADD timeout int;", "undo_sql": "ALTER TABLE label DROP timeout;",
-    }, format="multipart")
+    created = dev.post(
+        f"{API}/releases/",
+        {
+            "product": "MES",
+            "version": "1.1.0",
+            "notes": "Label timeout configurable",
+            "artifact": SimpleUploadedFile("mes-1.1.0.zip", artifact),
+            "migration_sql": "ALTER TABLE label ADD timeout int;",
+            "undo_sql": "ALTER TABLE label DROP timeout;",
+        },
+        format="multipart",
+    )
     assert created.status_code == 201, created.content
     release = created.json()
     assert release["artifact_sha256"] == hashlib.sha256(artifact).hexdigest()
@@ -100,17 +108,28 @@ def test_a_complete_rfc_filed_and_submitted_through_the_api(client, cast, site_a
     assert release["created_by"] == "dev" and len(stored("artifacts")) == 1
     assert dev.get(f"{API}/releases/{release['uuid']}/").json()["version"] == "1.1.0"
 
-    response = dev.post(f"{API}/rfcs/", {
-        "title": "Configurable label timeout", "description": "Printers on line 2 time out under load.",
-        "release": release["uuid"], "rollback_plan": "Redeploy 1.0.0 and run the undo script.",
-        "impacts": [{"site": "PLA", "lines": ["Line 2"], "modules": ["Labelling"]}],
-        "requested_timing": "Next maintenance window",
-    }, format="json")
+    response = dev.post(
+        f"{API}/rfcs/",
+        {
+            "title": "Configurable label timeout",
+            "description": "Printers on line 2 time out under load.",
+            "release": release["uuid"],
+            "rollback_plan": "Redeploy 1.0.0 and run the undo script.",
+            "impacts": [{"site": "PLA", "lines": ["Line 2"], "modules": ["Labelling"]}],
+            "requested_timing": "Next maintenance window",
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.content
     rfc = response.json()
     assert rfc["state"] == "draft" and rfc["change_class"] == "minor" and rfc["author"] == "dev"
     assert re.fullmatch(r"RFC-\d{4}-\d{4}", rfc["number"])
-    assert rfc["release"] == {"uuid": release["uuid"], "product": "MES", "version": "1.1.0", "name": "MES 1.1.0"}
+    assert rfc["release"] == {
+        "uuid": release["uuid"],
+        "product": "MES",
+        "version": "1.1.0",
+        "name": "MES 1.1.0",
+    }
     assert rfc["impacts"] == [{"site": "PLA", "lines": ["Line 2"], "modules": ["Labelling"], "notes": ""}]
     assert {a["name"] for a in rfc["actions"]} == {"submit", "cancel"}
     url = f"{API}/rfcs/{rfc['uuid']}/"
@@ -120,16 +139,25 @@ def test_a_complete_rfc_filed_and_submitted_through_the_api(client, cast, site_a
     assert all(set(g) == {"name", "passed", "reason"} for g in gates)
 
     report = b"2026-11-20 10:01 PASS label printed after 4 s\n"
-    evidence = dev.post(f"{url}evidence/", {"file": SimpleUploadedFile("uat-run.log", report), "kind": "test_report",
-                                            "description": "UAT run"}, format="multipart")
+    evidence = dev.post(
+        f"{url}evidence/",
+        {"file": SimpleUploadedFile("uat-run.log", report), "kind": "test_report", "description": "UAT run"},
+        format="multipart",
+    )
     assert evidence.status_code == 201, evidence.content
     row = evidence.json()
     assert row["sha256"] == hashlib.sha256(report).hexdigest()
     assert row["size"] == len(report) and row["content_type"] == "text/plain" and row["uploaded_by"] == "dev"
 
-    signoff = api_client_for(cast["tester"]).post(f"{url}signoff/", {
-        "site": "PLA", "comment": "Printed 50 labels on UAT line 2.",
-        "files": [factories.png("line2.png"), factories.log("printer.log")]}, format="multipart")
+    signoff = api_client_for(cast["tester"]).post(
+        f"{url}signoff/",
+        {
+            "site": "PLA",
+            "comment": "Printed 50 labels on UAT line 2.",
+            "files": [factories.png("line2.png"), factories.log("printer.log")],
+        },
+        format="multipart",
+    )
     assert signoff.status_code == 201, signoff.content
     assert signoff.json()["site"] == "PLA" and len(signoff.json()["evidence"]) == 2
     assert signoff.json()["release"] == release["uuid"]
@@ -171,14 +199,26 @@ def test_major_rfc_without_downtime_is_refused_with_the_fields(cast, dev, site_a
     response = dev.post(f"{API}/rfcs/", rfc_payload(release), format="json")
     body = assert_error(response, 400, "invalid")
     assert set(body["fields"]) == {"estimated_downtime_minutes", "retraining_note"}
-    ok = dev.post(f"{API}/rfcs/", rfc_payload(release, estimated_downtime_minutes=30,
-                                               retraining_note="Operators see the new screen."), format="json")
+    ok = dev.post(
+        f"{API}/rfcs/",
+        rfc_payload(release, estimated_downtime_minutes=30, retraining_note="Operators see the new screen."),
+        format="json",
+    )
     assert ok.status_code == 201 and ok.json()["change_class"] == "major"
 
 
 # --- Who sees and does what ---------------------------------------------------------------------
-ROUTES = [("get", ""), ("get", "gates/"), ("get", "evidence/"), ("post", "evidence/"), ("post", "submit/"),
-          ("post", "signoff/"), ("post", "transition/"), ("patch", ""), ("put", "")]
+ROUTES = [
+    ("get", ""),
+    ("get", "gates/"),
+    ("get", "evidence/"),
+    ("post", "evidence/"),
+    ("post", "submit/"),
+    ("post", "signoff/"),
+    ("post", "transition/"),
+    ("patch", ""),
+    ("put", ""),
+]
 
 
 def test_unauthenticated_is_401_everywhere(client, draft):
@@ -210,8 +250,11 @@ def test_another_sites_rfc_is_404_on_every_route(cast, draft, site_a, site_b):
 
 def test_only_the_author_edits_a_draft(cast, dev, draft):
     url = f"{API}/rfcs/{draft.uuid}/"
-    assert_error(api_client_for(cast["releasemgr"]).patch(url, {"title": "Not mine"}, format="json"), 403,
-                 "permission_denied")
+    assert_error(
+        api_client_for(cast["releasemgr"]).patch(url, {"title": "Not mine"}, format="json"),
+        403,
+        "permission_denied",
+    )
     edited = dev.patch(url, {"title": "Raise the timeout to 5 s", "high_risk": True}, format="json")
     assert edited.status_code == 200, edited.content
     assert edited.json()["title"] == "Raise the timeout to 5 s" and edited.json()["high_risk"] is True
@@ -219,8 +262,11 @@ def test_only_the_author_edits_a_draft(cast, dev, draft):
 
 
 def test_put_replaces_the_content_and_impacts(cast, dev, draft, site_b):
-    payload = rfc_payload(draft.release, title="Both plants", impacts=[
-        {"site": "PLA", "lines": ["Line 2"]}, {"site": "PLB", "modules": ["Labelling"]}])
+    payload = rfc_payload(
+        draft.release,
+        title="Both plants",
+        impacts=[{"site": "PLA", "lines": ["Line 2"]}, {"site": "PLB", "modules": ["Labelling"]}],
+    )
     response = dev.put(f"{API}/rfcs/{draft.uuid}/", payload, format="json")
     assert response.status_code == 200, response.content
     assert [i["site"] for i in response.json()["impacts"]] == ["PLA", "PLB"]
@@ -234,14 +280,21 @@ def test_refusals_by_role_and_state(cast, dev, tester, ready, site_a):
     draft = factories.rfc(cast["dev"], site_a, release=release)
     assert_error(tester.post(f"{API}/rfcs/", rfc_payload(release), format="json"), 403, "permission_denied")
     itmanager = api_client_for(cast["itmanager"])
-    assert_error(itmanager.post(f"{API}/rfcs/{draft.uuid}/evidence/", {"file": factories.log(), "kind": "log"},
-                                format="multipart"), 403)
+    assert_error(
+        itmanager.post(
+            f"{API}/rfcs/{draft.uuid}/evidence/", {"file": factories.log(), "kind": "log"}, format="multipart"
+        ),
+        403,
+    )
     assert itmanager.get(f"{API}/rfcs/{draft.uuid}/evidence/").status_code == 200
     assert itmanager.get(f"{API}/rfcs/{draft.uuid}/gates/").status_code == 200
     assert_error(api_client_for(cast["releasemgr"]).post(f"{API}/rfcs/{ready.uuid}/submit/"), 403)
     assert dev.post(f"{API}/rfcs/{ready.uuid}/submit/").status_code == 200
-    late = tester.post(f"{API}/rfcs/{ready.uuid}/signoff/", {"site": "PLA", "comment": "again",
-                                                             "files": [factories.png()]}, format="multipart")
+    late = tester.post(
+        f"{API}/rfcs/{ready.uuid}/signoff/",
+        {"site": "PLA", "comment": "again", "files": [factories.png()]},
+        format="multipart",
+    )
     assert_error(late, 409, "state_conflict")
     assert Rfc.objects.count() == 2 and UatSignoff.objects.count() == 1
 
@@ -259,17 +312,27 @@ def test_retrieve_shows_only_the_callers_actions(cast, dev, tester, ready):
 def test_transitions_through_the_api(cast, dev, ready):
     url = f"{API}/rfcs/{ready.uuid}/"
     assert dev.post(f"{url}submit/").status_code == 200
-    assert "reason" in assert_error(dev.post(f"{url}transition/", {"name": "withdraw"}, format="json"), 400)["detail"]
-    assert_error(api_client_for(cast["itmanager"]).post(f"{url}transition/", {"name": "cancel", "reason": "x"},
-                                                          format="json"), 403)
-    assert_error(api_client_for(cast["admin"]).post(f"{url}transition/", {"name": "start_approval"},
-                                                      format="json"), 403)
+    assert (
+        "reason"
+        in assert_error(dev.post(f"{url}transition/", {"name": "withdraw"}, format="json"), 400)["detail"]
+    )
+    assert_error(
+        api_client_for(cast["itmanager"]).post(
+            f"{url}transition/", {"name": "cancel", "reason": "x"}, format="json"
+        ),
+        403,
+    )
+    assert_error(
+        api_client_for(cast["admin"]).post(f"{url}transition/", {"name": "start_approval"}, format="json"),
+        403,
+    )
     assert_error(dev.post(f"{url}transition/", {"name": "close"}, format="json"), 409, "state_conflict")
     assert_error(dev.post(f"{url}transition/", {"name": "teleport"}, format="json"), 400)
     withdrawn = dev.post(f"{url}transition/", {"name": "withdraw", "reason": "Forgot line 3"}, format="json")
     assert withdrawn.status_code == 200 and withdrawn.json()["state"] == "draft"
-    cancelled = api_client_for(cast["releasemgr"]).post(f"{url}transition/", {"name": "cancel", "reason": "Dropped"},
-                                                         format="json")
+    cancelled = api_client_for(cast["releasemgr"]).post(
+        f"{url}transition/", {"name": "cancel", "reason": "Dropped"}, format="json"
+    )
     assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
     assert AuditEvent.objects.get(action="releases.rfc.cancel").reason == "Dropped"
     assert_error(dev.post(f"{url}submit/"), 409)
@@ -280,10 +343,14 @@ def test_signoff_rules_through_the_api(cast, dev, tester, draft):
     good = {"site": "PLA", "comment": "All fine on UAT."}
     own = api_client_for(cast["dev"])
     assert_error(own.post(url, {**good, "files": [factories.png()]}, format="multipart"), 403)
-    assert_error(api_client_for(cast["itmanager"]).post(url, {**good, "files": [factories.png()]},
-                                                         format="multipart"), 403)
+    assert_error(
+        api_client_for(cast["itmanager"]).post(url, {**good, "files": [factories.png()]}, format="multipart"),
+        403,
+    )
     assert "files" in assert_error(tester.post(url, good, format="multipart"), 400)["fields"]
-    assert_error(tester.post(url, {**good, "site": "NOPE", "files": [factories.png()]}, format="multipart"), 400)
+    assert_error(
+        tester.post(url, {**good, "site": "NOPE", "files": [factories.png()]}, format="multipart"), 400
+    )
     not_target = tester.post(url, {**good, "site": "PLB", "files": [factories.png()]}, format="multipart")
     assert "not a target" in assert_error(not_target, 400)["detail"]
     assert UatSignoff.objects.count() == 0 and stored() == []
@@ -294,16 +361,25 @@ def test_signoff_rules_through_the_api(cast, dev, tester, draft):
 def test_evidence_can_be_superseded(dev, draft):
     url = f"{API}/rfcs/{draft.uuid}/evidence/"
     first = dev.post(url, {"file": factories.log(), "kind": "log"}, format="multipart").json()
-    second = dev.post(url, {"file": factories.log("v2.log"), "kind": "log", "supersedes": first["uuid"]},
-                      format="multipart")
+    second = dev.post(
+        url, {"file": factories.log("v2.log"), "kind": "log", "supersedes": first["uuid"]}, format="multipart"
+    )
     assert second.status_code == 201, second.content
     rows = {row["uuid"]: row for row in dev.get(url).json()}
     assert rows[first["uuid"]]["superseded_by"] == second.json()["uuid"]
-    again = dev.post(url, {"file": factories.log("v3.log"), "kind": "log", "supersedes": first["uuid"]},
-                     format="multipart")
+    again = dev.post(
+        url, {"file": factories.log("v3.log"), "kind": "log", "supersedes": first["uuid"]}, format="multipart"
+    )
     assert_error(again, 409)
-    unknown = dev.post(url, {"file": factories.log("v4.log"), "kind": "log",
-                             "supersedes": "00000000-0000-0000-0000-000000000000"}, format="multipart")
+    unknown = dev.post(
+        url,
+        {
+            "file": factories.log("v4.log"),
+            "kind": "log",
+            "supersedes": "00000000-0000-0000-0000-000000000000",
+        },
+        format="multipart",
+    )
     assert "supersedes" in assert_error(unknown, 400)["fields"]
     assert Evidence.objects.count() == 2 and len(stored()) == 2
 
@@ -311,26 +387,46 @@ def test_evidence_can_be_superseded(dev, draft):
 # --- Releases ------------------------------------------------------------------------------------
 def test_release_from_a_url_with_its_checksum(cast, dev):
     digest = hashlib.sha256(b"x").hexdigest()
-    response = dev.post(f"{API}/releases/", {"product": "ERP-interface", "version": "3.2.1",
-                                             "artifact_url": "https://artifacts.plant.test/erp.zip",
-                                             "artifact_sha256": digest.upper()}, format="json")
+    response = dev.post(
+        f"{API}/releases/",
+        {
+            "product": "ERP-interface",
+            "version": "3.2.1",
+            "artifact_url": "https://artifacts.plant.test/erp.zip",
+            "artifact_sha256": digest.upper(),
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.content
     assert response.json()["artifact_sha256"] == digest and response.json()["artifact_name"] == ""
     factories.release(cast["dev"], "1.0.1")
-    assert [r["product"] for r in dev.get(f"{API}/releases/", {"product": "ERP-interface"}).json()["results"]] == [
-        "ERP-interface"]
+    assert [
+        r["product"] for r in dev.get(f"{API}/releases/", {"product": "ERP-interface"}).json()["results"]
+    ] == ["ERP-interface"]
     assert dev.get(f"{API}/releases/").json()["count"] == 2
 
 
 def test_release_refusals(cast, dev, tester):
     url = f"{API}/releases/"
-    no_digest = dev.post(url, {"product": "MES", "version": "1.2.0", "artifact_url": "https://a.test/x.zip"},
-                         format="json")
+    no_digest = dev.post(
+        url, {"product": "MES", "version": "1.2.0", "artifact_url": "https://a.test/x.zip"}, format="json"
+    )
     assert "artifact_sha256" in assert_error(no_digest, 400)["fields"]
-    assert "version" in assert_error(dev.post(url, {"product": "MES", "version": "two"}, format="json"), 400)["detail"]
+    assert (
+        "version"
+        in assert_error(dev.post(url, {"product": "MES", "version": "two"}, format="json"), 400)["detail"]
+    )
     assert_error(tester.post(url, {"product": "MES", "version": "1.2.0"}, format="json"), 403)
-    both = dev.post(url, {"product": "MES", "version": "1.2.0", "artifact_url": "https://a.test/x.zip",
-                          "artifact": SimpleUploadedFile("x.zip", b"zip")}, format="multipart")
+    both = dev.post(
+        url,
+        {
+            "product": "MES",
+            "version": "1.2.0",
+            "artifact_url": "https://a.test/x.zip",
+            "artifact": SimpleUploadedFile("x.zip", b"zip"),
+        },
+        format="multipart",
+    )
     assert_error(both, 400)
     factories.release(cast["dev"], "1.2.0")
     assert_error(dev.post(url, {"product": "MES", "version": "1.2.0"}, format="json"), 400)
@@ -342,29 +438,40 @@ def test_release_refusals(cast, dev, tester):
 
 def test_artifact_over_the_limit_is_413_and_nothing_is_stored(settings, dev):
     settings.ARTIFACT_MAX_BYTES = 1024
-    response = dev.post(f"{API}/releases/", {"product": "MES", "version": "1.2.0",
-                                             "artifact": SimpleUploadedFile("big.zip", b"x" * 2048)},
-                        format="multipart")
+    response = dev.post(
+        f"{API}/releases/",
+        {"product": "MES", "version": "1.2.0", "artifact": SimpleUploadedFile("big.zip", b"x" * 2048)},
+        format="multipart",
+    )
     assert_error(response, 413, "too_large")
     assert Release.objects.count() == 0 and stored("artifacts") == []
 
 
 # --- Bad uploads, hostile text, malformed input --------------------------------------------------
-@pytest.mark.parametrize("name,content,status", [
-    ("report.pdf", b"<!doctype html><html><script>alert(1)</script></html>", 400),
-    ("chart.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', 400),
-    ("big.log", b"x" * 4096, 413),
-    ("empty.log", b"", 400),
-], ids=["html-as-pdf", "svg-script", "over-limit", "empty"])
+@pytest.mark.parametrize(
+    "name,content,status",
+    [
+        ("report.pdf", b"<!doctype html><html><script>alert(1)</script></html>", 400),
+        ("chart.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>', 400),
+        ("big.log", b"x" * 4096, 413),
+        ("empty.log", b"", 400),
+    ],
+    ids=["html-as-pdf", "svg-script", "over-limit", "empty"],
+)
 def test_bad_evidence_uploads_store_nothing(settings, dev, tester, draft, name, content, status):
     settings.EVIDENCE_MAX_BYTES = 2048
     before = stored()
-    response = dev.post(f"{API}/rfcs/{draft.uuid}/evidence/", {"file": SimpleUploadedFile(name, content),
-                                                                "kind": "test_report"}, format="multipart")
+    response = dev.post(
+        f"{API}/rfcs/{draft.uuid}/evidence/",
+        {"file": SimpleUploadedFile(name, content), "kind": "test_report"},
+        format="multipart",
+    )
     assert_error(response, status)
-    signoff = tester.post(f"{API}/rfcs/{draft.uuid}/signoff/", {
-        "site": "PLA", "comment": "ok", "files": [factories.png(), SimpleUploadedFile(name, content)]},
-        format="multipart")
+    signoff = tester.post(
+        f"{API}/rfcs/{draft.uuid}/signoff/",
+        {"site": "PLA", "comment": "ok", "files": [factories.png(), SimpleUploadedFile(name, content)]},
+        format="multipart",
+    )
     assert_error(signoff, status)
     assert stored() == before == []
     assert Evidence.objects.count() == 0 and UatSignoff.objects.count() == 0
@@ -374,13 +481,22 @@ def test_bad_evidence_uploads_store_nothing(settings, dev, tester, draft, name, 
 def test_oversized_or_overfull_forms_are_json_errors(settings, dev, tester, draft):
     """Django refuses these while parsing (SuspiciousOperation); the API still answers JSON."""
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
-    big = dev.post(f"{API}/rfcs/{draft.uuid}/evidence/", {"file": factories.log(), "kind": "log",
-                                                           "description": "x" * 4096}, format="multipart")
+    big = dev.post(
+        f"{API}/rfcs/{draft.uuid}/evidence/",
+        {"file": factories.log(), "kind": "log", "description": "x" * 4096},
+        format="multipart",
+    )
     assert_error(big, 413, "too_large")
     settings.DATA_UPLOAD_MAX_NUMBER_FILES = 2
-    many = tester.post(f"{API}/rfcs/{draft.uuid}/signoff/", {
-        "site": "PLA", "comment": "ok", "files": [factories.png("a.png"), factories.png("b.png"),
-                                                  factories.png("c.png")]}, format="multipart")
+    many = tester.post(
+        f"{API}/rfcs/{draft.uuid}/signoff/",
+        {
+            "site": "PLA",
+            "comment": "ok",
+            "files": [factories.png("a.png"), factories.png("b.png"), factories.png("c.png")],
+        },
+        format="multipart",
+    )
     assert_error(many, 400)
     assert stored() == [] and Evidence.objects.count() == 0
 
@@ -441,18 +557,25 @@ def _body(spec, release):
     if kind == "RELEASE":
         return {**base, "release": value}, "json"
     if kind == "IMPACTS":
-        impacts = {"not a list": "PLA", "[{}]": [{}], "[]": [], "unknown site": [{"site": "XXX", "lines": ["1"]}],
-                   "lines string": [{"site": "PLA", "lines": "Line 2"}],
-                   "twice": [{"site": "PLA", "lines": ["1"]}, {"site": "PLA", "lines": ["2"]}]}[value]
+        impacts = {
+            "not a list": "PLA",
+            "[{}]": [{}],
+            "[]": [],
+            "unknown site": [{"site": "XXX", "lines": ["1"]}],
+            "lines string": [{"site": "PLA", "lines": "Line 2"}],
+            "twice": [{"site": "PLA", "lines": ["1"]}, {"site": "PLA", "lines": ["2"]}],
+        }[value]
         return {**base, "impacts": impacts}, "json"
     if kind == "DOWNTIME":
         return {**base, "estimated_downtime_minutes": value}, "json"
     if kind == "TITLE":
         return {**base, "title": "x" * 201}, "json"
     if kind == "EVIDENCE":
-        return {"bad kind": {"file": factories.log(), "kind": "selfie"},
-                "no file": {"kind": "log"},
-                "bad supersedes": {"file": factories.log(), "kind": "log", "supersedes": "zzz"}}[value], "multipart"
+        return {
+            "bad kind": {"file": factories.log(), "kind": "selfie"},
+            "no file": {"kind": "log"},
+            "bad supersedes": {"file": factories.log(), "kind": "log", "supersedes": "zzz"},
+        }[value], "multipart"
     raise AssertionError(spec)
 
 
@@ -476,10 +599,21 @@ def test_list_filters(cast, dev, site_a, site_b):
     release = factories.release(cast["dev"], "1.0.1")
     major = factories.release(cast["dev"], "2.0.0")
     a = factories.rfc(cast["dev"], site_a, release=release, title="Label timeout")
-    b = factories.rfc(cast["dev"], site_b, release=release, title="Scanner driver",
-                      impacts=[{"site": site_b, "lines": ["Line 1"]}])
-    c = factories.rfc(make_user("dev2", Role.DEVELOPER), site_a, release=major, title="New MES screens",
-                      estimated_downtime_minutes=60, retraining_note="Half a day")
+    b = factories.rfc(
+        cast["dev"],
+        site_b,
+        release=release,
+        title="Scanner driver",
+        impacts=[{"site": site_b, "lines": ["Line 1"]}],
+    )
+    c = factories.rfc(
+        make_user("dev2", Role.DEVELOPER),
+        site_a,
+        release=major,
+        title="New MES screens",
+        estimated_downtime_minutes=60,
+        retraining_note="Half a day",
+    )
     Rfc.objects.filter(pk=b.pk).update(state=RfcState.SUBMITTED)
 
     def numbers(**params):
@@ -515,8 +649,13 @@ def test_list_query_count_is_the_same_for_10_and_100_rfcs(cast, site_a, site_b):
     def add(count):
         for i in range(count):
             site = site_a if i % 2 else site_b
-            factories.rfc(authors[i % 2], site, release=release, title=f"Change {i}",
-                          impacts=[{"site": site, "lines": [f"Line {i}"], "modules": ["MES"]}])
+            factories.rfc(
+                authors[i % 2],
+                site,
+                release=release,
+                title=f"Change {i}",
+                impacts=[{"site": site, "lines": [f"Line {i}"], "modules": ["MES"]}],
+            )
 
     add(10)
     small, small_all = _list_queries(api), _list_queries(api, {"page_size": 200})
@@ -529,6 +668,12 @@ def test_list_query_count_is_the_same_for_10_and_100_rfcs(cast, site_a, site_b):
 
 def test_the_schema_documents_the_rfc_routes(client, cast):
     text = client.get("/api/schema/").content.decode()
-    for path in ("/api/v1/releases/", "/api/v1/rfcs/{uuid}/gates/", "/api/v1/rfcs/{uuid}/evidence/",
-                 "/api/v1/rfcs/{uuid}/submit/", "/api/v1/rfcs/{uuid}/signoff/", "/api/v1/rfcs/{uuid}/transition/"):
+    for path in (
+        "/api/v1/releases/",
+        "/api/v1/rfcs/{uuid}/gates/",
+        "/api/v1/rfcs/{uuid}/evidence/",
+        "/api/v1/rfcs/{uuid}/submit/",
+        "/api/v1/rfcs/{uuid}/signoff/",
+        "/api/v1/rfcs/{uuid}/transition/",
+    ):
         assert path in text

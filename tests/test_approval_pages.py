@@ -29,6 +29,8 @@ def _mail_at_once(monkeypatch):
     """These tests run inside one transaction that never commits: send each mail at once instead of
     on commit (tests/test_approvals.py::test_a_rolled_back_send_mails_nothing covers the commit rule)."""
     monkeypatch.setattr("approvals.mail.after_commit", lambda send: send())
+
+
 LINK = re.compile(r"(https?://\S+/approvals/link/[\w-]+/)")
 
 
@@ -50,9 +52,12 @@ def requested(people, site_a, settings):
 
 def state_of(rfc) -> tuple:
     """Everything a click must not change."""
-    return (Rfc.objects.get(pk=rfc.pk).state, Signature.objects.count(),
-            tuple(EmailLink.objects.order_by("pk").values_list("used_at", flat=True)),
-            tuple(Approval.objects.order_by("pk").values_list("state", flat=True)))
+    return (
+        Rfc.objects.get(pk=rfc.pk).state,
+        Signature.objects.count(),
+        tuple(EmailLink.objects.order_by("pk").values_list("used_at", flat=True)),
+        tuple(Approval.objects.order_by("pk").values_list("state", flat=True)),
+    )
 
 
 def path_of(url: str) -> str:
@@ -130,7 +135,9 @@ def test_expired_link(people, requested):
 def test_link_of_another_user(people, requested):
     rfc, url = requested
     before = state_of(rfc)
-    response = client_for(people["opsmanager"]).post(path_of(url), {"decision": "approve", "password": PASSWORD})
+    response = client_for(people["opsmanager"]).post(
+        path_of(url), {"decision": "approve", "password": PASSWORD}
+    )
     assert response.status_code == 403
     assert "sent to someone else" in response.content.decode()
     assert state_of(rfc) == before
@@ -179,12 +186,20 @@ def test_another_sites_approval_is_a_404(people, site_b, requested):
 def test_absence_page(people, site_a):
     client = client_for(people["itmanager"])
     now = clock.now()
-    bad = client.post("/approvals/absence/", {"starts_at": now.isoformat(), "ends_at": now.isoformat(),
-                                               "delegate": "itmanager_a"})
+    bad = client.post(
+        "/approvals/absence/",
+        {"starts_at": now.isoformat(), "ends_at": now.isoformat(), "delegate": "itmanager_a"},
+    )
     assert bad.status_code == 400 and "must end after" in bad.content.decode()
-    good = client.post("/approvals/absence/", {"starts_at": now.isoformat(),
-                                                "ends_at": (now + timedelta(days=2)).isoformat(),
-                                                "delegate": "itmanager_a", "reason": "Training"})
+    good = client.post(
+        "/approvals/absence/",
+        {
+            "starts_at": now.isoformat(),
+            "ends_at": (now + timedelta(days=2)).isoformat(),
+            "delegate": "itmanager_a",
+            "reason": "Training",
+        },
+    )
     assert good.status_code == 302
     assert AuditEvent.objects.filter(action="approvals.absence.set").exists()
     assert "Itmanager_a" in client.get("/approvals/absence/").content.decode()
@@ -213,8 +228,10 @@ def test_api_pending_approve_and_reject(people, requested):
     rows = listing.json()["results"] if isinstance(listing.json(), dict) else listing.json()
     assert [row["rfc_number"] for row in rows] == [rfc.number]
     approval_id = rows[0]["id"]
-    assert api_client_for(people["dev"]).get("/api/v1/approvals/").json() in ([], {"count": 0, "next": None,
-                                                                                 "previous": None, "results": []})
+    assert api_client_for(people["dev"]).get("/api/v1/approvals/").json() in (
+        [],
+        {"count": 0, "next": None, "previous": None, "results": []},
+    )
     wrong = api.post(f"/api/v1/approvals/{approval_id}/approve/", {"password": "nope"}, format="json")
     assert wrong.status_code == 403 and wrong.json()["code"]
     missing = api.post(f"/api/v1/approvals/{approval_id}/reject/", {"password": PASSWORD}, format="json")

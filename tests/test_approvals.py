@@ -79,9 +79,14 @@ def test_minor_needs_it_then_operations(managers, site_a):
 
 
 def test_major_ends_with_cio_and_plant_director_together(managers, site_a):
-    rfc = submitted(managers, site_a, "2.0.0", estimated_downtime_minutes=30, retraining_note="Brief shift leads.")
-    assert chain(rfc) == [(["it_manager"], "all"), (["operations_manager"], "all"),
-                          (["cio", "plant_director"], "all")]
+    rfc = submitted(
+        managers, site_a, "2.0.0", estimated_downtime_minutes=30, retraining_note="Brief shift leads."
+    )
+    assert chain(rfc) == [
+        (["it_manager"], "all"),
+        (["operations_manager"], "all"),
+        (["cio", "plant_director"], "all"),
+    ]
 
 
 def test_high_risk_patch_gets_the_business_step(managers, site_a):
@@ -190,8 +195,13 @@ def test_rejection_needs_a_reason_and_returns_to_draft(managers, site_a):
     assert Approval.objects.get(rfc=rfc, role="operations_manager").state == ApprovalState.CLOSED
     with pytest.raises(StateConflict):
         approve(managers["opsmanager"], rfc, "operations_manager") if Approval.objects.filter(
-            rfc=rfc, state=ApprovalState.PENDING).exists() else services.sign(
-            managers["opsmanager"], Approval.objects.get(rfc=rfc, role="operations_manager"), "approve", PASSWORD)
+            rfc=rfc, state=ApprovalState.PENDING
+        ).exists() else services.sign(
+            managers["opsmanager"],
+            Approval.objects.get(rfc=rfc, role="operations_manager"),
+            "approve",
+            PASSWORD,
+        )
 
 
 def test_an_edit_after_approval_voids_the_signatures(managers, site_a):
@@ -234,8 +244,13 @@ def test_delegate_signs_on_behalf_of_an_absent_approver(managers, site_a, mailou
     now = clock.now()
     with pytest.raises(ValidationError, match="holds none"):
         services.set_absence(away, delegate=managers["dev"], starts_at=now, ends_at=now + timedelta(days=3))
-    services.set_absence(away, delegate=delegate, starts_at=now - timedelta(hours=1),
-                         ends_at=now + timedelta(days=3), reason="Holiday")
+    services.set_absence(
+        away,
+        delegate=delegate,
+        starts_at=now - timedelta(hours=1),
+        ends_at=now + timedelta(days=3),
+        reason="Holiday",
+    )
     # Only the site's own manager and the delegate may sign: no global IT manager in this plant.
     managers["itmanager"].groups.clear()
     rfc = submitted(managers, site_a)
@@ -251,8 +266,12 @@ def test_delegate_signs_on_behalf_of_an_absent_approver(managers, site_a, mailou
 
 def test_delegation_ends_with_the_absence(managers, site_a):
     now = clock.now()
-    services.set_absence(managers["itmanager_a"], delegate=managers["itmanager_b"], starts_at=now,
-                         ends_at=now + timedelta(hours=2))
+    services.set_absence(
+        managers["itmanager_a"],
+        delegate=managers["itmanager_b"],
+        starts_at=now,
+        ends_at=now + timedelta(hours=2),
+    )
     rfc = submitted(managers, site_a)
     with time_machine.travel(now + timedelta(hours=3)), pytest.raises(PermissionDenied):
         approve(managers["itmanager_b"], rfc, "it_manager")

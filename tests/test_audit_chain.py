@@ -25,10 +25,18 @@ def _tamper(sql: str, params=()) -> None:
 
 @pytest.mark.django_db
 def test_record_appends_linked_events():
-    first = record("tests.thing.created", actor_name="alice", object_type="tests.thing", object_id="1",
-                   after={"n": 1})
-    second = record("tests.thing.updated", actor_name="alice", object_type="tests.thing", object_id="1",
-                    before={"n": 1}, after={"n": 2}, reason="because")
+    first = record(
+        "tests.thing.created", actor_name="alice", object_type="tests.thing", object_id="1", after={"n": 1}
+    )
+    second = record(
+        "tests.thing.updated",
+        actor_name="alice",
+        object_type="tests.thing",
+        object_id="1",
+        before={"n": 1},
+        after={"n": 2},
+        reason="because",
+    )
     assert (first.seq, second.seq) == (1, 2)
     assert first.prev_hash == GENESIS_HASH and second.prev_hash == first.hash
     assert len(second.hash) == 64 and second.hash != first.hash
@@ -48,8 +56,12 @@ def test_event_rolls_back_with_the_change_it_describes():
 
 @pytest.mark.django_db
 def test_request_context_lands_in_the_event(client, cast):
-    client.post("/accounts/login/", {"username": "dev", "password": PASSWORD}, HTTP_X_REQUEST_ID="req-42",
-                REMOTE_ADDR="10.1.2.3")
+    client.post(
+        "/accounts/login/",
+        {"username": "dev", "password": PASSWORD},
+        HTTP_X_REQUEST_ID="req-42",
+        REMOTE_ADDR="10.1.2.3",
+    )
     event = AuditEvent.objects.get(action="accounts.login.succeeded")
     assert (event.actor_name, event.request_id, event.ip_address) == ("dev", "req-42", "10.1.2.3")
 
@@ -59,10 +71,16 @@ def test_logins_logouts_and_failures_are_recorded(client, cast):
     assert not client.login(username="dev", password="wrong")
     assert client.login(username="dev", password=PASSWORD)
     client.post("/accounts/logout/")
-    actions = list(AuditEvent.objects.filter(action__startswith="accounts.log").order_by("seq")
-                   .values_list("action", "actor_name"))
-    assert actions == [("accounts.login.failed", "dev"), ("accounts.login.succeeded", "dev"),
-                       ("accounts.logout", "dev")]
+    actions = list(
+        AuditEvent.objects.filter(action__startswith="accounts.log")
+        .order_by("seq")
+        .values_list("action", "actor_name")
+    )
+    assert actions == [
+        ("accounts.login.failed", "dev"),
+        ("accounts.login.succeeded", "dev"),
+        ("accounts.logout", "dev"),
+    ]
     failed = AuditEvent.objects.get(action="accounts.login.failed")
     assert "wrong" not in str(failed.after) and failed.actor_id is None
 
@@ -106,14 +124,21 @@ def test_truncated_tail_is_detected_against_the_head():
 
 @pytest.mark.postgres
 @pytest.mark.django_db
-@pytest.mark.parametrize("statement", [
-    "UPDATE audit_auditevent SET actor_name = 'mallory'",
-    "DELETE FROM audit_auditevent",
-    "TRUNCATE audit_auditevent",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_auditevent SET actor_name = 'mallory'",
+        "DELETE FROM audit_auditevent",
+        "TRUNCATE audit_auditevent",
+    ],
+)
 def test_postgres_triggers_refuse_changes(statement):
     record("tests.thing.created", actor_name="alice")
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
         cursor.execute(statement)
     assert AuditEvent.objects.filter(actor_name="alice").count() == 1
 
@@ -153,8 +178,12 @@ def test_nightly_task_records_the_verification():
     from audit.tasks import verify_chain
 
     record("tests.thing.created", actor_name="alice")
-    assert verify_chain() == {"ok": True, "count": 1, "head": AuditEvent.objects.get(seq=1).hash,
-                              "first_bad": None}
+    assert verify_chain() == {
+        "ok": True,
+        "count": 1,
+        "head": AuditEvent.objects.get(seq=1).hash,
+        "first_bad": None,
+    }
     event = AuditEvent.objects.get(action="audit.chain.verified")
     assert event.after["ok"] is True and event.after["count"] == 1
 

@@ -29,9 +29,14 @@ def heads_file(settings, tmp_path):
 
 def seed(n: int, **fields) -> None:
     for i in range(n):
-        record(fields.get("action", "tests.thing.changed"), actor_name=fields.get("actor", "alice"),
-               object_type="releases.rfc", object_id=fields.get("object", f"RFC-2026-{i:04d}"),
-               site_code=fields.get("site", "PLA"), reason=fields.get("reason", f"reason {i}"))
+        record(
+            fields.get("action", "tests.thing.changed"),
+            actor_name=fields.get("actor", "alice"),
+            object_type="releases.rfc",
+            object_id=fields.get("object", f"RFC-2026-{i:04d}"),
+            site_code=fields.get("site", "PLA"),
+            reason=fields.get("reason", f"reason {i}"),
+        )
 
 
 def rows(response) -> list[int]:
@@ -48,21 +53,29 @@ def test_only_admins_and_auditors_read_the_trail(cast):
 def test_filters(cast):
     seed(3, object="RFC-2026-0042", site="PLB", actor="bob", action="releases.rfc.submit")
     seed(4)
-    record("releases.rfc.reject", actor_name="carol", object_type="releases.rfc", object_id="RFC-2026-0042",
-           reason="Undo script missing for the labels table")
+    record(
+        "releases.rfc.reject",
+        actor_name="carol",
+        object_type="releases.rfc",
+        object_id="RFC-2026-0042",
+        reason="Undo script missing for the labels table",
+    )
     client = client_for(cast["auditor"])
     url = reverse("audit:list")
 
     def matching(**query):
-        return {e.action for e in client.get(url, query).context["events"] if e.action.startswith("releases.")} | {
-            e.object_id for e in client.get(url, query).context["events"] if e.object_id.startswith("RFC")}
+        return {
+            e.action for e in client.get(url, query).context["events"] if e.action.startswith("releases.")
+        } | {e.object_id for e in client.get(url, query).context["events"] if e.object_id.startswith("RFC")}
 
     assert len(client.get(url, {"object": "RFC-2026-0042"}).context["events"]) == 4
     assert {e.actor_name for e in client.get(url, {"actor": "bob"}).context["events"]} == {"bob"}
     assert {e.site_code for e in client.get(url, {"site": "PLB"}).context["events"]} == {"PLB"}
     assert [e.actor_name for e in client.get(url, {"text": "undo script"}).context["events"]] == ["carol"]
     assert {e.action for e in client.get(url, {"action": "releases.rfc"}).context["events"]} == {
-        "releases.rfc.submit", "releases.rfc.reject"}
+        "releases.rfc.submit",
+        "releases.rfc.reject",
+    }
     assert client.get(url, {"start": "2026-13-45"}).status_code == 400
     assert matching(start="2000-01-01", end="2999-12-31")
 
@@ -79,8 +92,11 @@ def test_keyset_pages_are_stable_under_inserts(cast):
     second = rows(client.get(url, {"action": "tests.", "before": older}))
     assert second[0] == page_one[-1] - 1 and len(second) == 50  # exactly where page one ended
     newer = rows(client.get(url, {"action": "tests.", "after": page_one[0]}))
-    assert newer == list(AuditEvent.objects.filter(action__startswith="tests.", seq__gt=page_one[0])
-                         .order_by("-seq").values_list("seq", flat=True))  # the 30 that arrived
+    assert newer == list(
+        AuditEvent.objects.filter(action__startswith="tests.", seq__gt=page_one[0])
+        .order_by("-seq")
+        .values_list("seq", flat=True)
+    )  # the 30 that arrived
     assert len(newer) == 30
 
 
@@ -104,12 +120,18 @@ def test_page_queries_do_not_grow_with_the_trail(cast):
 
 
 # --- Export ---------------------------------------------------------------------------------------------
-DANGEROUS = ["=HYPERLINK(\"http://evil\")", "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd"]
+DANGEROUS = ['=HYPERLINK("http://evil")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd"]
 
 
 def test_csv_export_neutralises_formulas_and_streams(cast):
     for text in DANGEROUS:
-        record("tests.csv.injection", actor_name="mallory", object_type="x", object_id="RFC-2026-0099", reason=text)
+        record(
+            "tests.csv.injection",
+            actor_name="mallory",
+            object_type="x",
+            object_id="RFC-2026-0099",
+            reason=text,
+        )
     response = client_for(cast["auditor"]).get(reverse("audit:export_csv"), {"object": "RFC-2026-0099"})
     assert response.streaming and response["Content-Type"].startswith("text/csv")
     assert response["Content-Disposition"].startswith("attachment;")
@@ -117,7 +139,9 @@ def test_csv_export_neutralises_formulas_and_streams(cast):
     table = list(csv.DictReader(io.StringIO(body)))
     reasons = [row["reason"] for row in table]
     assert reasons == ["'" + text for text in DANGEROUS]
-    assert all(not cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in table for cell in row.values())
+    assert all(
+        not cell.startswith(("=", "+", "-", "@", "\t", "\r")) for row in table for cell in row.values()
+    )
     assert AuditEvent.objects.filter(action="audit.trail.exported").exists()
 
 
@@ -161,12 +185,23 @@ def test_verify_detects_a_deleted_event():
 def test_verify_detects_an_inserted_event():
     seed(5)
     last = AuditEvent.objects.order_by("-seq").first()
-    forged = AuditEvent(seq=last.seq + 1, occurred_at=last.occurred_at, actor_name="mallory", action="tests.forged",
-                        object_type="x", object_id="y", prev_hash=last.hash, reason="inserted")
+    forged = AuditEvent(
+        seq=last.seq + 1,
+        occurred_at=last.occurred_at,
+        actor_name="mallory",
+        action="tests.forged",
+        object_type="x",
+        object_id="y",
+        prev_hash=last.hash,
+        reason="inserted",
+    )
     forged.hash = compute_hash(forged)  # a perfect link, but the chain head was not moved
-    _raw("INSERT INTO audit_auditevent (seq, occurred_at, actor_name, action, object_type, object_id, object_repr, "
-         "site_code, request_id, reason, prev_hash, hash) VALUES (%s, %s, 'mallory', 'tests.forged', 'x', 'y', '', "
-         "'', '', 'inserted', %s, %s)", [forged.seq, forged.occurred_at, forged.prev_hash, forged.hash])
+    _raw(
+        "INSERT INTO audit_auditevent (seq, occurred_at, actor_name, action, object_type, object_id, object_repr, "
+        "site_code, request_id, reason, prev_hash, hash) VALUES (%s, %s, 'mallory', 'tests.forged', 'x', 'y', '', "
+        "'', '', 'inserted', %s, %s)",
+        [forged.seq, forged.occurred_at, forged.prev_hash, forged.hash],
+    )
     result = verify()
     assert not result.ok and "chain head" in result.problem
 
@@ -182,8 +217,10 @@ def test_a_rewritten_chain_is_caught_by_the_published_head(heads_file):
     for event in AuditEvent.objects.filter(seq__gte=2).order_by("seq"):
         event.reason, event.prev_hash = "rewritten", previous
         event.hash = compute_hash(event)
-        _raw("UPDATE audit_auditevent SET reason = %s, prev_hash = %s, hash = %s WHERE seq = %s",
-             [event.reason, event.prev_hash, event.hash, event.seq])
+        _raw(
+            "UPDATE audit_auditevent SET reason = %s, prev_hash = %s, hash = %s WHERE seq = %s",
+            [event.reason, event.prev_hash, event.hash, event.seq],
+        )
         previous = event.hash
     _raw("UPDATE audit_chainhead SET hash = %s WHERE id = 1", [previous])
     result = verify()
@@ -220,7 +257,9 @@ def test_date_range_filter(cast):
         with time_machine.travel(datetime(2026, 3, day, 12, tzinfo=UTC), tick=False):
             record("tests.dated", actor_name="alice", object_type="x", object_id=f"D{day}")
     client = client_for(cast["auditor"])
-    found = client.get(reverse("audit:list"), {"action": "tests.dated", "start": "2026-03-02", "end": "2026-03-03"})
+    found = client.get(
+        reverse("audit:list"), {"action": "tests.dated", "start": "2026-03-02", "end": "2026-03-03"}
+    )
     assert [e.object_id for e in found.context["events"]] == ["D3", "D2"]
     empty = client.get(reverse("audit:list"), {"action": "tests.dated", "start": "2030-01-01"})
     assert empty.context["events"] == []

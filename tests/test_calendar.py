@@ -23,8 +23,14 @@ DEFAULT_HANDOVERS = tuple(Handover(time(h), 30) for h in (6, 14, 22))
 
 
 def plant(tz="Europe/Berlin", country="DE", subdivision="BE", **extra) -> Rules:
-    return Rules(timezone=tz, windows=DEFAULT_WINDOWS, handovers=DEFAULT_HANDOVERS, holiday_country=country,
-                 holiday_subdivision=subdivision, **extra)
+    return Rules(
+        timezone=tz,
+        windows=DEFAULT_WINDOWS,
+        handovers=DEFAULT_HANDOVERS,
+        holiday_country=country,
+        holiday_subdivision=subdivision,
+        **extra,
+    )
 
 
 def local(y, m, d, hh, mm=0, tz=BERLIN) -> datetime:
@@ -35,8 +41,13 @@ def local(y, m, d, hh, mm=0, tz=BERLIN) -> datetime:
 SEED = [
     # (what, local start, duration, allowed, a reason that must be named)
     ("Tuesday 09:00", local(2026, 11, 10, 9), 30, True, None),
-    ("Tuesday 10:45 for 30 min does not fit", local(2026, 11, 10, 10, 45), 30, False,
-     "window ends 11:00 but deployment (30 min) + 15 min smoke test + 15 min rollback budget need until 11:45"),
+    (
+        "Tuesday 10:45 for 30 min does not fit",
+        local(2026, 11, 10, 10, 45),
+        30,
+        False,
+        "window ends 11:00 but deployment (30 min) + 15 min smoke test + 15 min rollback budget need until 11:45",
+    ),
     ("Friday 10:00", local(2026, 11, 13, 10), 30, False, "Friday"),
     ("Wednesday 14:10 (handover)", local(2026, 11, 11, 14, 10), 30, False, "shift handover 14:00 ±30 min"),
     ("Thursday 14:30", local(2026, 11, 12, 14, 30), 30, True, None),
@@ -48,7 +59,9 @@ SEED = [
 ]
 
 
-@pytest.mark.parametrize(("what", "start", "duration", "allowed", "reason"), SEED, ids=[row[0] for row in SEED])
+@pytest.mark.parametrize(
+    ("what", "start", "duration", "allowed", "reason"), SEED, ids=[row[0] for row in SEED]
+)
 def test_seed_rules(what, start, duration, allowed, reason):
     decision = check(plant(), start, duration)
     assert decision.allowed is allowed, decision.reasons
@@ -79,7 +92,9 @@ def test_every_reason_is_listed():
 
 
 def test_unenforced_environment_is_always_allowed():
-    rules = Rules(timezone="Europe/Berlin", enforced=False, windows=DEFAULT_WINDOWS, handovers=DEFAULT_HANDOVERS)
+    rules = Rules(
+        timezone="Europe/Berlin", enforced=False, windows=DEFAULT_WINDOWS, handovers=DEFAULT_HANDOVERS
+    )
     assert check(rules, local(2026, 11, 13, 14), 30).allowed
     slots = next_slots(rules, local(2026, 11, 13, 14), 30, count=3)
     assert [s.start for s in slots] == [local(2026, 11, 13, 14) + timedelta(hours=h) for h in range(3)]
@@ -96,8 +111,8 @@ def test_next_slots_skip_handovers_fridays_and_respect_the_fit():
     starts = [s.start.astimezone(BERLIN).replace(tzinfo=None) for s in slots]
     assert starts == [
         datetime(2026, 11, 10, 14, 30),  # the afternoon window opens after the handover buffer
-        datetime(2026, 11, 11, 9, 0),    # 15:30 + 60 min would end after 16:00
-        datetime(2026, 11, 11, 10, 0),   # back to back: ends exactly at 11:00
+        datetime(2026, 11, 11, 9, 0),  # 15:30 + 60 min would end after 16:00
+        datetime(2026, 11, 11, 10, 0),  # back to back: ends exactly at 11:00
         datetime(2026, 11, 11, 14, 30),
     ]
     assert all(s.end - s.start == timedelta(minutes=60) for s in slots)
@@ -111,18 +126,23 @@ def test_next_slots_across_a_quarter_close_and_christmas():
 
 # --- DST ---------------------------------------------------------------------------------------
 def test_day_length_on_dst_days():
-    assert calendar.day_bounds(date(2026, 3, 29), BERLIN)[1] - calendar.day_bounds(date(2026, 3, 29), BERLIN)[0] \
-        == timedelta(hours=23)
-    assert calendar.day_bounds(date(2026, 10, 25), BERLIN)[1] - calendar.day_bounds(date(2026, 10, 25), BERLIN)[0] \
-        == timedelta(hours=25)
+    assert calendar.day_bounds(date(2026, 3, 29), BERLIN)[1] - calendar.day_bounds(date(2026, 3, 29), BERLIN)[
+        0
+    ] == timedelta(hours=23)
+    assert calendar.day_bounds(date(2026, 10, 25), BERLIN)[1] - calendar.day_bounds(
+        date(2026, 10, 25), BERLIN
+    )[0] == timedelta(hours=25)
 
 
-@pytest.mark.parametrize(("tz", "before", "after", "utc_before", "utc_after"), [
-    (BERLIN, date(2026, 3, 24), date(2026, 3, 31), 8, 7),     # CET → CEST
-    (BERLIN, date(2026, 10, 20), date(2026, 10, 27), 7, 8),   # CEST → CET
-    (CHICAGO, date(2026, 3, 3), date(2026, 3, 10), 15, 14),   # CST → CDT
-    (CHICAGO, date(2026, 10, 27), date(2026, 11, 3), 14, 15),  # CDT → CST
-])
+@pytest.mark.parametrize(
+    ("tz", "before", "after", "utc_before", "utc_after"),
+    [
+        (BERLIN, date(2026, 3, 24), date(2026, 3, 31), 8, 7),  # CET → CEST
+        (BERLIN, date(2026, 10, 20), date(2026, 10, 27), 7, 8),  # CEST → CET
+        (CHICAGO, date(2026, 3, 3), date(2026, 3, 10), 15, 14),  # CST → CDT
+        (CHICAGO, date(2026, 10, 27), date(2026, 11, 3), 14, 15),  # CDT → CST
+    ],
+)
 def test_windows_keep_local_time_across_dst(tz, before, after, utc_before, utc_after):
     rules = plant(tz=tz.key, country="", quarter_close_days=0)
     first = next_slots(rules, datetime.combine(before, time(0), tzinfo=tz), 30, count=1)[0]
@@ -134,20 +154,36 @@ def test_windows_keep_local_time_across_dst(tz, before, after, utc_before, utc_a
 
 def test_a_local_time_that_does_not_exist_is_shifted_forward():
     # Berlin, 29 March 2026: 02:00 jumps to 03:00. A handover "at 02:30" happens at 03:30 CEST.
-    rules = Rules(timezone="Europe/Berlin", enforced=True, windows=(Window(6, time(0), time(23, 59)),),
-                  handovers=(Handover(time(2, 30), 30),), block_fridays=False, quarter_close_days=0)
-    blocked = calendar.blocks_between(rules, datetime(2026, 3, 29, 0, tzinfo=UTC), datetime(2026, 3, 29, 4, tzinfo=UTC))
-    assert [(b.start, b.end) for b in blocked] == [(datetime(2026, 3, 29, 1, 0, tzinfo=UTC),
-                                                    datetime(2026, 3, 29, 2, 0, tzinfo=UTC))]
+    rules = Rules(
+        timezone="Europe/Berlin",
+        enforced=True,
+        windows=(Window(6, time(0), time(23, 59)),),
+        handovers=(Handover(time(2, 30), 30),),
+        block_fridays=False,
+        quarter_close_days=0,
+    )
+    blocked = calendar.blocks_between(
+        rules, datetime(2026, 3, 29, 0, tzinfo=UTC), datetime(2026, 3, 29, 4, tzinfo=UTC)
+    )
+    assert [(b.start, b.end) for b in blocked] == [
+        (datetime(2026, 3, 29, 1, 0, tzinfo=UTC), datetime(2026, 3, 29, 2, 0, tzinfo=UTC))
+    ]
     assert not check(rules, datetime(2026, 3, 29, 1, 15, tzinfo=UTC), 0).allowed
     assert check(rules, datetime(2026, 3, 29, 2, 0, tzinfo=UTC), 0).allowed
 
 
 def test_a_local_time_that_occurs_twice_means_the_first():
     # Berlin, 25 October 2026: 03:00 goes back to 02:00; 02:30 happens at 00:30 and at 01:30 UTC.
-    rules = Rules(timezone="Europe/Berlin", enforced=True, windows=(Window(6, time(0), time(23, 59)),),
-                  handovers=(Handover(time(2, 30), 15),), block_fridays=False, quarter_close_days=0,
-                  smoke_test_minutes=0, rollback_budget_minutes=0)
+    rules = Rules(
+        timezone="Europe/Berlin",
+        enforced=True,
+        windows=(Window(6, time(0), time(23, 59)),),
+        handovers=(Handover(time(2, 30), 15),),
+        block_fridays=False,
+        quarter_close_days=0,
+        smoke_test_minutes=0,
+        rollback_budget_minutes=0,
+    )
     assert not check(rules, datetime(2026, 10, 25, 0, 30, tzinfo=UTC), 10).allowed
     assert check(rules, datetime(2026, 10, 25, 1, 30, tzinfo=UTC), 10).allowed
 
@@ -178,25 +214,43 @@ def rule_sets(draw):
         start = draw(st.integers(0, 22 * 4)) * 15
         length = draw(st.integers(2, 24)) * 15
         end = min(start + length, 23 * 60 + 59)
-        windows.append(Window(draw(st.integers(0, 6)), time(start // 60, start % 60), time(end // 60, end % 60)))
-    handovers = tuple(Handover(time(draw(st.integers(0, 23)), draw(st.sampled_from([0, 15, 30]))),
-                               draw(st.integers(0, 60))) for _ in range(draw(st.integers(0, 3))))
+        windows.append(
+            Window(draw(st.integers(0, 6)), time(start // 60, start % 60), time(end // 60, end % 60))
+        )
+    handovers = tuple(
+        Handover(time(draw(st.integers(0, 23)), draw(st.sampled_from([0, 15, 30]))), draw(st.integers(0, 60)))
+        for _ in range(draw(st.integers(0, 3)))
+    )
     freezes = []
     for n in range(draw(st.integers(0, 2))):
         begin = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=draw(st.integers(0, 400 * 24 * 60)))
         freezes.append(Freeze(f"F{n}", begin, begin + timedelta(minutes=draw(st.integers(1, 14 * 24 * 60)))))
-    return Rules(timezone=draw(st.sampled_from(ZONES)), windows=tuple(windows), handovers=handovers,
-                 block_fridays=draw(st.booleans()), quarter_close_days=draw(st.sampled_from([0, 3, 10])),
-                 freezes=tuple(freezes), holiday_country=draw(st.sampled_from(["", "DE", "US"])),
-                 smoke_test_minutes=draw(st.sampled_from([0, 15])), rollback_budget_minutes=draw(st.sampled_from([0, 15])))
+    return Rules(
+        timezone=draw(st.sampled_from(ZONES)),
+        windows=tuple(windows),
+        handovers=handovers,
+        block_fridays=draw(st.booleans()),
+        quarter_close_days=draw(st.sampled_from([0, 3, 10])),
+        freezes=tuple(freezes),
+        holiday_country=draw(st.sampled_from(["", "DE", "US"])),
+        smoke_test_minutes=draw(st.sampled_from([0, 15])),
+        rollback_budget_minutes=draw(st.sampled_from([0, 15])),
+    )
 
 
-minutes_2026 = st.integers(0, 365 * 24 * 60).map(lambda m: datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=m))
+minutes_2026 = st.integers(0, 365 * 24 * 60).map(
+    lambda m: datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=m)
+)
 
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rules=rule_sets(), after=minutes_2026, duration=st.integers(0, 240), emergency=st.booleans(),
-       probe=st.floats(0, 1))
+@given(
+    rules=rule_sets(),
+    after=minutes_2026,
+    duration=st.integers(0, 240),
+    emergency=st.booleans(),
+    probe=st.floats(0, 1),
+)
 def test_slots_are_allowed_earliest_and_clear_of_blocks(rules, after, duration, emergency, probe):
     slots = next_slots(rules, after, duration, count=4, emergency=emergency, horizon_days=60)
     need = rules.need(duration)
@@ -244,10 +298,18 @@ def test_a_new_site_gets_the_default_calendar_and_prod_enforces_it(site_a):
 
 @pytest.mark.django_db
 def test_database_rules_include_site_and_global_freezes(site_a, site_b):
-    FreezeRow.objects.create(site=site_a, name="Line 2 rebuild", starts_at=datetime(2026, 11, 9, tzinfo=UTC),
-                             ends_at=datetime(2026, 11, 12, tzinfo=UTC))
-    FreezeRow.objects.create(site=None, name="Group audit", starts_at=datetime(2026, 11, 17, tzinfo=UTC),
-                             ends_at=datetime(2026, 11, 18, tzinfo=UTC))
+    FreezeRow.objects.create(
+        site=site_a,
+        name="Line 2 rebuild",
+        starts_at=datetime(2026, 11, 9, tzinfo=UTC),
+        ends_at=datetime(2026, 11, 12, tzinfo=UTC),
+    )
+    FreezeRow.objects.create(
+        site=None,
+        name="Group audit",
+        starts_at=datetime(2026, 11, 17, tzinfo=UTC),
+        ends_at=datetime(2026, 11, 18, tzinfo=UTC),
+    )
     prod_a = site_a.environments.get(tier=Tier.PROD)
     prod_b = site_b.environments.get(tier=Tier.PROD)
     assert check(rules_for(prod_a), local(2026, 11, 10, 9), 30).reasons == ["freeze: Line 2 rebuild"]

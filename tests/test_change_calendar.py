@@ -43,23 +43,41 @@ def deploy(cast, site, start: datetime, *, rfc=None, emergency: bool = False, mi
     title = extra.pop("title", "Raise label printer timeout")
     rfc = rfc or factories.rfc(cast["dev"], site, version=f"1.0.{next(_patch)}", title=title)
     return Deployment.objects.create(
-        rfc=rfc, environment=_prod(site), scheduled_start=start,
-        scheduled_end=start + timedelta(minutes=minutes + 30), duration_minutes=minutes,
-        scheduled_by=cast["releasemgr"], emergency=emergency, **extra)
+        rfc=rfc,
+        environment=_prod(site),
+        scheduled_start=start,
+        scheduled_end=start + timedelta(minutes=minutes + 30),
+        duration_minutes=minutes,
+        scheduled_by=cast["releasemgr"],
+        emergency=emergency,
+        **extra,
+    )
 
 
 @pytest.fixture
 def plan(cast, site_a, site_b):
     """One normal and one emergency deployment at plant A, one at plant B, a freeze at plant A."""
-    normal = deploy(cast, site_a, datetime(2026, 5, 12, 7, 0, tzinfo=UTC), title="Raise label printer timeout")
-    urgent = deploy(cast, site_a, datetime(2026, 5, 13, 18, 0, tzinfo=UTC), emergency=True,
-                    title="Patch scanner crash")
+    normal = deploy(
+        cast, site_a, datetime(2026, 5, 12, 7, 0, tzinfo=UTC), title="Raise label printer timeout"
+    )
+    urgent = deploy(
+        cast, site_a, datetime(2026, 5, 13, 18, 0, tzinfo=UTC), emergency=True, title="Patch scanner crash"
+    )
     chicago = deploy(cast, site_b, datetime(2026, 5, 12, 14, 0, tzinfo=UTC), title="Chicago pallet labels")
-    cancelled = deploy(cast, site_a, datetime(2026, 5, 12, 12, 0, tzinfo=UTC), title="Cancelled one",
-                       state=DeploymentState.CANCELLED)
-    freeze = Freeze.objects.create(site=site_a, name="Press line retrofit", reason="Line 3 rebuilt by the vendor",
-                                   starts_at=datetime(2026, 5, 13, 10, 0, tzinfo=UTC),
-                                   ends_at=datetime(2026, 5, 13, 16, 0, tzinfo=UTC))
+    cancelled = deploy(
+        cast,
+        site_a,
+        datetime(2026, 5, 12, 12, 0, tzinfo=UTC),
+        title="Cancelled one",
+        state=DeploymentState.CANCELLED,
+    )
+    freeze = Freeze.objects.create(
+        site=site_a,
+        name="Press line retrofit",
+        reason="Line 3 rebuilt by the vendor",
+        starts_at=datetime(2026, 5, 13, 10, 0, tzinfo=UTC),
+        ends_at=datetime(2026, 5, 13, 16, 0, tzinfo=UTC),
+    )
     return {"normal": normal, "urgent": urgent, "chicago": chicago, "cancelled": cancelled, "freeze": freeze}
 
 
@@ -70,8 +88,11 @@ def page(user, code: str | None = None, **params):
 
 def day_html(body: str, label: str) -> str:
     """The markup of one day (week column or month cell), found by its aria-label."""
-    match = re.search(rf'aria-label="{label}[^"]*">(.*?)</(?:section|div)>\s*(?:<section|<div role="cell"|</div>)',
-                      body, re.S)
+    match = re.search(
+        rf'aria-label="{label}[^"]*">(.*?)</(?:section|div)>\s*(?:<section|<div role="cell"|</div>)',
+        body,
+        re.S,
+    )
     assert match, f"no day labelled {label!r}"
     return match.group(1)
 
@@ -187,20 +208,31 @@ def _count(client, url: str, params: dict) -> int:
 def _many_deployments(cast, sites, count: int) -> None:
     rfc = factories.rfc(cast["dev"], sites[0], version=f"1.0.{next(_patch)}")
     start = datetime(2026, 5, 4, 7, 0, tzinfo=UTC)
-    Deployment.objects.bulk_create([
-        Deployment(rfc=rfc, environment=_prod(sites[n % len(sites)]),
-                   scheduled_start=start + timedelta(days=n % 28, minutes=5 * n),
-                   scheduled_end=start + timedelta(days=n % 28, minutes=5 * n + 60), duration_minutes=30,
-                   scheduled_by=cast["releasemgr"], emergency=n % 3 == 0)
-        for n in range(count)])
+    Deployment.objects.bulk_create(
+        [
+            Deployment(
+                rfc=rfc,
+                environment=_prod(sites[n % len(sites)]),
+                scheduled_start=start + timedelta(days=n % 28, minutes=5 * n),
+                scheduled_end=start + timedelta(days=n % 28, minutes=5 * n + 60),
+                duration_minutes=30,
+                scheduled_by=cast["releasemgr"],
+                emergency=n % 3 == 0,
+            )
+            for n in range(count)
+        ]
+    )
 
 
 @pytest.mark.parametrize("view", ["week", "month"])
 @pytest.mark.parametrize("scope", ["site", "all"])
 def test_queries_do_not_grow_with_deployments(cast, site_a, site_b, view, scope):
     client = client_for(cast["releasemgr"])
-    url = reverse("environments:calendar_site", args=[site_a.code]) if scope == "site" \
+    url = (
+        reverse("environments:calendar_site", args=[site_a.code])
+        if scope == "site"
         else reverse("environments:calendar")
+    )
     params = {"view": view, "date": "2026-05-12"}
     _many_deployments(cast, [site_a, site_b], 2)
     few = _count(client, url, params)
@@ -293,7 +325,10 @@ def test_ics_feed_parsed_back(cast, site_a, plan, settings):
     assert str(normal["UID"]).startswith(f"deployment-{plan['normal'].uuid}@changes.plant.example")
     description = str(normal["DESCRIPTION"])
     assert "PLA PROD" in description
-    assert f"https://changes.plant.example{reverse('releases:detail', args=[plan['normal'].rfc.uuid])}" in description
+    assert (
+        f"https://changes.plant.example{reverse('releases:detail', args=[plan['normal'].rfc.uuid])}"
+        in description
+    )
 
     urgent = by_summary[f"[EMERGENCY] {plan['urgent'].rfc.number} Patch scanner crash"]
     assert urgent.decoded("DTSTART") == datetime(2026, 5, 13, 18, 0, tzinfo=UTC)

@@ -27,16 +27,22 @@ from tests.conftest import api_client_for, client_for
 
 pytestmark = pytest.mark.django_db
 
-OPERATORS = [(1, "Anna Schmidt", "B-1001", "anna.schmidt@plant.example", "night shift lead"),
-             (2, "Jamal Idris", "B-1002", "jamal.idris@plant.example", "forklift licence"),
-             (3, "Mei Chen", "B-1003", None, "trainee")]
-SCHEMA = ("CREATE TABLE operators (id INTEGER PRIMARY KEY, name TEXT, badge TEXT, email TEXT, note TEXT);"
-          "CREATE TABLE orders (id INTEGER PRIMARY KEY, qty INTEGER);")
+OPERATORS = [
+    (1, "Anna Schmidt", "B-1001", "anna.schmidt@plant.example", "night shift lead"),
+    (2, "Jamal Idris", "B-1002", "jamal.idris@plant.example", "forklift licence"),
+    (3, "Mei Chen", "B-1003", None, "trainee"),
+]
+SCHEMA = (
+    "CREATE TABLE operators (id INTEGER PRIMARY KEY, name TEXT, badge TEXT, email TEXT, note TEXT);"
+    "CREATE TABLE orders (id INTEGER PRIMARY KEY, qty INTEGER);"
+)
 
 
 def _seed_sql() -> str:
-    rows = ", ".join("({}, '{}', '{}', {}, '{}')".format(i, n, b, f"'{e}'" if e else "NULL", t)
-                     for i, n, b, e, t in OPERATORS)
+    rows = ", ".join(
+        "({}, '{}', '{}', {}, '{}')".format(i, n, b, f"'{e}'" if e else "NULL", t)
+        for i, n, b, e, t in OPERATORS
+    )
     return SCHEMA + f"INSERT INTO operators VALUES {rows}; INSERT INTO orders VALUES (1, 40), (2, 60);"
 
 
@@ -65,8 +71,11 @@ def plant(request, site_a, tmp_path):
     for tier, db in dbs.items():
         db.run_script(_seed_sql() if tier != "DEV" else SCHEMA)
         env = Environment.objects.get(site=site_a, tier=tier)
-        env.pipeline = {"backup": {"adapter": "sqlite", "database": db.target} if db.kind == "sqlite"
-                        else {"adapter": "postgres", "dsn": db.target}}
+        env.pipeline = {
+            "backup": {"adapter": "sqlite", "database": db.target}
+            if db.kind == "sqlite"
+            else {"adapter": "postgres", "dsn": db.target}
+        }
         env.save(update_fields=["pipeline"])
     yield dbs
     for name in made:
@@ -102,7 +111,9 @@ def test_refresh_masks_every_rule_before_uat_sees_the_data(cast, site_a, plant):
     originals = {v for _, n, b, e, t in OPERATORS for v in (n, b, e, t) if v}
     assert not uat & originals  # no original value of a masked column survives in UAT
     assert any(v.startswith("Person ") for v in uat) and "masked" in uat
-    assert plant["UAT"].checksum().tables["orders"] == plant["PROD"].checksum().tables["orders"]  # unmasked: copied
+    assert (
+        plant["UAT"].checksum().tables["orders"] == plant["PROD"].checksum().tables["orders"]
+    )  # unmasked: copied
     assert run.masked["operators.email"] == {"method": "null", "rows": 3}
     assert run.bytes > 0 and run.duration_seconds is not None
     assert env(site_a, "UAT").data_refreshed_at == run.finished_at
@@ -161,16 +172,36 @@ def test_monthly_refresh_is_due_by_the_calendar(cast, site_a, plant):
 
 # --- Idempotent SQL (R8) ----------------------------------------------------------------------------------
 def release_with(cast, version, sql, undo=""):
-    return services.create_release(cast["dev"], product="MES", version=version, migration_sql=sql, undo_sql=undo,
-                                   artifact=SimpleUploadedFile(f"mes-{version}.json", version.encode()))
+    return services.create_release(
+        cast["dev"],
+        product="MES",
+        version=version,
+        migration_sql=sql,
+        undo_sql=undo,
+        artifact=SimpleUploadedFile(f"mes-{version}.json", version.encode()),
+    )
 
 
 IDEMPOTENCY = [
-    ("unguarded INSERT", "INSERT INTO orders (id, qty) SELECT max(id) + 1, 10 FROM orders;", False,
-     "orders: 3 → 4 rows"),
-    ("CREATE without IF NOT EXISTS", "CREATE TABLE layouts (id INTEGER PRIMARY KEY);", False, "second run fails"),
-    ("guarded", "CREATE TABLE IF NOT EXISTS layouts (id INTEGER PRIMARY KEY, name TEXT);"
-                "INSERT INTO layouts (id, name) VALUES (1, 'v2') ON CONFLICT (id) DO NOTHING;", True, "Idempotent"),
+    (
+        "unguarded INSERT",
+        "INSERT INTO orders (id, qty) SELECT max(id) + 1, 10 FROM orders;",
+        False,
+        "orders: 3 → 4 rows",
+    ),
+    (
+        "CREATE without IF NOT EXISTS",
+        "CREATE TABLE layouts (id INTEGER PRIMARY KEY);",
+        False,
+        "second run fails",
+    ),
+    (
+        "guarded",
+        "CREATE TABLE IF NOT EXISTS layouts (id INTEGER PRIMARY KEY, name TEXT);"
+        "INSERT INTO layouts (id, name) VALUES (1, 'v2') ON CONFLICT (id) DO NOTHING;",
+        True,
+        "Idempotent",
+    ),
 ]
 
 
@@ -199,21 +230,31 @@ def test_a_new_artifact_needs_a_new_run(cast, site_a, plant):
 
 # --- Rollback rehearsal (R7, C3) --------------------------------------------------------------------------
 def test_rehearsal_passes_with_an_exact_undo_and_records_the_rto(cast, site_a, plant):
-    release = release_with(cast, "1.0.1", "CREATE TABLE IF NOT EXISTS layouts (id INTEGER);"
-                                          "UPDATE orders SET qty = qty + 1;",
-                           "DROP TABLE IF EXISTS layouts; UPDATE orders SET qty = qty - 1;")
+    release = release_with(
+        cast,
+        "1.0.1",
+        "CREATE TABLE IF NOT EXISTS layouts (id INTEGER);UPDATE orders SET qty = qty + 1;",
+        "DROP TABLE IF EXISTS layouts; UPDATE orders SET qty = qty - 1;",
+    )
     rfc = factories.rfc(cast["dev"], site_a, release=release)
     run = checks.request_check(cast["dev"], rfc, CheckKind.REHEARSAL, site_a)
     assert checks.run_check(run.pk) == "passed"
     run.refresh_from_db()
-    assert run.result["how"] == "undo script" and run.result["rto_seconds"] >= 0 and run.result["differences"] == []
+    assert (
+        run.result["how"] == "undo script"
+        and run.result["rto_seconds"] >= 0
+        and run.result["differences"] == []
+    )
     assert next(g for g in gates.evaluate(rfc, "schedule") if g.name == "Rollback rehearsed").passed
 
 
 def test_rehearsal_whose_undo_leaves_a_difference_fails(cast, site_a, plant):
-    release = release_with(cast, "1.0.1", "CREATE TABLE IF NOT EXISTS layouts (id INTEGER);"
-                                          "INSERT INTO orders (id, qty) VALUES (99, 5);",
-                           "DROP TABLE IF EXISTS layouts;")  # forgets the inserted order
+    release = release_with(
+        cast,
+        "1.0.1",
+        "CREATE TABLE IF NOT EXISTS layouts (id INTEGER);INSERT INTO orders (id, qty) VALUES (99, 5);",
+        "DROP TABLE IF EXISTS layouts;",
+    )  # forgets the inserted order
     rfc = factories.rfc(cast["dev"], site_a, release=release)
     run = checks.request_check(cast["dev"], rfc, CheckKind.REHEARSAL, site_a)
     assert checks.run_check(run.pk) == "failed"
@@ -238,8 +279,10 @@ def test_drift_is_shown_after_a_deliberate_change_to_prod(cast, site_a, plant):
     page = client_for(cast["releasemgr"]).get(reverse("environments:detail", args=[site_a.code, "UAT"]))
     assert "tables only in PROD: hotfix_audit" in page.content.decode()
     rfc = factories.rfc(cast["dev"], site_a, version="1.1.0")
-    assert "tables only in PROD: hotfix_audit" in client_for(cast["dev"]).get(
-        reverse("releases:detail", args=[rfc.uuid])).content.decode()
+    assert (
+        "tables only in PROD: hotfix_audit"
+        in client_for(cast["dev"]).get(reverse("releases:detail", args=[rfc.uuid])).content.decode()
+    )
 
 
 # --- Pages and API ------------------------------------------------------------------------------------------
@@ -248,7 +291,10 @@ def test_pages_and_api_queue_runs(cast, site_a, plant):
     client.post(reverse("environments:refresh", args=[site_a.code, "UAT"]))
     run = RefreshRun.objects.get()
     assert run.state == "queued" and run.requested_by == cast["releasemgr"]
-    assert client_for(cast["dev"]).post(reverse("environments:refresh", args=[site_a.code, "UAT"])).status_code == 403
+    assert (
+        client_for(cast["dev"]).post(reverse("environments:refresh", args=[site_a.code, "UAT"])).status_code
+        == 403
+    )
     assert RefreshRun.objects.count() == 1  # a developer may not refresh
     rfc = factories.rfc(cast["dev"], site_a, release=release_with(cast, "1.0.1", "SELECT 1;"))
     dev = client_for(cast["dev"])
@@ -256,7 +302,9 @@ def test_pages_and_api_queue_runs(cast, site_a, plant):
     api = api_client_for(cast["dev"])
     listed = api.get(f"/api/v1/rfcs/{rfc.uuid}/checks/").json()
     assert [(c["kind"], c["state"]) for c in listed] == [("idempotency", "queued")]
-    posted = api.post(f"/api/v1/rfcs/{rfc.uuid}/checks/", {"kind": "rehearsal", "site": site_a.code}, format="json")
+    posted = api.post(
+        f"/api/v1/rfcs/{rfc.uuid}/checks/", {"kind": "rehearsal", "site": site_a.code}, format="json"
+    )
     assert posted.status_code == 202
     uat = env(site_a, "UAT")
     drift = api_client_for(cast["releasemgr"]).get(f"/api/v1/environments/{uat.pk}/drift/").json()

@@ -17,9 +17,15 @@ from releases.models import Release, Rfc
 pytestmark = pytest.mark.django_db
 
 CONTRACT_USERS = {
-    "dev": Role.DEVELOPER, "tester": Role.KEY_USER, "itmanager": Role.IT_MANAGER,
-    "opsmanager": Role.OPERATIONS_MANAGER, "cio": Role.CIO, "plantdirector": Role.PLANT_DIRECTOR,
-    "releasemgr": Role.RELEASE_MANAGER, "auditor": Role.AUDITOR, "admin": Role.ADMIN,
+    "dev": Role.DEVELOPER,
+    "tester": Role.KEY_USER,
+    "itmanager": Role.IT_MANAGER,
+    "opsmanager": Role.OPERATIONS_MANAGER,
+    "cio": Role.CIO,
+    "plantdirector": Role.PLANT_DIRECTOR,
+    "releasemgr": Role.RELEASE_MANAGER,
+    "auditor": Role.AUDITOR,
+    "admin": Role.ADMIN,
 }
 
 

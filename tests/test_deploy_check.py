@@ -35,32 +35,40 @@ def _env_example(*, commented: bool) -> dict[str, str]:
 def _production_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     # Nothing from the caller's shell that settings read (a developer's DEBUG=1, say) leaks in,
     # nor DJANGO_* switches such as conftest's DJANGO_ALLOW_ASYNC_UNSAFE (async.E001 in deploy).
-    env = {name: value for name, value in os.environ.items()
-           if name not in SETTINGS_VARS and not name.startswith("DJANGO_")}
-    env.update({name: value for name, value in _env_example(commented=False).items() if name in SETTINGS_VARS})
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "changecontrol.settings",
-        "DEBUG": "0",
-        "SECRET_KEY": secrets.token_urlsafe(64),
-        "ALLOWED_HOSTS": "change.plant.example",
-        "CSRF_TRUSTED_ORIGINS": "https://change.plant.example",
-        "SITE_URL": "https://change.plant.example",
-        "SECURE_PROXY_SSL_HEADER": "1",
-        "SECURE_SSL_REDIRECT": "1",
-        "SECURE_COOKIES": "1",
-        "SECURE_HSTS_SECONDS": "31536000",
-        "SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
-        "SECURE_HSTS_PRELOAD": "1",
-        "VAR_DIR": str(tmp_path / "var"),
-        "STATIC_ROOT": str(tmp_path / "static"),
-    })
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in SETTINGS_VARS and not name.startswith("DJANGO_")
+    }
+    env.update(
+        {name: value for name, value in _env_example(commented=False).items() if name in SETTINGS_VARS}
+    )
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "changecontrol.settings",
+            "DEBUG": "0",
+            "SECRET_KEY": secrets.token_urlsafe(64),
+            "ALLOWED_HOSTS": "change.plant.example",
+            "CSRF_TRUSTED_ORIGINS": "https://change.plant.example",
+            "SITE_URL": "https://change.plant.example",
+            "SECURE_PROXY_SSL_HEADER": "1",
+            "SECURE_SSL_REDIRECT": "1",
+            "SECURE_COOKIES": "1",
+            "SECURE_HSTS_SECONDS": "31536000",
+            "SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
+            "SECURE_HSTS_PRELOAD": "1",
+            "VAR_DIR": str(tmp_path / "var"),
+            "STATIC_ROOT": str(tmp_path / "static"),
+        }
+    )
     env.update(overrides)
     return env
 
 
 def _manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_check_deploy_is_clean_with_the_production_environment(tmp_path):

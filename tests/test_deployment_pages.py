@@ -28,8 +28,12 @@ def rfc(cast, site_a):
     for env in Environment.objects.filter(site=site_a):
         env.pipeline = {"smoke_delay_seconds": 0} if env.tier == Tier.DEV else {"smoke_delay_seconds": 3600}
         env.save(update_fields=["pipeline"])
-    release = services.create_release(cast["dev"], product="MES", version="1.0.1", artifact=SimpleUploadedFile(
-        "mes.json", b'{"product": "MES", "version": "1.0.1"}'))
+    release = services.create_release(
+        cast["dev"],
+        product="MES",
+        version="1.0.1",
+        artifact=SimpleUploadedFile("mes.json", b'{"product": "MES", "version": "1.0.1"}'),
+    )
     return factories.rfc(cast["dev"], site_a, release=release)
 
 
@@ -45,7 +49,9 @@ def test_deploy_to_dev_from_the_rfc_page_and_watch_it(cast, site_a, rfc):
     client = client_for(cast["dev"])
     detail = client.get(reverse("releases:detail", args=[rfc.uuid])).content.decode()
     assert "Deploy to DEV now" in detail and "Deploy to PROD now" not in detail
-    response = client.post(reverse("releases:deploy_now", args=[rfc.uuid]), {"environment": env(site_a, "DEV").pk})
+    response = client.post(
+        reverse("releases:deploy_now", args=[rfc.uuid]), {"environment": env(site_a, "DEV").pk}
+    )
     deployment = Deployment.objects.get(rfc=rfc)
     assert response.status_code == 302 and response["Location"] == page_url(deployment)
     live = client.get(page_url(deployment)).content.decode()
@@ -58,8 +64,9 @@ def test_deploy_to_dev_from_the_rfc_page_and_watch_it(cast, site_a, rfc):
 
 
 def test_prod_is_never_deployed_at_once(cast, site_a, rfc):
-    response = client_for(cast["admin"]).post(reverse("releases:deploy_now", args=[rfc.uuid]),
-                                              {"environment": env(site_a, "PROD").pk}, follow=True)
+    response = client_for(cast["admin"]).post(
+        reverse("releases:deploy_now", args=[rfc.uuid]), {"environment": env(site_a, "PROD").pk}, follow=True
+    )
     assert "PROD is scheduled into its window" in response.content.decode()
     assert not Deployment.objects.exists()
 
@@ -88,8 +95,9 @@ def test_manual_rollback_button_for_release_managers_only(cast, site_a, rfc):
 
 def test_cancel_before_start(cast, site_a, rfc):
     deployment = scheduling.deploy_now(cast["dev"], rfc, env(site_a, "DEV"))
-    response = client_for(cast["dev"]).post(reverse("releases:deployment_cancel", args=[rfc.uuid, deployment.uuid]),
-                                            {"reason": "wrong branch"})
+    response = client_for(cast["dev"]).post(
+        reverse("releases:deployment_cancel", args=[rfc.uuid, deployment.uuid]), {"reason": "wrong branch"}
+    )
     assert response.status_code == 302
     deployment.refresh_from_db()
     assert deployment.state == S.CANCELLED and engine.run(deployment.pk, owner="w") == S.CANCELLED
@@ -98,22 +106,27 @@ def test_cancel_before_start(cast, site_a, rfc):
 
 def test_deployments_api(cast, site_a, site_b, rfc):
     api = api_client_for(cast["dev"])
-    created = api.post("/api/v1/deployments/", {"rfc": str(rfc.uuid), "environment": env(site_a, "DEV").pk},
-                       format="json")
+    created = api.post(
+        "/api/v1/deployments/", {"rfc": str(rfc.uuid), "environment": env(site_a, "DEV").pk}, format="json"
+    )
     assert created.status_code == 201 and created.json()["state"] == "scheduled"
     uuid = created.json()["uuid"]
-    busy = api.post("/api/v1/deployments/", {"rfc": str(rfc.uuid), "environment": env(site_a, "DEV").pk},
-                    format="json")
+    busy = api.post(
+        "/api/v1/deployments/", {"rfc": str(rfc.uuid), "environment": env(site_a, "DEV").pk}, format="json"
+    )
     assert busy.status_code == 409
-    prod = api.post("/api/v1/deployments/", {"rfc": str(rfc.uuid), "environment": env(site_a, "PROD").pk},
-                    format="json")
+    prod = api.post(
+        "/api/v1/deployments/", {"rfc": str(rfc.uuid), "environment": env(site_a, "PROD").pk}, format="json"
+    )
     assert prod.status_code == 400
     engine.run(Deployment.objects.get(uuid=uuid).pk, owner="w")
     steps = api.get(f"/api/v1/deployments/{uuid}/steps/").json()
     assert [s["name"] for s in steps][0] == "verify_checksum" and steps[-1]["name"] == "commit"
     listed = api.get("/api/v1/deployments/", {"rfc": rfc.number}).json()["results"]
     assert [d["uuid"] for d in listed] == [uuid] and listed[0]["state"] == "succeeded"
-    assert api.post(f"/api/v1/deployments/{uuid}/rollback/", {"reason": "x"}, format="json").status_code == 403
+    assert (
+        api.post(f"/api/v1/deployments/{uuid}/rollback/", {"reason": "x"}, format="json").status_code == 403
+    )
     other = api_client_for(cast["itmanager_a"])
     rfc_b = factories.rfc(cast["dev"], site_b, version="1.0.2")
     dep_b = scheduling.deploy_now(cast["dev"], rfc_b, env(site_b, "DEV"))

@@ -51,15 +51,30 @@ def artifacts(tmp_path):
 
 
 def artifact_release(user, path: Path, version: str, behaviour: dict | None = None):
-    content = path.read_bytes() if behaviour is None else json.dumps(
-        {"product": "MES", "version": version, **behaviour}).encode()
-    return services.create_release(user, product="MES", version=version, migration_sql=MIGRATION, undo_sql=UNDO,
-                                   artifact=SimpleUploadedFile(f"mes-{version}.json", content))
+    content = (
+        path.read_bytes()
+        if behaviour is None
+        else json.dumps({"product": "MES", "version": version, **behaviour}).encode()
+    )
+    return services.create_release(
+        user,
+        product="MES",
+        version=version,
+        migration_sql=MIGRATION,
+        undo_sql=UNDO,
+        artifact=SimpleUploadedFile(f"mes-{version}.json", content),
+    )
 
 
 def major_rfc(people, site, release, **extra):
-    return factories.rfc(people["dev"], site, release=release, estimated_downtime_minutes=10,
-                         retraining_note="Shift leads briefed.", **extra)
+    return factories.rfc(
+        people["dev"],
+        site,
+        release=release,
+        estimated_downtime_minutes=10,
+        retraining_note="Shift leads briefed.",
+        **extra,
+    )
 
 
 def env_of(site, tier) -> Environment:
@@ -93,16 +108,26 @@ def test_success_applies_verifies_and_commits(cast, site_a, plant, artifacts):
     deployment = deploy(cast, site_a, "DEV", release)
     assert deployment.state == S.SUCCEEDED, deployment.outcome
     assert steps(deployment) == {
-        "forward:verify_checksum": "succeeded", "forward:baseline": "succeeded", "forward:vm_snapshot": "skipped",
-        "forward:snapshot": "succeeded", "forward:backup": "succeeded", "forward:apply": "succeeded",
-        "forward:equipment": "simulated", "forward:wait": "succeeded", "forward:smoke": "succeeded",
-        "forward:compare": "succeeded", "forward:commit": "succeeded"}
+        "forward:verify_checksum": "succeeded",
+        "forward:baseline": "succeeded",
+        "forward:vm_snapshot": "skipped",
+        "forward:snapshot": "succeeded",
+        "forward:backup": "succeeded",
+        "forward:apply": "succeeded",
+        "forward:equipment": "simulated",
+        "forward:wait": "succeeded",
+        "forward:smoke": "succeeded",
+        "forward:compare": "succeeded",
+        "forward:commit": "succeeded",
+    }
     assert app_version(plant, site_a, "DEV") == "2.4.1" and "label_layouts" in tables(plant, site_a, "DEV")
     assert env_of(site_a, "DEV").active_version == "2.4.1"
     # E5: DEV never writes to equipment; the step ran told to simulate, and the journal says so.
     equipment = deployment.steps.get(name="equipment")
     assert "SIMULATED" in equipment.output and not (plant / site_a.code / "DEV" / "equipment.log").exists()
-    assert AuditEvent.objects.filter(action="environments.environment.deployed", site_code=site_a.code).exists()
+    assert AuditEvent.objects.filter(
+        action="environments.environment.deployed", site_code=site_a.code
+    ).exists()
 
 
 def test_smoke_failure_rolls_back_and_verifies_the_rollback(cast, site_a, plant, artifacts):
@@ -113,7 +138,9 @@ def test_smoke_failure_rolls_back_and_verifies_the_rollback(cast, site_a, plant,
     assert journal["forward:smoke"] == "failed" and "forward:commit" not in journal
     assert journal["rollback:restore_snapshot"] == journal["rollback:restore_backup"] == "succeeded"
     assert journal["rollback:verify_rollback"] == "succeeded"
-    assert app_version(plant, site_a, "UAT") == "2.3.1" and "label_layouts" not in tables(plant, site_a, "UAT")
+    assert app_version(plant, site_a, "UAT") == "2.3.1" and "label_layouts" not in tables(
+        plant, site_a, "UAT"
+    )
     assert env_of(site_a, "UAT").active_version == "1.0.0"
     timed = AuditEvent.objects.get(action="releases.deployment.rollback_timed")
     assert 0 < timed.after["seconds"] < 15 * 60  # X4
@@ -123,7 +150,9 @@ def test_smoke_failure_rolls_back_and_verifies_the_rollback(cast, site_a, plant,
 def test_latency_25_percent_worse_rolls_back(cast, site_a, plant, artifacts):
     app = plant / site_a.code / "DEV" / "app" / "release.json"
     app.write_text(json.dumps({**json.loads(app.read_text()), "label_delay_ms": 200}))
-    release = artifact_release(cast["dev"], artifacts["good"], "2.4.1", {"label_delay_ms": 250, "broken": False})
+    release = artifact_release(
+        cast["dev"], artifacts["good"], "2.4.1", {"label_delay_ms": 250, "broken": False}
+    )
     deployment = deploy(cast, site_a, "DEV", release)
     assert deployment.state == S.ROLLED_BACK, deployment.outcome
     compare = deployment.steps.get(name="compare")
@@ -154,8 +183,10 @@ def test_changed_artifact_is_refused_before_anything_runs(cast, site_a, plant, a
 
 def test_failed_rollback_alerts_release_managers_and_admins(cast, site_a, plant, artifacts, mailoutbox):
     dev = env_of(site_a, "DEV")
-    dev.pipeline = {**dev.pipeline, "backup": {"adapter": "sqlite", "database": str(plant / site_a.code / "DEV" /
-                                                                                   "mes.sqlite3")}}
+    dev.pipeline = {
+        **dev.pipeline,
+        "backup": {"adapter": "sqlite", "database": str(plant / site_a.code / "DEV" / "mes.sqlite3")},
+    }
     dev.save(update_fields=["pipeline"])
     release = artifact_release(cast["dev"], artifacts["bad"], "2.4.2")
     rfc = major_rfc(cast, site_a, release)
@@ -181,7 +212,9 @@ def test_failed_rollback_alerts_release_managers_and_admins(cast, site_a, plant,
 
 
 # --- The journal, the lease and the wait -------------------------------------------------------------
-def test_a_live_lease_stops_a_second_worker_and_a_finished_deployment_is_left_alone(cast, site_a, plant, artifacts):
+def test_a_live_lease_stops_a_second_worker_and_a_finished_deployment_is_left_alone(
+    cast, site_a, plant, artifacts
+):
     release = artifact_release(cast["dev"], artifacts["good"], "2.4.1")
     rfc = major_rfc(cast, site_a, release)
     deployment = scheduling.deploy_now(cast["dev"], rfc, env_of(site_a, "DEV"))
@@ -191,7 +224,9 @@ def test_a_live_lease_stops_a_second_worker_and_a_finished_deployment_is_left_al
     engine.release(deployment.pk, "worker-a")
     assert engine.run(deployment.pk, owner="worker-b") == S.SUCCEEDED
     before = list(deployment.steps.values_list("pk", "finished_at"))
-    assert engine.run(deployment.pk, owner="worker-c") == S.SUCCEEDED  # a duplicate delivery: nothing runs again
+    assert (
+        engine.run(deployment.pk, owner="worker-c") == S.SUCCEEDED
+    )  # a duplicate delivery: nothing runs again
     assert list(deployment.steps.values_list("pk", "finished_at")) == before
 
 
@@ -210,7 +245,9 @@ def test_the_smoke_delay_is_a_due_row_not_a_sleeping_task(cast, site_a, plant, a
         assert not deployment.lease_owner and "forward:smoke" not in steps(deployment)
         assert deployment.pk not in engine.dispatch()
     with time_machine.travel(start + timedelta(seconds=901), tick=False):
-        assert deployment.pk in list(engine.due_queryset(start + timedelta(seconds=901)).values_list("pk", flat=True))
+        assert deployment.pk in list(
+            engine.due_queryset(start + timedelta(seconds=901)).values_list("pk", flat=True)
+        )
         assert engine.run(deployment.pk, owner="w") == S.SUCCEEDED
 
 
@@ -221,8 +258,14 @@ def test_interrupted_apply_is_never_repeated(cast, site_a, plant, artifacts):
     original = engine._Runner.do_apply
 
     def die_in_apply(runner):
-        DeploymentStep.objects.create(deployment=runner.deployment, order=5, phase="forward", name="apply",
-                                      started_at=datetime.now(UTC), worker=runner.owner)
+        DeploymentStep.objects.create(
+            deployment=runner.deployment,
+            order=5,
+            phase="forward",
+            name="apply",
+            started_at=datetime.now(UTC),
+            worker=runner.owner,
+        )
         raise engine.LeaseLost  # the worker is gone mid-step, its journal row says "running"
 
     engine._Runner.do_apply = die_in_apply
@@ -257,9 +300,17 @@ def test_manual_rollback_by_a_release_manager(cast, site_a, plant, artifacts):
 def scheduled_prod(people, site, release, start):
     """A major RFC through its whole chain, booked into PROD at `start`."""
     with time_machine.travel(start - timedelta(days=1), tick=False):
-        rfc = factories.sign_chain(people, factories.ready_rfc(
-            people["dev"], people["tester"], site, release=release, estimated_downtime_minutes=10,
-            retraining_note="Briefed."))
+        rfc = factories.sign_chain(
+            people,
+            factories.ready_rfc(
+                people["dev"],
+                people["tester"],
+                site,
+                release=release,
+                estimated_downtime_minutes=10,
+                retraining_note="Briefed.",
+            ),
+        )
         prove_in_uat(people, rfc, site)
         deployment = scheduling.schedule(people["releasemgr"], rfc, site, start, 30)
     return rfc, deployment
@@ -295,7 +346,9 @@ def test_prod_deployment_writes_equipment_and_the_rfc_follows(people, site_a, pl
 def test_a_passed_window_means_missed_and_nothing_touched(people, site_a, plant, artifacts):
     release = artifact_release(people["dev"], artifacts["good"], "2.4.1")
     rfc, deployment = scheduled_prod(people, site_a, release, TUESDAY_9)
-    with time_machine.travel(TUESDAY_9 + timedelta(hours=1, minutes=45), tick=False):  # 10:45: 30 min no longer fit
+    with time_machine.travel(
+        TUESDAY_9 + timedelta(hours=1, minutes=45), tick=False
+    ):  # 10:45: 30 min no longer fit
         assert engine.run(deployment.pk, owner="w") == S.MISSED
     deployment.refresh_from_db()
     assert not deployment.steps.exists() and "nothing was touched" in deployment.outcome
@@ -342,8 +395,16 @@ def test_passed_in_dev_failed_in_uat_rejects_the_rfc_pointing_at_the_drift(cast,
     import sys
 
     uat = env_of(site_a, "UAT")
-    uat.pipeline = {**uat.pipeline, "apply": [*uat.pipeline["apply"], {
-        "adapter": "command", "command": [sys.executable, "-c", "import sys; sys.exit('libzpl.so.2 missing on UAT')"]}]}
+    uat.pipeline = {
+        **uat.pipeline,
+        "apply": [
+            *uat.pipeline["apply"],
+            {
+                "adapter": "command",
+                "command": [sys.executable, "-c", "import sys; sys.exit('libzpl.so.2 missing on UAT')"],
+            },
+        ],
+    }
     uat.save(update_fields=["pipeline"])
     release = artifact_release(cast["dev"], artifacts["good"], "2.4.1")
     rfc = major_rfc(cast, site_a, release)

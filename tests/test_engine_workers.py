@@ -34,8 +34,14 @@ def quick(settings):
 
 
 def release(user, version="1.0.1"):
-    return services.create_release(user, product="MES", version=version, artifact=SimpleUploadedFile(
-        f"mes-{version}.json", f'{{"product": "MES", "version": "{version}"}}'.encode()))
+    return services.create_release(
+        user,
+        product="MES",
+        version=version,
+        artifact=SimpleUploadedFile(
+            f"mes-{version}.json", f'{{"product": "MES", "version": "{version}"}}'.encode()
+        ),
+    )
 
 
 def deployments(cast, site, count: int, pipeline: dict) -> list[Deployment]:
@@ -45,15 +51,26 @@ def deployments(cast, site, count: int, pipeline: dict) -> list[Deployment]:
     rel = release(cast["dev"])
     rfc = factories.rfc(cast["dev"], site, release=rel)
     now = clock.now()
-    return [Deployment.objects.create(rfc=rfc, environment=env, scheduled_start=now, scheduled_end=now + timedelta(
-        minutes=30), duration_minutes=1, scheduled_by=cast["dev"]) for _ in range(count)]
+    return [
+        Deployment.objects.create(
+            rfc=rfc,
+            environment=env,
+            scheduled_start=now,
+            scheduled_end=now + timedelta(minutes=30),
+            duration_minutes=1,
+            scheduled_by=cast["dev"],
+        )
+        for _ in range(count)
+    ]
 
 
 def dispatch_until(predicate, timeout=60):
     """Beat's job, done by the test: dispatch until the other processes produced the outcome."""
+
     def step():
         engine.dispatch()
         return predicate()
+
     return wait_until(step, timeout=timeout, interval=0.3)
 
 
@@ -82,12 +99,20 @@ def test_sigkill_mid_apply_is_rolled_back_and_apply_never_runs_twice(cast, site_
     app = tmp_path / "app"
     app.mkdir()
     (app / "version.txt").write_text("1.0.0")
-    script = ("import os, sys, time, pathlib; m = pathlib.Path(sys.argv[1]); "
-              "m.open('a').write(f'started {os.getpid()}\\n'); "
-              "pathlib.Path(sys.argv[2], 'version.txt').write_text('half-applied'); time.sleep(120)")
-    pipeline = {"smoke_delay_seconds": 0, "snapshot": {"adapter": "directory", "path": str(app)},
-                "apply": {"adapter": "command", "command": [sys.executable, "-c", script, str(marker), str(app)],
-                          "timeout": 300}}
+    script = (
+        "import os, sys, time, pathlib; m = pathlib.Path(sys.argv[1]); "
+        "m.open('a').write(f'started {os.getpid()}\\n'); "
+        "pathlib.Path(sys.argv[2], 'version.txt').write_text('half-applied'); time.sleep(120)"
+    )
+    pipeline = {
+        "smoke_delay_seconds": 0,
+        "snapshot": {"adapter": "directory", "path": str(app)},
+        "apply": {
+            "adapter": "command",
+            "command": [sys.executable, "-c", script, str(marker), str(app)],
+            "timeout": 300,
+        },
+    }
     [item] = deployments(cast, site_a, 1, pipeline)
     lease = {"DEPLOYMENT_LEASE_SECONDS": "3"}
     with celery_worker("doomed", extra_env=lease) as doomed:
@@ -134,7 +159,9 @@ def test_two_dispatchers_hand_out_each_deployment_once(cast, site_a, quick):
     assert not set(first) & set(second) and sorted(first + second) == sorted(d.pk for d in items)
     with celery_worker("engine"):
         dispatch_until(all_done([d.pk for d in items]))
-    assert set(Deployment.objects.filter(pk__in=[d.pk for d in items]).values_list("state", flat=True)) == {S.SUCCEEDED}
+    assert set(Deployment.objects.filter(pk__in=[d.pk for d in items]).values_list("state", flat=True)) == {
+        S.SUCCEEDED
+    }
     # One start per deployment (all belong to one RFC), however often a task was delivered.
     started = AuditEvent.objects.filter(action="releases.deployment.running", object_id=items[0].rfc.number)
     assert started.count() == len(items)
@@ -161,7 +188,9 @@ def test_a_wiped_broker_loses_nothing(cast, site_a, quick):
             dispatch_until(all_done([d.pk for d in items]))
         except AssertionError:
             raise AssertionError("worker log:\n" + "".join(worker.log[-40:])) from None
-    assert set(Deployment.objects.filter(pk__in=[d.pk for d in items]).values_list("state", flat=True)) == {S.SUCCEEDED}
+    assert set(Deployment.objects.filter(pk__in=[d.pk for d in items]).values_list("state", flat=True)) == {
+        S.SUCCEEDED
+    }
 
 
 def test_every_outcome_through_a_real_worker(cast, site_a, site_b, quick, tmp_path):
@@ -184,16 +213,27 @@ def test_every_outcome_through_a_real_worker(cast, site_a, site_b, quick, tmp_pa
     slow_app.write_text(json.dumps({**json.loads(slow_app.read_text()), "label_delay_ms": 200}))
 
     def upload(version, content: bytes):
-        return services.create_release(cast["dev"], product="MES", version=version,
-                                       migration_sql="CREATE TABLE t (id INTEGER);", undo_sql="DROP TABLE t;",
-                                       artifact=SimpleUploadedFile(f"mes-{version}.json", content))
+        return services.create_release(
+            cast["dev"],
+            product="MES",
+            version=version,
+            migration_sql="CREATE TABLE t (id INTEGER);",
+            undo_sql="DROP TABLE t;",
+            artifact=SimpleUploadedFile(f"mes-{version}.json", content),
+        )
 
     good, bad = upload("1.0.1", built["good"].read_bytes()), upload("1.0.2", built["bad"].read_bytes())
-    slower = upload("1.0.3", b'{"product": "MES", "version": "1.0.3", "label_delay_ms": 250, "broken": false}')
+    slower = upload(
+        "1.0.3", b'{"product": "MES", "version": "1.0.3", "label_delay_ms": 250, "broken": false}'
+    )
     with running_plant(root) as base:
         cases = {}
-        for name, site, tier, release in (("good", site_a, "DEV", good), ("bad", site_a, "UAT", bad),
-                                          ("slow", site_b, "DEV", slower), ("snapshot", site_b, "UAT", good)):
+        for name, site, tier, release in (
+            ("good", site_a, "DEV", good),
+            ("bad", site_a, "UAT", bad),
+            ("slow", site_b, "DEV", slower),
+            ("snapshot", site_b, "UAT", good),
+        ):
             env = Environment.objects.get(site=site, tier=tier)
             env.pipeline = pipeline(root, site.code, tier, base, smoke_delay_seconds=1)
             if name == "snapshot":
@@ -201,14 +241,24 @@ def test_every_outcome_through_a_real_worker(cast, site_a, site_b, quick, tmp_pa
             env.save(update_fields=["pipeline"])
             rfc = factories.rfc(cast["dev"], site, release=release)
             now = clock.now()
-            cases[name] = Deployment.objects.create(rfc=rfc, environment=env, scheduled_start=now,
-                                                    scheduled_end=now + timedelta(hours=1), duration_minutes=5,
-                                                    scheduled_by=cast["dev"])
+            cases[name] = Deployment.objects.create(
+                rfc=rfc,
+                environment=env,
+                scheduled_start=now,
+                scheduled_end=now + timedelta(hours=1),
+                duration_minutes=5,
+                scheduled_by=cast["dev"],
+            )
         prod = Environment.objects.get(site=site_a, tier=Tier.PROD)  # enforces the calendar
         past = datetime(2026, 11, 10, 8, 0, tzinfo=clock.now().tzinfo)  # Tue 09:00 Berlin, long gone
         cases["missed"] = Deployment.objects.create(
-            rfc=factories.rfc(cast["dev"], site_a, release=good), environment=prod, scheduled_start=past,
-            scheduled_end=past + timedelta(hours=1), duration_minutes=30, scheduled_by=cast["dev"])
+            rfc=factories.rfc(cast["dev"], site_a, release=good),
+            environment=prod,
+            scheduled_start=past,
+            scheduled_end=past + timedelta(hours=1),
+            duration_minutes=30,
+            scheduled_by=cast["dev"],
+        )
         with celery_worker("outcomes") as worker:
             try:
                 dispatch_until(all_done([d.pk for d in cases.values()]), timeout=90)
@@ -216,7 +266,12 @@ def test_every_outcome_through_a_real_worker(cast, site_a, site_b, quick, tmp_pa
                 raise AssertionError("worker log:\n" + "".join(worker.log[-60:])) from None
     states = {name: Deployment.objects.get(pk=d.pk) for name, d in cases.items()}
     assert {name: d.state for name, d in states.items()} == {
-        "good": S.SUCCEEDED, "bad": S.ROLLED_BACK, "slow": S.ROLLED_BACK, "snapshot": S.FAILED, "missed": S.MISSED}
+        "good": S.SUCCEEDED,
+        "bad": S.ROLLED_BACK,
+        "slow": S.ROLLED_BACK,
+        "snapshot": S.FAILED,
+        "missed": S.MISSED,
+    }
     assert states["good"].steps.get(name="equipment").state == StepState.SIMULATED
     assert states["bad"].steps.get(name="verify_rollback").state == StepState.SUCCEEDED
     assert states["slow"].steps.get(name="compare").result["change_percent"] > 20

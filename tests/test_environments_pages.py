@@ -59,8 +59,9 @@ def test_edit_form_errors_keep_input_and_change_nothing(cast, site_a):
     from environments.models import Environment
 
     client = client_for(cast["admin"])
-    response = client.post(f"/environments/{site_a.code}/DEV/edit/", {"purpose": "New", "active_version": "x.y",
-                                                                       "reason": "try"})
+    response = client.post(
+        f"/environments/{site_a.code}/DEV/edit/", {"purpose": "New", "active_version": "x.y", "reason": "try"}
+    )
     assert response.status_code == 400
     assert "is not a semantic version" in response.content.decode()
     assert Environment.objects.get(site=site_a, tier="DEV").purpose != "New"

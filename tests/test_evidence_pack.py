@@ -48,8 +48,13 @@ def approved(people, site, **fields) -> Rfc:
 
 
 def signatures(data: dict) -> list[dict]:
-    return [s for rnd in data["approval_rounds"] for step in rnd["steps"] for a in step["approvals"]
-            for s in a["signatures"]]
+    return [
+        s
+        for rnd in data["approval_rounds"]
+        for step in rnd["steps"]
+        for a in step["approvals"]
+        for s in a["signatures"]
+    ]
 
 
 def download(user, rfc: Rfc, fmt: str):
@@ -58,13 +63,29 @@ def download(user, rfc: Rfc, fmt: str):
 
 def pdf_text(path: Path) -> str:
     # -raw keeps drawing order, so the lines of one table cell stay together.
-    return subprocess.run(["pdftotext", "-raw", str(path), "-"], check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        ["pdftotext", "-raw", str(path), "-"], check=True, capture_output=True, text=True
+    ).stdout
 
 
 def pdf_to_png(path: Path, out_prefix: Path, page: int, resolution: int = 50) -> Path:
-    subprocess.run(["pdftoppm", "-png", "-r", str(resolution), "-f", str(page), "-l", str(page), "-singlefile",
-                    str(path), str(out_prefix)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "pdftoppm",
+            "-png",
+            "-r",
+            str(resolution),
+            "-f",
+            str(page),
+            "-l",
+            str(page),
+            "-singlefile",
+            str(path),
+            str(out_prefix),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return out_prefix.with_suffix(".png")
 
 
@@ -79,8 +100,16 @@ def test_json_pack_has_signatures_evidence_gates_and_audit_events(people, site_a
     data = json.loads(response.content)
     assert data["portal_version"] and data["generated_at"] == "2026-11-27T07:12:00+00:00"
     assert data["rfc"]["number"] == rfc.number and data["rfc"]["author"]["username"] == "dev"
-    assert data["impacts"] == [{"site": "PLA", "site_name": "Plant PLA", "timezone": "Europe/Berlin",
-                                "lines": ["Line 2"], "modules": ["Labelling"], "notes": ""}]
+    assert data["impacts"] == [
+        {
+            "site": "PLA",
+            "site_name": "Plant PLA",
+            "timezone": "Europe/Berlin",
+            "lines": ["Line 2"],
+            "modules": ["Labelling"],
+            "notes": "",
+        }
+    ]
 
     # §11.50: printed name, meaning, time in UTC and at the site with its zone.
     [signature] = signatures(data)
@@ -102,8 +131,12 @@ def test_json_pack_has_signatures_evidence_gates_and_audit_events(people, site_a
     seqs = [e["seq"] for e in data["audit_events"]]
     assert seqs == sorted(seqs)
     actions = [e["action"] for e in data["audit_events"]]
-    assert {"releases.rfc.created", "releases.rfc.uat_signed_off", "approvals.round.opened",
-            "approvals.signature.approved"} <= set(actions)
+    assert {
+        "releases.rfc.created",
+        "releases.rfc.uat_signed_off",
+        "approvals.round.opened",
+        "approvals.signature.approved",
+    } <= set(actions)
     stored = {e.seq: e.hash for e in AuditEvent.objects.filter(seq__in=seqs)}
     assert all(stored[e["seq"]] == e["hash"] for e in data["audit_events"])
     # The pack does not list its own generation; the next pack does.
@@ -189,8 +222,13 @@ def test_pdf_renders_with_embedded_fonts_and_the_record_in_its_text(people, site
 
 def test_markup_in_user_text_renders_literally(people, site_a, tmp_path):
     title = "<script>alert(1)</script> & <b>bold</b>"
-    rfc = factories.ready_rfc(people["dev"], people["tester"], site_a, title=title,
-                              description="Line one <br/> & stray </para> tag\nline two\x07")
+    rfc = factories.ready_rfc(
+        people["dev"],
+        people["tester"],
+        site_a,
+        title=title,
+        description="Line one <br/> & stray </para> tag\nline two\x07",
+    )
     path = tmp_path / "pack.pdf"
     path.write_bytes(download(people["auditor"], rfc, "pdf").content)
     flat = re.sub(r"\s+", " ", pdf_text(path))
@@ -215,27 +253,50 @@ def test_realistic_pack_pages_for_a_human(people, site_a, plant, tmp_path):
 
     good = build(tmp_path / "artifacts")["good"]
     release = rfc_services.create_release(
-        people["dev"], product="MES", version="2.4.1",
+        people["dev"],
+        product="MES",
+        version="2.4.1",
         artifact=SimpleUploadedFile(good.name, good.read_bytes()),
         migration_sql="CREATE TABLE IF NOT EXISTS label_layouts (id INTEGER PRIMARY KEY, name TEXT NOT NULL);",
-        undo_sql="DROP TABLE IF EXISTS label_layouts;")
+        undo_sql="DROP TABLE IF EXISTS label_layouts;",
+    )
     rfc = factories.rfc(
-        people["dev"], site_a, release=release, title="Label layouts per customer on line 2",
+        people["dev"],
+        site_a,
+        release=release,
+        title="Label layouts per customer on line 2",
         description="Customers on line 2 need their own label layouts. The MES gets a label_layouts table and "
-                    "the printer module reads the layout per order.\nNo change to the ERP interface.",
+        "the printer module reads the layout per order.\nNo change to the ERP interface.",
         rollback_plan="Redeploy MES 2.3.1 from the artifact store, run the undo script, restart the print "
-                      "service on line 2 and print one test label.",
+        "service on line 2 and print one test label.",
         requested_timing="Tuesday morning window, before the customer audit",
-        impacts=[{"site": site_a, "lines": ["Line 2", "Line 3"], "modules": ["Labelling", "Printer bridge"],
-                  "notes": "Line 3 shares the printer bridge; no layout change there."}])
+        impacts=[
+            {
+                "site": site_a,
+                "lines": ["Line 2", "Line 3"],
+                "modules": ["Labelling", "Printer bridge"],
+                "notes": "Line 3 shares the printer bridge; no layout change there.",
+            }
+        ],
+    )
     scheduling.deploy_now(people["dev"], rfc, Environment.objects.get(site=site_a, tier="UAT"))
     deployment = rfc.deployments.get()
     engine.run(deployment.pk, owner="test-worker")
     deployment.refresh_from_db()
-    rfc_services.add_evidence(people["tester"], rfc, factories.log("uat-line2.log", "PASS label 1..50\n" * 40),
-                              "log", "UAT print run, 50 labels")
-    rfc_services.sign_off_uat(people["tester"], rfc, site_a, "Printed 50 labels with the customer layout on UAT "
-                              "line 2; all scanned fine.", [factories.png("uat-line2-label.png")])
+    rfc_services.add_evidence(
+        people["tester"],
+        rfc,
+        factories.log("uat-line2.log", "PASS label 1..50\n" * 40),
+        "log",
+        "UAT print run, 50 labels",
+    )
+    rfc_services.sign_off_uat(
+        people["tester"],
+        rfc,
+        site_a,
+        "Printed 50 labels with the customer layout on UAT line 2; all scanned fine.",
+        [factories.png("uat-line2-label.png")],
+    )
     rfc = approve(people, rfc)
 
     started = time.perf_counter()
@@ -243,8 +304,10 @@ def test_realistic_pack_pages_for_a_human(people, site_a, plant, tmp_path):
     elapsed = time.perf_counter() - started
     assert response.status_code == 200
     data = json.loads(download(people["auditor"], rfc, "json").content)
-    assert [s["meaning"] for s in signatures(data)] == ["approved as IT Manager of PLA",
-                                                        "approved as Operations Manager of PLA"]
+    assert [s["meaning"] for s in signatures(data)] == [
+        "approved as IT Manager of PLA",
+        "approved as Operations Manager of PLA",
+    ]
     # Succeeded, or rolled back when a loaded machine made the smoke test >20% slower (X3): either is the record.
     assert data["deployments"][0]["state"] == deployment.state and data["deployments"][0]["steps"]
 
@@ -257,4 +320,6 @@ def test_realistic_pack_pages_for_a_human(people, site_a, plant, tmp_path):
         assert png.stat().st_size > 10_000
     flat = re.sub(r"\s+", " ", pdf_text(path))
     assert "approved as Operations Manager of PLA" in flat and "Smoke test (X2)" in flat
-    print(f"\nevidence pack {rfc.number}: {len(response.content)} bytes, generated and served in {elapsed:.3f} s")
+    print(
+        f"\nevidence pack {rfc.number}: {len(response.content)} bytes, generated and served in {elapsed:.3f} s"
+    )

@@ -36,8 +36,9 @@ def draft(cast, site_a):
 
 def test_good_upload_is_hashed_and_stored_under_a_generated_name(cast, draft, media):
     content = factories.PNG
-    evidence = services.add_evidence(cast["dev"], draft, SimpleUploadedFile("line2.png", content), "screenshot",
-                                     "Label preview")
+    evidence = services.add_evidence(
+        cast["dev"], draft, SimpleUploadedFile("line2.png", content), "screenshot", "Label preview"
+    )
     assert evidence.sha256 == hashlib.sha256(content).hexdigest()
     assert evidence.content_type == "image/png" and evidence.size == len(content)
     assert stored_files(media) == [evidence.stored_name]
@@ -128,8 +129,9 @@ def test_after_submission_evidence_is_superseded_never_deleted(cast, site_a, med
     assert event.before["sha256"] == first.sha256 and event.after["sha256"] == newer.sha256
 
 
-def test_before_first_submission_a_draft_file_can_be_removed(cast, draft, media,
-                                                            django_capture_on_commit_callbacks):
+def test_before_first_submission_a_draft_file_can_be_removed(
+    cast, draft, media, django_capture_on_commit_callbacks
+):
     evidence = services.add_evidence(cast["dev"], draft, factories.log(), "log")
     with django_capture_on_commit_callbacks(execute=True):
         services.delete_evidence(cast["dev"], evidence)
@@ -192,20 +194,32 @@ def test_artifact_checksum_given_with_an_upload_must_match(cast, media):
     content = b"PK\x03\x04 mes-1.0.1"
     wrong = "0" * 64
     with pytest.raises(ValidationError, match="changed on its way"):
-        services.create_release(cast["dev"], product="MES", version="1.0.1",
-                                artifact=SimpleUploadedFile("mes.zip", content), artifact_sha256=wrong)
+        services.create_release(
+            cast["dev"],
+            product="MES",
+            version="1.0.1",
+            artifact=SimpleUploadedFile("mes.zip", content),
+            artifact_sha256=wrong,
+        )
     assert not (media / "artifacts").exists() or os.listdir(media / "artifacts") == []
-    release = services.create_release(cast["dev"], product="MES", version="1.0.1",
-                                      artifact=SimpleUploadedFile("mes.zip", content),
-                                      artifact_sha256=hashlib.sha256(content).hexdigest())
+    release = services.create_release(
+        cast["dev"],
+        product="MES",
+        version="1.0.1",
+        artifact=SimpleUploadedFile("mes.zip", content),
+        artifact_sha256=hashlib.sha256(content).hexdigest(),
+    )
     assert release.artifact_sha256 == hashlib.sha256(content).hexdigest()
 
 
-@pytest.mark.parametrize("impacts,message", [
-    ([{"lines": ["Line 2"]}], "names its site"),
-    (["PLA"], "names its site"),
-    ([{"site": "PLA", "lines": "Line 2"}], "list of names"),
-])
+@pytest.mark.parametrize(
+    "impacts,message",
+    [
+        ([{"lines": ["Line 2"]}], "names its site"),
+        (["PLA"], "names its site"),
+        ([{"site": "PLA", "lines": "Line 2"}], "list of names"),
+    ],
+)
 def test_malformed_impacts_are_refused(cast, site_a, impacts, message):
     with pytest.raises(ValidationError, match=message):
         factories.rfc(cast["dev"], site_a, impacts=impacts)

@@ -50,11 +50,21 @@ def test_healthz_database_down(tmp_path):
         "r = healthz(RequestFactory().get('/healthz'));"
         "print(json.dumps({'status': r.status_code, 'body': json.loads(r.content)}))"
     )
-    env = {**os.environ, "DATABASE_URL": "postgres://postgres@127.0.0.1:1/none", "VAR_DIR": str(tmp_path),
-           "DJANGO_SETTINGS_MODULE": "changecontrol.settings"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:1/none",
+        "VAR_DIR": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "changecontrol.settings",
+    }
     env.pop("REDIS_URL", None)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
-                         cwd=Path(__file__).resolve().parent.parent)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["status"] == 503

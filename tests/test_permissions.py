@@ -25,13 +25,16 @@ def test_developer_cannot_change_prod_anywhere(cast, site_a):
     # The page refuses with 403 and changes nothing.
     client = client_for(dev)
     assert client.get(f"/environments/{site_a.code}/PROD/edit/").status_code == 403
-    response = client.post(f"/environments/{site_a.code}/PROD/edit/",
-                           {"purpose": "hacked", "active_version": "9.9.9", "reason": "x"})
+    response = client.post(
+        f"/environments/{site_a.code}/PROD/edit/",
+        {"purpose": "hacked", "active_version": "9.9.9", "reason": "x"},
+    )
     assert response.status_code == 403
     # The API refuses with 403 and changes nothing.
     api = api_client_for(dev)
-    response = api.patch(f"/api/v1/environments/{prod.pk}/", {"active_version": "9.9.9", "reason": "x"},
-                         format="json")
+    response = api.patch(
+        f"/api/v1/environments/{prod.pk}/", {"active_version": "9.9.9", "reason": "x"}, format="json"
+    )
     assert response.status_code == 403
     assert response.json()["code"] == "permission_denied"
     prod.refresh_from_db()
@@ -71,11 +74,21 @@ def test_site_scoped_admin_configures_only_their_site(cast, site_a, site_b):
     admin_a = cast["admin_a"]
     prod_a = Environment.objects.get(site=site_a, tier=Tier.PROD)
     client = client_for(admin_a)
-    response = client.post(f"/environments/{site_a.code}/PROD/edit/", {
-        "purpose": "Live line 1", "data_policy": prod_a.data_policy, "access_policy": prod_a.access_policy,
-        "sla": prod_a.sla, "equipment_writes": "on", "windows_enforced": "on", "smoke_test_minutes": 15,
-        "rollback_budget_minutes": 15, "active_version": "1.0.1", "reason": "manual hotfix record",
-    })
+    response = client.post(
+        f"/environments/{site_a.code}/PROD/edit/",
+        {
+            "purpose": "Live line 1",
+            "data_policy": prod_a.data_policy,
+            "access_policy": prod_a.access_policy,
+            "sla": prod_a.sla,
+            "equipment_writes": "on",
+            "windows_enforced": "on",
+            "smoke_test_minutes": 15,
+            "rollback_budget_minutes": 15,
+            "active_version": "1.0.1",
+            "reason": "manual hotfix record",
+        },
+    )
     assert response.status_code == 302
     prod_a.refresh_from_db()
     assert (prod_a.purpose, prod_a.active_version) == ("Live line 1", "1.0.1")
@@ -90,8 +103,9 @@ def test_release_manager_configures_prod_but_cannot_set_its_version(cast, site_a
     api = api_client_for(cast["releasemgr"])
     ok = api.patch(f"/api/v1/environments/{prod.pk}/", {"sla": "24/7", "reason": "new SLA"}, format="json")
     assert ok.status_code == 200 and ok.json()["sla"] == "24/7"
-    refused = api.patch(f"/api/v1/environments/{prod.pk}/", {"active_version": "2.0.0", "reason": "x"},
-                        format="json")
+    refused = api.patch(
+        f"/api/v1/environments/{prod.pk}/", {"active_version": "2.0.0", "reason": "x"}, format="json"
+    )
     assert refused.status_code == 403
     assert "system admin" in refused.json()["detail"]
     prod.refresh_from_db()

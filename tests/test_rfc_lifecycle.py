@@ -39,9 +39,14 @@ def _book(rfc, user):
 
     start = clock.now() + timedelta(days=3)
     for impact in rfc.impacts.all():
-        Deployment.objects.create(rfc=rfc, environment=impact.site.environments.get(tier=Tier.PROD),
-                                  scheduled_start=start, scheduled_end=start + timedelta(hours=1),
-                                  duration_minutes=30, scheduled_by=user)
+        Deployment.objects.create(
+            rfc=rfc,
+            environment=impact.site.environments.get(tier=Tier.PROD),
+            scheduled_start=start,
+            scheduled_end=start + timedelta(hours=1),
+            duration_minutes=30,
+            scheduled_by=user,
+        )
 
 
 @pytest.mark.parametrize("name,state", CASES, ids=[f"{n}-from-{s}" for n, s in CASES])
@@ -121,14 +126,20 @@ def test_submit_refused_naming_the_failing_gate(cast, site_a):
 def test_submission_records_class_and_time(cast, draft):
     submitted = services.submit(cast["dev"], draft)
     assert submitted.submitted_at is not None and submitted.change_class == "patch"
-    assert AuditEvent.objects.get(action="releases.rfc.submit").after == {"state": "submitted", "change_class": "patch"}
+    assert AuditEvent.objects.get(action="releases.rfc.submit").after == {
+        "state": "submitted",
+        "change_class": "patch",
+    }
 
 
 def test_content_is_editable_only_in_draft(cast, draft):
     updated = services.update_rfc(cast["dev"], draft, title="Raise the timeout to 5 s")
     assert updated.title == "Raise the timeout to 5 s"
     event = AuditEvent.objects.get(action="releases.rfc.updated")
-    assert event.before["title"] == "Raise label printer timeout" and event.after["title"] == "Raise the timeout to 5 s"
+    assert (
+        event.before["title"] == "Raise label printer timeout"
+        and event.after["title"] == "Raise the timeout to 5 s"
+    )
     services.submit(cast["dev"], draft)
     with pytest.raises(StateConflict, match="only a draft can be edited"):
         services.update_rfc(cast["dev"], draft, title="Sneaky")
@@ -144,7 +155,9 @@ def test_rejection_returns_to_draft(cast, draft):
     services.submit(cast["dev"], draft)
     rejected = services.transition(None, draft, "reject", reason="Rollback plan does not cover labels")
     assert rejected.state == RfcState.DRAFT
-    assert AuditEvent.objects.get(action="releases.rfc.reject").reason == "Rollback plan does not cover labels"
+    assert (
+        AuditEvent.objects.get(action="releases.rfc.reject").reason == "Rollback plan does not cover labels"
+    )
 
 
 def test_numbers_are_readable_and_sequential(cast, site_a):

@@ -36,9 +36,13 @@ def detail_url(rfc) -> str:
 
 def form_data(release, site, **extra) -> dict:
     data = {
-        "title": "Raise label printer timeout", "description": "Printers on line 2 time out.",
-        "release": release.pk, "estimated_downtime_minutes": 0, "rollback_plan": "Redeploy 1.0.0",
-        f"site_{site.code}_on": "on", f"site_{site.code}_lines": "Line 2, Line 3",
+        "title": "Raise label printer timeout",
+        "description": "Printers on line 2 time out.",
+        "release": release.pk,
+        "estimated_downtime_minutes": 0,
+        "rollback_plan": "Redeploy 1.0.0",
+        f"site_{site.code}_on": "on",
+        f"site_{site.code}_lines": "Line 2, Line 3",
         f"site_{site.code}_modules": "Labelling",
     }
     data.update(extra)
@@ -103,14 +107,22 @@ def test_only_filers_open_the_form(cast):
 def test_release_page_hashes_the_upload_and_refuses_a_wrong_checksum(cast):
     client = client_for(cast["dev"])
     content = b"PK\x03\x04 mes build 1.2.0"
-    response = client.post(reverse("releases:release_create"), {
-        "product": "MES", "version": "1.2.0", "artifact": SimpleUploadedFile("mes-1.2.0.zip", content)})
+    response = client.post(
+        reverse("releases:release_create"),
+        {"product": "MES", "version": "1.2.0", "artifact": SimpleUploadedFile("mes-1.2.0.zip", content)},
+    )
     release = Release.objects.get(version="1.2.0")
     assert response.status_code == 302 and f"release={release.pk}" in response["Location"]
     assert release.artifact_sha256 == hashlib.sha256(content).hexdigest()
-    bad = client.post(reverse("releases:release_create"), {
-        "product": "MES", "version": "1.2.1", "artifact": SimpleUploadedFile("mes-1.2.1.zip", content),
-        "artifact_sha256": "0" * 64})
+    bad = client.post(
+        reverse("releases:release_create"),
+        {
+            "product": "MES",
+            "version": "1.2.1",
+            "artifact": SimpleUploadedFile("mes-1.2.1.zip", content),
+            "artifact_sha256": "0" * 64,
+        },
+    )
     assert bad.status_code == 400 and "changed on its way" in bad.content.decode()
     assert not Release.objects.filter(version="1.2.1").exists()
 
@@ -121,8 +133,10 @@ def test_only_the_author_edits_and_only_a_draft(cast, site_a):
     other = make_user("dev2", Role.DEVELOPER)
     assert client_for(other).get(reverse("releases:edit", args=[rfc.uuid])).status_code == 403
     client = client_for(cast["dev"])
-    response = client.post(reverse("releases:edit", args=[rfc.uuid]),
-                           form_data(rfc.release, site_a, title="Longer printer timeout"))
+    response = client.post(
+        reverse("releases:edit", args=[rfc.uuid]),
+        form_data(rfc.release, site_a, title="Longer printer timeout"),
+    )
     assert response.status_code == 302
     assert Rfc.objects.get(pk=rfc.pk).title == "Longer printer timeout"
     client.post(reverse("releases:transition", args=[rfc.uuid, "submit"]))
@@ -159,8 +173,9 @@ def test_withdraw_needs_a_reason(cast, site_a):
     response = client.post(reverse("releases:transition", args=[rfc.uuid, "withdraw"]), {"reason": "  "})
     assert response.status_code == 400 and "needs a reason" in response.content.decode()
     assert Rfc.objects.get(pk=rfc.pk).state == "submitted"
-    response = client.post(reverse("releases:transition", args=[rfc.uuid, "withdraw"]),
-                           {"reason": "Wrong line named"})
+    response = client.post(
+        reverse("releases:transition", args=[rfc.uuid, "withdraw"]), {"reason": "Wrong line named"}
+    )
     assert response.status_code == 302 and Rfc.objects.get(pk=rfc.pk).state == "draft"
 
 
@@ -181,13 +196,17 @@ def test_rfc_of_another_site_is_404(cast, site_a, site_b):
     rfc_b = factories.rfc(cast["dev"], site_b)
     client = client_for(cast["itmanager_a"])
     assert client.get(detail_url(rfc_b)).status_code == 404
-    assert client.post(reverse("releases:transition", args=[rfc_b.uuid, "cancel"]), {"reason": "x"}).status_code == 404
+    assert (
+        client.post(reverse("releases:transition", args=[rfc_b.uuid, "cancel"]), {"reason": "x"}).status_code
+        == 404
+    )
     assert rfc_b.number not in client.get(reverse("releases:list")).content.decode()
 
 
 def test_markup_in_content_is_escaped(cast, site_a):
-    rfc = factories.rfc(cast["dev"], site_a, title="<script>alert('x')</script>",
-                        description="<img src=x onerror=alert(1)>")
+    rfc = factories.rfc(
+        cast["dev"], site_a, title="<script>alert('x')</script>", description="<img src=x onerror=alert(1)>"
+    )
     client = client_for(cast["dev"])
     for url in (detail_url(rfc), reverse("releases:list"), reverse("home")):
         body = client.get(url).content.decode()
@@ -201,12 +220,17 @@ def test_evidence_upload_download_and_preview(cast, site_a, media):
     rfc = factories.rfc(cast["dev"], site_a)
     client = client_for(cast["dev"])
     url = reverse("releases:evidence_add", args=[rfc.uuid])
-    response = client.post(url, {"file": factories.png("line2.png"), "kind": "screenshot", "description": "Line 2"})
+    response = client.post(
+        url, {"file": factories.png("line2.png"), "kind": "screenshot", "description": "Line 2"}
+    )
     assert response.status_code == 302
     evidence = Evidence.objects.get(rfc=rfc)
     download = client.get(reverse("releases:evidence_download", args=[rfc.uuid, evidence.uuid]))
     assert download.status_code == 200
-    assert download["Content-Disposition"].startswith("attachment;") and "line2.png" in download["Content-Disposition"]
+    assert (
+        download["Content-Disposition"].startswith("attachment;")
+        and "line2.png" in download["Content-Disposition"]
+    )
     assert download["X-Content-Type-Options"] == "nosniff"
     assert "sandbox" in download["Content-Security-Policy"]
     assert b"".join(download.streaming_content) == factories.PNG
@@ -222,7 +246,9 @@ def test_a_log_has_no_preview_and_a_bad_file_leaves_nothing(cast, site_a, media)
     client.post(url, {"file": factories.log(), "kind": "log"})
     log = Evidence.objects.get(rfc=rfc)
     assert client.get(reverse("releases:evidence_preview", args=[rfc.uuid, log.uuid])).status_code == 404
-    bad = client.post(url, {"file": SimpleUploadedFile("x.png", b"<script>alert(1)</script>"), "kind": "screenshot"})
+    bad = client.post(
+        url, {"file": SimpleUploadedFile("x.png", b"<script>alert(1)</script>"), "kind": "screenshot"}
+    )
     assert bad.status_code == 400 and "not a PNG file" in bad.content.decode()
     assert Evidence.objects.filter(rfc=rfc).count() == 1
     assert sorted(p.name for p in (media / "evidence").iterdir()) == [log.stored_name]
@@ -231,10 +257,13 @@ def test_a_log_has_no_preview_and_a_bad_file_leaves_nothing(cast, site_a, media)
 def test_evidence_of_an_invisible_rfc_is_404(cast, site_b):
     rfc = factories.rfc(cast["dev"], site_b)
     evidence = factories.png()
-    client_for(cast["dev"]).post(reverse("releases:evidence_add", args=[rfc.uuid]),
-                                 {"file": evidence, "kind": "screenshot"})
+    client_for(cast["dev"]).post(
+        reverse("releases:evidence_add", args=[rfc.uuid]), {"file": evidence, "kind": "screenshot"}
+    )
     item = Evidence.objects.get(rfc=rfc)
-    response = client_for(cast["itmanager_a"]).get(reverse("releases:evidence_download", args=[rfc.uuid, item.uuid]))
+    response = client_for(cast["itmanager_a"]).get(
+        reverse("releases:evidence_download", args=[rfc.uuid, item.uuid])
+    )
     assert response.status_code == 404
 
 
@@ -246,7 +275,9 @@ def test_key_user_signs_off_from_the_page(cast, site_a):
     assert 'data-testid="signoff-form"' in client.get(detail_url(rfc)).content.decode()
     no_file = client.post(url, {"site": site_a.code, "comment": "All fine"})
     assert no_file.status_code == 400 and "Attach at least one evidence file" in no_file.content.decode()
-    response = client.post(url, {"site": site_a.code, "comment": "Printed 50 labels", "files": [factories.png()]})
+    response = client.post(
+        url, {"site": site_a.code, "comment": "Printed 50 labels", "files": [factories.png()]}
+    )
     assert response.status_code == 302
     signoff = UatSignoff.objects.get(rfc=rfc)
     assert signoff.signed_by == cast["tester"] and signoff.evidence.count() == 1
@@ -257,8 +288,10 @@ def test_author_cannot_sign_off_their_own_rfc(cast, site_a):
     rfc = factories.rfc(author, site_a)
     client = client_for(author)
     assert 'data-testid="signoff-form"' not in client.get(detail_url(rfc)).content.decode()
-    response = client.post(reverse("releases:signoff", args=[rfc.uuid]),
-                           {"site": site_a.code, "comment": "Mine", "files": [factories.png()]})
+    response = client.post(
+        reverse("releases:signoff", args=[rfc.uuid]),
+        {"site": site_a.code, "comment": "Mine", "files": [factories.png()]},
+    )
     assert response.status_code == 403 and not UatSignoff.objects.exists()
 
 
@@ -293,9 +326,20 @@ def _queries(client, url) -> int:
 def _bulk_rfcs(author, release, sites, count: int) -> None:
     """Many RFCs at once for the growth test (the services build the first ten one by one)."""
     start = Rfc.objects.count()
-    rfcs = Rfc.objects.bulk_create([
-        Rfc(number=f"RFC-2099-{start + n:04d}", title=f"Bulk change {n}", description="d", release=release,
-            change_class="patch", rollback_plan="r", author=author) for n in range(count)])
+    rfcs = Rfc.objects.bulk_create(
+        [
+            Rfc(
+                number=f"RFC-2099-{start + n:04d}",
+                title=f"Bulk change {n}",
+                description="d",
+                release=release,
+                change_class="patch",
+                rollback_plan="r",
+                author=author,
+            )
+            for n in range(count)
+        ]
+    )
     Impact.objects.bulk_create([Impact(rfc=rfc, site=site, lines=["L1"]) for rfc in rfcs for site in sites])
 
 
@@ -316,8 +360,10 @@ def test_detail_queries_do_not_grow_with_evidence(cast, site_a):
     client = client_for(cast["dev"])
     services_add = reverse("releases:evidence_add", args=[rfc.uuid])
     client.post(services_add, {"file": factories.log(), "kind": "log"})
-    client_for(cast["tester"]).post(reverse("releases:signoff", args=[rfc.uuid]),
-                                    {"site": site_a.code, "comment": "ok", "files": [factories.png()]})
+    client_for(cast["tester"]).post(
+        reverse("releases:signoff", args=[rfc.uuid]),
+        {"site": site_a.code, "comment": "ok", "files": [factories.png()]},
+    )
     few = _queries(client, detail_url(rfc))
     for n in range(10):
         client.post(services_add, {"file": factories.log(f"run{n}.log"), "kind": "log"})
@@ -328,7 +374,11 @@ def test_detail_queries_do_not_grow_with_evidence(cast, site_a):
 def test_navigation_by_role(cast):
     def labels(user):
         body = client_for(user).get(reverse("home")).content.decode()
-        return [label for label in ("RFCs", "Approvals", "Audit trail", "Administration") if f">{label}</a>" in body]
+        return [
+            label
+            for label in ("RFCs", "Approvals", "Audit trail", "Administration")
+            if f">{label}</a>" in body
+        ]
 
     assert labels(cast["dev"]) == ["RFCs"]
     assert labels(cast["itmanager"]) == ["RFCs", "Approvals"]

@@ -40,8 +40,9 @@ def frozen_now():
 
 def approved(people, site, version="1.0.1", **fields) -> Rfc:
     """A patch RFC through its real chain (IT Manager), or an emergency one through the CIO."""
-    return factories.sign_chain(people, factories.ready_rfc(people["dev"], people["tester"], site, version=version,
-                                                            **fields))
+    return factories.sign_chain(
+        people, factories.ready_rfc(people["dev"], people["tester"], site, version=version, **fields)
+    )
 
 
 # --- The service ---------------------------------------------------------------------------------
@@ -50,7 +51,9 @@ def test_schedule_into_an_allowed_slot(people, site_a):
     deployment = scheduling.schedule(people["releasemgr"], rfc, site_a, TUESDAY_9, 30)
     assert deployment.environment.tier == Tier.PROD and deployment.state == DeploymentState.SCHEDULED
     assert deployment.scheduled_start == TUESDAY_9.astimezone(UTC)
-    assert deployment.scheduled_end - deployment.scheduled_start == timedelta(minutes=60)  # + smoke + rollback
+    assert deployment.scheduled_end - deployment.scheduled_start == timedelta(
+        minutes=60
+    )  # + smoke + rollback
     assert Rfc.objects.get(pk=rfc.pk).state == RfcState.SCHEDULED
     event = AuditEvent.objects.get(action="releases.deployment.scheduled")
     assert event.after["local_start"] == "2026-11-10 09:00 CET" and event.object_id == rfc.number
@@ -91,8 +94,9 @@ def test_only_release_managers_schedule_and_only_approved_rfcs(people, site_a):
 
 
 def test_multi_site_rfc_is_scheduled_when_every_site_is_booked(people, site_a, site_b):
-    rfc = factories.rfc(people["dev"], site_a, impacts=[{"site": site_a, "lines": ["L1"]},
-                                                        {"site": site_b, "lines": ["P3"]}])
+    rfc = factories.rfc(
+        people["dev"], site_a, impacts=[{"site": site_a, "lines": ["L1"]}, {"site": site_b, "lines": ["P3"]}]
+    )
     for site in (site_a, site_b):
         rfc_services.sign_off_uat(people["tester"], rfc, site, "Fine in UAT", [factories.png()])
     rfc_services.submit(people["dev"], rfc)
@@ -101,7 +105,9 @@ def test_multi_site_rfc_is_scheduled_when_every_site_is_booked(people, site_a, s
     assert Rfc.objects.get(pk=rfc.pk).state == RfcState.APPROVED
     scheduling.schedule(people["releasemgr"], rfc, site_a, TUESDAY_9, 30)
     assert Rfc.objects.get(pk=rfc.pk).state == RfcState.APPROVED
-    scheduling.schedule(people["releasemgr"], rfc, site_b, datetime(2026, 11, 10, 9, tzinfo=ZoneInfo("America/Chicago")), 30)
+    scheduling.schedule(
+        people["releasemgr"], rfc, site_b, datetime(2026, 11, 10, 9, tzinfo=ZoneInfo("America/Chicago")), 30
+    )
     assert Rfc.objects.get(pk=rfc.pk).state == RfcState.SCHEDULED
 
 
@@ -110,8 +116,14 @@ def test_unschedule_frees_the_slot(people, site_a):
     deployment = scheduling.schedule(people["releasemgr"], rfc, site_a, TUESDAY_9, 30)
     rfc_services.transition(people["releasemgr"], rfc, "unschedule", reason="Line 2 down for repair")
     deployment.refresh_from_db()
-    assert deployment.state == DeploymentState.CANCELLED and Rfc.objects.get(pk=rfc.pk).state == RfcState.APPROVED
-    assert scheduling.schedule(people["releasemgr"], rfc, site_a, TUESDAY_9, 30).state == DeploymentState.SCHEDULED
+    assert (
+        deployment.state == DeploymentState.CANCELLED
+        and Rfc.objects.get(pk=rfc.pk).state == RfcState.APPROVED
+    )
+    assert (
+        scheduling.schedule(people["releasemgr"], rfc, site_a, TUESDAY_9, 30).state
+        == DeploymentState.SCHEDULED
+    )
 
 
 def test_the_window_gate_checks_again_before_dispatch(people, site_a):
@@ -146,8 +158,10 @@ def test_two_release_managers_booking_one_slot_leave_one_deployment(people, site
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=book, args=(people["releasemgr"], first)),
-               threading.Thread(target=book, args=(other, second))]
+    threads = [
+        threading.Thread(target=book, args=(people["releasemgr"], first)),
+        threading.Thread(target=book, args=(other, second)),
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -160,15 +174,22 @@ def test_two_release_managers_booking_one_slot_leave_one_deployment(people, site
 def test_emergency_needs_a_reason_and_the_cio_or_plant_director(people, site_a):
     with pytest.raises(ValidationError, match="cannot wait"):
         factories.rfc(people["dev"], site_a, emergency=True)
-    rfc = factories.ready_rfc(people["dev"], people["tester"], site_a, version="1.0.2", emergency=True,
-                              emergency_reason="Scanner firmware bricks line 2")
+    rfc = factories.ready_rfc(
+        people["dev"],
+        people["tester"],
+        site_a,
+        version="1.0.2",
+        emergency=True,
+        emergency_reason="Scanner firmware bricks line 2",
+    )
     rfc_services.submit(people["dev"], rfc)
     rnd = ApprovalRound.objects.get(rfc=rfc, state=RoundState.OPEN)
     assert [(s.roles, s.rule) for s in rnd.steps.all()] == [(["cio", "plant_director"], "any")]
     with pytest.raises(PermissionDenied):
         approvals.sign(people["itmanager"], Approval.objects.filter(rfc=rfc).first(), "approve", PASSWORD)
-    approvals.sign(people["plantdirector"], Approval.objects.get(rfc=rfc, role=Role.PLANT_DIRECTOR), "approve",
-                   PASSWORD)
+    approvals.sign(
+        people["plantdirector"], Approval.objects.get(rfc=rfc, role=Role.PLANT_DIRECTOR), "approve", PASSWORD
+    )
     assert Rfc.objects.get(pk=rfc.pk).state == RfcState.APPROVED
     assert Approval.objects.get(rfc=rfc, role=Role.CIO).state == ApprovalState.NOT_NEEDED
 
@@ -206,8 +227,9 @@ def test_non_emergency_cannot_override_a_handover(people, site_a):
     rfc = approved(people, site_a)
     director = make_user("director_rm", Role.PLANT_DIRECTOR, Role.RELEASE_MANAGER)
     with pytest.raises(ValidationError, match="Only an emergency change"):
-        scheduling.schedule(director, rfc, site_a, datetime(2026, 11, 11, 14, 10, tzinfo=BERLIN), 30,
-                            handover_override=True)
+        scheduling.schedule(
+            director, rfc, site_a, datetime(2026, 11, 11, 14, 10, tzinfo=BERLIN), 30, handover_override=True
+        )
 
 
 # --- The page ------------------------------------------------------------------------------------
@@ -248,21 +270,37 @@ def test_schedule_page_is_for_release_managers(people, site_a):
 def test_windows_check_and_next_over_the_api(people, site_a, site_b):
     api = api_client_for(people["releasemgr"])
     prod = site_a.environments.get(tier=Tier.PROD)
-    ok = api.get("/api/v1/windows/check/", {"environment": prod.pk, "start": TUESDAY_9.isoformat(), "duration": 30})
+    ok = api.get(
+        "/api/v1/windows/check/", {"environment": prod.pk, "start": TUESDAY_9.isoformat(), "duration": 30}
+    )
     assert ok.status_code == 200 and ok.json()["allowed"] is True and ok.json()["reasons"] == []
-    late = api.get("/api/v1/windows/check/", {"environment": prod.pk, "duration": 30,
-                                               "start": "2026-11-10T10:45:00+01:00"})
+    late = api.get(
+        "/api/v1/windows/check/",
+        {"environment": prod.pk, "duration": 30, "start": "2026-11-10T10:45:00+01:00"},
+    )
     assert late.json()["allowed"] is False and late.json()["reasons"][0].startswith("window ends 11:00")
-    naive = api.get("/api/v1/windows/check/", {"environment": prod.pk, "start": "2026-11-10T09:00", "duration": 30})
+    naive = api.get(
+        "/api/v1/windows/check/", {"environment": prod.pk, "start": "2026-11-10T09:00", "duration": 30}
+    )
     assert naive.status_code == 400 and "offset" in naive.json()["detail"]
-    slots = api.get("/api/v1/windows/next/", {"environment": prod.pk, "after": NOW.isoformat(), "duration": 30,
-                                              "count": 3}).json()["slots"]
-    assert [s["start"] for s in slots] == ["2026-11-10T08:00:00+00:00", "2026-11-10T09:00:00+00:00",
-                                           "2026-11-10T13:30:00+00:00"]
+    slots = api.get(
+        "/api/v1/windows/next/",
+        {"environment": prod.pk, "after": NOW.isoformat(), "duration": 30, "count": 3},
+    ).json()["slots"]
+    assert [s["start"] for s in slots] == [
+        "2026-11-10T08:00:00+00:00",
+        "2026-11-10T09:00:00+00:00",
+        "2026-11-10T13:30:00+00:00",
+    ]
     scoped = api_client_for(people["itmanager_a"])
     other = site_b.environments.get(tier=Tier.PROD)
-    assert scoped.get("/api/v1/windows/check/", {"environment": other.pk, "start": TUESDAY_9.isoformat(),
-                                                 "duration": 30}).status_code == 404
+    assert (
+        scoped.get(
+            "/api/v1/windows/check/",
+            {"environment": other.pk, "start": TUESDAY_9.isoformat(), "duration": 30},
+        ).status_code
+        == 404
+    )
 
 
 def test_schedule_over_the_api(people, site_a):
@@ -271,9 +309,14 @@ def test_schedule_over_the_api(people, site_a):
     url = f"/api/v1/rfcs/{rfc.uuid}/schedule/"
     refused = api.post(url, {"site": site_a.code, "start": "2026-11-13T10:00:00+01:00"}, format="json")
     assert refused.status_code == 422 and "Friday" in [f["reason"] for f in refused.json()["failed"]]
-    booked = api.post(url, {"site": site_a.code, "start": TUESDAY_9.isoformat(), "duration": 45}, format="json")
+    booked = api.post(
+        url, {"site": site_a.code, "start": TUESDAY_9.isoformat(), "duration": 45}, format="json"
+    )
     assert booked.status_code == 201 and booked.json()["duration_minutes"] == 45
-    assert api.post(f"/api/v1/rfcs/{rfc.uuid}/transition/", {"name": "schedule"}, format="json").status_code == 400
+    assert (
+        api.post(f"/api/v1/rfcs/{rfc.uuid}/transition/", {"name": "schedule"}, format="json").status_code
+        == 400
+    )
 
 
 def test_offered_slots_stay_bookable_at_a_minute_boundary(people, site_a):
@@ -289,5 +332,6 @@ def test_offered_slots_stay_bookable_at_a_minute_boundary(people, site_a):
     with time_machine.travel(open_rules + timedelta(seconds=5), tick=False):
         response = client_for(people["releasemgr"]).post(
             reverse("releases:schedule", args=[rfc.uuid]),
-            {"site": site_a.code, "duration": "30", "slot": first.start.isoformat()})
+            {"site": site_a.code, "duration": "30", "slot": first.start.isoformat()},
+        )
     assert response.status_code == 302

@@ -6,8 +6,20 @@ from django.core.exceptions import ImproperlyConfigured
 from changecontrol.envconfig import env_bool, env_int, env_list, env_str, env_url
 
 
-@pytest.mark.parametrize("raw,expected", [("1", True), ("true", True), ("YES", True), ("on", True),
-                                          ("0", False), ("false", False), ("no", False), ("off", False), ("", False)])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("1", True),
+        ("true", True),
+        ("YES", True),
+        ("on", True),
+        ("0", False),
+        ("false", False),
+        ("no", False),
+        ("off", False),
+        ("", False),
+    ],
+)
 def test_env_bool_good_values(raw, expected):
     assert env_bool("DEBUG", not expected, environ={"DEBUG": raw}) is expected
 
@@ -34,7 +46,9 @@ def test_env_int_good_bad_and_bounds():
 
 def test_env_list_and_str():
     assert env_list("ALLOWED_HOSTS", ["x"], environ={"ALLOWED_HOSTS": "a.example, b.example ,,"}) == [
-        "a.example", "b.example"]
+        "a.example",
+        "b.example",
+    ]
     assert env_list("ALLOWED_HOSTS", ["x"], environ={}) == ["x"]
     assert env_str("SITE_URL", "http://d", environ={"SITE_URL": ""}) == "http://d"
 

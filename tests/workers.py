@@ -26,7 +26,9 @@ def _database_url() -> str:
 
 
 @contextmanager
-def celery_worker(name: str = "test", extra_env: dict | None = None, ready_timeout: float = 60) -> Iterator[subprocess.Popen]:
+def celery_worker(
+    name: str = "test", extra_env: dict | None = None, ready_timeout: float = 60
+) -> Iterator[subprocess.Popen]:
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),
@@ -36,9 +38,26 @@ def celery_worker(name: str = "test", extra_env: dict | None = None, ready_timeo
         **(extra_env or {}),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "changecontrol", "worker", "--pool=solo", "--concurrency=1",
-         "--loglevel=INFO", f"--hostname={name}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "changecontrol",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "--loglevel=INFO",
+            f"--hostname={name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     lines: list[str] = []
     ready = threading.Event()
@@ -66,12 +85,29 @@ def celery_worker(name: str = "test", extra_env: dict | None = None, ready_timeo
 @contextmanager
 def celery_beat(schedule_dir: Path, extra_env: dict | None = None) -> Iterator[subprocess.Popen]:
     """A real beat process (one only: CELERY.md 5), its schedule file in a temp directory."""
-    env = {**os.environ, "DATABASE_URL": _database_url(), "VAR_DIR": str(settings.VAR_DIR),
-           "DJANGO_SETTINGS_MODULE": "changecontrol.settings", **(extra_env or {})}
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "VAR_DIR": str(settings.VAR_DIR),
+        "DJANGO_SETTINGS_MODULE": "changecontrol.settings",
+        **(extra_env or {}),
+    }
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "changecontrol", "beat", "--loglevel=INFO",
-         f"--schedule={schedule_dir / 'beat-schedule'}"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "changecontrol",
+            "beat",
+            "--loglevel=INFO",
+            f"--schedule={schedule_dir / 'beat-schedule'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         yield process
     finally:

@@ -34,7 +34,9 @@ def test_auditor_filters_one_rfc_and_exports_it(page, portal):
     with page.expect_download() as download_info:
         page.get_by_test_id("export-csv").click()
     download = download_info.value
-    assert download.suggested_filename.startswith("audit-trail-") and download.suggested_filename.endswith(".csv")
+    assert download.suggested_filename.startswith("audit-trail-") and download.suggested_filename.endswith(
+        ".csv"
+    )
     table = list(csv.DictReader(io.StringIO(Path(download.path()).read_text(encoding="utf-8"))))
     assert len(table) == count and {row["object_id"] for row in table} == {rfc.number}
     assert [int(r["seq"]) for r in table] == sorted(int(r["seq"]) for r in table)

@@ -25,9 +25,14 @@ def _deploy(rfc, code: str, start: datetime, *, emergency: bool = False) -> Depl
     from django.contrib.auth.models import User
 
     return Deployment.objects.create(
-        rfc=rfc, environment=Environment.objects.get(site__code=code, tier="PROD"), scheduled_start=start,
-        scheduled_end=start + timedelta(minutes=75), duration_minutes=45, emergency=emergency,
-        scheduled_by=User.objects.get(username="releasemgr"))
+        rfc=rfc,
+        environment=Environment.objects.get(site__code=code, tier="PROD"),
+        scheduled_start=start,
+        scheduled_end=start + timedelta(minutes=75),
+        duration_minutes=45,
+        emergency=emergency,
+        scheduled_by=User.objects.get(username="releasemgr"),
+    )
 
 
 @pytest.fixture
@@ -37,10 +42,13 @@ def plant_week(portal):
     planned = _deploy(rfcs[0], "BER", datetime(2027, 5, 4, 12, 30, tzinfo=UTC))  # 14:30 CEST
     urgent = _deploy(rfcs[1], "BER", datetime(2027, 5, 5, 17, 0, tzinfo=UTC), emergency=True)  # 19:00 CEST
     chicago = _deploy(rfcs[2], "CHI", datetime(2027, 5, 5, 14, 0, tzinfo=UTC))  # 09:00 CDT
-    Freeze.objects.create(site=Environment.objects.get(site__code="BER", tier="PROD").site,
-                          name="Press line retrofit", reason="Line 3 rebuilt by the vendor",
-                          starts_at=datetime(2027, 5, 5, 6, 0, tzinfo=UTC),
-                          ends_at=datetime(2027, 5, 5, 12, 0, tzinfo=UTC))
+    Freeze.objects.create(
+        site=Environment.objects.get(site__code="BER", tier="PROD").site,
+        name="Press line retrofit",
+        reason="Line 3 rebuilt by the vendor",
+        starts_at=datetime(2027, 5, 5, 6, 0, tzinfo=UTC),
+        ends_at=datetime(2027, 5, 5, 12, 0, tzinfo=UTC),
+    )
     return {"planned": planned, "urgent": urgent, "chicago": chicago}
 
 

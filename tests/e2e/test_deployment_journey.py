@@ -72,15 +72,24 @@ def test_watch_a_good_release_deploy_and_a_bad_one_roll_back(page, plant_portal,
         expect(page.get_by_test_id("refresh")).to_contain_text("labels.text")
         screenshot(page, "environment-uat-evidence")
         try:
-            good = schedule_and_watch(page, plant_portal, "Label layout v2 on the demo line", "Succeeded",
-                                      "deployment-succeeded")
+            good = schedule_and_watch(
+                page, plant_portal, "Label layout v2 on the demo line", "Succeeded", "deployment-succeeded"
+            )
             expect(page.get_by_test_id("deployment-outcome")).to_contain_text("Deployed and verified")
-            bad = schedule_and_watch(page, plant_portal, "Label template rework on the demo line", "Rolled back",
-                                     "deployment-rolled-back")
+            bad = schedule_and_watch(
+                page,
+                plant_portal,
+                "Label template rework on the demo line",
+                "Rolled back",
+                "deployment-rolled-back",
+            )
         except AssertionError:
             raise AssertionError("worker log:\n" + "".join(worker.log[-60:])) from None
     expect(page.get_by_test_id("deployment-outcome")).to_contain_text("smoke test failed")
     expect(page.locator('[data-step="rollback:verify_rollback"]')).to_contain_text("Succeeded")
     assert good.state == "succeeded" and bad.state == "rolled_back"
-    assert Rfc.objects.get(pk=good.rfc_id).state == "deployed" and Rfc.objects.get(pk=bad.rfc_id).state == "rolled_back"
+    assert (
+        Rfc.objects.get(pk=good.rfc_id).state == "deployed"
+        and Rfc.objects.get(pk=bad.rfc_id).state == "rolled_back"
+    )
     assert Environment.objects.get(site__code="OPEN", tier="PROD").active_version == "2.4.1"

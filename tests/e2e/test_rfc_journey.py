@@ -46,7 +46,9 @@ def approval_link_for(mail_dir: Path, address: str, number: str) -> str | None:
                 continue
             message = email.message_from_string(chunk.strip(), policy=email.policy.default)
             if address in (message["to"] or "") and number in (message["subject"] or ""):
-                match = re.search(r"https?://\S+/approvals/link/[\w-]+/", message.get_body(("plain",)).get_content())
+                match = re.search(
+                    r"https?://\S+/approvals/link/[\w-]+/", message.get_body(("plain",)).get_content()
+                )
                 if match:
                     found = match.group(0)
     return found
@@ -168,7 +170,9 @@ def test_file_sign_off_submit_and_approve_from_the_emailed_link(page, portal, tm
     assert rfc.state == "approved"
     signatures = Signature.objects.filter(approval__rfc=rfc).order_by("signed_at")
     assert [(s.signer.username, s.via, s.printed_name) for s in signatures] == [
-        ("itmanager", "email", "Ingrid Ito"), ("opsmanager", "email", "Omar Osei")]
+        ("itmanager", "email", "Ingrid Ito"),
+        ("opsmanager", "email", "Omar Osei"),
+    ]
 
 
 def wait_for_link(worker, mail_dir: Path, address: str, number: str) -> str:

@@ -16,9 +16,11 @@ class Command(BaseCommand):
         if options["json"]:
             self.stdout.write(json.dumps({**result.as_dict(), "problem": result.problem}))
         elif result.ok:
-            self.stdout.write(self.style.SUCCESS(
-                f"Audit chain intact: {result.count} events, head {result.head}"))
+            self.stdout.write(
+                self.style.SUCCESS(f"Audit chain intact: {result.count} events, head {result.head}")
+            )
         if not result.ok:
             raise CommandError(
                 f"Audit chain broken at event #{result.first_bad}: {result.problem} "
-                f"({result.count} events read)")
+                f"({result.count} events read)"
+            )

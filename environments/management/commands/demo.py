@@ -39,13 +39,32 @@ USERS = [
 ]
 
 SITES = [
-    {"code": "BER", "name": "Berlin assembly plant", "timezone": "Europe/Berlin", "country": "DE",
-     "subdivision": "BE", "versions": {Tier.DEV: "2.4.0", Tier.UAT: "2.4.0", Tier.PROD: "2.3.1"}},
-    {"code": "CHI", "name": "Chicago packaging plant", "timezone": "America/Chicago", "country": "US",
-     "subdivision": "IL", "versions": {Tier.DEV: "2.4.0", Tier.UAT: "2.3.1", Tier.PROD: "2.3.1"}},
+    {
+        "code": "BER",
+        "name": "Berlin assembly plant",
+        "timezone": "Europe/Berlin",
+        "country": "DE",
+        "subdivision": "BE",
+        "versions": {Tier.DEV: "2.4.0", Tier.UAT: "2.4.0", Tier.PROD: "2.3.1"},
+    },
+    {
+        "code": "CHI",
+        "name": "Chicago packaging plant",
+        "timezone": "America/Chicago",
+        "country": "US",
+        "subdivision": "IL",
+        "versions": {Tier.DEV: "2.4.0", Tier.UAT: "2.3.1", Tier.PROD: "2.3.1"},
+    },
     # Open around the clock (issue 6.6): the PROD flow can be shown on any day, at any hour.
-    {"code": "OPEN", "name": "Demo line (open calendar)", "timezone": "Europe/Berlin", "country": "",
-     "subdivision": "", "versions": {Tier.DEV: "2.3.1", Tier.UAT: "2.3.1", Tier.PROD: "2.3.1"}, "open": True},
+    {
+        "code": "OPEN",
+        "name": "Demo line (open calendar)",
+        "timezone": "Europe/Berlin",
+        "country": "",
+        "subdivision": "",
+        "versions": {Tier.DEV: "2.3.1", Tier.UAT: "2.3.1", Tier.PROD: "2.3.1"},
+        "open": True,
+    },
 ]
 DEMO_SMOKE_DELAY_SECONDS = 20  # seconds in the demo; 15 minutes in a plant (X2)
 
@@ -77,7 +96,12 @@ class Command(BaseCommand):
             access.forget(user)
             users[username] = user
             if created:
-                record("accounts.user.created", user, actor_name="demo", after={"username": username, "role": role.label})
+                record(
+                    "accounts.user.created",
+                    user,
+                    actor_name="demo",
+                    after={"username": username, "role": role.label},
+                )
 
         for spec in SITES:
             site, created = Site.objects.update_or_create(
@@ -90,9 +114,13 @@ class Command(BaseCommand):
                     self.open_calendar(site)
             for tier, version in spec["versions"].items():
                 env, env_created = Environment.objects.get_or_create(
-                    site=site, tier=tier,
-                    defaults={**TIER_DEFAULTS[tier], "active_version": version,
-                              "equipment_writes": tier == Tier.PROD},
+                    site=site,
+                    tier=tier,
+                    defaults={
+                        **TIER_DEFAULTS[tier],
+                        "active_version": version,
+                        "equipment_writes": tier == Tier.PROD,
+                    },
                 )
                 if env_created:
                     record("environments.environment.created", env, actor_name="demo", after=env.snapshot())
@@ -100,9 +128,13 @@ class Command(BaseCommand):
 
         for product, version, notes in RELEASES:
             release, created = Release.objects.get_or_create(
-                product=product, version=version,
-                defaults={"notes": notes, "created_by": users["dev"],
-                          "artifact_sha256": hashlib.sha256(f"{product}-{version}".encode()).hexdigest()},
+                product=product,
+                version=version,
+                defaults={
+                    "notes": notes,
+                    "created_by": users["dev"],
+                    "artifact_sha256": hashlib.sha256(f"{product}-{version}".encode()).hexdigest(),
+                },
             )
             if created:
                 record("releases.release.created", release, actor_name="demo", after={"version": version})
@@ -112,10 +144,13 @@ class Command(BaseCommand):
         rfcs = demo_rfcs.seed(users)
         self.computed_evidence()
 
-        self.stdout.write(self.style.SUCCESS(
-            f"Demo ready: {len(USERS)} users ({', '.join(u[0] for u in USERS)}), password "
-            f"{'from DEMO_PASSWORD' if os.environ.get('DEMO_PASSWORD') else 'demo'}; "
-            f"sites {', '.join(s['code'] for s in SITES)}; {len(rfcs)} new demo RFCs."))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo ready: {len(USERS)} users ({', '.join(u[0] for u in USERS)}), password "
+                f"{'from DEMO_PASSWORD' if os.environ.get('DEMO_PASSWORD') else 'demo'}; "
+                f"sites {', '.join(s['code'] for s in SITES)}; {len(rfcs)} new demo RFCs."
+            )
+        )
 
     def masking_and_refresh(self) -> None:
         _masking_and_refresh()
@@ -127,8 +162,9 @@ class Command(BaseCommand):
         """Windows every day 00:00–23:59, no handovers, no Friday or quarter-close freeze."""
         site.windows.all().delete()
         site.handovers.all().delete()
-        DeploymentWindow.objects.bulk_create([DeploymentWindow(site=site, weekday=day, starts=time(0), ends=time(23, 59))
-                                              for day in range(7)])
+        DeploymentWindow.objects.bulk_create(
+            [DeploymentWindow(site=site, weekday=day, starts=time(0), ends=time(23, 59)) for day in range(7)]
+        )
         site.block_fridays, site.quarter_close_days = False, 0
         site.save(update_fields=["block_fridays", "quarter_close_days"])
 
@@ -137,24 +173,45 @@ class Command(BaseCommand):
         root = settings.VAR_DIR / "plant"
         ensure_environment(root, env.site.code, env.tier, version=version)
         if not env.pipeline:
-            env.pipeline = pipeline(root, env.site.code, env.tier, settings.DEMO_PLANT_URL,
-                                    smoke_delay_seconds=DEMO_SMOKE_DELAY_SECONDS)
+            env.pipeline = pipeline(
+                root,
+                env.site.code,
+                env.tier,
+                settings.DEMO_PLANT_URL,
+                smoke_delay_seconds=DEMO_SMOKE_DELAY_SECONDS,
+            )
             env.save(update_fields=["pipeline"])
 
     def plant_releases(self, author) -> None:
         """A good and a bad release with real artifacts the demo plant installs."""
         with tempfile.TemporaryDirectory() as folder:
             built = build(folder)
-            for key, version, notes in (("good", "2.4.1", "Label layout v2: bigger batch number."),
-                                        ("bad", "2.4.2", "Label template rework (its template is missing: "
-                                                         "the smoke test fails and it rolls back)."),
-                                        ("slow", "2.4.3", "Label rendering with a slow font cache (10× slower: "
-                                                          "the performance compare rolls it back).")):
+            for key, version, notes in (
+                ("good", "2.4.1", "Label layout v2: bigger batch number."),
+                (
+                    "bad",
+                    "2.4.2",
+                    "Label template rework (its template is missing: "
+                    "the smoke test fails and it rolls back).",
+                ),
+                (
+                    "slow",
+                    "2.4.3",
+                    "Label rendering with a slow font cache (10× slower: "
+                    "the performance compare rolls it back).",
+                ),
+            ):
                 if Release.objects.filter(product="MES", version=version).exists():
                     continue
-                services.create_release(author, product="MES", version=version, notes=notes,
-                                        artifact=SimpleUploadedFile(built[key].name, built[key].read_bytes()),
-                                        migration_sql=LAYOUT_SQL, undo_sql=LAYOUT_UNDO)
+                services.create_release(
+                    author,
+                    product="MES",
+                    version=version,
+                    notes=notes,
+                    artifact=SimpleUploadedFile(built[key].name, built[key].read_bytes()),
+                    migration_sql=LAYOUT_SQL,
+                    undo_sql=LAYOUT_UNDO,
+                )
 
 
 LAYOUT_SQL = "CREATE TABLE IF NOT EXISTS label_layouts (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
@@ -166,8 +223,9 @@ def _masking_and_refresh() -> None:
     from environments import evidence
     from environments.models import MaskingRule
 
-    MaskingRule.objects.get_or_create(site=None, table="labels", column="text",
-                                      defaults={"method": "fixed", "value": "masked label"})
+    MaskingRule.objects.get_or_create(
+        site=None, table="labels", column="text", defaults={"method": "fixed", "value": "masked label"}
+    )
     for uat in Environment.objects.filter(tier=Tier.UAT).select_related("site"):
         if uat.data_refreshed_at and evidence.freshness(uat)[0]:
             continue
