@@ -19,8 +19,8 @@ from django.urls import reverse
 from approvals.models import Approval, ApprovalState, EmailLink
 from approvals.services import active_absences, escalation_delay, holders, reminder_delay
 from audit.services import record
-from changecontrol import clock
-from changecontrol.roles import Role
+from core import clock
+from core.roles import Role
 from releases import gates
 
 BATCH = 50

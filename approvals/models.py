@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from changecontrol.roles import Role
+from core.roles import Role
 from environments.models import Site
 from releases.models import Rfc
 from releases.versioning import ChangeClass

@@ -35,9 +35,10 @@ from approvals.models import (
     StepState,
 )
 from audit.services import record
-from changecontrol import access, clock, jobs
-from changecontrol.errors import StateConflict
-from changecontrol.roles import Role
+from core import clock, jobs
+from core.errors import StateConflict
+from core.roles import Role
+from environments import access
 from releases.models import Evidence, Rfc
 from releases.states import RfcState
 from releases.versioning import ChangeClass

@@ -28,8 +28,9 @@ from approvals import services
 from approvals.mail import token_hash
 from approvals.models import Absence, Approval, ApprovalState, EmailLink
 from audit.services import record
-from changecontrol import access, clock
-from changecontrol.errors import StateConflict
+from core import clock
+from core.errors import StateConflict
+from environments import access
 from releases import gates
 
 

@@ -1,8 +1,8 @@
 from django.contrib import admin
 
 from audit.models import AuditEvent
-from changecontrol import access
 from changecontrol.admin import portal_admin
+from environments import access
 
 
 class AuditEventAdmin(admin.ModelAdmin):

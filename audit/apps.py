@@ -6,4 +6,4 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit trail"
 
     def ready(self) -> None:
-        from audit import logins, permissions  # noqa: F401  (connects Django's auth and guardian signals)
+        from audit import logins  # noqa: F401  (connects Django's auth signals)

@@ -12,8 +12,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from audit.models import GENESIS_HASH, AuditEvent, ChainHead
-from changecontrol import clock
-from changecontrol.middleware import current_context
+from core import clock
+from core.context import current_context
 
 HASHED_FIELDS = (
     "seq",

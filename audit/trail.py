@@ -18,7 +18,7 @@ from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_date
 
 from audit.models import AuditEvent
-from changecontrol import clock
+from core import clock
 
 logger = logging.getLogger("audit.heads")
 PAGE = 50

@@ -173,8 +173,8 @@ def summary(values: list[float], unit: str, scale: float = 1.0, fmt: str = "{:.3
 def setup_world():
     from django.contrib.auth.models import User
 
-    from changecontrol import access
-    from changecontrol.roles import Role
+    from core.roles import Role
+    from environments import access
     from environments.models import TIER_DEFAULTS, Environment, Site, Tier
     from environments.roles_setup import ensure_role_groups
 
@@ -214,7 +214,7 @@ def make_rfc(user, site, release, title: str):
 
 def beat(period: float, predicate, timeout: float):
     """Beat's job, done here: dispatch() every `period` seconds until `predicate()` holds."""
-    from releases import engine
+    from deployments import engine
 
     deadline = time.monotonic() + timeout
     tick = time.monotonic()
@@ -234,9 +234,10 @@ def beat(period: float, predicate, timeout: float):
 def lateness_run(user, site, env, count: int, spread: float, period: float, workers: list) -> list[float]:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from changecontrol import clock
-    from releases import engine, services
-    from releases.models import Deployment, DeploymentStep
+    from core import clock
+    from deployments import engine
+    from deployments.models import Deployment, DeploymentStep
+    from releases import services
 
     env.pipeline = {"smoke_delay_seconds": 0}
     env.save(update_fields=["pipeline"])
@@ -295,12 +296,13 @@ def report_worker_errors(workers: list) -> None:
 def rollback_run(user, site, env, count: int, period: float, tmp: Path, workers: list) -> list[float]:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from changecontrol import clock
+    from core import clock
     from demo_plant.artifacts import build
     from demo_plant.layout import ensure_environment
     from demo_plant.portal import pipeline
-    from releases import engine, services
-    from releases.models import Deployment, DeploymentStep
+    from deployments import engine
+    from deployments.models import Deployment, DeploymentStep
+    from releases import services
 
     root = tmp / "plant"
     ensure_environment(root, site.code, env.tier)

@@ -8,7 +8,7 @@ from django.contrib.admin.utils import flatten_fieldsets
 from django.forms.models import model_to_dict
 
 from audit.services import record
-from changecontrol import access
+from environments import access
 
 
 class PortalAdminSite(admin.AdminSite):

@@ -16,7 +16,7 @@ from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from audit.services import record
-from changecontrol.errors import RuleViolation, StateConflict
+from core.errors import RuleViolation, StateConflict
 
 
 class Conflict(exceptions.APIException):

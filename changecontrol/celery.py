@@ -29,17 +29,17 @@ def _schedule(sender: Celery, **kwargs) -> None:
     # Due deployments are claimed from the database every few seconds (issue 6.2): no ETAs.
     sender.add_periodic_task(
         float(settings.DEPLOYMENT_DISPATCH_SECONDS),
-        sender.signature("releases.tasks.dispatch_deployments"),
+        sender.signature("deployments.tasks.dispatch_deployments"),
         name="releases: dispatch due deployments",
     )
     # Computed evidence (issue 7): queued refreshes and checks are swept up; monthly UAT refreshes.
     sender.add_periodic_task(
         30.0,
-        sender.signature("environments.tasks.sweep_evidence"),
+        sender.signature("deployments.refresh_tasks.sweep_evidence"),
         name="environments: run queued refreshes and checks",
     )
     sender.add_periodic_task(
         crontab(hour=2, minute=30),
-        sender.signature("environments.tasks.refresh_due"),
+        sender.signature("deployments.refresh_tasks.refresh_due"),
         name="environments: scheduled UAT refreshes",
     )

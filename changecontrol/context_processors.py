@@ -1,6 +1,6 @@
 from django.conf import settings
 
-from changecontrol import access
+from environments import access
 
 
 def current_key(nav: list[dict], path: str) -> str:

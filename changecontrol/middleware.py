@@ -4,24 +4,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from contextvars import ContextVar
-from dataclasses import dataclass
+
+from core.context import RequestContext, enter, leave
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-
-
-@dataclass(frozen=True)
-class RequestContext:
-    request_id: str
-    ip_address: str | None
-    request: object | None = None
-
-
-_current: ContextVar[RequestContext | None] = ContextVar("changecontrol_request", default=None)
-
-
-def current_context() -> RequestContext | None:
-    return _current.get()
 
 
 def _client_ip(request) -> str | None:
@@ -38,10 +24,10 @@ class RequestContextMiddleware:
         supplied = request.headers.get("X-Request-ID", "")
         request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
         request.request_id = request_id
-        token = _current.set(RequestContext(request_id, _client_ip(request), request))
+        token = enter(RequestContext(request_id, _client_ip(request), request))
         try:
             response = self.get_response(request)
         finally:
-            _current.reset(token)
+            leave(token)
         response["X-Request-ID"] = request_id
         return response

@@ -12,8 +12,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from changecontrol.envconfig import env_bool, env_int, env_list, env_str, env_url
-from changecontrol.version import __version__
+from core.envconfig import env_bool, env_int, env_list, env_str, env_url
+from core.version import __version__
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -63,6 +63,9 @@ INSTALLED_APPS = [
     "environments",
     "releases",
     "approvals",
+    "deployments",
+    "workflow",
+    "reports",
 ]
 
 MIDDLEWARE = [
@@ -282,15 +285,15 @@ SPECTACULAR_SETTINGS = {
         "RfcStateEnum": "releases.states.RfcState",
         "ChangeClassEnum": "releases.versioning.ChangeClass",
         "EvidenceKindEnum": "releases.models.EvidenceKind",
-        "RfcTransitionEnum": "releases.serializers.TRANSITION_NAMES",
+        "RfcTransitionEnum": "workflow.serializers.TRANSITION_NAMES",
         "RoundStateEnum": "approvals.models.RoundState",
         "StepStateEnum": "approvals.models.StepState",
         "ApprovalStateEnum": "approvals.models.ApprovalState",
         "DecisionEnum": "approvals.models.Decision",
-        "DeploymentStateEnum": "releases.models.DeploymentState",
-        "DeploymentStepStateEnum": "releases.models.StepState",
+        "DeploymentStateEnum": "deployments.models.DeploymentState",
+        "DeploymentStepStateEnum": "deployments.models.StepState",
         "RunStateEnum": "environments.models.RunState",
-        "CheckKindEnum": "releases.models.CheckKind",
+        "CheckKindEnum": "deployments.models.CheckKind",
     },
 }
 

@@ -5,13 +5,13 @@ from rest_framework.routers import DefaultRouter
 
 from approvals import views as approval_views
 from approvals.api import ApprovalViewSet
-from audit.api import AuditEventViewSet
 from changecontrol import views
 from changecontrol.admin import portal_admin
 from changecontrol.api import obtain_token
 from environments import windows_api
 from environments.api import EnvironmentViewSet, SiteViewSet
-from releases.api import DeploymentViewSet, ReleaseViewSet, RfcViewSet
+from reports.audit_api import AuditEventViewSet
+from workflow.api import DeploymentViewSet, ReleaseViewSet, RfcViewSet
 
 router = DefaultRouter()
 router.register("sites", SiteViewSet, basename="site")
@@ -30,8 +30,8 @@ urlpatterns = [
     path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("environments/", include("environments.urls")),
-    path("audit/", include("audit.urls")),
-    path("rfcs/", include("releases.urls")),
+    path("audit/", include("reports.audit_urls")),
+    path("rfcs/", include("workflow.urls")),
     path("approvals/", include("approvals.urls")),
     path("dev/mailbox/", approval_views.mailbox, name="dev-mailbox"),
     path("admin/", portal_admin.urls),

@@ -5,8 +5,9 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from changecontrol import access, health
-from changecontrol.roles import Role
+from changecontrol import health
+from core.roles import Role
+from environments import access
 from environments.models import Environment
 from releases.services import FILERS
 
@@ -73,7 +74,7 @@ def home(request):
     to_schedule, deployments = [], []
     if access.has_any_role(user, [Role.RELEASE_MANAGER, Role.ADMIN]):
         to_schedule = list(rfcs.filter(state=RfcState.APPROVED).order_by("-updated_at")[:10])
-        from releases.models import ACTIVE_DEPLOYMENT_STATES, Deployment
+        from deployments.models import ACTIVE_DEPLOYMENT_STATES, Deployment
 
         deployments = [
             (d, f"{d.scheduled_start.astimezone(d.environment.site.zone):%a %-d %b %H:%M %Z}")

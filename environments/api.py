@@ -3,7 +3,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from changecontrol import access
+from environments import access
 from environments.models import Environment, RefreshRun, Site
 from environments.services import CONFIG_FIELDS, update_environment
 
@@ -99,7 +99,7 @@ class EnvironmentViewSet(
     )
     @action(detail=True, methods=["post"])
     def refresh(self, request, *args, **kwargs):
-        from environments.evidence import request_refresh
+        from plant.evidence import request_refresh
 
         run = request_refresh(request.user, self.get_object())
         return Response(RefreshRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
@@ -126,7 +126,7 @@ class EnvironmentViewSet(
     )
     @action(detail=True, methods=["get"])
     def drift(self, request, *args, **kwargs):
-        from environments.evidence import drift_against_neighbour
+        from plant.evidence import drift_against_neighbour
 
         env = self.get_object()
         other, differences = drift_against_neighbour(env)

@@ -7,6 +7,7 @@ class EnvironmentsConfig(AppConfig):
     verbose_name = "Sites and environments"
 
     def ready(self) -> None:
+        from environments import permission_log  # noqa: F401  (audits role grants: guardian and auth signals)
         from environments.roles_setup import ensure_role_groups
 
         # post_migrate is Django's only hook that also runs after a test database flush.

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
-from changecontrol.roles import SITE_ROLE_PERMISSIONS
+from core.roles import SITE_ROLE_PERMISSIONS
 
 
 def validate_timezone(value: str) -> None:

@@ -4,7 +4,7 @@ holding that role's global permission."""
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 
-from changecontrol.roles import Role
+from core.roles import Role
 
 
 def ensure_role_groups(**kwargs) -> dict[Role, Group]:

@@ -6,7 +6,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from audit.services import record
-from changecontrol import access
+from environments import access
 from environments.models import Environment
 
 CONFIG_FIELDS = (

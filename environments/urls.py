@@ -1,6 +1,7 @@
 from django.urls import path
 
-from environments import calendar_views, feeds, views
+from deployments import calendar_views, feeds
+from environments import views
 
 app_name = "environments"
 urlpatterns = [

@@ -5,7 +5,7 @@ from django.db.models import Prefetch
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from changecontrol import access
+from environments import access
 from environments.forms import EnvironmentForm
 from environments.models import TIER_ORDER, Environment, Tier
 from environments.services import update_environment
@@ -70,9 +70,9 @@ def edit(request, code: str, tier: str):
 
 # --- Computed evidence on the environment page (issue 7) ---------------------------------------------
 def evidence_context(env: Environment) -> dict:
-    from environments.evidence import drift_against_neighbour, freshness, masking_rules
     from environments.models import RefreshRun
-    from environments.plantdb import has_database
+    from plant.evidence import drift_against_neighbour, freshness, masking_rules
+    from plant.plantdb import has_database
 
     other, differences = drift_against_neighbour(env)
     return {
@@ -88,8 +88,8 @@ def evidence_context(env: Environment) -> dict:
 @login_required
 @require_http_methods(["POST"])
 def refresh(request, code: str, tier: str):
-    from changecontrol.errors import StateConflict
-    from environments.evidence import request_refresh
+    from core.errors import StateConflict
+    from plant.evidence import request_refresh
 
     env = _environment(request, code, tier)
     try:
@@ -106,7 +106,7 @@ def refresh(request, code: str, tier: str):
 @login_required
 @require_http_methods(["POST"])
 def fingerprint(request, code: str, tier: str):
-    from environments.evidence import record_fingerprint
+    from plant.evidence import record_fingerprint
 
     env = _environment(request, code, tier)
     access.require(request.user, "configure", env)

@@ -13,8 +13,7 @@ from rest_framework.decorators import api_view
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from changecontrol import access
-from environments import calendar
+from environments import access, calendar
 from environments.models import Environment
 from environments.windows import rules_for
 

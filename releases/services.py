@@ -10,11 +10,13 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 
 from audit.services import record
-from changecontrol import access, clock
-from changecontrol.errors import RuleViolation, StateConflict
-from changecontrol.roles import Role
+from core import clock
+from core.errors import RuleViolation, StateConflict
+from core.roles import Role
+from environments import access
 from environments.models import Environment, Site, Tier
-from releases import gates, uploads
+from plant import uploads
+from releases import gates
 from releases.models import Evidence, EvidenceKind, Impact, Release, Rfc, RfcCounter, UatSignoff
 from releases.states import AUTHOR, EDITABLE_STATES, SYSTEM, TRANSITIONS
 from releases.versioning import ChangeClass, VersionRefused, classify, highest
@@ -497,7 +499,7 @@ def transition(user, rfc: Rfc, name: str, reason: str = "", data: dict | None = 
             raise PermissionDenied(f"'{spec.label}' is taken by a person, not by the portal.")
         extra = {}
         if name == "schedule":
-            from releases.models import ACTIVE_DEPLOYMENT_STATES
+            from deployments.models import ACTIVE_DEPLOYMENT_STATES
 
             booked = set(
                 current.deployments.filter(state__in=ACTIVE_DEPLOYMENT_STATES).values_list(
@@ -540,7 +542,7 @@ def _follow_up(user, rfc: Rfc, name: str) -> None:
     """What a transition sets going in the approval chain, inside the same transaction."""
     from approvals import services as approvals
     from approvals.models import RoundState
-    from releases.scheduling import cancel_deployments
+    from deployments.scheduling import cancel_deployments
 
     if name == "submit":
         approvals.open_round(rfc, user)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from django.db import models
 
-from changecontrol.roles import Role
+from core.roles import Role
 
 
 class RfcState(models.TextChoices):

@@ -10,8 +10,8 @@ from django.contrib.auth.models import User
 from django.test import Client
 from hypothesis import settings as settings_profiles
 
-from changecontrol import access
-from changecontrol.roles import Role
+from core.roles import Role
+from environments import access
 from environments.models import TIER_DEFAULTS, Environment, Site, Tier
 from environments.roles_setup import ensure_role_groups
 

@@ -13,8 +13,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEvent
-from changecontrol.roles import Role
-from releases import uploads
+from core.roles import Role
+from plant import uploads
 from releases.models import Evidence, Release, Rfc, UatSignoff
 from releases.states import RfcState
 from tests import factories

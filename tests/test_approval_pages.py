@@ -13,8 +13,8 @@ from django.core import mail as django_mail
 from approvals import mail
 from approvals.models import Approval, ApprovalState, EmailLink, Signature
 from audit.models import AuditEvent
-from changecontrol import clock
-from changecontrol.roles import Role
+from core import clock
+from core.roles import Role
 from releases import services as rfc_services
 from releases.models import Release, Rfc
 from releases.states import RfcState

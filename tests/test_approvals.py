@@ -23,9 +23,9 @@ from approvals.models import (
     StepState,
 )
 from audit.models import AuditEvent
-from changecontrol import clock
-from changecontrol.errors import StateConflict
-from changecontrol.roles import Role
+from core import clock
+from core.errors import StateConflict
+from core.roles import Role
 from releases import gates
 from releases import services as rfc_services
 from releases.models import Rfc

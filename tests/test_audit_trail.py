@@ -239,7 +239,7 @@ def test_verify_from_the_page_and_the_result_shown(cast):
 def test_object_permission_grants_are_audited(cast, site_a):
     from guardian.shortcuts import assign_perm, remove_perm
 
-    from changecontrol.roles import Role
+    from core.roles import Role
 
     assign_perm(Role.IT_MANAGER.codename, cast["nobody"], site_a)
     granted = AuditEvent.objects.filter(action="accounts.object_permission.granted").latest("seq")
@@ -268,7 +268,7 @@ def test_date_range_filter(cast):
 def test_the_object_permissions_page_asks_for_a_reason(cast, site_a):
     from django.contrib.auth.models import Permission
 
-    from changecontrol.roles import Role
+    from core.roles import Role
 
     client = client_for(cast["admin"])
     url = f"/admin/environments/site/{site_a.pk}/permissions/user-manage/{cast['nobody'].pk}/"

@@ -18,8 +18,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from audit.models import AuditEvent
+from deployments.models import Deployment, DeploymentState
 from environments.models import CalendarFeedToken, Freeze
-from releases.models import Deployment, DeploymentState
 from tests import factories
 from tests.conftest import client_for
 

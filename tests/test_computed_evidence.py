@@ -16,12 +16,13 @@ from django.db import connection
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from changecontrol import clock
-from environments import evidence
+from core import clock
+from deployments import checks
+from deployments.models import CheckKind
 from environments.models import Environment, MaskingRule, RefreshRun
-from environments.plantdb import PostgresDatabase, SqliteDatabase
-from releases import checks, gates, services
-from releases.models import CheckKind
+from plant import evidence
+from plant.plantdb import PostgresDatabase, SqliteDatabase
+from releases import gates, services
 from tests import factories
 from tests.conftest import api_client_for, client_for
 

@@ -9,8 +9,8 @@ from django.contrib.auth import authenticate
 from django.core.management import call_command
 
 from audit.services import verify
-from changecontrol import access
-from changecontrol.roles import Role
+from core.roles import Role
+from environments import access
 from environments.models import Environment, Site
 from releases.models import Release, Rfc
 

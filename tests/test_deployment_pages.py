@@ -7,9 +7,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from audit.models import AuditEvent
+from deployments import engine, scheduling
+from deployments.models import Deployment, DeploymentState
 from environments.models import Environment, Tier
-from releases import engine, scheduling, services
-from releases.models import Deployment, DeploymentState
+from releases import services
 from tests import factories
 from tests.conftest import api_client_for, client_for
 

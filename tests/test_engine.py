@@ -19,9 +19,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from approvals.models import Signature
 from audit.models import AuditEvent
 from demo_plant.artifacts import build
+from deployments import engine, scheduling
+from deployments.models import Deployment, DeploymentState, DeploymentStep, StepState
 from environments.models import Environment
-from releases import engine, scheduling, services
-from releases.models import Deployment, DeploymentState, DeploymentStep, Rfc, StepState
+from releases import services
+from releases.models import Rfc
 from releases.states import RfcState
 from tests import factories
 from tests.plant import site_plant
@@ -173,7 +175,7 @@ def test_snapshot_failure_applies_nothing(cast, site_a, plant, artifacts):
 
 def test_changed_artifact_is_refused_before_anything_runs(cast, site_a, plant, artifacts):
     release = artifact_release(cast["dev"], artifacts["good"], "2.4.1")
-    from releases import uploads
+    from plant import uploads
 
     uploads.path_of("artifacts", release.artifact_file).write_bytes(b'{"product": "MES", "version": "6.6.6"}')
     deployment = deploy(cast, site_a, "DEV", release)
@@ -318,8 +320,8 @@ def scheduled_prod(people, site, release, start):
 
 def prove_in_uat(people, rfc, site):
     """Issue 7's gates from real runs: UAT refreshed from PROD, the SQL idempotent, the rollback rehearsed."""
-    from environments import evidence
-    from releases import checks
+    from deployments import checks
+    from plant import evidence
 
     evidence.run_refresh(evidence.request_refresh(people["releasemgr"], env_of(site, "UAT")).pk)
     for kind in ("idempotency", "rehearsal"):

@@ -17,10 +17,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
 from audit.models import AuditEvent
-from changecontrol import clock
+from core import clock
+from deployments import engine
+from deployments.models import Deployment, DeploymentState, StepState
 from environments.models import Environment, Tier
-from releases import engine, services
-from releases.models import Deployment, DeploymentState, StepState
+from releases import services
 from tests import factories
 from tests.workers import celery_worker, wait_until
 
@@ -91,7 +92,7 @@ def test_a_worker_runs_dispatched_deployments(cast, site_a, quick):
         assert item.steps.get(name="verify_checksum").state == StepState.SUCCEEDED
     # Each started once, however often a (re)dispatched task was delivered.
     assert AuditEvent.objects.filter(action="releases.deployment.running").count() == len(items)
-    assert any("releases.tasks.run_deployment" in line for line in worker.log)
+    assert any("deployments.tasks.run_deployment" in line for line in worker.log)
 
 
 def test_sigkill_mid_apply_is_rolled_back_and_apply_never_runs_twice(cast, site_a, quick, tmp_path):

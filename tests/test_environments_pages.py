@@ -47,7 +47,7 @@ def test_dev_plus_prod_is_a_valid_site(cast):
 
 
 def test_environment_page_shows_policies_and_footer_version(cast, site_a):
-    from changecontrol.version import __version__
+    from core.version import __version__
 
     html = client_for(cast["dev"]).get(f"/environments/{site_a.code}/UAT/").content.decode()
     assert "Developers read only; key users read/write." in html

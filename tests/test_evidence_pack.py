@@ -19,11 +19,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from audit import evidence_pack
 from audit.models import AuditEvent
 from environments.models import Environment
 from releases import services as rfc_services
 from releases.models import Evidence, Rfc
+from reports import evidence_pack
 from tests import factories
 from tests.conftest import client_for
 
@@ -140,7 +140,7 @@ def test_json_pack_has_signatures_evidence_gates_and_audit_events(people, site_a
     stored = {e.seq: e.hash for e in AuditEvent.objects.filter(seq__in=seqs)}
     assert all(stored[e["seq"]] == e["hash"] for e in data["audit_events"])
     # The pack does not list its own generation; the next pack does.
-    assert "audit.evidence_pack.generated" not in actions
+    assert "reports.evidence_pack.generated" not in actions
 
 
 def test_generation_is_audited_with_the_hash_of_the_bytes(people, site_a):
@@ -148,12 +148,12 @@ def test_generation_is_audited_with_the_hash_of_the_bytes(people, site_a):
     for fmt in ("pdf", "json"):
         response = download(people["admin"], rfc, fmt)
         assert response.status_code == 200
-        event = AuditEvent.objects.filter(action="audit.evidence_pack.generated").order_by("-seq").first()
+        event = AuditEvent.objects.filter(action="reports.evidence_pack.generated").order_by("-seq").first()
         assert event.after == {"format": fmt, "sha256": hashlib.sha256(response.content).hexdigest()}
         assert event.object_id == rfc.number and event.actor_name == "admin"
         assert response["X-Content-SHA256"] == event.after["sha256"]
     later = json.loads(download(people["auditor"], rfc, "json").content)
-    generated = [e for e in later["audit_events"] if e["action"] == "audit.evidence_pack.generated"]
+    generated = [e for e in later["audit_events"] if e["action"] == "reports.evidence_pack.generated"]
     assert [e["after"]["format"] for e in generated] == ["pdf", "json"]
 
 
@@ -161,7 +161,7 @@ def test_another_sites_rfc_is_404_and_nothing_is_recorded(people, site_b):
     rfc = factories.ready_rfc(people["dev"], people["tester"], site_b)
     for fmt in ("pdf", "json"):
         assert download(people["itmanager_a"], rfc, fmt).status_code == 404
-    assert not AuditEvent.objects.filter(action="audit.evidence_pack.generated").exists()
+    assert not AuditEvent.objects.filter(action="reports.evidence_pack.generated").exists()
     anonymous = client_for(people["nobody"])
     anonymous.logout()
     response = anonymous.get(reverse("releases:evidence_pack_pdf", args=[rfc.uuid]))
@@ -249,7 +249,7 @@ def plant(tmp_path, site_a):
 
 def test_realistic_pack_pages_for_a_human(people, site_a, plant, tmp_path):
     from demo_plant.artifacts import build
-    from releases import engine, scheduling
+    from deployments import engine, scheduling
 
     good = build(tmp_path / "artifacts")["good"]
     release = rfc_services.create_release(

@@ -9,10 +9,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from audit.models import AuditEvent
-from changecontrol.errors import StateConflict
+from core.errors import StateConflict
+from plant.uploads import UploadRefused
 from releases import services
 from releases.models import Evidence, UatSignoff
-from releases.uploads import UploadRefused
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -106,7 +106,7 @@ def test_failed_transaction_removes_the_stored_file(cast, draft, media):
 
 
 def test_outsiders_cannot_add_evidence(cast, draft, site_b):
-    from changecontrol.roles import Role
+    from core.roles import Role
     from tests.conftest import make_user
 
     outsider = make_user("dev_b", Role.DEVELOPER, site=site_b)
@@ -157,7 +157,7 @@ def test_signoff_needs_comment_and_a_file(cast, draft, site_a, comment, files, f
 
 
 def test_author_cannot_sign_off_own_rfc_even_as_key_user(cast, site_a):
-    from changecontrol.roles import Role
+    from core.roles import Role
     from tests.conftest import make_user
 
     both = make_user("both", Role.DEVELOPER, Role.KEY_USER)
@@ -167,7 +167,7 @@ def test_author_cannot_sign_off_own_rfc_even_as_key_user(cast, site_a):
 
 
 def test_only_key_users_of_that_site_sign_off(cast, draft, site_a, site_b):
-    from changecontrol.roles import Role
+    from core.roles import Role
     from tests.conftest import make_user
 
     key_b = make_user("key_b", Role.KEY_USER, site=site_b)

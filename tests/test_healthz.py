@@ -2,7 +2,7 @@
 
 import pytest
 
-from changecontrol.version import __version__
+from core.version import __version__
 
 
 def test_healthz_ok(client, db):

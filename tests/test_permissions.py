@@ -3,8 +3,8 @@
 import pytest
 
 from audit.models import AuditEvent
-from changecontrol import access
-from changecontrol.roles import Role
+from core.roles import Role
+from environments import access
 from environments.models import Environment, Tier
 from tests.conftest import api_client_for, client_for, make_user
 

@@ -4,7 +4,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from audit.models import AuditEvent
-from changecontrol.errors import RuleViolation, StateConflict
+from core.errors import RuleViolation, StateConflict
 from releases import services
 from releases.models import Rfc
 from releases.states import AUTHOR, SYSTEM, TRANSITIONS, RfcState
@@ -33,9 +33,9 @@ def _book(rfc, user):
     """A PROD slot for every target site, as the scheduling form books it (issue 5)."""
     from datetime import timedelta
 
-    from changecontrol import clock
+    from core import clock
+    from deployments.models import Deployment
     from environments.models import Tier
-    from releases.models import Deployment
 
     start = clock.now() + timedelta(days=3)
     for impact in rfc.impacts.all():
@@ -98,7 +98,7 @@ def test_developer_cannot_schedule(cast, draft):
 
 
 def test_site_scoped_release_manager_only_at_their_site(cast, draft, site_b):
-    from changecontrol.roles import Role
+    from core.roles import Role
     from tests.conftest import make_user
 
     other = make_user("rm_b", Role.RELEASE_MANAGER, site=site_b)

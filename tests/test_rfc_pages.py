@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from approvals.models import ApprovalRound
 from audit.models import AuditEvent
-from changecontrol.roles import Role
+from core.roles import Role
 from releases.models import Evidence, Impact, Release, Rfc, UatSignoff
 from tests import factories
 from tests.conftest import client_for, make_user

@@ -16,12 +16,14 @@ from django.urls import reverse
 from approvals import services as approvals
 from approvals.models import Approval, ApprovalRound, ApprovalState, RoundPurpose, RoundState
 from audit.models import AuditEvent
-from changecontrol.errors import RuleViolation, StateConflict
-from changecontrol.roles import Role
+from core.errors import RuleViolation, StateConflict
+from core.roles import Role
+from deployments import scheduling
+from deployments.models import Deployment, DeploymentState
 from environments.models import Freeze, Tier
-from releases import gates, scheduling
+from releases import gates
 from releases import services as rfc_services
-from releases.models import Deployment, DeploymentState, Rfc
+from releases.models import Rfc
 from releases.states import RfcState
 from tests import factories
 from tests.conftest import PASSWORD, api_client_for, client_for, make_user
@@ -321,7 +323,7 @@ def test_schedule_over_the_api(people, site_a):
 
 def test_offered_slots_stay_bookable_at_a_minute_boundary(people, site_a):
     """A slot offered a second before it starts would be refused as past when the form comes back."""
-    from releases import scheduling as booking
+    from deployments import scheduling as booking
 
     open_rules = datetime(2026, 11, 10, 8, 59, 59, tzinfo=BERLIN)  # Tuesday, the window opens at 09:00
     rfc = approved(people, site_a)

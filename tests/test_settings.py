@@ -3,7 +3,7 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from changecontrol.envconfig import env_bool, env_int, env_list, env_str, env_url
+from core.envconfig import env_bool, env_int, env_list, env_str, env_url
 
 
 @pytest.mark.parametrize(

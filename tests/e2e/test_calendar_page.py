@@ -12,8 +12,9 @@ import pytest
 import time_machine
 from playwright.sync_api import expect
 
+from deployments.models import Deployment
 from environments.models import Environment, Freeze
-from releases.models import Deployment, Rfc
+from releases.models import Rfc
 from tests.e2e.conftest import demo_password, login, screenshot
 
 pytestmark = pytest.mark.browser

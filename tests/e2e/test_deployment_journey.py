@@ -12,10 +12,11 @@ from django.conf import settings
 from django.core.management import call_command
 from playwright.sync_api import expect
 
-from changecontrol import clock
+from core import clock
 from demo_plant.layout import ensure_environment
+from deployments.models import Deployment
 from environments.models import Environment
-from releases.models import Deployment, Rfc
+from releases.models import Rfc
 from tests.e2e.conftest import demo_password, login, screenshot
 from tests.plant import running_plant
 from tests.workers import celery_beat, celery_worker

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from changecontrol.version import __version__
+from core.version import __version__
 from tests.e2e.conftest import demo_password, login, screenshot, submit_login
 
 pytestmark = pytest.mark.browser
 
-# Expected main navigation per demo user, from changecontrol.access.navigation():
+# Expected main navigation per demo user, from environments.access.navigation():
 #   everyone: Home, RFCs, Calendar, [Approvals], Environments, ..., API
 #   read_audit (Admin, Auditor): Audit trail
 #   admin_site (Admin): Administration

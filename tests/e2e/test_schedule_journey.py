@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import expect
 
-from releases.models import Deployment, Rfc
+from deployments.models import Deployment
+from releases.models import Rfc
 from tests.e2e.conftest import demo_password, login, screenshot
 
 pytestmark = pytest.mark.browser

@@ -1,0 +1,147 @@
+"""Demo RFCs in several states, filed through the real service functions (DESIGN.md demo contract).
+
+Idempotent: an RFC whose title exists already is left as it is.
+"""
+
+from __future__ import annotations
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from approvals import services as approvals
+from approvals.models import Approval, ApprovalState
+from core.roles import Role
+from releases import services
+from releases.models import Release, Rfc
+
+# A 1x1 transparent PNG: real image bytes, so the preview shows something.
+PIXEL = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
+)
+
+
+def _png(name: str) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, PIXEL, content_type="image/png")
+
+
+def _log(name: str, text: str) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, text.encode(), content_type="text/plain")
+
+
+DEMO_RFCS = [
+    {
+        "title": "Downtime-reason screen for Berlin line operators",
+        "release": ("MES", "2.4.0"),
+        "sites": {"BER": (["Line 1", "Line 2"], ["Downtime tracking"])},
+        "description": "Operators pick a downtime reason on the line terminal instead of paper sheets.",
+        "rollback_plan": "Redeploy MES 2.3.1 from the artifact store and run undo_2.4.0.sql.",
+        "requested_timing": "Next Tuesday morning window",
+        "then": "draft",
+    },
+    {
+        "title": "Downtime-reason screen for Chicago packaging",
+        "release": ("MES", "2.4.0"),
+        "sites": {"CHI": (["Packaging 3"], ["Downtime tracking"])},
+        "description": "Same screen as Berlin; UAT proven with the packaging key users.",
+        "rollback_plan": "Redeploy MES 2.3.1 and run undo_2.4.0.sql.",
+        "then": "in_approval",
+    },
+    {
+        "title": "Order model for multi-line scheduling",
+        "release": ("MES", "3.0.0"),
+        "sites": {
+            "BER": (["Line 1", "Line 2", "Line 3"], ["Orders", "Scheduling"]),
+            "CHI": (["Packaging 1", "Packaging 3"], ["Orders"]),
+        },
+        "description": "Orders can be split across lines; planners schedule per line.",
+        "rollback_plan": "Restore the pre-deployment database backup and redeploy MES 2.3.1.",
+        "estimated_downtime_minutes": 45,
+        "retraining_note": "Shift leads: 30-minute briefing on split orders before go-live.",
+        "high_risk": True,
+        "then": "draft",
+    },
+    {
+        "title": "Scanner debounce on Berlin line 2",
+        "release": ("MES", "2.3.2"),
+        "sites": {"BER": (["Line 2"], ["Scanning"])},
+        "description": "Double scans on line 2 book parts twice; debounce the scanner input by 150 ms.",
+        "rollback_plan": "Redeploy MES 2.3.1; no database change.",
+        "then": "approved",
+    },
+    # On the always-open demo line (issue 6): schedule these and watch one deploy, one roll back.
+    {
+        "title": "Label layout v2 on the demo line",
+        "release": ("MES", "2.4.1"),
+        "sites": {"OPEN": (["Line 1"], ["Labelling"])},
+        "description": "Bigger batch number on the label; operators asked for it.",
+        "rollback_plan": "Restore the application snapshot and the database backup taken before the apply.",
+        "then": "approved",
+    },
+    {
+        "title": "Label template rework on the demo line",
+        "release": ("MES", "2.4.2"),
+        "sites": {"OPEN": (["Line 1"], ["Labelling"])},
+        "description": "New label template engine. (Demo: its template is missing, the smoke test fails.)",
+        "rollback_plan": "Restore the application snapshot and the database backup taken before the apply.",
+        "then": "approved",
+    },
+]
+SIGNERS = {
+    Role.IT_MANAGER: "itmanager",
+    Role.OPERATIONS_MANAGER: "opsmanager",
+    Role.CIO: "cio",
+    Role.PLANT_DIRECTOR: "plantdirector",
+}
+
+
+def seed(users: dict) -> list[Rfc]:
+    dev, tester = users["dev"], users["tester"]
+    made = []
+    for spec in DEMO_RFCS:
+        if Rfc.objects.filter(title=spec["title"]).exists():
+            continue
+        product, version = spec["release"]
+        rfc = services.create_rfc(
+            dev,
+            title=spec["title"],
+            description=spec["description"],
+            release=Release.objects.get(product=product, version=version),
+            rollback_plan=spec["rollback_plan"],
+            requested_timing=spec.get("requested_timing", ""),
+            estimated_downtime_minutes=spec.get("estimated_downtime_minutes", 0),
+            retraining_note=spec.get("retraining_note", ""),
+            high_risk=spec.get("high_risk", False),
+            impacts=[
+                {"site": code, "lines": lines, "modules": modules}
+                for code, (lines, modules) in spec["sites"].items()
+            ],
+        )
+        services.add_evidence(
+            dev,
+            rfc,
+            _log("dev-test-run.log", "42 tests passed on DEV\n"),
+            "test_report",
+            "Automated test run on DEV",
+        )
+        if spec["then"] in ("in_approval", "approved"):
+            for impact in rfc.impacts.all():
+                services.sign_off_uat(
+                    tester,
+                    rfc,
+                    impact.site,
+                    "Recorded 20 downtime reasons on UAT; all correct.",
+                    [_png("uat-screen.png")],
+                )
+            services.submit(dev, rfc)
+            # The managers sign (demo seeding skips the password re-entry a person makes): the IT
+            # manager only for "in approval", the whole chain for "approved".
+            while (
+                approval := Approval.objects.filter(rfc=rfc, state=ApprovalState.PENDING).first()
+            ) is not None:
+                approvals.sign_verified(
+                    users[SIGNERS[Role(approval.role)]], approval, "approve", via="portal"
+                )
+                if spec["then"] == "in_approval":
+                    break
+        made.append(rfc)
+    return made

@@ -1,0 +1,252 @@
+"""Demo data: one user per role, two plants in different time zones, releases and RFCs in several states.
+
+Idempotent: running it again leaves the same state (and resets the demo passwords).
+"""
+
+import hashlib
+import os
+import tempfile
+from datetime import time
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from audit.services import record
+from changecontrol import demo as demo_rfcs
+from core.roles import Role
+from demo_plant.artifacts import build
+from demo_plant.layout import ensure_environment
+from demo_plant.portal import pipeline
+from environments import access
+from environments.models import TIER_DEFAULTS, DeploymentWindow, Environment, Site, Tier
+from environments.roles_setup import ensure_role_groups
+from releases import services
+from releases.models import Release
+
+USERS = [
+    ("dev", "Dana", "Developer", Role.DEVELOPER),
+    ("tester", "Tomas", "Tester", Role.KEY_USER),
+    ("itmanager", "Ingrid", "Ito", Role.IT_MANAGER),
+    ("opsmanager", "Omar", "Osei", Role.OPERATIONS_MANAGER),
+    ("cio", "Carla", "Ivanova", Role.CIO),
+    ("plantdirector", "Piet", "Dekker", Role.PLANT_DIRECTOR),
+    ("releasemgr", "Rita", "Mendes", Role.RELEASE_MANAGER),
+    ("auditor", "Arun", "Udeh", Role.AUDITOR),
+    ("admin", "Alex", "Admin", Role.ADMIN),
+]
+
+SITES = [
+    {
+        "code": "BER",
+        "name": "Berlin assembly plant",
+        "timezone": "Europe/Berlin",
+        "country": "DE",
+        "subdivision": "BE",
+        "versions": {Tier.DEV: "2.4.0", Tier.UAT: "2.4.0", Tier.PROD: "2.3.1"},
+    },
+    {
+        "code": "CHI",
+        "name": "Chicago packaging plant",
+        "timezone": "America/Chicago",
+        "country": "US",
+        "subdivision": "IL",
+        "versions": {Tier.DEV: "2.4.0", Tier.UAT: "2.3.1", Tier.PROD: "2.3.1"},
+    },
+    # Open around the clock (issue 6.6): the PROD flow can be shown on any day, at any hour.
+    {
+        "code": "OPEN",
+        "name": "Demo line (open calendar)",
+        "timezone": "Europe/Berlin",
+        "country": "",
+        "subdivision": "",
+        "versions": {Tier.DEV: "2.3.1", Tier.UAT: "2.3.1", Tier.PROD: "2.3.1"},
+        "open": True,
+    },
+]
+DEMO_SMOKE_DELAY_SECONDS = 20  # seconds in the demo; 15 minutes in a plant (X2)
+
+RELEASES = [
+    ("MES", "2.3.1", "Label printer driver timeout raised from 2 s to 5 s."),
+    ("MES", "2.3.2", "Scanner input debounced by 150 ms on line 2."),
+    ("MES", "2.4.0", "New downtime-reason screen for line operators."),
+    ("MES", "3.0.0", "Order model reworked for multi-line scheduling (operator retraining)."),
+]
+
+
+class Command(BaseCommand):
+    help = "Create or refresh the demo sites, environments, releases and one user per role."
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        password = os.environ.get("DEMO_PASSWORD") or "demo"
+        groups = ensure_role_groups()
+        users = {}
+        for username, first, last, role in USERS:
+            user, created = User.objects.get_or_create(username=username)
+            user.first_name, user.last_name = first, last
+            user.email = f"{username}@plant.example"
+            user.is_staff = role == Role.ADMIN
+            user.is_active = True
+            user.set_password(password)
+            user.save()
+            user.groups.set([groups[role]])
+            access.forget(user)
+            users[username] = user
+            if created:
+                record(
+                    "accounts.user.created",
+                    user,
+                    actor_name="demo",
+                    after={"username": username, "role": role.label},
+                )
+
+        for spec in SITES:
+            site, created = Site.objects.update_or_create(
+                code=spec["code"],
+                defaults={key: spec[key] for key in ("name", "timezone", "country", "subdivision")},
+            )
+            if created:
+                record("environments.site.created", site, actor_name="demo", after={"code": site.code})
+                if spec.get("open"):
+                    self.open_calendar(site)
+            for tier, version in spec["versions"].items():
+                env, env_created = Environment.objects.get_or_create(
+                    site=site,
+                    tier=tier,
+                    defaults={
+                        **TIER_DEFAULTS[tier],
+                        "active_version": version,
+                        "equipment_writes": tier == Tier.PROD,
+                    },
+                )
+                if env_created:
+                    record("environments.environment.created", env, actor_name="demo", after=env.snapshot())
+                self.connect_plant(env, version)
+
+        for product, version, notes in RELEASES:
+            release, created = Release.objects.get_or_create(
+                product=product,
+                version=version,
+                defaults={
+                    "notes": notes,
+                    "created_by": users["dev"],
+                    "artifact_sha256": hashlib.sha256(f"{product}-{version}".encode()).hexdigest(),
+                },
+            )
+            if created:
+                record("releases.release.created", release, actor_name="demo", after={"version": version})
+
+        self.plant_releases(users["dev"])
+        self.masking_and_refresh()
+        rfcs = demo_rfcs.seed(users)
+        self.computed_evidence()
+
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo ready: {len(USERS)} users ({', '.join(u[0] for u in USERS)}), password "
+                f"{'from DEMO_PASSWORD' if os.environ.get('DEMO_PASSWORD') else 'demo'}; "
+                f"sites {', '.join(s['code'] for s in SITES)}; {len(rfcs)} new demo RFCs."
+            )
+        )
+
+    def masking_and_refresh(self) -> None:
+        _masking_and_refresh()
+
+    def computed_evidence(self) -> None:
+        _computed_evidence()
+
+    def open_calendar(self, site: Site) -> None:
+        """Windows every day 00:00–23:59, no handovers, no Friday or quarter-close freeze."""
+        site.windows.all().delete()
+        site.handovers.all().delete()
+        DeploymentWindow.objects.bulk_create(
+            [DeploymentWindow(site=site, weekday=day, starts=time(0), ends=time(23, 59)) for day in range(7)]
+        )
+        site.block_fridays, site.quarter_close_days = False, 0
+        site.save(update_fields=["block_fridays", "quarter_close_days"])
+
+    def connect_plant(self, env: Environment, version: str) -> None:
+        """The environment deploys to the demo plant's copy of it (demo_plant/): created here, left as it is."""
+        root = settings.VAR_DIR / "plant"
+        ensure_environment(root, env.site.code, env.tier, version=version)
+        if not env.pipeline:
+            env.pipeline = pipeline(
+                root,
+                env.site.code,
+                env.tier,
+                settings.DEMO_PLANT_URL,
+                smoke_delay_seconds=DEMO_SMOKE_DELAY_SECONDS,
+            )
+            env.save(update_fields=["pipeline"])
+
+    def plant_releases(self, author) -> None:
+        """A good and a bad release with real artifacts the demo plant installs."""
+        with tempfile.TemporaryDirectory() as folder:
+            built = build(folder)
+            for key, version, notes in (
+                ("good", "2.4.1", "Label layout v2: bigger batch number."),
+                (
+                    "bad",
+                    "2.4.2",
+                    "Label template rework (its template is missing: "
+                    "the smoke test fails and it rolls back).",
+                ),
+                (
+                    "slow",
+                    "2.4.3",
+                    "Label rendering with a slow font cache (10× slower: "
+                    "the performance compare rolls it back).",
+                ),
+            ):
+                if Release.objects.filter(product="MES", version=version).exists():
+                    continue
+                services.create_release(
+                    author,
+                    product="MES",
+                    version=version,
+                    notes=notes,
+                    artifact=SimpleUploadedFile(built[key].name, built[key].read_bytes()),
+                    migration_sql=LAYOUT_SQL,
+                    undo_sql=LAYOUT_UNDO,
+                )
+
+
+LAYOUT_SQL = "CREATE TABLE IF NOT EXISTS label_layouts (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+LAYOUT_UNDO = "DROP TABLE IF EXISTS label_layouts;"
+
+
+def _masking_and_refresh() -> None:
+    """UAT refreshed from PROD with the operators' names masked (issue 7), so the freshness gate has a real run."""
+    from environments.models import MaskingRule
+    from plant import evidence
+
+    MaskingRule.objects.get_or_create(
+        site=None, table="labels", column="text", defaults={"method": "fixed", "value": "masked label"}
+    )
+    for uat in Environment.objects.filter(tier=Tier.UAT).select_related("site"):
+        if uat.data_refreshed_at and evidence.freshness(uat)[0]:
+            continue
+        evidence.run_refresh(evidence.request_refresh(None, uat).pk)
+    for env in Environment.objects.exclude(pipeline={}).select_related("site"):
+        evidence.record_fingerprint(env)  # drift between the tiers is shown from the start
+
+
+def _computed_evidence() -> None:
+    """The approved demo RFCs carry real idempotency checks and rollback rehearsals (issue 7)."""
+    from deployments import checks
+    from deployments.models import CheckKind, CheckRun
+    from plant.plantdb import has_database
+    from releases.models import Rfc
+
+    for rfc in Rfc.objects.filter(state="approved").select_related("release"):
+        if not rfc.release.migration_sql.strip():
+            continue
+        for impact in rfc.impacts.select_related("site"):
+            if not has_database(checks.uat_of(impact.site)):
+                continue
+            for kind in CheckKind.values:
+                if not CheckRun.objects.filter(rfc=rfc, kind=kind, state="passed").exists():
+                    checks.run_check(checks.request_check(None, rfc, kind, impact.site).pk)

@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class DeploymentsConfig(AppConfig):
+    name = "deployments"
+    verbose_name = "Deployments"
+
+    def ready(self) -> None:
+        # Register the "Deployment window" and computed-evidence gates in the one readiness checklist (C5).
+        from deployments import checks, scheduling  # noqa: F401

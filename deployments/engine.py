@@ -1,0 +1,643 @@
+"""The deployment engine (issue 6, X1–X7): dispatch due rows, lease them, run the journaled pipeline.
+
+The database is the truth (DESIGN principle 1). Beat runs `dispatch()` every few seconds; it
+claims due deployments with `select_for_update(skip_locked=True)` and enqueues `run()` for each.
+`run()` takes a lease on the row, so a duplicate delivery, a second dispatcher or a late
+redelivery finds the lease and does nothing. Every step writes its journal row before it acts
+and after it ends; a worker that dies leaves a "running" row: a side-effect-free step is simply
+run again, an apply step is never repeated — the deployment rolls back instead (principle 2).
+The smoke delay is a due time on the row, not a sleeping task or a long ETA (CELERY.md 1, 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import threading
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.db import close_old_connections, transaction
+from django.db.models import F, Q
+
+from audit.services import record
+from core import clock
+from core.roles import Role
+from deployments.models import Deployment, DeploymentState, DeploymentStep, StepState
+from environments import calendar
+from environments.models import Tier
+from environments.windows import rules_for
+from plant import adapters, uploads
+from releases import gates
+from releases.models import Rfc
+from releases.states import RfcState
+
+logger = logging.getLogger(__name__)
+S = DeploymentState
+TERMINAL = {S.SUCCEEDED, S.ROLLED_BACK, S.ROLLBACK_FAILED, S.FAILED, S.CANCELLED, S.MISSED}
+ACTIVE = [S.RUNNING, S.VERIFYING, S.ROLLING_BACK]
+FORWARD = [
+    "verify_checksum",
+    "baseline",
+    "vm_snapshot",
+    "snapshot",
+    "backup",
+    "apply",
+    "equipment",
+    "wait",
+    "smoke",
+    "compare",
+    "commit",
+]
+ROLLBACK = ["restore_vm", "restore_snapshot", "restore_backup", "verify_rollback"]
+# A step that may have half-run is never repeated: the deployment rolls back instead.
+UNSAFE_TO_REPEAT = {"apply", "equipment"}
+PERFORMANCE_TOLERANCE = 0.20  # X3: more than 20 % slower than the baseline fails…
+NOISE_MS = 15.0  # …and by more than measurement noise: a 20 ms call that takes 30 ms is not a regression
+DISPATCH_BATCH = 20
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def lease_seconds() -> int:
+    return settings.DEPLOYMENT_LEASE_SECONDS
+
+
+# --- Dispatch --------------------------------------------------------------------------------------
+def due_queryset(now):
+    unleased = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)
+    not_recently_sent = Q(dispatched_at__isnull=True) | Q(
+        dispatched_at__lt=now - timedelta(seconds=settings.DEPLOYMENT_REDISPATCH_SECONDS)
+    )
+    return (
+        Deployment.objects.filter(
+            Q(state=S.SCHEDULED, scheduled_start__lte=now) | Q(state__in=ACTIVE, next_action_at__lte=now)
+        )
+        .filter(unleased)
+        .filter(not_recently_sent)
+    )
+
+
+def dispatch() -> list[int]:
+    """Claim due deployments and hand each to a worker. Two beats at once claim disjoint rows;
+    a task lost with a flushed Redis is sent again after DEPLOYMENT_REDISPATCH_SECONDS."""
+    from deployments import tasks
+
+    now = clock.now()
+    with transaction.atomic():
+        rows = list(
+            due_queryset(now)
+            .select_for_update(skip_locked=True)
+            .order_by("scheduled_start")
+            .values_list("pk", flat=True)[:DISPATCH_BATCH]
+        )
+        if rows:
+            Deployment.objects.filter(pk__in=rows).update(dispatched_at=now)
+            for pk in rows:
+                transaction.on_commit(lambda pk=pk: tasks.run_deployment.delay(pk))
+    return rows
+
+
+# --- The lease -------------------------------------------------------------------------------------
+def acquire(deployment_id: int, owner: str) -> bool:
+    now = clock.now()
+    taken = (
+        Deployment.objects.filter(pk=deployment_id)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_owner=owner))
+        .update(
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds()),
+            attempts=F("attempts") + 1,
+        )
+    )
+    return bool(taken)
+
+
+def renew(deployment_id: int, owner: str) -> bool:
+    return bool(
+        Deployment.objects.filter(pk=deployment_id, lease_owner=owner).update(
+            lease_expires_at=clock.now() + timedelta(seconds=lease_seconds())
+        )
+    )
+
+
+def release(deployment_id: int, owner: str) -> None:
+    """Let go of the row; its next due time (the smoke test) is dispatched as soon as it comes."""
+    Deployment.objects.filter(pk=deployment_id, lease_owner=owner).update(
+        lease_owner="", lease_expires_at=None, dispatched_at=None
+    )
+
+
+class _Heartbeat:
+    """Keeps the lease alive while a long step runs (its own database connection)."""
+
+    def __init__(self, deployment_id: int, owner: str):
+        self.deployment_id, self.owner, self.stop = deployment_id, owner, threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        try:
+            while not self.stop.wait(max(1.0, lease_seconds() / 3)):
+                renew(self.deployment_id, self.owner)
+        finally:
+            close_old_connections()
+            from django.db import connection
+
+            connection.close()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+
+class LeaseLost(Exception):
+    pass
+
+
+# --- Running a deployment -------------------------------------------------------------------------
+def run(deployment_id: int, owner: str | None = None) -> str:
+    """Advance one deployment as far as it can go now. Safe to call any number of times."""
+    owner = owner or worker_id()
+    if not acquire(deployment_id, owner):
+        return "leased by another worker"
+    try:
+        return _Runner(deployment_id, owner).advance()
+    except LeaseLost:
+        return "lease lost"
+    finally:
+        release(deployment_id, owner)
+
+
+class _Runner:
+    def __init__(self, deployment_id: int, owner: str):
+        self.owner = owner
+        self.deployment = Deployment.objects.select_related(
+            "rfc", "rfc__release", "environment", "environment__site"
+        ).get(pk=deployment_id)
+        self.env = self.deployment.environment
+        self.pipeline = self.env.pipeline or {}
+
+    # --- helpers ---
+    def refresh(self) -> Deployment:
+        self.deployment.refresh_from_db()
+        if self.deployment.lease_owner != self.owner:
+            raise LeaseLost
+        return self.deployment
+
+    def set_state(self, state: str, **fields) -> None:
+        d = self.deployment
+        before = d.state
+        d.state = state
+        for name, value in fields.items():
+            setattr(d, name, value)
+        d.save(update_fields=["state", *fields])
+        if before != state:
+            record(
+                f"releases.deployment.{state}",
+                d,
+                actor_name="system",
+                before={"state": before},
+                after={
+                    "state": state,
+                    "environment": str(self.env),
+                    **({"outcome": d.outcome} if d.outcome else {}),
+                },
+            )
+
+    def context(self) -> adapters.Context:
+        release = self.deployment.rfc.release
+        artifact = ""
+        if release.artifact_file:
+            artifact = str(uploads.path_of("artifacts", release.artifact_file))
+        elif release.artifact_url.startswith("file://"):
+            artifact = release.artifact_url.removeprefix("file://")
+        return adapters.Context(
+            deployment_id=self.deployment.pk,
+            rfc_number=self.deployment.rfc.number,
+            site=self.env.site.code,
+            tier=self.env.tier,
+            version=release.version,
+            artifact_path=artifact,
+            artifact_sha256=release.artifact_sha256,
+            migration_sql=release.migration_sql,
+            undo_sql=release.undo_sql,
+            equipment_writes=self.env.equipment_writes,
+            work_dir=adapters.work_dir(self.deployment.uuid),
+        )
+
+    # --- the journal ---
+    def step(self, phase: str, name: str, action) -> adapters.StepResult:
+        """Run `action` once under its journal row; a finished row is answered from the journal."""
+        order = (FORWARD if phase == "forward" else ROLLBACK).index(name) + (0 if phase == "forward" else 100)
+        row = DeploymentStep.objects.filter(deployment=self.deployment, phase=phase, name=name).first()
+        if row is not None and row.state in (StepState.SUCCEEDED, StepState.SIMULATED, StepState.SKIPPED):
+            return adapters.StepResult(True, row.output, row.result, row.state == StepState.SIMULATED)
+        if row is not None and row.state == StepState.FAILED:
+            return adapters.StepResult(False, row.output, row.result)
+        if (
+            row is not None
+            and row.state in (StepState.RUNNING, StepState.INTERRUPTED)
+            and name in UNSAFE_TO_REPEAT
+        ):
+            row.state, row.finished_at = StepState.INTERRUPTED, clock.now()
+            row.output += "\nThe worker running this step stopped; it is not repeated: rolling back."
+            row.save(update_fields=["state", "finished_at", "output"])
+            return adapters.StepResult(False, row.output, {"interrupted": True})
+        self.refresh()
+        now = clock.now()
+        if row is None:
+            row = DeploymentStep.objects.create(
+                deployment=self.deployment,
+                order=order,
+                phase=phase,
+                name=name,
+                started_at=now,
+                worker=self.owner,
+            )
+        else:  # a side-effect-free step a dead worker left running: run it again
+            row.started_at, row.worker, row.state = now, self.owner, StepState.RUNNING
+            row.save(update_fields=["started_at", "worker", "state"])
+        with _Heartbeat(self.deployment.pk, self.owner):
+            try:
+                result = action()
+            except adapters.AdapterError as exc:
+                result = adapters.StepResult(False, f"configuration error: {exc}")
+            except Exception as exc:  # an adapter bug must still end in a journal row and a rollback
+                logger.exception("step %s of deployment %s crashed", name, self.deployment.pk)
+                result = adapters.StepResult(False, f"{type(exc).__name__}: {exc}")
+        if result is None:  # not configured for this environment
+            row.state, row.output = StepState.SKIPPED, "not configured for this environment"
+            row.result = {}
+            result = adapters.StepResult(True, row.output)
+        else:
+            row.state = (
+                (StepState.SIMULATED if result.simulated else StepState.SUCCEEDED)
+                if result.ok
+                else StepState.FAILED
+            )
+            row.output, row.result = result.output, result.data
+            if result.simulated:
+                row.output = "SIMULATED (this environment does not write to equipment, E5)\n" + row.output
+        row.adapter = row.adapter or result.data.get("adapter", "")
+        row.finished_at = clock.now()
+        row.save(update_fields=["state", "output", "result", "finished_at", "adapter"])
+        return result
+
+    def adapter_step(self, phase: str, name: str, key: str, *, restore: bool = False, many: bool = False):
+        spec = self.pipeline.get(key)
+
+        def action():
+            if not spec:
+                return None
+            specs = spec if isinstance(spec, list) else [spec]
+            outputs, data, simulated = [], {"adapter": ", ".join(s.get("adapter", "?") for s in specs)}, False
+            for item in specs:
+                result = adapters.build(item, restore=restore).run(self.context())
+                outputs.append(result.output)
+                data.update({k: v for k, v in result.data.items() if k != "adapter"})
+                simulated = simulated or result.simulated
+                if not result.ok:
+                    return adapters.StepResult(False, "\n".join(outputs), data, simulated)
+            return adapters.StepResult(True, "\n".join(outputs), data, simulated)
+
+        return self.step(phase, name, action)
+
+    # --- the pipeline ---
+    def advance(self) -> str:
+        d = self.refresh()
+        if d.state in TERMINAL:
+            return d.state
+        if d.state == S.SCHEDULED:
+            refused = self.preflight()
+            if refused:
+                return refused
+        if d.state == S.ROLLING_BACK or d.rollback_requested_by_id:
+            return self.rollback(
+                d.outcome
+                or "Rollback requested by "
+                f"{d.rollback_requested_by.get_username() if d.rollback_requested_by else 'a user'}."
+            )
+        for name in FORWARD:
+            if self.refresh().rollback_requested_by_id:
+                return self.rollback("Rollback requested by a release manager.")
+            outcome = getattr(self, f"do_{name}")()
+            if outcome == "wait":
+                return "waiting for the smoke test"
+            if outcome is not True:
+                return self.rollback(outcome)
+        return self.finish(S.SUCCEEDED, "Deployed and verified.")
+
+    def preflight(self) -> str | None:
+        """Before touching the environment: the gates and the window again (W5)."""
+        d, rfc = self.deployment, self.deployment.rfc
+        now = clock.now()
+        window_end = self.window_end()
+        need = timedelta(minutes=d.duration_minutes)
+        if window_end is not None and now + need > window_end:
+            self.set_state(
+                S.MISSED,
+                finished_at=now,
+                outcome=f"Its window closed at {window_end.isoformat()} "
+                "before it could start; nothing was touched.",
+            )
+            self.follow_rfc()
+            return S.MISSED
+        if self.env.tier == Tier.PROD:
+            failed = gates.failing(rfc, "deploy")
+            if failed:
+                self.set_state(
+                    S.FAILED,
+                    finished_at=now,
+                    outcome="Refused before touching PROD: "
+                    + "; ".join(f"{g.name} — {g.reason}" for g in failed),
+                )
+                self.follow_rfc(start=True)
+                return S.FAILED
+        self.set_state(S.RUNNING, started_at=now, window_ends_at=window_end, next_action_at=now)
+        self.follow_rfc(start=True)
+        return None
+
+    def window_end(self):
+        """The end of the free interval the deployment was booked into (None: no calendar)."""
+        d = self.deployment
+        rules = rules_for(self.env)
+        if not rules.enforced:
+            return None
+        for lo, hi in calendar.free_intervals(
+            rules,
+            d.scheduled_start - timedelta(days=1),
+            d.scheduled_end + timedelta(days=1),
+            emergency=d.emergency,
+            handover_override=d.handover_override,
+        ):
+            if lo <= d.scheduled_start < hi:
+                return hi
+        return d.scheduled_start  # the calendar changed under it: no time left
+
+    def window_closed(self) -> bool:
+        end = self.deployment.window_ends_at
+        return end is not None and clock.now() >= end
+
+    # --- forward steps: True, "wait" or a reason to roll back ---
+    def do_verify_checksum(self):
+        release = self.deployment.rfc.release
+
+        def action():
+            ctx = self.context()
+            if not ctx.artifact_path:
+                return adapters.StepResult(
+                    bool(release.artifact_sha256),
+                    f"artifact held by reference; recorded SHA-256 {release.artifact_sha256}",
+                    {"adapter": "checksum"},
+                )
+            digest = hashlib.sha256()
+            with open(ctx.artifact_path, "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+            ok = digest.hexdigest() == release.artifact_sha256
+            return adapters.StepResult(
+                ok,
+                f"SHA-256 {digest.hexdigest()} "
+                f"{'matches' if ok else 'DIFFERS FROM'} the {release.artifact_sha256} recorded "
+                "at upload (X5)",
+                {"adapter": "checksum", "sha256": digest.hexdigest()},
+            )
+
+        result = self.step("forward", "verify_checksum", action)
+        return True if result.ok else "The artifact is not the one that was approved (checksum differs)."
+
+    def do_baseline(self):
+        result = self.adapter_step("forward", "baseline", "smoke")
+        return (
+            True if result.ok else "The smoke test fails before the change: the environment is not healthy."
+        )
+
+    def do_vm_snapshot(self):
+        return (
+            True if self.adapter_step("forward", "vm_snapshot", "vm_snapshot").ok else "VM snapshot failed."
+        )
+
+    def do_snapshot(self):
+        return (
+            True
+            if self.adapter_step("forward", "snapshot", "snapshot").ok
+            else "Snapshot failed; nothing applied."
+        )
+
+    def do_backup(self):
+        return (
+            True if self.adapter_step("forward", "backup", "backup").ok else "Backup failed; nothing applied."
+        )
+
+    def finished(self, name: str) -> bool:
+        return DeploymentStep.objects.filter(
+            deployment=self.deployment,
+            phase="forward",
+            name=name,
+            state__in=[StepState.SUCCEEDED, StepState.SIMULATED, StepState.SKIPPED],
+        ).exists()
+
+    def do_apply(self):
+        if not self.finished("apply") and self.window_closed():
+            return "The window closed before the apply step could start (W5)."
+        return True if self.adapter_step("forward", "apply", "apply").ok else "Apply failed."
+
+    def do_equipment(self):
+        if not self.finished("equipment") and self.window_closed():
+            return "The window closed before the equipment step could start (W5)."
+        return True if self.adapter_step("forward", "equipment", "equipment").ok else "Equipment step failed."
+
+    def do_wait(self):
+        d = self.deployment
+        row = DeploymentStep.objects.filter(deployment=d, phase="forward", name="wait").first()
+        if row is not None and row.state == StepState.SUCCEEDED:
+            return True
+        delay = int(self.pipeline.get("smoke_delay_seconds", self.env.smoke_test_minutes * 60))
+        now = clock.now()
+        if row is None:
+            until = now + timedelta(seconds=delay)
+            DeploymentStep.objects.create(
+                deployment=d,
+                order=FORWARD.index("wait"),
+                phase="forward",
+                name="wait",
+                adapter="timer",
+                started_at=now,
+                worker=self.owner,
+                result={"until": until.isoformat(), "seconds": delay},
+                output=f"smoke test at T+{delay} s",
+            )
+        else:
+            from datetime import datetime
+
+            until = datetime.fromisoformat(row.result["until"])
+        if now < until:
+            self.set_state(S.VERIFYING, next_action_at=until)
+            return "wait"
+        DeploymentStep.objects.filter(deployment=d, phase="forward", name="wait").update(
+            state=StepState.SUCCEEDED, finished_at=now
+        )
+        return True
+
+    def do_smoke(self):
+        result = self.adapter_step("forward", "smoke", "smoke")
+        return True if result.ok else "The smoke test failed (X2)."
+
+    def do_compare(self):
+        steps = {
+            s.name: s
+            for s in DeploymentStep.objects.filter(
+                deployment=self.deployment, phase="forward", name__in=["baseline", "smoke"]
+            )
+        }
+
+        def action():
+            before = steps.get("baseline").result.get("latency_ms") if steps.get("baseline") else None
+            after = steps.get("smoke").result.get("latency_ms") if steps.get("smoke") else None
+            if before is None or after is None:
+                return None
+            limit = max(before * (1 + PERFORMANCE_TOLERANCE), before + NOISE_MS)
+            ok = after <= limit
+            change = (after - before) / before * 100 if before else 0.0
+            return adapters.StepResult(
+                ok,
+                f"latency {after:.1f} ms after vs {before:.1f} ms before ({change:+.0f} %); "
+                f"limit {limit:.1f} ms (+{PERFORMANCE_TOLERANCE:.0%}, at least +{NOISE_MS:.0f} ms)",
+                {
+                    "adapter": "compare",
+                    "before_ms": before,
+                    "after_ms": after,
+                    "change_percent": round(change, 1),
+                },
+            )
+
+        result = self.step("forward", "compare", action)
+        return True if result.ok else "Performance is more than 20 % worse than before the change (X3)."
+
+    def do_commit(self):
+        def action():
+            from environments.services import record_deployed_version
+
+            version = self.deployment.rfc.release.version
+            before = record_deployed_version(self.env, version, self.deployment)
+            return adapters.StepResult(
+                True,
+                f"{self.env} now runs {version} (was {before or '—'})",
+                {"adapter": "portal", "version": version, "previous": before},
+            )
+
+        return True if self.step("forward", "commit", action).ok else "Commit failed."
+
+    # --- rollback and the end ---
+    def rollback(self, why: str) -> str:
+        d = self.deployment
+        if d.state != S.ROLLING_BACK:
+            self.set_state(S.ROLLING_BACK, outcome=why, next_action_at=clock.now())
+        began = DeploymentStep.objects.filter(deployment=d, phase="rollback").order_by("started_at").first()
+        started = began.started_at if began else clock.now()
+        steps = {row.name: row.state for row in DeploymentStep.objects.filter(deployment=d, phase="forward")}
+        changed = [name for name in UNSAFE_TO_REPEAT if name in steps]
+        if not changed and not DeploymentStep.objects.filter(deployment=d, phase="rollback").exists():
+            # Nothing was applied: there is nothing to restore (issue 6: snapshot failure → nothing applied).
+            return self.finish(S.FAILED, f"{why} Nothing was applied.")
+        taken = {name for name, state in steps.items() if state in (StepState.SUCCEEDED, StepState.SIMULATED)}
+        results = []
+        if "vm_snapshot" in taken:
+            results.append(self.adapter_step("rollback", "restore_vm", "vm_snapshot", restore=True))
+        if "snapshot" in taken:
+            results.append(self.adapter_step("rollback", "restore_snapshot", "snapshot", restore=True))
+        if "backup" in taken:
+            results.append(self.adapter_step("rollback", "restore_backup", "backup", restore=True))
+        results.append(self.adapter_step("rollback", "verify_rollback", "smoke"))
+        seconds = (clock.now() - started).total_seconds()
+        if all(r.ok for r in results):
+            return self.finish(
+                S.ROLLED_BACK,
+                f"{why} Rolled back and verified in {seconds:.1f} s (X4).",
+                rollback_seconds=seconds,
+            )
+        self.finish(
+            S.ROLLBACK_FAILED,
+            f"{why} The rollback FAILED: the environment needs a person now.",
+            rollback_seconds=seconds,
+        )
+        self.alert()
+        return S.ROLLBACK_FAILED
+
+    def finish(self, state: str, outcome: str, rollback_seconds: float | None = None) -> str:
+        now = clock.now()
+        self.set_state(state, finished_at=now, outcome=outcome, next_action_at=None)
+        if self.env.pipeline:
+            from plant.evidence import record_fingerprint
+
+            try:
+                record_fingerprint(self.env)  # drift is measured against what now runs (E8)
+            except Exception:  # a fingerprint must never turn a deployment's outcome into an error
+                logger.warning("fingerprint of %s not recorded", self.env, exc_info=True)
+        if rollback_seconds is not None:
+            record(
+                "releases.deployment.rollback_timed",
+                self.deployment,
+                actor_name="system",
+                after={"seconds": round(rollback_seconds, 1), "target_seconds": 15 * 60},
+            )
+        self.follow_rfc()
+        return state
+
+    def alert(self) -> None:
+        from approvals.services import holders
+
+        site = self.env.site
+        people = {
+            u.email for role in (Role.RELEASE_MANAGER, Role.ADMIN) for u in holders(role, site) if u.email
+        }
+        if not people:
+            return
+        d = self.deployment
+        body = (
+            f"URGENT: the rollback of {d.rfc.number} on {self.env} failed.\n\n{d.outcome}\n\n"
+            f"Deployment: {settings.SITE_URL}/rfcs/{d.rfc.uuid}/deployments/{d.uuid}/\n"
+        )
+        EmailMessage(
+            subject=f"[URGENT] Rollback failed: {d.rfc.number} on {self.env}", body=body, to=sorted(people)
+        ).send(fail_silently=True)
+        record("releases.deployment.alerted", d, actor_name="system", after={"to": sorted(people)})
+
+    def follow_rfc(self, start: bool = False) -> None:
+        """The RFC's state follows its PROD deployments."""
+        from deployments import checks
+        from releases import services
+
+        d = self.deployment
+        if d.environment.tier != Tier.PROD:
+            if d.state in TERMINAL:
+                checks.reject_on_tier_failure(d)  # E8: passed in DEV, failed in UAT
+            return
+        rfc = Rfc.objects.get(pk=d.rfc_id)
+        if start and rfc.state == RfcState.SCHEDULED:
+            rfc = services.transition(None, rfc, "start_deployment", data={"deployment": str(d.uuid)})
+        if d.state == S.MISSED and rfc.state == RfcState.SCHEDULED:
+            services.transition(None, rfc, "mark_missed", reason=d.outcome)
+            return
+        prod = list(
+            Deployment.objects.filter(rfc=rfc, environment__tier=Tier.PROD)
+            .exclude(state__in=[S.CANCELLED, S.MISSED])
+            .values_list("state", flat=True)
+        )
+        if rfc.state != RfcState.DEPLOYING or not prod or any(state not in TERMINAL for state in prod):
+            return
+        if any(state in (S.FAILED, S.ROLLBACK_FAILED) for state in prod):
+            services.transition(None, rfc, "mark_failed", reason=d.outcome)
+        elif any(state == S.ROLLED_BACK for state in prod):
+            services.transition(None, rfc, "mark_rolled_back", reason=d.outcome)
+        else:
+            services.transition(None, rfc, "mark_deployed")

@@ -1,0 +1,200 @@
+"""Deployments: an RFC's release going to one environment, its journal of steps, and computed checks.
+
+The tables keep their original names (they were created under `releases`), so databases from
+v0.6.0 move here without copying a row.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from environments.models import RunState
+from releases.models import Release, Rfc
+
+
+class DeploymentState(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    RUNNING = "running", "Running"
+    VERIFYING = "verifying", "Verifying"
+    SUCCEEDED = "succeeded", "Succeeded"
+    ROLLING_BACK = "rolling_back", "Rolling back"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+    ROLLBACK_FAILED = "rollback_failed", "Rollback failed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    MISSED = "missed", "Missed"
+
+
+# A deployment in these states holds its slot on the environment.
+ACTIVE_DEPLOYMENT_STATES = (
+    DeploymentState.SCHEDULED,
+    DeploymentState.RUNNING,
+    DeploymentState.VERIFYING,
+    DeploymentState.ROLLING_BACK,
+)
+
+
+class Deployment(models.Model):
+    """An RFC's release going to one environment at a planned time (W5; the engine is issue 6)."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    rfc = models.ForeignKey(Rfc, on_delete=models.PROTECT, related_name="deployments")
+    environment = models.ForeignKey(
+        "environments.Environment", on_delete=models.PROTECT, related_name="deployments"
+    )
+    scheduled_start = models.DateTimeField()
+    scheduled_end = models.DateTimeField(
+        help_text="Start + duration + smoke test + rollback budget: the slot it holds."
+    )
+    duration_minutes = models.PositiveIntegerField()
+    state = models.CharField(
+        max_length=16, choices=DeploymentState.choices, default=DeploymentState.SCHEDULED
+    )
+    emergency = models.BooleanField(default=False)
+    handover_override = models.BooleanField(
+        default=False, help_text="Plant Director allowed a start in a handover."
+    )
+    scheduled_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    cancel_reason = models.CharField(max_length=300, blank=True)
+    # The engine (issue 6): a lease per deployment, the next time it needs a worker, what happened.
+    lease_owner = models.CharField(max_length=100, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a worker took the lease.")
+    next_action_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a worker is next due (the smoke delay is a row, not a sleeping task).",
+    )
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    window_ends_at = models.DateTimeField(null=True, blank=True, help_text="No apply step starts after this.")
+    outcome = models.TextField(blank=True)
+    rollback_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        db_table = "releases_deployment"
+        ordering = ["scheduled_start"]
+        indexes = [
+            models.Index(fields=["environment", "scheduled_start"], name="deployment_env_start_idx"),
+            models.Index(fields=["state", "scheduled_start"], name="deployment_state_start_idx"),
+            models.Index(fields=["state", "next_action_at"], name="deployment_state_next_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(scheduled_end__gt=models.F("scheduled_start")),
+                name="deployment_ends_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rfc.number} → {self.environment} at {self.scheduled_start:%Y-%m-%d %H:%M} UTC"
+
+    @property
+    def audit_object_id(self) -> str:
+        return self.rfc.number
+
+    @property
+    def audit_site_code(self) -> str:
+        return self.environment.site.code
+
+
+class StepState(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    SIMULATED = "simulated", "Simulated"
+    SKIPPED = "skipped", "Skipped"
+    INTERRUPTED = "interrupted", "Interrupted"
+
+
+class DeploymentStep(models.Model):
+    """The journal: one row per step, written before the step runs and after it ends (X7).
+
+    A row left "running" by a worker that died says the step may have half-run: the next worker
+    never repeats it, it rolls back instead.
+    """
+
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="steps")
+    order = models.PositiveSmallIntegerField()
+    name = models.CharField(max_length=40)
+    phase = models.CharField(max_length=10, default="forward", help_text="forward or rollback")
+    adapter = models.CharField(max_length=40, blank=True)
+    state = models.CharField(max_length=12, choices=StepState.choices, default=StepState.RUNNING)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    output = models.TextField(blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    worker = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        db_table = "releases_deploymentstep"
+        ordering = ["deployment", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["deployment", "phase", "name"], name="one_step_per_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.deployment_id} {self.phase}:{self.name} {self.state}"
+
+    LABELS = {
+        "vm_snapshot": "VM snapshot",
+        "verify_checksum": "Verify checksum (X5)",
+        "smoke": "Smoke test (X2)",
+        "compare": "Performance compare (X3)",
+        "restore_vm": "Restore VM snapshot",
+    }
+
+    @property
+    def label(self) -> str:
+        return self.LABELS.get(self.name, self.name.replace("_", " ").capitalize())
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class CheckKind(models.TextChoices):
+    IDEMPOTENCY = "idempotency", "SQL idempotent"
+    REHEARSAL = "rehearsal", "Rollback rehearsed"
+
+
+class CheckRun(models.Model):
+    """Evidence computed from a real run against a copy of UAT (R7, R8, C3), bound to one artifact."""
+
+    kind = models.CharField(max_length=12, choices=CheckKind.choices)
+    rfc = models.ForeignKey(Rfc, on_delete=models.PROTECT, related_name="checks")
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="checks")
+    artifact_sha256 = models.CharField(max_length=64)
+    environment = models.ForeignKey(
+        "environments.Environment", on_delete=models.PROTECT, related_name="checks"
+    )
+    state = models.CharField(max_length=8, choices=RunState.choices, default=RunState.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    summary = models.TextField(blank=True)
+
+    class Meta:
+        db_table = "releases_checkrun"
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["release", "kind", "state"], name="check_release_kind_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.release} on {self.environment_id}: {self.state}"
+
+    @property
+    def audit_object_id(self) -> str:
+        return self.rfc.number

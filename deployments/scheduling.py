@@ -1,0 +1,389 @@
+"""Scheduling an approved RFC into its sites' PROD calendars (issue 5.6, W1–W6).
+
+`plan()` answers "may it start then?" without writing; `schedule()` writes a Deployment once the
+calendar, the gates and the environment's other deployments all agree. The same `plan()` runs
+again as the "Deployment window" gate before dispatch and right before the worker touches PROD.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+
+from audit.services import record
+from core import clock, jobs
+from core.errors import RuleViolation, StateConflict
+from core.roles import Role
+from deployments.models import ACTIVE_DEPLOYMENT_STATES, Deployment, DeploymentState
+from environments import access, calendar
+from environments.models import Environment, Site, Tier
+from environments.windows import rules_for
+from releases import gates
+from releases.models import Rfc
+from releases.states import RfcState
+
+DISPATCH_TASK = "deployments.tasks.dispatch_deployments"  # wakes the dispatcher before its next beat
+SCHEDULERS = frozenset({Role.RELEASE_MANAGER, Role.ADMIN})
+ROLLBACK_STATES = (DeploymentState.RUNNING, DeploymentState.VERIFYING)  # a release manager may stop these
+WINDOW_GATE = "Deployment window"
+MAX_DURATION = 12 * 60
+# Offered slots start at least this far ahead: a slot offered at 09:59:59 for 10:00 would be in the
+# past by the time the form comes back.
+BOOKING_LEAD = timedelta(minutes=2)
+
+
+@dataclass(frozen=True)
+class Plan:
+    environment: Environment
+    decision: calendar.Decision
+    conflicts: list[Deployment]
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision.allowed and not self.conflicts
+
+    @property
+    def reasons(self) -> list[str]:
+        tz = self.environment.site.zone
+        return self.decision.reasons + [
+            f"{self.environment} is taken by {d.rfc.number} {d.scheduled_start.astimezone(tz):%a %d %b %H:%M}–"
+            f"{d.scheduled_end.astimezone(tz):%H:%M %Z}"
+            for d in self.conflicts
+        ]
+
+
+def default_duration(rfc: Rfc) -> int:
+    """Minutes the deployment itself takes, before smoke test and rollback budget: the declared
+    downtime, at least 30 minutes."""
+    return max(rfc.estimated_downtime_minutes, 30)
+
+
+def prod_of(site: Site) -> Environment:
+    try:
+        return Environment.objects.select_related("site").get(site=site, tier=Tier.PROD)
+    except Environment.DoesNotExist:
+        raise ValidationError({"site": f"{site.code} has no PROD environment."}) from None
+
+
+def parse_local(value: str | datetime, tz: ZoneInfo) -> datetime:
+    """A start typed in the site's local time → UTC. A time the clocks skip is refused; one that
+    occurs twice means its first occurrence. A time with an offset is taken as it is."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValidationError(
+                {"start": "Give the start as date and time, e.g. 2026-12-01 09:00."}
+            ) from None
+    if value.tzinfo is not None:
+        return value.astimezone(UTC)
+    aware = value.replace(tzinfo=tz)
+    if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != value:
+        raise ValidationError(
+            {
+                "start": f"{value:%Y-%m-%d %H:%M} does not exist in {tz.key}: the clocks jump "
+                "forward then. Pick a time after the change."
+            }
+        )
+    return aware.astimezone(UTC)
+
+
+def _conflicts(environment: Environment, start: datetime, end: datetime, exclude_rfc: Rfc | None = None):
+    found = Deployment.objects.filter(
+        environment=environment,
+        state__in=ACTIVE_DEPLOYMENT_STATES,
+        scheduled_start__lt=end,
+        scheduled_end__gt=start,
+    ).select_related("rfc")
+    if exclude_rfc is not None:
+        found = found.exclude(rfc=exclude_rfc)
+    return list(found)
+
+
+def plan(rfc: Rfc, site: Site, start: datetime, duration: int, *, handover_override: bool = False) -> Plan:
+    if not 0 < duration <= MAX_DURATION:
+        raise ValidationError({"duration": f"The duration is between 1 and {MAX_DURATION} minutes."})
+    environment = prod_of(site)
+    decision = calendar.check(
+        rules_for(environment), start, duration, emergency=rfc.emergency, handover_override=handover_override
+    )
+    return Plan(environment, decision, _conflicts(environment, decision.start, decision.end, exclude_rfc=rfc))
+
+
+def slots(rfc: Rfc, site: Site, after: datetime, duration: int, count: int = 6) -> list[calendar.Slot]:
+    """The next allowed starts for this RFC at `site`, minus the times other deployments hold."""
+    environment = prod_of(site)
+    rules = rules_for(environment)
+    found: list[calendar.Slot] = []
+    cursor = after
+    for _ in range(5):  # a few batches at most, never a minute-by-minute scan
+        batch = calendar.next_slots(rules, cursor, duration, count=count * 2, emergency=rfc.emergency)
+        if not batch:
+            break
+        taken = [
+            (d.scheduled_start, d.scheduled_end)
+            for d in Deployment.objects.filter(
+                environment=environment,
+                state__in=ACTIVE_DEPLOYMENT_STATES,
+                scheduled_start__lt=batch[-1].end,
+                scheduled_end__gt=batch[0].start,
+            )
+            .exclude(rfc=rfc)
+            .only("scheduled_start", "scheduled_end")
+        ]
+        for slot in batch:
+            if not any(lo < slot.end and hi > slot.start for lo, hi in taken):
+                found.append(slot)
+                if len(found) == count:
+                    return found
+        cursor = batch[-1].end
+    return found
+
+
+def may_schedule(user, site: Site) -> bool:
+    return access.has_any_role(user, SCHEDULERS, site)
+
+
+def may_roll_back(user, deployment: Deployment) -> bool:
+    return deployment.state in ROLLBACK_STATES and may_schedule(user, deployment.environment.site)
+
+
+def may_cancel(user, deployment: Deployment) -> bool:
+    return (
+        deployment.state == DeploymentState.SCHEDULED
+        and not deployment.lease_owner
+        and access.can(user, "deploy", deployment.environment)
+    )
+
+
+def may_deploy_now(user, environment: Environment) -> bool:
+    return environment.tier != Tier.PROD and access.can(user, "deploy", environment)
+
+
+def _require_scheduler(user, rfc: Rfc, site: Site) -> None:
+    if site.pk not in {i.site_id for i in rfc.impacts.all()}:
+        raise ValidationError({"site": f"{site.code} is not a target of {rfc.number}."})
+    if not may_schedule(user, site):
+        raise PermissionDenied(f"Only a release manager or an admin of {site.code} schedules its PROD.")
+
+
+def schedule(
+    user, rfc: Rfc, site: Site, start: datetime, duration: int, *, handover_override: bool = False
+) -> Deployment:
+    """Book the RFC's PROD deployment at `site`. When every target site is booked the RFC is
+    scheduled; an emergency change then gets its post-implementation review (W6)."""
+    from approvals import services as approvals
+
+    _require_scheduler(user, rfc, site)
+    if handover_override:
+        if not rfc.emergency:
+            raise ValidationError(
+                {"handover_override": "Only an emergency change may start in a shift handover."}
+            )
+        if not access.has_role(user, Role.PLANT_DIRECTOR, site):
+            raise PermissionDenied("Only the Plant Director overrides a shift handover (W6).")
+    if start <= clock.now():
+        raise ValidationError({"start": "The start is in the past."})
+    with transaction.atomic():
+        locked = Rfc.objects.select_for_update().get(pk=rfc.pk)
+        if locked.state != RfcState.APPROVED:
+            raise StateConflict(
+                f"{locked.number} is {locked.get_state_display().lower()}; only an approved RFC is scheduled."
+            )
+        failed = gates.failing(locked, "schedule")
+        if failed:
+            raise RuleViolation(
+                "Not ready to schedule: " + "; ".join(f"{g.name} — {g.reason}" for g in failed),
+                rule=failed[0].name,
+                failed=[g.as_dict() for g in failed],
+            )
+        # Lock the environment: two release managers booking the same slot queue up here.
+        environment = Environment.objects.select_for_update().select_related("site").get(pk=prod_of(site).pk)
+        if Deployment.objects.filter(
+            rfc=locked, environment=environment, state__in=ACTIVE_DEPLOYMENT_STATES
+        ).exists():
+            raise StateConflict(f"{locked.number} is already scheduled at {site.code}.")
+        result = plan(locked, site, start, duration, handover_override=handover_override)
+        if not result.allowed:
+            tz = site.zone
+            raise RuleViolation(
+                f"{start.astimezone(tz):%a %d %b %Y %H:%M %Z} is not allowed at {site.code}: "
+                + "; ".join(result.reasons),
+                rule=WINDOW_GATE,
+                failed=[{"name": WINDOW_GATE, "passed": False, "reason": r} for r in result.reasons],
+            )
+        deployment = Deployment.objects.create(
+            rfc=locked,
+            environment=environment,
+            scheduled_start=result.decision.start,
+            scheduled_end=result.decision.end,
+            duration_minutes=duration,
+            emergency=locked.emergency,
+            handover_override=handover_override,
+            scheduled_by=user,
+        )
+        local = deployment.scheduled_start.astimezone(site.zone)
+        record(
+            "releases.deployment.scheduled",
+            deployment,
+            actor=user,
+            after={
+                "environment": str(environment),
+                "start": deployment.scheduled_start.isoformat(),
+                "local_start": f"{local:%Y-%m-%d %H:%M %Z}",
+                "end": deployment.scheduled_end.isoformat(),
+                "duration_minutes": duration,
+                "emergency": locked.emergency,
+                "handover_override": handover_override,
+            },
+        )
+        booked = set(
+            Deployment.objects.filter(rfc=locked, state__in=ACTIVE_DEPLOYMENT_STATES).values_list(
+                "environment__site_id", flat=True
+            )
+        )
+        if booked >= {i.site_id for i in locked.impacts.all()}:
+            from releases import services
+
+            services.transition(user, locked, "schedule", data={"deployments": len(booked)})
+            if locked.emergency:
+                first = (
+                    Deployment.objects.filter(rfc=locked, state__in=ACTIVE_DEPLOYMENT_STATES)
+                    .order_by("scheduled_start")
+                    .first()
+                )
+                approvals.open_review(locked, user, first.scheduled_start)
+    return deployment
+
+
+def cancel_deployments(rfc: Rfc, actor, reason: str) -> int:
+    """Unscheduling or cancelling the RFC frees its booked slots (inside the transition)."""
+    count = 0
+    for deployment in Deployment.objects.select_for_update().filter(rfc=rfc, state=DeploymentState.SCHEDULED):
+        deployment.state, deployment.cancel_reason = DeploymentState.CANCELLED, reason[:300]
+        deployment.save(update_fields=["state", "cancel_reason"])
+        record(
+            "releases.deployment.cancelled",
+            deployment,
+            actor=actor,
+            reason=reason,
+            after={"environment": str(deployment.environment_id)},
+        )
+        count += 1
+    return count
+
+
+# --- The gate: checked again before dispatch and before the worker touches PROD (W5) --------------
+@gates.gate(WINDOW_GATE, applies_from=frozenset({"deploy"}))
+def window_gate(rfc) -> gates.Gate:
+    booked = {
+        d.environment.site_id: d
+        for d in Deployment.objects.filter(rfc=rfc, state__in=ACTIVE_DEPLOYMENT_STATES).select_related(
+            "environment", "environment__site"
+        )
+    }
+    missing = [i.site.code for i in rfc.impacts.all() if i.site_id not in booked]
+    if missing:
+        return gates.Gate(WINDOW_GATE, False, f"Not scheduled at {', '.join(missing)}.")
+    problems, fine = [], []
+    for deployment in booked.values():
+        site = deployment.environment.site
+        result = plan(
+            rfc,
+            site,
+            deployment.scheduled_start,
+            deployment.duration_minutes,
+            handover_override=deployment.handover_override,
+        )
+        local = deployment.scheduled_start.astimezone(site.zone)
+        if result.allowed:
+            fine.append(f"{site.code} {local:%a %d %b %H:%M %Z}")
+        else:
+            problems.append(f"{site.code} {local:%a %d %b %H:%M %Z}: {'; '.join(result.reasons)}")
+    if problems:
+        return gates.Gate(WINDOW_GATE, False, "No longer allowed — " + " | ".join(problems))
+    return gates.Gate(WINDOW_GATE, True, "Inside an allowed window: " + ", ".join(fine) + ".")
+
+
+# --- DEV and UAT deployments, manual rollback, cancel (issue 6.7) -----------------------------------
+def deploy_now(user, rfc: Rfc, environment: Environment, duration: int = 30) -> Deployment:
+    """Promote the RFC's artifact to DEV or UAT now (no calendar there unless the environment enforces one)."""
+    if environment.tier == Tier.PROD:
+        raise ValidationError({"environment": "PROD is scheduled into its window, not deployed at once."})
+    if environment.site_id not in {i.site_id for i in rfc.impacts.all()}:
+        raise ValidationError({"environment": f"{environment.site.code} is not a target of {rfc.number}."})
+    access.require(user, "deploy", environment)
+    start = clock.now()
+    decision = calendar.check(rules_for(environment), start, duration)
+    if not decision.allowed:
+        raise RuleViolation(
+            f"{environment} does not take deployments now: " + "; ".join(decision.reasons), rule=WINDOW_GATE
+        )
+    with transaction.atomic():
+        Environment.objects.select_for_update().get(pk=environment.pk)
+        busy = _conflicts(environment, start, decision.end)
+        if busy:
+            raise StateConflict(f"{environment} is busy with {busy[0].rfc.number}'s deployment.")
+        deployment = Deployment.objects.create(
+            rfc=rfc,
+            environment=environment,
+            scheduled_start=start,
+            scheduled_end=decision.end,
+            duration_minutes=duration,
+            scheduled_by=user,
+        )
+        record(
+            "releases.deployment.scheduled",
+            deployment,
+            actor=user,
+            after={"environment": str(environment), "start": start.isoformat(), "immediate": True},
+        )
+        jobs.nudge(DISPATCH_TASK)
+    return deployment
+
+
+def request_rollback(user, deployment: Deployment, reason: str) -> Deployment:
+    """A release manager stops a running deployment: the worker rolls back at the next step."""
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why you roll back."})
+    if not may_schedule(user, deployment.environment.site):
+        raise PermissionDenied("Only a release manager or an admin rolls a deployment back.")
+    with transaction.atomic():
+        locked = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        if locked.state not in ROLLBACK_STATES:
+            raise StateConflict(
+                f"The deployment is {locked.get_state_display().lower()}; only a running one is rolled back."
+            )
+        locked.rollback_requested_by = user
+        locked.outcome = f"Rollback requested by {user.get_username()}: {reason.strip()}"
+        locked.next_action_at = clock.now()
+        locked.save(update_fields=["rollback_requested_by", "outcome", "next_action_at"])
+        record("releases.deployment.rollback_requested", locked, actor=user, reason=reason.strip())
+        jobs.nudge(DISPATCH_TASK)
+    return locked
+
+
+def cancel_deployment(user, deployment: Deployment, reason: str) -> Deployment:
+    """Cancel before it starts. A PROD cancel unschedules the RFC (its other bookings too)."""
+    from releases import services
+
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why you cancel."})
+    if not access.can(user, "deploy", deployment.environment):
+        raise PermissionDenied("You may not cancel deployments to this environment.")
+    with transaction.atomic():
+        locked = Deployment.objects.select_for_update().select_related("rfc").get(pk=deployment.pk)
+        if locked.state != DeploymentState.SCHEDULED or locked.lease_owner:
+            raise StateConflict("Only a deployment that has not started is cancelled.")
+        if locked.environment.tier == Tier.PROD and locked.rfc.state == RfcState.SCHEDULED:
+            services.transition(user, locked.rfc, "unschedule", reason=reason)
+        else:
+            locked.state, locked.cancel_reason = DeploymentState.CANCELLED, reason.strip()[:300]
+            locked.save(update_fields=["state", "cancel_reason"])
+            record("releases.deployment.cancelled", locked, actor=user, reason=reason.strip())
+    locked.refresh_from_db()
+    return locked

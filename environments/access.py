@@ -1,0 +1,201 @@
+"""One place decides what a user may see and do (STYLE.md: netbox's permission choke point).
+
+Pages, the API, the admin and tasks all ask `can()` / `require()` and restrict querysets with
+`visible_sites()`. An object the user may not see is a 404; an action they may not take is a 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404
+from django.urls import reverse
+
+from core.roles import Role
+
+_CACHE_ATTR = "_changecontrol_roles"
+GLOBAL = None  # key for roles held at every site
+
+
+def _role_map(user) -> dict[int | None, frozenset[Role]]:
+    """{site_id or None: roles}. Computed once per user object (three queries at most)."""
+    cached = getattr(user, _CACHE_ATTR, None)
+    if cached is not None:
+        return cached
+    result: dict[int | None, set[Role]] = {}
+    if user is None or not user.is_authenticated or not user.is_active:
+        return {}
+    from django.contrib.auth.models import Permission
+    from django.contrib.contenttypes.models import ContentType
+    from guardian.models import GroupObjectPermission, UserObjectPermission
+
+    from environments.models import Site
+
+    site_ct = ContentType.objects.get_for_model(Site)
+    role_codenames = Permission.objects.filter(content_type=site_ct, codename__startswith="role_")
+    global_codenames = set(role_codenames.filter(group__user=user).values_list("codename", flat=True)) | set(
+        role_codenames.filter(user=user).values_list("codename", flat=True)
+    )
+    for codename in global_codenames:
+        role = Role.from_codename(codename)
+        if role:
+            result.setdefault(GLOBAL, set()).add(role)
+    if user.is_superuser:
+        # A superuser is a system admin, never silently every role (separation of duties).
+        result.setdefault(GLOBAL, set()).add(Role.ADMIN)
+    object_rows = list(
+        UserObjectPermission.objects.filter(user=user, content_type=site_ct).values_list(
+            "object_pk", "permission__codename"
+        )
+    ) + list(
+        GroupObjectPermission.objects.filter(group__user=user, content_type=site_ct).values_list(
+            "object_pk", "permission__codename"
+        )
+    )
+    for object_pk, codename in object_rows:
+        role = Role.from_codename(codename)
+        if role:
+            result.setdefault(int(object_pk), set()).add(role)
+    frozen = {key: frozenset(value) for key, value in result.items()}
+    setattr(user, _CACHE_ATTR, frozen)
+    return frozen
+
+
+def forget(user) -> None:
+    """Drop the cached roles after a change to the user's groups or permissions."""
+    if hasattr(user, _CACHE_ATTR):
+        delattr(user, _CACHE_ATTR)
+    for attr in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
+        if hasattr(user, attr):
+            delattr(user, attr)
+
+
+def roles_at(user, site) -> frozenset[Role]:
+    roles = _role_map(user)
+    site_id = getattr(site, "pk", site)
+    return roles.get(GLOBAL, frozenset()) | roles.get(site_id, frozenset())
+
+
+def global_roles(user) -> frozenset[Role]:
+    return _role_map(user).get(GLOBAL, frozenset())
+
+
+def all_roles(user) -> frozenset[Role]:
+    roles: set[Role] = set()
+    for value in _role_map(user).values():
+        roles |= value
+    return frozenset(roles)
+
+
+def has_role(user, role: Role, site=None) -> bool:
+    if site is None:
+        return role in global_roles(user)
+    return role in roles_at(user, site)
+
+
+def has_any_role(user, roles: Iterable[Role], site=None) -> bool:
+    held = roles_at(user, site) if site is not None else all_roles(user)
+    return bool(held & set(roles))
+
+
+def role_labels(user) -> list[str]:
+    return sorted(role.label for role in all_roles(user))
+
+
+def visible_sites(user) -> QuerySet:
+    """A user sees every site when they hold any role globally, else the sites of their roles."""
+    from environments.models import Site
+
+    roles = _role_map(user)
+    if roles.get(GLOBAL):
+        return Site.objects.all()
+    return Site.objects.filter(pk__in=[key for key in roles if key is not None])
+
+
+def get_visible_or_404(queryset: QuerySet, user, site_field: str = "site", **lookup):
+    """Fetch one object of a site the user may see; anything else is a 404."""
+    try:
+        return queryset.filter(**{f"{site_field}__in": visible_sites(user)}).get(**lookup)
+    except (queryset.model.DoesNotExist, ValueError) as exc:
+        raise Http404("Not found") from exc
+
+
+# --- Actions on an environment, by tier (E2, E3, E4, E7) -----------------------------------
+# Developers never hold a PROD action: changes reach PROD through the automated deployment or a
+# system admin (E4). tests/test_permissions.py asserts this table.
+DEV, UAT, PROD = "DEV", "UAT", "PROD"
+ENVIRONMENT_ACTIONS: dict[str, dict[str, frozenset[Role]]] = {
+    # edit the environment's record: purpose, policies, SLA, smoke settings
+    "configure": {
+        DEV: frozenset({Role.ADMIN, Role.RELEASE_MANAGER}),
+        UAT: frozenset({Role.ADMIN, Role.RELEASE_MANAGER}),
+        PROD: frozenset({Role.ADMIN, Role.RELEASE_MANAGER}),
+    },
+    # start a deployment to the environment
+    "deploy": {
+        DEV: frozenset({Role.DEVELOPER, Role.RELEASE_MANAGER, Role.ADMIN}),
+        UAT: frozenset({Role.DEVELOPER, Role.KEY_USER, Role.RELEASE_MANAGER, Role.ADMIN}),
+        PROD: frozenset({Role.RELEASE_MANAGER, Role.ADMIN}),
+    },
+    # record by hand which version runs there (outside an automated deployment)
+    "set_version": {
+        DEV: frozenset({Role.DEVELOPER, Role.RELEASE_MANAGER, Role.ADMIN}),
+        UAT: frozenset({Role.RELEASE_MANAGER, Role.ADMIN}),
+        PROD: frozenset({Role.ADMIN}),
+    },
+    # write the environment's data (E2: developers in DEV; E3: key users in UAT; E4: nobody in PROD
+    # but a system admin)
+    "write_data": {
+        DEV: frozenset({Role.DEVELOPER, Role.ADMIN}),
+        UAT: frozenset({Role.KEY_USER, Role.ADMIN}),
+        PROD: frozenset({Role.ADMIN}),
+    },
+}
+SITE_ACTIONS: dict[str, frozenset[Role]] = {
+    "configure": frozenset({Role.ADMIN}),
+}
+GLOBAL_ACTIONS: dict[str, frozenset[Role]] = {
+    "read_audit": frozenset({Role.ADMIN, Role.AUDITOR}),
+    "admin_site": frozenset({Role.ADMIN}),
+}
+
+
+def can(user, action: str, obj=None) -> bool:
+    from environments.models import Environment, Site
+
+    if isinstance(obj, Environment):
+        allowed = ENVIRONMENT_ACTIONS[action][obj.tier]
+        return bool(roles_at(user, obj.site_id) & allowed)
+    if isinstance(obj, Site):
+        return bool(roles_at(user, obj.pk) & SITE_ACTIONS[action])
+    if obj is None:
+        return bool(global_roles(user) & GLOBAL_ACTIONS[action])
+    raise TypeError(f"no rule for {action!r} on {type(obj).__name__}")
+
+
+def require(user, action: str, obj=None) -> None:
+    if not can(user, action, obj):
+        raise PermissionDenied(f"You may not {action.replace('_', ' ')} here.")
+
+
+APPROVER_ROLES = frozenset({Role.IT_MANAGER, Role.OPERATIONS_MANAGER, Role.CIO, Role.PLANT_DIRECTOR})
+
+
+# --- Navigation by role ---------------------------------------------------------------------
+def navigation(user) -> list[dict[str, str]]:
+    items = [
+        {"label": "Home", "url": reverse("home"), "key": "home"},
+        {"label": "RFCs", "url": reverse("releases:list"), "key": "rfcs"},
+        {"label": "Calendar", "url": reverse("environments:calendar"), "key": "calendar"},
+    ]
+    if all_roles(user) & APPROVER_ROLES:
+        items.append({"label": "Approvals", "url": reverse("approvals:queue"), "key": "approvals"})
+    items.append({"label": "Environments", "url": reverse("environments:board"), "key": "environments"})
+    if can(user, "read_audit"):
+        items.append({"label": "Audit trail", "url": reverse("audit:list"), "key": "audit"})
+    if can(user, "admin_site"):
+        items.append({"label": "Administration", "url": reverse("admin:index"), "key": "admin"})
+    items.append({"label": "API", "url": reverse("api-docs"), "key": "api"})
+    return items

@@ -1,0 +1,228 @@
+"""UAT refresh from PROD with masking, and drift between tiers (issue 7; E3, E6, E8, C4).
+
+A refresh is a row (queued → running → passed | failed) that a worker runs; the data is copied
+into a scratch copy, masked there, and only then copied into UAT, so UAT never holds an unmasked
+value. Only downwards: never from a lower tier into a higher one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Q
+
+from audit.services import record
+from core import clock, jobs
+from core.errors import StateConflict
+from environments import access
+from environments.models import TIER_ORDER, Environment, MaskingRule, RefreshRun, RunState, Tier
+from plant.plantdb import PlantDbError, database_of, has_database
+
+logger = logging.getLogger(__name__)
+
+
+def freshness_days() -> int:
+    return settings.UAT_FRESHNESS_DAYS
+
+
+# --- Refresh ---------------------------------------------------------------------------------------
+def request_refresh(user, target: Environment, source: Environment | None = None) -> RefreshRun:
+    source = source or Environment.objects.select_related("site").get(site=target.site, tier=Tier.PROD)
+    if TIER_ORDER[source.tier] <= TIER_ORDER[target.tier]:
+        raise ValidationError(
+            {"source": f"Data only flows downwards: {source.tier} may not be copied into {target.tier}."}
+        )
+    if source.site_id != target.site_id:
+        raise ValidationError({"source": "A refresh copies within one site."})
+    if user is not None and not access.can(user, "configure", target):
+        raise PermissionDenied("Only a release manager or an admin refreshes an environment's data.")
+    for env in (source, target):
+        if not has_database(env):
+            raise ValidationError({"target": f"{env} has no database configured."})
+    with transaction.atomic():
+        if RefreshRun.objects.filter(target=target, state__in=[RunState.QUEUED, RunState.RUNNING]).exists():
+            raise StateConflict(f"A refresh of {target} is already queued or running.")
+        run = RefreshRun.objects.create(source=source, target=target, requested_by=user)
+        record(
+            "environments.refresh.requested",
+            run,
+            actor=user,
+            actor_name=None if user else "system",
+            after={"source": str(source), "target": str(target)},
+        )
+        jobs.nudge("deployments.refresh_tasks.run_refresh", run.pk)
+    return run
+
+
+def masking_rules(site) -> list[MaskingRule]:
+    return list(MaskingRule.objects.filter(Q(site=site) | Q(site__isnull=True)))
+
+
+def run_refresh(run_id: int) -> str:
+    run = jobs.claim(RefreshRun, run_id)
+    if run is None:
+        return "not queued"
+    run = RefreshRun.objects.select_related("source", "source__site", "target", "target__site").get(pk=run.pk)
+    began = time.perf_counter()
+    try:
+        source, target = database_of(run.source), database_of(run.target)
+        with source.scratch() as staging:
+            masked = staging.apply_masks(masking_rules(run.target.site))
+            size = staging.copy_into(target)
+    except PlantDbError as exc:
+        run.state, run.error = RunState.FAILED, str(exc)
+    else:
+        run.state, run.bytes, run.masked = RunState.PASSED, size, masked
+    run.finished_at, run.duration_seconds = clock.now(), round(time.perf_counter() - began, 3)
+    run.save(update_fields=["state", "error", "bytes", "masked", "finished_at", "duration_seconds"])
+    if run.state == RunState.PASSED:
+        Environment.objects.filter(pk=run.target_id).update(data_refreshed_at=run.finished_at)
+        record_fingerprint(Environment.objects.get(pk=run.target_id))
+    record(
+        f"environments.refresh.{run.state}",
+        run,
+        actor_name="system",
+        after={
+            "source": str(run.source),
+            "target": str(run.target),
+            "bytes": run.bytes,
+            "duration_seconds": run.duration_seconds,
+            "masked": run.masked,
+            "error": run.error,
+        },
+    )
+    return run.state
+
+
+def refresh_due() -> list[int]:
+    """Beat's monthly refresh: UAT environments whose refresh_every_days has passed."""
+    made = []
+    now = clock.now()
+    for env in Environment.objects.filter(tier=Tier.UAT, refresh_every_days__gt=0).select_related("site"):
+        if env.data_refreshed_at and env.data_refreshed_at > now - timedelta(days=env.refresh_every_days):
+            continue
+        try:
+            made.append(request_refresh(None, env).pk)
+        except (ValidationError, StateConflict, Environment.DoesNotExist) as exc:
+            logger.info("scheduled refresh of %s skipped: %s", env, exc)
+    return made
+
+
+def freshness(environment: Environment) -> tuple[bool, str]:
+    """The gate's answer for one UAT environment (E3: refreshed from PROD less than 30 days ago)."""
+    if not has_database(environment):
+        return True, f"{environment}: no database configured, nothing to refresh"
+    if environment.data_refreshed_at is None:
+        return False, f"{environment} was never refreshed from PROD"
+    age = clock.now() - environment.data_refreshed_at
+    days = age.total_seconds() / 86400
+    when = f"{environment.data_refreshed_at:%Y-%m-%d %H:%M} UTC"
+    if age >= timedelta(days=freshness_days()):
+        return (
+            False,
+            f"{environment} data is {days:.0f} days old (refreshed {when}; limit {freshness_days()} days)",
+        )
+    return True, f"{environment} refreshed {days:.1f} days ago ({when})"
+
+
+# --- Drift (E8) -------------------------------------------------------------------------------------
+def _directory_hash(path: str) -> str | None:
+    folder = Path(path)
+    if not folder.is_dir():
+        return None
+    digest = hashlib.sha256()
+    for item in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(item.relative_to(folder)).encode())
+        digest.update(item.read_bytes())
+    return digest.hexdigest()
+
+
+def compute_fingerprint(environment: Environment) -> dict:
+    pipeline = environment.pipeline or {}
+    adapters = sorted(
+        {
+            spec.get("adapter", "?")
+            for key, value in pipeline.items()
+            if isinstance(value, (dict, list))
+            for spec in (value if isinstance(value, list) else [value])
+        }
+    )
+    fingerprint = {"version": environment.active_version, "adapters": adapters}
+    if has_database(environment):
+        try:
+            checksum = database_of(environment).checksum()
+            fingerprint["schema"] = checksum.schema
+            fingerprint["tables"] = sorted(checksum.tables)
+        except PlantDbError as exc:
+            fingerprint["database_error"] = str(exc)
+    snapshot = pipeline.get("snapshot") or {}
+    if snapshot.get("adapter") == "directory":
+        fingerprint["application"] = _directory_hash(snapshot.get("path", ""))
+    return fingerprint
+
+
+def record_fingerprint(environment: Environment) -> dict:
+    fingerprint = compute_fingerprint(environment)
+    Environment.objects.filter(pk=environment.pk).update(fingerprint=fingerprint, fingerprint_at=clock.now())
+    environment.fingerprint = fingerprint
+    return fingerprint
+
+
+LABELS = {
+    "version": "release version",
+    "adapters": "deployment adapters",
+    "schema": "database schema",
+    "tables": "tables",
+    "application": "application files",
+    "database_error": "database",
+}
+
+
+def drift(lower: Environment, higher: Environment) -> list[str]:
+    """What differs between two tiers' recorded fingerprints, in a reviewer's words."""
+    a, b = lower.fingerprint or {}, higher.fingerprint or {}
+    if not a or not b:
+        return [f"no fingerprint recorded for {lower if not a else higher} yet"]
+    lines = []
+    for key in [k for k in LABELS if k in a or k in b]:
+        if a.get(key) == b.get(key):
+            continue
+        label = LABELS.get(key, key)
+        if key == "tables":
+            only_low = sorted(set(a.get(key, [])) - set(b.get(key, [])))
+            only_high = sorted(set(b.get(key, [])) - set(a.get(key, [])))
+            if only_low:
+                lines.append(f"tables only in {lower.tier}: {', '.join(only_low)}")
+            if only_high:
+                lines.append(f"tables only in {higher.tier}: {', '.join(only_high)}")
+        elif key == "version":
+            lines.append(f"{label}: {lower.tier} {a.get(key) or '—'}, {higher.tier} {b.get(key) or '—'}")
+        elif key == "adapters":
+            lines.append(
+                f"{label}: {lower.tier} {', '.join(a.get(key, []))}; {higher.tier} {', '.join(b.get(key, []))}"
+            )
+        else:
+            lines.append(f"{label} differ")
+    return lines
+
+
+def drift_against_neighbour(environment: Environment) -> tuple[Environment | None, list[str]]:
+    """Drift between an environment and the tier it is compared with (PROD ↔ UAT, others ↔ PROD):
+    what the environment page and the API show."""
+    compare_tier = Tier.UAT if environment.tier == Tier.PROD else Tier.PROD
+    other = Environment.objects.filter(site=environment.site_id, tier=compare_tier).first()
+    if other is None:
+        return None, []
+    lower, higher = (
+        (environment, other)
+        if TIER_ORDER[environment.tier] < TIER_ORDER[compare_tier]
+        else (other, environment)
+    )
+    return other, drift(lower, higher)

@@ -1,0 +1,67 @@
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.response import Response
+
+from audit.models import AuditEvent
+from audit.services import verify
+from environments import access
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "seq",
+            "occurred_at",
+            "actor_id",
+            "actor_name",
+            "action",
+            "object_type",
+            "object_id",
+            "object_repr",
+            "site_code",
+            "before",
+            "after",
+            "request_id",
+            "ip_address",
+            "reason",
+            "prev_hash",
+            "hash",
+        ]
+
+
+class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
+    """The audit trail, newest first (Admin and Auditor roles)."""
+
+    serializer_class = AuditEventSerializer
+    lookup_field = "seq"
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if not access.can(request.user, "read_audit"):
+            raise PermissionDenied("Only admins and auditors read the audit trail.")
+
+    def get_queryset(self):
+        queryset = AuditEvent.objects.order_by("-seq")
+        params = self.request.query_params
+        for field in ("action", "object_type", "object_id", "site_code", "actor_name"):
+            if params.get(field):
+                queryset = queryset.filter(**{field: params[field]})
+        return queryset
+
+    @extend_schema(
+        responses=inline_serializer(
+            "AuditVerification",
+            {
+                "ok": serializers.BooleanField(),
+                "count": serializers.IntegerField(),
+                "head": serializers.CharField(),
+                "first_bad": serializers.IntegerField(allow_null=True),
+            },
+        )
+    )
+    @action(detail=False, methods=["get"])
+    def verify(self, request):
+        return Response(verify().as_dict())

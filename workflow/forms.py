@@ -1,0 +1,309 @@
+"""Forms for the RFC pages. Rules live in `releases.services`; forms only shape the input."""
+
+from __future__ import annotations
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+
+from core.roles import Role
+from environments import access
+from releases.models import EvidenceKind, Release, Rfc
+from releases.services import FILERS
+from releases.states import RfcState
+from releases.versioning import ChangeClass
+
+
+def split_names(value: str) -> list[str]:
+    """ "Line 2, Line 3" or one per row → ["Line 2", "Line 3"]."""
+    parts = [p.strip() for chunk in (value or "").splitlines() for p in chunk.split(",")]
+    return [p for p in parts if p]
+
+
+class ServiceErrors:
+    """Forms here shape input only; the services refuse. This puts a refusal next to its field."""
+
+    def add_service_errors(self, exc: ValidationError) -> None:
+        if not hasattr(exc, "error_dict"):
+            self.add_error(None, exc)
+            return
+        for field, errors in exc.error_dict.items():
+            self.add_error(field if field in self.fields else None, errors)
+
+
+class RfcForm(ServiceErrors, forms.Form):
+    title = forms.CharField(max_length=200)
+    description = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}), help_text="What changes and why, in the plant's words."
+    )
+    release = forms.ModelChoiceField(
+        queryset=Release.objects.order_by("product", "-created_at"),
+        help_text="The class of change is computed from it against each site's PROD.",
+    )
+    estimated_downtime_minutes = forms.IntegerField(
+        label="Estimated downtime (minutes)",
+        min_value=0,
+        max_value=24 * 60,
+        initial=0,
+        help_text="Production downtime the change needs (R4). A major change needs more than 0.",
+    )
+    retraining_note = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Operator retraining; required for a major change (R5).",
+    )
+    rollback_plan = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), help_text="The exact undo script or steps (R3)."
+    )
+    high_risk = forms.BooleanField(
+        required=False, label="High risk", help_text="Adds the business approval step even for a patch (A4)."
+    )
+    requested_timing = forms.CharField(
+        max_length=200,
+        required=False,
+        help_text="When you would like it in PROD, e.g. 'next Tuesday morning window'.",
+    )
+    emergency = forms.BooleanField(
+        required=False,
+        label="Emergency change",
+        help_text="Approved by the CIO or the Plant Director, may run outside the windows, "
+        "reviewed by the normal chain within 5 days (W6).",
+    )
+    emergency_reason = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Why it cannot wait for the next window.",
+    )
+
+    def __init__(self, *args, user, rfc: Rfc | None = None, **kwargs):
+        if rfc is not None and not kwargs.get("data"):
+            kwargs.setdefault(
+                "initial",
+                {
+                    "title": rfc.title,
+                    "description": rfc.description,
+                    "release": rfc.release_id,
+                    "estimated_downtime_minutes": rfc.estimated_downtime_minutes,
+                    "retraining_note": rfc.retraining_note,
+                    "rollback_plan": rfc.rollback_plan,
+                    "high_risk": rfc.high_risk,
+                    "requested_timing": rfc.requested_timing,
+                    "emergency": rfc.emergency,
+                    "emergency_reason": rfc.emergency_reason,
+                },
+            )
+        super().__init__(*args, **kwargs)
+        # htmx: choosing the release or a site shows the class of change at once.
+        live = {
+            "hx-get": reverse("releases:classify"),
+            "hx-include": "closest form",
+            "hx-target": "#classify",
+            "hx-swap": "outerHTML",
+            "hx-trigger": "change",
+        }
+        self.fields["release"].widget.attrs.update(live)
+        self.user = user
+        self.rfc = rfc
+        self.sites = [
+            s for s in access.visible_sites(user).order_by("code") if access.has_any_role(user, FILERS, s)
+        ]
+        current = {i.site_id: i for i in rfc.impacts.all()} if rfc is not None else {}
+        self.site_rows = []
+        for site in self.sites:
+            impact = current.get(site.pk)
+            prefix = f"site_{site.code}"
+            self.fields[f"{prefix}_on"] = forms.BooleanField(
+                required=False,
+                label=f"{site.code} — {site.name}",
+                initial=impact is not None,
+                widget=forms.CheckboxInput(attrs=live),
+            )
+            self.fields[f"{prefix}_lines"] = forms.CharField(
+                required=False,
+                label="Affected lines",
+                initial=", ".join(impact.lines) if impact else "",
+                widget=forms.TextInput(attrs={"placeholder": "Line 1, Line 2"}),
+            )
+            self.fields[f"{prefix}_modules"] = forms.CharField(
+                required=False,
+                label="Affected modules",
+                initial=", ".join(impact.modules) if impact else "",
+                widget=forms.TextInput(attrs={"placeholder": "Labelling, Weighing"}),
+            )
+            self.fields[f"{prefix}_notes"] = forms.CharField(
+                required=False, label="Notes", initial=impact.notes if impact else ""
+            )
+            self.site_rows.append(
+                {
+                    "site": site,
+                    "on": self[f"{prefix}_on"],
+                    "lines": self[f"{prefix}_lines"],
+                    "modules": self[f"{prefix}_modules"],
+                    "notes": self[f"{prefix}_notes"],
+                }
+            )
+
+    def impacts(self) -> list[dict]:
+        result = []
+        for site in self.sites:
+            prefix = f"site_{site.code}"
+            if self.cleaned_data.get(f"{prefix}_on"):
+                result.append(
+                    {
+                        "site": site,
+                        "lines": split_names(self.cleaned_data[f"{prefix}_lines"]),
+                        "modules": split_names(self.cleaned_data[f"{prefix}_modules"]),
+                        "notes": self.cleaned_data[f"{prefix}_notes"],
+                    }
+                )
+        return result
+
+    def clean(self):
+        data = super().clean()
+        if not self.errors and not self.impacts():
+            raise ValidationError(
+                "Tick at least one target site and name its affected lines or modules (R1)."
+            )
+        return data
+
+    def fields_for_service(self) -> dict:
+        names = (
+            "title",
+            "description",
+            "release",
+            "estimated_downtime_minutes",
+            "retraining_note",
+            "rollback_plan",
+            "high_risk",
+            "requested_timing",
+            "emergency",
+            "emergency_reason",
+        )
+        return {name: self.cleaned_data[name] for name in names}
+
+
+class ReleaseForm(ServiceErrors, forms.Form):
+    product = forms.CharField(max_length=100, help_text="Product or module, e.g. MES or ERP-interface.")
+    version = forms.CharField(max_length=64, help_text="Semantic version, MAJOR.MINOR.PATCH.")
+    notes = forms.CharField(label="Release notes", required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    artifact = forms.FileField(
+        required=False, help_text="Upload the build; its SHA-256 is recorded now (X5)."
+    )
+    artifact_url = forms.URLField(label="…or artifact URL", required=False, assume_scheme="https")
+    artifact_sha256 = forms.CharField(label="SHA-256 of the URL's file", max_length=64, required=False)
+    migration_sql = forms.CharField(
+        label="SQL migration", required=False, widget=forms.Textarea(attrs={"rows": 4, "class": "mono"})
+    )
+    undo_sql = forms.CharField(
+        label="Undo script",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}),
+        help_text="Required when there is a migration (R3, X6).",
+    )
+
+
+class EvidenceForm(forms.Form):
+    file = forms.FileField()
+    kind = forms.ChoiceField(choices=EvidenceKind.choices)
+    description = forms.CharField(max_length=300, required=False)
+    supersedes = forms.UUIDField(required=False, widget=forms.HiddenInput)
+
+
+class SignoffForm(forms.Form):
+    site = forms.CharField()
+    comment = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), help_text="What you tested in UAT and what you saw."
+    )
+
+
+class RfcFilterForm(forms.Form):
+    q = forms.CharField(
+        required=False,
+        label="Search",
+        widget=forms.TextInput(attrs={"placeholder": "Number, title or product", "type": "search"}),
+    )
+    state = forms.ChoiceField(
+        required=False, choices=[("", "Any state"), ("open", "Open"), *RfcState.choices]
+    )
+    site = forms.CharField(required=False)
+    change_class = forms.ChoiceField(
+        required=False, label="Class", choices=[("", "Any class"), *ChangeClass.choices]
+    )
+    author = forms.CharField(
+        required=False,
+        label="Author",
+        widget=forms.TextInput(attrs={"placeholder": "Author's username or name"}),
+    )
+    mine = forms.BooleanField(required=False, label="Only mine")
+
+
+class ScheduleForm(forms.Form):
+    """The PROD start for one site, typed in the site's local time or picked from the next slots."""
+
+    site = forms.ChoiceField()
+    duration = forms.IntegerField(
+        label="Deployment duration (minutes)",
+        min_value=1,
+        max_value=12 * 60,
+        help_text="The deployment itself; the smoke test and the rollback budget are added.",
+    )
+    start = forms.CharField(
+        required=False,
+        label="Start (site's local time)",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    slot = forms.DateTimeField(required=False, widget=forms.HiddenInput)
+    handover_override = forms.BooleanField(
+        required=False, label="Plant Director: allow a start inside a shift handover"
+    )
+
+    def __init__(self, *args, rfc, user, sites, **kwargs):
+        super().__init__(*args, **kwargs)
+        from deployments.scheduling import default_duration
+
+        self.rfc, self.sites = rfc, {s.code: s for s in sites}
+        self.fields["site"].choices = [(s.code, f"{s.code} — {s.name} ({s.timezone})") for s in sites]
+        self.fields["duration"].initial = default_duration(rfc)
+        live = {
+            "hx-get": reverse("releases:schedule", args=[rfc.uuid]),
+            "hx-include": "closest form",
+            "hx-target": "#slots",
+            "hx-swap": "outerHTML",
+            "hx-trigger": "change",
+        }
+        self.fields["site"].widget.attrs.update(live)
+        self.fields["duration"].widget.attrs.update(
+            {**live, "hx-trigger": "change, keyup changed delay:400ms"}
+        )
+        if not rfc.emergency or not any(access.has_role(user, Role.PLANT_DIRECTOR, s) for s in sites):
+            del self.fields["handover_override"]
+
+    def clean_site(self):
+        return self.sites[self.cleaned_data["site"]]
+
+    def clean(self):
+        data = super().clean()
+        data.setdefault("handover_override", False)
+        if not self.errors and not data.get("slot") and not data.get("start"):
+            raise ValidationError("Pick one of the offered slots or type a start.")
+        return data
+
+    def site_choice(self):
+        code = self.data.get("site") if self.is_bound else None
+        return self.sites.get(code) or next(iter(self.sites.values()), None)
+
+    def duration_choice(self) -> int:
+        from deployments.scheduling import default_duration
+
+        try:
+            value = int(self.data.get("duration", "")) if self.is_bound else 0
+        except ValueError:
+            value = 0
+        return value if 0 < value <= 12 * 60 else default_duration(self.rfc)
+
+    def start_utc(self):
+        from deployments.scheduling import parse_local
+
+        if self.cleaned_data.get("slot"):
+            return parse_local(self.cleaned_data["slot"], self.cleaned_data["site"].zone)
+        return parse_local(self.cleaned_data["start"], self.cleaned_data["site"].zone)

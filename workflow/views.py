@@ -1,0 +1,576 @@
+"""RFC pages: list, file, edit, the RFC page with gates, evidence, UAT sign-off, approvals and timeline.
+
+Every rule is in `releases.services`; a view turns the refusal into a page: ValidationError 400,
+PermissionDenied 403, StateConflict 409, RuleViolation 422 naming the gate.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Prefetch, Q
+from django.http import FileResponse, Http404
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from approvals import services as approvals
+from audit.models import AuditEvent
+from core import clock
+from core.errors import RuleViolation, StateConflict
+from deployments import scheduling
+from deployments.models import ACTIVE_DEPLOYMENT_STATES
+from environments import access
+from environments.models import Site
+from environments.windows import rules_for
+from plant import uploads
+from releases import gates, services
+from releases.models import Evidence, Impact, Rfc
+from releases.states import EDITABLE_STATES, OPEN_STATES, RfcState
+from releases.versioning import VersionRefused
+from workflow.forms import EvidenceForm, ReleaseForm, RfcFilterForm, RfcForm, ScheduleForm, SignoffForm
+
+PAGE_SIZE = 25
+AUDITED_TYPES = ["releases.rfc", "approvals.approvalround", "approvals.approval", "approvals.signature"]
+# Scheduling has its own page with the plant calendar (issue 5); the RFC page offers the rest.
+PAGE_TRANSITIONS_EXCLUDED = {"schedule"}
+
+
+def _rfc_or_404(user, uuid) -> Rfc:
+    try:
+        return services.rfc_detail_queryset(user).get(uuid=uuid)
+    except (Rfc.DoesNotExist, ValidationError, ValueError):
+        raise Http404("No such RFC") from None
+
+
+# --- List -------------------------------------------------------------------------------------
+@login_required
+@require_GET
+def rfc_list(request):
+    form = RfcFilterForm(request.GET or None)
+    rfcs = (
+        services.visible_rfcs(request.user)
+        .select_related("release", "author")
+        .prefetch_related(Prefetch("impacts", queryset=Impact.objects.select_related("site")))
+    )
+    if form.is_valid():
+        data = form.cleaned_data
+        if data["q"]:
+            q = data["q"].strip()
+            rfcs = rfcs.filter(
+                Q(number__icontains=q) | Q(title__icontains=q) | Q(release__product__icontains=q)
+            )
+        if data["state"] == "open":
+            rfcs = rfcs.filter(state__in=OPEN_STATES)
+        elif data["state"]:
+            rfcs = rfcs.filter(state=data["state"])
+        if data["site"]:
+            rfcs = rfcs.filter(impacts__site__code=data["site"])
+        if data["change_class"]:
+            rfcs = rfcs.filter(change_class=data["change_class"])
+        if data["author"]:
+            who = data["author"].strip()
+            rfcs = rfcs.filter(
+                Q(author__username__iexact=who)
+                | Q(author__first_name__icontains=who)
+                | Q(author__last_name__icontains=who)
+            )
+        if data["mine"]:
+            rfcs = rfcs.filter(author=request.user)
+    page = Paginator(rfcs.order_by("-created_at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "releases/list.html",
+        {
+            "form": form,
+            "page": page,
+            "query": query.urlencode(),
+            "sites": access.visible_sites(request.user).order_by("code"),
+            "may_file": access.has_any_role(request.user, services.FILERS),
+        },
+    )
+
+
+@login_required
+@require_GET
+def my_rfcs(request):
+    return redirect(f"{reverse('releases:list')}?mine=on")
+
+
+# --- Filing and editing -------------------------------------------------------------------------
+def _require_filer(user) -> None:
+    if not access.has_any_role(user, services.FILERS):
+        raise PermissionDenied("Only developers, release managers and admins file RFCs.")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def rfc_create(request):
+    _require_filer(request.user)
+    initial = {}
+    if request.GET.get("release", "").isdigit():
+        initial["release"] = int(request.GET["release"])
+    form = RfcForm(request.POST or None, user=request.user, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            rfc = services.create_rfc(request.user, impacts=form.impacts(), **form.fields_for_service())
+        except ValidationError as exc:
+            form.add_service_errors(exc)
+        else:
+            messages.success(
+                request, f"{rfc.number} filed as a draft. Add evidence, get UAT signed off, then submit."
+            )
+            return redirect("releases:detail", rfc.uuid)
+    return render(
+        request, "releases/form.html", {"form": form, "rfc": None}, status=400 if form.errors else 200
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def rfc_edit(request, uuid):
+    rfc = _rfc_or_404(request.user, uuid)
+    if rfc.author_id != request.user.pk:
+        raise PermissionDenied("Only the author edits an RFC.")
+    if rfc.state not in EDITABLE_STATES:
+        messages.error(
+            request,
+            f"{rfc.number} is {rfc.get_state_display().lower()}; only a draft can be edited. "
+            "Withdraw it to draft first.",
+        )
+        return redirect("releases:detail", rfc.uuid)
+    form = RfcForm(request.POST or None, user=request.user, rfc=rfc)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.update_rfc(request.user, rfc, impacts=form.impacts(), **form.fields_for_service())
+        except ValidationError as exc:
+            form.add_service_errors(exc)
+        except StateConflict as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"{rfc.number} saved.")
+            return redirect("releases:detail", rfc.uuid)
+    return render(
+        request, "releases/form.html", {"form": form, "rfc": rfc}, status=400 if form.errors else 200
+    )
+
+
+@login_required
+@require_GET
+def classify(request):
+    """htmx: the class of change for the chosen release and sites, or why it cannot go to PROD."""
+    form = RfcForm(request.GET, user=request.user)
+    form.is_valid()
+    release = form.cleaned_data.get("release")
+    sites = [item["site"] for item in form.impacts()] if hasattr(form, "cleaned_data") else []
+    context = {"release": release, "sites": sites}
+    if release and sites:
+        try:
+            context["change_class"] = services.classify_rfc(release, sites)
+        except VersionRefused as exc:
+            context["refused"] = str(exc)
+    return render(request, "releases/_classify.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def release_create(request):
+    _require_filer(request.user)
+    form = ReleaseForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            release = services.create_release(
+                request.user,
+                product=data["product"],
+                version=data["version"],
+                notes=data["notes"],
+                artifact=data["artifact"],
+                artifact_url=data["artifact_url"],
+                artifact_sha256=data["artifact_sha256"],
+                migration_sql=data["migration_sql"],
+                undo_sql=data["undo_sql"],
+            )
+        except ValidationError as exc:
+            form.add_service_errors(exc)
+        else:
+            messages.success(
+                request, f"Release {release} recorded with SHA-256 {release.artifact_sha256[:12]}…."
+            )
+            return redirect(f"{reverse('releases:create')}?release={release.pk}")
+    return render(request, "releases/release_form.html", {"form": form}, status=400 if form.errors else 200)
+
+
+# --- The RFC page -------------------------------------------------------------------------------
+def _detail_context(request, rfc: Rfc) -> dict:
+    user = request.user
+    sites = services.rfc_sites(rfc)
+    is_draft = rfc.state in EDITABLE_STATES
+    stage = (
+        "submit" if rfc.state in (RfcState.DRAFT, RfcState.SUBMITTED, RfcState.IN_APPROVAL) else "schedule"
+    )
+    evidence = list(rfc.evidence.all())
+    may_add_evidence = is_draft and services.may_add_evidence(user, rfc)
+    signoff_sites = [site for site in sites if is_draft and services.may_sign_off(user, rfc, site)]
+    my_approvals = set(approvals.approvals_for(user).filter(rfc=rfc).values_list("pk", flat=True))
+    deployments = list(
+        rfc.deployments.select_related("environment", "environment__site").order_by(
+            "environment__site__code", "created_at"
+        )
+    )
+    timeline = AuditEvent.objects.filter(object_type__in=AUDITED_TYPES, object_id=rfc.number).order_by("seq")
+    return {
+        "rfc": rfc,
+        "impacts": list(rfc.impacts.all()),
+        "gates": gates.evaluate(rfc, stage),
+        "gate_stage": stage,
+        "later_gates": [
+            g for g in gates.evaluate(rfc, "deploy") if stage == "submit" and g.name in LATER_GATES
+        ],
+        "evidence_rows": _evidence_rows(user, rfc, sites),
+        "current_evidence": [e for e in evidence if e.superseded_by_id is None],
+        "superseded_evidence": [e for e in evidence if e.superseded_by_id is not None],
+        "signoffs": list(rfc.signoffs.all()),
+        "rounds": approvals.rounds_of(rfc),
+        "my_approvals": my_approvals,
+        "timeline": timeline,
+        "actions": [
+            t for t in services.available_transitions(user, rfc) if t.name not in PAGE_TRANSITIONS_EXCLUDED
+        ],
+        "may_edit": is_draft and rfc.author_id == user.pk,
+        "may_add_evidence": may_add_evidence,
+        "may_delete_evidence": is_draft and rfc.submitted_at is None,
+        "evidence_form": EvidenceForm(),
+        "signoff_sites": signoff_sites,
+        "signoff_form": SignoffForm(),
+        "deployments": [
+            (
+                d,
+                f"{d.scheduled_start.astimezone(d.environment.site.zone):%a %-d %b %Y %H:%M %Z}",
+                f"{d.scheduled_end.astimezone(d.environment.site.zone):%H:%M %Z}",
+            )
+            for d in deployments
+        ],
+        "promotion": _promotion(user, rfc, sites, deployments),
+        "may_schedule": rfc.state == RfcState.APPROVED
+        and any(scheduling.may_schedule(user, s) for s in sites),
+    }
+
+
+def _promotion(user, rfc: Rfc, sites, deployments) -> list[dict]:
+    """DEV → UAT → PROD per site: the same artifact's latest deployment on each tier (issue 6.7)."""
+    from environments.models import TIER_ORDER, Environment
+
+    latest = {}
+    for d in deployments:
+        latest[d.environment_id] = d
+    rows = []
+    envs = Environment.objects.filter(site__in=sites).select_related("site")
+    by_site: dict[int, list] = {}
+    for env in sorted(envs, key=lambda e: TIER_ORDER[e.tier]):
+        by_site.setdefault(env.site_id, []).append(env)
+    for site in sites:
+        cells = []
+        for env in by_site.get(site.pk, []):
+            d = latest.get(env.pk)
+            busy = d is not None and d.state in ACTIVE_DEPLOYMENT_STATES
+            cells.append(
+                {"env": env, "deployment": d, "may_deploy": not busy and scheduling.may_deploy_now(user, env)}
+            )
+        rows.append({"site": site, "cells": cells})
+    return rows
+
+
+LATER_GATES = {"UAT data fresh", "SQL idempotent", "Rollback rehearsed"}
+
+
+def _evidence_rows(user, rfc: Rfc, sites) -> list[dict]:
+    """Per site: UAT's latest idempotency check and rollback rehearsal for this artifact, and drift (issue 7)."""
+    from deployments.checks import CHECKERS, latest
+    from deployments.models import CheckKind
+    from environments.models import Environment
+    from plant.evidence import drift
+    from plant.plantdb import has_database
+
+    envs = {
+        (e.site_id, e.tier): e for e in Environment.objects.filter(site__in=sites, tier__in=["UAT", "PROD"])
+    }
+    idempotency, rehearsal = latest(rfc, CheckKind.IDEMPOTENCY), latest(rfc, CheckKind.REHEARSAL)
+    rows = []
+    for site in sites:
+        uat, prod = envs.get((site.pk, "UAT")), envs.get((site.pk, "PROD"))
+        if uat is None:
+            continue
+        rows.append(
+            {
+                "site": site,
+                "uat": uat,
+                "has_database": has_database(uat),
+                "idempotency": idempotency.get(uat.pk),
+                "rehearsal": rehearsal.get(uat.pk),
+                "drift": drift(uat, prod) if prod is not None else [],
+                "may_check": access.has_any_role(user, CHECKERS, site),
+            }
+        )
+    return rows
+
+
+def _render_detail(request, rfc: Rfc, status: int = 200, **extra):
+    context = _detail_context(request, rfc)
+    context.update(extra)
+    return render(request, "releases/detail.html", context, status=status)
+
+
+@login_required
+@require_GET
+def rfc_detail(request, uuid):
+    return _render_detail(request, _rfc_or_404(request.user, uuid))
+
+
+def _refusal(exc: Exception) -> tuple[int, str, list]:
+    """(status, message, failed gates) for a refused action."""
+    if isinstance(exc, RuleViolation):
+        return 422, str(exc), exc.failed
+    if isinstance(exc, StateConflict):
+        return 409, str(exc), []
+    if isinstance(exc, PermissionDenied):
+        return 403, str(exc) or "You may not do this.", []
+    messages_ = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
+    return 400, " ".join(messages_), []
+
+
+REFUSED = (ValidationError, PermissionDenied, StateConflict, RuleViolation)
+
+
+@login_required
+@require_POST
+def rfc_transition(request, uuid, name: str):
+    rfc = _rfc_or_404(request.user, uuid)
+    if name in PAGE_TRANSITIONS_EXCLUDED:
+        raise Http404
+    try:
+        services.transition(request.user, rfc, name, reason=request.POST.get("reason", ""))
+    except REFUSED as exc:
+        status, message, failed = _refusal(exc)
+        return _render_detail(
+            request,
+            _rfc_or_404(request.user, uuid),
+            status=status,
+            action_error=message,
+            failed_gates=failed,
+            action_name=name,
+        )
+    rfc = _rfc_or_404(request.user, uuid)
+    messages.success(request, f"{rfc.number} is now {rfc.get_state_display().lower()}.")
+    return redirect("releases:detail", rfc.uuid)
+
+
+@login_required
+@require_POST
+def evidence_add(request, uuid):
+    rfc = _rfc_or_404(request.user, uuid)
+    form = EvidenceForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _render_detail(request, rfc, status=400, evidence_form=form)
+    supersedes = None
+    if form.cleaned_data["supersedes"]:
+        supersedes = Evidence.objects.filter(rfc=rfc, uuid=form.cleaned_data["supersedes"]).first()
+        if supersedes is None:
+            raise Http404
+    try:
+        evidence = services.add_evidence(
+            request.user,
+            rfc,
+            form.cleaned_data["file"],
+            form.cleaned_data["kind"],
+            form.cleaned_data["description"],
+            supersedes=supersedes,
+        )
+    except REFUSED as exc:
+        status, message, _ = _refusal(exc)
+        form.add_error("file" if status == 400 else None, message)
+        return _render_detail(request, _rfc_or_404(request.user, uuid), status=status, evidence_form=form)
+    messages.success(request, f"{evidence.original_name} added (SHA-256 {evidence.sha256[:12]}…).")
+    return redirect(f"{reverse('releases:detail', args=[rfc.uuid])}#evidence")
+
+
+def _evidence_or_404(request, uuid, evidence_uuid) -> Evidence:
+    rfc = _rfc_or_404(request.user, uuid)
+    try:
+        return Evidence.objects.select_related("rfc").get(rfc=rfc, uuid=evidence_uuid)
+    except (Evidence.DoesNotExist, ValidationError):
+        raise Http404("No such file") from None
+
+
+@login_required
+@require_POST
+def evidence_delete(request, uuid, evidence_uuid):
+    evidence = _evidence_or_404(request, uuid, evidence_uuid)
+    try:
+        services.delete_evidence(request.user, evidence)
+    except REFUSED as exc:
+        status, message, _ = _refusal(exc)
+        return _render_detail(request, _rfc_or_404(request.user, uuid), status=status, action_error=message)
+    messages.success(request, f"{evidence.original_name} removed.")
+    return redirect(f"{reverse('releases:detail', args=[evidence.rfc.uuid])}#evidence")
+
+
+def _file_response(evidence: Evidence, *, inline: bool) -> FileResponse:
+    try:
+        handle = open(uploads.path_of("evidence", evidence.stored_name), "rb")  # noqa: SIM115 (FileResponse closes)
+    except (OSError, ValueError):
+        raise Http404("The stored file is missing.") from None
+    response = FileResponse(
+        handle, as_attachment=not inline, filename=evidence.original_name, content_type=evidence.content_type
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    # Nothing in an evidence file may run, even if a browser were fooled into rendering it.
+    response["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; sandbox"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+@require_GET
+def evidence_download(request, uuid, evidence_uuid):
+    return _file_response(_evidence_or_404(request, uuid, evidence_uuid), inline=False)
+
+
+@login_required
+@require_GET
+def evidence_preview(request, uuid, evidence_uuid):
+    """Only PNG and JPEG, whose type was proven by content at upload, are shown inline."""
+    evidence = _evidence_or_404(request, uuid, evidence_uuid)
+    if not evidence.is_image:
+        raise Http404("Only images have a preview.")
+    return _file_response(evidence, inline=True)
+
+
+@login_required
+@require_POST
+def signoff(request, uuid):
+    rfc = _rfc_or_404(request.user, uuid)
+    form = SignoffForm(request.POST)
+    site = Site.objects.filter(
+        code=request.POST.get("site", ""), pk__in=[s.pk for s in services.rfc_sites(rfc)]
+    ).first()
+    files = request.FILES.getlist("files")
+    if not form.is_valid() or site is None:
+        if site is None:
+            form.add_error("site", "Choose one of the RFC's sites.")
+        return _render_detail(request, rfc, status=400, signoff_form=form)
+    try:
+        services.sign_off_uat(request.user, rfc, site, form.cleaned_data["comment"], files)
+    except REFUSED as exc:
+        status, message, _ = _refusal(exc)
+        form.add_error(None, message)
+        return _render_detail(request, _rfc_or_404(request.user, uuid), status=status, signoff_form=form)
+    messages.success(request, f"UAT of {rfc.number} signed off for {site.code}.")
+    return redirect(f"{reverse('releases:detail', args=[rfc.uuid])}#uat")
+
+
+# --- Scheduling (issue 5.6) ---------------------------------------------------------------------
+def _schedule_context(request, rfc: Rfc, form: ScheduleForm) -> dict:
+    site = form.site_choice()
+    duration = form.duration_choice()
+    context = {"rfc": rfc, "form": form, "site": site, "duration": duration}
+    if site is not None:
+        environment = scheduling.prod_of(site)
+        rules = rules_for(environment)
+        context.update(
+            {
+                "environment": environment,
+                "rules": rules,
+                "zone": site.zone,
+                "slots": [
+                    (
+                        slot,
+                        f"{slot.start.astimezone(site.zone):%a %-d %b}",
+                        f"{slot.start.astimezone(site.zone):%H:%M}–{slot.end.astimezone(site.zone):%H:%M %Z}",
+                    )
+                    for slot in scheduling.slots(rfc, site, clock.now() + scheduling.BOOKING_LEAD, duration)
+                ],
+            }
+        )
+    return context
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def rfc_schedule(request, uuid):
+    """Book the PROD start: the next allowed slots are offered; a blocked time is refused with every reason."""
+    rfc = _rfc_or_404(request.user, uuid)
+    sites = [s for s in services.rfc_sites(rfc) if scheduling.may_schedule(request.user, s)]
+    if not sites:
+        raise PermissionDenied("Only a release manager or an admin of the RFC's sites schedules it.")
+    if rfc.state != RfcState.APPROVED:
+        messages.error(
+            request, f"{rfc.number} is {rfc.get_state_display().lower()}; only an approved RFC is scheduled."
+        )
+        return redirect("releases:detail", rfc.uuid)
+    booked = set(
+        rfc.deployments.filter(state__in=ACTIVE_DEPLOYMENT_STATES).values_list(
+            "environment__site_id", flat=True
+        )
+    )
+    form = ScheduleForm(
+        request.POST or request.GET or None,
+        rfc=rfc,
+        user=request.user,
+        sites=[s for s in sites if s.pk not in booked],
+    )
+    status, refusal = 200, None
+    if request.method == "POST" and form.is_valid():
+        site = form.cleaned_data["site"]
+        try:
+            start = form.start_utc()
+            scheduling.schedule(
+                request.user,
+                rfc,
+                site,
+                start,
+                form.cleaned_data["duration"],
+                handover_override=form.cleaned_data["handover_override"],
+            )
+        except REFUSED as exc:
+            status, message, failed = _refusal(exc)
+            reasons = [g["reason"] for g in failed] if failed else []
+            refusal = {
+                "message": message.partition(": ")[0] + ":" if reasons else message,
+                "reasons": reasons,
+            }
+        else:
+            messages.success(request, f"{rfc.number} booked for {site.code} PROD.")
+            return redirect("releases:detail", rfc.uuid)
+    elif request.method == "POST":
+        status = 400
+    template = "releases/schedule.html#slots" if request.htmx else "releases/schedule.html"
+    context = _schedule_context(request, rfc, form)
+    context["refusal"] = refusal
+    return render(request, template, context, status=status)
+
+
+@login_required
+@require_POST
+def request_check(request, uuid):
+    """Run the idempotency check or the rollback rehearsal against a copy of a site's UAT (issue 7)."""
+    from deployments import checks
+
+    rfc = _rfc_or_404(request.user, uuid)
+    site = Site.objects.filter(
+        code=request.POST.get("site", ""), pk__in=[s.pk for s in services.rfc_sites(rfc)]
+    ).first()
+    if site is None:
+        raise Http404("No such site on this RFC")
+    try:
+        checks.request_check(request.user, rfc, request.POST.get("kind", ""), site)
+    except REFUSED as exc:
+        _, message, _ = _refusal(exc)
+        messages.error(request, message)
+    else:
+        messages.success(request, "Check queued: a worker runs it against a scratch copy of UAT.")
+    return redirect(f"{reverse('releases:detail', args=[rfc.uuid])}#evidence-computed")
