@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from approvals.models import Absence, ApprovalPolicy, PolicyStep
-from changecontrol.admin import AdminRoleOnly, AuditedAdmin, portal_admin
+from environments.admin_site import AdminRoleOnly, AuditedAdmin, portal_admin
 
 
 class PolicyStepInline(AdminRoleOnly, admin.TabularInline):

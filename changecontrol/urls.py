@@ -6,11 +6,15 @@ from rest_framework.routers import DefaultRouter
 from approvals import views as approval_views
 from approvals.api import ApprovalViewSet
 from changecontrol import views
-from changecontrol.admin import portal_admin
 from changecontrol.api import obtain_token
+from deployments import urls as deployments_urls
 from environments import windows_api
-from environments.api import EnvironmentViewSet, SiteViewSet
+from environments.admin_site import portal_admin
+from plant import urls as plant_urls
+from plant.api import EnvironmentViewSet, SiteViewSet
+from reports import urls as reports_urls
 from reports.audit_api import AuditEventViewSet
+from workflow import urls as workflow_urls
 from workflow.api import DeploymentViewSet, ReleaseViewSet, RfcViewSet
 
 router = DefaultRouter()
@@ -29,9 +33,20 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
-    path("environments/", include("environments.urls")),
+    path(
+        "environments/",
+        include((deployments_urls.calendar_patterns + plant_urls.urlpatterns, "environments")),
+    ),
     path("audit/", include("reports.audit_urls")),
-    path("rfcs/", include("workflow.urls")),
+    path(
+        "rfcs/",
+        include(
+            (
+                workflow_urls.urlpatterns + deployments_urls.rfc_patterns + reports_urls.rfc_patterns,
+                "releases",
+            )
+        ),
+    ),
     path("approvals/", include("approvals.urls")),
     path("dev/mailbox/", approval_views.mailbox, name="dev-mailbox"),
     path("admin/", portal_admin.urls),

@@ -11,15 +11,16 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from core.refusals import REFUSED, refusal
 from deployments import engine, scheduling
 from deployments.models import Deployment
 from environments import access
 from environments.models import Environment
-from workflow.views import REFUSED, _refusal, _rfc_or_404
+from releases.services import rfc_or_404
 
 
 def _deployment_or_404(request, uuid, deployment_uuid) -> Deployment:
-    rfc = _rfc_or_404(request.user, uuid)
+    rfc = rfc_or_404(request.user, uuid)
     try:
         return Deployment.objects.select_related(
             "rfc", "rfc__release", "environment", "environment__site", "scheduled_by"
@@ -67,7 +68,8 @@ def _act(request, uuid, deployment_uuid, action, success: str, next_url):
     try:
         action(request.user, deployment, request.POST.get("reason", ""))
     except REFUSED as exc:
-        status, message, _ = _refusal(exc)
+        r = refusal(exc)
+        status, message = r.status, r.message
         context = _context(request, deployment)
         context["action_error"] = message
         return render(request, "releases/deployment.html", context, status=status)
@@ -105,7 +107,7 @@ def deployment_cancel(request, uuid, deployment_uuid):
 @require_POST
 def deploy_now(request, uuid):
     """Promote the RFC's artifact to a DEV or UAT environment now."""
-    rfc = _rfc_or_404(request.user, uuid)
+    rfc = rfc_or_404(request.user, uuid)
     environment = (
         Environment.objects.filter(
             pk=request.POST.get("environment", "") or 0, site__in=access.visible_sites(request.user)
@@ -118,7 +120,7 @@ def deploy_now(request, uuid):
     try:
         deployment = scheduling.deploy_now(request.user, rfc, environment)
     except REFUSED as exc:
-        _, message, _ = _refusal(exc)
+        message = refusal(exc).message
         messages.error(request, message)
         return redirect("releases:detail", rfc.uuid)
     messages.success(request, f"Deploying {rfc.release} to {environment} now.")

@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin
 from guardian.admin import GuardedModelAdminMixin
 
-from changecontrol.admin import AdminRoleOnly, AuditedAdmin, portal_admin
+from environments.admin_site import AdminRoleOnly, AuditedAdmin, portal_admin
 from environments.models import DeploymentWindow, Environment, Freeze, MaskingRule, ShiftHandover, Site
 
 

@@ -1,6 +1,6 @@
 from django.db import models
 
-from changecontrol.admin import AuditedAdmin, portal_admin
+from environments.admin_site import AuditedAdmin, portal_admin
 from releases.models import Release
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.http import Http404
 
 from audit.services import record
 from core import clock
@@ -45,6 +46,14 @@ def rfc_detail_queryset(user) -> QuerySet[Rfc]:
             ),
         )
     )
+
+
+def rfc_or_404(user, uuid) -> Rfc:
+    """The RFC with this public id if the user may see it; anything else is a 404 (never a 403)."""
+    try:
+        return rfc_detail_queryset(user).get(uuid=uuid)
+    except (Rfc.DoesNotExist, ValidationError, ValueError):
+        raise Http404("No such RFC") from None
 
 
 def rfc_sites(rfc: Rfc) -> list[Site]:

@@ -14,8 +14,8 @@ from django.http import HttpResponse
 from django.views.decorators.http import require_GET
 
 from audit.services import record
+from releases.services import rfc_or_404
 from reports import evidence_pack
-from workflow.views import _rfc_or_404
 
 CONTENT_TYPES = {"pdf": "application/pdf", "json": "application/json"}
 
@@ -26,7 +26,7 @@ def _pack(request, uuid, fmt: str) -> HttpResponse:
     The bytes are computed first and the event recorded after, so a pack never lists its own
     generation event (it could not: the event carries the pack's hash). The next pack lists it.
     """
-    rfc = _rfc_or_404(request.user, uuid)
+    rfc = rfc_or_404(request.user, uuid)
     data = evidence_pack.pack_data(rfc)
     body = evidence_pack.render_pdf(data) if fmt == "pdf" else evidence_pack.render_json(data)
     digest = hashlib.sha256(body).hexdigest()

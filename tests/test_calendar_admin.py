@@ -108,7 +108,7 @@ def test_every_admin_add_and_change_page_opens(cast, site_a):
     """Each registered model's add page, and a change page where a row exists, renders (no 500)."""
     from django.test import RequestFactory
 
-    from changecontrol.admin import portal_admin
+    from environments.admin_site import portal_admin
 
     client = client_for(cast["admin"])
     request = RequestFactory().get("/admin/")

@@ -19,7 +19,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from approvals import services as approvals
 from audit.models import AuditEvent
 from core import clock
-from core.errors import RuleViolation, StateConflict
+from core.errors import StateConflict
+from core.refusals import REFUSED, refusal
 from deployments import scheduling
 from deployments.models import ACTIVE_DEPLOYMENT_STATES
 from environments import access
@@ -33,16 +34,16 @@ from releases.versioning import VersionRefused
 from workflow.forms import EvidenceForm, ReleaseForm, RfcFilterForm, RfcForm, ScheduleForm, SignoffForm
 
 PAGE_SIZE = 25
+
+
+def _refused(exc: Exception) -> tuple[int, str, list]:
+    r = refusal(exc)
+    return r.status, r.message, r.failed
+
+
 AUDITED_TYPES = ["releases.rfc", "approvals.approvalround", "approvals.approval", "approvals.signature"]
 # Scheduling has its own page with the plant calendar (issue 5); the RFC page offers the rest.
 PAGE_TRANSITIONS_EXCLUDED = {"schedule"}
-
-
-def _rfc_or_404(user, uuid) -> Rfc:
-    try:
-        return services.rfc_detail_queryset(user).get(uuid=uuid)
-    except (Rfc.DoesNotExist, ValidationError, ValueError):
-        raise Http404("No such RFC") from None
 
 
 # --- List -------------------------------------------------------------------------------------
@@ -133,7 +134,7 @@ def rfc_create(request):
 @login_required
 @require_http_methods(["GET", "POST"])
 def rfc_edit(request, uuid):
-    rfc = _rfc_or_404(request.user, uuid)
+    rfc = services.rfc_or_404(request.user, uuid)
     if rfc.author_id != request.user.pk:
         raise PermissionDenied("Only the author edits an RFC.")
     if rfc.state not in EDITABLE_STATES:
@@ -328,43 +329,28 @@ def _render_detail(request, rfc: Rfc, status: int = 200, **extra):
 @login_required
 @require_GET
 def rfc_detail(request, uuid):
-    return _render_detail(request, _rfc_or_404(request.user, uuid))
-
-
-def _refusal(exc: Exception) -> tuple[int, str, list]:
-    """(status, message, failed gates) for a refused action."""
-    if isinstance(exc, RuleViolation):
-        return 422, str(exc), exc.failed
-    if isinstance(exc, StateConflict):
-        return 409, str(exc), []
-    if isinstance(exc, PermissionDenied):
-        return 403, str(exc) or "You may not do this.", []
-    messages_ = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
-    return 400, " ".join(messages_), []
-
-
-REFUSED = (ValidationError, PermissionDenied, StateConflict, RuleViolation)
+    return _render_detail(request, services.rfc_or_404(request.user, uuid))
 
 
 @login_required
 @require_POST
 def rfc_transition(request, uuid, name: str):
-    rfc = _rfc_or_404(request.user, uuid)
+    rfc = services.rfc_or_404(request.user, uuid)
     if name in PAGE_TRANSITIONS_EXCLUDED:
         raise Http404
     try:
         services.transition(request.user, rfc, name, reason=request.POST.get("reason", ""))
     except REFUSED as exc:
-        status, message, failed = _refusal(exc)
+        status, message, failed = _refused(exc)
         return _render_detail(
             request,
-            _rfc_or_404(request.user, uuid),
+            services.rfc_or_404(request.user, uuid),
             status=status,
             action_error=message,
             failed_gates=failed,
             action_name=name,
         )
-    rfc = _rfc_or_404(request.user, uuid)
+    rfc = services.rfc_or_404(request.user, uuid)
     messages.success(request, f"{rfc.number} is now {rfc.get_state_display().lower()}.")
     return redirect("releases:detail", rfc.uuid)
 
@@ -372,7 +358,7 @@ def rfc_transition(request, uuid, name: str):
 @login_required
 @require_POST
 def evidence_add(request, uuid):
-    rfc = _rfc_or_404(request.user, uuid)
+    rfc = services.rfc_or_404(request.user, uuid)
     form = EvidenceForm(request.POST, request.FILES)
     if not form.is_valid():
         return _render_detail(request, rfc, status=400, evidence_form=form)
@@ -391,15 +377,17 @@ def evidence_add(request, uuid):
             supersedes=supersedes,
         )
     except REFUSED as exc:
-        status, message, _ = _refusal(exc)
+        status, message, _ = _refused(exc)
         form.add_error("file" if status == 400 else None, message)
-        return _render_detail(request, _rfc_or_404(request.user, uuid), status=status, evidence_form=form)
+        return _render_detail(
+            request, services.rfc_or_404(request.user, uuid), status=status, evidence_form=form
+        )
     messages.success(request, f"{evidence.original_name} added (SHA-256 {evidence.sha256[:12]}…).")
     return redirect(f"{reverse('releases:detail', args=[rfc.uuid])}#evidence")
 
 
 def _evidence_or_404(request, uuid, evidence_uuid) -> Evidence:
-    rfc = _rfc_or_404(request.user, uuid)
+    rfc = services.rfc_or_404(request.user, uuid)
     try:
         return Evidence.objects.select_related("rfc").get(rfc=rfc, uuid=evidence_uuid)
     except (Evidence.DoesNotExist, ValidationError):
@@ -413,8 +401,10 @@ def evidence_delete(request, uuid, evidence_uuid):
     try:
         services.delete_evidence(request.user, evidence)
     except REFUSED as exc:
-        status, message, _ = _refusal(exc)
-        return _render_detail(request, _rfc_or_404(request.user, uuid), status=status, action_error=message)
+        status, message, _ = _refused(exc)
+        return _render_detail(
+            request, services.rfc_or_404(request.user, uuid), status=status, action_error=message
+        )
     messages.success(request, f"{evidence.original_name} removed.")
     return redirect(f"{reverse('releases:detail', args=[evidence.rfc.uuid])}#evidence")
 
@@ -453,7 +443,7 @@ def evidence_preview(request, uuid, evidence_uuid):
 @login_required
 @require_POST
 def signoff(request, uuid):
-    rfc = _rfc_or_404(request.user, uuid)
+    rfc = services.rfc_or_404(request.user, uuid)
     form = SignoffForm(request.POST)
     site = Site.objects.filter(
         code=request.POST.get("site", ""), pk__in=[s.pk for s in services.rfc_sites(rfc)]
@@ -466,9 +456,11 @@ def signoff(request, uuid):
     try:
         services.sign_off_uat(request.user, rfc, site, form.cleaned_data["comment"], files)
     except REFUSED as exc:
-        status, message, _ = _refusal(exc)
+        status, message, _ = _refused(exc)
         form.add_error(None, message)
-        return _render_detail(request, _rfc_or_404(request.user, uuid), status=status, signoff_form=form)
+        return _render_detail(
+            request, services.rfc_or_404(request.user, uuid), status=status, signoff_form=form
+        )
     messages.success(request, f"UAT of {rfc.number} signed off for {site.code}.")
     return redirect(f"{reverse('releases:detail', args=[rfc.uuid])}#uat")
 
@@ -503,7 +495,7 @@ def _schedule_context(request, rfc: Rfc, form: ScheduleForm) -> dict:
 @require_http_methods(["GET", "POST"])
 def rfc_schedule(request, uuid):
     """Book the PROD start: the next allowed slots are offered; a blocked time is refused with every reason."""
-    rfc = _rfc_or_404(request.user, uuid)
+    rfc = services.rfc_or_404(request.user, uuid)
     sites = [s for s in services.rfc_sites(rfc) if scheduling.may_schedule(request.user, s)]
     if not sites:
         raise PermissionDenied("Only a release manager or an admin of the RFC's sites schedules it.")
@@ -537,7 +529,7 @@ def rfc_schedule(request, uuid):
                 handover_override=form.cleaned_data["handover_override"],
             )
         except REFUSED as exc:
-            status, message, failed = _refusal(exc)
+            status, message, failed = _refused(exc)
             reasons = [g["reason"] for g in failed] if failed else []
             refusal = {
                 "message": message.partition(": ")[0] + ":" if reasons else message,
@@ -560,7 +552,7 @@ def request_check(request, uuid):
     """Run the idempotency check or the rollback rehearsal against a copy of a site's UAT (issue 7)."""
     from deployments import checks
 
-    rfc = _rfc_or_404(request.user, uuid)
+    rfc = services.rfc_or_404(request.user, uuid)
     site = Site.objects.filter(
         code=request.POST.get("site", ""), pk__in=[s.pk for s in services.rfc_sites(rfc)]
     ).first()
@@ -569,7 +561,7 @@ def request_check(request, uuid):
     try:
         checks.request_check(request.user, rfc, request.POST.get("kind", ""), site)
     except REFUSED as exc:
-        _, message, _ = _refusal(exc)
+        _, message, _ = _refused(exc)
         messages.error(request, message)
     else:
         messages.success(request, "Check queued: a worker runs it against a scratch copy of UAT.")

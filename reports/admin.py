@@ -1,8 +1,8 @@
 from django.contrib import admin
 
 from audit.models import AuditEvent
-from changecontrol.admin import portal_admin
 from environments import access
+from environments.admin_site import portal_admin
 
 
 class AuditEventAdmin(admin.ModelAdmin):

@@ -1,0 +1,39 @@
+"""One mapping from a refusal to what the user sees, for pages and the API alike (DESIGN "errors").
+
+A service refuses by raising; every entry point turns the exception into the same status and text:
+400 bad input, 403 not allowed, 409 state conflict, 413 too large, 422 a gate or rule says no.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from core.errors import RuleViolation, StateConflict
+
+REFUSED = (ValidationError, PermissionDenied, StateConflict, RuleViolation)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: int
+    message: str
+    code: str
+    failed: list = field(default_factory=list)
+    rule: str = ""
+
+
+def refusal(exc: Exception) -> Refusal:
+    """(status, message, code, failed gates) for a refused action."""
+    if isinstance(exc, RuleViolation):
+        return Refusal(422, str(exc), exc.code, exc.failed, exc.rule)
+    if isinstance(exc, StateConflict):
+        return Refusal(409, str(exc), exc.code)
+    if isinstance(exc, PermissionDenied):
+        return Refusal(403, str(exc) or "You may not do this.", "permission_denied")
+    if isinstance(exc, ValidationError):
+        if getattr(exc, "code", None) == "too_large":
+            return Refusal(413, exc.messages[0], "too_large")
+        return Refusal(400, " ".join(exc.messages), "invalid")
+    raise TypeError(f"{type(exc).__name__} is not a refusal")

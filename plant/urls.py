@@ -1,0 +1,12 @@
+from django.urls import path
+
+from plant import views
+
+# Composed into the "environments" namespace by changecontrol/urls.py, after the calendar's paths.
+urlpatterns = [
+    path("", views.board, name="board"),
+    path("<str:code>/<str:tier>/", views.detail, name="detail"),
+    path("<str:code>/<str:tier>/edit/", views.edit, name="edit"),
+    path("<str:code>/<str:tier>/refresh/", views.refresh, name="refresh"),
+    path("<str:code>/<str:tier>/fingerprint/", views.fingerprint, name="fingerprint"),
+]
