@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
@@ -311,19 +311,19 @@ def check_decision(decision: str, reason: str) -> None:
         raise ValidationError({"reason": "A rejection needs a reason."})
 
 
-def sign(
-    user,
-    approval: Approval,
-    decision: str,
-    password: str,
-    reason: str = "",
-    via: str = "portal",
-    expected_hash: str | None = None,
-) -> Signature:
-    """Approve or reject one approval as an electronic signature (§11.50, §11.70, §11.200)."""
-    check_decision(decision, reason)
-    verify_password(user, password, approval, decision, via)
-    return sign_verified(user, approval, decision, reason, via, expected_hash)
+@dataclass(frozen=True)
+class Outcome:
+    """An RFC transition the chain calls for; the workflow applies it."""
+
+    transition: str
+    reason: str = ""
+    data: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Signed:
+    signature: Signature
+    outcomes: list[Outcome]
 
 
 def verify_password(user, password: str, approval: Approval, decision: str, via: str) -> None:
@@ -346,12 +346,14 @@ def sign_verified(
     reason: str = "",
     via: str = "portal",
     expected_hash: str | None = None,
-) -> Signature:
-    """The signing itself, after `verify_password`."""
+) -> Signed:
+    """The signing itself, after `verify_password`. The chain never moves the RFC: it returns the
+    outcomes (the RFC transitions it calls for) and the workflow applies them in the same
+    transaction. Lock order (workflow/transitions.py): the RFC first, then approval, step, round."""
     check_decision(decision, reason)
-    from releases import services as rfc_services
-
+    outcomes: list[Outcome] = []
     with transaction.atomic():
+        Rfc.objects.select_for_update().filter(pk=approval.rfc_id).first()
         locked = (
             Approval.objects.select_for_update().select_related("rfc", "site", "step").get(pk=approval.pk)
         )
@@ -410,12 +412,10 @@ def sign_verified(
             if rnd.is_review:  # the change is done; a failed review is on record for follow-up
                 record("approvals.review.rejected", rnd, actor=user, reason=reason.strip())
             else:
-                rfc_services.transition(
-                    None, locked.rfc, "reject", reason=f"{signature.meaning}: {reason.strip()}"
-                )
-            return signature
+                outcomes.append(Outcome("reject", reason=f"{signature.meaning}: {reason.strip()}"))
+            return Signed(signature, outcomes)
         if locked.rfc.state == RfcState.SUBMITTED and not rnd.is_review:
-            rfc_services.transition(None, locked.rfc, "start_approval")
+            outcomes.append(Outcome("start_approval"))
         remaining = step.approvals.exclude(pk=locked.pk).filter(state=ApprovalState.PENDING)
         if step.rule == StepRule.ANY or not remaining.exists():
             remaining.update(state=ApprovalState.NOT_NEEDED, notify_due=False)
@@ -430,8 +430,8 @@ def sign_verified(
                 if rnd.is_review:
                     record("approvals.review.completed", rnd, actor=user, after={"round": rnd.number})
                 else:
-                    rfc_services.transition(None, locked.rfc, "approve", data={"round": rnd.number})
-    return signature
+                    outcomes.append(Outcome("approve", data={"round": rnd.number}))
+    return Signed(signature, outcomes)
 
 
 def _finish_round(rnd: ApprovalRound, step: ApprovalStep, state: str, now) -> None:

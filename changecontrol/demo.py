@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from approvals import services as approvals
 from approvals.models import Approval, ApprovalState
 from core.roles import Role
 from releases import services
 from releases.models import Release, Rfc
+from workflow import services as wf
 
 # A 1x1 transparent PNG: real image bytes, so the preview shows something.
 PIXEL = bytes.fromhex(
@@ -116,7 +116,7 @@ def seed(users: dict) -> list[Rfc]:
                 for code, (lines, modules) in spec["sites"].items()
             ],
         )
-        services.add_evidence(
+        wf.add_evidence(
             dev,
             rfc,
             _log("dev-test-run.log", "42 tests passed on DEV\n"),
@@ -132,15 +132,13 @@ def seed(users: dict) -> list[Rfc]:
                     "Recorded 20 downtime reasons on UAT; all correct.",
                     [_png("uat-screen.png")],
                 )
-            services.submit(dev, rfc)
+            wf.submit(dev, rfc)
             # The managers sign (demo seeding skips the password re-entry a person makes): the IT
             # manager only for "in approval", the whole chain for "approved".
             while (
                 approval := Approval.objects.filter(rfc=rfc, state=ApprovalState.PENDING).first()
             ) is not None:
-                approvals.sign_verified(
-                    users[SIGNERS[Role(approval.role)]], approval, "approve", via="portal"
-                )
+                wf.sign_verified(users[SIGNERS[Role(approval.role)]], approval, "approve", via="portal")
                 if spec["then"] == "in_approval":
                     break
         made.append(rfc)

@@ -8,6 +8,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from core import fsbroker
+
 
 def database_status() -> str:
     try:
@@ -22,7 +24,7 @@ def database_status() -> str:
 def broker_status(broker_url: str | None = None, options: dict | None = None) -> str:
     url = broker_url if broker_url is not None else settings.CELERY_BROKER_URL
     options = options if options is not None else settings.CELERY_BROKER_TRANSPORT_OPTIONS
-    if url.startswith("filesystem://"):
+    if url.startswith(("filesystem://", f"{fsbroker.ALIAS}://")):
         folder = Path(options["data_folder_in"])
         if folder.is_dir() and os.access(folder, os.W_OK):
             return "ok"

@@ -138,7 +138,10 @@ if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600}
 else:
-    CELERY_BROKER_URL = "filesystem://"
+    from core import fsbroker
+
+    fsbroker.register()
+    CELERY_BROKER_URL = f"{fsbroker.ALIAS}://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),

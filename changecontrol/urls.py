@@ -3,8 +3,6 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from approvals import views as approval_views
-from approvals.api import ApprovalViewSet
 from changecontrol import views
 from changecontrol.api import obtain_token
 from deployments import urls as deployments_urls
@@ -14,8 +12,10 @@ from plant import urls as plant_urls
 from plant.api import EnvironmentViewSet, SiteViewSet
 from reports import urls as reports_urls
 from reports.audit_api import AuditEventViewSet
+from workflow import approval_views as approval_views
 from workflow import urls as workflow_urls
 from workflow.api import DeploymentViewSet, ReleaseViewSet, RfcViewSet
+from workflow.approval_api import ApprovalViewSet
 
 router = DefaultRouter()
 router.register("sites", SiteViewSet, basename="site")
@@ -35,7 +35,7 @@ urlpatterns = [
     path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path(
         "environments/",
-        include((deployments_urls.calendar_patterns + plant_urls.urlpatterns, "environments")),
+        include((reports_urls.calendar_patterns + plant_urls.urlpatterns, "environments")),
     ),
     path("audit/", include("reports.audit_urls")),
     path(
@@ -47,7 +47,7 @@ urlpatterns = [
             )
         ),
     ),
-    path("approvals/", include("approvals.urls")),
+    path("approvals/", include("workflow.approval_urls")),
     path("dev/mailbox/", approval_views.mailbox, name="dev-mailbox"),
     path("admin/", portal_admin.urls),
     path("api/v1/auth/token/", obtain_token, name="api-token"),

@@ -74,7 +74,8 @@ def home(request):
     to_schedule, deployments = [], []
     if access.has_any_role(user, [Role.RELEASE_MANAGER, Role.ADMIN]):
         to_schedule = list(rfcs.filter(state=RfcState.APPROVED).order_by("-updated_at")[:10])
-        from deployments.models import ACTIVE_DEPLOYMENT_STATES, Deployment
+        from deployments.models import Deployment
+        from deployments.states import ACTIVE as ACTIVE_DEPLOYMENT_STATES
 
         deployments = [
             (d, f"{d.scheduled_start.astimezone(d.environment.site.zone):%a %-d %b %H:%M %Z}")

@@ -237,27 +237,25 @@ def rollback_rehearsed(rfc) -> gates.Gate:
 
 
 # --- E8: passed in DEV, failed in UAT ------------------------------------------------------------------
-def reject_on_tier_failure(deployment) -> bool:
-    """A deployment that failed in UAT after the same artifact succeeded in DEV rejects the RFC, with
-    the drift between the tiers in the note (E8)."""
+def tier_failure_note(deployment) -> str | None:
+    """A deployment that failed in UAT after the same artifact succeeded in DEV: the note that rejects
+    the RFC for good, with the drift between the tiers (E8). None when that is not the case; the
+    workflow applies the rejection."""
     from deployments.models import DeploymentState
-    from releases import services
-    from releases.states import TRANSITIONS
 
     if deployment.environment.tier != Tier.UAT or deployment.state not in (
         DeploymentState.ROLLED_BACK,
         DeploymentState.FAILED,
         DeploymentState.ROLLBACK_FAILED,
     ):
-        return False
+        return None
     dev = deployment.rfc.deployments.filter(
         environment__site=deployment.environment.site,
         environment__tier=Tier.DEV,
         state=DeploymentState.SUCCEEDED,
     ).first()
-    rfc = Rfc.objects.get(pk=deployment.rfc_id)
-    if dev is None or rfc.state not in TRANSITIONS["reject_final"].sources:
-        return False
+    if dev is None:
+        return None
     dev_env, uat_env = dev.environment, deployment.environment
     for env in (dev_env, uat_env):
         evidence.record_fingerprint(env)
@@ -269,5 +267,4 @@ def reject_on_tier_failure(deployment) -> bool:
         + ("; ".join(differences) if differences else "none recorded — look at the UAT data")
         + "."
     )
-    services.transition(None, rfc, "reject_final", reason=note[:1000])
-    return True
+    return note

@@ -27,18 +27,15 @@ from audit.services import record
 from core import clock
 from core.roles import Role
 from deployments.models import Deployment, DeploymentState, DeploymentStep, StepState
+from deployments.states import IN_PROGRESS, TERMINAL, move
 from environments import calendar
 from environments.models import Tier
 from environments.windows import rules_for
 from plant import adapters, uploads
 from releases import gates
-from releases.models import Rfc
-from releases.states import RfcState
 
 logger = logging.getLogger(__name__)
 S = DeploymentState
-TERMINAL = {S.SUCCEEDED, S.ROLLED_BACK, S.ROLLBACK_FAILED, S.FAILED, S.CANCELLED, S.MISSED}
-ACTIVE = [S.RUNNING, S.VERIFYING, S.ROLLING_BACK]
 FORWARD = [
     "verify_checksum",
     "baseline",
@@ -76,7 +73,7 @@ def due_queryset(now):
     )
     return (
         Deployment.objects.filter(
-            Q(state=S.SCHEDULED, scheduled_start__lte=now) | Q(state__in=ACTIVE, next_action_at__lte=now)
+            Q(state=S.SCHEDULED, scheduled_start__lte=now) | Q(state__in=IN_PROGRESS, next_action_at__lte=now)
         )
         .filter(unleased)
         .filter(not_recently_sent)
@@ -194,13 +191,11 @@ class _Runner:
         return self.deployment
 
     def set_state(self, state: str, **fields) -> None:
+        """Through the Deployment state machine: an illegal move raises instead of being written."""
         d = self.deployment
         before = d.state
-        d.state = state
-        for name, value in fields.items():
-            setattr(d, name, value)
-        d.save(update_fields=["state", *fields])
-        if before != state:
+
+        def audit() -> None:
             record(
                 f"releases.deployment.{state}",
                 d,
@@ -212,6 +207,8 @@ class _Runner:
                     **({"outcome": d.outcome} if d.outcome else {}),
                 },
             )
+
+        move(d, state, audit=audit, **fields)
 
     def context(self) -> adapters.Context:
         release = self.deployment.rfc.release
@@ -349,7 +346,6 @@ class _Runner:
                 outcome=f"Its window closed at {window_end.isoformat()} "
                 "before it could start; nothing was touched.",
             )
-            self.follow_rfc()
             return S.MISSED
         if self.env.tier == Tier.PROD:
             failed = gates.failing(rfc, "deploy")
@@ -360,10 +356,8 @@ class _Runner:
                     outcome="Refused before touching PROD: "
                     + "; ".join(f"{g.name} — {g.reason}" for g in failed),
                 )
-                self.follow_rfc(start=True)
                 return S.FAILED
         self.set_state(S.RUNNING, started_at=now, window_ends_at=window_end, next_action_at=now)
-        self.follow_rfc(start=True)
         return None
 
     def window_end(self):
@@ -590,7 +584,6 @@ class _Runner:
                 actor_name="system",
                 after={"seconds": round(rollback_seconds, 1), "target_seconds": 15 * 60},
             )
-        self.follow_rfc()
         return state
 
     def alert(self) -> None:
@@ -611,33 +604,3 @@ class _Runner:
             subject=f"[URGENT] Rollback failed: {d.rfc.number} on {self.env}", body=body, to=sorted(people)
         ).send(fail_silently=True)
         record("releases.deployment.alerted", d, actor_name="system", after={"to": sorted(people)})
-
-    def follow_rfc(self, start: bool = False) -> None:
-        """The RFC's state follows its PROD deployments."""
-        from deployments import checks
-        from releases import services
-
-        d = self.deployment
-        if d.environment.tier != Tier.PROD:
-            if d.state in TERMINAL:
-                checks.reject_on_tier_failure(d)  # E8: passed in DEV, failed in UAT
-            return
-        rfc = Rfc.objects.get(pk=d.rfc_id)
-        if start and rfc.state == RfcState.SCHEDULED:
-            rfc = services.transition(None, rfc, "start_deployment", data={"deployment": str(d.uuid)})
-        if d.state == S.MISSED and rfc.state == RfcState.SCHEDULED:
-            services.transition(None, rfc, "mark_missed", reason=d.outcome)
-            return
-        prod = list(
-            Deployment.objects.filter(rfc=rfc, environment__tier=Tier.PROD)
-            .exclude(state__in=[S.CANCELLED, S.MISSED])
-            .values_list("state", flat=True)
-        )
-        if rfc.state != RfcState.DEPLOYING or not prod or any(state not in TERMINAL for state in prod):
-            return
-        if any(state in (S.FAILED, S.ROLLBACK_FAILED) for state in prod):
-            services.transition(None, rfc, "mark_failed", reason=d.outcome)
-        elif any(state == S.ROLLED_BACK for state in prod):
-            services.transition(None, rfc, "mark_rolled_back", reason=d.outcome)
-        else:
-            services.transition(None, rfc, "mark_deployed")

@@ -11,30 +11,9 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from deployments.states import DeploymentState
 from environments.models import RunState
 from releases.models import Release, Rfc
-
-
-class DeploymentState(models.TextChoices):
-    SCHEDULED = "scheduled", "Scheduled"
-    RUNNING = "running", "Running"
-    VERIFYING = "verifying", "Verifying"
-    SUCCEEDED = "succeeded", "Succeeded"
-    ROLLING_BACK = "rolling_back", "Rolling back"
-    ROLLED_BACK = "rolled_back", "Rolled back"
-    ROLLBACK_FAILED = "rollback_failed", "Rollback failed"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-    MISSED = "missed", "Missed"
-
-
-# A deployment in these states holds its slot on the environment.
-ACTIVE_DEPLOYMENT_STATES = (
-    DeploymentState.SCHEDULED,
-    DeploymentState.RUNNING,
-    DeploymentState.VERIFYING,
-    DeploymentState.ROLLING_BACK,
-)
 
 
 class Deployment(models.Model):

@@ -18,7 +18,9 @@ from audit.services import record
 from core import clock, jobs
 from core.errors import RuleViolation, StateConflict
 from core.roles import Role
-from deployments.models import ACTIVE_DEPLOYMENT_STATES, Deployment, DeploymentState
+from deployments.models import Deployment, DeploymentState
+from deployments.states import ACTIVE as ACTIVE_DEPLOYMENT_STATES
+from deployments.states import ROLLBACK_REQUESTABLE, move
 from environments import access, calendar
 from environments.models import Environment, Site, Tier
 from environments.windows import rules_for
@@ -28,7 +30,6 @@ from releases.states import RfcState
 
 DISPATCH_TASK = "deployments.tasks.dispatch_deployments"  # wakes the dispatcher before its next beat
 SCHEDULERS = frozenset({Role.RELEASE_MANAGER, Role.ADMIN})
-ROLLBACK_STATES = (DeploymentState.RUNNING, DeploymentState.VERIFYING)  # a release manager may stop these
 WINDOW_GATE = "Deployment window"
 MAX_DURATION = 12 * 60
 # Offered slots start at least this far ahead: a slot offered at 09:59:59 for 10:00 would be in the
@@ -149,7 +150,7 @@ def may_schedule(user, site: Site) -> bool:
 
 
 def may_roll_back(user, deployment: Deployment) -> bool:
-    return deployment.state in ROLLBACK_STATES and may_schedule(user, deployment.environment.site)
+    return deployment.state in ROLLBACK_REQUESTABLE and may_schedule(user, deployment.environment.site)
 
 
 def may_cancel(user, deployment: Deployment) -> bool:
@@ -171,13 +172,11 @@ def _require_scheduler(user, rfc: Rfc, site: Site) -> None:
         raise PermissionDenied(f"Only a release manager or an admin of {site.code} schedules its PROD.")
 
 
-def schedule(
+def book(
     user, rfc: Rfc, site: Site, start: datetime, duration: int, *, handover_override: bool = False
 ) -> Deployment:
-    """Book the RFC's PROD deployment at `site`. When every target site is booked the RFC is
-    scheduled; an emergency change then gets its post-implementation review (W6)."""
-    from approvals import services as approvals
-
+    """Book the RFC's PROD deployment at `site` (the workflow schedules the RFC once every target site
+    is booked: `workflow.services.schedule`)."""
     _require_scheduler(user, rfc, site)
     if handover_override:
         if not rfc.emergency:
@@ -241,38 +240,37 @@ def schedule(
                 "handover_override": handover_override,
             },
         )
-        booked = set(
-            Deployment.objects.filter(rfc=locked, state__in=ACTIVE_DEPLOYMENT_STATES).values_list(
-                "environment__site_id", flat=True
-            )
-        )
-        if booked >= {i.site_id for i in locked.impacts.all()}:
-            from releases import services
-
-            services.transition(user, locked, "schedule", data={"deployments": len(booked)})
-            if locked.emergency:
-                first = (
-                    Deployment.objects.filter(rfc=locked, state__in=ACTIVE_DEPLOYMENT_STATES)
-                    .order_by("scheduled_start")
-                    .first()
-                )
-                approvals.open_review(locked, user, first.scheduled_start)
     return deployment
+
+
+def booked_sites(rfc: Rfc) -> set[int]:
+    """The sites where the RFC holds a PROD slot (or a deployment in progress)."""
+    return set(
+        Deployment.objects.filter(
+            rfc=rfc, environment__tier=Tier.PROD, state__in=ACTIVE_DEPLOYMENT_STATES
+        ).values_list("environment__site_id", flat=True)
+    )
+
+
+def all_sites_booked(rfc: Rfc) -> bool:
+    return booked_sites(rfc) >= {impact.site_id for impact in rfc.impacts.all()}
 
 
 def cancel_deployments(rfc: Rfc, actor, reason: str) -> int:
     """Unscheduling or cancelling the RFC frees its booked slots (inside the transition)."""
     count = 0
     for deployment in Deployment.objects.select_for_update().filter(rfc=rfc, state=DeploymentState.SCHEDULED):
-        deployment.state, deployment.cancel_reason = DeploymentState.CANCELLED, reason[:300]
-        deployment.save(update_fields=["state", "cancel_reason"])
-        record(
-            "releases.deployment.cancelled",
-            deployment,
-            actor=actor,
-            reason=reason,
-            after={"environment": str(deployment.environment_id)},
-        )
+
+        def audit(deployment=deployment) -> None:
+            record(
+                "releases.deployment.cancelled",
+                deployment,
+                actor=actor,
+                reason=reason,
+                after={"environment": str(deployment.environment_id)},
+            )
+
+        move(deployment, DeploymentState.CANCELLED, actor=actor, audit=audit, cancel_reason=reason[:300])
         count += 1
     return count
 
@@ -354,7 +352,7 @@ def request_rollback(user, deployment: Deployment, reason: str) -> Deployment:
         raise PermissionDenied("Only a release manager or an admin rolls a deployment back.")
     with transaction.atomic():
         locked = Deployment.objects.select_for_update().get(pk=deployment.pk)
-        if locked.state not in ROLLBACK_STATES:
+        if locked.state not in ROLLBACK_REQUESTABLE:
             raise StateConflict(
                 f"The deployment is {locked.get_state_display().lower()}; only a running one is rolled back."
             )
@@ -369,21 +367,23 @@ def request_rollback(user, deployment: Deployment, reason: str) -> Deployment:
 
 def cancel_deployment(user, deployment: Deployment, reason: str) -> Deployment:
     """Cancel before it starts. A PROD cancel unschedules the RFC (its other bookings too)."""
-    from releases import services
-
     if not reason.strip():
         raise ValidationError({"reason": "Say why you cancel."})
     if not access.can(user, "deploy", deployment.environment):
         raise PermissionDenied("You may not cancel deployments to this environment.")
     with transaction.atomic():
+        Rfc.objects.select_for_update().filter(pk=deployment.rfc_id).first()  # lock order: the RFC first
         locked = Deployment.objects.select_for_update().select_related("rfc").get(pk=deployment.pk)
         if locked.state != DeploymentState.SCHEDULED or locked.lease_owner:
             raise StateConflict("Only a deployment that has not started is cancelled.")
-        if locked.environment.tier == Tier.PROD and locked.rfc.state == RfcState.SCHEDULED:
-            services.transition(user, locked.rfc, "unschedule", reason=reason)
-        else:
-            locked.state, locked.cancel_reason = DeploymentState.CANCELLED, reason.strip()[:300]
-            locked.save(update_fields=["state", "cancel_reason"])
-            record("releases.deployment.cancelled", locked, actor=user, reason=reason.strip())
+        # A PROD cancel of a scheduled RFC unschedules it: the workflow follows the move (and frees
+        # the RFC's other bookings); see workflow/transitions.py.
+        move(
+            locked,
+            DeploymentState.CANCELLED,
+            actor=user,
+            audit=lambda: record("releases.deployment.cancelled", locked, actor=user, reason=reason.strip()),
+            cancel_reason=reason.strip()[:300],
+        )
     locked.refresh_from_db()
     return locked

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from core.refusals import REFUSED, refusal
-from deployments import engine, scheduling
+from deployments import engine, scheduling, states
 from deployments.models import Deployment
 from environments import access
 from environments.models import Environment
@@ -36,7 +36,7 @@ def _context(request, deployment: Deployment) -> dict:
         return f"{value.astimezone(zone):%a %-d %b %Y %H:%M:%S %Z}" if value else "—"
 
     steps = list(deployment.steps.order_by("order", "started_at"))
-    live = deployment.state not in engine.TERMINAL
+    live = deployment.state not in states.TERMINAL
     return {
         "d": deployment,
         "rfc": deployment.rfc,

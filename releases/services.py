@@ -12,14 +12,13 @@ from django.http import Http404
 
 from audit.services import record
 from core import clock
-from core.errors import RuleViolation, StateConflict
+from core.errors import StateConflict
 from core.roles import Role
 from environments import access
 from environments.models import Environment, Site, Tier
 from plant import uploads
-from releases import gates
 from releases.models import Evidence, EvidenceKind, Impact, Release, Rfc, RfcCounter, UatSignoff
-from releases.states import AUTHOR, EDITABLE_STATES, SYSTEM, TRANSITIONS
+from releases.states import EDITABLE_STATES
 from releases.versioning import ChangeClass, VersionRefused, classify, highest
 
 FILERS = frozenset({Role.DEVELOPER, Role.RELEASE_MANAGER, Role.ADMIN})
@@ -289,7 +288,6 @@ def update_rfc(user, rfc: Rfc, *, impacts: Sequence[dict] | None = None, **field
                 after=after,
                 reason=f"{voided} UAT sign-off(s) voided" if voided else "",
             )
-            _content_changed(user, current)
     return current
 
 
@@ -363,7 +361,6 @@ def add_evidence(
                 )
             else:
                 record("releases.evidence.added", locked, actor=user, after=facts)
-            _content_changed(user, locked)
     except BaseException:
         uploads.discard("evidence", stored.stored_name)
         raise
@@ -390,7 +387,6 @@ def delete_evidence(user, evidence: Evidence) -> None:
         )
         stored_name = evidence.stored_name
         evidence.delete()
-        _content_changed(user, locked)
         transaction.on_commit(lambda: uploads.discard("evidence", stored_name))
 
 
@@ -454,122 +450,3 @@ def sign_off_uat(user, rfc: Rfc, site: Site, comment: str, files: Sequence) -> U
             uploads.discard("evidence", item.stored_name)
         raise
     return signoff
-
-
-# --- Transitions --------------------------------------------------------------------------------
-def may_transition(user, rfc: Rfc, name: str) -> bool:
-    spec = TRANSITIONS[name]
-    if rfc.state not in spec.sources:
-        return False
-    if user is None:
-        return SYSTEM in spec.allowed
-    if AUTHOR in spec.allowed and rfc.author_id == user.pk:
-        return True
-    roles = {r for r in spec.allowed if isinstance(r, Role)}
-    return any(access.has_any_role(user, roles, site) for site in rfc_sites(rfc))
-
-
-def available_transitions(user, rfc: Rfc) -> list:
-    return [
-        spec
-        for name, spec in TRANSITIONS.items()
-        if SYSTEM not in spec.allowed and may_transition(user, rfc, name)
-    ]
-
-
-def transition(user, rfc: Rfc, name: str, reason: str = "", data: dict | None = None) -> Rfc:
-    """The only way an RFC changes state: check, change and audit in one transaction.
-
-    `user=None` is the portal itself (approval chain, deployment worker).
-    """
-    spec = TRANSITIONS.get(name)
-    if spec is None:
-        raise ValidationError({"name": f"There is no transition {name!r}."})
-    if spec.needs_reason and not reason.strip():
-        raise ValidationError({"reason": f"{spec.label} needs a reason."})
-    with transaction.atomic():
-        locked = Rfc.objects.select_for_update().get(pk=rfc.pk)
-        current = (
-            Rfc.objects.select_related("release", "author")
-            .prefetch_related(
-                Prefetch("impacts", queryset=Impact.objects.select_related("site")),
-                Prefetch("signoffs", queryset=UatSignoff.objects.select_related("site", "signed_by")),
-            )
-            .get(pk=locked.pk)
-        )
-        if current.state not in spec.sources:
-            raise StateConflict(
-                f"{current.number} is {current.get_state_display().lower()}; "
-                f"'{spec.label}' is not possible from there."
-            )
-        if user is not None and not may_transition(user, current, name):
-            raise PermissionDenied(f"You may not {spec.label.lower()} {current.number}.")
-        if user is None and SYSTEM not in spec.allowed:
-            raise PermissionDenied(f"'{spec.label}' is taken by a person, not by the portal.")
-        extra = {}
-        if name == "schedule":
-            from deployments.models import ACTIVE_DEPLOYMENT_STATES
-
-            booked = set(
-                current.deployments.filter(state__in=ACTIVE_DEPLOYMENT_STATES).values_list(
-                    "environment__site_id", flat=True
-                )
-            )
-            if not booked >= {i.site_id for i in current.impacts.all()}:
-                raise RuleViolation(
-                    "Book a PROD slot for every target site first (the scheduling form).",
-                    rule="Deployment window",
-                )
-        if name == "submit":
-            failed = gates.failing(current, "submit")
-            if failed:
-                raise RuleViolation(
-                    "Not ready to submit: " + "; ".join(f"{g.name} — {g.reason}" for g in failed),
-                    rule=failed[0].name,
-                    failed=[g.as_dict() for g in failed],
-                )
-            current.change_class = classify_rfc(current.release, rfc_sites(current))
-            current.submitted_at = clock.now()
-            extra = {"change_class": current.change_class}
-        before_state = current.state
-        current.state = spec.target
-        current.save(update_fields=["state", "change_class", "submitted_at", "updated_at"])
-        record(
-            f"releases.rfc.{name}",
-            current,
-            actor=user,
-            actor_name=None if user else "system",
-            before={"state": before_state},
-            after={"state": current.state, **extra, **(data or {})},
-            reason=reason.strip(),
-        )
-        _follow_up(user, current, name)
-    return current
-
-
-def _follow_up(user, rfc: Rfc, name: str) -> None:
-    """What a transition sets going in the approval chain, inside the same transaction."""
-    from approvals import services as approvals
-    from approvals.models import RoundState
-    from deployments.scheduling import cancel_deployments
-
-    if name == "submit":
-        approvals.open_round(rfc, user)
-    elif name in ("withdraw", "cancel"):
-        approvals.close_round(rfc, RoundState.WITHDRAWN)
-        cancel_deployments(rfc, user, f"RFC {name}")
-    elif name == "unschedule":
-        cancel_deployments(rfc, user, "RFC unscheduled")
-    elif name in ("reject", "reject_final"):
-        approvals.close_round(rfc, RoundState.REJECTED)
-
-
-def _content_changed(user, rfc: Rfc) -> None:
-    """An edit after a signature voids it: the content hash no longer matches (A6, §11.70)."""
-    from approvals import services as approvals
-
-    approvals.void_stale_signatures(rfc, user)
-
-
-def submit(user, rfc: Rfc) -> Rfc:
-    return transition(user, rfc, "submit")

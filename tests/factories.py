@@ -9,6 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from releases import services
 from releases.models import Release
+from workflow import services as wf
 
 _counter = itertools.count(1)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 40
@@ -65,14 +66,13 @@ SIGNERS = {
 def sign_chain(people: dict, rfc):
     """Submit the RFC and sign every pending approval, each by the person of `people` holding its role
     (the `people` fixture), with the password, as a person would."""
-    from approvals import services as approvals
     from approvals.models import Approval, ApprovalState
     from releases.states import RfcState
     from tests.conftest import PASSWORD
 
-    services.submit(people["dev"], rfc)
+    wf.submit(people["dev"], rfc)
     while (approval := Approval.objects.filter(rfc=rfc, state=ApprovalState.PENDING).first()) is not None:
-        approvals.sign(people[SIGNERS[approval.role]], approval, "approve", PASSWORD)
+        wf.sign(people[SIGNERS[approval.role]], approval, "approve", PASSWORD)
     rfc.refresh_from_db()
     assert rfc.state == RfcState.APPROVED
     return rfc

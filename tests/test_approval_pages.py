@@ -15,11 +15,11 @@ from approvals.models import Approval, ApprovalState, EmailLink, Signature
 from audit.models import AuditEvent
 from core import clock
 from core.roles import Role
-from releases import services as rfc_services
 from releases.models import Release, Rfc
 from releases.states import RfcState
 from tests import factories
 from tests.conftest import PASSWORD, api_client_for, client_for, make_user
+from workflow import services as wf
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +44,7 @@ def requested(people, site_a, settings):
     """A submitted patch RFC whose IT-manager request mail went out; returns (rfc, link url)."""
     settings.SITE_URL = "https://portal.plant.example"
     rfc = factories.ready_rfc(people["dev"], people["tester"], site_a)
-    rfc_services.submit(people["dev"], rfc)
+    wf.submit(people["dev"], rfc)
     mail.send_notifications()
     message = next(m for m in django_mail.outbox if m.to == ["itmanager@plant.test"])
     return rfc, LINK.search(message.body).group(1)

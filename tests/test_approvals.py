@@ -27,11 +27,11 @@ from core import clock
 from core.errors import StateConflict
 from core.roles import Role
 from releases import gates
-from releases import services as rfc_services
 from releases.models import Rfc
 from releases.states import RfcState
 from tests import factories
 from tests.conftest import PASSWORD, make_user
+from workflow import services as wf
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +50,7 @@ def managers(people, site_b):
 
 def submitted(people, site, version="1.0.1", **fields):
     rfc = factories.ready_rfc(people["dev"], people["tester"], site, version=version, **fields)
-    return rfc_services.submit(people["dev"], rfc)
+    return wf.submit(people["dev"], rfc)
 
 
 def chain(rfc) -> list[tuple[list[str], str]]:
@@ -63,7 +63,7 @@ def pending(rfc, role) -> Approval:
 
 
 def approve(user, rfc, role, **kwargs) -> Signature:
-    return services.sign(user, pending(rfc, role), "approve", PASSWORD, **kwargs)
+    return wf.sign(user, pending(rfc, role), "approve", PASSWORD, **kwargs)
 
 
 # --- Policies (A1–A4) ---------------------------------------------------------------------------
@@ -147,9 +147,9 @@ def test_minor_rfc_goes_through_two_signatures(managers, site_a, mailoutbox):
 def test_wrong_password_records_nothing_but_the_refusal(managers, site_a):
     rfc = submitted(managers, site_a)
     with pytest.raises(PermissionDenied, match="password"):
-        services.sign(managers["itmanager"], pending(rfc, "it_manager"), "approve", "guess")
+        wf.sign(managers["itmanager"], pending(rfc, "it_manager"), "approve", "guess")
     with pytest.raises(PermissionDenied, match="password"):
-        services.sign(managers["itmanager"], pending(rfc, "it_manager"), "approve", "")
+        wf.sign(managers["itmanager"], pending(rfc, "it_manager"), "approve", "")
     assert not Signature.objects.exists()
     assert AuditEvent.objects.filter(action="approvals.signature.refused").count() == 2
     assert Rfc.objects.get(pk=rfc.pk).state == RfcState.SUBMITTED
@@ -159,7 +159,7 @@ def test_author_cannot_approve_even_holding_the_role(managers, site_a):
     """A6: separation of duties."""
     author = make_user("devlead", Role.DEVELOPER, Role.IT_MANAGER)
     rfc = factories.ready_rfc(author, managers["tester"], site_a)
-    rfc_services.submit(author, rfc)
+    wf.submit(author, rfc)
     with pytest.raises(PermissionDenied, match="wrote this RFC"):
         approve(author, rfc, "it_manager")
     assert not Signature.objects.exists()
@@ -168,7 +168,7 @@ def test_author_cannot_approve_even_holding_the_role(managers, site_a):
 def test_uat_signer_cannot_approve(managers, site_a):
     tester_it = make_user("tester_it", Role.KEY_USER, Role.IT_MANAGER)
     rfc = factories.ready_rfc(managers["dev"], tester_it, site_a)
-    rfc_services.submit(managers["dev"], rfc)
+    wf.submit(managers["dev"], rfc)
     with pytest.raises(PermissionDenied, match="signed off"):
         approve(tester_it, rfc, "it_manager")
 
@@ -185,8 +185,8 @@ def test_rejection_needs_a_reason_and_returns_to_draft(managers, site_a):
     rfc = submitted(managers, site_a, "1.1.0")
     approval = pending(rfc, "it_manager")
     with pytest.raises(ValidationError):
-        services.sign(managers["itmanager"], approval, "reject", PASSWORD, reason="  ")
-    signature = services.sign(managers["itmanager"], approval, "reject", PASSWORD, reason="No load test")
+        wf.sign(managers["itmanager"], approval, "reject", PASSWORD, reason="  ")
+    signature = wf.sign(managers["itmanager"], approval, "reject", PASSWORD, reason="No load test")
     assert signature.meaning.startswith("rejected as IT Manager")
     rfc.refresh_from_db()
     assert rfc.state == RfcState.DRAFT
@@ -196,7 +196,7 @@ def test_rejection_needs_a_reason_and_returns_to_draft(managers, site_a):
     with pytest.raises(StateConflict):
         approve(managers["opsmanager"], rfc, "operations_manager") if Approval.objects.filter(
             rfc=rfc, state=ApprovalState.PENDING
-        ).exists() else services.sign(
+        ).exists() else wf.sign(
             managers["opsmanager"],
             Approval.objects.get(rfc=rfc, role="operations_manager"),
             "approve",
@@ -209,13 +209,13 @@ def test_an_edit_after_approval_voids_the_signatures(managers, site_a):
     rfc = submitted(managers, site_a)
     approve(managers["itmanager"], rfc, "it_manager")
     assert Rfc.objects.get(pk=rfc.pk).state == RfcState.APPROVED
-    rfc_services.transition(managers["dev"], rfc, "withdraw", reason="Typo in the rollback plan")
-    rfc_services.update_rfc(managers["dev"], Rfc.objects.get(pk=rfc.pk), rollback_plan="Redeploy 1.0.0 only")
+    wf.transition(managers["dev"], rfc, "withdraw", reason="Typo in the rollback plan")
+    wf.update_rfc(managers["dev"], Rfc.objects.get(pk=rfc.pk), rollback_plan="Redeploy 1.0.0 only")
     signature = Signature.objects.get(rfc=rfc)
     assert signature.voided_at is not None and "changed" in signature.void_reason
     passed, reason = services.approvals_complete(rfc)
     assert not passed
-    resubmitted = rfc_services.submit(managers["dev"], Rfc.objects.get(pk=rfc.pk))
+    resubmitted = wf.submit(managers["dev"], Rfc.objects.get(pk=rfc.pk))
     assert ApprovalRound.objects.filter(rfc=rfc).count() == 2
     assert resubmitted.state == RfcState.SUBMITTED
     assert not services.approvals_complete(rfc)[0]
@@ -225,16 +225,16 @@ def test_stale_content_cannot_be_signed(managers, site_a):
     rfc = submitted(managers, site_a)
     approval = pending(rfc, "it_manager")
     with pytest.raises(StateConflict, match="changed"):
-        services.sign(managers["itmanager"], approval, "approve", PASSWORD, expected_hash="0" * 64)
+        wf.sign(managers["itmanager"], approval, "approve", PASSWORD, expected_hash="0" * 64)
     assert not Signature.objects.exists()
 
 
 def test_a_second_signature_on_the_same_approval_is_a_conflict(managers, site_a):
     rfc = submitted(managers, site_a)
     approval = pending(rfc, "it_manager")
-    services.sign(managers["itmanager"], approval, "approve", PASSWORD)
+    wf.sign(managers["itmanager"], approval, "approve", PASSWORD)
     with pytest.raises(StateConflict):
-        services.sign(managers["itmanager_a"], approval, "approve", PASSWORD)
+        wf.sign(managers["itmanager_a"], approval, "approve", PASSWORD)
     assert Signature.objects.count() == 1
 
 
@@ -312,7 +312,7 @@ def test_two_approvers_racing_leave_one_signature(managers, site_a):
     def race(name):
         try:
             barrier.wait()
-            results[name] = services.sign(managers[name], approval, "approve", PASSWORD)
+            results[name] = wf.sign(managers[name], approval, "approve", PASSWORD)
         except Exception as exc:  # noqa: BLE001 - recorded for the assertion
             results[name] = exc
         finally:

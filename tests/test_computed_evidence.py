@@ -25,6 +25,7 @@ from plant.plantdb import PostgresDatabase, SqliteDatabase
 from releases import gates, services
 from tests import factories
 from tests.conftest import api_client_for, client_for
+from workflow import services as wf
 
 pytestmark = pytest.mark.django_db
 
@@ -223,7 +224,7 @@ def test_a_new_artifact_needs_a_new_run(cast, site_a, plant):
     sql = "CREATE TABLE IF NOT EXISTS layouts (id INTEGER PRIMARY KEY);"
     rfc = factories.rfc(cast["dev"], site_a, release=release_with(cast, "1.0.1", sql))
     checks.run_check(checks.request_check(cast["dev"], rfc, CheckKind.IDEMPOTENCY, site_a).pk)
-    services.update_rfc(cast["dev"], rfc, release=release_with(cast, "1.0.2", sql))
+    wf.update_rfc(cast["dev"], rfc, release=release_with(cast, "1.0.2", sql))
     rfc.refresh_from_db()
     gate = next(g for g in gates.evaluate(rfc, "schedule") if g.name == "SQL idempotent")
     assert not gate.passed and "no run for artifact" in gate.reason

@@ -27,6 +27,7 @@ from releases.models import Rfc
 from releases.states import RfcState
 from tests import factories
 from tests.plant import site_plant
+from workflow import services as wf
 
 pytestmark = pytest.mark.django_db
 S = DeploymentState
@@ -314,7 +315,7 @@ def scheduled_prod(people, site, release, start):
             ),
         )
         prove_in_uat(people, rfc, site)
-        deployment = scheduling.schedule(people["releasemgr"], rfc, site, start, 30)
+        deployment = wf.schedule(people["releasemgr"], rfc, site, start, 30)
     return rfc, deployment
 
 

@@ -26,6 +26,7 @@ from releases.models import Evidence, Rfc
 from reports import evidence_pack
 from tests import factories
 from tests.conftest import client_for
+from workflow import services as wf
 
 pytestmark = pytest.mark.django_db
 REPO = Path(__file__).resolve().parent.parent
@@ -180,7 +181,7 @@ def test_queries_do_not_grow_with_evidence_and_events(people, site_a):
     with CaptureQueriesContext(connection) as before:
         evidence_pack.pack_data(rfc)
     for i in range(6):
-        rfc_services.add_evidence(people["dev"], rfc, factories.log(f"extra-{i}.log"), "log", "more logs")
+        wf.add_evidence(people["dev"], rfc, factories.log(f"extra-{i}.log"), "log", "more logs")
     with CaptureQueriesContext(connection) as after:
         data = evidence_pack.pack_data(rfc)
     assert len(data["evidence"]) == 7
@@ -283,7 +284,7 @@ def test_realistic_pack_pages_for_a_human(people, site_a, plant, tmp_path):
     deployment = rfc.deployments.get()
     engine.run(deployment.pk, owner="test-worker")
     deployment.refresh_from_db()
-    rfc_services.add_evidence(
+    wf.add_evidence(
         people["tester"],
         rfc,
         factories.log("uat-line2.log", "PASS label 1..50\n" * 40),

@@ -14,6 +14,7 @@ from plant.uploads import UploadRefused
 from releases import services
 from releases.models import Evidence, UatSignoff
 from tests import factories
+from workflow import services as wf
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +37,7 @@ def draft(cast, site_a):
 
 def test_good_upload_is_hashed_and_stored_under_a_generated_name(cast, draft, media):
     content = factories.PNG
-    evidence = services.add_evidence(
+    evidence = wf.add_evidence(
         cast["dev"], draft, SimpleUploadedFile("line2.png", content), "screenshot", "Label preview"
     )
     assert evidence.sha256 == hashlib.sha256(content).hexdigest()
@@ -65,7 +66,7 @@ BAD = [
 @pytest.mark.parametrize("name,content,message", BAD, ids=[b[2] + ":" + b[0][:20] for b in BAD])
 def test_bad_uploads_are_refused_with_nothing_stored(cast, draft, media, name, content, message):
     with pytest.raises(UploadRefused, match=message):
-        services.add_evidence(cast["dev"], draft, SimpleUploadedFile(name, content), "log")
+        wf.add_evidence(cast["dev"], draft, SimpleUploadedFile(name, content), "log")
     assert Evidence.objects.count() == 0
     assert stored_files(media) == []
     assert not AuditEvent.objects.filter(action="releases.evidence.added").exists()
@@ -77,14 +78,14 @@ def test_a_name_with_a_path_is_refused(cast, draft, media):
     upload = SimpleUploadedFile("x.log", b"root:x:0:0")
     upload._name = "../../etc/passwd.log"
     with pytest.raises(UploadRefused, match="path"):
-        services.add_evidence(cast["dev"], draft, upload, "log")
+        wf.add_evidence(cast["dev"], draft, upload, "log")
     assert Evidence.objects.count() == 0 and stored_files(media) == []
 
 
 def test_over_the_size_limit_is_refused(cast, draft, media, settings):
     settings.EVIDENCE_MAX_BYTES = 1024
     with pytest.raises(UploadRefused, match="larger than the limit") as refused:
-        services.add_evidence(cast["dev"], draft, SimpleUploadedFile("big.log", b"x" * 1025), "log")
+        wf.add_evidence(cast["dev"], draft, SimpleUploadedFile("big.log", b"x" * 1025), "log")
     assert refused.value.code == "too_large"
     assert Evidence.objects.count() == 0 and stored_files(media) == []
 
@@ -92,7 +93,7 @@ def test_over_the_size_limit_is_refused(cast, draft, media, settings):
 def test_script_beyond_the_first_block_is_caught_too(cast, draft, media):
     content = b"line\n" * 5000 + b"<script>alert(1)</script>"
     with pytest.raises(UploadRefused):
-        services.add_evidence(cast["dev"], draft, SimpleUploadedFile("long.log", content), "log")
+        wf.add_evidence(cast["dev"], draft, SimpleUploadedFile("long.log", content), "log")
     assert stored_files(media) == []
 
 
@@ -101,7 +102,7 @@ def test_failed_transaction_removes_the_stored_file(cast, draft, media):
 
     Rfc.objects.filter(pk=draft.pk).update(state="submitted")
     with pytest.raises(StateConflict):
-        services.add_evidence(cast["dev"], draft, factories.png(), "screenshot")
+        wf.add_evidence(cast["dev"], draft, factories.png(), "screenshot")
     assert stored_files(media) == []
 
 
@@ -111,17 +112,17 @@ def test_outsiders_cannot_add_evidence(cast, draft, site_b):
 
     outsider = make_user("dev_b", Role.DEVELOPER, site=site_b)
     with pytest.raises(PermissionDenied):
-        services.add_evidence(outsider, draft, factories.png(), "screenshot")
+        wf.add_evidence(outsider, draft, factories.png(), "screenshot")
 
 
 def test_after_submission_evidence_is_superseded_never_deleted(cast, site_a, media):
     rfc = factories.ready_rfc(cast["dev"], cast["tester"], site_a)
-    first = services.add_evidence(cast["dev"], rfc, factories.log(), "log")
-    services.submit(cast["dev"], rfc)
-    services.transition(None, rfc, "reject", reason="Add the performance log")
+    first = wf.add_evidence(cast["dev"], rfc, factories.log(), "log")
+    wf.submit(cast["dev"], rfc)
+    wf.transition(None, rfc, "reject", reason="Add the performance log")
     with pytest.raises(StateConflict, match="supersede"):
-        services.delete_evidence(cast["dev"], first)
-    newer = services.add_evidence(cast["dev"], rfc, factories.log("perf.log"), "log", supersedes=first)
+        wf.delete_evidence(cast["dev"], first)
+    newer = wf.add_evidence(cast["dev"], rfc, factories.log("perf.log"), "log", supersedes=first)
     first.refresh_from_db()
     assert first.superseded_by == newer
     assert set(stored_files(media)) >= {first.stored_name, newer.stored_name}
@@ -132,9 +133,9 @@ def test_after_submission_evidence_is_superseded_never_deleted(cast, site_a, med
 def test_before_first_submission_a_draft_file_can_be_removed(
     cast, draft, media, django_capture_on_commit_callbacks
 ):
-    evidence = services.add_evidence(cast["dev"], draft, factories.log(), "log")
+    evidence = wf.add_evidence(cast["dev"], draft, factories.log(), "log")
     with django_capture_on_commit_callbacks(execute=True):
-        services.delete_evidence(cast["dev"], evidence)
+        wf.delete_evidence(cast["dev"], evidence)
     assert Evidence.objects.count() == 0 and stored_files(media) == []
     assert AuditEvent.objects.filter(action="releases.evidence.deleted").exists()
 
@@ -183,7 +184,7 @@ def test_changing_the_release_voids_the_signoff(cast, site_a):
     rfc = factories.ready_rfc(cast["dev"], cast["tester"], site_a)
     assert all(g.passed for g in gates.evaluate(rfc))
     other = factories.release(cast["dev"], "1.0.2")
-    updated = services.update_rfc(cast["dev"], rfc, release=other)
+    updated = wf.update_rfc(cast["dev"], rfc, release=other)
     assert UatSignoff.objects.get().voided_at is not None
     failed = {g.name: g.reason for g in gates.evaluate(updated) if not g.passed}
     assert "UAT sign-off" in failed

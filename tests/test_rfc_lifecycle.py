@@ -5,10 +5,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 
 from audit.models import AuditEvent
 from core.errors import RuleViolation, StateConflict
-from releases import services
 from releases.models import Rfc
-from releases.states import AUTHOR, SYSTEM, TRANSITIONS, RfcState
+from releases.states import RfcState
 from tests import factories
+from workflow import services as wf
+from workflow.transitions import AUTHOR, SYSTEM, TRANSITIONS
 
 pytestmark = pytest.mark.django_db
 
@@ -58,7 +59,7 @@ def test_every_transition_from_every_state(cast, draft, name, state):
         _book(draft, cast["releasemgr"])
     events_before = AuditEvent.objects.count()
     if state in spec.sources:
-        result = services.transition(actor, draft, name, reason="because")
+        result = wf.transition(actor, draft, name, reason="because")
         assert result.state == spec.target
         assert Rfc.objects.get(pk=draft.pk).state == spec.target
         event = AuditEvent.objects.filter(action=f"releases.rfc.{name}").latest("seq")
@@ -67,7 +68,7 @@ def test_every_transition_from_every_state(cast, draft, name, state):
         assert event.object_id == draft.number
     else:
         with pytest.raises(StateConflict, match=draft.number):
-            services.transition(actor, draft, name, reason="because")
+            wf.transition(actor, draft, name, reason="because")
         assert Rfc.objects.get(pk=draft.pk).state == state
         assert AuditEvent.objects.count() == events_before
 
@@ -75,26 +76,26 @@ def test_every_transition_from_every_state(cast, draft, name, state):
 def test_people_cannot_take_system_transitions(cast, draft):
     Rfc.objects.filter(pk=draft.pk).update(state=RfcState.IN_APPROVAL)
     with pytest.raises(PermissionDenied):
-        services.transition(cast["admin"], draft, "approve")
+        wf.transition(cast["admin"], draft, "approve")
     assert Rfc.objects.get(pk=draft.pk).state == RfcState.IN_APPROVAL
 
 
 def test_only_the_author_submits(cast, draft):
     with pytest.raises(PermissionDenied):
-        services.submit(cast["releasemgr"], draft)
+        wf.submit(cast["releasemgr"], draft)
     with pytest.raises(PermissionDenied):
-        services.submit(cast["tester"], draft)
-    assert services.submit(cast["dev"], draft).state == RfcState.SUBMITTED
+        wf.submit(cast["tester"], draft)
+    assert wf.submit(cast["dev"], draft).state == RfcState.SUBMITTED
 
 
 def test_developer_cannot_schedule(cast, draft):
     Rfc.objects.filter(pk=draft.pk).update(state=RfcState.APPROVED)
     with pytest.raises(PermissionDenied):
-        services.transition(cast["dev"], draft, "schedule")
+        wf.transition(cast["dev"], draft, "schedule")
     with pytest.raises(RuleViolation, match="Book a PROD slot"):
-        services.transition(cast["releasemgr"], draft, "schedule")
+        wf.transition(cast["releasemgr"], draft, "schedule")
     _book(draft, cast["releasemgr"])
-    assert services.transition(cast["releasemgr"], draft, "schedule").state == RfcState.SCHEDULED
+    assert wf.transition(cast["releasemgr"], draft, "schedule").state == RfcState.SCHEDULED
 
 
 def test_site_scoped_release_manager_only_at_their_site(cast, draft, site_b):
@@ -104,19 +105,19 @@ def test_site_scoped_release_manager_only_at_their_site(cast, draft, site_b):
     other = make_user("rm_b", Role.RELEASE_MANAGER, site=site_b)
     Rfc.objects.filter(pk=draft.pk).update(state=RfcState.APPROVED)
     with pytest.raises(PermissionDenied):
-        services.transition(other, draft, "schedule")
+        wf.transition(other, draft, "schedule")
 
 
 def test_reasons_are_required_where_declared(cast, draft):
     with pytest.raises(ValidationError, match="reason"):
-        services.transition(cast["dev"], draft, "cancel", reason=" ")
+        wf.transition(cast["dev"], draft, "cancel", reason=" ")
     assert Rfc.objects.get(pk=draft.pk).state == RfcState.DRAFT
 
 
 def test_submit_refused_naming_the_failing_gate(cast, site_a):
     incomplete = factories.rfc(cast["dev"], site_a)  # no UAT sign-off
     with pytest.raises(RuleViolation) as refused:
-        services.submit(cast["dev"], incomplete)
+        wf.submit(cast["dev"], incomplete)
     assert refused.value.rule == "UAT sign-off"
     assert "UAT sign-off" in str(refused.value)
     assert Rfc.objects.get(pk=incomplete.pk).state == RfcState.DRAFT
@@ -124,7 +125,7 @@ def test_submit_refused_naming_the_failing_gate(cast, site_a):
 
 
 def test_submission_records_class_and_time(cast, draft):
-    submitted = services.submit(cast["dev"], draft)
+    submitted = wf.submit(cast["dev"], draft)
     assert submitted.submitted_at is not None and submitted.change_class == "patch"
     assert AuditEvent.objects.get(action="releases.rfc.submit").after == {
         "state": "submitted",
@@ -133,27 +134,27 @@ def test_submission_records_class_and_time(cast, draft):
 
 
 def test_content_is_editable_only_in_draft(cast, draft):
-    updated = services.update_rfc(cast["dev"], draft, title="Raise the timeout to 5 s")
+    updated = wf.update_rfc(cast["dev"], draft, title="Raise the timeout to 5 s")
     assert updated.title == "Raise the timeout to 5 s"
     event = AuditEvent.objects.get(action="releases.rfc.updated")
     assert (
         event.before["title"] == "Raise label printer timeout"
         and event.after["title"] == "Raise the timeout to 5 s"
     )
-    services.submit(cast["dev"], draft)
+    wf.submit(cast["dev"], draft)
     with pytest.raises(StateConflict, match="only a draft can be edited"):
-        services.update_rfc(cast["dev"], draft, title="Sneaky")
+        wf.update_rfc(cast["dev"], draft, title="Sneaky")
     assert Rfc.objects.get(pk=draft.pk).title == "Raise the timeout to 5 s"
 
 
 def test_only_the_author_edits(cast, draft):
     with pytest.raises(PermissionDenied):
-        services.update_rfc(cast["releasemgr"], draft, title="Not mine")
+        wf.update_rfc(cast["releasemgr"], draft, title="Not mine")
 
 
 def test_rejection_returns_to_draft(cast, draft):
-    services.submit(cast["dev"], draft)
-    rejected = services.transition(None, draft, "reject", reason="Rollback plan does not cover labels")
+    wf.submit(cast["dev"], draft)
+    rejected = wf.transition(None, draft, "reject", reason="Rollback plan does not cover labels")
     assert rejected.state == RfcState.DRAFT
     assert (
         AuditEvent.objects.get(action="releases.rfc.reject").reason == "Rollback plan does not cover labels"
@@ -169,4 +170,4 @@ def test_numbers_are_readable_and_sequential(cast, site_a):
 
 def test_an_unknown_transition_is_a_clear_error(cast, draft):
     with pytest.raises(ValidationError, match="no transition 'teleport'"):
-        services.transition(cast["dev"], draft, "teleport")
+        wf.transition(cast["dev"], draft, "teleport")

@@ -13,7 +13,6 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
 from django.urls import reverse
 
-from approvals import services as approvals
 from approvals.models import Approval, ApprovalRound, ApprovalState, RoundPurpose, RoundState
 from audit.models import AuditEvent
 from core.errors import RuleViolation, StateConflict
@@ -27,6 +26,7 @@ from releases.models import Rfc
 from releases.states import RfcState
 from tests import factories
 from tests.conftest import PASSWORD, api_client_for, client_for, make_user
+from workflow import services as wf
 
 pytestmark = pytest.mark.django_db
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -50,7 +50,7 @@ def approved(people, site, version="1.0.1", **fields) -> Rfc:
 # --- The service ---------------------------------------------------------------------------------
 def test_schedule_into_an_allowed_slot(people, site_a):
     rfc = approved(people, site_a)
-    deployment = scheduling.schedule(people["releasemgr"], rfc, site_a, TUESDAY_9, 30)
+    deployment = wf.schedule(people["releasemgr"], rfc, site_a, TUESDAY_9, 30)
     assert deployment.environment.tier == Tier.PROD and deployment.state == DeploymentState.SCHEDULED
     assert deployment.scheduled_start == TUESDAY_9.astimezone(UTC)
     assert deployment.scheduled_end - deployment.scheduled_start == timedelta(
@@ -67,7 +67,7 @@ def test_a_blocked_time_is_refused_with_every_reason(people, site_a):
     rfc = approved(people, site_a)
     friday_handover = datetime(2026, 11, 13, 14, 10, tzinfo=BERLIN)
     with pytest.raises(RuleViolation) as refused:
-        scheduling.schedule(people["releasemgr"], rfc, site_a, friday_handover, 30)
+        wf.schedule(people["releasemgr"], rfc, site_a, friday_handover, 30)
     reasons = [item["reason"] for item in refused.value.failed]
     assert "Friday" in reasons and "shift handover 14:00 ±30 min" in reasons
     assert refused.value.rule == scheduling.WINDOW_GATE
@@ -77,9 +77,9 @@ def test_a_blocked_time_is_refused_with_every_reason(people, site_a):
 def test_overlapping_deployments_on_one_environment_are_refused(people, site_a):
     first = approved(people, site_a, version="1.0.1")
     second = approved(people, site_a, version="1.0.2")
-    scheduling.schedule(people["releasemgr"], first, site_a, TUESDAY_9, 30)
+    wf.schedule(people["releasemgr"], first, site_a, TUESDAY_9, 30)
     with pytest.raises(RuleViolation, match=f"taken by {first.number}"):
-        scheduling.schedule(people["releasemgr"], second, site_a, TUESDAY_9 + timedelta(minutes=30), 30)
+        wf.schedule(people["releasemgr"], second, site_a, TUESDAY_9 + timedelta(minutes=30), 30)
     offered = scheduling.slots(second, site_a, NOW, 30, count=2)
     assert offered[0].start == (TUESDAY_9 + timedelta(hours=1)).astimezone(UTC)  # right after the first
 
@@ -87,12 +87,12 @@ def test_overlapping_deployments_on_one_environment_are_refused(people, site_a):
 def test_only_release_managers_schedule_and_only_approved_rfcs(people, site_a):
     rfc = factories.ready_rfc(people["dev"], people["tester"], site_a)
     with pytest.raises(PermissionDenied):
-        scheduling.schedule(people["dev"], rfc, site_a, TUESDAY_9, 30)
+        wf.schedule(people["dev"], rfc, site_a, TUESDAY_9, 30)
     with pytest.raises(StateConflict, match="only an approved RFC"):
-        scheduling.schedule(people["releasemgr"], rfc, site_a, TUESDAY_9, 30)
+        wf.schedule(people["releasemgr"], rfc, site_a, TUESDAY_9, 30)
     ready = approved(people, site_a, version="1.0.2")
     with pytest.raises(ValidationError, match="in the past"):
-        scheduling.schedule(people["releasemgr"], ready, site_a, NOW - timedelta(hours=1), 30)
+        wf.schedule(people["releasemgr"], ready, site_a, NOW - timedelta(hours=1), 30)
 
 
 def test_multi_site_rfc_is_scheduled_when_every_site_is_booked(people, site_a, site_b):
@@ -101,13 +101,13 @@ def test_multi_site_rfc_is_scheduled_when_every_site_is_booked(people, site_a, s
     )
     for site in (site_a, site_b):
         rfc_services.sign_off_uat(people["tester"], rfc, site, "Fine in UAT", [factories.png()])
-    rfc_services.submit(people["dev"], rfc)
+    wf.submit(people["dev"], rfc)
     for approval in Approval.objects.filter(rfc=rfc, state=ApprovalState.PENDING):
-        approvals.sign(people["itmanager"], approval, "approve", PASSWORD)
+        wf.sign(people["itmanager"], approval, "approve", PASSWORD)
     assert Rfc.objects.get(pk=rfc.pk).state == RfcState.APPROVED
-    scheduling.schedule(people["releasemgr"], rfc, site_a, TUESDAY_9, 30)
+    wf.schedule(people["releasemgr"], rfc, site_a, TUESDAY_9, 30)
     assert Rfc.objects.get(pk=rfc.pk).state == RfcState.APPROVED
-    scheduling.schedule(
+    wf.schedule(
         people["releasemgr"], rfc, site_b, datetime(2026, 11, 10, 9, tzinfo=ZoneInfo("America/Chicago")), 30
     )
     assert Rfc.objects.get(pk=rfc.pk).state == RfcState.SCHEDULED
@@ -115,22 +115,19 @@ def test_multi_site_rfc_is_scheduled_when_every_site_is_booked(people, site_a, s
 
 def test_unschedule_frees_the_slot(people, site_a):
     rfc = approved(people, site_a)
-    deployment = scheduling.schedule(people["releasemgr"], rfc, site_a, TUESDAY_9, 30)
-    rfc_services.transition(people["releasemgr"], rfc, "unschedule", reason="Line 2 down for repair")
+    deployment = wf.schedule(people["releasemgr"], rfc, site_a, TUESDAY_9, 30)
+    wf.transition(people["releasemgr"], rfc, "unschedule", reason="Line 2 down for repair")
     deployment.refresh_from_db()
     assert (
         deployment.state == DeploymentState.CANCELLED
         and Rfc.objects.get(pk=rfc.pk).state == RfcState.APPROVED
     )
-    assert (
-        scheduling.schedule(people["releasemgr"], rfc, site_a, TUESDAY_9, 30).state
-        == DeploymentState.SCHEDULED
-    )
+    assert wf.schedule(people["releasemgr"], rfc, site_a, TUESDAY_9, 30).state == DeploymentState.SCHEDULED
 
 
 def test_the_window_gate_checks_again_before_dispatch(people, site_a):
     rfc = approved(people, site_a)
-    scheduling.schedule(people["releasemgr"], rfc, site_a, TUESDAY_9, 30)
+    wf.schedule(people["releasemgr"], rfc, site_a, TUESDAY_9, 30)
     Freeze.objects.create(site=site_a, name="Line 2 rebuild", starts_at=NOW, ends_at=NOW + timedelta(days=7))
     window = next(g for g in gates.evaluate(rfc, "deploy") if g.name == scheduling.WINDOW_GATE)
     assert not window.passed and "freeze: Line 2 rebuild" in window.reason
@@ -153,7 +150,7 @@ def test_two_release_managers_booking_one_slot_leave_one_deployment(people, site
     def book(user, rfc):
         try:
             barrier.wait()
-            scheduling.schedule(user, rfc, site_a, TUESDAY_9, 30)
+            wf.schedule(user, rfc, site_a, TUESDAY_9, 30)
             outcomes.append("booked")
         except RuleViolation:
             outcomes.append("refused")
@@ -184,12 +181,12 @@ def test_emergency_needs_a_reason_and_the_cio_or_plant_director(people, site_a):
         emergency=True,
         emergency_reason="Scanner firmware bricks line 2",
     )
-    rfc_services.submit(people["dev"], rfc)
+    wf.submit(people["dev"], rfc)
     rnd = ApprovalRound.objects.get(rfc=rfc, state=RoundState.OPEN)
     assert [(s.roles, s.rule) for s in rnd.steps.all()] == [(["cio", "plant_director"], "any")]
     with pytest.raises(PermissionDenied):
-        approvals.sign(people["itmanager"], Approval.objects.filter(rfc=rfc).first(), "approve", PASSWORD)
-    approvals.sign(
+        wf.sign(people["itmanager"], Approval.objects.filter(rfc=rfc).first(), "approve", PASSWORD)
+    wf.sign(
         people["plantdirector"], Approval.objects.get(rfc=rfc, role=Role.PLANT_DIRECTOR), "approve", PASSWORD
     )
     assert Rfc.objects.get(pk=rfc.pk).state == RfcState.APPROVED
@@ -200,12 +197,12 @@ def test_emergency_runs_outside_windows_but_not_in_a_handover(people, site_a):
     rfc = approved(people, site_a, emergency=True, emergency_reason="Scanner firmware bricks line 2")
     friday_handover = datetime(2026, 11, 13, 21, 45, tzinfo=BERLIN)
     with pytest.raises(RuleViolation) as refused:
-        scheduling.schedule(people["releasemgr"], rfc, site_a, friday_handover, 30)
+        wf.schedule(people["releasemgr"], rfc, site_a, friday_handover, 30)
     assert [item["reason"] for item in refused.value.failed] == ["shift handover 22:00 ±30 min"]
     with pytest.raises(PermissionDenied, match="Plant Director"):
-        scheduling.schedule(people["releasemgr"], rfc, site_a, friday_handover, 30, handover_override=True)
+        wf.schedule(people["releasemgr"], rfc, site_a, friday_handover, 30, handover_override=True)
     director = make_user("director_rm", Role.PLANT_DIRECTOR, Role.RELEASE_MANAGER)
-    deployment = scheduling.schedule(director, rfc, site_a, friday_handover, 30, handover_override=True)
+    deployment = wf.schedule(director, rfc, site_a, friday_handover, 30, handover_override=True)
     assert deployment.emergency and deployment.handover_override
     event = AuditEvent.objects.get(action="releases.deployment.scheduled")
     assert event.after["handover_override"] is True and event.after["emergency"] is True
@@ -214,11 +211,11 @@ def test_emergency_runs_outside_windows_but_not_in_a_handover(people, site_a):
 def test_emergency_gets_a_review_by_the_normal_chain_due_in_five_days(people, site_a):
     rfc = approved(people, site_a, emergency=True, emergency_reason="Scanner firmware bricks line 2")
     friday_night = datetime(2026, 11, 13, 19, 0, tzinfo=BERLIN)
-    scheduling.schedule(people["releasemgr"], rfc, site_a, friday_night, 30)
+    wf.schedule(people["releasemgr"], rfc, site_a, friday_night, 30)
     review = ApprovalRound.objects.get(rfc=rfc, purpose=RoundPurpose.REVIEW)
     assert review.due_at == friday_night.astimezone(UTC) + timedelta(days=5)
     assert [s.roles for s in review.steps.order_by("order")] == [["it_manager"]]  # the patch chain
-    approvals.sign(people["itmanager"], Approval.objects.get(step__round=review), "approve", PASSWORD)
+    wf.sign(people["itmanager"], Approval.objects.get(step__round=review), "approve", PASSWORD)
     review.refresh_from_db()
     assert review.state == RoundState.APPROVED
     assert Rfc.objects.get(pk=rfc.pk).state == RfcState.SCHEDULED  # a review does not move the RFC
@@ -229,7 +226,7 @@ def test_non_emergency_cannot_override_a_handover(people, site_a):
     rfc = approved(people, site_a)
     director = make_user("director_rm", Role.PLANT_DIRECTOR, Role.RELEASE_MANAGER)
     with pytest.raises(ValidationError, match="Only an emergency change"):
-        scheduling.schedule(
+        wf.schedule(
             director, rfc, site_a, datetime(2026, 11, 11, 14, 10, tzinfo=BERLIN), 30, handover_override=True
         )
 

@@ -73,7 +73,7 @@ def test_embedded_default_uses_sqlite_and_the_file_broker_unless_told(settings):
     if os.environ.get("REDIS_URL"):
         assert settings.CELERY_BROKER_URL.startswith("redis://")
     else:
-        assert settings.CELERY_BROKER_URL == "filesystem://"
+        assert settings.CELERY_BROKER_URL == "pccfs://"  # the file-system broker with atomic writes
 
 
 def test_celery_settings_answer_the_known_pitfalls(settings):

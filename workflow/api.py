@@ -23,6 +23,7 @@ from environments import access
 from environments.models import Environment
 from releases import gates, services
 from releases.models import Evidence, Impact, Release, Rfc
+from workflow import services as wf
 from workflow.serializers import (
     CheckRequestSerializer,
     CheckRunSerializer,
@@ -249,7 +250,7 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         form.is_valid(raise_exception=True)
         fields = dict(form.validated_data)
         impacts = fields.pop("impacts", None)
-        rfc = services.update_rfc(request.user, rfc, impacts=impacts, **fields)
+        rfc = wf.update_rfc(request.user, rfc, impacts=impacts, **fields)
         return self._detail(rfc)
 
     # --- Evidence ---
@@ -288,7 +289,7 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             supersedes = Evidence.objects.filter(rfc=rfc, uuid=data["supersedes"]).first()
             if supersedes is None:
                 raise ValidationError({"supersedes": "No such evidence on this RFC."})
-        evidence = services.add_evidence(
+        evidence = wf.add_evidence(
             request.user, rfc, data["file"], data["kind"], data["description"], supersedes=supersedes
         )
         return Response(EvidenceSerializer(evidence).data, status=status.HTTP_201_CREATED)
@@ -353,7 +354,7 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     @action(detail=True, methods=["post"])
     def submit(self, request, *args, **kwargs):
         rfc = self.get_object()
-        return self._detail(services.submit(request.user, rfc))
+        return self._detail(wf.submit(request.user, rfc))
 
     @extend_schema(
         summary="Book the PROD start at one site (release manager; the plant calendar decides)",
@@ -375,7 +376,7 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         site = access.visible_sites(request.user).filter(code=data["site"]).first()
         if site is None:
             raise ValidationError({"site": f"Unknown site {data['site']!r}."})
-        deployment = scheduling.schedule(
+        deployment = wf.schedule(
             request.user,
             rfc,
             site,
@@ -423,9 +424,7 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         rfc = self.get_object()
         form = TransitionRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        rfc = services.transition(
-            request.user, rfc, form.validated_data["name"], form.validated_data["reason"]
-        )
+        rfc = wf.transition(request.user, rfc, form.validated_data["name"], form.validated_data["reason"])
         return self._detail(rfc)
 
 

@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class WorkflowConfig(AppConfig):
     name = "workflow"
     verbose_name = "RFC workflow"
+
+    def ready(self) -> None:
+        from deployments.states import follow_with
+        from workflow.services import follow_deployment
+
+        # The RFC follows its deployments: every Deployment move reports here (workflow/transitions.py).
+        follow_with(follow_deployment)

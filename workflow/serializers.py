@@ -8,8 +8,9 @@ from rest_framework import serializers
 
 from deployments.models import CheckKind, CheckRun, Deployment, DeploymentStep
 from releases.models import Evidence, EvidenceKind, Impact, Release, Rfc, UatSignoff
-from releases.states import TRANSITIONS, RfcState
+from releases.states import RfcState
 from releases.versioning import ChangeClass
+from workflow.transitions import TRANSITIONS
 
 
 # --- Releases ---------------------------------------------------------------------------------
@@ -214,7 +215,7 @@ class RfcDetailSerializer(RfcListSerializer):
 
     @extend_schema_field(TransitionOptionSerializer(many=True))
     def get_actions(self, obj):
-        from releases.services import available_transitions
+        from workflow.services import available_transitions
 
         request = self.context.get("request")
         if request is None:

@@ -22,7 +22,7 @@ from core import clock
 from core.errors import StateConflict
 from core.refusals import REFUSED, refusal
 from deployments import scheduling
-from deployments.models import ACTIVE_DEPLOYMENT_STATES
+from deployments.states import ACTIVE as ACTIVE_DEPLOYMENT_STATES
 from environments import access
 from environments.models import Site
 from environments.windows import rules_for
@@ -31,6 +31,7 @@ from releases import gates, services
 from releases.models import Evidence, Impact, Rfc
 from releases.states import EDITABLE_STATES, OPEN_STATES, RfcState
 from releases.versioning import VersionRefused
+from workflow import services as wf
 from workflow.forms import EvidenceForm, ReleaseForm, RfcFilterForm, RfcForm, ScheduleForm, SignoffForm
 
 PAGE_SIZE = 25
@@ -147,7 +148,7 @@ def rfc_edit(request, uuid):
     form = RfcForm(request.POST or None, user=request.user, rfc=rfc)
     if request.method == "POST" and form.is_valid():
         try:
-            services.update_rfc(request.user, rfc, impacts=form.impacts(), **form.fields_for_service())
+            wf.update_rfc(request.user, rfc, impacts=form.impacts(), **form.fields_for_service())
         except ValidationError as exc:
             form.add_service_errors(exc)
         except StateConflict as exc:
@@ -240,7 +241,7 @@ def _detail_context(request, rfc: Rfc) -> dict:
         "my_approvals": my_approvals,
         "timeline": timeline,
         "actions": [
-            t for t in services.available_transitions(user, rfc) if t.name not in PAGE_TRANSITIONS_EXCLUDED
+            t for t in wf.available_transitions(user, rfc) if t.name not in PAGE_TRANSITIONS_EXCLUDED
         ],
         "may_edit": is_draft and rfc.author_id == user.pk,
         "may_add_evidence": may_add_evidence,
@@ -339,7 +340,7 @@ def rfc_transition(request, uuid, name: str):
     if name in PAGE_TRANSITIONS_EXCLUDED:
         raise Http404
     try:
-        services.transition(request.user, rfc, name, reason=request.POST.get("reason", ""))
+        wf.transition(request.user, rfc, name, reason=request.POST.get("reason", ""))
     except REFUSED as exc:
         status, message, failed = _refused(exc)
         return _render_detail(
@@ -368,7 +369,7 @@ def evidence_add(request, uuid):
         if supersedes is None:
             raise Http404
     try:
-        evidence = services.add_evidence(
+        evidence = wf.add_evidence(
             request.user,
             rfc,
             form.cleaned_data["file"],
@@ -399,7 +400,7 @@ def _evidence_or_404(request, uuid, evidence_uuid) -> Evidence:
 def evidence_delete(request, uuid, evidence_uuid):
     evidence = _evidence_or_404(request, uuid, evidence_uuid)
     try:
-        services.delete_evidence(request.user, evidence)
+        wf.delete_evidence(request.user, evidence)
     except REFUSED as exc:
         status, message, _ = _refused(exc)
         return _render_detail(
@@ -520,7 +521,7 @@ def rfc_schedule(request, uuid):
         site = form.cleaned_data["site"]
         try:
             start = form.start_utc()
-            scheduling.schedule(
+            wf.schedule(
                 request.user,
                 rfc,
                 site,

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from approvals import views
+from workflow import approval_views as views
 
 app_name = "approvals"
 

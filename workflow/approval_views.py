@@ -32,6 +32,7 @@ from core import clock
 from core.errors import StateConflict
 from environments import access
 from releases import gates
+from workflow import services as wf
 
 
 def _decision_context(approval: Approval) -> dict:
@@ -93,7 +94,7 @@ def _decide(request, approval: Approval, via: str, link: EmailLink | None = None
                     )
                     if not claimed:
                         raise StateConflict("This link has been used already.")
-                signature = services.sign_verified(
+                signature = wf.sign_verified(
                     request.user,
                     approval,
                     decision,

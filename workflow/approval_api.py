@@ -9,6 +9,7 @@ from rest_framework.response import Response
 
 from approvals import services
 from approvals.models import Approval, Decision, Signature
+from workflow import services as wf
 
 
 class SignatureSerializer(serializers.ModelSerializer):
@@ -96,7 +97,7 @@ class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         body = SignSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        signature = services.sign(
+        signature = wf.sign(
             request.user,
             approval,
             decision,

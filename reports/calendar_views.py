@@ -19,7 +19,8 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from core import clock
-from deployments.models import ACTIVE_DEPLOYMENT_STATES, Deployment
+from deployments.models import Deployment
+from deployments.states import ACTIVE as ACTIVE_DEPLOYMENT_STATES
 from environments import access, calendar
 from environments.models import Site
 from environments.windows import site_rules

@@ -26,7 +26,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from audit.services import record
 from core import clock
-from deployments.models import ACTIVE_DEPLOYMENT_STATES, Deployment
+from deployments.models import Deployment
+from deployments.states import ACTIVE as ACTIVE_DEPLOYMENT_STATES
 from environments import access, calendar
 from environments.models import CalendarFeedToken, Freeze, Site
 from environments.windows import site_rules

@@ -1,0 +1,54 @@
+"""The effects an RFC transition has on the other lifecycles (declared in workflow/transitions.py).
+
+Each runs inside the transition's transaction, after the RFC row is locked and its new state saved;
+each is idempotent for the state it finds (a round already closed, no booking left).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from approvals import services as approvals
+from approvals.models import RoundState
+from deployments import scheduling
+from deployments.models import Deployment
+from deployments.states import ACTIVE as ACTIVE_DEPLOYMENT_STATES
+
+
+@dataclass
+class Context:
+    user: object | None
+    rfc: object
+    name: str
+    reason: str = ""
+    data: dict = field(default_factory=dict)
+
+
+def open_approval_round(ctx: Context) -> None:
+    approvals.open_round(ctx.rfc, ctx.user)
+
+
+def close_round_rejected(ctx: Context) -> None:
+    approvals.close_round(ctx.rfc, RoundState.REJECTED)
+
+
+def close_round_withdrawn(ctx: Context) -> None:
+    approvals.close_round(ctx.rfc, RoundState.WITHDRAWN)
+
+
+def free_bookings(ctx: Context) -> None:
+    reason = "RFC unscheduled" if ctx.name == "unschedule" else f"RFC {ctx.name}"
+    scheduling.cancel_deployments(ctx.rfc, ctx.user, reason)
+
+
+def open_emergency_review(ctx: Context) -> None:
+    """An emergency change gets its post-implementation review by the normal chain (W6)."""
+    if not ctx.rfc.emergency:
+        return
+    first = (
+        Deployment.objects.filter(rfc=ctx.rfc, state__in=ACTIVE_DEPLOYMENT_STATES)
+        .order_by("scheduled_start")
+        .first()
+    )
+    if first is not None:
+        approvals.open_review(ctx.rfc, ctx.user, first.scheduled_start)

@@ -1,0 +1,240 @@
+"""The RFC lifecycle: every transition and the effects declared beside it (workflow/transitions.py).
+
+Pages, the API, the approval chain's outcomes and the engine's deployment moves all come here;
+this is the only code that changes `Rfc.state`. The lock order is documented in transitions.py.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Prefetch
+
+from approvals import services as approvals
+from approvals.models import Approval, Signature
+from audit.services import record
+from core import clock
+from core.errors import RuleViolation, StateConflict
+from core.roles import Role
+from deployments import checks, scheduling
+from deployments.models import Deployment
+from deployments.states import TERMINAL, DeploymentState
+from environments import access
+from environments.models import Tier
+from releases import gates
+from releases import services as rfc_services
+from releases.models import Evidence, Impact, Rfc, UatSignoff
+from releases.states import RfcState
+from workflow import effects
+from workflow.transitions import AUTHOR, EFFECTS, SYSTEM, TRANSITIONS
+
+
+def may_transition(user, rfc: Rfc, name: str) -> bool:
+    spec = TRANSITIONS[name]
+    if rfc.state not in spec.sources:
+        return False
+    if user is None:
+        return SYSTEM in spec.allowed
+    if AUTHOR in spec.allowed and rfc.author_id == user.pk:
+        return True
+    roles = {r for r in spec.allowed if isinstance(r, Role)}
+    return any(access.has_any_role(user, roles, site) for site in rfc_services.rfc_sites(rfc))
+
+
+def available_transitions(user, rfc: Rfc) -> list:
+    return [
+        spec
+        for name, spec in TRANSITIONS.items()
+        if SYSTEM not in spec.allowed and may_transition(user, rfc, name)
+    ]
+
+
+def transition(user, rfc: Rfc, name: str, reason: str = "", data: dict | None = None) -> Rfc:
+    """The only way an RFC changes state: check, change and audit in one transaction.
+
+    `user=None` is the portal itself (approval chain, deployment worker).
+    """
+    spec = TRANSITIONS.get(name)
+    if spec is None:
+        raise ValidationError({"name": f"There is no transition {name!r}."})
+    if spec.needs_reason and not reason.strip():
+        raise ValidationError({"reason": f"{spec.label} needs a reason."})
+    with transaction.atomic():
+        locked = Rfc.objects.select_for_update().get(pk=rfc.pk)
+        current = (
+            Rfc.objects.select_related("release", "author")
+            .prefetch_related(
+                Prefetch("impacts", queryset=Impact.objects.select_related("site")),
+                Prefetch("signoffs", queryset=UatSignoff.objects.select_related("site", "signed_by")),
+            )
+            .get(pk=locked.pk)
+        )
+        if current.state not in spec.sources:
+            raise StateConflict(
+                f"{current.number} is {current.get_state_display().lower()}; "
+                f"'{spec.label}' is not possible from there."
+            )
+        if user is not None and not may_transition(user, current, name):
+            raise PermissionDenied(f"You may not {spec.label.lower()} {current.number}.")
+        if user is None and SYSTEM not in spec.allowed:
+            raise PermissionDenied(f"'{spec.label}' is taken by a person, not by the portal.")
+        extra = {}
+        if name == "schedule" and not scheduling.all_sites_booked(current):
+            raise RuleViolation(
+                "Book a PROD slot for every target site first (the scheduling form).",
+                rule="Deployment window",
+            )
+        if name == "submit":
+            failed = gates.failing(current, "submit")
+            if failed:
+                raise RuleViolation(
+                    "Not ready to submit: " + "; ".join(f"{g.name} — {g.reason}" for g in failed),
+                    rule=failed[0].name,
+                    failed=[g.as_dict() for g in failed],
+                )
+            current.change_class = rfc_services.classify_rfc(current.release, rfc_services.rfc_sites(current))
+            current.submitted_at = clock.now()
+            extra = {"change_class": current.change_class}
+        before_state = current.state
+        current.state = spec.target
+        current.save(update_fields=["state", "change_class", "submitted_at", "updated_at"])
+        record(
+            f"releases.rfc.{name}",
+            current,
+            actor=user,
+            actor_name=None if user else "system",
+            before={"state": before_state},
+            after={"state": current.state, **extra, **(data or {})},
+            reason=reason.strip(),
+        )
+        context = effects.Context(user, current, name, reason.strip(), data or {})
+        for effect in EFFECTS.get(name, ()):
+            effect(context)
+    return current
+
+
+def submit(user, rfc: Rfc) -> Rfc:
+    return transition(user, rfc, "submit")
+
+
+def _lock(rfc_or_pk) -> Rfc:
+    """Lock order step 1: the RFC row."""
+    return Rfc.objects.select_for_update().get(pk=getattr(rfc_or_pk, "pk", rfc_or_pk))
+
+
+# --- Content edits: a change after a signature voids it (A6, §11.70) -----------------------------
+def update_rfc(user, rfc: Rfc, **fields) -> Rfc:
+    with transaction.atomic():
+        _lock(rfc)
+        updated = rfc_services.update_rfc(user, rfc, **fields)
+        approvals.void_stale_signatures(updated, user)
+    return updated
+
+
+def add_evidence(user, rfc: Rfc, upload, kind: str, description: str = "", supersedes=None) -> Evidence:
+    with transaction.atomic():
+        _lock(rfc)
+        evidence = rfc_services.add_evidence(user, rfc, upload, kind, description, supersedes)
+        approvals.void_stale_signatures(rfc, user)
+    return evidence
+
+
+def delete_evidence(user, evidence: Evidence) -> None:
+    with transaction.atomic():
+        _lock(evidence.rfc_id)
+        rfc_services.delete_evidence(user, evidence)
+        approvals.void_stale_signatures(evidence.rfc, user)
+
+
+# --- Signatures: the chain reports its outcome, the workflow moves the RFC ------------------------
+def sign(
+    user,
+    approval: Approval,
+    decision: str,
+    password: str,
+    reason: str = "",
+    via: str = "portal",
+    expected_hash: str | None = None,
+) -> Signature:
+    """Approve or reject one approval as an electronic signature (§11.50, §11.70, §11.200)."""
+    approvals.check_decision(decision, reason)
+    approvals.verify_password(user, password, approval, decision, via)
+    return sign_verified(user, approval, decision, reason, via, expected_hash)
+
+
+def sign_verified(
+    user,
+    approval: Approval,
+    decision: str,
+    reason: str = "",
+    via: str = "portal",
+    expected_hash: str | None = None,
+) -> Signature:
+    with transaction.atomic():
+        _lock(approval.rfc_id)
+        signed = approvals.sign_verified(user, approval, decision, reason, via, expected_hash)
+        for outcome in signed.outcomes:
+            transition(
+                None,
+                Rfc.objects.get(pk=approval.rfc_id),
+                outcome.transition,
+                reason=outcome.reason,
+                data=outcome.data,
+            )
+    return signed.signature
+
+
+# --- Scheduling: booking every target site schedules the RFC ---------------------------------------
+def schedule(user, rfc: Rfc, site, start, duration: int, *, handover_override: bool = False) -> Deployment:
+    """Book the RFC's PROD deployment at `site`; when every target site is booked the RFC is
+    scheduled (and an emergency change gets its review, W6)."""
+    with transaction.atomic():
+        _lock(rfc)
+        deployment = scheduling.book(user, rfc, site, start, duration, handover_override=handover_override)
+        locked = Rfc.objects.get(pk=rfc.pk)
+        if scheduling.all_sites_booked(locked):
+            booked = Deployment.objects.filter(
+                rfc=locked, state__in=scheduling.ACTIVE_DEPLOYMENT_STATES
+            ).count()
+            transition(user, locked, "schedule", data={"deployments": booked})
+    return deployment
+
+
+# --- Deployments: the RFC follows its deployments' moves ------------------------------------------
+def follow_deployment(deployment: Deployment, source: str, target: str, *, actor=None) -> None:
+    """Called by `deployments.states.move` inside its transaction, with the RFC already locked."""
+    rfc = Rfc.objects.get(pk=deployment.rfc_id)
+    tier = deployment.environment.tier
+    if tier != Tier.PROD:
+        if target in TERMINAL:
+            note = checks.tier_failure_note(deployment)  # E8: passed in DEV, failed in UAT
+            if note and rfc.state in TRANSITIONS["reject_final"].sources:
+                transition(None, rfc, "reject_final", reason=note[:1000])
+        return
+    if target == DeploymentState.CANCELLED:
+        if actor is not None and rfc.state == RfcState.SCHEDULED:
+            transition(actor, rfc, "unschedule", reason=deployment.cancel_reason or "Deployment cancelled")
+        return
+    started = source == DeploymentState.SCHEDULED and target in (
+        DeploymentState.RUNNING,
+        DeploymentState.FAILED,
+    )
+    if started and rfc.state == RfcState.SCHEDULED:
+        rfc = transition(None, rfc, "start_deployment", data={"deployment": str(deployment.uuid)})
+    if target == DeploymentState.MISSED:
+        if rfc.state == RfcState.SCHEDULED:
+            transition(None, rfc, "mark_missed", reason=deployment.outcome)
+        return
+    prod = list(
+        Deployment.objects.filter(rfc=rfc, environment__tier=Tier.PROD)
+        .exclude(state__in=[DeploymentState.CANCELLED, DeploymentState.MISSED])
+        .values_list("state", flat=True)
+    )
+    if rfc.state != RfcState.DEPLOYING or not prod or any(state not in TERMINAL for state in prod):
+        return
+    if any(state in (DeploymentState.FAILED, DeploymentState.ROLLBACK_FAILED) for state in prod):
+        transition(None, rfc, "mark_failed", reason=deployment.outcome)
+    elif any(state == DeploymentState.ROLLED_BACK for state in prod):
+        transition(None, rfc, "mark_rolled_back", reason=deployment.outcome)
+    else:
+        transition(None, rfc, "mark_deployed")

@@ -1,0 +1,138 @@
+"""The RFC's lifecycle, declared in one place (DESIGN principle 3): each transition's sources, target,
+who may take it, and its EFFECTS on the other lifecycles (approval rounds, bookings, reviews).
+
+`workflow.services.transition()` checks, changes, audits and runs the declared effects in one
+transaction. Approvals and the engine never move an RFC: they report an outcome (a finished round,
+a deployment's move) and the workflow applies the transition.
+
+Lock order (the same in every transition, signature and deployment move, so two of them can never
+wait on each other): 1. the RFC row; 2. its approval rows (round, step, approval); 3. its
+deployments (and the environment when booking). A function that needs a later lock first takes
+the RFC's. The concurrency test in tests/workflow/ runs signing against withdrawing on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core.roles import Role
+from releases.states import BEFORE_DEPLOYMENT, RfcState
+from workflow import effects
+
+S = RfcState
+
+AUTHOR = "author"  # the RFC's author
+SYSTEM = "system"  # the portal itself: the approval chain, the deployment worker
+
+
+@dataclass(frozen=True)
+class Transition:
+    name: str
+    sources: frozenset[str]
+    target: str
+    allowed: frozenset[str]  # roles at the RFC's sites, AUTHOR or SYSTEM
+    label: str
+    needs_reason: bool = False
+
+
+TRANSITIONS: dict[str, Transition] = {
+    t.name: t
+    for t in [
+        Transition("submit", frozenset({S.DRAFT}), S.SUBMITTED, frozenset({AUTHOR}), "Submit for approval"),
+        # Submission opens the approval chain; the first signature moves the RFC into approval and
+        # the last one approves it (approvals.services.sign).
+        Transition(
+            "start_approval", frozenset({S.SUBMITTED}), S.IN_APPROVAL, frozenset({SYSTEM}), "Start approval"
+        ),
+        Transition("approve", frozenset({S.IN_APPROVAL}), S.APPROVED, frozenset({SYSTEM}), "Approve"),
+        # A rejection returns the RFC to draft so the author can mend it (issue 3.4).
+        Transition(
+            "reject",
+            frozenset({S.SUBMITTED, S.IN_APPROVAL}),
+            S.DRAFT,
+            frozenset({SYSTEM}),
+            "Reject",
+            needs_reason=True,
+        ),
+        # Final rejection: a change that passed DEV and failed UAT (E8).
+        Transition(
+            "reject_final",
+            frozenset({S.DRAFT, S.SUBMITTED, S.IN_APPROVAL, S.APPROVED, S.SCHEDULED}),
+            S.REJECTED,
+            frozenset({SYSTEM}),
+            "Reject for good",
+            needs_reason=True,
+        ),
+        # Withdrawing an approved RFC lets its author edit it; the edit voids the signatures (A6).
+        Transition(
+            "withdraw",
+            frozenset({S.SUBMITTED, S.IN_APPROVAL, S.APPROVED}),
+            S.DRAFT,
+            frozenset({AUTHOR}),
+            "Withdraw to draft",
+            needs_reason=True,
+        ),
+        Transition(
+            "schedule",
+            frozenset({S.APPROVED}),
+            S.SCHEDULED,
+            frozenset({Role.RELEASE_MANAGER, Role.ADMIN}),
+            "Schedule",
+        ),
+        Transition(
+            "unschedule",
+            frozenset({S.SCHEDULED}),
+            S.APPROVED,
+            frozenset({Role.RELEASE_MANAGER, Role.ADMIN}),
+            "Unschedule",
+            needs_reason=True,
+        ),
+        Transition(
+            "start_deployment", frozenset({S.SCHEDULED}), S.DEPLOYING, frozenset({SYSTEM}), "Start deployment"
+        ),
+        # Its window passed before a worker could start: back to approved, to be booked again (issue 6.3).
+        Transition(
+            "mark_missed",
+            frozenset({S.SCHEDULED}),
+            S.APPROVED,
+            frozenset({SYSTEM}),
+            "Window missed",
+            needs_reason=True,
+        ),
+        Transition("mark_deployed", frozenset({S.DEPLOYING}), S.DEPLOYED, frozenset({SYSTEM}), "Deployed"),
+        Transition(
+            "mark_rolled_back", frozenset({S.DEPLOYING}), S.ROLLED_BACK, frozenset({SYSTEM}), "Rolled back"
+        ),
+        Transition("mark_failed", frozenset({S.DEPLOYING}), S.FAILED, frozenset({SYSTEM}), "Failed"),
+        Transition(
+            "close",
+            frozenset({S.DEPLOYED, S.ROLLED_BACK, S.FAILED}),
+            S.CLOSED,
+            frozenset({AUTHOR, Role.RELEASE_MANAGER, Role.ADMIN}),
+            "Close",
+        ),
+        Transition(
+            "cancel",
+            BEFORE_DEPLOYMENT,
+            S.CANCELLED,
+            frozenset({AUTHOR, Role.RELEASE_MANAGER, Role.ADMIN}),
+            "Cancel",
+            needs_reason=True,
+        ),
+    ]
+}
+
+
+# What each transition sets going on the other lifecycles, inside its transaction, in this order.
+# Later capabilities (notifications, rings, webhooks, reviews) add their effects here.
+Effect = Callable[["effects.Context"], None]
+EFFECTS: dict[str, tuple[Effect, ...]] = {
+    "submit": (effects.open_approval_round,),
+    "reject": (effects.close_round_rejected,),
+    "reject_final": (effects.close_round_rejected, effects.free_bookings),
+    "withdraw": (effects.close_round_withdrawn, effects.free_bookings),
+    "cancel": (effects.close_round_withdrawn, effects.free_bookings),
+    "schedule": (effects.open_emergency_review,),
+    "unschedule": (effects.free_bookings,),
+}
