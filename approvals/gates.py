@@ -1,4 +1,4 @@
-"""The approvals gate (issue 4.11), registered in the one readiness checklist (C5)."""
+"""The approvals gate, registered in the one readiness checklist (C5)."""
 
 from releases.gates import Gate, gate
 

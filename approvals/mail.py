@@ -146,7 +146,7 @@ def send_notifications() -> int:
 
 
 def send_reminders() -> int:
-    """One reminder per approval still pending after APPROVAL_REMINDER_HOURS (issue 4.7)."""
+    """One reminder per approval still pending after APPROVAL_REMINDER_HOURS."""
     sent = 0
     with transaction.atomic():
         now = clock.now()
@@ -184,7 +184,7 @@ def send_reminders() -> int:
 
 
 def send_escalations() -> int:
-    """Escalate to the site's release managers after APPROVAL_ESCALATION_HOURS (issue 4.7)."""
+    """Escalate to the site's release managers after APPROVAL_ESCALATION_HOURS."""
     sent = 0
     with transaction.atomic():
         now = clock.now()

@@ -253,7 +253,7 @@ class EmailLink(models.Model):
 
 
 class Absence(models.Model):
-    """An approver away; the delegate, holding the same role, signs on their behalf (issue 4.6)."""
+    """An approver away; the delegate, holding the same role, signs on their behalf."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="absences")
     delegate = models.ForeignKey(

@@ -465,7 +465,7 @@ def rounds_of(rfc: Rfc) -> QuerySet:
 
 
 def approvals_complete(rfc: Rfc) -> tuple[bool, str]:
-    """The gate (issue 4.11): the last round approved and every live signature over today's content."""
+    """The gate: the last round approved and every live signature over today's content."""
     rnd = ApprovalRound.objects.filter(rfc=rfc, purpose=RoundPurpose.APPROVAL).order_by("-number").first()
     if rnd is None:
         return False, "Not submitted for approval yet."
@@ -491,7 +491,7 @@ def escalation_delay() -> timedelta:
     return timedelta(hours=settings.APPROVAL_ESCALATION_HOURS)
 
 
-# --- Absences and delegation (issue 4.6) ---------------------------------------------------------
+# --- Absences and delegation ---------------------------------------------------------
 APPROVER_ROLES = access.APPROVER_ROLES
 
 

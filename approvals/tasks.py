@@ -1,4 +1,4 @@
-"""Beat-driven approval mail (issue 4.7): short tasks over database rows, safe to run twice."""
+"""Beat-driven approval mail: short tasks over database rows, safe to run twice."""
 
 from celery import shared_task
 

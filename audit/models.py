@@ -34,7 +34,7 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["object_type", "object_id", "seq"], name="audit_object_idx"),
             models.Index(fields=["actor_id", "seq"], name="audit_actor_idx"),
-            # The trail page's filters, each with the keyset column (issue 8: fast on millions of events).
+            # The trail page's filters, each with the keyset column (fast on millions of events).
             models.Index(fields=["object_id", "seq"], name="audit_object_id_seq_idx"),
             models.Index(fields=["site_code", "seq"], name="audit_site_seq_idx"),
             models.Index(fields=["actor_name", "seq"], name="audit_actor_name_seq_idx"),

@@ -1,4 +1,4 @@
-"""Reading the audit trail (issue 8; C1, Annex 11 §9): filters, keyset pages, streaming export, and the
+"""Reading the audit trail (C1, Annex 11 §9): filters, keyset pages, streaming export, and the
 chain head published outside the database so a rewrite of the whole table is detectable.
 """
 
@@ -190,7 +190,7 @@ def heads_file() -> Path:
 
 
 def publish_head() -> dict:
-    """Append today's head (sequence and hash) to an append-only file and the log (issue 8.3)."""
+    """Append today's head (sequence and hash) to an append-only file and the log."""
     from audit.models import ChainHead
 
     head = ChainHead.objects.filter(id=1).first()

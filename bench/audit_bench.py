@@ -1,4 +1,4 @@
-"""Benchmark (issue 8.6): the audit trail on millions of events, on PostgreSQL.
+"""Benchmark: the audit trail on millions of events, on PostgreSQL.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/audit_bench.py \
         [--events 2000000] [--export-rows 1000000] [--runs 5]
@@ -447,7 +447,7 @@ def header(args) -> None:
             "current_setting('effective_cache_size')"
         )
         shared_buffers, work_mem, cache = cursor.fetchone()
-    print("Audit trail benchmark (issue 8.6)")
+    print("Audit trail benchmark")
     print(
         f"  machine:  {os.cpu_count()} CPUs ({cpu_model()}), RAM {meminfo_gib()}, {platform.platform()}, "
         f"Python {platform.python_version()}"

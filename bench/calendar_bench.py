@@ -1,4 +1,4 @@
-"""Benchmark (issue 5.10): one window check and one next-slots search over a year's horizon.
+"""Benchmark: one window check and one next-slots search over a year's horizon.
 
 Pure functions, no database: `python bench/calendar_bench.py`. Prints median and p95 timings.
 """

@@ -1,4 +1,4 @@
-"""Benchmark (issue 6.9): dispatch lateness and smoke failure → rollback start, in real Celery workers.
+"""Benchmark: dispatch lateness and smoke failure → rollback start, in real Celery workers.
 
     .venv/bin/python bench/engine_bench.py [--deployments 100] [--workers 2] [--period 5] [--rollbacks 20]
 
@@ -370,7 +370,7 @@ def header(args, period: float) -> None:
         broker = urllib.parse.urlunsplit(
             (parts.scheme, parts.hostname + (f":{parts.port}" if parts.port else ""), parts.path, "", "")
         )
-    print("Deployment engine benchmark (issue 6.9)")
+    print("Deployment engine benchmark")
     print(f"  machine:  {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}")
     print(f"  database: {connection.vendor}{version} ({connection.settings_dict['NAME']})")
     print(f"  broker:   {broker}")

@@ -20,19 +20,19 @@ def _schedule(sender: Celery, **kwargs) -> None:
         sender.signature("audit.tasks.verify_chain"),
         name="audit: verify the hash chain",
     )
-    # Approval requests, reminders and escalations come from database rows (issue 4.7).
+    # Approval requests, reminders and escalations come from database rows.
     sender.add_periodic_task(
         float(settings.APPROVAL_SWEEP_SECONDS),
         sender.signature("approvals.tasks.sweep"),
         name="approvals: send due requests, reminders and escalations",
     )
-    # Due deployments are claimed from the database every few seconds (issue 6.2): no ETAs.
+    # Due deployments are claimed from the database every few seconds: no ETAs.
     sender.add_periodic_task(
         float(settings.DEPLOYMENT_DISPATCH_SECONDS),
         sender.signature("deployments.tasks.dispatch_deployments"),
         name="releases: dispatch due deployments",
     )
-    # Computed evidence (issue 7): queued refreshes and checks are swept up; monthly UAT refreshes.
+    # Computed evidence: queued refreshes and checks are swept up; monthly UAT refreshes.
     sender.add_periodic_task(
         30.0,
         sender.signature("deployments.refresh_tasks.sweep_evidence"),

@@ -68,7 +68,7 @@ DEMO_RFCS = [
         "rollback_plan": "Redeploy MES 2.3.1; no database change.",
         "then": "approved",
     },
-    # On the always-open demo line (issue 6): schedule these and watch one deploy, one roll back.
+    # On the always-open demo line: schedule these and watch one deploy, one roll back.
     {
         "title": "Label layout v2 on the demo line",
         "release": ("MES", "2.4.1"),

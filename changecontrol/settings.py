@@ -168,7 +168,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 AUDIT_VERIFY_HOUR_UTC = env_int("AUDIT_VERIFY_HOUR_UTC", 2, minimum=0, maximum=23)
 # The chain head (sequence and hash) is appended here every night: outside the database, so a
-# rewrite of the whole table is detectable (issue 8.3). Point it at storage the database admins cannot edit.
+# rewrite of the whole table is detectable. Point it at storage the database admins cannot edit.
 AUDIT_HEADS_FILE = Path(env_str("AUDIT_HEADS_FILE", str(VAR_DIR / "audit-heads.jsonl")))
 
 # --- Auth -----------------------------------------------------------------------------------
@@ -226,22 +226,22 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG
-# Evidence is stored outside the web root under generated names (issue 3).
+# Evidence is stored outside the web root under generated names.
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 EVIDENCE_MAX_BYTES = env_int("EVIDENCE_MAX_MB", 25, minimum=1, maximum=2048) * 1024 * 1024
 
-# --- Approvals (issue 4) --------------------------------------------------------------------
+# --- Approvals --------------------------------------------------------------------
 APPROVAL_LINK_HOURS = env_int("APPROVAL_LINK_HOURS", 72, minimum=1, maximum=24 * 30)
 APPROVAL_REMINDER_HOURS = env_int("APPROVAL_REMINDER_HOURS", 24, minimum=1, maximum=24 * 14)
 APPROVAL_ESCALATION_HOURS = env_int("APPROVAL_ESCALATION_HOURS", 48, minimum=1, maximum=24 * 30)
 APPROVAL_SWEEP_SECONDS = env_int("APPROVAL_SWEEP_SECONDS", 60, minimum=5, maximum=3600)
 
-# --- The deployment engine (issue 6) ------------------------------------------------------------
+# --- The deployment engine ------------------------------------------------------------
 # Beat claims due deployments this often; a worker's lease on a deployment lasts this long and is
 # renewed while it works; a dispatched deployment nobody picked up (a flushed Redis) is sent again.
 DEPLOYMENT_DISPATCH_SECONDS = env_int("DEPLOYMENT_DISPATCH_SECONDS", 5, minimum=1, maximum=60)
 DEPLOYMENT_LEASE_SECONDS = env_int("DEPLOYMENT_LEASE_SECONDS", 120, minimum=3, maximum=3600)
-# Computed evidence (issue 7): UAT data must have been refreshed from PROD within this many days.
+# Computed evidence: UAT data must have been refreshed from PROD within this many days.
 UAT_FRESHNESS_DAYS = env_int("UAT_FRESHNESS_DAYS", 30, minimum=1, maximum=365)
 # Where `make run` serves the demo plant (demo_plant/server.py) that demo environments deploy to.
 DEMO_PLANT_URL = env_str("DEMO_PLANT_URL", "http://127.0.0.1:8100").rstrip("/")

@@ -1,4 +1,4 @@
-"""A small MES stand-in that the portal's deployment engine deploys to (issue 6).
+"""A small MES stand-in that the portal's deployment engine deploys to.
 
 Standard library only. One HTTP process (``python -m demo_plant.server``) serves every demo
 environment found under a root directory; each environment is a directory of its own::

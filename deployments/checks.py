@@ -1,4 +1,4 @@
-"""Evidence computed, not claimed (issue 7; R7, R8, C3, E3, E8): the idempotency check, the rollback
+"""Evidence computed, not claimed (R7, R8, C3, E3, E8): the idempotency check, the rollback
 rehearsal, the gates they feed, and the automatic rejection when DEV passed and UAT failed.
 
 Both checks run against a scratch copy of the site's UAT database, never UAT itself, and are bound

@@ -1,4 +1,4 @@
-"""The deployment engine (issue 6, X1–X7): dispatch due rows, lease them, run the journaled pipeline.
+"""The deployment engine (X1–X7): dispatch due rows, lease them, run the journaled pipeline.
 
 The database is the truth (DESIGN principle 1). Beat runs `dispatch()` every few seconds; it
 claims due deployments with `select_for_update(skip_locked=True)` and enqueues `run()` for each.
@@ -541,7 +541,7 @@ class _Runner:
         steps = {row.name: row.state for row in DeploymentStep.objects.filter(deployment=d, phase="forward")}
         changed = [name for name in UNSAFE_TO_REPEAT if name in steps]
         if not changed and not DeploymentStep.objects.filter(deployment=d, phase="rollback").exists():
-            # Nothing was applied: there is nothing to restore (issue 6: snapshot failure → nothing applied).
+            # Nothing was applied: there is nothing to restore (snapshot failure → nothing applied).
             return self.finish(S.FAILED, f"{why} Nothing was applied.")
         taken = {name for name, state in steps.items() if state in (StepState.SUCCEEDED, StepState.SIMULATED)}
         results = []

@@ -17,7 +17,7 @@ from releases.models import Release, Rfc
 
 
 class Deployment(models.Model):
-    """An RFC's release going to one environment at a planned time (W5; the engine is issue 6)."""
+    """An RFC's release going to one environment at a planned time (W5)."""
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     rfc = models.ForeignKey(Rfc, on_delete=models.PROTECT, related_name="deployments")
@@ -39,7 +39,7 @@ class Deployment(models.Model):
     scheduled_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     cancel_reason = models.CharField(max_length=300, blank=True)
-    # The engine (issue 6): a lease per deployment, the next time it needs a worker, what happened.
+    # The engine: a lease per deployment, the next time it needs a worker, what happened.
     lease_owner = models.CharField(max_length=100, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a worker took the lease.")

@@ -1,4 +1,4 @@
-"""Computed-evidence jobs (issue 7): rows are the truth, tasks only run them (safe to run twice)."""
+"""Computed-evidence jobs: rows are the truth, tasks only run them (safe to run twice)."""
 
 from celery import shared_task
 

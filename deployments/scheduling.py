@@ -1,4 +1,4 @@
-"""Scheduling an approved RFC into its sites' PROD calendars (issue 5.6, W1–W6).
+"""Scheduling an approved RFC into its sites' PROD calendars (W1–W6).
 
 `plan()` answers "may it start then?" without writing; `schedule()` writes a Deployment once the
 calendar, the gates and the environment's other deployments all agree. The same `plan()` runs
@@ -307,7 +307,7 @@ def window_gate(rfc) -> gates.Gate:
     return gates.Gate(WINDOW_GATE, True, "Inside an allowed window: " + ", ".join(fine) + ".")
 
 
-# --- DEV and UAT deployments, manual rollback, cancel (issue 6.7) -----------------------------------
+# --- DEV and UAT deployments, manual rollback, cancel -----------------------------------
 def deploy_now(user, rfc: Rfc, environment: Environment, duration: int = 30) -> Deployment:
     """Promote the RFC's artifact to DEV or UAT now (no calendar there unless the environment enforces one)."""
     if environment.tier == Tier.PROD:

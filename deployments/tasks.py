@@ -1,4 +1,4 @@
-"""Deployment tasks (issue 6.2): a short periodic dispatcher and the per-deployment runner.
+"""Deployment tasks: a short periodic dispatcher and the per-deployment runner.
 
 Both are safe to run twice: the dispatcher claims rows with skip_locked, the runner takes a lease
 and answers finished steps from the journal (CELERY.md 1–5). No ETA is ever set.

@@ -1,4 +1,4 @@
-"""The live deployment page (issue 6.7): steps, durations and output refreshing through htmx while
+"""The live deployment page: steps, durations and output refreshing through htmx while
 the deployment runs; a release manager's rollback button; cancel before the start; DEV/UAT now."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The plant calendar as pure functions (PRODUCT.md W1–W6, issue 5).
+"""The plant calendar as pure functions (PRODUCT.md W1–W6).
 
 Nothing here reads the database or the clock: `Rules` holds a site's calendar, `check()` says
 whether a deployment may start at a time and why not, `next_slots()` finds the first allowed

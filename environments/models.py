@@ -173,7 +173,7 @@ class Environment(models.Model):
         }
 
 
-# --- The plant calendar (issue 5) ---------------------------------------------------------------
+# --- The plant calendar ---------------------------------------------------------------
 class Weekday(models.IntegerChoices):
     MONDAY = 0, "Monday"
     TUESDAY = 1, "Tuesday"
@@ -266,7 +266,7 @@ class Freeze(models.Model):
         return self.site.code if self.site_id else ""
 
 
-# --- The change calendar's ICS feed (issue 5 item 7) --------------------------------------------
+# --- The change calendar's ICS feed --------------------------------------------
 class CalendarFeedToken(models.Model):
     """A user's secret for subscribing to the ICS feeds without a session (Outlook, Google Calendar).
 
@@ -282,7 +282,7 @@ class CalendarFeedToken(models.Model):
         return f"calendar feed token of {self.user}"
 
 
-# --- Computed evidence (issue 7) ---------------------------------------------------------------------
+# --- Computed evidence ---------------------------------------------------------------------
 class MaskMethod(models.TextChoices):
     FAKE_NAME = "fake_name", "Fake name"
     HASH = "hash", "Hash"

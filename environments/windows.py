@@ -1,4 +1,4 @@
-"""The plant calendar from the database: a site's rows become `calendar.Rules` (issue 5).
+"""The plant calendar from the database: a site's rows become `calendar.Rules`.
 
 `rules_for()` is what the scheduler, the API, the calendar page and the worker ask; the
 decisions themselves are the pure functions in `environments.calendar`.

@@ -1,4 +1,4 @@
-"""`windows/check/` and `windows/next/` (DESIGN.md contract, issue 5.8): the calendar over the API.
+"""`windows/check/` and `windows/next/` (DESIGN.md contract): the calendar over the API.
 
 Times carry their offset; a naive time is refused (400). An environment the caller may not see is a 404.
 """

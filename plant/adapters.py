@@ -1,4 +1,4 @@
-"""The outside world behind one small protocol (DESIGN principle 6, issue 6.4).
+"""The outside world behind one small protocol (DESIGN principle 6).
 
 An adapter does one thing to one system and reports a `StepResult`. Each has a real
 implementation that runs on this machine: a command, an HTTP check, PostgreSQL and SQLite

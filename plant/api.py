@@ -93,7 +93,7 @@ class EnvironmentViewSet(
         return queryset.select_related("site").order_by("site__code", "tier")
 
     @extend_schema(
-        summary="Refresh this environment's data from PROD, masked (issue 7)",
+        summary="Refresh this environment's data from PROD, masked",
         request=None,
         responses={202: RefreshRunSerializer},
     )

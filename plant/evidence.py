@@ -1,4 +1,4 @@
-"""UAT refresh from PROD with masking, and drift between tiers (issue 7; E3, E6, E8, C4).
+"""UAT refresh from PROD with masking, and drift between tiers (E3, E6, E8, C4).
 
 A refresh is a row (queued → running → passed | failed) that a worker runs; the data is copied
 into a scratch copy, masked there, and only then copied into UAT, so UAT never holds an unmasked

@@ -1,5 +1,5 @@
 """An environment's own database (the MES database the pipeline's backup adapter names), for the
-computed evidence of issue 7: copy, scratch copies, scripts in one transaction, checksums, masking.
+computed evidence: copy, scratch copies, scripts in one transaction, checksums, masking.
 
 Two kinds: SQLite (a file path) and PostgreSQL (a DSN). Both are real: PostgreSQL goes through
 pg_dump/pg_restore and psycopg, SQLite through its backup API.

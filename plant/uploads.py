@@ -1,5 +1,5 @@
 """Uploaded files: type checked by content, size-limited, stored under generated names outside
-the web root, hashed once (issue 3.5, X5)."""
+the web root, hashed once (X5)."""
 
 from __future__ import annotations
 

@@ -68,7 +68,7 @@ def edit(request, code: str, tier: str):
     )
 
 
-# --- Computed evidence on the environment page (issue 7) ---------------------------------------------
+# --- Computed evidence on the environment page ---------------------------------------------
 def evidence_context(env: Environment) -> dict:
     from environments.models import RefreshRun
     from plant.evidence import drift_against_neighbour, freshness, masking_rules

@@ -1,4 +1,4 @@
-"""The audit trail for admins and auditors (issue 8): filter, keyset pages, export, verify.
+"""The audit trail for admins and auditors: filter, keyset pages, export, verify.
 
 Reading the trail is itself recorded (Annex 11 §9): every page, export and verification request.
 """

@@ -1,4 +1,4 @@
-"""The change calendar page: a week or a month of one site's calendar, or of every visible site (issue 5 item 7).
+"""The change calendar page: a week or a month of one site's calendar, or of every visible site.
 
 The decisions come from `environments.calendar` (windows, blocks, free intervals) on the rules
 `windows.site_rules()` builds; this module only lays them out by day. Queries do not grow with the

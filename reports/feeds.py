@@ -1,4 +1,4 @@
-"""The change calendar as an ICS feed per site, and the per-user feed token (issue 5 item 7).
+"""The change calendar as an ICS feed per site, and the per-user feed token.
 
 Calendar clients (Outlook, Google Calendar) subscribe to a URL and fetch it without a session, so
 the feed is authenticated by a token in the query string. Only its SHA-256 is stored; the token is

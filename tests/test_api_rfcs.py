@@ -1,4 +1,4 @@
-"""The releases and RFCs API (issue 3.9): every route answers the right status for the right
+"""The releases and RFCs API: every route answers the right status for the right
 user, a complete RFC is filed and submitted end to end, and bad input never becomes a 500."""
 
 from __future__ import annotations

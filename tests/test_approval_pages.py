@@ -1,5 +1,5 @@
 """Approval from an email link (A5), the portal's sign page, the queue, absences, the mailbox and
-the approvals API (issue 4.4, 4.8–4.10)."""
+the approvals API."""
 
 from __future__ import annotations
 

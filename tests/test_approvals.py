@@ -1,4 +1,4 @@
-"""Approval chains and electronic signatures (PRODUCT.md A1–A6, issue 4)."""
+"""Approval chains and electronic signatures (PRODUCT.md A1–A6)."""
 
 from __future__ import annotations
 
@@ -238,7 +238,7 @@ def test_a_second_signature_on_the_same_approval_is_a_conflict(managers, site_a)
     assert Signature.objects.count() == 1
 
 
-# --- Delegation (issue 4.6) ----------------------------------------------------------------------
+# --- Delegation ----------------------------------------------------------------------
 def test_delegate_signs_on_behalf_of_an_absent_approver(managers, site_a, mailoutbox):
     away, delegate = managers["itmanager_a"], managers["itmanager_b"]
     now = clock.now()
@@ -277,7 +277,7 @@ def test_delegation_ends_with_the_absence(managers, site_a):
         approve(managers["itmanager_b"], rfc, "it_manager")
 
 
-# --- Reminders and escalation (issue 4.7) ----------------------------------------------------
+# --- Reminders and escalation ----------------------------------------------------
 def test_reminder_and_escalation_are_sent_once(managers, site_a, mailoutbox):
     start = clock.now()
     with time_machine.travel(start, tick=False):

@@ -1,4 +1,4 @@
-"""The audit core: append-only, hash-chained, verifiable (issue 2.7, C1)."""
+"""The audit core: append-only, hash-chained, verifiable (C1)."""
 
 import threading
 

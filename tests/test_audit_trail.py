@@ -1,4 +1,4 @@
-"""The audit trail for admins and auditors (issue 8; C1, 21 CFR 11.10(e), Annex 11 §9–10): filters,
+"""The audit trail for admins and auditors (C1, 21 CFR 11.10(e), Annex 11 §9–10): filters,
 keyset pages stable under inserts, streaming export with formula neutralisation, verification against
 heads published outside the database, reading logged."""
 

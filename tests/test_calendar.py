@@ -1,4 +1,4 @@
-"""The plant calendar (issue 5, W1–W6): the seed rules as a table, DST in Berlin and Chicago,
+"""The plant calendar (W1–W6): the seed rules as a table, DST in Berlin and Chicago,
 property-based agreement between `check()` and `next_slots()`, emergency rules."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def local(y, m, d, hh, mm=0, tz=BERLIN) -> datetime:
     return datetime(y, m, d, hh, mm, tzinfo=tz)
 
 
-# --- The seed rules (issue 5 "Tests that must exist") -------------------------------------------
+# --- The seed rules -------------------------------------------
 SEED = [
     # (what, local start, duration, allowed, a reason that must be named)
     ("Tuesday 09:00", local(2026, 11, 10, 9), 30, True, None),

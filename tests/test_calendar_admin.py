@@ -1,4 +1,4 @@
-"""The plant calendar is edited by admins and audited with before, after and a reason (issue 5.1)."""
+"""The plant calendar is edited by admins and audited with before, after and a reason."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 5 item 7: the change calendar (week and month, per site and across sites) and its ICS feed.
+"""The change calendar (week and month, per site and across sites) and its ICS feed.
 
 The week used throughout is Mon 11 – Sun 17 May 2026: Thursday 14 May is Ascension Day in Berlin
 (plant A, DE-BE), Friday 15 May is a Friday, no quarter close is near.

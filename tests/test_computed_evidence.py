@@ -1,4 +1,4 @@
-"""Evidence computed, not claimed (issue 7): UAT refresh with masking, idempotent SQL, rehearsed rollback,
+"""Evidence computed, not claimed: UAT refresh with masking, idempotent SQL, rehearsed rollback,
 freshness, drift and the automatic rejection when DEV passed and UAT failed — on real SQLite files and,
 in CI, on real PostgreSQL databases (pg_dump/pg_restore)."""
 

@@ -67,7 +67,7 @@ def test_demo_password_from_environment(monkeypatch):
 
 
 def test_demo_plant_is_connected_and_the_open_line_takes_prod_any_time(settings):
-    """Issue 6.6: every demo environment deploys to the demo plant; OPEN's calendar never closes."""
+    """Every demo environment deploys to the demo plant; OPEN's calendar never closes."""
     from datetime import UTC, datetime
 
     from environments.calendar import check

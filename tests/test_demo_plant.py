@@ -1,4 +1,4 @@
-"""The demo plant (issue 6): the MES stand-in the deployment engine deploys to, run for real."""
+"""The demo plant: the MES stand-in the deployment engine deploys to, run for real."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The live deployment page, promotion on the RFC page and the deployments API (issue 6.7, 6.8)."""
+"""The live deployment page, promotion on the RFC page and the deployments API."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The deployment engine (issue 6, X1–X7) against the real demo plant: its HTTP server runs as a
+"""The deployment engine (X1–X7) against the real demo plant: its HTTP server runs as a
 subprocess, its database and application directory are real files, the adapters run for real.
 
 These tests call the engine in-process; tests/test_engine_workers.py runs it in real Celery workers.
@@ -320,7 +320,7 @@ def scheduled_prod(people, site, release, start):
 
 
 def prove_in_uat(people, rfc, site):
-    """Issue 7's gates from real runs: UAT refreshed from PROD, the SQL idempotent, the rollback rehearsed."""
+    """The computed-evidence gates from real runs: UAT refreshed from PROD, the SQL idempotent, the rollback rehearsed."""
     from deployments import checks
     from plant import evidence
 

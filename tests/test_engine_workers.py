@@ -1,4 +1,4 @@
-"""The engine in real Celery workers (issue 6.2): through the broker the settings name (a file
+"""The engine in real Celery workers: through the broker the settings name (a file
 system here, Redis in CI), surviving SIGKILL mid-apply, two dispatchers and a wiped broker."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The evidence pack per RFC (issue 8.4, PRODUCT.md C2, 21 CFR Part 11 §11.50): JSON and PDF,
+"""The evidence pack per RFC (PRODUCT.md C2, 21 CFR Part 11 §11.50): JSON and PDF,
 visibility like the RFC page, generation audited; the PDF checked through poppler (pdftoppm,
 pdftotext, pdffonts) and page 1 and 2 of a realistic pack saved for a human to look at."""
 

@@ -1,4 +1,4 @@
-"""Evidence (issue 3.5): checked by content, size-limited, stored under generated names, never
+"""Evidence: checked by content, size-limited, stored under generated names, never
 deleted after submission — and bad uploads leave nothing behind."""
 
 import hashlib

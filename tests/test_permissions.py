@@ -1,4 +1,4 @@
-"""One place decides who may see and do what (issue 2.5, E4, E7)."""
+"""One place decides who may see and do what (E4, E7)."""
 
 import pytest
 

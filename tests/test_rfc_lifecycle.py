@@ -1,4 +1,4 @@
-"""One state machine (issue 3.4): every allowed and refused transition, with its audit event."""
+"""One state machine: every allowed and refused transition, with its audit event."""
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -31,7 +31,7 @@ CASES = [(name, state) for name in TRANSITIONS for state in RfcState.values]
 
 
 def _book(rfc, user):
-    """A PROD slot for every target site, as the scheduling form books it (issue 5)."""
+    """A PROD slot for every target site, as the scheduling form books it."""
     from datetime import timedelta
 
     from core import clock

@@ -1,4 +1,4 @@
-"""The RFC pages (issue 3): list, filing, editing, the RFC page, evidence, UAT sign-off, actions.
+"""The RFC pages: list, filing, editing, the RFC page, evidence, UAT sign-off, actions.
 
 Behaviour through the browser's HTTP: status, database rows, audit events, headers. Query counts
 stay constant as data grows.

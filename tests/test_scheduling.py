@@ -1,4 +1,4 @@
-"""Scheduling into the plant calendar (issue 5.5, 5.6, 5.8, 5.9; W1–W6): the service, the page,
+"""Scheduling into the plant calendar (W1–W6): the service, the page,
 the API, the gate that re-checks before dispatch, emergency changes and their review."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Settings come from the environment through typed helpers that fail loudly (issue 2)."""
+"""Settings come from the environment through typed helpers that fail loudly."""
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured

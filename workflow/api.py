@@ -1,4 +1,4 @@
-"""The releases and RFCs API (issue 3.9). Every rule is in releases.services / releases.gates; the
+"""The releases and RFCs API. Every rule is in releases.services / releases.gates; the
 views only parse input, call the service and shape the answer. Refusals raised by the services
 are mapped to statuses by changecontrol.api.exception_handler (400/403/404/409/413/422)."""
 
@@ -387,7 +387,7 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        summary="Computed evidence: idempotency checks and rollback rehearsals (issue 7)",
+        summary="Computed evidence: idempotency checks and rollback rehearsals",
         request=CheckRequestSerializer,
         responses={200: CheckRunSerializer(many=True), 202: CheckRunSerializer, **ERRORS},
     )
@@ -428,7 +428,7 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return self._detail(rfc)
 
 
-# --- Deployments (issue 6.8) -----------------------------------------------------------------------
+# --- Deployments -----------------------------------------------------------------------
 @extend_schema_view(
     list=extend_schema(
         summary="Deployments of the RFCs the caller sees",

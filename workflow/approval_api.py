@@ -1,4 +1,4 @@
-"""Approvals API (issue 4.10): the caller's pending approvals; approve and reject with the password."""
+"""Approvals API: the caller's pending approvals; approve and reject with the password."""
 
 from __future__ import annotations
 

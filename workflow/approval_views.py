@@ -279,7 +279,7 @@ def cancel_absence(request, pk: int):
     return redirect("approvals:absences")
 
 
-# --- The demo mailbox (issue 4.9) -------------------------------------------------------------
+# --- The demo mailbox -------------------------------------------------------------
 _URL = re.compile(r"(https?://[^\s<>\"]+)")
 
 

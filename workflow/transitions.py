@@ -46,7 +46,7 @@ TRANSITIONS: dict[str, Transition] = {
             "start_approval", frozenset({S.SUBMITTED}), S.IN_APPROVAL, frozenset({SYSTEM}), "Start approval"
         ),
         Transition("approve", frozenset({S.IN_APPROVAL}), S.APPROVED, frozenset({SYSTEM}), "Approve"),
-        # A rejection returns the RFC to draft so the author can mend it (issue 3.4).
+        # A rejection returns the RFC to draft so the author can mend it.
         Transition(
             "reject",
             frozenset({S.SUBMITTED, S.IN_APPROVAL}),
@@ -91,7 +91,7 @@ TRANSITIONS: dict[str, Transition] = {
         Transition(
             "start_deployment", frozenset({S.SCHEDULED}), S.DEPLOYING, frozenset({SYSTEM}), "Start deployment"
         ),
-        # Its window passed before a worker could start: back to approved, to be booked again (issue 6.3).
+        # Its window passed before a worker could start: back to approved, to be booked again.
         Transition(
             "mark_missed",
             frozenset({S.SCHEDULED}),

@@ -43,7 +43,7 @@ def _refused(exc: Exception) -> tuple[int, str, list]:
 
 
 AUDITED_TYPES = ["releases.rfc", "approvals.approvalround", "approvals.approval", "approvals.signature"]
-# Scheduling has its own page with the plant calendar (issue 5); the RFC page offers the rest.
+# Scheduling has its own page with the plant calendar; the RFC page offers the rest.
 PAGE_TRANSITIONS_EXCLUDED = {"schedule"}
 
 
@@ -264,7 +264,7 @@ def _detail_context(request, rfc: Rfc) -> dict:
 
 
 def _promotion(user, rfc: Rfc, sites, deployments) -> list[dict]:
-    """DEV → UAT → PROD per site: the same artifact's latest deployment on each tier (issue 6.7)."""
+    """DEV → UAT → PROD per site: the same artifact's latest deployment on each tier."""
     from environments.models import TIER_ORDER, Environment
 
     latest = {}
@@ -291,7 +291,7 @@ LATER_GATES = {"UAT data fresh", "SQL idempotent", "Rollback rehearsed"}
 
 
 def _evidence_rows(user, rfc: Rfc, sites) -> list[dict]:
-    """Per site: UAT's latest idempotency check and rollback rehearsal for this artifact, and drift (issue 7)."""
+    """Per site: UAT's latest idempotency check and rollback rehearsal for this artifact, and drift."""
     from deployments.checks import CHECKERS, latest
     from deployments.models import CheckKind
     from environments.models import Environment
@@ -466,7 +466,7 @@ def signoff(request, uuid):
     return redirect(f"{reverse('releases:detail', args=[rfc.uuid])}#uat")
 
 
-# --- Scheduling (issue 5.6) ---------------------------------------------------------------------
+# --- Scheduling ---------------------------------------------------------------------
 def _schedule_context(request, rfc: Rfc, form: ScheduleForm) -> dict:
     site = form.site_choice()
     duration = form.duration_choice()
@@ -550,7 +550,7 @@ def rfc_schedule(request, uuid):
 @login_required
 @require_POST
 def request_check(request, uuid):
-    """Run the idempotency check or the rollback rehearsal against a copy of a site's UAT (issue 7)."""
+    """Run the idempotency check or the rollback rehearsal against a copy of a site's UAT."""
     from deployments import checks
 
     rfc = services.rfc_or_404(request.user, uuid)

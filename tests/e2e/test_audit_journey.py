@@ -1,4 +1,4 @@
-"""Issue 8 journey: an auditor filters the trail for one RFC and exports exactly that selection."""
+"""Journey: an auditor filters the trail for one RFC and exports exactly that selection."""
 
 from __future__ import annotations
 

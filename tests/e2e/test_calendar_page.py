@@ -1,4 +1,4 @@
-"""Issue 5 item 7: the release manager opens the change calendar, week and month, across sites and for BER.
+"""The release manager opens the change calendar, week and month, across sites and for BER.
 
 The clock is moved to Tuesday 4 May 2027 (Berlin): Thursday 6 May is Ascension Day there, Friday
 is blocked, and the demo's PROD deployments below land in the same week.

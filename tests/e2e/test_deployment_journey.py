@@ -1,4 +1,4 @@
-"""Issue 6 journey: a release manager schedules the demo's good release on the always-open demo line
+"""Journey: a release manager schedules the demo's good release on the always-open demo line
 and watches it deploy; then the bad one, and watches it fail its smoke test and roll back by itself.
 Real parts: the demo plant's HTTP server, a Celery worker and beat, the browser."""
 
@@ -59,7 +59,7 @@ def test_watch_a_good_release_deploy_and_a_bad_one_roll_back(page, plant_portal,
     fast = {"DEPLOYMENT_DISPATCH_SECONDS": "1"}
     with celery_worker("deployer", extra_env=fast) as worker, celery_beat(tmp_path, extra_env=fast):
         login(page, plant_portal, "releasemgr", demo_password())
-        # Issue 7's evidence, computed by the demo from real runs, on the RFC and the UAT page.
+        # The computed evidence, computed by the demo from real runs, on the RFC and the UAT page.
         good_rfc = Rfc.objects.get(title="Label layout v2 on the demo line")
         page.goto(f"{plant_portal}/rfcs/{good_rfc.uuid}/")
         evidence = page.get_by_test_id("computed-evidence")

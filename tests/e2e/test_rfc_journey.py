@@ -1,4 +1,4 @@
-"""The main journey of issues 3 and 4, in a real browser against a live portal and a real worker.
+"""The main journey, in a real browser against a live portal and a real worker.
 
 A developer records a release and files a feature (minor) RFC with evidence (R1–R5), is refused
 submission while UAT is not signed off (C5), a key user signs off UAT with a file (R6, R9), the

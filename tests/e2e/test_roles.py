@@ -1,4 +1,4 @@
-"""Issue 2: each demo user logs in and sees the navigation of their role, the portal version and
+"""Each demo user logs in and sees the navigation of their role, the portal version and
 their own name; logging out leads back to the login page. A wrong password logs nobody in."""
 
 from __future__ import annotations

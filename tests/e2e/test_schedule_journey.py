@@ -1,4 +1,4 @@
-"""Issue 5 journey: a release manager schedules the demo's approved RFC with the slot picker after
+"""Journey: a release manager schedules the demo's approved RFC with the slot picker after
 the portal refused a Friday start and listed every reason (W1–W5)."""
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ SITES = [
         "subdivision": "IL",
         "versions": {Tier.DEV: "2.4.0", Tier.UAT: "2.3.1", Tier.PROD: "2.3.1"},
     },
-    # Open around the clock (issue 6.6): the PROD flow can be shown on any day, at any hour.
+    # Open around the clock: the PROD flow can be shown on any day, at any hour.
     {
         "code": "OPEN",
         "name": "Demo line (open calendar)",
@@ -219,7 +219,7 @@ LAYOUT_UNDO = "DROP TABLE IF EXISTS label_layouts;"
 
 
 def _masking_and_refresh() -> None:
-    """UAT refreshed from PROD with the operators' names masked (issue 7), so the freshness gate has a real run."""
+    """UAT refreshed from PROD with the operators' names masked, so the freshness gate has a real run."""
     from environments.models import MaskingRule
     from plant import evidence
 
@@ -235,7 +235,7 @@ def _masking_and_refresh() -> None:
 
 
 def _computed_evidence() -> None:
-    """The approved demo RFCs carry real idempotency checks and rollback rehearsals (issue 7)."""
+    """The approved demo RFCs carry real idempotency checks and rollback rehearsals."""
     from deployments import checks
     from deployments.models import CheckKind, CheckRun
     from plant.plantdb import has_database
