@@ -27,6 +27,7 @@ from approvals.models import (
     ApprovalState,
     ApprovalStep,
     Decision,
+    EmailLink,
     PolicyStep,
     RoundPurpose,
     RoundState,
@@ -336,7 +337,52 @@ def verify_password(user, password: str, approval: Approval, decision: str, via:
             reason="wrong password",
             after={"decision": decision, "via": via},
         )
-        raise PermissionDenied("The password is not correct: the signature was not recorded.")
+        raise WrongPassword("The password is not correct: the signature was not recorded.")
+
+
+class WrongPassword(PermissionDenied):
+    """The signer's password did not match (shown on the password field, not as a lack of rights)."""
+
+
+# --- Email links (A5): one approver, one use, an expiry, the content they were sent -----------------
+def find_link(token_digest: str) -> EmailLink | None:
+    return (
+        EmailLink.objects.select_related(
+            "user",
+            "approval",
+            "approval__rfc",
+            "approval__rfc__release",
+            "approval__rfc__author",
+            "approval__site",
+            "approval__step",
+            "approval__step__round",
+        )
+        .filter(token_hash=token_digest)
+        .first()
+    )
+
+
+def link_problem(link: EmailLink | None, user) -> str | None:
+    """Why a link cannot be used by `user` now (None: it can)."""
+    if link is None:
+        return "unknown"
+    if link.used_at is not None:
+        return "used"
+    if link.expires_at <= clock.now():
+        return "expired"
+    if link.approval.state != ApprovalState.PENDING:
+        return "decided"
+    if content_hash(link.approval.rfc) != link.content_hash:
+        return "stale"
+    if user.is_authenticated and user.pk != link.user_id:
+        return "other_user"
+    return None
+
+
+def claim_link(link: EmailLink) -> None:
+    """Mark the link used, once, whoever asks first (inside the signing transaction)."""
+    if not EmailLink.objects.filter(pk=link.pk, used_at__isnull=True).update(used_at=clock.now()):
+        raise StateConflict("This link has been used already.")
 
 
 def sign_verified(

@@ -367,18 +367,38 @@ def add_evidence(
     return evidence
 
 
+def evidence_deletion_refusal(user, rfc: Rfc, evidence: Evidence, *, in_signoff: bool | None = None):
+    """Why `user` may not delete `evidence` now, as the exception the service raises (None: they may).
+
+    Only before the RFC was ever submitted; after that evidence is superseded, never deleted.
+    `in_signoff` saves a query when the caller has the sign-offs' evidence at hand.
+    """
+    if rfc.state not in EDITABLE_STATES:
+        return StateConflict(
+            f"{rfc.number} is {rfc.get_state_display().lower()}; evidence is removed only in draft."
+        )
+    if rfc.submitted_at is not None:
+        return StateConflict(
+            "This RFC has been submitted before: supersede the evidence instead of deleting it."
+        )
+    if user.pk not in (rfc.author_id, evidence.uploaded_by_id):
+        return PermissionDenied("Only the author or the uploader removes evidence.")
+    if in_signoff if in_signoff is not None else evidence.signoffs.exists():
+        return StateConflict("This file belongs to a UAT sign-off.")
+    return None
+
+
+def may_delete_evidence(user, rfc: Rfc, evidence: Evidence, *, in_signoff: bool | None = None) -> bool:
+    return evidence_deletion_refusal(user, rfc, evidence, in_signoff=in_signoff) is None
+
+
 def delete_evidence(user, evidence: Evidence) -> None:
     """Only before the RFC was ever submitted; after that evidence is superseded, never deleted."""
     with transaction.atomic():
         locked = _lock_draft(evidence.rfc, "evidence is removed")
-        if locked.submitted_at is not None:
-            raise StateConflict(
-                "This RFC has been submitted before: supersede the evidence instead of deleting it."
-            )
-        if user.pk not in (locked.author_id, evidence.uploaded_by_id):
-            raise PermissionDenied("Only the author or the uploader removes evidence.")
-        if evidence.signoffs.exists():
-            raise StateConflict("This file belongs to a UAT sign-off.")
+        refused = evidence_deletion_refusal(user, locked, evidence)
+        if refused is not None:
+            raise refused
         record(
             "releases.evidence.deleted",
             locked,

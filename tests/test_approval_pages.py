@@ -241,3 +241,23 @@ def test_api_pending_approve_and_reject(people, requested):
     again = api.post(f"/api/v1/approvals/{approval_id}/approve/", {"password": PASSWORD}, format="json")
     assert again.status_code == 409
     assert Rfc.objects.get(pk=rfc.pk).state == RfcState.APPROVED
+
+
+def test_separation_of_duties_is_a_403_said_as_such_not_a_password_error(people, site_a):
+    """A6/R9: the UAT signer cannot approve. The page says why, with the right status; the password
+    field carries no error because the password was right."""
+    both = make_user("keyit", Role.KEY_USER, Role.IT_MANAGER)
+    rfc = factories.ready_rfc(people["dev"], both, site_a)
+    wf.submit(people["dev"], rfc)
+    approval = Approval.objects.get(rfc=rfc, state=ApprovalState.PENDING)
+    response = client_for(both).post(
+        f"/approvals/{approval.pk}/", {"decision": "approve", "password": PASSWORD}
+    )
+    page = response.content.decode()
+    assert response.status_code == 403
+    assert "separation of duties" in page and 'class="errorbox"' in page
+    assert 'class="field has-error"><label for="id_password"' not in page
+    assert not Signature.objects.filter(rfc=rfc).exists()
+    wrong = client_for(both).post(f"/approvals/{approval.pk}/", {"decision": "approve", "password": "nope"})
+    assert wrong.status_code == 403
+    assert 'class="field has-error"><label for="id_password"' in wrong.content.decode()

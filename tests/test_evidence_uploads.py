@@ -224,3 +224,29 @@ def test_artifact_checksum_given_with_an_upload_must_match(cast, media):
 def test_malformed_impacts_are_refused(cast, site_a, impacts, message):
     with pytest.raises(ValidationError, match=message):
         factories.rfc(cast["dev"], site_a, impacts=impacts)
+
+
+def test_the_page_offers_remove_exactly_where_the_service_allows_it(cast, draft, site_a):
+    """The RFC page asks the service's own rule (R6): the uploader or the author, a draft never
+    submitted, and never a file that belongs to a UAT sign-off."""
+    from tests.conftest import client_for
+
+    own = wf.add_evidence(cast["tester"], draft, factories.log("tester.log"), "log")
+    authors = wf.add_evidence(cast["dev"], draft, factories.log("author.log"), "log")
+    services.sign_off_uat(cast["tester"], draft, site_a, "All fine.", [factories.png("signed.png")])
+    signed = Evidence.objects.get(rfc=draft, original_name="signed.png")
+
+    def offered(user) -> set[str]:
+        page = client_for(user).get(f"/rfcs/{draft.uuid}/").content.decode()
+        return {e.original_name for e in (own, authors, signed) if f"evidence/{e.uuid}/delete/" in page}
+
+    assert offered(cast["tester"]) == {"tester.log"}
+    assert offered(cast["dev"]) == {"tester.log", "author.log"}
+    for evidence in (own, authors, signed):
+        for user in (cast["tester"], cast["dev"]):
+            allowed = services.may_delete_evidence(user, draft, evidence)
+            assert allowed == (evidence.original_name in offered(user))
+    with pytest.raises(StateConflict):
+        wf.delete_evidence(cast["tester"], signed)
+    with pytest.raises(PermissionDenied):
+        wf.delete_evidence(cast["tester"], authors)

@@ -16,7 +16,6 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -26,10 +25,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from approvals import services
 from approvals.mail import token_hash
-from approvals.models import Absence, Approval, ApprovalState, EmailLink
+from approvals.models import Absence, Approval, EmailLink
 from audit.services import record
-from core import clock
 from core.errors import StateConflict
+from core.refusals import REFUSED, refusal
 from environments import access
 from releases import gates
 from workflow import services as wf
@@ -85,32 +84,17 @@ def _decide(request, approval: Approval, via: str, link: EmailLink | None = None
         decision = request.POST.get("decision", "")
         reason = request.POST.get("reason", "")
         try:
-            services.check_decision(decision, reason)
-            services.verify_password(request.user, request.POST.get("password", ""), approval, decision, via)
-            with transaction.atomic():
-                if link is not None:
-                    claimed = EmailLink.objects.filter(pk=link.pk, used_at__isnull=True).update(
-                        used_at=clock.now()
-                    )
-                    if not claimed:
-                        raise StateConflict("This link has been used already.")
-                signature = wf.sign_verified(
-                    request.user,
-                    approval,
-                    decision,
-                    reason,
-                    via=via,
-                    expected_hash=link.content_hash if link else None,
-                )
+            signature = wf.sign_on_page(
+                request.user, approval, decision, request.POST.get("password", ""), reason, via=via, link=link
+            )
         except ValidationError as exc:
             context["errors"] = _errors(exc)
             status = 400
-        except PermissionDenied as exc:
-            context["errors"] = {"password": [str(exc)]}
-            status = 403
-        except StateConflict as exc:
-            context["errors"] = {"general": [str(exc)]}
-            status = 409
+        except REFUSED as exc:
+            refused = refusal(exc)
+            field = "password" if isinstance(exc, services.WrongPassword) else "general"
+            context["errors"] = {field: [refused.message]}
+            status = refused.status
         else:
             messages.success(
                 request, f"{approval.rfc.number}: {signature.meaning}. Your signature is recorded."
@@ -158,39 +142,10 @@ LINK_PROBLEMS = {
 }
 
 
-def _link_problem(link: EmailLink | None, user) -> str | None:
-    if link is None:
-        return "unknown"
-    if link.used_at is not None:
-        return "used"
-    if link.expires_at <= clock.now():
-        return "expired"
-    if link.approval.state != ApprovalState.PENDING:
-        return "decided"
-    if services.content_hash(link.approval.rfc) != link.content_hash:
-        return "stale"
-    if user.is_authenticated and user.pk != link.user_id:
-        return "other_user"
-    return None
-
-
 @require_http_methods(["GET", "HEAD", "POST"])
 def link(request, token: str):
-    found = (
-        EmailLink.objects.select_related(
-            "user",
-            "approval",
-            "approval__rfc",
-            "approval__rfc__release",
-            "approval__rfc__author",
-            "approval__site",
-            "approval__step",
-            "approval__step__round",
-        )
-        .filter(token_hash=token_hash(token))
-        .first()
-    )
-    problem = _link_problem(found, request.user)
+    found = services.find_link(token_hash(token))
+    problem = services.link_problem(found, request.user)
     if problem:
         status, title, detail = LINK_PROBLEMS[problem]
         owner = found.user.get_username() if found else ""

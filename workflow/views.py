@@ -216,6 +216,10 @@ def _detail_context(request, rfc: Rfc) -> dict:
         "submit" if rfc.state in (RfcState.DRAFT, RfcState.SUBMITTED, RfcState.IN_APPROVAL) else "schedule"
     )
     evidence = list(rfc.evidence.all())
+    in_signoffs = {e.pk for signoff in rfc.signoffs.all() for e in signoff.evidence.all()}
+    current_evidence = [e for e in evidence if e.superseded_by_id is None]
+    for e in current_evidence:
+        e.deletable = services.may_delete_evidence(user, rfc, e, in_signoff=e.pk in in_signoffs)
     may_add_evidence = is_draft and services.may_add_evidence(user, rfc)
     signoff_sites = [site for site in sites if is_draft and services.may_sign_off(user, rfc, site)]
     my_approvals = set(approvals.approvals_for(user).filter(rfc=rfc).values_list("pk", flat=True))
@@ -234,7 +238,7 @@ def _detail_context(request, rfc: Rfc) -> dict:
             g for g in gates.evaluate(rfc, "deploy") if stage == "submit" and g.name in LATER_GATES
         ],
         "evidence_rows": _evidence_rows(user, rfc, sites),
-        "current_evidence": [e for e in evidence if e.superseded_by_id is None],
+        "current_evidence": current_evidence,
         "superseded_evidence": [e for e in evidence if e.superseded_by_id is not None],
         "signoffs": list(rfc.signoffs.all()),
         "rounds": approvals.rounds_of(rfc),
