@@ -17,7 +17,7 @@ def _logged_in(sender, request, user, **kwargs):
 @receiver(user_logged_out, dispatch_uid="audit-logout")
 def _logged_out(sender, request, user, **kwargs):
     if user is not None:
-        record("accounts.logout", actor=user, object_type="auth.user", object_id=str(user.pk))
+        record("accounts.logged_out", actor=user, object_type="auth.user", object_id=str(user.pk))
 
 
 @receiver(user_login_failed, dispatch_uid="audit-login-failed")

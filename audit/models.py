@@ -44,6 +44,13 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"#{self.seq} {self.action} {self.object_type}:{self.object_id}"
 
+    @property
+    def action_name(self) -> str:
+        """The action as it reads today (audit/actions.py), whatever spelling the row was written with."""
+        from audit.actions import canonical
+
+        return canonical(self.action)
+
 
 class ChainHead(models.Model):
     """One row that every writer locks, so concurrent writers append one after another and the

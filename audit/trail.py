@@ -17,6 +17,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_date
 
+from audit import actions
 from audit.models import AuditEvent
 from core import clock
 
@@ -82,7 +83,7 @@ class Filters:
         if self.actor:
             queryset = queryset.filter(actor_name=self.actor)
         if self.action:
-            queryset = queryset.filter(action__startswith=self.action)
+            queryset = queryset.filter(actions.starting_with(self.action))
         if self.object:
             queryset = queryset.filter(object_id=self.object)
         if self.site:

@@ -170,7 +170,7 @@ def test_a_complete_rfc_filed_and_submitted_through_the_api(client, cast, site_a
     assert submitted.status_code == 200, submitted.content
     assert submitted.json()["state"] == "submitted"
     assert Rfc.objects.get(uuid=rfc["uuid"]).state == RfcState.SUBMITTED
-    event = AuditEvent.objects.get(action="releases.rfc.submit")
+    event = AuditEvent.objects.get(action="releases.rfc.submitted")
     assert event.object_id == rfc["number"] and event.actor_name == "dev"
 
     # Content is frozen after submission: 409, nothing changes.
@@ -191,7 +191,7 @@ def test_incomplete_rfc_submit_is_422_naming_the_gate(dev, draft):
     assert [g["name"] for g in body["failed"]] == ["UAT sign-off"]
     assert body["failed"][0]["passed"] is False and body["failed"][0]["reason"]
     assert Rfc.objects.get(pk=draft.pk).state == RfcState.DRAFT
-    assert not AuditEvent.objects.filter(action="releases.rfc.submit").exists()
+    assert not AuditEvent.objects.filter(action="releases.rfc.submitted").exists()
 
 
 def test_major_rfc_without_downtime_is_refused_with_the_fields(cast, dev, site_a):
@@ -334,7 +334,7 @@ def test_transitions_through_the_api(cast, dev, ready):
         f"{url}transition/", {"name": "cancel", "reason": "Dropped"}, format="json"
     )
     assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
-    assert AuditEvent.objects.get(action="releases.rfc.cancel").reason == "Dropped"
+    assert AuditEvent.objects.get(action="releases.rfc.cancelled").reason == "Dropped"
     assert_error(dev.post(f"{url}submit/"), 409)
 
 

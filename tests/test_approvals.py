@@ -141,7 +141,7 @@ def test_minor_rfc_goes_through_two_signatures(managers, site_a, mailoutbox):
     assert gate.passed, gate.reason
     actions = list(AuditEvent.objects.filter(object_id=rfc.number).values_list("action", flat=True))
     assert actions.count("approvals.signature.approved") == 2
-    assert "releases.rfc.approve" in actions
+    assert "releases.rfc.approved" in actions
 
 
 def test_wrong_password_records_nothing_but_the_refusal(managers, site_a):

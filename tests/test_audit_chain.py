@@ -79,7 +79,7 @@ def test_logins_logouts_and_failures_are_recorded(client, cast):
     assert actions == [
         ("accounts.login.failed", "dev"),
         ("accounts.login.succeeded", "dev"),
-        ("accounts.logout", "dev"),
+        ("accounts.logged_out", "dev"),
     ]
     failed = AuditEvent.objects.get(action="accounts.login.failed")
     assert "wrong" not in str(failed.after) and failed.actor_id is None

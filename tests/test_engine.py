@@ -415,6 +415,6 @@ def test_passed_in_dev_failed_in_uat_rejects_the_rfc_pointing_at_the_drift(cast,
         engine.run(scheduling.deploy_now(cast["dev"], rfc, env_of(site_a, tier)).pk, owner="w")
     rfc.refresh_from_db()
     assert rfc.state == RfcState.REJECTED
-    event = AuditEvent.objects.get(action="releases.rfc.reject_final", object_id=rfc.number)
+    event = AuditEvent.objects.get(action="releases.rfc.finally_rejected", object_id=rfc.number)
     assert event.reason.startswith("Succeeded in DEV, failed in UAT")
     assert "Drift between DEV and UAT: release version: DEV 2.4.1, UAT 1.0.0" in event.reason

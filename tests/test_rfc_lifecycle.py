@@ -62,7 +62,7 @@ def test_every_transition_from_every_state(cast, draft, name, state):
         result = wf.transition(actor, draft, name, reason="because")
         assert result.state == spec.target
         assert Rfc.objects.get(pk=draft.pk).state == spec.target
-        event = AuditEvent.objects.filter(action=f"releases.rfc.{name}").latest("seq")
+        event = AuditEvent.objects.filter(action=spec.event).latest("seq")
         assert event.seq > events_before
         assert event.before == {"state": state} and event.after["state"] == spec.target
         assert event.object_id == draft.number
@@ -121,13 +121,13 @@ def test_submit_refused_naming_the_failing_gate(cast, site_a):
     assert refused.value.rule == "UAT sign-off"
     assert "UAT sign-off" in str(refused.value)
     assert Rfc.objects.get(pk=incomplete.pk).state == RfcState.DRAFT
-    assert not AuditEvent.objects.filter(action="releases.rfc.submit").exists()
+    assert not AuditEvent.objects.filter(action="releases.rfc.submitted").exists()
 
 
 def test_submission_records_class_and_time(cast, draft):
     submitted = wf.submit(cast["dev"], draft)
     assert submitted.submitted_at is not None and submitted.change_class == "patch"
-    assert AuditEvent.objects.get(action="releases.rfc.submit").after == {
+    assert AuditEvent.objects.get(action="releases.rfc.submitted").after == {
         "state": "submitted",
         "change_class": "patch",
     }
@@ -157,7 +157,7 @@ def test_rejection_returns_to_draft(cast, draft):
     rejected = wf.transition(None, draft, "reject", reason="Rollback plan does not cover labels")
     assert rejected.state == RfcState.DRAFT
     assert (
-        AuditEvent.objects.get(action="releases.rfc.reject").reason == "Rollback plan does not cover labels"
+        AuditEvent.objects.get(action="releases.rfc.rejected").reason == "Rollback plan does not cover labels"
     )
 
 
@@ -171,3 +171,25 @@ def test_numbers_are_readable_and_sequential(cast, site_a):
 def test_an_unknown_transition_is_a_clear_error(cast, draft):
     with pytest.raises(ValidationError, match="no transition 'teleport'"):
         wf.transition(cast["dev"], draft, "teleport")
+
+
+def test_every_transition_writes_a_past_tense_action_and_old_names_still_read(cast, draft):
+    """C1: one tense for audit actions; events written under v0.6.0's names read as today's."""
+    from audit import actions
+    from audit.services import record
+
+    for name, spec in TRANSITIONS.items():
+        assert spec.event != f"releases.rfc.{name}", f"{name} has no past-tense action name"
+        words = spec.event.rsplit(".", 1)[1].split("_")
+        assert any(word.endswith(("ed", "wn")) for word in words), spec.event
+    record("releases.rfc.cancel", draft, actor=cast["dev"], reason="written by v0.6.0")
+    wf.transition(cast["dev"], draft, "cancel", reason="Not needed")
+    old, new = AuditEvent.objects.filter(
+        object_id=draft.number, reason__in=["written by v0.6.0", "Not needed"]
+    ).order_by("seq")
+    assert (old.action, new.action) == ("releases.rfc.cancel", "releases.rfc.cancelled")
+    assert old.action_name == new.action_name == "releases.rfc.cancelled"
+    for prefix in ("releases.rfc.cancelled", "releases.rfc.canc", "releases.rfc"):
+        found = set(AuditEvent.objects.filter(actions.starting_with(prefix)).values_list("pk", flat=True))
+        assert {old.pk, new.pk} <= found, prefix
+    assert not AuditEvent.objects.filter(actions.starting_with("releases.rfc.closed"), pk=old.pk).exists()

@@ -163,7 +163,7 @@ def test_submit_opens_the_chain_and_the_page_shows_it(cast, site_a):
     assert ApprovalRound.objects.filter(rfc=rfc, state="open").count() == 1
     page = client.get(detail_url(rfc)).content.decode()
     assert 'data-testid="approval-chain"' in page and "IT Manager" in page
-    assert "releases.rfc.submit" in page  # the timeline
+    assert "releases.rfc.submitted" in page  # the timeline
 
 
 def test_withdraw_needs_a_reason(cast, site_a):

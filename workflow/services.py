@@ -99,7 +99,7 @@ def transition(user, rfc: Rfc, name: str, reason: str = "", data: dict | None = 
         current.state = spec.target
         current.save(update_fields=["state", "change_class", "submitted_at", "updated_at"])
         record(
-            f"releases.rfc.{name}",
+            spec.event,
             current,
             actor=user,
             actor_name=None if user else "system",

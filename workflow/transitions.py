@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from audit.actions import canonical
 from core.roles import Role
 from releases.states import BEFORE_DEPLOYMENT, RfcState
 from workflow import effects
@@ -34,6 +35,11 @@ class Transition:
     allowed: frozenset[str]  # roles at the RFC's sites, AUTHOR or SYSTEM
     label: str
     needs_reason: bool = False
+
+    @property
+    def event(self) -> str:
+        """The audit action it writes, in the past tense (audit/actions.py)."""
+        return canonical(f"releases.rfc.{self.name}")
 
 
 TRANSITIONS: dict[str, Transition] = {

@@ -63,7 +63,7 @@ def test_signing_and_withdrawing_concurrently_never_deadlock_or_lose_an_update(p
         signatures = Signature.objects.filter(rfc=rfc).count()
         actions = list(
             AuditEvent.objects.filter(
-                object_id=rfc.number, action__in=["releases.rfc.approve", "releases.rfc.withdraw"]
+                object_id=rfc.number, action__in=["releases.rfc.approved", "releases.rfc.withdrawn"]
             )
             .order_by("seq")
             .values_list("action", flat=True)
@@ -71,10 +71,10 @@ def test_signing_and_withdrawing_concurrently_never_deadlock_or_lose_an_update(p
         if isinstance(results["sign"], Signature):
             orders.append("sign first")
             assert signatures == 1 and rnd.state == RoundState.APPROVED
-            assert actions == ["releases.rfc.approve", "releases.rfc.withdraw"]
+            assert actions == ["releases.rfc.approved", "releases.rfc.withdrawn"]
         else:
             orders.append("withdraw first")
             assert signatures == 0 and rnd.state == RoundState.WITHDRAWN
-            assert actions == ["releases.rfc.withdraw"]
+            assert actions == ["releases.rfc.withdrawn"]
             assert Approval.objects.get(pk=approval.pk).state == ApprovalState.CLOSED
     assert len(orders) == ROUNDS

@@ -1,0 +1,41 @@
+"""Action names that changed over time. Events are never rewritten (the chain hashes the name they
+were written with), so the old spelling stays in the row and reads as the current one (C1).
+
+Action names are past tense: `releases.rfc.submitted`, `accounts.logged_out`.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Q
+
+# Written by v0.6.0 and earlier → the name written since.
+RENAMED: dict[str, str] = {
+    "releases.rfc.submit": "releases.rfc.submitted",
+    "releases.rfc.start_approval": "releases.rfc.approval_started",
+    "releases.rfc.approve": "releases.rfc.approved",
+    "releases.rfc.reject": "releases.rfc.rejected",
+    "releases.rfc.reject_final": "releases.rfc.finally_rejected",
+    "releases.rfc.withdraw": "releases.rfc.withdrawn",
+    "releases.rfc.schedule": "releases.rfc.scheduled",
+    "releases.rfc.unschedule": "releases.rfc.unscheduled",
+    "releases.rfc.start_deployment": "releases.rfc.deployment_started",
+    "releases.rfc.mark_missed": "releases.rfc.window_missed",
+    "releases.rfc.mark_deployed": "releases.rfc.deployed",
+    "releases.rfc.mark_rolled_back": "releases.rfc.rolled_back",
+    "releases.rfc.mark_failed": "releases.rfc.failed",
+    "releases.rfc.close": "releases.rfc.closed",
+    "releases.rfc.cancel": "releases.rfc.cancelled",
+    "accounts.logout": "accounts.logged_out",
+}
+
+
+def canonical(action: str) -> str:
+    """The name an event reads under today."""
+    return RENAMED.get(action, action)
+
+
+def starting_with(prefix: str) -> Q:
+    """Events whose (current) action name starts with `prefix`, whichever spelling they were written with."""
+    old = [before for before, after in RENAMED.items() if after.startswith(prefix)]
+    query = Q(action__startswith=prefix)
+    return query | Q(action__in=old) if old else query
