@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from releases.versioning import ChangeClass, VersionRefused
+from releases.versioning import ChangeClass, VersionRefused, major_change_gaps
 
 
 @dataclass(frozen=True)
@@ -96,13 +96,10 @@ def downtime_matches_class(rfc) -> Gate:
         change_class = classify_rfc(rfc.release, [i.site for i in rfc.impacts.all()])
     except VersionRefused as exc:
         return Gate("Downtime matches class", False, str(exc))
+    gaps = major_change_gaps(change_class, rfc.estimated_downtime_minutes, rfc.retraining_note)
+    if gaps:
+        return Gate("Downtime matches class", False, " ".join(gaps.values()))
     if change_class == ChangeClass.MAJOR:
-        if rfc.estimated_downtime_minutes <= 0:
-            return Gate(
-                "Downtime matches class", False, "A major change needs an estimated downtime above zero."
-            )
-        if not rfc.retraining_note.strip():
-            return Gate("Downtime matches class", False, "A major change needs an operator-retraining note.")
         return Gate(
             "Downtime matches class",
             True,

@@ -19,7 +19,7 @@ from environments.models import Environment, Site, Tier
 from plant import uploads
 from releases.models import Evidence, EvidenceKind, Impact, Release, Rfc, RfcCounter, UatSignoff
 from releases.states import EDITABLE_STATES
-from releases.versioning import ChangeClass, VersionRefused, classify, highest
+from releases.versioning import ChangeClass, VersionRefused, classify, highest, major_change_gaps
 
 FILERS = frozenset({Role.DEVELOPER, Role.RELEASE_MANAGER, Role.ADMIN})
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -201,16 +201,9 @@ def _apply_class(rfc: Rfc, sites: list[Site]) -> None:
         raise ValidationError(
             {"emergency_reason": "An emergency change says why it cannot wait for a window (W6)."}
         )
-    if rfc.change_class == ChangeClass.MAJOR:
-        errors = {}
-        if rfc.estimated_downtime_minutes <= 0:
-            errors["estimated_downtime_minutes"] = (
-                "A major change means downtime: estimate it (minutes above 0)."
-            )
-        if not rfc.retraining_note.strip():
-            errors["retraining_note"] = "A major change needs operators retrained: say how."
-        if errors:
-            raise ValidationError(errors)
+    gaps = major_change_gaps(rfc.change_class, rfc.estimated_downtime_minutes, rfc.retraining_note)
+    if gaps:
+        raise ValidationError(gaps)
 
 
 RFC_FIELDS = (

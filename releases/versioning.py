@@ -48,3 +48,17 @@ def classify(new: str, current: str | None) -> ChangeClass:
 def highest(classes) -> ChangeClass | None:
     classes = list(classes)
     return max(classes, key=CLASS_RANK.__getitem__) if classes else None
+
+
+def major_change_gaps(change_class: str, downtime_minutes: int, retraining_note: str) -> dict[str, str]:
+    """What a major change still lacks (R5): estimated downtime above zero and an operator-retraining
+    note. Field name → message; empty when nothing is missing or the change is not major. The RFC
+    form and the "Downtime matches class" gate both ask this."""
+    if change_class != ChangeClass.MAJOR:
+        return {}
+    gaps = {}
+    if downtime_minutes <= 0:
+        gaps["estimated_downtime_minutes"] = "A major change means downtime: estimate it (minutes above 0)."
+    if not retraining_note.strip():
+        gaps["retraining_note"] = "A major change needs operators retrained: say how."
+    return gaps

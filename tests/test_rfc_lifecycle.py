@@ -193,3 +193,24 @@ def test_every_transition_writes_a_past_tense_action_and_old_names_still_read(ca
         found = set(AuditEvent.objects.filter(actions.starting_with(prefix)).values_list("pk", flat=True))
         assert {old.pk, new.pk} <= found, prefix
     assert not AuditEvent.objects.filter(actions.starting_with("releases.rfc.closed"), pk=old.pk).exists()
+
+
+def test_the_form_and_the_gate_ask_the_same_major_change_rule(cast, site_a):
+    """R5: one rule for a major change (downtime above zero, retraining planned) on the form and the gate."""
+    from releases import gates
+    from releases.versioning import major_change_gaps
+
+    major = factories.rfc(
+        cast["dev"], site_a, version="2.0.0", estimated_downtime_minutes=30, retraining_note="Shift briefing"
+    )
+    gate = next(g for g in gates.evaluate(major) if g.name == "Downtime matches class")
+    assert gate.passed
+    Rfc.objects.filter(pk=major.pk).update(retraining_note=" ", estimated_downtime_minutes=0)
+    gaps = major_change_gaps("major", 0, " ")
+    assert set(gaps) == {"estimated_downtime_minutes", "retraining_note"}
+    gate = next(g for g in gates.evaluate(major) if g.name == "Downtime matches class")
+    assert not gate.passed and gate.reason == " ".join(gaps.values())
+    with pytest.raises(ValidationError) as refused:
+        wf.update_rfc(cast["dev"], Rfc.objects.get(pk=major.pk), title="Still major")
+    assert refused.value.message_dict == {key: [text] for key, text in gaps.items()}
+    assert major_change_gaps("minor", 0, "") == {}
