@@ -304,7 +304,11 @@ def check(
     if not emergency:
         reasons.extend(_window_reasons(rules, start, end, duration_minutes))
     seen = set()
-    for block in blocks_between(rules, start, end, emergency=emergency, handover_override=handover_override):
+    # A zero-length need still occupies its start instant: at the first minute of a holiday it is blocked.
+    occupied_end = end if end > start else start + timedelta(microseconds=1)
+    for block in blocks_between(
+        rules, start, occupied_end, emergency=emergency, handover_override=handover_override
+    ):
         if block.reason not in seen:
             seen.add(block.reason)
             reasons.append(block.reason)

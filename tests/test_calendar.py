@@ -315,3 +315,25 @@ def test_database_rules_include_site_and_global_freezes(site_a, site_b):
     assert check(rules_for(prod_a), local(2026, 11, 10, 9), 30).reasons == ["freeze: Line 2 rebuild"]
     assert check(rules_for(prod_b), local(2026, 11, 10, 9, tz=CHICAGO), 30).allowed
     assert check(rules_for(prod_a), local(2026, 11, 17, 9), 30).reasons == ["freeze: Group audit"]
+
+
+def test_a_zero_length_need_at_the_first_minute_of_a_holiday_is_blocked():
+    """W4: found by the property test above. Chicago, a window Thursdays 00:00–00:30, German holidays:
+    New Year's Day 00:00 local is inside the holiday even when nothing is deployed for a minute."""
+    rules = calendar.Rules(
+        timezone="America/Chicago",
+        enforced=True,
+        windows=(calendar.Window(weekday=3, start=time(0, 0), end=time(0, 30)),),
+        handovers=(),
+        block_fridays=False,
+        quarter_close_days=0,
+        freezes=(),
+        holiday_country="DE",
+        holiday_subdivision="",
+        smoke_test_minutes=0,
+        rollback_budget_minutes=0,
+    )
+    new_year = datetime(2026, 1, 1, 6, 0, tzinfo=UTC)  # 00:00 in Chicago, a Thursday
+    decision = check(rules, new_year, 0)
+    assert not decision.allowed and any("holiday" in reason.lower() for reason in decision.reasons)
+    assert check(rules, new_year + timedelta(days=7), 0).allowed  # the Thursday after is an ordinary one
