@@ -124,7 +124,7 @@ def get_visible_or_404(queryset: QuerySet, user, site_field: str = "site", **loo
 
 # --- Actions on an environment, by tier (E2, E3, E4, E7) -----------------------------------
 # Developers never hold a PROD action: changes reach PROD through the automated deployment or a
-# system admin (E4). tests/test_permissions.py asserts this table.
+# system admin (E4). tests/environments/test_permissions.py asserts this table.
 DEV, UAT, PROD = "DEV", "UAT", "PROD"
 ENVIRONMENT_ACTIONS: dict[str, dict[str, frozenset[Role]]] = {
     # edit the environment's record: purpose, policies, SLA, smoke settings

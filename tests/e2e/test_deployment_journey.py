@@ -17,8 +17,8 @@ from demo_plant.layout import ensure_environment
 from deployments.models import Deployment
 from environments.models import Environment
 from releases.models import Rfc
+from tests.demo_plant_server import running_plant
 from tests.e2e.conftest import demo_password, login, screenshot
-from tests.plant import running_plant
 from tests.workers import celery_beat, celery_worker
 
 pytestmark = pytest.mark.browser

@@ -203,7 +203,7 @@ def test_every_outcome_through_a_real_worker(cast, site_a, site_b, quick, tmp_pa
     from demo_plant.artifacts import build
     from demo_plant.layout import ensure_environment
     from demo_plant.portal import pipeline
-    from tests.plant import running_plant
+    from tests.demo_plant_server import running_plant
 
     root = tmp_path / "plant"
     built = build(tmp_path / "artifacts")

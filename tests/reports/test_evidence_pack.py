@@ -29,7 +29,7 @@ from tests.conftest import client_for
 from workflow import services as wf
 
 pytestmark = pytest.mark.django_db
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
 NOW = datetime(2026, 11, 27, 7, 12, tzinfo=UTC)  # 08:12 CET in Berlin (PLA)
 
@@ -241,7 +241,7 @@ def test_markup_in_user_text_renders_literally(people, site_a, tmp_path):
 # --- A realistic pack, looked at ------------------------------------------------------------------------
 @pytest.fixture
 def plant(tmp_path, site_a):
-    from tests.plant import site_plant
+    from tests.demo_plant_server import site_plant
 
     # The plant's baseline 2.3.1: 2.4.1 is then a minor change with two signatures.
     with site_plant(tmp_path / "plant", site_a, active_version="2.3.1") as root:

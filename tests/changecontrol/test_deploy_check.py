@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_SOURCE = (ROOT / "changecontrol" / "settings.py").read_text()
 ENV_EXAMPLE = (ROOT / ".env.example").read_text()
 COMPOSE_SOURCE = (ROOT / "docker-compose.yml").read_text()

@@ -20,7 +20,7 @@ import pytest
 from demo_plant.artifacts import build
 from demo_plant.layout import ensure_environment
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:

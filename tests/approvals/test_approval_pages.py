@@ -27,7 +27,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _mail_at_once(monkeypatch):
     """These tests run inside one transaction that never commits: send each mail at once instead of
-    on commit (tests/test_approvals.py::test_a_rolled_back_send_mails_nothing covers the commit rule)."""
+    on commit (tests/approvals/test_approvals.py::test_a_rolled_back_send_mails_nothing covers the commit rule)."""
     monkeypatch.setattr("approvals.mail.after_commit", lambda send: send())
 
 

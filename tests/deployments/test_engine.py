@@ -1,7 +1,7 @@
 """The deployment engine (X1–X7) against the real demo plant: its HTTP server runs as a
 subprocess, its database and application directory are real files, the adapters run for real.
 
-These tests call the engine in-process; tests/test_engine_workers.py runs it in real Celery workers.
+These tests call the engine in-process; tests/deployments/test_engine_workers.py runs it in real Celery workers.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from releases import services
 from releases.models import Rfc
 from releases.states import RfcState
 from tests import factories
-from tests.plant import site_plant
+from tests.demo_plant_server import site_plant
 from workflow import services as wf
 
 pytestmark = pytest.mark.django_db
