@@ -243,13 +243,19 @@ def book(
     return deployment
 
 
+def bookings(rfc: Rfc) -> dict[int, Deployment]:
+    """Site id → the RFC's PROD deployment that holds a slot there (booked or in progress)."""
+    return {
+        d.environment.site_id: d
+        for d in Deployment.objects.filter(
+            rfc=rfc, environment__tier=Tier.PROD, state__in=ACTIVE_DEPLOYMENT_STATES
+        ).select_related("environment", "environment__site")
+    }
+
+
 def booked_sites(rfc: Rfc) -> set[int]:
     """The sites where the RFC holds a PROD slot (or a deployment in progress)."""
-    return set(
-        Deployment.objects.filter(
-            rfc=rfc, environment__tier=Tier.PROD, state__in=ACTIVE_DEPLOYMENT_STATES
-        ).values_list("environment__site_id", flat=True)
-    )
+    return set(bookings(rfc))
 
 
 def all_sites_booked(rfc: Rfc) -> bool:
@@ -278,12 +284,7 @@ def cancel_deployments(rfc: Rfc, actor, reason: str) -> int:
 # --- The gate: checked again before dispatch and before the worker touches PROD (W5) --------------
 @gates.gate(WINDOW_GATE, applies_from=frozenset({"deploy"}))
 def window_gate(rfc) -> gates.Gate:
-    booked = {
-        d.environment.site_id: d
-        for d in Deployment.objects.filter(rfc=rfc, state__in=ACTIVE_DEPLOYMENT_STATES).select_related(
-            "environment", "environment__site"
-        )
-    }
+    booked = bookings(rfc)
     missing = [i.site.code for i in rfc.impacts.all() if i.site_id not in booked]
     if missing:
         return gates.Gate(WINDOW_GATE, False, f"Not scheduled at {', '.join(missing)}.")

@@ -209,9 +209,7 @@ def schedule(user, rfc: Rfc, site, start, duration: int, *, handover_override: b
         deployment = scheduling.book(user, rfc, site, start, duration, handover_override=handover_override)
         locked = Rfc.objects.get(pk=rfc.pk)
         if scheduling.all_sites_booked(locked):
-            booked = Deployment.objects.filter(
-                rfc=locked, state__in=scheduling.ACTIVE_DEPLOYMENT_STATES
-            ).count()
+            booked = len(scheduling.booked_sites(locked))
             transition(user, locked, "schedule", data={"deployments": booked})
     return deployment
 

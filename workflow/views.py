@@ -509,11 +509,7 @@ def rfc_schedule(request, uuid):
             request, f"{rfc.number} is {rfc.get_state_display().lower()}; only an approved RFC is scheduled."
         )
         return redirect("releases:detail", rfc.uuid)
-    booked = set(
-        rfc.deployments.filter(state__in=ACTIVE_DEPLOYMENT_STATES).values_list(
-            "environment__site_id", flat=True
-        )
-    )
+    booked = scheduling.booked_sites(rfc)
     form = ScheduleForm(
         request.POST or request.GET or None,
         rfc=rfc,

@@ -113,6 +113,26 @@ def test_multi_site_rfc_is_scheduled_when_every_site_is_booked(people, site_a, s
     assert Rfc.objects.get(pk=rfc.pk).state == RfcState.SCHEDULED
 
 
+def test_a_dev_deployment_does_not_count_as_a_prod_booking(people, site_a, site_b):
+    """W5: only PROD slots schedule an RFC. A DEV deployment under way at the second site used to
+    count as its booking, so the RFC was scheduled with that site's PROD unbooked."""
+    rfc = factories.rfc(
+        people["dev"], site_a, impacts=[{"site": site_a, "lines": ["L1"]}, {"site": site_b, "lines": ["P3"]}]
+    )
+    for site in (site_a, site_b):
+        rfc_services.sign_off_uat(people["tester"], rfc, site, "Fine in UAT", [factories.png()])
+    wf.submit(people["dev"], rfc)
+    for approval in Approval.objects.filter(rfc=rfc, state=ApprovalState.PENDING):
+        wf.sign(people["itmanager"], approval, "approve", PASSWORD)
+    dev_b = site_b.environments.get(tier=Tier.DEV)
+    scheduling.deploy_now(people["releasemgr"], Rfc.objects.get(pk=rfc.pk), dev_b)
+    wf.schedule(people["releasemgr"], rfc, site_a, TUESDAY_9, 30)
+    assert Rfc.objects.get(pk=rfc.pk).state == RfcState.APPROVED
+    assert scheduling.booked_sites(rfc) == {site_a.pk}
+    window = next(g for g in gates.evaluate(rfc, "deploy") if g.name == scheduling.WINDOW_GATE)
+    assert not window.passed and site_b.code in window.reason
+
+
 def test_unschedule_frees_the_slot(people, site_a):
     rfc = approved(people, site_a)
     deployment = wf.schedule(people["releasemgr"], rfc, site_a, TUESDAY_9, 30)
