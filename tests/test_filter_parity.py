@@ -197,6 +197,9 @@ def test_the_page_keeps_its_filter_bar(cast, rfcs):
     body = text.content.decode()
     assert '<option value="open" selected>Open</option>' in body
     assert 'name="q"' in body and 'value="label"' in body and 'type="search"' in body
-    assert '<option value="">Any state</option>' in body and '<option value="" selected>Any class</option>' in body
+    assert (
+        '<option value="">Any state</option>' in body
+        and '<option value="" selected>Any class</option>' in body
+    )
     assert 'type="checkbox" name="mine"' in body
     assert "aria-describedby" not in body.split('class="filters"')[1].split("</form>")[0]
