@@ -203,3 +203,169 @@ def test_the_page_keeps_its_filter_bar(cast, rfcs):
     )
     assert 'type="checkbox" name="mine"' in body
     assert "aria-describedby" not in body.split('class="filters"')[1].split("</form>")[0]
+
+
+# --- The audit trail: the page and GET /api/v1/audit/ share AuditEventFilterSet ----------------------
+@pytest.fixture
+def trail_events(db):
+    from datetime import UTC, datetime
+
+    import time_machine
+
+    from audit.services import record
+
+    cases = [
+        (1, "releases.rfc.submit", "bob", "releases.rfc", "RFC-2026-0042", "PLB", "Ready for the chain"),
+        (2, "releases.rfc.reject", "carol", "releases.rfc", "RFC-2026-0042", "PLB", "Undo script missing"),
+        (2, "approvals.signature.approved", "Dave", "approvals.approval", "17", "PLA", ""),
+        (3, "releases.rfc.submit", "bob", "releases.rfc", "RFC-2026-0043", "PLA", "50% of the labels_"),
+        (4, "deployments.deployment.started", "", "deployments.deployment", "RFC-2026-0043", "PLA", ""),
+        (5, "releases.rfc.created", "alice", "releases.rfc", "RFC-2026-0044", "", "first draft"),
+    ]
+    for day, action, actor, object_type, object_id, site, reason in cases:
+        with time_machine.travel(datetime(2026, 3, day, 12, tzinfo=UTC), tick=False):
+            record(
+                action,
+                actor_name=actor,
+                object_type=object_type,
+                object_id=object_id,
+                site_code=site,
+                reason=reason,
+            )
+
+
+AUDIT_GOOD = [
+    {},
+    {"actor": "bob"},
+    {"actor_name": "bob"},
+    {"actor": "BOB"},
+    {"action": "releases.rfc"},
+    {"action": "releases.rfc.submit"},
+    {"action": "approvals."},
+    {"object": "RFC-2026-0042"},
+    {"object_id": "RFC-2026-0043"},
+    {"object_type": "releases.rfc"},
+    {"site": "PLB"},
+    {"site_code": "PLA"},
+    {"text": "UNDO"},
+    {"text": "50%"},
+    {"text": "labels_"},
+    {"text": "RFC-2026-0042"},
+    {"start": "2026-03-02"},
+    {"end": "2026-03-02"},
+    {"start": "2026-03-02", "end": "2026-03-03"},
+    {"start": "2026-3-2"},
+    {"start": "2030-01-01"},
+    {"end": "2000-01-01"},
+    {"end": "9999-12-31"},
+    {"start": "0001-01-01"},
+    {"action": "releases.", "site": "PLA", "start": "2026-03-02"},
+    {"actor": "bob", "actor_name": "carol"},  # both spellings given: both apply
+    {"unknown": "x"},
+]
+AUDIT_BAD = [
+    {"start": "2026-13-45"},
+    {"end": "yesterday"},
+    {"start": "03/02/2026"},
+    {"actor": "\x00"},
+    {"action": "releases\x00"},
+    {"object": "x" * 201},
+    {"site_code": "x" * 10_000},
+    {"text": "\x00"},
+    {"start": "2026-03-02", "actor": "bob\x00"},
+]
+
+
+def _trail_page(client, params):
+    response = client.get(reverse("audit:list"), params)
+    events = response.context["events"] if response.context else []
+    return response, [event.seq for event in events]
+
+
+def test_audit_page_and_api_show_the_same_events(cast, trail_events):
+    page, api = client_for(cast["auditor"]), api_client_for(cast["auditor"])
+    nonempty = 0
+    for params in AUDIT_GOOD:
+        # The API first: the page records its own reading, which the API would then list.
+        listed = api.get("/api/v1/audit/", params)
+        assert listed.status_code == 200, (params, listed.content)
+        response, shown = _trail_page(page, params)
+        assert response.status_code == 200, (params, response.status_code)
+        assert shown == [row["seq"] for row in listed.json()["results"]], params
+        nonempty += bool(shown)
+    assert nonempty >= 15
+
+
+def test_audit_bad_input_is_a_400_in_the_api_and_a_message_on_the_page(cast, trail_events):
+    page, api = client_for(cast["auditor"]), api_client_for(cast["auditor"])
+    for params in AUDIT_BAD:
+        listed = api.get("/api/v1/audit/", params)
+        assert listed.status_code == 400, (params, listed.status_code)
+        assert listed.json()["code"] == "invalid" and listed.json()["detail"], params
+        response, shown = _trail_page(page, params)
+        assert response.status_code == 400 and shown == [], params
+        assert 'class="errorbox" role="alert"' in response.content.decode(), params
+        exported = page.get(reverse("audit:export_csv"), params)
+        assert exported.status_code == 400, params
+    # Even a refused reading is on record, with what was asked (PostgreSQL's JSON takes no NUL).
+    from audit.models import AuditEvent
+
+    read = AuditEvent.objects.filter(action="audit.trail.read").latest("seq")
+    assert read.after["filters"] == {"start": "2026-03-02", "actor": "bob\ufffd"}
+
+
+# --- Deployments: GET /api/v1/deployments/ filters with DeploymentFilterSet ----------------------------
+def test_deployment_filters(cast, site_a, site_b):
+    from datetime import timedelta
+
+    from core import clock
+    from deployments.models import Deployment
+    from environments.models import Environment
+
+    release = factories.release(cast["dev"], "1.0.1")
+    one = factories.rfc(cast["dev"], site_a, release=release)
+    two = factories.rfc(cast["dev"], site_b, release=release, impacts=[{"site": site_b, "lines": ["L"]}])
+    now = clock.now()
+
+    def deploy(rfc, site, tier, state):
+        return Deployment.objects.create(
+            rfc=rfc,
+            environment=Environment.objects.get(site=site, tier=tier),
+            scheduled_start=now + timedelta(hours=1),
+            scheduled_end=now + timedelta(hours=2),
+            duration_minutes=60,
+            state=state,
+            scheduled_by=cast["releasemgr"],
+        )
+
+    a_dev = deploy(one, site_a, "DEV", "succeeded")
+    a_prod = deploy(one, site_a, "PROD", "scheduled")
+    b_uat = deploy(two, site_b, "UAT", "running")
+    api = api_client_for(cast["releasemgr"])
+
+    def uuids(**params):
+        response = api.get("/api/v1/deployments/", params)
+        assert response.status_code == 200, (params, response.content)
+        return {row["uuid"] for row in response.json()["results"]}
+
+    every = {str(d.uuid) for d in (a_dev, a_prod, b_uat)}
+    assert uuids() == every
+    assert uuids(rfc=one.number) == {str(a_dev.uuid), str(a_prod.uuid)}
+    assert uuids(rfc=str(two.uuid)) == {str(b_uat.uuid)}
+    assert uuids(rfc="not-an-rfc") == set()
+    assert uuids(state="running") == {str(b_uat.uuid)}
+    assert uuids(state="nonsense") == set()  # as before: an unknown state matches nothing
+    assert uuids(environment=str(a_prod.environment_id)) == {str(a_prod.uuid)}
+    assert uuids(environment="abc") == every  # as before: not a number, no filter
+    assert uuids(environment="²") == every  # a digit that int() refuses was a 500
+    assert uuids(environment="9" * 40) == set()  # beyond any id
+    assert uuids(site="PLB") == {str(b_uat.uuid)}
+    assert uuids(site="PLA", state="scheduled") == {str(a_prod.uuid)}
+    for bad in ({"state": "\x00"}, {"rfc": "RFC\x00"}, {"site": "x" * 21}, {"environment": "1\x00"}):
+        response = api.get("/api/v1/deployments/", bad)
+        assert response.status_code == 400 and response.json()["code"] == "invalid", bad
+    outsider = api_client_for(cast["itmanager_a"])
+    assert {row["uuid"] for row in outsider.get("/api/v1/deployments/").json()["results"]} == {
+        str(a_dev.uuid),
+        str(a_prod.uuid),
+    }

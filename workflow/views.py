@@ -20,7 +20,7 @@ from approvals import services as approvals
 from audit.models import AuditEvent
 from core import clock
 from core.errors import StateConflict
-from core.refusals import REFUSED, refusal
+from core.refusals import REFUSED, filter_errors, refusal
 from deployments import scheduling
 from deployments.models import ACTIVE_DEPLOYMENT_STATES
 from environments import access
@@ -59,7 +59,7 @@ def rfc_list(request):
     )
     filterset = RfcFilterSet(request.GET or None, queryset=rfcs, request=request)
     # A filter the FilterSet refuses shows its message and no rows, as the API answers 400.
-    errors = [] if not filterset.is_bound or filterset.is_valid() else _filter_errors(filterset)
+    errors = [] if not filterset.is_bound or filterset.is_valid() else filter_errors(filterset)
     rows = filterset.qs if not errors else rfcs.none()
     page = Paginator(rows.order_by("-created_at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
@@ -77,15 +77,6 @@ def rfc_list(request):
         },
         status=400 if errors else 200,
     )
-
-
-def _filter_errors(filterset) -> list[str]:
-    form = filterset.form
-    return [
-        f"{form.fields[name].label or name.capitalize()}: {message}" if name in form.fields else message
-        for name, messages_ in form.errors.items()
-        for message in messages_
-    ]
 
 
 @login_required
