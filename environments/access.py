@@ -67,14 +67,15 @@ def prime(users: Iterable) -> None:
     """Compute the roles of many users at once, four queries whatever their number, into each one's
     cache: the same answer `_role_map` gives one by one (used where a rule asks about several people,
     such as the absent approvers a delegate stands in for)."""
-    todo = {
-        user.pk: user
-        for user in users
-        if user is not None
-        and user.is_authenticated
-        and user.is_active
-        and getattr(user, _CACHE_ATTR, None) is None
-    }
+    todo: dict[int, list] = {}
+    for user in users:
+        if (
+            user is not None
+            and user.is_authenticated
+            and user.is_active
+            and getattr(user, _CACHE_ATTR, None) is None
+        ):
+            todo.setdefault(user.pk, []).append(user)  # one person may come as several objects
     if not todo:
         return
     from django.contrib.auth.models import Permission
@@ -106,10 +107,12 @@ def prime(users: Iterable) -> None:
         role = Role.from_codename(codename)
         if role:
             result[user_id].setdefault(int(object_pk), set()).add(role)
-    for pk, user in todo.items():
-        if user.is_superuser:
+    for pk, same in todo.items():
+        if same[0].is_superuser:
             result[pk].setdefault(GLOBAL, set()).add(Role.ADMIN)
-        setattr(user, _CACHE_ATTR, {key: frozenset(value) for key, value in result[pk].items()})
+        frozen = {key: frozenset(value) for key, value in result[pk].items()}
+        for user in same:
+            setattr(user, _CACHE_ATTR, frozen)
 
 
 def forget(user) -> None:
