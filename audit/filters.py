@@ -23,7 +23,7 @@ def _date_filter(label: str) -> django_filters.DateFilter:
     return django_filters.DateFilter(
         method=f"filter_{label.lower()}",
         label=label,
-        input_formats=["%Y-%m-%d"],
+        input_formats=["%Y-%m-%d", "%Y%m%d"],  # what parse_date took before: ISO 8601, both forms
         error_messages={"invalid": f"{label} must be a date (YYYY-MM-DD)."},
         help_text="A day, YYYY-MM-DD (UTC); the range includes it.",
     )
