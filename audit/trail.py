@@ -9,32 +9,30 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Q, QuerySet
-from django.utils.dateparse import parse_date
+from django.db.models import QuerySet
 
-from audit import actions
+from audit.filters import TEXT_MAX, AuditEventFilterSet
 from audit.models import AuditEvent
 from core import clock
+from core.refusals import filter_errors
 
 logger = logging.getLogger("audit.heads")
 PAGE = 50
+# The page's names first (its form), then the API's spellings of the same columns (audit.filters).
 FILTERS = ("start", "end", "actor", "action", "object", "site", "text")
-
-
-def _date(value: str):
-    try:
-        return parse_date(value) if value else None
-    except ValueError:  # well formed but not a day (2026-13-45)
-        return None
+PARAMETERS = (*FILTERS, "actor_name", "object_id", "object_type", "site_code")
 
 
 @dataclass
 class Filters:
+    """The trail's filters as the page, the exports and the benchmarks pass them around; the
+    validation and the filtering are `AuditEventFilterSet`'s, the same as the API's."""
+
     start: str = ""
     end: str = ""
     actor: str = ""
@@ -42,55 +40,36 @@ class Filters:
     object: str = ""
     site: str = ""
     text: str = ""
+    actor_name: str = ""
+    object_id: str = ""
+    object_type: str = ""
+    site_code: str = ""
 
     @classmethod
     def from_query(cls, query) -> Filters:
-        return cls(**{name: (query.get(name) or "").strip()[:200] for name in FILTERS})
+        return cls(**{name: (query.get(name) or "").strip() for name in PARAMETERS})
 
     def as_dict(self) -> dict:
-        return {name: getattr(self, name) for name in FILTERS if getattr(self, name)}
+        return {name: getattr(self, name) for name in PARAMETERS if getattr(self, name)}
+
+    def as_recorded(self) -> dict:
+        """The filters as asked, storable in the trail even when refused: PostgreSQL's JSON holds no
+        NUL character, and a refused value longer than any column is cut to that length."""
+        return {name: value.replace("\x00", "\ufffd")[:TEXT_MAX] for name, value in self.as_dict().items()}
+
+    def filterset(self, queryset: QuerySet | None = None) -> AuditEventFilterSet:
+        return AuditEventFilterSet(
+            self.as_dict(), queryset=queryset if queryset is not None else AuditEvent.objects.all()
+        )
 
     def errors(self) -> list[str]:
-        return [
-            f"{name.capitalize()} must be a date (YYYY-MM-DD)."
-            for name in ("start", "end")
-            if getattr(self, name) and _date(getattr(self, name)) is None
-        ]
+        filterset = self.filterset(AuditEvent.objects.none())
+        return [] if filterset.is_valid() else filter_errors(filterset)
 
     def apply(self, queryset: QuerySet) -> QuerySet:
         """Every filter is an indexed column or a prefix of one (see the indexes on AuditEvent)."""
-        start, end = _date(self.start), _date(self.end)
-        # Time rises with seq (record() stamps it under the chain-head lock), so a date range becomes a
-        # seq range found on the occurred_at index: the page query stays a bounded scan of the seq index.
-        if start:
-            moment = datetime.combine(start, time(0), tzinfo=UTC)
-            first = (
-                AuditEvent.objects.filter(occurred_at__gte=moment)
-                .order_by("occurred_at", "seq")
-                .values_list("seq", flat=True)
-                .first()
-            )
-            queryset = queryset.filter(seq__gte=first, occurred_at__gte=moment) if first else queryset.none()
-        if end:
-            moment = datetime.combine(end + timedelta(days=1), time(0), tzinfo=UTC)
-            last = (
-                AuditEvent.objects.filter(occurred_at__lt=moment)
-                .order_by("-occurred_at", "-seq")
-                .values_list("seq", flat=True)
-                .first()
-            )
-            queryset = queryset.filter(seq__lte=last, occurred_at__lt=moment) if last else queryset.none()
-        if self.actor:
-            queryset = queryset.filter(actor_name=self.actor)
-        if self.action:
-            queryset = queryset.filter(actions.starting_with(self.action))
-        if self.object:
-            queryset = queryset.filter(object_id=self.object)
-        if self.site:
-            queryset = queryset.filter(site_code=self.site)
-        if self.text:
-            queryset = queryset.filter(Q(reason__icontains=self.text) | Q(object_repr__icontains=self.text))
-        return queryset
+        filterset = self.filterset(queryset)
+        return filterset.qs if filterset.is_valid() else queryset.none()
 
 
 def page(

@@ -37,3 +37,15 @@ def refusal(exc: Exception) -> Refusal:
             return Refusal(413, exc.messages[0], "too_large")
         return Refusal(400, " ".join(exc.messages), "invalid")
     raise TypeError(f"{type(exc).__name__} is not a refusal")
+
+
+def filter_errors(filterset) -> list[str]:
+    """What a page shows for the filters a FilterSet refused; the API answers the same refusal with a
+    400 whose `fields` name them (django-filter's DRF backend)."""
+    form = filterset.form
+    shown = []
+    for name, messages in form.errors.items():
+        label = str(form.fields[name].label or name.capitalize()) if name in form.fields else ""
+        for message in messages:
+            shown.append(message if not label or message.startswith(label) else f"{label}: {message}")
+    return shown

@@ -1,9 +1,11 @@
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
+from audit.filters import AuditEventFilterSet
 from audit.models import AuditEvent
 from audit.services import verify
 from environments import access
@@ -37,6 +39,9 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
 
     serializer_class = AuditEventSerializer
     lookup_field = "seq"
+    # The trail page filters with the same FilterSet (DESIGN.md: one FilterSet per list).
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = AuditEventFilterSet
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -44,12 +49,7 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
             raise PermissionDenied("Only admins and auditors read the audit trail.")
 
     def get_queryset(self):
-        queryset = AuditEvent.objects.order_by("-seq")
-        params = self.request.query_params
-        for field in ("action", "object_type", "object_id", "site_code", "actor_name"):
-            if params.get(field):
-                queryset = queryset.filter(**{field: params[field]})
-        return queryset
+        return AuditEvent.objects.order_by("-seq")
 
     @extend_schema(
         responses=inline_serializer(

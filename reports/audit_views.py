@@ -3,6 +3,8 @@
 Reading the trail is itself recorded (Annex 11 §9): every page, export and verification request.
 """
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import StreamingHttpResponse
@@ -39,9 +41,9 @@ def event_list(request):
         "audit.trail.read",
         actor=request.user,
         object_type="audit.trail",
-        after={"filters": filters.as_dict(), "before": before, "after": after, "shown": len(events)},
+        after={"filters": filters.as_recorded(), "before": before, "after": after, "shown": len(events)},
     )
-    query = "&".join(f"{k}={v}" for k, v in filters.as_dict().items())
+    query = urlencode(filters.as_dict())
     template = "audit/list.html#results" if request.htmx else "audit/list.html"
     return render(
         request,
@@ -72,7 +74,7 @@ def export(request, fmt: str):
         "audit.trail.exported",
         actor=request.user,
         object_type="audit.trail",
-        after={"filters": filters.as_dict(), "format": fmt},
+        after={"filters": filters.as_recorded(), "format": fmt},
     )
     stamp = f"{clock.now():%Y%m%d-%H%M%S}"
     if fmt == "csv":

@@ -8,8 +8,9 @@ import re
 import uuid
 
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.db.models import Prefetch
 from django.http import Http404
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -24,6 +25,7 @@ from environments.models import Environment
 from releases import gates, services
 from releases.models import Evidence, Impact, Release, Rfc
 from workflow import services as wf
+from workflow.filters import DeploymentFilterSet, RfcFilterSet
 from workflow.serializers import (
     CheckRequestSerializer,
     CheckRunSerializer,
@@ -39,7 +41,6 @@ from workflow.serializers import (
     ReleaseFilterSerializer,
     ReleaseSerializer,
     RfcDetailSerializer,
-    RfcFilterSerializer,
     RfcListSerializer,
     RfcWriteSerializer,
     ScheduleRequestSerializer,
@@ -161,6 +162,9 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     pagination_class = ApiPagination
     parser_classes = [JSONParser]
     http_method_names = ["get", "post", "put", "patch", "head", "options"]
+    # The list page filters with the same FilterSet (DESIGN.md: one FilterSet per list).
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = RfcFilterSet
 
     def get_serializer_class(self):
         return RfcListSerializer if self.action == "list" else RfcDetailSerializer
@@ -169,30 +173,11 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         user = self.request.user
         if self.action != "list":
             return services.rfc_detail_queryset(user).prefetch_related("signoffs__release")
-        queryset = (
+        return (
             services.visible_rfcs(user)
             .select_related("release", "author")
             .prefetch_related(Prefetch("impacts", queryset=Impact.objects.select_related("site")))
         )
-        filters = RfcFilterSerializer(data=self.request.query_params)
-        filters.is_valid(raise_exception=True)
-        params = filters.validated_data
-        if params.get("state"):
-            queryset = queryset.filter(state=params["state"])
-        if params.get("change_class"):
-            queryset = queryset.filter(change_class=params["change_class"])
-        if params.get("site"):
-            queryset = queryset.filter(
-                Exists(Impact.objects.filter(rfc=OuterRef("pk"), site__code=params["site"]))
-            )
-        if params.get("author"):
-            queryset = queryset.filter(author__username=params["author"])
-        if params.get("q"):
-            text = params["q"]
-            queryset = queryset.filter(
-                Q(number__icontains=text) | Q(title__icontains=text) | Q(description__icontains=text)
-            )
-        return queryset
 
     def get_object(self) -> Rfc:
         value = str(self.kwargs[self.lookup_field])
@@ -215,7 +200,7 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         )
         return Response(RfcDetailSerializer(fresh, context=self.get_serializer_context()).data, status=code)
 
-    @extend_schema(summary="RFCs", parameters=[RfcFilterSerializer])
+    @extend_schema(summary="RFCs")
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
@@ -430,14 +415,7 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
 # --- Deployments -----------------------------------------------------------------------
 @extend_schema_view(
-    list=extend_schema(
-        summary="Deployments of the RFCs the caller sees",
-        parameters=[
-            OpenApiParameter("rfc", str, description="RFC number or UUID."),
-            OpenApiParameter("state", str),
-            OpenApiParameter("environment", int),
-        ],
-    ),
+    list=extend_schema(summary="Deployments of the RFCs the caller sees"),
     retrieve=extend_schema(summary="One deployment with its outcome"),
 )
 class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -446,31 +424,18 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     lookup_field = "uuid"
     pagination_class = ApiPagination
     parser_classes = [JSONParser]
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = DeploymentFilterSet
 
     def get_serializer_class(self):
         return DeploymentDetailSerializer
 
     def get_queryset(self):
-        queryset = (
+        return (
             Deployment.objects.filter(rfc__in=services.visible_rfcs(self.request.user))
             .select_related("rfc", "environment", "environment__site")
             .order_by("-scheduled_start", "-id")
         )
-        params = self.request.query_params
-        if params.get("rfc"):
-            value = params["rfc"]
-            queryset = (
-                queryset.filter(rfc__number=value)
-                if NUMBER.match(value)
-                else queryset.filter(rfc__uuid=value)
-                if _is_uuid(value)
-                else queryset.none()
-            )
-        if params.get("state"):
-            queryset = queryset.filter(state=params["state"])
-        if params.get("environment", "").isdigit():
-            queryset = queryset.filter(environment_id=int(params["environment"]))
-        return queryset
 
     @extend_schema(
         summary="Deploy an RFC's release to DEV or UAT now",
@@ -533,11 +498,3 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             request.user, self.get_object(), form.validated_data["reason"]
         )
         return Response(DeploymentDetailSerializer(deployment).data)
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True

@@ -10,8 +10,6 @@ from core.roles import Role
 from environments import access
 from releases.models import EvidenceKind, Release, Rfc
 from releases.services import FILERS
-from releases.states import RfcState
-from releases.versioning import ChangeClass
 
 
 def split_names(value: str) -> list[str]:
@@ -214,27 +212,6 @@ class SignoffForm(forms.Form):
     comment = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}), help_text="What you tested in UAT and what you saw."
     )
-
-
-class RfcFilterForm(forms.Form):
-    q = forms.CharField(
-        required=False,
-        label="Search",
-        widget=forms.TextInput(attrs={"placeholder": "Number, title or product", "type": "search"}),
-    )
-    state = forms.ChoiceField(
-        required=False, choices=[("", "Any state"), ("open", "Open"), *RfcState.choices]
-    )
-    site = forms.CharField(required=False)
-    change_class = forms.ChoiceField(
-        required=False, label="Class", choices=[("", "Any class"), *ChangeClass.choices]
-    )
-    author = forms.CharField(
-        required=False,
-        label="Author",
-        widget=forms.TextInput(attrs={"placeholder": "Author's username or name"}),
-    )
-    mine = forms.BooleanField(required=False, label="Only mine")
 
 
 class ScheduleForm(forms.Form):

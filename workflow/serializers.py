@@ -8,8 +8,6 @@ from rest_framework import serializers
 
 from deployments.models import CheckKind, CheckRun, Deployment, DeploymentStep
 from releases.models import Evidence, EvidenceKind, Impact, Release, Rfc, UatSignoff
-from releases.states import RfcState
-from releases.versioning import ChangeClass
 from workflow.transitions import TRANSITIONS
 
 
@@ -266,14 +264,6 @@ class GateSerializer(serializers.Serializer):
     name = serializers.CharField()
     passed = serializers.BooleanField()
     reason = serializers.CharField()
-
-
-class RfcFilterSerializer(serializers.Serializer):
-    state = serializers.ChoiceField(choices=RfcState.choices, required=False)
-    site = serializers.CharField(required=False, help_text="Site code.")
-    change_class = serializers.ChoiceField(choices=ChangeClass.choices, required=False)
-    author = serializers.CharField(required=False, help_text="Username of the author.")
-    q = serializers.CharField(required=False, help_text="Text in the number, title or description.")
 
 
 class DeploymentSerializer(serializers.ModelSerializer):

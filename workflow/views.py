@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -20,7 +20,7 @@ from approvals import services as approvals
 from audit.models import AuditEvent
 from core import clock
 from core.errors import StateConflict
-from core.refusals import REFUSED, refusal
+from core.refusals import REFUSED, filter_errors, refusal
 from deployments import scheduling
 from deployments.states import ACTIVE as ACTIVE_DEPLOYMENT_STATES
 from environments import access
@@ -29,10 +29,11 @@ from environments.windows import rules_for
 from plant import uploads
 from releases import gates, services
 from releases.models import Evidence, Impact, Rfc
-from releases.states import EDITABLE_STATES, OPEN_STATES, RfcState
+from releases.states import EDITABLE_STATES, RfcState
 from releases.versioning import VersionRefused
 from workflow import services as wf
-from workflow.forms import EvidenceForm, ReleaseForm, RfcFilterForm, RfcForm, ScheduleForm, SignoffForm
+from workflow.filters import RfcFilterSet
+from workflow.forms import EvidenceForm, ReleaseForm, RfcForm, ScheduleForm, SignoffForm
 
 PAGE_SIZE = 25
 
@@ -51,49 +52,31 @@ PAGE_TRANSITIONS_EXCLUDED = {"schedule"}
 @login_required
 @require_GET
 def rfc_list(request):
-    form = RfcFilterForm(request.GET or None)
+    """The RFC list; `RfcFilterSet` filters it exactly as it filters `GET /api/v1/rfcs/`."""
     rfcs = (
         services.visible_rfcs(request.user)
         .select_related("release", "author")
         .prefetch_related(Prefetch("impacts", queryset=Impact.objects.select_related("site")))
     )
-    if form.is_valid():
-        data = form.cleaned_data
-        if data["q"]:
-            q = data["q"].strip()
-            rfcs = rfcs.filter(
-                Q(number__icontains=q) | Q(title__icontains=q) | Q(release__product__icontains=q)
-            )
-        if data["state"] == "open":
-            rfcs = rfcs.filter(state__in=OPEN_STATES)
-        elif data["state"]:
-            rfcs = rfcs.filter(state=data["state"])
-        if data["site"]:
-            rfcs = rfcs.filter(impacts__site__code=data["site"])
-        if data["change_class"]:
-            rfcs = rfcs.filter(change_class=data["change_class"])
-        if data["author"]:
-            who = data["author"].strip()
-            rfcs = rfcs.filter(
-                Q(author__username__iexact=who)
-                | Q(author__first_name__icontains=who)
-                | Q(author__last_name__icontains=who)
-            )
-        if data["mine"]:
-            rfcs = rfcs.filter(author=request.user)
-    page = Paginator(rfcs.order_by("-created_at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
+    filterset = RfcFilterSet(request.GET or None, queryset=rfcs, request=request)
+    # A filter the FilterSet refuses shows its message and no rows, as the API answers 400.
+    errors = [] if not filterset.is_bound or filterset.is_valid() else filter_errors(filterset)
+    rows = filterset.qs if not errors else rfcs.none()
+    page = Paginator(rows.order_by("-created_at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(
         request,
         "releases/list.html",
         {
-            "form": form,
+            "form": filterset.form,
+            "errors": errors,
             "page": page,
             "query": query.urlencode(),
             "sites": access.visible_sites(request.user).order_by("code"),
             "may_file": access.has_any_role(request.user, services.FILERS),
         },
+        status=400 if errors else 200,
     )
 
 

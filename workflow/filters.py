@@ -1,0 +1,139 @@
+"""The FilterSets of the RFC lists and of the deployments list (DESIGN.md: one FilterSet per list,
+shared by the page and the API, as netbox does).
+
+The RFC list page (`workflow.views.rfc_list`) and `GET /api/v1/rfcs/` both filter with `RfcFilterSet`:
+the same parameters, the same meaning, the same refusals. Its form is the page's filter bar; an input
+the form refuses is a 400 in the API and an error message on the page, never a 500.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import django_filters
+from django import forms
+from django.db.models import Exists, OuterRef, Q, QuerySet
+
+from deployments.models import Deployment
+from releases.models import Impact, Rfc
+from releases.states import OPEN_STATES, RfcState
+from releases.versioning import ChangeClass
+
+OPEN = "open"
+# Long enough for any real search, short enough that no LIKE pattern costs much (DESIGN.md errors:
+# a huge value is bad input, a 400, not a slow query).
+TEXT_MAX = 200
+SITE_CODE_MAX = 20
+USERNAME_MAX = 150
+RFC_NUMBER = re.compile(r"^RFC-\d{4}-\d{4,}$")
+
+
+class CheckboxFilter(django_filters.BooleanFilter):
+    """A tick box: absent or unticked means "no filter", ticked ("on", "true", "1") means filter."""
+
+    field_class = forms.BooleanField
+
+
+class RfcFilterSet(django_filters.FilterSet):
+    q = django_filters.CharFilter(
+        method="search",
+        label="Search",
+        max_length=TEXT_MAX,
+        help_text="Text in the number, title, description or product (case-insensitive).",
+        widget=forms.TextInput(
+            attrs={"placeholder": "Number, title, description or product", "type": "search"}
+        ),
+    )
+    state = django_filters.ChoiceFilter(
+        method="filter_state",
+        choices=[(OPEN, "Open"), *RfcState.choices],
+        empty_label="Any state",
+        help_text='A state, or "open" for every state that is not finished.',
+    )
+    site = django_filters.CharFilter(
+        method="filter_site", max_length=SITE_CODE_MAX, help_text="Site code: RFCs with an impact there."
+    )
+    change_class = django_filters.ChoiceFilter(
+        field_name="change_class", choices=ChangeClass.choices, label="Class", empty_label="Any class"
+    )
+    author = django_filters.CharFilter(
+        field_name="author__username",
+        lookup_expr="iexact",
+        label="Author",
+        max_length=USERNAME_MAX,
+        help_text="The author's username (case-insensitive).",
+        widget=forms.TextInput(attrs={"placeholder": "Author's username"}),
+    )
+    mine = CheckboxFilter(method="filter_mine", label="Only mine", help_text="Only the caller's own RFCs.")
+
+    class Meta:
+        model = Rfc
+        fields: list[str] = []
+
+    @property
+    def form(self):
+        form = super().form
+        # The help texts document the API's parameters; the page's filter bar shows none, so no
+        # field may point a screen reader at a help text that is not there.
+        for field in form.fields.values():
+            field.help_text = ""
+        return form
+
+    def search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(
+            Q(number__icontains=value)
+            | Q(title__icontains=value)
+            | Q(description__icontains=value)
+            | Q(release__product__icontains=value)
+        )
+
+    def filter_state(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        if value == OPEN:
+            return queryset.filter(state__in=OPEN_STATES)
+        return queryset.filter(state=value)
+
+    def filter_site(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        # EXISTS, not a join: an RFC stays one row whatever its sites.
+        return queryset.filter(Exists(Impact.objects.filter(rfc=OuterRef("pk"), site__code=value)))
+
+    def filter_mine(self, queryset: QuerySet, name: str, value: bool) -> QuerySet:
+        if not value:
+            return queryset
+        user = getattr(self.request, "user", None)
+        if user is None or not user.is_authenticated:
+            return queryset.none()
+        return queryset.filter(author=user)
+
+
+class DeploymentFilterSet(django_filters.FilterSet):
+    """`GET /api/v1/deployments/`. The parameters keep the meaning they had before the FilterSet: an
+    `rfc` that is neither a number nor a UUID matches nothing, an unknown `state` matches nothing and
+    an `environment` that is not a number is ignored."""
+
+    rfc = django_filters.CharFilter(method="filter_rfc", max_length=TEXT_MAX, help_text="RFC number or UUID.")
+    state = django_filters.CharFilter(field_name="state", max_length=TEXT_MAX)
+    environment = django_filters.CharFilter(
+        method="filter_environment", max_length=TEXT_MAX, help_text="Environment id."
+    )
+    site = django_filters.CharFilter(
+        field_name="environment__site__code", max_length=SITE_CODE_MAX, help_text="Site code."
+    )
+
+    class Meta:
+        model = Deployment
+        fields: list[str] = []
+
+    def filter_rfc(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        if RFC_NUMBER.match(value):
+            return queryset.filter(rfc__number=value)
+        try:
+            return queryset.filter(rfc__uuid=uuid.UUID(value))
+        except ValueError:
+            return queryset.none()
+
+    def filter_environment(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        if not (value.isascii() and value.isdigit()):
+            return queryset
+        # A number beyond any id names no environment (and would overflow the column).
+        return queryset.filter(environment_id=int(value)) if len(value) < 18 else queryset.none()
