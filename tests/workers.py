@@ -37,6 +37,11 @@ def celery_worker(
         "AUDIT_HEADS_FILE": str(settings.AUDIT_HEADS_FILE),
         **(extra_env or {}),
     }
+    # Earlier tests' commits leave nudges on the broker (the rows are the truth; the nudges only wake
+    # a worker). A new worker would work through that backlog first: start it on an empty queue.
+    from changecontrol.celery import app
+
+    app.control.purge()
     process = subprocess.Popen(
         [
             sys.executable,
