@@ -6,15 +6,17 @@ from rest_framework.routers import DefaultRouter
 from changecontrol import views
 from changecontrol.api import obtain_token
 from deployments import urls as deployments_urls
+from deployments.api import DeploymentViewSet
 from environments import windows_api
 from environments.admin_site import portal_admin
 from plant import urls as plant_urls
 from plant.api import EnvironmentViewSet, SiteViewSet
+from releases.api import ReleaseViewSet
 from reports import urls as reports_urls
 from reports.audit_api import AuditEventViewSet
 from workflow import approval_views as approval_views
 from workflow import urls as workflow_urls
-from workflow.api import DeploymentViewSet, ReleaseViewSet, RfcViewSet
+from workflow.api import RfcViewSet
 from workflow.approval_api import ApprovalViewSet
 
 router = DefaultRouter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import semver
@@ -52,6 +53,10 @@ class RfcCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.year}: {self.last}"
+
+
+# An RFC's readable number: RFC-<year>-<sequence> (R1).
+RFC_NUMBER = re.compile(r"^RFC-\d{4}-\d{4,}$")
 
 
 class Rfc(models.Model):

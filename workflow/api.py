@@ -4,135 +4,43 @@ are mapped to statuses by changecontrol.api.exception_handler (400/403/404/409/4
 
 from __future__ import annotations
 
-import re
-import uuid
-
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
+from core.api import ERRORS, ApiPagination, ErrorSerializer, GateSerializer, RuleErrorSerializer, check_uuid
 from deployments import scheduling
-from deployments.models import Deployment
-from environments import access
-from environments.models import Environment
-from releases import gates, services
-from releases.models import Evidence, Impact, Release, Rfc
-from workflow import services as wf
-from workflow.filters import DeploymentFilterSet, RfcFilterSet
-from workflow.serializers import (
+from deployments.serializers import (
     CheckRequestSerializer,
     CheckRunSerializer,
-    DeploymentCreateSerializer,
-    DeploymentDetailSerializer,
     DeploymentSerializer,
-    DeploymentStepSerializer,
+    ScheduleRequestSerializer,
+)
+from environments import access
+from releases import gates, services
+from releases.models import RFC_NUMBER, Evidence, Impact, Rfc
+from releases.serializers import (
     EvidenceSerializer,
     EvidenceUploadSerializer,
-    GateSerializer,
-    ReasonSerializer,
-    ReleaseCreateSerializer,
-    ReleaseFilterSerializer,
-    ReleaseSerializer,
+    SignoffCreateSerializer,
+    SignoffSerializer,
+)
+from workflow import services as wf
+from workflow.filters import RfcFilterSet
+from workflow.serializers import (
     RfcDetailSerializer,
     RfcListSerializer,
     RfcWriteSerializer,
-    ScheduleRequestSerializer,
-    SignoffCreateSerializer,
-    SignoffSerializer,
     TransitionRequestSerializer,
 )
 
-NUMBER = re.compile(r"^RFC-\d{4}-\d{4,}$")
 GATE_STAGES = ("submit", "schedule", "deploy")
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    code = serializers.CharField()
-
-
-class RuleErrorSerializer(ErrorSerializer):
-    rule = serializers.CharField(help_text="The first failing gate or rule.")
-    failed = GateSerializer(many=True, required=False)
-
-
-ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, description="Invalid input; `fields` names the fields."),
-    403: OpenApiResponse(ErrorSerializer, description="Not allowed for the caller."),
-    404: OpenApiResponse(ErrorSerializer, description="Unknown, or of a site the caller does not see."),
-    409: OpenApiResponse(ErrorSerializer, description="The RFC is not in a state that allows this."),
-}
-
-
-class ApiPagination(PageNumberPagination):
-    """Bounded pages: a page costs the same queries whatever the table holds."""
-
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
-
-
-# --- Releases -----------------------------------------------------------------------------------
-@extend_schema_view(
-    list=extend_schema(summary="Releases", parameters=[ReleaseFilterSerializer]),
-    retrieve=extend_schema(summary="One release"),
-)
-class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Releases (product, semantic version, artifact with its SHA-256, SQL migration and undo)."""
-
-    serializer_class = ReleaseSerializer
-    lookup_field = "uuid"
-    pagination_class = ApiPagination
-    parser_classes = [JSONParser, MultiPartParser, FormParser]
-
-    def get_queryset(self):
-        # Releases belong to no site; a user who sees no site at all sees none.
-        if not access.visible_sites(self.request.user).exists():
-            return Release.objects.none()
-        queryset = Release.objects.select_related("created_by")
-        if self.action == "list":
-            filters = ReleaseFilterSerializer(data=self.request.query_params)
-            filters.is_valid(raise_exception=True)
-            if filters.validated_data.get("product"):
-                queryset = queryset.filter(product=filters.validated_data["product"])
-        return queryset
-
-    def get_object(self):
-        _check_uuid(self.kwargs[self.lookup_field])
-        return super().get_object()
-
-    @extend_schema(
-        summary="Create a release",
-        request=ReleaseCreateSerializer,
-        responses={
-            201: ReleaseSerializer,
-            400: ERRORS[400],
-            403: ERRORS[403],
-            413: OpenApiResponse(ErrorSerializer, description="The artifact is too large."),
-        },
-    )
-    def create(self, request, *args, **kwargs):
-        form = ReleaseCreateSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        release = services.create_release(request.user, **form.validated_data)
-        return Response(
-            ReleaseSerializer(release, context=self.get_serializer_context()).data,
-            status=status.HTTP_201_CREATED,
-        )
-
-
-def _check_uuid(value: str) -> None:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        raise Http404 from None
 
 
 # --- RFCs -------------------------------------------------------------------------------------
@@ -181,10 +89,10 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     def get_object(self) -> Rfc:
         value = str(self.kwargs[self.lookup_field])
-        if NUMBER.match(value):
+        if RFC_NUMBER.match(value):
             lookup = {"number": value}
         else:
-            _check_uuid(value)
+            check_uuid(value)
             lookup = {"uuid": value}
         rfc = self.get_queryset().filter(**lookup).first()
         if rfc is None:
@@ -411,90 +319,3 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         form.is_valid(raise_exception=True)
         rfc = wf.transition(request.user, rfc, form.validated_data["name"], form.validated_data["reason"])
         return self._detail(rfc)
-
-
-# --- Deployments -----------------------------------------------------------------------
-@extend_schema_view(
-    list=extend_schema(summary="Deployments of the RFCs the caller sees"),
-    retrieve=extend_schema(summary="One deployment with its outcome"),
-)
-class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Deployments: PROD ones are booked with rfcs/{id}/schedule/, DEV and UAT ones start now (POST)."""
-
-    lookup_field = "uuid"
-    pagination_class = ApiPagination
-    parser_classes = [JSONParser]
-    filter_backends = [DjangoFilterBackend]
-    filterset_class = DeploymentFilterSet
-
-    def get_serializer_class(self):
-        return DeploymentDetailSerializer
-
-    def get_queryset(self):
-        return (
-            Deployment.objects.filter(rfc__in=services.visible_rfcs(self.request.user))
-            .select_related("rfc", "environment", "environment__site")
-            .order_by("-scheduled_start", "-id")
-        )
-
-    @extend_schema(
-        summary="Deploy an RFC's release to DEV or UAT now",
-        request=DeploymentCreateSerializer,
-        responses={
-            201: DeploymentDetailSerializer,
-            **ERRORS,
-            422: OpenApiResponse(RuleErrorSerializer, description="The environment's calendar."),
-        },
-    )
-    def create(self, request, *args, **kwargs):
-        form = DeploymentCreateSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        data = form.validated_data
-        rfc = services.visible_rfcs(request.user).filter(uuid=data["rfc"]).first()
-        environment = (
-            Environment.objects.filter(pk=data["environment"], site__in=access.visible_sites(request.user))
-            .select_related("site")
-            .first()
-        )
-        if rfc is None or environment is None:
-            raise Http404
-        deployment = scheduling.deploy_now(request.user, rfc, environment, data["duration"])
-        return Response(DeploymentDetailSerializer(deployment).data, status=status.HTTP_201_CREATED)
-
-    @extend_schema(
-        summary="The step journal", responses={200: DeploymentStepSerializer(many=True), 404: ERRORS[404]}
-    )
-    @action(detail=True, methods=["get"], pagination_class=None)
-    def steps(self, request, *args, **kwargs):
-        deployment = self.get_object()
-        return Response(
-            DeploymentStepSerializer(deployment.steps.order_by("order", "started_at"), many=True).data
-        )
-
-    @extend_schema(
-        summary="Roll a running deployment back (release manager)",
-        request=ReasonSerializer,
-        responses={200: DeploymentDetailSerializer, **ERRORS},
-    )
-    @action(detail=True, methods=["post"])
-    def rollback(self, request, *args, **kwargs):
-        form = ReasonSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        deployment = scheduling.request_rollback(
-            request.user, self.get_object(), form.validated_data["reason"]
-        )
-        return Response(DeploymentDetailSerializer(deployment).data)
-
-    @extend_schema(
-        summary="Cancel a deployment before it starts",
-        request=ReasonSerializer,
-        responses={200: DeploymentDetailSerializer, **ERRORS},
-    )
-    @action(detail=True, methods=["post"])
-    def cancel(self, request, *args, **kwargs):
-        form = ReasonSerializer(data=request.data)
-        form.is_valid(raise_exception=True)
-        deployment = scheduling.cancel_deployment(
-            request.user, self.get_object(), form.validated_data["reason"]
-        )
-        return Response(DeploymentDetailSerializer(deployment).data)

@@ -8,25 +8,16 @@ the form refuses is a 400 in the API and an error message on the page, never a 5
 
 from __future__ import annotations
 
-import re
-import uuid
-
 import django_filters
 from django import forms
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from deployments.models import Deployment
+from core.filters import SITE_CODE_MAX, TEXT_MAX, USERNAME_MAX
 from releases.models import Impact, Rfc
 from releases.states import OPEN_STATES, RfcState
 from releases.versioning import ChangeClass
 
 OPEN = "open"
-# Long enough for any real search, short enough that no LIKE pattern costs much (DESIGN.md errors:
-# a huge value is bad input, a 400, not a slow query).
-TEXT_MAX = 200
-SITE_CODE_MAX = 20
-USERNAME_MAX = 150
-RFC_NUMBER = re.compile(r"^RFC-\d{4}-\d{4,}$")
 
 
 class CheckboxFilter(django_filters.BooleanFilter):
@@ -104,36 +95,3 @@ class RfcFilterSet(django_filters.FilterSet):
         if user is None or not user.is_authenticated:
             return queryset.none()
         return queryset.filter(author=user)
-
-
-class DeploymentFilterSet(django_filters.FilterSet):
-    """`GET /api/v1/deployments/`. The parameters keep the meaning they had before the FilterSet: an
-    `rfc` that is neither a number nor a UUID matches nothing, an unknown `state` matches nothing and
-    an `environment` that is not a number is ignored."""
-
-    rfc = django_filters.CharFilter(method="filter_rfc", max_length=TEXT_MAX, help_text="RFC number or UUID.")
-    state = django_filters.CharFilter(field_name="state", max_length=TEXT_MAX)
-    environment = django_filters.CharFilter(
-        method="filter_environment", max_length=TEXT_MAX, help_text="Environment id."
-    )
-    site = django_filters.CharFilter(
-        field_name="environment__site__code", max_length=SITE_CODE_MAX, help_text="Site code."
-    )
-
-    class Meta:
-        model = Deployment
-        fields: list[str] = []
-
-    def filter_rfc(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        if RFC_NUMBER.match(value):
-            return queryset.filter(rfc__number=value)
-        try:
-            return queryset.filter(rfc__uuid=uuid.UUID(value))
-        except ValueError:
-            return queryset.none()
-
-    def filter_environment(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        if not (value.isascii() and value.isdigit()):
-            return queryset
-        # A number beyond any id names no environment (and would overflow the column).
-        return queryset.filter(environment_id=int(value)) if len(value) < 18 else queryset.none()

@@ -22,18 +22,19 @@ from core import clock
 from core.errors import StateConflict
 from core.refusals import REFUSED, filter_errors, refusal
 from deployments import scheduling
+from deployments.forms import ScheduleForm
 from deployments.states import ACTIVE as ACTIVE_DEPLOYMENT_STATES
 from environments import access
 from environments.models import Site
 from environments.windows import rules_for
 from plant import uploads
 from releases import gates, services
+from releases.forms import EvidenceForm, ReleaseForm, RfcForm, SignoffForm
 from releases.models import Evidence, Impact, Rfc
 from releases.states import EDITABLE_STATES, RfcState
 from releases.versioning import VersionRefused
 from workflow import services as wf
 from workflow.filters import RfcFilterSet
-from workflow.forms import EvidenceForm, ReleaseForm, RfcForm, ScheduleForm, SignoffForm
 
 PAGE_SIZE = 25
 

@@ -1,4 +1,4 @@
-"""Forms for the RFC pages. Rules live in `releases.services`; forms only shape the input."""
+"""Forms for an RFC's content and for releases: each field's errors come from the service that refuses."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from core.roles import Role
 from environments import access
 from releases.models import EvidenceKind, Release, Rfc
 from releases.services import FILERS
@@ -212,75 +211,3 @@ class SignoffForm(forms.Form):
     comment = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}), help_text="What you tested in UAT and what you saw."
     )
-
-
-class ScheduleForm(forms.Form):
-    """The PROD start for one site, typed in the site's local time or picked from the next slots."""
-
-    site = forms.ChoiceField()
-    duration = forms.IntegerField(
-        label="Deployment duration (minutes)",
-        min_value=1,
-        max_value=12 * 60,
-        help_text="The deployment itself; the smoke test and the rollback budget are added.",
-    )
-    start = forms.CharField(
-        required=False,
-        label="Start (site's local time)",
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
-    )
-    slot = forms.DateTimeField(required=False, widget=forms.HiddenInput)
-    handover_override = forms.BooleanField(
-        required=False, label="Plant Director: allow a start inside a shift handover"
-    )
-
-    def __init__(self, *args, rfc, user, sites, **kwargs):
-        super().__init__(*args, **kwargs)
-        from deployments.scheduling import default_duration
-
-        self.rfc, self.sites = rfc, {s.code: s for s in sites}
-        self.fields["site"].choices = [(s.code, f"{s.code} — {s.name} ({s.timezone})") for s in sites]
-        self.fields["duration"].initial = default_duration(rfc)
-        live = {
-            "hx-get": reverse("releases:schedule", args=[rfc.uuid]),
-            "hx-include": "closest form",
-            "hx-target": "#slots",
-            "hx-swap": "outerHTML",
-            "hx-trigger": "change",
-        }
-        self.fields["site"].widget.attrs.update(live)
-        self.fields["duration"].widget.attrs.update(
-            {**live, "hx-trigger": "change, keyup changed delay:400ms"}
-        )
-        if not rfc.emergency or not any(access.has_role(user, Role.PLANT_DIRECTOR, s) for s in sites):
-            del self.fields["handover_override"]
-
-    def clean_site(self):
-        return self.sites[self.cleaned_data["site"]]
-
-    def clean(self):
-        data = super().clean()
-        data.setdefault("handover_override", False)
-        if not self.errors and not data.get("slot") and not data.get("start"):
-            raise ValidationError("Pick one of the offered slots or type a start.")
-        return data
-
-    def site_choice(self):
-        code = self.data.get("site") if self.is_bound else None
-        return self.sites.get(code) or next(iter(self.sites.values()), None)
-
-    def duration_choice(self) -> int:
-        from deployments.scheduling import default_duration
-
-        try:
-            value = int(self.data.get("duration", "")) if self.is_bound else 0
-        except ValueError:
-            value = 0
-        return value if 0 < value <= 12 * 60 else default_duration(self.rfc)
-
-    def start_utc(self):
-        from deployments.scheduling import parse_local
-
-        if self.cleaned_data.get("slot"):
-            return parse_local(self.cleaned_data["slot"], self.cleaned_data["site"].zone)
-        return parse_local(self.cleaned_data["start"], self.cleaned_data["site"].zone)

@@ -1,0 +1,51 @@
+"""API plumbing every package's endpoints share: one error shape, bounded pages, gate results."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.http import Http404
+from drf_spectacular.utils import (
+    OpenApiResponse,
+)
+from rest_framework import serializers
+from rest_framework.pagination import PageNumberPagination
+
+
+class GateSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    passed = serializers.BooleanField()
+    reason = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField()
+
+
+class RuleErrorSerializer(ErrorSerializer):
+    rule = serializers.CharField(help_text="The first failing gate or rule.")
+    failed = GateSerializer(many=True, required=False)
+
+
+ERRORS = {
+    400: OpenApiResponse(ErrorSerializer, description="Invalid input; `fields` names the fields."),
+    403: OpenApiResponse(ErrorSerializer, description="Not allowed for the caller."),
+    404: OpenApiResponse(ErrorSerializer, description="Unknown, or of a site the caller does not see."),
+    409: OpenApiResponse(ErrorSerializer, description="The RFC is not in a state that allows this."),
+}
+
+
+class ApiPagination(PageNumberPagination):
+    """Bounded pages: a page costs the same queries whatever the table holds."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+def check_uuid(value: str) -> None:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        raise Http404 from None
