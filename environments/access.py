@@ -172,6 +172,14 @@ def visible_sites(user) -> QuerySet:
     return Site.objects.filter(pk__in=[key for key in roles if key is not None])
 
 
+def visible_site(user, code: str):
+    """The site with this code if the user may see it, else None: the one site lookup."""
+    code = str(code or "")
+    if not code or len(code) > 20 or "\x00" in code:  # no site has such a code (and PostgreSQL refuses NUL)
+        return None
+    return visible_sites(user).filter(code=code).first()
+
+
 def get_visible_or_404(queryset: QuerySet, user, site_field: str = "site", **lookup):
     """Fetch one object of a site the user may see; anything else is a 404."""
     try:

@@ -55,6 +55,14 @@ def rfc_or_404(user, uuid) -> Rfc:
         raise Http404("No such RFC") from None
 
 
+def target_site(user, rfc: Rfc, code: str) -> Site:
+    """One of the RFC's target sites, by code, that the user may see; a clear 400 otherwise."""
+    site = access.visible_site(user, code)
+    if site is None or site.pk not in {s.pk for s in rfc_sites(rfc)}:
+        raise ValidationError({"site": f"{str(code)[:20]!r} is not a target site of {rfc.number}."})
+    return site
+
+
 def rfc_sites(rfc: Rfc) -> list[Site]:
     return [impact.site for impact in rfc.impacts.all()]
 

@@ -250,7 +250,7 @@ def site_feed(request, code: str):
     user = user_for_token(request.GET.get("token", ""))
     if user is None:
         raise Http404("Unknown feed.")
-    site = access.visible_sites(user).filter(code=code).first()
+    site = access.visible_site(user, code)
     if site is None:
         raise Http404("Unknown feed.")
     response = HttpResponse(

@@ -22,7 +22,6 @@ from deployments.serializers import (
     DeploymentSerializer,
     ScheduleRequestSerializer,
 )
-from environments import access
 from releases import gates, services
 from releases.models import RFC_NUMBER, Evidence, Impact, Rfc
 from releases.serializers import (
@@ -206,9 +205,7 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             data["files"] = files
         form = SignoffCreateSerializer(data=data)
         form.is_valid(raise_exception=True)
-        site = access.visible_sites(request.user).filter(code=form.validated_data["site"]).first()
-        if site is None:
-            raise ValidationError({"site": f"Unknown site {form.validated_data['site']!r}."})
+        site = services.target_site(request.user, rfc, form.validated_data["site"])
         signoff = services.sign_off_uat(
             request.user, rfc, site, form.validated_data["comment"], form.validated_data["files"]
         )
@@ -266,9 +263,7 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         form = ScheduleRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        site = access.visible_sites(request.user).filter(code=data["site"]).first()
-        if site is None:
-            raise ValidationError({"site": f"Unknown site {data['site']!r}."})
+        site = services.target_site(request.user, rfc, data["site"])
         deployment = wf.schedule(
             request.user,
             rfc,
@@ -297,9 +292,7 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             return Response(CheckRunSerializer(runs[:100], many=True).data)
         form = CheckRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        site = access.visible_sites(request.user).filter(code=form.validated_data["site"]).first()
-        if site is None:
-            raise ValidationError({"site": f"Unknown site {form.validated_data['site']!r}."})
+        site = services.target_site(request.user, rfc, form.validated_data["site"])
         run = computed.request_check(request.user, rfc, form.validated_data["kind"], site)
         return Response(CheckRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 

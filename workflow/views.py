@@ -25,7 +25,6 @@ from deployments import scheduling
 from deployments.forms import ScheduleForm
 from deployments.states import ACTIVE as ACTIVE_DEPLOYMENT_STATES
 from environments import access
-from environments.models import Site
 from environments.windows import rules_for
 from plant import uploads
 from releases import gates, services
@@ -434,9 +433,10 @@ def evidence_preview(request, uuid, evidence_uuid):
 def signoff(request, uuid):
     rfc = services.rfc_or_404(request.user, uuid)
     form = SignoffForm(request.POST)
-    site = Site.objects.filter(
-        code=request.POST.get("site", ""), pk__in=[s.pk for s in services.rfc_sites(rfc)]
-    ).first()
+    try:
+        site = services.target_site(request.user, rfc, request.POST.get("site", ""))
+    except ValidationError:
+        site = None
     files = request.FILES.getlist("files")
     if not form.is_valid() or site is None:
         if site is None:
@@ -538,11 +538,10 @@ def request_check(request, uuid):
     from deployments import checks
 
     rfc = services.rfc_or_404(request.user, uuid)
-    site = Site.objects.filter(
-        code=request.POST.get("site", ""), pk__in=[s.pk for s in services.rfc_sites(rfc)]
-    ).first()
-    if site is None:
-        raise Http404("No such site on this RFC")
+    try:
+        site = services.target_site(request.user, rfc, request.POST.get("site", ""))
+    except ValidationError:
+        raise Http404("No such site on this RFC") from None
     try:
         checks.request_check(request.user, rfc, request.POST.get("kind", ""), site)
     except REFUSED as exc:

@@ -127,3 +127,13 @@ def test_admin_site_only_for_admins(cast):
     assert client_for(cast["admin"]).get("/admin/").status_code == 200
     response = client_for(cast["dev"]).get("/admin/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+@pytest.mark.django_db
+def test_the_one_site_lookup_answers_only_for_visible_sites_and_refuses_odd_codes(cast, site_a, site_b):
+    """E4: a site the user may not see is not found, whatever the code; bad codes are not found either."""
+    assert access.visible_site(cast["itmanager_a"], site_a.code) == site_a
+    assert access.visible_site(cast["itmanager_a"], site_b.code) is None
+    assert access.visible_site(cast["admin"], site_b.code) == site_b
+    for odd in ("", None, "\x00", "A" * 21, f"{site_a.code}\x00"):
+        assert access.visible_site(cast["admin"], odd) is None
