@@ -1,0 +1,83 @@
+"""What waits for a person, by role (E9): the home page's lists, as one service the page renders.
+
+Each list is bounded (ten rows) and costs a fixed number of queries whatever the data holds
+(tests/changecontrol/test_query_counts.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db.models import Exists, OuterRef, Prefetch
+
+from approvals.services import approvals_for
+from core.roles import Role
+from deployments.models import Deployment
+from deployments.states import ACTIVE as ACTIVE_DEPLOYMENT_STATES
+from environments import access
+from environments.models import TIER_ORDER, Environment
+from releases.models import Impact, UatSignoff
+from releases.services import FILERS, visible_rfcs
+from releases.states import OPEN_STATES, RfcState
+
+ROWS = 10
+
+
+@dataclass
+class Inbox:
+    environments: list = field(default_factory=list)
+    mine: list = field(default_factory=list)  # the user's own RFCs still open
+    to_sign_off: list = field(
+        default_factory=list
+    )  # drafts at the user's key-user sites with no live sign-off
+    to_approve: list = field(default_factory=list)  # approvals the user may sign now
+    to_schedule: list = field(default_factory=list)  # approved RFCs, for release managers
+    deployments: list = field(default_factory=list)  # (deployment, local start) booked or running
+    is_key_user: bool = False
+    is_approver: bool = False
+    may_file: bool = False
+
+
+def inbox(user) -> Inbox:
+    sites = list(access.visible_sites(user))
+    result = Inbox(
+        environments=sorted(
+            Environment.objects.filter(site__in=sites).select_related("site"),
+            key=lambda env: (env.site.code, TIER_ORDER[env.tier]),
+        ),
+        may_file=access.has_any_role(user, FILERS),
+    )
+    rfcs = (
+        visible_rfcs(user)
+        .select_related("release")
+        .prefetch_related(Prefetch("impacts", queryset=Impact.objects.select_related("site")))
+    )
+    result.mine = list(rfcs.filter(author=user, state__in=OPEN_STATES).order_by("-updated_at")[:ROWS])
+    key_user_sites = [site for site in sites if access.has_role(user, Role.KEY_USER, site)]
+    result.is_key_user = bool(key_user_sites)
+    if key_user_sites:
+        live_signoff = UatSignoff.objects.filter(
+            rfc=OuterRef("rfc"),
+            site=OuterRef("site"),
+            voided_at__isnull=True,
+            release=OuterRef("rfc__release"),
+        )
+        waiting = (
+            Impact.objects.filter(site__in=key_user_sites, rfc__state=RfcState.DRAFT)
+            .exclude(rfc__author=user)
+            .exclude(Exists(live_signoff))
+            .values("rfc")
+        )
+        result.to_sign_off = list(rfcs.filter(pk__in=waiting).order_by("-created_at")[:ROWS])
+    result.is_approver = bool(access.all_roles(user) & access.APPROVER_ROLES)
+    if result.is_approver:
+        result.to_approve = list(approvals_for(user).order_by("pk")[:ROWS])
+    if access.has_any_role(user, [Role.RELEASE_MANAGER, Role.ADMIN]):
+        result.to_schedule = list(rfcs.filter(state=RfcState.APPROVED).order_by("-updated_at")[:ROWS])
+        result.deployments = [
+            (d, f"{d.scheduled_start.astimezone(d.environment.site.zone):%a %-d %b %H:%M %Z}")
+            for d in Deployment.objects.filter(rfc__in=visible_rfcs(user), state__in=ACTIVE_DEPLOYMENT_STATES)
+            .select_related("rfc", "environment", "environment__site")
+            .order_by("scheduled_start")[:ROWS]
+        ]
+    return result
