@@ -19,7 +19,7 @@ _CACHE_ATTR = "_changecontrol_roles"
 GLOBAL = None  # key for roles held at every site
 
 
-def _role_map(user) -> dict[int | None, frozenset[Role]]:
+def role_map(user) -> dict[int | None, frozenset[Role]]:
     """{site_id or None: roles}. Computed once per user object (three queries at most)."""
     cached = getattr(user, _CACHE_ATTR, None)
     if cached is not None:
@@ -65,7 +65,7 @@ def _role_map(user) -> dict[int | None, frozenset[Role]]:
 
 def prime(users: Iterable) -> None:
     """Compute the roles of many users at once, four queries whatever their number, into each one's
-    cache: the same answer `_role_map` gives one by one (used where a rule asks about several people,
+    cache: the same answer `role_map` gives one by one (used where a rule asks about several people,
     such as the absent approvers a delegate stands in for)."""
     todo: dict[int, list] = {}
     for user in users:
@@ -125,18 +125,18 @@ def forget(user) -> None:
 
 
 def roles_at(user, site) -> frozenset[Role]:
-    roles = _role_map(user)
+    roles = role_map(user)
     site_id = getattr(site, "pk", site)
     return roles.get(GLOBAL, frozenset()) | roles.get(site_id, frozenset())
 
 
 def global_roles(user) -> frozenset[Role]:
-    return _role_map(user).get(GLOBAL, frozenset())
+    return role_map(user).get(GLOBAL, frozenset())
 
 
 def all_roles(user) -> frozenset[Role]:
     roles: set[Role] = set()
-    for value in _role_map(user).values():
+    for value in role_map(user).values():
         roles |= value
     return frozenset(roles)
 
@@ -144,7 +144,7 @@ def all_roles(user) -> frozenset[Role]:
 def sites_with_role(user, role: Role) -> frozenset[int]:
     """The sites where `role` is granted to the user for that site alone (a role held globally
     counts everywhere: ask `has_role(user, role)` first)."""
-    return frozenset(key for key, roles in _role_map(user).items() if key is not GLOBAL and role in roles)
+    return frozenset(key for key, roles in role_map(user).items() if key is not GLOBAL and role in roles)
 
 
 def has_role(user, role: Role, site=None) -> bool:
@@ -166,7 +166,7 @@ def visible_sites(user) -> QuerySet:
     """A user sees every site when they hold any role globally, else the sites of their roles."""
     from environments.models import Site
 
-    roles = _role_map(user)
+    roles = role_map(user)
     if roles.get(GLOBAL):
         return Site.objects.all()
     return Site.objects.filter(pk__in=[key for key in roles if key is not None])

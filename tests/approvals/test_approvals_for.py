@@ -150,14 +150,14 @@ def test_prime_gives_what_each_user_computes_alone(cast, site_a):
     cast["tester"].groups.add(group)
     root = make_user("root2", Role.AUDITOR, is_superuser=True)
     everyone = [*cast.values(), root]
-    alone = {user.pk: access._role_map(_fresh(user)) for user in everyone}
+    alone = {user.pk: access.role_map(_fresh(user)) for user in everyone}
     fresh = [_fresh(user) for user in everyone]
     with CaptureQueriesContext(connection) as primed:
         access.prime(fresh)
     assert len(primed) <= 5
     for user in fresh:
         with CaptureQueriesContext(connection) as asked:
-            assert access._role_map(user) == alone[user.pk], user.username
+            assert access.role_map(user) == alone[user.pk], user.username
         assert len(asked) == 0
 
 
