@@ -7,31 +7,14 @@ from rest_framework.response import Response
 
 from audit.filters import AuditEventFilterSet
 from audit.models import AuditEvent
-from audit.services import verify
+from audit.services import HASHED_FIELDS, verify
 from environments import access
 
 
 class AuditEventSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
-        fields = [
-            "seq",
-            "occurred_at",
-            "actor_id",
-            "actor_name",
-            "action",
-            "object_type",
-            "object_id",
-            "object_repr",
-            "site_code",
-            "before",
-            "after",
-            "request_id",
-            "ip_address",
-            "reason",
-            "prev_hash",
-            "hash",
-        ]
+        fields = [*HASHED_FIELDS, "hash"]  # every column the chain hashes, and the hash
 
 
 class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
