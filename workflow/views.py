@@ -19,7 +19,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from approvals import services as approvals
 from audit.models import AuditEvent
 from core import clock
-from core.errors import StateConflict
 from core.refusals import REFUSED, filter_errors, refusal
 from deployments import scheduling
 from deployments.forms import ScheduleForm
@@ -129,19 +128,21 @@ def rfc_edit(request, uuid):
         )
         return redirect("releases:detail", rfc.uuid)
     form = RfcForm(request.POST or None, user=request.user, rfc=rfc)
+    status = 200
     if request.method == "POST" and form.is_valid():
         try:
             wf.update_rfc(request.user, rfc, impacts=form.impacts(), **form.fields_for_service())
         except ValidationError as exc:
             form.add_service_errors(exc)
-        except StateConflict as exc:
-            form.add_error(None, str(exc))
+        except REFUSED as exc:  # a conflict or a refusal keeps its own status (409, 403)
+            form.add_error(None, refusal(exc).message)
+            status = refusal(exc).status
         else:
             messages.success(request, f"{rfc.number} saved.")
             return redirect("releases:detail", rfc.uuid)
-    return render(
-        request, "releases/form.html", {"form": form, "rfc": rfc}, status=400 if form.errors else 200
-    )
+    if status == 200 and form.errors:
+        status = 400
+    return render(request, "releases/form.html", {"form": form, "rfc": rfc}, status=status)
 
 
 @login_required
