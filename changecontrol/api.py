@@ -17,6 +17,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from audit.services import record
 from core.errors import RuleViolation, StateConflict
+from core.refusals import refusal
 
 
 class Conflict(exceptions.APIException):
@@ -43,17 +44,16 @@ def _flatten(detail) -> str:
 
 
 def exception_handler(exc, context):
-    if isinstance(exc, StateConflict):
-        return Response({"detail": str(exc), "code": exc.code}, status=status.HTTP_409_CONFLICT)
-    if isinstance(exc, RuleViolation):
-        body = {"detail": str(exc), "code": exc.code, "rule": exc.rule}
-        if exc.failed:
-            body["failed"] = exc.failed
-        return Response(body, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
-    if isinstance(exc, DjangoValidationError) and getattr(exc, "code", None) == "too_large":
-        return Response(
-            {"detail": exc.messages[0], "code": "too_large"}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-        )
+    """The API's side of the one refusal mapping (core/refusals.py): the same status as the pages."""
+    too_large = isinstance(exc, DjangoValidationError) and getattr(exc, "code", None) == "too_large"
+    if isinstance(exc, StateConflict | RuleViolation) or too_large:
+        refused = refusal(exc)
+        body = {"detail": refused.message, "code": refused.code}
+        if isinstance(exc, RuleViolation):
+            body["rule"] = refused.rule
+            if refused.failed:
+                body["failed"] = refused.failed
+        return Response(body, status=refused.status)
     if isinstance(exc, RequestDataTooBig):  # a form field over DATA_UPLOAD_MAX_MEMORY_SIZE
         return Response(
             {"detail": "The request body is larger than the limit.", "code": "too_large"},
