@@ -24,7 +24,7 @@ from django.db import close_old_connections, transaction
 from django.db.models import F, Q
 
 from audit.services import record
-from core import clock
+from core import clock, jobs
 from core.roles import Role
 from deployments.models import Deployment, DeploymentState, DeploymentStep, StepState
 from deployments.states import IN_PROGRESS, TERMINAL, move
@@ -35,6 +35,7 @@ from plant import adapters, uploads
 from releases import gates
 
 logger = logging.getLogger(__name__)
+RUN_TASK = "deployments.tasks.run_deployment"  # by name: the task module imports this one
 S = DeploymentState
 FORWARD = [
     "verify_checksum",
@@ -83,8 +84,6 @@ def due_queryset(now):
 def dispatch() -> list[int]:
     """Claim due deployments and hand each to a worker. Two beats at once claim disjoint rows;
     a task lost with a flushed Redis is sent again after DEPLOYMENT_REDISPATCH_SECONDS."""
-    from deployments import tasks
-
     now = clock.now()
     with transaction.atomic():
         rows = list(
@@ -96,7 +95,7 @@ def dispatch() -> list[int]:
         if rows:
             Deployment.objects.filter(pk__in=rows).update(dispatched_at=now)
             for pk in rows:
-                transaction.on_commit(lambda pk=pk: tasks.run_deployment.delay(pk))
+                jobs.nudge(RUN_TASK, pk)
     return rows
 
 

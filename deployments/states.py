@@ -80,12 +80,12 @@ def may_move(source: str, target: str) -> bool:
 def move(deployment, target: str, *, actor=None, audit: Callable[[], None] | None = None, **fields) -> None:
     """Change `deployment` to `target` with `fields`, or raise IllegalMove; write its audit event
     (`audit`), then let the RFC follow, all in one transaction."""
-    from deployments.models import Deployment
-    from releases.models import Rfc
-
+    rfcs = type(deployment)._meta.get_field("rfc").related_model.objects
     with transaction.atomic():
-        Rfc.objects.select_for_update().filter(pk=deployment.rfc_id).first()
-        current = Deployment.objects.select_for_update().values_list("state", flat=True).get(pk=deployment.pk)
+        rfcs.select_for_update().filter(pk=deployment.rfc_id).first()
+        current = (
+            type(deployment).objects.select_for_update().values_list("state", flat=True).get(pk=deployment.pk)
+        )
         if not may_move(current, target):
             raise IllegalMove(
                 f"A deployment that is {S(current).label.lower()} cannot become {S(target).label.lower()}."
