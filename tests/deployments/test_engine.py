@@ -150,11 +150,14 @@ def test_smoke_failure_rolls_back_and_verifies_the_rollback(cast, site_a, plant,
     assert "smoke test failed" in deployment.outcome
 
 
-def test_latency_25_percent_worse_rolls_back(cast, site_a, plant, artifacts):
+def test_latency_much_worse_rolls_back(cast, site_a, plant, artifacts):
+    """X3 through the real plant: twice the label latency rolls back. The measured times carry the
+    machine's own overhead on both sides, so the margin is wide; the 20 % boundary itself is pinned
+    with exact figures in the rule tests."""
     app = plant / site_a.code / "DEV" / "app" / "release.json"
     app.write_text(json.dumps({**json.loads(app.read_text()), "label_delay_ms": 200}))
     release = artifact_release(
-        cast["dev"], artifacts["good"], "2.4.1", {"label_delay_ms": 250, "broken": False}
+        cast["dev"], artifacts["good"], "2.4.1", {"label_delay_ms": 400, "broken": False}
     )
     deployment = deploy(cast, site_a, "DEV", release)
     assert deployment.state == S.ROLLED_BACK, deployment.outcome
