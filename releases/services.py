@@ -242,16 +242,28 @@ def create_rfc(user, *, impacts: Sequence[dict], **fields) -> Rfc:
     return rfc
 
 
+def edit_refusal(user, rfc: Rfc):
+    """Why `user` may not edit `rfc` now, as the exception the service raises (None: they may)."""
+    if rfc.state not in EDITABLE_STATES:
+        return StateConflict(
+            f"{rfc.number} is {rfc.get_state_display().lower()}; only a draft can be edited."
+        )
+    if rfc.author_id != user.pk:
+        return PermissionDenied("Only the author edits an RFC.")
+    return None
+
+
+def may_edit(user, rfc: Rfc) -> bool:
+    return edit_refusal(user, rfc) is None
+
+
 def update_rfc(user, rfc: Rfc, *, impacts: Sequence[dict] | None = None, **fields) -> Rfc:
     """Edit a draft. Changing the release or the sites voids the UAT sign-offs it had."""
     with transaction.atomic():
         locked = Rfc.objects.select_for_update().get(pk=rfc.pk)
-        if locked.state not in EDITABLE_STATES:
-            raise StateConflict(
-                f"{locked.number} is {locked.get_state_display().lower()}; only a draft can be edited."
-            )
-        if locked.author_id != user.pk:
-            raise PermissionDenied("Only the author edits an RFC.")
+        refused = edit_refusal(user, locked)
+        if refused is not None:
+            raise refused
         current = rfc_detail_queryset(user).get(pk=rfc.pk)
         before = current.snapshot()
         old_release_id = current.release_id

@@ -231,7 +231,7 @@ def _detail_context(request, rfc: Rfc) -> dict:
         "actions": [
             t for t in wf.available_transitions(user, rfc) if t.name not in PAGE_TRANSITIONS_EXCLUDED
         ],
-        "may_edit": is_draft and rfc.author_id == user.pk,
+        "may_edit": services.may_edit(user, rfc),
         "may_add_evidence": may_add_evidence,
         "may_delete_evidence": is_draft and rfc.submitted_at is None,
         "evidence_form": EvidenceForm(),
