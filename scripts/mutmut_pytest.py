@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 _OWN: list[Path] = []
@@ -23,7 +22,8 @@ def _unique(config) -> str:
 
 def pytest_configure(config):
     if not config.option.basetemp:
-        config.option.basetemp = str(Path(tempfile.gettempdir()) / _unique(config))
+        # under the project's var/ (mutants/var in a mutmut run), where scripts/mutation.sh sweeps it
+        config.option.basetemp = str(Path(__file__).resolve().parent.parent / "var" / "tmp" / _unique(config))
 
 
 def pytest_sessionstart(session):
