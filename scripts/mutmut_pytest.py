@@ -50,6 +50,11 @@ def pytest_sessionstart(session):
     session.config.option.create_db = False
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """The rule tests first: with -x a mutant they kill is killed before the slower tests run."""
+    items.sort(key=lambda item: not item.nodeid.startswith("tests/test_rules_"))
+
+
 def pytest_unconfigure(config):
     for path in _OWN:
         path.unlink(missing_ok=True)
