@@ -1,14 +1,17 @@
 """Mutate the rule code that mutmut 3 leaves alone, with mutmut's own operators (scripts/mutation.sh).
 
 mutmut 3 mutates only undecorated functions and methods: the RFC transition table
-(releases/states.py, module level), the registered readiness gates (@gate) and the audit signal
-receivers (@receiver) never change under it. This script makes every one-node mutant of the gates'
-and receivers' bodies with mutmut's operators and, for the transition table, the slips a person
-makes in a table (a set member dropped, a transition's target, a role, AUTHOR/SYSTEM or a flag
-swapped; the labels are display text and not mutated), writes each into a scratch copy of the
-project and runs the part's tests there: any failure kills the mutant. Lines marked `# pragma: no mutate` are skipped,
-and so are the strings of decorators (a gate's registry name, a receiver's dispatch_uid: ids, not
-behaviour).
+(releases/states.py) and the audit trail's list of hashed fields (audit/services.py), both module
+level, the registered readiness gates (@gate) and the audit signal receivers (@receiver) never
+change under it. This script makes every one-node mutant of the gates' and receivers' bodies with
+mutmut's operators (a decorator only where it says what it registers for: a gate's stages, a
+receiver's sender) and, for the two tables, the slips a person makes in a table: a member dropped,
+a transition's target, a role, AUTHOR/SYSTEM or a flag swapped (labels are display text and are
+not mutated). Lines marked `# pragma: no mutate` are skipped.
+
+Each mutant runs in a process forked from one that imported the project and the tests once: a
+function gets the mutant's body, a table the mutant's value; a decorator mutant is imported afresh
+in a scratch copy. The part's tests run there (the rule tests first): any failure kills the mutant.
 
     .venv/bin/python scripts/mutate_extra.py [--jobs 2] [--only releases/states.py] [--out FILE]
 """
@@ -57,6 +60,10 @@ TARGETS: dict[str, tuple[set[str], list[str]]] = {
         {"approvals_complete"},
         ["tests/test_rules_gates.py", "tests/test_approvals.py"],
     ),
+    "audit/services.py": (
+        {"HASHED_FIELDS"},
+        ["tests/test_rules_audit.py", "tests/test_audit_chain.py", "tests/test_audit_trail.py"],
+    ),
     "audit/permissions.py": (
         {"granted", "revoked"},
         [
@@ -67,6 +74,7 @@ TARGETS: dict[str, tuple[set[str], list[str]]] = {
         ],
     ),
 }
+TABLES = {"releases/states.py", "audit/services.py"}  # module-level tables, not functions
 STATES = ["DRAFT", "SUBMITTED", "IN_APPROVAL", "APPROVED", "SCHEDULED", "DEPLOYING", "DEPLOYED"]
 STATES += ["ROLLED_BACK", "FAILED", "CLOSED", "REJECTED", "CANCELLED"]
 BEHAVIOURAL = {"applies_from", "sender"}
@@ -152,7 +160,7 @@ def _behavioural(node: cst.CSTNode, mutated: cst.CSTNode) -> bool:
 
 def _table_mutations(node: cst.CSTNode):
     """The one-line slips a person makes in a transition table: a member too few, a wrong target or role."""
-    if isinstance(node, cst.Set) and len(node.elements) > 1:
+    if isinstance(node, cst.Set | cst.Tuple) and len(node.elements) > 1:
         for i in range(len(node.elements)):
             kept = [*node.elements[:i], *node.elements[i + 1 :]]
             kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
@@ -191,7 +199,7 @@ def mutants_of(path: str) -> tuple[list[Mutant], list[str]]:
     names, _ = TARGETS[path]
     source = (REPO / path).read_text()
     wrapper = MetadataWrapper(cst.parse_module(source))
-    collector = _Collector(names, _pragma_lines(source), table=path == "releases/states.py")
+    collector = _Collector(names, _pragma_lines(source), table=path in TABLES)
     wrapper.visit(collector)
     mutants, codes = [], []
     for i, (old, new, line, where, decorator) in enumerate(collector.found, 1):
@@ -235,7 +243,7 @@ def _apply(mutant: Mutant, code: str) -> bool:
 
     module = importlib.import_module(mutant.path[: -len(".py")].replace("/", "."))
     filename = str(REPO / mutant.path)
-    if mutant.path == "releases/states.py":
+    if mutant.path in TABLES:
         _rebind(module, TARGETS[mutant.path][0], code, filename)
         return True
     if mutant.decorator:

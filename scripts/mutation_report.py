@@ -67,6 +67,7 @@ EXTRA = {
     "releases/states.py": "transitions",
     "releases/gates.py": "gates",
     "approvals/gates.py": "gates",
+    "audit/services.py": "audit",
     "audit/permissions.py": "audit",
 }
 KILLED = {"killed", "timeout", "segfault"}
