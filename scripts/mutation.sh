@@ -38,6 +38,9 @@ if [[ -z ${REPORT_ONLY:-} ]]; then
   if ((${#extra[@]})); then
     nice -n 19 $PY scripts/mutate_extra.py --jobs "$JOBS" "${extra[@]}" >>mutants-run.log 2>&1
   fi
+  # what killed workers (timeouts) leave behind
+  rm -rf mutants/var/tmp var/tmp
+  rm -f mutants/var/mutmut-[0-9]*.sqlite3* var/mutmut-[0-9]*.sqlite3*
   echo "mutation run: $(($(date +%s) - started)) s (log: mutants-run.log)"
 fi
 $PY scripts/mutation_report.py ${SURVIVORS:+--survivors} "${areas[@]}"
