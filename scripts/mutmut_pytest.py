@@ -23,7 +23,9 @@ def _unique(config) -> str:
 def pytest_configure(config):
     if not config.option.basetemp:
         # under the project's var/ (mutants/var in a mutmut run), where scripts/mutation.sh sweeps it
-        config.option.basetemp = str(Path(__file__).resolve().parent.parent / "var" / "tmp" / _unique(config))
+        base = Path(__file__).resolve().parent.parent / "var" / "tmp"
+        base.mkdir(parents=True, exist_ok=True)
+        config.option.basetemp = str(base / _unique(config))
 
 
 def pytest_sessionstart(session):
