@@ -366,6 +366,27 @@ def main() -> int:
             flush=True,
         )
 
+    # the control: unmutated, every part's tests pass, or no verdict below means anything
+    for path in {mutant.path for mutant, _ in work}:
+        pid = os.fork()
+        if pid == 0:
+            code_ = 3
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 1)
+                os.dup2(devnull, 2)
+                import pytest as pytest_
+
+                tests = [t for t in TARGETS[path][1] if (REPO / t.split("::")[0]).exists()]
+                code_ = int(
+                    pytest_.main(["-q", "-p", "no:cacheprovider", "-p", "scripts.mutmut_pytest", *tests])
+                )
+            finally:
+                os._exit(code_)
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            print(f"the tests of {path} fail without any mutation: fix them first", file=sys.stderr)
+            return 1
     run_all(work, args.jobs, report)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
