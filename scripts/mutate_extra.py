@@ -3,7 +3,7 @@
 mutmut 3 mutates only undecorated functions and methods: the RFC transition table
 (releases/states.py) and the audit trail's list of hashed fields (audit/services.py), both module
 level, the registered readiness gates (@gate) and the audit signal receivers (@receiver) never
-change under it. This script makes every one-node mutant of the gates' and receivers' bodies with
+change under it, and `gate()` itself runs at import, before mutmut switches a mutant on. This script makes every one-node mutant of the gates' and receivers' bodies with
 mutmut's operators (a decorator only where it says what it registers for: a gate's stages, a
 receiver's sender) and, for the two tables, the slips a person makes in a table: a member dropped,
 a transition's target, a role, AUTHOR/SYSTEM or a flag swapped (labels are display text and are
@@ -46,7 +46,14 @@ TARGETS: dict[str, tuple[set[str], list[str]]] = {
         ["tests/test_rules_transitions.py", "tests/test_rfc_lifecycle.py"],
     ),
     "releases/gates.py": (
-        {"impact_analysis", "rollback_plan", "downtime_matches_class", "uat_signoff", "artifact_checksum"},
+        {
+            "gate",
+            "impact_analysis",
+            "rollback_plan",
+            "downtime_matches_class",
+            "uat_signoff",
+            "artifact_checksum",
+        },
         [
             "tests/test_rules_gates.py",
             "tests/test_rfc_lifecycle.py::test_submit_refused_naming_the_failing_gate",
@@ -74,6 +81,7 @@ TARGETS: dict[str, tuple[set[str], list[str]]] = {
         ],
     ),
 }
+IMPORT_TIME = {"gate"}  # runs while a module registers its gates: only a fresh import sees a mutant
 TABLES = {"releases/states.py", "audit/services.py"}  # module-level tables, not functions
 STATES = ["DRAFT", "SUBMITTED", "IN_APPROVAL", "APPROVED", "SCHEDULED", "DEPLOYING", "DEPLOYED"]
 STATES += ["ROLLED_BACK", "FAILED", "CLOSED", "REJECTED", "CANCELLED"]
@@ -144,7 +152,8 @@ class _Collector(cst.CSTVisitor):
             if isinstance(node, kind):
                 for mutated in operator(node):
                     if not self._in_decorator or _behavioural(node, mutated):
-                        self.found.append((node, mutated, line, self._where[-1], self._in_decorator > 0))
+                        import_time = self._in_decorator > 0 or self._where[-1] in IMPORT_TIME
+                        self.found.append((node, mutated, line, self._where[-1], import_time))
         if self.table:
             for mutated in _table_mutations(node):
                 self.found.append((node, mutated, line, self._where[-1], False))

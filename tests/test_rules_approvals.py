@@ -326,8 +326,11 @@ def test_the_signature_records_who_when_what_and_how(managers, site_a):
 def test_a_signature_over_other_content_is_refused(managers, site_a):
     """A6: the signer saw a version that is no longer the RFC; or the RFC changed since the request."""
     rfc = submitted(managers, site_a)
-    with pytest.raises(StateConflict, match="reload it and sign again"):
+    with pytest.raises(StateConflict) as changed:
         approve(managers["itmanager"], pending(rfc, IT), expected_hash="0" * 64)
+    assert (
+        str(changed.value) == "The RFC changed since this approval was requested; reload it and sign again."
+    )
     Rfc.objects.filter(pk=rfc.pk).update(title="Changed behind the round's back")
     with pytest.raises(StateConflict, match="reload it and sign again"):
         approve(managers["itmanager"], pending(rfc, IT))
@@ -481,3 +484,24 @@ def test_the_content_hash_covers_the_number_and_the_fields(managers, site_a):
     assert renumbered != before
     Rfc.objects.filter(pk=rfc.pk).update(rollback_plan="Restore the VM snapshot")
     assert approvals.content_hash(rfc) not in (before, renumbered)
+
+
+def test_signing_without_reason_or_channel_means_an_approval_from_the_portal(managers, site_a):
+    """A5: a signature given in the portal, with no reason, says so."""
+    rfc = submitted(managers, site_a)
+    signature = approvals.sign_verified(managers["itmanager"], pending(rfc, IT), "approve")
+    assert (signature.reason, signature.via) == ("", "portal")
+
+
+@pytest.mark.parametrize("what", ["step", "round"])
+def test_an_approval_whose_step_or_round_is_over_cannot_be_signed(managers, site_a, what):
+    """A2, A6: a pending approval counts only while its step is pending and its round open."""
+    rfc = submitted(managers, site_a)
+    approval = pending(rfc, IT)
+    if what == "step":
+        ApprovalStep.objects.filter(pk=approval.step_id).update(state=StepState.APPROVED)
+    else:
+        ApprovalRound.objects.filter(rfc=rfc).update(state=RoundState.WITHDRAWN)
+    with pytest.raises(StateConflict, match="This approval is pending; nothing to sign."):
+        approve(managers["itmanager"], approval)
+    assert not Signature.objects.exists()

@@ -105,6 +105,7 @@ def test_a_relinked_event_with_a_matching_hash_is_found():
     _raw("UPDATE audit_chainhead SET hash = %s WHERE id = 1", [last.hash])
     result = verify()
     assert (result.ok, result.first_bad, result.problem) == (False, 3, "#3 does not link to its predecessor")
+    assert (result.count, result.head) == (3, AuditEvent.objects.get(seq=2).hash)
 
 
 def test_the_first_event_links_to_the_genesis_hash():
@@ -124,6 +125,7 @@ def test_a_missing_event_is_a_gap():
     _raw("DELETE FROM audit_auditevent WHERE seq = 2")
     result = verify()
     assert (result.ok, result.first_bad, result.problem) == (False, 3, "sequence gap before #3")
+    assert (result.count, result.head) == (2, AuditEvent.objects.get(seq=1).hash)
 
 
 def test_an_intact_chain_verifies():
@@ -146,6 +148,23 @@ def test_a_head_ahead_of_the_table_names_the_missing_event():
     _raw("DELETE FROM audit_auditevent WHERE seq = 4")
     result = verify()
     assert (result.ok, result.first_bad, result.problem) == (False, 4, "chain head says #4, table ends at #3")
+
+
+def test_a_head_far_ahead_names_the_first_missing_event():
+    """C1: two events cut from the tail: the first missing one is named."""
+    seed(4)
+    _raw("DELETE FROM audit_auditevent WHERE seq >= 3")
+    result = verify()
+    assert (result.ok, result.first_bad, result.count) == (False, 3, 2)
+
+
+def test_a_head_published_for_the_last_event_is_no_alarm():
+    """C1: the nightly publication of today's head does not make an intact trail look cut."""
+    seed(3)
+    trail.publish_head()
+    assert verify().ok
+    seed(1)
+    assert verify().ok
 
 
 def test_a_head_behind_the_table_names_its_own_event():
@@ -179,6 +198,7 @@ def test_a_published_head_catches_a_consistent_rewrite():
     result = verify()
     assert (result.ok, result.first_bad, result.count) == (False, 2, 2)
     assert result.problem == f"#2 differs from the head published {NOW.isoformat()}: the trail was rewritten"
+    assert result.head == AuditEvent.objects.get(seq=1).hash
 
 
 def test_a_published_head_beyond_the_table_means_events_were_removed():
@@ -203,8 +223,21 @@ def test_published_heads_read_only_well_formed_lines(settings):
     with open(path, "a", encoding="utf-8") as handle:
         handle.write("not json\n[1, 2]\n" + json.dumps({"seq": "3", "hash": "x"}) + "\n")
         handle.write(json.dumps({"seq": 4, "hash": ""}) + "\n" + json.dumps({"seq": 5}) + "\n")
-    assert trail.published_heads() == [second]
-    assert json.loads(path.read_text().splitlines()[1]) == second
+    third = trail.publish_head()
+    assert trail.published_heads() == [second, third]
+    assert path.read_text().splitlines()[1] == (
+        f'{{"hash": "{second["hash"]}", "published_at": "{NOW.isoformat()}", "seq": 1}}'
+    )
+
+
+def test_the_head_is_published_to_the_log_too(caplog):
+    """C1: the head also goes to the log, a second copy outside the database."""
+    record("tests.thing.created", actor_name="alice")
+    with caplog.at_level("INFO", logger="audit.heads"):
+        entry = trail.publish_head()
+    assert [r.getMessage() for r in caplog.records if r.name == "audit.heads"] == [
+        f"audit chain head {json.dumps(entry, sort_keys=True)}"
+    ]
 
 
 def test_the_heads_file_and_its_folder_are_created(settings, tmp_path):

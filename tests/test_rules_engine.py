@@ -95,6 +95,17 @@ def test_only_the_owner_renews_or_releases_the_lease(cast, site_a, clock):
     assert (d.lease_owner, d.lease_expires_at, d.dispatched_at) == ("", None, None)
 
 
+def test_renewing_one_lease_leaves_the_workers_other_leases_alone(cast, site_a, clock):
+    """X4: a worker's heartbeat extends the lease of the deployment it runs, not every lease it holds."""
+    first, second = deployment(cast, site_a), deployment(cast, site_a)
+    engine.acquire(first.pk, "worker-1")
+    engine.acquire(second.pk, "worker-1")
+    clock.move_to(TUESDAY_9_BERLIN + timedelta(seconds=30))
+    assert engine.renew(first.pk, "worker-1") is True
+    second.refresh_from_db()
+    assert second.lease_expires_at == TUESDAY_9_BERLIN + LEASE
+
+
 def test_run_leaves_a_leased_deployment_alone(cast, site_a, clock):
     """X4: the second worker touches nothing and does not free the first one's lease."""
     d = deployment(cast, site_a)
