@@ -225,6 +225,8 @@ def test_each_signature_opens_exactly_the_next_step(managers, site_a):
     assert Rfc.objects.get(pk=rfc.pk).state == RfcState.IN_APPROVAL
     assert [s[3] for s in steps(rfc)] == ["approved", "pending", "waiting"]
     assert {a.role for a in Approval.objects.filter(rfc=rfc, state=ApprovalState.PENDING)} == {OPS}
+    second = ApprovalStep.objects.get(round__rfc=rfc, order=2)
+    assert second.activated_at == NOW
     approve(managers["opsmanager"], pending(rfc, OPS))
     assert [s[3] for s in steps(rfc)] == ["approved", "approved", "pending"]
     approve(managers["cio"], pending(rfc, CIO))
@@ -271,6 +273,7 @@ def test_a_rejection_ends_the_round_and_returns_the_rfc(managers, site_a):
     rnd = ApprovalRound.objects.get(rfc=rfc)
     assert (rnd.state, rnd.closed_at) == (RoundState.REJECTED, NOW)
     assert Approval.objects.get(rfc=rfc, role=OPS).state == ApprovalState.CLOSED
+    assert Approval.objects.get(rfc=rfc, role=IT).state == ApprovalState.REJECTED
     stored = Rfc.objects.get(pk=rfc.pk)
     assert stored.state == RfcState.DRAFT
     assert AuditEvent.objects.get(action="releases.rfc.reject").reason == (
@@ -288,13 +291,25 @@ def test_a_review_neither_approves_nor_rejects_the_rfc(managers, site_a):
     assert Rfc.objects.get(pk=rfc.pk).state == RfcState.SUBMITTED
     rnd.refresh_from_db()
     assert rnd.state == RoundState.APPROVED
-    assert AuditEvent.objects.get(action="approvals.review.completed").after == {"round": 1}
+    completed = AuditEvent.objects.get(action="approvals.review.completed")
+    assert completed.after == {"round": 1}
+    assert (completed.actor_name, completed.object_type, completed.object_id) == (
+        "itmanager",
+        "approvals.approvalround",
+        rnd.audit_object_id,
+    )
     again = approvals.open_round(rfc, managers["releasemgr"], purpose=RoundPurpose.REVIEW)
     approvals.sign(managers["itmanager"], pending(rfc, IT), "reject", PASSWORD, reason="No follow-up")
     again.refresh_from_db()
     assert again.state == RoundState.REJECTED
     assert Rfc.objects.get(pk=rfc.pk).state == RfcState.SUBMITTED
-    assert AuditEvent.objects.get(action="approvals.review.rejected").reason == "No follow-up"
+    rejected = AuditEvent.objects.get(action="approvals.review.rejected")
+    assert (rejected.reason, rejected.actor_name, rejected.object_type, rejected.object_id) == (
+        "No follow-up",
+        "itmanager",
+        "approvals.approvalround",
+        again.audit_object_id,
+    )
 
 
 def test_the_signature_records_who_when_what_and_how(managers, site_a):
@@ -505,3 +520,23 @@ def test_an_approval_whose_step_or_round_is_over_cannot_be_signed(managers, site
     with pytest.raises(StateConflict, match="This approval is pending; nothing to sign."):
         approve(managers["itmanager"], approval)
     assert not Signature.objects.exists()
+
+
+def test_a_signature_that_lands_a_moment_after_another_is_a_conflict(managers, site_a):
+    """A6: one signature per approval; the second signer is told someone was quicker."""
+    rfc = submitted(managers, site_a)
+    approval = pending(rfc, IT)
+    Signature.objects.create(
+        approval=approval,
+        rfc=rfc,
+        signer=managers["itmanager_a"],
+        printed_name="Itmanager_a",
+        signed_at=NOW,
+        decision="approve",
+        meaning="approved as IT Manager of PLA",
+        content_hash=approvals.content_hash(rfc),
+    )
+    with pytest.raises(StateConflict) as late:
+        approve(managers["itmanager"], approval)
+    assert str(late.value) == "Someone signed this approval a moment ago."
+    assert Approval.objects.get(pk=approval.pk).state == ApprovalState.PENDING
