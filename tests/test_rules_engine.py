@@ -422,3 +422,34 @@ def test_a_zero_baseline_has_no_percentage(cast, site_a, clock):
     assert outcome is True and row.result["change_percent"] == 0.0
     outcome, _ = compare(cast, site_a, 0.0, 15.5)
     assert outcome == "Performance is more than 20 % worse than before the change (X3)."
+
+
+def test_a_missing_measurement_step_is_nothing_to_compare(cast, site_a, clock):
+    """X3: no baseline step at all (the smoke test is not configured): skipped; another deployment's
+    measurements never count for this one."""
+    other = deployment(cast, site_a, state=S.RUNNING)
+    for order, name, latency in ((1, "baseline", 100.0), (8, "smoke", 500.0)):
+        DeploymentStep.objects.create(
+            deployment=other,
+            order=order,
+            phase="forward",
+            name=name,
+            state=StepState.SUCCEEDED,
+            result={"latency_ms": latency},
+            started_at=TUESDAY_9_BERLIN,
+        )
+    d = deployment(cast, site_a, state=S.RUNNING)
+    assert runner(d).do_compare() is True
+    assert DeploymentStep.objects.get(deployment=d, name="compare").state == StepState.SKIPPED
+    fresh = deployment(cast, site_a, state=S.RUNNING)
+    DeploymentStep.objects.create(
+        deployment=fresh,
+        order=8,
+        phase="forward",
+        name="smoke",
+        state=StepState.SUCCEEDED,
+        result={"latency_ms": 100.0},
+        started_at=TUESDAY_9_BERLIN,
+    )
+    assert runner(fresh).do_compare() is True
+    assert DeploymentStep.objects.get(deployment=fresh, name="compare").state == StepState.SKIPPED

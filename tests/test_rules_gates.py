@@ -92,7 +92,8 @@ def test_gates_read_the_database_not_the_callers_copy(draft):
 
 def test_failing_lists_only_the_failed_gates(draft):
     """C5: submission is refused naming the failing gates, and only those."""
-    assert gates.failing(draft, "submit") == []
+    assert gates.failing(draft, "submit") == [] == gates.failing(draft)
+    assert [g.name for g in gates.evaluate(draft)] == [g.name for g in gates.evaluate(draft, "submit")]
     Rfc.objects.filter(pk=draft.pk).update(rollback_plan="")
     _release(draft, artifact_sha256="")
     assert [g.name for g in gates.failing(draft, "submit")] == ["Rollback plan", "Artifact checksum"]
