@@ -111,6 +111,8 @@ def test_the_chain_of_each_class(managers, site_a):
         ([OPS], "all", ""),
         ([CIO, PD], "all", ""),
     ]
+    opened = AuditEvent.objects.filter(action="approvals.round.opened").latest("seq")
+    assert opened.after["steps"] == ["IT Manager", "Operations Manager", "CIO and Plant Director"]
 
 
 def test_a_high_risk_change_gets_the_business_step_second(managers, site_a):
@@ -173,6 +175,11 @@ def test_a_round_opens_its_first_step_only(managers, site_a, site_b):
         (OPS, "PLB", "waiting", False),
     }
     event = AuditEvent.objects.get(action="approvals.round.opened")
+    assert (event.actor_name, event.object_type, event.object_id) == (
+        "dev",
+        "approvals.approvalround",
+        rnd.audit_object_id,
+    )
     assert event.after == {
         "round": 1,
         "content_hash": rnd.content_hash,
@@ -183,7 +190,8 @@ def test_a_round_opens_its_first_step_only(managers, site_a, site_b):
 
 
 def test_rounds_are_numbered_per_rfc(managers, site_a):
-    """A6: a resubmission after a rejection opens round 2."""
+    """A6: a resubmission after a rejection opens round 2 (whatever other RFCs' rounds there are)."""
+    other = submitted(managers, site_a, "1.0.2")
     rfc = submitted(managers, site_a)
     approvals.sign(managers["itmanager"], pending(rfc, IT), "reject", PASSWORD, reason="Test the undo first")
     rfc_services.submit(managers["dev"], rfc)
@@ -191,7 +199,6 @@ def test_rounds_are_numbered_per_rfc(managers, site_a):
         (1, "rejected"),
         (2, "open"),
     ]
-    other = submitted(managers, site_a, "1.0.2")
     assert ApprovalRound.objects.get(rfc=other).number == 1
 
 
@@ -368,10 +375,14 @@ def test_the_author_and_the_uat_signer_never_approve(managers, site_a):
     author = make_user("author_it", Role.DEVELOPER, Role.IT_MANAGER)
     tester = make_user("tester_it", Role.KEY_USER, Role.IT_MANAGER)
     rfc = rfc_services.submit(author, factories.ready_rfc(author, tester, site_a))
-    with pytest.raises(PermissionDenied, match="You wrote this RFC"):
+    with pytest.raises(PermissionDenied) as wrote:
         approve(author, pending(rfc, IT))
-    with pytest.raises(PermissionDenied, match="You signed off this RFC's UAT"):
+    assert str(wrote.value) == "You wrote this RFC: you cannot approve it (separation of duties)."
+    with pytest.raises(PermissionDenied) as tested:
         approve(tester, pending(rfc, IT))
+    assert str(tested.value) == (
+        "You signed off this RFC's UAT: you cannot approve it (separation of duties)."
+    )
     assert approvals.capacity(managers["itmanager"], pending(rfc, IT)) == approvals.Capacity()
 
 

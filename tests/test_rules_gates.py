@@ -163,6 +163,8 @@ def test_a_major_change_needs_downtime_and_retraining(cast, site_a):
         False,
         "A major change needs an operator-retraining note.",
     )
+    Rfc.objects.filter(pk=major.pk).update(estimated_downtime_minutes=1, retraining_note="Briefed.")
+    assert gate_of(major, "Downtime matches class") == (True, "Major: 1 min downtime, retraining planned.")
     Rfc.objects.filter(pk=major.pk).update(estimated_downtime_minutes=0, retraining_note="Briefed.")
     assert gate_of(major, "Downtime matches class") == (
         False,
