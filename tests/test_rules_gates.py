@@ -218,6 +218,13 @@ def test_every_target_site_signs_off(cast, draft, site_b):
     assert gate_of(draft, "UAT sign-off")[1] == "Signed off in UAT: PLA by Tester, PLB by nobody."
 
 
+def test_every_missing_signoff_is_named(draft, site_b):
+    """R6: two plants without a live sign-off are both named."""
+    Impact.objects.create(rfc=draft, site=site_b, lines=["Line 7"], modules=[])
+    UatSignoff.objects.filter(rfc=draft).update(voided_at=clock.now())
+    assert gate_of(draft, "UAT sign-off") == (False, "No UAT sign-off with evidence for PLA, PLB.")
+
+
 def test_no_site_and_no_signoff(draft):
     """R6: with no target site there is nothing signed off either."""
     Impact.objects.filter(rfc=draft).delete()
