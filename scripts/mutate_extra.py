@@ -13,7 +13,7 @@ Each mutant runs in a process forked from one that imported the project and the 
 function gets the mutant's body, a table the mutant's value; a decorator mutant is imported afresh
 in a scratch copy. The part's tests run there (the rule tests first): any failure kills the mutant.
 
-    .venv/bin/python scripts/mutate_extra.py [--jobs 2] [--only releases/states.py] [--out FILE]
+    .venv/bin/python scripts/mutate_extra.py [--jobs 2] [--only releases/states.py] [--survivors] [--out FILE]
 """
 
 from __future__ import annotations
@@ -339,12 +339,22 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--only", action="append", choices=sorted(TARGETS))
     parser.add_argument("--without", action="append", default=[], help="test files left out (a baseline)")
+    parser.add_argument(
+        "--survivors", action="store_true", help="run again only the survivors recorded in --out"
+    )
     parser.add_argument("--out", default=str(REPO / "mutants" / "extra-results.json"))
     args = parser.parse_args()
     work = []
+    out = Path(args.out)
+    recorded = json.loads(out.read_text()) if out.exists() else []
+    again = {(m["path"], m["index"]) for m in recorded if m["status"] not in ("killed", "timeout")}
     for path in args.only or TARGETS:
         mutants, codes = mutants_of(path)
-        work += list(zip(mutants, codes, strict=True))
+        work += [
+            (mutant, code)
+            for mutant, code in zip(mutants, codes, strict=True)
+            if not args.survivors or (mutant.path, mutant.index) in again
+        ]
     import django
     import pytest
 
@@ -397,10 +407,12 @@ def main() -> int:
             print(f"the tests of {path} fail without any mutation: fix them first", file=sys.stderr)
             return 1
     run_all(work, args.jobs, report)
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    previous = json.loads(out.read_text()) if out.exists() and args.only else []
-    kept = [m for m in previous if m["path"] not in set(args.only or [])]
+    done = {(m.path, m.index) for m in results}
+    if args.survivors:
+        kept = [m for m in recorded if (m["path"], m["index"]) not in done]
+    else:
+        kept = [m for m in recorded if args.only and m["path"] not in args.only]
     out.write_text(json.dumps(kept + [asdict(m) for m in results], indent=1))
     return 0
 
