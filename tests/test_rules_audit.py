@@ -374,6 +374,7 @@ def test_a_site_role_granted_and_revoked_is_on_record(cast, site_a):
     remove_perm(Role.IT_MANAGER.codename, cast["nobody"], site_a)
     revoked = AuditEvent.objects.get(action="accounts.object_permission.revoked")
     assert revoked.before == granted.after and revoked.after is None
+    assert revoked.object_type == "guardian.objectpermission"
     assert (revoked.site_code, revoked.reason, revoked.object_id) == (
         "PLA",
         "revoked in administration",

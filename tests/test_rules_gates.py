@@ -90,6 +90,28 @@ def test_gates_read_the_database_not_the_callers_copy(draft):
     assert gate_of(draft, "Rollback plan") == (False, "The rollback plan is empty.")
 
 
+def test_the_gates_read_the_rfc_once(draft, site_b, cast):
+    """C5: the checklist is read in one go (the RFC page and the API show it on every view): the content
+    gates ask the database nothing more, however many plants and sign-offs there are."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    Impact.objects.create(rfc=draft, site=site_b, lines=["Line 7"], modules=[])
+    UatSignoff.objects.create(
+        rfc=draft,
+        site=site_b,
+        release=draft.release,
+        signed_by=cast["nobody"],
+        signed_at=clock.now(),
+        comment="ok",
+    )
+    fresh = gates._fresh(draft)
+    with CaptureQueriesContext(connection) as queries:
+        for check in (gates.impact_analysis, gates.rollback_plan, gates.uat_signoff, gates.artifact_checksum):
+            assert check(fresh).passed
+    assert queries.captured_queries == []
+
+
 def test_failing_lists_only_the_failed_gates(draft):
     """C5: submission is refused naming the failing gates, and only those."""
     assert gates.failing(draft, "submit") == [] == gates.failing(draft)
