@@ -111,9 +111,10 @@ class _Collector(cst.CSTVisitor):
 
     def __init__(self, names: set[str], skip_lines: set[int], table: bool):
         self.names, self.skip_lines, self.table = names, skip_lines, table
-        self.found: list[tuple[cst.CSTNode, cst.CSTNode, int, str, bool]] = []
+        self.found: list[tuple[cst.CSTNode, cst.CSTNode, int, str, bool, bool]] = []
         self._where: list[str] = []
         self._in_decorator = 0
+        self._in_annotation = 0
 
     def _top_name(self, node) -> str | None:
         if isinstance(node, cst.FunctionDef):
@@ -133,6 +134,8 @@ class _Collector(cst.CSTVisitor):
             self._where.append(name)
         if isinstance(node, cst.Decorator):
             self._in_decorator += 1
+        if isinstance(node, cst.Annotation):
+            self._in_annotation += 1
         if self._where:
             self._mutate(node)
         return True
@@ -140,6 +143,8 @@ class _Collector(cst.CSTVisitor):
     def on_leave(self, original_node: cst.CSTNode) -> None:
         if isinstance(original_node, cst.Decorator):
             self._in_decorator -= 1
+        if isinstance(original_node, cst.Annotation):
+            self._in_annotation -= 1
         if isinstance(self.get_metadata(ParentNodeProvider, original_node, None), cst.Module) and self._where:
             self._where.pop()
 
@@ -153,10 +158,12 @@ class _Collector(cst.CSTVisitor):
                 for mutated in operator(node):
                     if not self._in_decorator or _behavioural(node, mutated):
                         import_time = self._in_decorator > 0 or self._where[-1] in IMPORT_TIME
-                        self.found.append((node, mutated, line, self._where[-1], import_time))
+                        self.found.append(
+                            (node, mutated, line, self._where[-1], import_time, self._in_annotation > 0)
+                        )
         if self.table:
             for mutated in _table_mutations(node):
-                self.found.append((node, mutated, line, self._where[-1], False))
+                self.found.append((node, mutated, line, self._where[-1], False, False))
 
 
 def _behavioural(node: cst.CSTNode, mutated: cst.CSTNode) -> bool:
@@ -211,7 +218,9 @@ def mutants_of(path: str) -> tuple[list[Mutant], list[str]]:
     collector = _Collector(names, _pragma_lines(source), table=path in TABLES)
     wrapper.visit(collector)
     mutants, codes = [], []
-    for i, (old, new, line, where, decorator) in enumerate(collector.found, 1):
+    for i, (old, new, line, where, decorator, annotation) in enumerate(collector.found, 1):
+        if annotation:  # never evaluated (postponed annotations), like mutmut
+            continue
         code = wrapper.module.visit(_Replace(old, new)).code
         if code == source:
             continue
@@ -410,7 +419,8 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     done = {(m.path, m.index) for m in results}
     if args.survivors:
-        kept = [m for m in recorded if (m["path"], m["index"]) not in done]
+        current = {(m.path, m.index) for path in args.only or TARGETS for m in mutants_of(path)[0]}
+        kept = [m for m in recorded if (m["path"], m["index"]) in current - done]
     else:
         kept = [m for m in recorded if args.only and m["path"] not in args.only]
     out.write_text(json.dumps(kept + [asdict(m) for m in results], indent=1))
