@@ -151,19 +151,16 @@ class _Collector(cst.CSTVisitor):
     def _mutate(self, node: cst.CSTNode) -> None:
         position = self.get_metadata(PositionProvider, node, None)
         line = position.start.line if position else 0
-        if line in self.skip_lines:
-            return
+        ignored = self._in_annotation > 0 or line in self.skip_lines
         for kind, operator in [] if self.table else mutation_operators:
             if isinstance(node, kind):
                 for mutated in operator(node):
                     if not self._in_decorator or _behavioural(node, mutated):
                         import_time = self._in_decorator > 0 or self._where[-1] in IMPORT_TIME
-                        self.found.append(
-                            (node, mutated, line, self._where[-1], import_time, self._in_annotation > 0)
-                        )
+                        self.found.append((node, mutated, line, self._where[-1], import_time, ignored))
         if self.table:
             for mutated in _table_mutations(node):
-                self.found.append((node, mutated, line, self._where[-1], False, False))
+                self.found.append((node, mutated, line, self._where[-1], False, ignored))
 
 
 def _behavioural(node: cst.CSTNode, mutated: cst.CSTNode) -> bool:
@@ -218,9 +215,9 @@ def mutants_of(path: str) -> tuple[list[Mutant], list[str]]:
     collector = _Collector(names, _pragma_lines(source), table=path in TABLES)
     wrapper.visit(collector)
     mutants, codes = [], []
-    for i, (old, new, line, where, decorator, annotation) in enumerate(collector.found, 1):
-        if annotation:  # never evaluated (postponed annotations), like mutmut
-            continue
+    for i, (old, new, line, where, decorator, ignored) in enumerate(collector.found, 1):
+        if ignored:  # a pragma, or an annotation (postponed: never evaluated), as in mutmut; counted
+            continue  # in the numbering all the same, so a pragma does not renumber the mutants
         code = wrapper.module.visit(_Replace(old, new)).code
         if code == source:
             continue
