@@ -453,3 +453,16 @@ def test_a_missing_measurement_step_is_nothing_to_compare(cast, site_a, clock):
     )
     assert runner(fresh).do_compare() is True
     assert DeploymentStep.objects.get(deployment=fresh, name="compare").state == StepState.SKIPPED
+
+
+@pytest.mark.parametrize(
+    ("name", "outcome"), [("apply", "Apply failed."), ("equipment", "Equipment step failed.")]
+)
+def test_a_failed_plant_step_names_itself(cast, site_a, clock, name, outcome):
+    """X3, C2: the outcome of a failed apply or equipment step says which one failed."""
+    Environment.objects.filter(site=site_a, tier="DEV").update(
+        pipeline={name: {"adapter": "command", "command": ["false"]}}
+    )
+    d = deployment(cast, site_a, state=S.RUNNING)
+    assert getattr(runner(d), f"do_{name}")() == outcome
+    assert DeploymentStep.objects.get(deployment=d, name=name).state == StepState.FAILED

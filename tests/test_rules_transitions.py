@@ -160,8 +160,9 @@ def test_transitions_that_need_a_reason_refuse_a_blank_one_and_keep_a_given_one(
     source = sorted(sources)[0]
     _put(draft, source)
     actor = None if who == SYSTEM else cast["releasemgr"] if name == "unschedule" else cast["dev"]
-    with pytest.raises(ValidationError, match=f"{TRANSITIONS[name].label} needs a reason"):
+    with pytest.raises(ValidationError) as refused:
         services.transition(actor, draft, name, reason="   ")
+    assert refused.value.message_dict == {"reason": [f"{TRANSITIONS[name].label} needs a reason."]}
     assert Rfc.objects.get(pk=draft.pk).state == source
     assert not AuditEvent.objects.filter(action=f"releases.rfc.{name}").exists()
     assert services.transition(actor, draft, name, reason="  line 2 is down  ").state == target
@@ -309,3 +310,10 @@ def test_only_a_draft_is_edited(cast, draft):
         else:
             with pytest.raises(StateConflict, match="only a draft can be edited"):
                 services.update_rfc(cast["dev"], draft, title=f"Edit in {state}")
+
+
+def test_an_unknown_transition_is_a_field_error(cast, draft):
+    """C5: the API answers an unknown transition name as an error of the field 'name'."""
+    with pytest.raises(ValidationError) as refused:
+        services.transition(cast["dev"], draft, "teleport")
+    assert refused.value.message_dict == {"name": ["There is no transition 'teleport'."]}
