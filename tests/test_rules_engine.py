@@ -106,6 +106,23 @@ def test_renewing_one_lease_leaves_the_workers_other_leases_alone(cast, site_a, 
     assert second.lease_expires_at == TUESDAY_9_BERLIN + LEASE
 
 
+def test_releasing_one_lease_leaves_the_workers_other_leases_alone(cast, site_a, clock):
+    """X4: a worker lets go of the deployment it finished, not of the others it holds."""
+    first, second = deployment(cast, site_a), deployment(cast, site_a)
+    engine.acquire(first.pk, "worker-1")
+    engine.acquire(second.pk, "worker-1")
+    engine.release(first.pk, "worker-1")
+    second.refresh_from_db()
+    assert second.lease_owner == "worker-1"
+
+
+def test_a_worker_without_a_name_runs_under_its_host_process_and_thread(cast, site_a, clock):
+    """X4: the journal names the worker that ran each step (host:pid:thread)."""
+    d = deployment(cast, site_a)
+    engine.run(d.pk)
+    assert {s.worker for s in DeploymentStep.objects.filter(deployment=d)} == {engine.worker_id()}
+
+
 def test_run_leaves_a_leased_deployment_alone(cast, site_a, clock):
     """X4: the second worker touches nothing and does not free the first one's lease."""
     d = deployment(cast, site_a)
@@ -232,6 +249,21 @@ def test_no_apply_or_equipment_step_starts_once_the_window_has_closed(cast, site
     assert getattr(r, f"do_{name}")() is True
 
 
+@pytest.mark.parametrize("done", ["nothing", "other_deployment", "other_step", "unfinished"])
+def test_only_this_deployments_finished_apply_lets_it_go_on_after_the_window(cast, site_a, clock, done):
+    """W5: past the window's end only an apply step this deployment already finished stands."""
+    end = TUESDAY_9_BERLIN
+    d = deployment(cast, site_a, state=S.RUNNING, window_ends_at=end)
+    row = {"order": 5, "phase": "forward", "started_at": end, "state": StepState.SUCCEEDED}
+    if done == "other_deployment":
+        DeploymentStep.objects.create(deployment=deployment(cast, site_a), name="apply", **row)
+    elif done == "other_step":
+        DeploymentStep.objects.create(deployment=d, name="snapshot", **row)
+    elif done == "unfinished":
+        DeploymentStep.objects.create(deployment=d, name="apply", **{**row, "state": StepState.RUNNING})
+    assert runner(d).do_apply() == "The window closed before the apply step could start (W5)."
+
+
 def test_the_window_still_open_lets_the_apply_step_run(cast, site_a, clock):
     """W5: before the window's end the apply step runs (here: nothing configured, so it is skipped)."""
     d = deployment(cast, site_a, state=S.RUNNING, window_ends_at=TUESDAY_9_BERLIN + timedelta(hours=2))
@@ -272,6 +304,7 @@ def test_a_half_run_step_that_changes_the_plant_is_never_repeated(cast, site_a, 
     result = runner(d).step("forward", name, action)
     assert action.calls == 0
     assert (result.ok, result.data) == (False, {"interrupted": True})
+    assert result.output == "started\nThe worker running this step stopped; it is not repeated: rolling back."
     row.refresh_from_db()
     assert (row.state, row.finished_at, row.worker) == (StepState.INTERRUPTED, TUESDAY_9_BERLIN, "dead")
     assert row.output == "started\nThe worker running this step stopped; it is not repeated: rolling back."
@@ -334,15 +367,23 @@ def test_a_finished_step_is_answered_from_the_journal(cast, site_a, clock, state
     assert (result.ok, result.output, result.data, result.simulated) == (ok, "done", {"n": 1}, simulated)
 
 
-def test_a_new_step_is_journaled_in_its_place_with_its_outcome(cast, site_a, clock):
+def test_a_new_step_is_journaled_in_its_place_with_its_outcome(cast, site_a, clock, caplog):
     """X1, C1: each step's row: order, worker, times, adapter, output; rollback steps after forward ones."""
     d = deployment(cast, site_a, state=S.RUNNING)
     r = runner(d)
     r.step("forward", "snapshot", Action(adapters.StepResult(True, "copied", {"adapter": "directory"})))
     r.step("forward", "equipment", Action(adapters.StepResult(True, "sent", {"adapter": "command"}, True)))
-    r.step("rollback", "restore_backup", Action(None))
-    r.step("forward", "smoke", Action(error=adapters.AdapterError("the http adapter needs 'url'")))
-    r.step("forward", "commit", Action(error=ValueError("boom")))
+    skipped = r.step("rollback", "restore_backup", Action(None))
+    assert (skipped.ok, skipped.output) == (True, "not configured for this environment")
+    misconfigured = r.step(
+        "forward", "smoke", Action(error=adapters.AdapterError("the http adapter needs 'url'"))
+    )
+    assert misconfigured.ok is False
+    with caplog.at_level("ERROR", logger="releases.engine"):
+        crashed = r.step("forward", "commit", Action(error=ValueError("boom")))
+    assert crashed.ok is False
+    assert [rec.getMessage() for rec in caplog.records] == [f"step commit of deployment {d.pk} crashed"]
+    r.step("forward", "backup", Action(adapters.StepResult(True, "no adapter named")))
     rows = {s.name: s for s in DeploymentStep.objects.filter(deployment=d)}
     assert {n: (s.order, s.phase, s.state) for n, s in rows.items()} == {
         "snapshot": (3, "forward", StepState.SUCCEEDED),
@@ -350,6 +391,7 @@ def test_a_new_step_is_journaled_in_its_place_with_its_outcome(cast, site_a, clo
         "restore_backup": (102, "rollback", StepState.SKIPPED),
         "smoke": (8, "forward", StepState.FAILED),
         "commit": (10, "forward", StepState.FAILED),
+        "backup": (4, "forward", StepState.SUCCEEDED),
     }
     assert rows["snapshot"].adapter == "directory" and rows["snapshot"].worker == "worker-1"
     assert rows["equipment"].output == "SIMULATED (this environment does not write to equipment, E5)\nsent"
@@ -358,6 +400,7 @@ def test_a_new_step_is_journaled_in_its_place_with_its_outcome(cast, site_a, clo
     assert rows["smoke"].output == "configuration error: the http adapter needs 'url'"
     assert rows["commit"].output == "ValueError: boom"
     assert all(s.started_at == s.finished_at == TUESDAY_9_BERLIN for s in rows.values())
+    assert rows["backup"].adapter == ""
 
 
 # --- The performance rule (X3) ------------------------------------------------------------------------
@@ -466,3 +509,63 @@ def test_a_failed_plant_step_names_itself(cast, site_a, clock, name, outcome):
     d = deployment(cast, site_a, state=S.RUNNING)
     assert getattr(runner(d), f"do_{name}")() == outcome
     assert DeploymentStep.objects.get(deployment=d, name=name).state == StepState.FAILED
+
+
+@pytest.mark.parametrize("name", ["apply", "equipment"])
+def test_the_configured_plant_step_runs(cast, site_a, clock, name):
+    """X1: the apply and equipment steps run what the environment's pipeline configures for them."""
+    Environment.objects.filter(site=site_a, tier="DEV").update(
+        pipeline={name: {"adapter": "command", "command": ["true"]}}
+    )
+    d = deployment(cast, site_a, state=S.RUNNING)
+    assert getattr(runner(d), f"do_{name}")() is True
+    row = DeploymentStep.objects.get(deployment=d, name=name)
+    assert (row.state, row.adapter) == (StepState.SUCCEEDED, "command")
+
+
+# --- Before touching PROD: the gates again (C5, W5) -------------------------------------------------
+def test_prod_is_refused_when_a_gate_fails_and_the_rfc_follows(people, site_a, clock):
+    """C5: right before PROD the gates are asked again; a failing one ends the deployment before anything
+    runs, names every failing gate, and the RFC is marked failed."""
+    from releases.models import Rfc
+    from releases.states import RfcState
+
+    d = deployment(people, site_a, tier="PROD")
+    Rfc.objects.filter(pk=d.rfc_id).update(state=RfcState.SCHEDULED)
+    assert engine.run(d.pk, owner="worker-1") == S.FAILED
+    d.refresh_from_db()
+    assert (d.state, d.finished_at) == (S.FAILED, TUESDAY_9_BERLIN)
+    names = {name for name, _, _ in engine.gates._REGISTRY}
+    assert d.outcome.startswith("Refused before touching PROD: ")
+    parts = d.outcome.removeprefix("Refused before touching PROD: ").split("; ")
+    assert len(parts) > 1 and all(part.split(" — ")[0] in names for part in parts)
+    assert parts[-1] == "Approvals complete — Not submitted for approval yet."
+    assert not DeploymentStep.objects.filter(deployment=d).exists()
+    assert Rfc.objects.get(pk=d.rfc_id).state == RfcState.FAILED
+
+
+def test_a_deployment_that_may_start_is_running_and_due_at_once(cast, site_a, clock):
+    """W5, X4: after the checks the deployment runs, due now, with the end of its window recorded."""
+    _enforce(site_a)
+    d = deployment(cast, site_a, tier="UAT")
+    r = runner(d)
+    assert r.preflight() is None
+    d.refresh_from_db()
+    assert (d.state, d.started_at, d.next_action_at) == (S.RUNNING, TUESDAY_9_BERLIN, TUESDAY_9_BERLIN)
+    assert d.window_ends_at == TUESDAY_9_BERLIN + timedelta(hours=2)
+
+
+def test_an_emergency_has_its_own_window(cast, site_a, clock):
+    """W6: an emergency deployment on a Monday is not missed for want of a window; a handover still
+    bounds it unless the Plant Director lifted it."""
+    _enforce(site_a)
+    monday_10 = TUESDAY_9_BERLIN - timedelta(days=1) + timedelta(hours=1)  # 10:00 Berlin
+    d = deployment(cast, site_a, tier="UAT", start=monday_10, emergency=True)
+    clock.move_to(monday_10)
+    assert runner(d).preflight() is None
+    d.refresh_from_db()
+    assert d.window_ends_at == monday_10 + timedelta(hours=3, minutes=30)  # 13:30: the 14:00 handover
+    lifted = deployment(cast, site_a, tier="UAT", start=monday_10, emergency=True, handover_override=True)
+    assert runner(lifted, "worker-2").preflight() is None
+    lifted.refresh_from_db()
+    assert lifted.window_ends_at > monday_10 + timedelta(hours=4)
