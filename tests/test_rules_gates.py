@@ -119,6 +119,7 @@ def test_failing_lists_only_the_failed_gates(draft):
     Rfc.objects.filter(pk=draft.pk).update(rollback_plan="")
     _release(draft, artifact_sha256="")
     assert [g.name for g in gates.failing(draft, "submit")] == ["Rollback plan", "Artifact checksum"]
+    assert [g.name for g in gates.failing(draft)] == ["Rollback plan", "Artifact checksum"]
     assert [g.name for g in gates.failing(draft, "schedule")][-1] == "Approvals complete"
 
 
