@@ -217,7 +217,7 @@ def test_schedule_needs_a_live_prod_booking_at_every_target_site(cast, site_a, s
     with pytest.raises(RuleViolation) as refused:
         services.transition(cast["releasemgr"], rfc, "schedule")
     assert refused.value.rule == "Deployment window"
-    assert "Book a PROD slot for every target site first" in str(refused.value)
+    assert str(refused.value) == "Book a PROD slot for every target site first (the scheduling form)."
     assert Rfc.objects.get(pk=rfc.pk).state == RfcState.APPROVED
     _book(rfc, cast["releasemgr"], [site_b])
     assert services.transition(cast["releasemgr"], rfc, "schedule").state == RfcState.SCHEDULED
@@ -248,6 +248,18 @@ def test_submission_refused_by_a_gate_changes_nothing(cast, site_a):
     stored = Rfc.objects.get(pk=rfc.pk)
     assert (stored.state, stored.submitted_at) == ("draft", None)
     assert not ApprovalRound.objects.filter(rfc=rfc).exists()
+
+
+def test_a_refused_submission_names_every_failing_gate(cast, site_a):
+    """C5: every failing gate is named, one after the other."""
+    rfc = factories.rfc(cast["dev"], site_a, rollback_plan=" ")
+    with pytest.raises(RuleViolation) as refused:
+        services.submit(cast["dev"], rfc)
+    assert str(refused.value) == (
+        "Not ready to submit: Rollback plan — The rollback plan is empty.; "
+        "UAT sign-off — No UAT sign-off with evidence for PLA."
+    )
+    assert refused.value.rule == "Rollback plan"
 
 
 def test_extra_data_lands_in_the_audit_event(draft):
