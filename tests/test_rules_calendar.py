@@ -269,3 +269,32 @@ def test_free_intervals_are_the_windows_minus_the_blocks():
         (local(2026, 11, 10, 9).astimezone(UTC), local(2026, 11, 10, 11).astimezone(UTC)),
         (local(2026, 11, 10, 14, 30).astimezone(UTC), local(2026, 11, 10, 16).astimezone(UTC)),
     ]
+
+
+def test_each_block_says_what_kind_it_is():
+    """W2–W4: the change calendar and the iCal feed colour a block by its kind."""
+    peak = Freeze("Peak", datetime(2026, 12, 24, 6, tzinfo=UTC), datetime(2026, 12, 24, 8, tzinfo=UTC))
+    rules = Rules(
+        timezone="Europe/Berlin",
+        handovers=(Handover(time(6), 30),),
+        freezes=(peak,),
+        holiday_country="DE",
+        holiday_subdivision="BE",
+    )
+    found = calendar.blocks_between(rules, local(2026, 12, 25, 5), local(2026, 12, 25, 7))
+    assert {(b.kind, b.reason) for b in found} == {
+        ("friday", "Friday"),
+        ("quarter", "freeze: Q4 close (last 10 days of the quarter)"),
+        ("holiday", "public holiday: Christmas Day"),
+        ("handover", "shift handover 06:00 ±30 min"),
+    }
+    frozen = calendar.blocks_between(rules, local(2026, 12, 24, 7), local(2026, 12, 24, 8))
+    assert ("freeze", "freeze: Peak") in {(b.kind, b.reason) for b in frozen}
+
+
+def test_a_long_quarter_close_names_its_quarter_from_the_first_month():
+    """W4: with an 80-day quarter close, 20 January is already in the Q1 freeze."""
+    rules = Rules(timezone="Europe/Berlin", windows=EVERY_DAY, block_fridays=False, quarter_close_days=80)
+    assert check(rules, local(2026, 1, 20, 9), 30).reasons == [
+        "freeze: Q1 close (last 80 days of the quarter)"
+    ]
