@@ -26,6 +26,10 @@ RENAMED: dict[str, str] = {
     "releases.rfc.close": "releases.rfc.closed",
     "releases.rfc.cancel": "releases.rfc.cancelled",
     "accounts.logout": "accounts.logged_out",
+    # A deployment's move into a state that lasts (the others are past participles already).
+    "releases.deployment.running": "releases.deployment.started",
+    "releases.deployment.verifying": "releases.deployment.verification_started",
+    "releases.deployment.rolling_back": "releases.deployment.rollback_started",
 }
 
 

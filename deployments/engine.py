@@ -23,6 +23,7 @@ from django.core.mail import EmailMessage
 from django.db import close_old_connections, transaction
 from django.db.models import F, Q
 
+from audit.actions import canonical
 from audit.services import record
 from core import clock, jobs
 from core.roles import Role
@@ -196,7 +197,7 @@ class _Runner:
 
         def audit() -> None:
             record(
-                f"releases.deployment.{state}",
+                canonical(f"releases.deployment.{state}"),  # past tense (audit/actions.py)
                 d,
                 actor_name="system",
                 before={"state": before},

@@ -91,7 +91,7 @@ def test_a_worker_runs_dispatched_deployments(cast, site_a, quick):
         assert item.state == S.SUCCEEDED, item.outcome
         assert item.steps.get(name="verify_checksum").state == StepState.SUCCEEDED
     # Each started once, however often a (re)dispatched task was delivered.
-    assert AuditEvent.objects.filter(action="releases.deployment.running").count() == len(items)
+    assert AuditEvent.objects.filter(action="releases.deployment.started").count() == len(items)
     assert any("deployments.tasks.run_deployment" in line for line in worker.log)
 
 
@@ -164,7 +164,7 @@ def test_two_dispatchers_hand_out_each_deployment_once(cast, site_a, quick):
         S.SUCCEEDED
     }
     # One start per deployment (all belong to one RFC), however often a task was delivered.
-    started = AuditEvent.objects.filter(action="releases.deployment.running", object_id=items[0].rfc.number)
+    started = AuditEvent.objects.filter(action="releases.deployment.started", object_id=items[0].rfc.number)
     assert started.count() == len(items)
 
 

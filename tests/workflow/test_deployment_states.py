@@ -86,3 +86,12 @@ def test_an_illegal_move_is_a_state_conflict_with_a_plain_message(deployment):
     with pytest.raises(StateConflict, match="succeeded cannot become rolling back"):
         move(deployment, S.ROLLING_BACK)
     assert not AuditEvent.objects.filter(action__startswith="releases.deployment.rolling").exists()
+
+
+def test_a_deployment_writes_its_moves_in_the_past_tense():
+    """C1: one tense; a deployment's lasting states read as the moment they began."""
+    from audit.actions import canonical
+
+    for state in S.values:
+        action = canonical(f"releases.deployment.{state}").rsplit(".", 1)[1]
+        assert any(word.endswith("ed") for word in action.split("_")), action
