@@ -169,7 +169,9 @@ def compute_fingerprint(environment: Environment) -> dict:
 
 
 def record_fingerprint(environment: Environment) -> dict:
-    fingerprint = compute_fingerprint(environment)
+    """Fingerprint the environment as it is now: read afresh, so a caller holding a copy from before a
+    deployment never records the version that ran before it (E8: no false drift)."""
+    fingerprint = compute_fingerprint(Environment.objects.get(pk=environment.pk))
     Environment.objects.filter(pk=environment.pk).update(fingerprint=fingerprint, fingerprint_at=clock.now())
     environment.fingerprint = fingerprint
     return fingerprint
