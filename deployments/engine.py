@@ -105,6 +105,7 @@ def acquire(deployment_id: int, owner: str) -> bool:
     now = clock.now()
     taken = (
         Deployment.objects.filter(pk=deployment_id)
+        .exclude(state__in=TERMINAL)  # a late duplicate delivery for a finished deployment is no attempt
         .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_owner=owner))
         .update(
             lease_owner=owner,
@@ -165,7 +166,8 @@ def run(deployment_id: int, owner: str | None = None) -> str:
     """Advance one deployment as far as it can go now. Safe to call any number of times."""
     owner = owner or worker_id()
     if not acquire(deployment_id, owner):
-        return "leased by another worker"
+        state = Deployment.objects.filter(pk=deployment_id).values_list("state", flat=True).first()
+        return state if state in TERMINAL else "leased by another worker"
     try:
         return _Runner(deployment_id, owner).advance()
     except LeaseLost:

@@ -437,3 +437,15 @@ def test_the_fingerprint_after_a_deployment_shows_what_now_runs(cast, site_a, pl
     twin = env_of(site_a, "UAT")
     twin.fingerprint = {**dev.fingerprint}
     assert drift(dev, twin) == []
+
+
+def test_a_late_duplicate_delivery_for_a_finished_deployment_takes_no_lease(cast, site_a, plant, artifacts):
+    """X7 / CELERY.md: a task delivered twice finds the deployment finished: it answers the outcome,
+    takes no lease and counts no attempt."""
+    release = artifact_release(cast["dev"], artifacts["good"], "2.4.1")
+    deployment = deploy(cast, site_a, "DEV", release)
+    assert deployment.state == S.SUCCEEDED
+    attempts = deployment.attempts
+    assert engine.run(deployment.pk, owner="late-worker") == S.SUCCEEDED
+    deployment.refresh_from_db()
+    assert deployment.attempts == attempts and deployment.lease_owner != "late-worker"

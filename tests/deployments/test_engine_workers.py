@@ -115,7 +115,7 @@ def test_sigkill_mid_apply_is_rolled_back_and_apply_never_runs_twice(cast, site_
         },
     }
     [item] = deployments(cast, site_a, 1, pipeline)
-    lease = {"DEPLOYMENT_LEASE_SECONDS": "3"}
+    lease = {"DEPLOYMENT_LEASE_SECONDS": "5"}
     with celery_worker("doomed", extra_env=lease) as doomed:
         try:
             dispatch_until(lambda: marker.exists() and "started" in marker.read_text())
