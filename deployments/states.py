@@ -64,13 +64,15 @@ Follower = Callable[..., None]
 _followers: list[Follower] = []
 
 
-def follow_with(follower: Follower) -> None:
-    """Register what follows a deployment's move (the RFC workflow registers itself at start-up).
+def follow_with(follower: Follower) -> Callable[[], None]:
+    """Register what follows a deployment's move (the RFC workflow registers itself at start-up);
+    registering twice changes nothing. Returns the function that unregisters it.
 
     The follower runs inside the move's transaction, after the RFC and the deployment are locked.
     """
     if follower not in _followers:
         _followers.append(follower)
+    return lambda: _followers.remove(follower) if follower in _followers else None
 
 
 def may_move(source: str, target: str) -> bool:
