@@ -35,11 +35,11 @@ def _schedule(sender: Celery, **kwargs) -> None:
     # Computed evidence: queued refreshes and checks are swept up; monthly UAT refreshes.
     sender.add_periodic_task(
         30.0,
-        sender.signature("deployments.refresh_tasks.sweep_evidence"),
+        sender.signature("deployments.tasks.sweep_evidence"),
         name="environments: run queued refreshes and checks",
     )
     sender.add_periodic_task(
         crontab(hour=2, minute=30),
-        sender.signature("deployments.refresh_tasks.refresh_due"),
+        sender.signature("deployments.tasks.refresh_due"),
         name="environments: scheduled UAT refreshes",
     )

@@ -57,7 +57,7 @@ def request_refresh(user, target: Environment, source: Environment | None = None
             actor_name=None if user else "system",
             after={"source": str(source), "target": str(target)},
         )
-        jobs.nudge("deployments.refresh_tasks.run_refresh", run.pk)
+        jobs.nudge("deployments.tasks.run_refresh", run.pk)
     return run
 
 
