@@ -198,3 +198,31 @@ def test_api_verify_and_list_for_auditors_only(cast):
     assert api_client_for(cast["dev"]).get("/api/v1/audit/").status_code == 403
     listed = api_client_for(cast["admin"]).get("/api/v1/audit/?action=tests.thing.created").json()
     assert [row["actor_name"] for row in listed["results"]] == ["alice"]
+
+
+def test_the_hash_of_a_fixed_event_never_changes():
+    """C1: every stored chain is verified with this function after an upgrade; its canonical form
+    (fields, key order, separators, timestamp format) is pinned to a fixed value."""
+    from datetime import UTC, datetime
+
+    from audit.models import AuditEvent as Event
+    from audit.services import compute_hash
+
+    event = Event(
+        seq=7,
+        occurred_at=datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
+        actor_id=3,
+        actor_name="dev",
+        action="releases.rfc.submitted",
+        object_type="releases.rfc",
+        object_id="RFC-2026-0001",
+        object_repr="Label layout v2",
+        site_code="BER",
+        before={"state": "draft"},
+        after={"state": "submitted", "change_class": "minor"},
+        request_id="req-1",
+        ip_address="10.0.0.1",
+        reason="",
+        prev_hash="0" * 64,
+    )
+    assert compute_hash(event) == "c55e3f658845cda0af7a696e86add3e7a4b2447d6735a8d46546cdf012b39767"
