@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.urls import reverse
 
+from core.filters import SITE_CODE_MAX
 from core.roles import Role
 
 _CACHE_ATTR = "_changecontrol_roles"
@@ -175,7 +176,9 @@ def visible_sites(user) -> QuerySet:
 def visible_site(user, code: str):
     """The site with this code if the user may see it, else None: the one site lookup."""
     code = str(code or "")
-    if not code or len(code) > 20 or "\x00" in code:  # no site has such a code (and PostgreSQL refuses NUL)
+    if (
+        not code or len(code) > SITE_CODE_MAX or "\x00" in code
+    ):  # no site has such a code (and PostgreSQL refuses NUL)
         return None
     return visible_sites(user).filter(code=code).first()
 

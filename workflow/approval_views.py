@@ -84,7 +84,7 @@ def _decide(request, approval: Approval, via: str, link: EmailLink | None = None
         decision = request.POST.get("decision", "")
         reason = request.POST.get("reason", "")
         try:
-            signature = wf.sign_on_page(
+            signature = wf.sign(
                 request.user, approval, decision, request.POST.get("password", ""), reason, via=via, link=link
             )
         except ValidationError as exc:

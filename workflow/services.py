@@ -155,27 +155,20 @@ def sign(
     reason: str = "",
     via: str = "portal",
     expected_hash: str | None = None,
+    *,
+    link=None,
 ) -> Signature:
-    """Approve or reject one approval as an electronic signature (§11.50, §11.70, §11.200)."""
-    approvals.check_decision(decision, reason)
-    approvals.verify_password(user, password, approval, decision, via)
-    return sign_verified(user, approval, decision, reason, via, expected_hash)
-
-
-def sign_on_page(
-    user, approval: Approval, decision: str, password: str, reason: str = "", *, via: str, link=None
-) -> Signature:
-    """A signature from the decision page or the email-link page; a link is claimed in the same
-    transaction, and binds the signature to the content it was sent with (A5, §11.70)."""
+    """Approve or reject one approval as an electronic signature (§11.50, §11.70, §11.200), from a
+    page, the API or an email link. A link is claimed in the signing transaction and binds the
+    signature to the content it was sent with (A5)."""
     approvals.check_decision(decision, reason)
     approvals.verify_password(user, password, approval, decision, via)
     with transaction.atomic():
         _lock(approval.rfc_id)
         if link is not None:
             approvals.claim_link(link)
-        return sign_verified(
-            user, approval, decision, reason, via, expected_hash=link.content_hash if link else None
-        )
+            expected_hash = link.content_hash
+        return sign_verified(user, approval, decision, reason, via, expected_hash)
 
 
 def sign_verified(
