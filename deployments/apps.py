@@ -7,4 +7,4 @@ class DeploymentsConfig(AppConfig):
 
     def ready(self) -> None:
         # Register the "Deployment window" and computed-evidence gates in the one readiness checklist (C5).
-        from deployments import checks, scheduling  # noqa: F401
+        from deployments import checks, promotion, scheduling  # noqa: F401

@@ -27,6 +27,7 @@ from audit.actions import canonical
 from audit.services import record
 from core import clock, jobs
 from core.roles import Role
+from deployments import promotion
 from deployments.models import Deployment, DeploymentState, DeploymentStep, StepState
 from deployments.states import IN_PROGRESS, TERMINAL, move
 from environments import calendar
@@ -349,6 +350,12 @@ class _Runner:
                 "before it could start; nothing was touched.",
             )
             return S.MISSED
+        refused = self.promotion_refusal()
+        if refused:
+            self.set_state(
+                S.FAILED, finished_at=now, outcome=f"Refused before touching {self.env}: {refused}"
+            )
+            return S.FAILED
         if self.env.tier == Tier.PROD:
             failed = gates.failing(rfc, "deploy")
             if failed:
@@ -361,6 +368,17 @@ class _Runner:
                 return S.FAILED
         self.set_state(S.RUNNING, started_at=now, window_ends_at=window_end, next_action_at=now)
         return None
+
+    def promotion_refusal(self) -> str | None:
+        """X5 asked again by the worker: the artifact it carries is the release's, it succeeded in the
+        tier before, and no other deployment of the RFC runs at the site."""
+        d, release = self.deployment, self.deployment.rfc.release
+        if d.artifact_sha256 and d.artifact_sha256 != release.artifact_sha256:
+            return (
+                f"the release's artifact changed since this deployment was booked "
+                f"({d.artifact_sha256[:12]}… then, {release.artifact_sha256[:12]}… now)."
+            )
+        return promotion.refusal(d.rfc, self.env, d.scheduled_start, d.scheduled_end, exclude=d)
 
     def window_end(self):
         """The end of the free interval the deployment was booked into (None: no calendar)."""

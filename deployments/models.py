@@ -56,6 +56,23 @@ class Deployment(models.Model):
     rollback_requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # Promotion (X5, E1): the artifact this deployment carries, fixed when it is booked; the next
+    # tier accepts only an artifact that succeeded here.
+    artifact_sha256 = models.CharField(max_length=64, blank=True, editable=False)
+    # What stood when the worker started: the gates (C5) and the environment's fingerprint (E8);
+    # and after it ended, the fingerprint of what then ran.
+    gates_at_start = models.JSONField(default=list, blank=True, editable=False)
+    fingerprint_before = models.JSONField(default=dict, blank=True, editable=False)
+    fingerprint_after = models.JSONField(default=dict, blank=True, editable=False)
+    # The rollback (R3, X4): when it began, when the overdue alert went out, and what it cost.
+    rollback_started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    rollback_alerted_at = models.DateTimeField(null=True, blank=True, editable=False)
+    rpo = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="Production data a rollback discarded: how, the time span and the tables touched.",
+    )
 
     class Meta:
         db_table = "releases_deployment"

@@ -18,6 +18,7 @@ from audit.services import record
 from core import clock, jobs
 from core.errors import RuleViolation, StateConflict
 from core.roles import Role
+from deployments import promotion
 from deployments.models import Deployment, DeploymentState
 from deployments.states import ACTIVE as ACTIVE_DEPLOYMENT_STATES
 from deployments.states import ROLLBACK_REQUESTABLE, move
@@ -207,6 +208,9 @@ def book(
         ).exists():
             raise StateConflict(f"{locked.number} is already scheduled at {site.code}.")
         result = plan(locked, site, start, duration, handover_override=handover_override)
+        busy = promotion.overlap_refusal(locked, environment, result.decision.start, result.decision.end)
+        if busy:
+            raise RuleViolation(busy, rule=promotion.RULE)
         if not result.allowed:
             tz = site.zone
             raise RuleViolation(
@@ -224,6 +228,7 @@ def book(
             emergency=locked.emergency,
             handover_override=handover_override,
             scheduled_by=user,
+            artifact_sha256=locked.release.artifact_sha256,
         )
         local = deployment.scheduled_start.astimezone(site.zone)
         record(
@@ -323,17 +328,22 @@ def deploy_now(user, rfc: Rfc, environment: Environment, duration: int = 30) -> 
             f"{environment} does not take deployments now: " + "; ".join(decision.reasons), rule=WINDOW_GATE
         )
     with transaction.atomic():
+        locked = Rfc.objects.select_for_update().select_related("release").get(pk=rfc.pk)  # the RFC first
         Environment.objects.select_for_update().get(pk=environment.pk)
+        refused = promotion.refusal(locked, environment, start, decision.end)
+        if refused:
+            raise RuleViolation(refused, rule=promotion.RULE)
         busy = _conflicts(environment, start, decision.end)
         if busy:
             raise StateConflict(f"{environment} is busy with {busy[0].rfc.number}'s deployment.")
         deployment = Deployment.objects.create(
-            rfc=rfc,
+            rfc=locked,
             environment=environment,
             scheduled_start=start,
             scheduled_end=decision.end,
             duration_minutes=duration,
             scheduled_by=user,
+            artifact_sha256=locked.release.artifact_sha256,
         )
         record(
             "releases.deployment.scheduled",

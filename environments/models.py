@@ -118,6 +118,13 @@ class Environment(models.Model):
         default=0,
         help_text="UAT only: refresh its data from PROD this often (30 = monthly; 0 = by hand, E3).",
     )
+    vm_name = models.CharField(
+        "virtual machine",
+        max_length=100,
+        blank=True,
+        help_text="The hypervisor's name for the machine this environment runs on; when set, a PROD "
+        "pipeline must snapshot it before the apply.",
+    )
     fingerprint = models.JSONField(
         default=dict,
         blank=True,

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import sqlite3
+import tempfile
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -113,9 +118,30 @@ def make_user(username: str, *roles: Role, site: Site | None = None, **extra) ->
     return user
 
 
+_PLANTS = Path(tempfile.mkdtemp(prefix="pcc-test-plants-"))
+atexit.register(shutil.rmtree, _PLANTS, ignore_errors=True)
+
+
+def plant_pipeline(code: str, tier: str) -> dict:
+    """A complete pipeline for a test environment: an application directory snapshot, a SQLite
+    database with its backup, and a smoke check that passes. Each call makes a fresh plant."""
+    root = Path(tempfile.mkdtemp(prefix=f"{code}-{tier}-", dir=_PLANTS))
+    (root / "app").mkdir()
+    (root / "app" / "release.json").write_text('{"version": "1.0.0"}', encoding="utf-8")
+    database = root / "plant.sqlite3"
+    with closing(sqlite3.connect(database)) as conn, conn:
+        conn.execute("CREATE TABLE production_records (id INTEGER PRIMARY KEY, made_at TEXT NOT NULL)")
+    return {
+        "snapshot": {"adapter": "directory", "path": str(root / "app")},
+        "backup": {"adapter": "sqlite", "database": str(database)},
+        "smoke": {"adapter": "command", "command": ["true"]},
+    }
+
+
 def make_site(
     code: str, timezone: str = "Europe/Berlin", tiers=(Tier.DEV, Tier.UAT, Tier.PROD), **extra
 ) -> Site:
+    """A site whose environments each have a complete pipeline to a small plant of their own."""
     site = Site.objects.create(code=code, name=f"Plant {code}", timezone=timezone, **extra)
     for tier in tiers:
         Environment.objects.create(
@@ -123,6 +149,7 @@ def make_site(
             tier=tier,
             equipment_writes=tier == Tier.PROD,
             active_version="1.0.0",
+            pipeline=plant_pipeline(code, tier),
             **TIER_DEFAULTS[tier],
         )
     return site

@@ -48,10 +48,58 @@ def rfc(user, site, version: str = "1.0.1", **fields):
     return services.create_rfc(user, **defaults)
 
 
+def promote(item, site, tiers=("DEV", "UAT")):
+    """Record that the RFC's artifact succeeded in the site's lower tiers, as the engine would have,
+    with the computed evidence a release manager then finds: UAT data freshly refreshed, and a passed
+    idempotency check and rollback rehearsal in the tier that proves it (setup for tests that start
+    later in the road; the engine's and the checks' own tests run them for real)."""
+    from datetime import timedelta
+
+    from core import clock
+    from deployments import promotion
+    from deployments.models import CheckKind, CheckRun, Deployment, DeploymentState
+    from environments.models import Environment, RunState
+
+    now = clock.now()
+    proving = promotion.proving(site.pk)
+    Environment.objects.filter(site=site, tier__in=["DEV", "UAT"]).update(data_refreshed_at=now)
+    for kind in CheckKind.values:
+        CheckRun.objects.create(
+            kind=kind,
+            rfc=item,
+            release=item.release,
+            artifact_sha256=item.release.artifact_sha256,
+            environment=proving,
+            state=RunState.PASSED,
+            started_at=now,
+            finished_at=now,
+            summary="Passed on a copy of the proving tier (test setup).",
+        )
+    made = []
+    for env in Environment.objects.filter(site=site, tier__in=tiers):
+        made.append(
+            Deployment.objects.create(
+                rfc=item,
+                environment=env,
+                scheduled_start=now - timedelta(hours=2),
+                scheduled_end=now - timedelta(hours=1),
+                started_at=now - timedelta(hours=2),
+                finished_at=now - timedelta(hours=1),
+                duration_minutes=30,
+                state=DeploymentState.SUCCEEDED,
+                scheduled_by=item.author,
+                artifact_sha256=item.release.artifact_sha256,
+                outcome="Deployed and verified.",
+            )
+        )
+    return made
+
+
 def ready_rfc(author, tester, site, **fields):
-    """A draft that passes every submission gate."""
+    """A draft that passes every submission gate: proven in DEV and UAT, signed off."""
     item = rfc(author, site, **fields)
-    services.sign_off_uat(tester, item, site, "Printed 50 labels on UAT line 2, all fine.", [png()])
+    promote(item, site)
+    wf.sign_off_uat(tester, item, site, "Printed 50 labels on UAT line 2, all fine.", [png()])
     return item
 
 

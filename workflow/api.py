@@ -206,7 +206,7 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         form = SignoffCreateSerializer(data=data)
         form.is_valid(raise_exception=True)
         site = services.target_site(request.user, rfc, form.validated_data["site"])
-        signoff = services.sign_off_uat(
+        signoff = wf.sign_off_uat(
             request.user, rfc, site, form.validated_data["comment"], form.validated_data["files"]
         )
         return Response(SignoffSerializer(signoff).data, status=status.HTTP_201_CREATED)

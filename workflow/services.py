@@ -16,7 +16,7 @@ from audit.services import record
 from core import clock
 from core.errors import RuleViolation, StateConflict
 from core.roles import Role
-from deployments import checks, scheduling
+from deployments import checks, promotion, scheduling
 from deployments.models import Deployment
 from deployments.states import TERMINAL, DeploymentState
 from environments import access
@@ -144,6 +144,19 @@ def delete_evidence(user, evidence: Evidence) -> None:
         _lock(evidence.rfc_id)
         rfc_services.delete_evidence(user, evidence)
         approvals.void_stale_signatures(evidence.rfc, user)
+
+
+# --- UAT sign-off: only what succeeded in the site's UAT (X5) ---------------------------------------
+def sign_off_uat(user, rfc: Rfc, site, comment: str, files) -> UatSignoff:
+    """A key user signs off UAT (R6) for a release that succeeded in the site's UAT, or in its DEV
+    where the site has no UAT (X5, E1)."""
+    with transaction.atomic():
+        _lock(rfc)
+        permitted = rfc.author_id != user.pk and rfc_services.may_sign_off(user, rfc, site)
+        refused = permitted and promotion.signoff_refusal(rfc, site)
+        if refused:
+            raise RuleViolation(refused, rule=promotion.RULE)
+        return rfc_services.sign_off_uat(user, rfc, site, comment, files)
 
 
 # --- Signatures: the chain reports its outcome, the workflow moves the RFC ------------------------

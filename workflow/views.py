@@ -444,7 +444,7 @@ def signoff(request, uuid):
             form.add_error("site", "Choose one of the RFC's sites.")
         return _render_detail(request, rfc, status=400, signoff_form=form)
     try:
-        services.sign_off_uat(request.user, rfc, site, form.cleaned_data["comment"], files)
+        wf.sign_off_uat(request.user, rfc, site, form.cleaned_data["comment"], files)
     except REFUSED as exc:
         status, message, _ = _refused(exc)
         form.add_error(None, message)

@@ -291,7 +291,7 @@ def test_realistic_pack_pages_for_a_human(people, site_a, plant, tmp_path):
         "log",
         "UAT print run, 50 labels",
     )
-    rfc_services.sign_off_uat(
+    wf.sign_off_uat(
         people["tester"],
         rfc,
         site_a,
