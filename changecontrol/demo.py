@@ -94,6 +94,40 @@ SIGNERS = {
 }
 
 
+def _proven(rfc: Rfc, site, user) -> None:
+    """The demo's history: the release already succeeded in the site's DEV and UAT (X5), recorded as
+    finished deployments with their audit events, so the key user may sign off. (The open demo line
+    shows the road itself: deploy to DEV, then UAT, with the worker.)"""
+    from datetime import timedelta
+
+    from audit.services import record
+    from core import clock
+    from deployments.models import Deployment, DeploymentState
+    from environments.models import Environment, Tier
+
+    finished = clock.now() - timedelta(days=1)
+    for env in Environment.objects.filter(site=site, tier__in=[Tier.DEV, Tier.UAT]).order_by("tier"):
+        deployment = Deployment.objects.create(
+            rfc=rfc,
+            environment=env,
+            scheduled_start=finished - timedelta(minutes=40),
+            scheduled_end=finished,
+            started_at=finished - timedelta(minutes=40),
+            finished_at=finished,
+            duration_minutes=30,
+            state=DeploymentState.SUCCEEDED,
+            scheduled_by=user,
+            artifact_sha256=rfc.release.artifact_sha256,
+            outcome="Deployed and verified (demo history).",
+        )
+        record(
+            "releases.deployment.succeeded",
+            deployment,
+            actor_name="demo",
+            after={"state": "succeeded", "environment": str(env), "outcome": deployment.outcome},
+        )
+
+
 def seed(users: dict) -> list[Rfc]:
     dev, tester = users["dev"], users["tester"]
     made = []
@@ -125,7 +159,8 @@ def seed(users: dict) -> list[Rfc]:
         )
         if spec["then"] in ("in_approval", "approved"):
             for impact in rfc.impacts.all():
-                services.sign_off_uat(
+                _proven(rfc, impact.site, users["releasemgr"])
+                wf.sign_off_uat(
                     tester,
                     rfc,
                     impact.site,

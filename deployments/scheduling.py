@@ -330,12 +330,12 @@ def deploy_now(user, rfc: Rfc, environment: Environment, duration: int = 30) -> 
     with transaction.atomic():
         locked = Rfc.objects.select_for_update().select_related("release").get(pk=rfc.pk)  # the RFC first
         Environment.objects.select_for_update().get(pk=environment.pk)
-        refused = promotion.refusal(locked, environment, start, decision.end)
-        if refused:
-            raise RuleViolation(refused, rule=promotion.RULE)
         busy = _conflicts(environment, start, decision.end)
         if busy:
             raise StateConflict(f"{environment} is busy with {busy[0].rfc.number}'s deployment.")
+        refused = promotion.refusal(locked, environment, start, decision.end)
+        if refused:
+            raise RuleViolation(refused, rule=promotion.RULE)
         deployment = Deployment.objects.create(
             rfc=locked,
             environment=environment,

@@ -152,7 +152,11 @@ def sign_off_uat(user, rfc: Rfc, site, comment: str, files) -> UatSignoff:
     where the site has no UAT (X5, E1)."""
     with transaction.atomic():
         _lock(rfc)
-        permitted = rfc.author_id != user.pk and rfc_services.may_sign_off(user, rfc, site)
+        permitted = (
+            rfc.author_id != user.pk
+            and rfc_services.may_sign_off(user, rfc, site)
+            and site.pk in {target.pk for target in rfc_services.rfc_sites(rfc)}
+        )  # who and where are answered first, by the sign-off itself
         refused = permitted and promotion.signoff_refusal(rfc, site)
         if refused:
             raise RuleViolation(refused, rule=promotion.RULE)

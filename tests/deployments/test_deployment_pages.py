@@ -76,11 +76,19 @@ def test_a_key_user_deploys_to_uat_but_not_to_dev(cast, site_a, rfc):
     client = client_for(cast["tester"])
     client.post(reverse("releases:deploy_now", args=[rfc.uuid]), {"environment": env(site_a, "DEV").pk})
     assert not Deployment.objects.exists()
+    # X5: UAT takes only what succeeded in DEV; the page says why.
+    refused = client.post(
+        reverse("releases:deploy_now", args=[rfc.uuid]), {"environment": env(site_a, "UAT").pk}, follow=True
+    )
+    assert "has not succeeded in PLA DEV yet" in refused.content.decode()
+    assert not Deployment.objects.exists()
+    factories.promote(rfc, site_a, tiers=("DEV",))
     client.post(reverse("releases:deploy_now", args=[rfc.uuid]), {"environment": env(site_a, "UAT").pk})
-    assert Deployment.objects.get().environment.tier == Tier.UAT
+    assert Deployment.objects.get(state=S.SCHEDULED).environment.tier == Tier.UAT
 
 
 def test_manual_rollback_button_for_release_managers_only(cast, site_a, rfc):
+    factories.promote(rfc, site_a, tiers=("DEV",))
     deployment = scheduling.deploy_now(cast["dev"], rfc, env(site_a, "UAT"))
     engine.run(deployment.pk, owner="w")  # waits an hour for its smoke test
     assert Deployment.objects.get(pk=deployment.pk).state == S.VERIFYING

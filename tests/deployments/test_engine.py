@@ -99,6 +99,7 @@ def steps(deployment) -> dict[str, str]:
 
 def deploy(people, site, tier, release, **extra) -> Deployment:
     rfc = major_rfc(people, site, release, **extra)
+    factories.promote(rfc, site, tiers={"DEV": (), "UAT": ("DEV",), "PROD": ("DEV", "UAT")}[tier])
     deployment = scheduling.deploy_now(people["dev"], rfc, env_of(site, tier))
     engine.run(deployment.pk, owner="test-worker")
     deployment.refresh_from_db()

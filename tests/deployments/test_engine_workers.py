@@ -50,11 +50,10 @@ def deployments(cast, site, count: int, pipeline: dict) -> list[Deployment]:
     env.pipeline = pipeline
     env.save(update_fields=["pipeline"])
     rel = release(cast["dev"])
-    rfc = factories.rfc(cast["dev"], site, release=rel)
     now = clock.now()
-    return [
+    return [  # one RFC each: one site's deployments of an RFC never overlap (X5)
         Deployment.objects.create(
-            rfc=rfc,
+            rfc=factories.rfc(cast["dev"], site, release=rel),
             environment=env,
             scheduled_start=now,
             scheduled_end=now + timedelta(minutes=30),
@@ -132,7 +131,9 @@ def test_sigkill_mid_apply_is_rolled_back_and_apply_never_runs_twice(cast, site_
             raise AssertionError("worker log:\n" + "".join(heir.log[-40:])) from None
     item.refresh_from_db()
     assert item.state == S.ROLLED_BACK, item.outcome
-    assert item.attempts == 2
+    # The heir took the lease after the doomed worker (a loaded machine may let the heir's own lease
+    # lapse between steps and take it again); what matters is below: the apply never ran twice.
+    assert item.attempts >= 2
     apply = item.steps.get(name="apply")
     assert apply.state == StepState.INTERRUPTED
     assert marker.read_text().count("started") == 1  # never applied twice
@@ -241,6 +242,8 @@ def test_every_outcome_through_a_real_worker(cast, site_a, site_b, quick, tmp_pa
                 env.pipeline["snapshot"] = {"adapter": "directory", "path": str(tmp_path / "missing")}
             env.save(update_fields=["pipeline"])
             rfc = factories.rfc(cast["dev"], site, release=release)
+            if tier == "UAT":
+                factories.promote(rfc, site, tiers=("DEV",))  # X5: DEV first
             now = clock.now()
             cases[name] = Deployment.objects.create(
                 rfc=rfc,

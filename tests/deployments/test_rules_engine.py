@@ -41,8 +41,11 @@ def clock():
 VERSIONS = itertools.count(1)
 
 
-def deployment(cast, site, tier="DEV", start=None, duration=30, **fields) -> Deployment:
+def deployment(cast, site, tier="DEV", start=None, duration=30, promoted=True, **fields) -> Deployment:
+    """A booked deployment of a new RFC's artifact to `tier`; `promoted`: it succeeded in the tiers below."""
     rfc = factories.rfc(cast["dev"], site, version=f"1.0.{next(VERSIONS)}")
+    if promoted:
+        factories.promote(rfc, site, tiers={"DEV": (), "UAT": ("DEV",), "PROD": ("DEV", "UAT")}[tier])
     start = start or TUESDAY_9_BERLIN
     return Deployment.objects.create(
         rfc=rfc,
@@ -51,8 +54,47 @@ def deployment(cast, site, tier="DEV", start=None, duration=30, **fields) -> Dep
         scheduled_end=start + timedelta(minutes=duration + 30),
         duration_minutes=duration,
         scheduled_by=cast["releasemgr"],
+        artifact_sha256=rfc.release.artifact_sha256,
         **fields,
     )
+
+
+@pytest.mark.parametrize("tier, below", [("UAT", "DEV"), ("PROD", "UAT")])
+def test_the_worker_refuses_a_tier_the_artifact_has_not_earned(cast, site_a, clock, tier, below):
+    """X5, E1: right before it touches an environment the worker asks the promotion rule again; a booking
+    that skipped a tier ends failed, nothing touched, naming the tier the artifact must succeed in."""
+    d = deployment(cast, site_a, tier=tier, promoted=False)
+    assert engine.run(d.pk, owner="worker-1") == S.FAILED
+    d.refresh_from_db()
+    assert d.outcome.startswith(f"Refused before touching PLA {tier}: ")
+    assert f"has not succeeded in PLA {below} yet" in d.outcome
+    assert not DeploymentStep.objects.filter(deployment=d).exists()
+
+
+def test_the_worker_refuses_an_artifact_changed_since_booking(cast, site_a, clock):
+    """X5: the deployment carries the artifact it was booked with; a release whose artifact was replaced
+    afterwards is not deployed under the old booking."""
+    d = deployment(cast, site_a, tier="DEV")
+    Deployment.objects.filter(pk=d.pk).update(artifact_sha256="0" * 64)
+    assert engine.run(d.pk, owner="worker-1") == S.FAILED
+    d.refresh_from_db()
+    assert "artifact changed since this deployment was booked" in d.outcome
+    assert not DeploymentStep.objects.filter(deployment=d).exists()
+
+
+def test_a_two_tier_site_promotes_dev_straight_to_prod(cast, clock):
+    """E1, seed 000: a site with only DEV and PROD takes into PROD what succeeded in DEV."""
+    from tests.conftest import make_site
+
+    two = make_site("TWO", tiers=("DEV", "PROD"))
+    d = deployment(cast, two, tier="PROD", promoted=False)
+    from deployments import promotion
+
+    prod = d.environment
+    assert promotion.previous(prod).tier == "DEV" and promotion.proving(two.pk).tier == "DEV"
+    assert "has not succeeded in TWO DEV yet" in promotion.order_refusal(d.rfc.release, prod)
+    factories.promote(d.rfc, two, tiers=("DEV",))
+    assert promotion.order_refusal(d.rfc.release, prod) is None
 
 
 def runner(d: Deployment, owner="worker-1") -> engine._Runner:

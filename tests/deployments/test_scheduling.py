@@ -71,7 +71,10 @@ def test_a_blocked_time_is_refused_with_every_reason(people, site_a):
     reasons = [item["reason"] for item in refused.value.failed]
     assert "Friday" in reasons and "shift handover 14:00 ±30 min" in reasons
     assert refused.value.rule == scheduling.WINDOW_GATE
-    assert not Deployment.objects.exists() and Rfc.objects.get(pk=rfc.pk).state == RfcState.APPROVED
+    assert (
+        not Deployment.objects.filter(environment__tier="PROD").exists()
+        and Rfc.objects.get(pk=rfc.pk).state == RfcState.APPROVED
+    )
 
 
 def test_overlapping_deployments_on_one_environment_are_refused(people, site_a):
@@ -100,6 +103,7 @@ def test_multi_site_rfc_is_scheduled_when_every_site_is_booked(people, site_a, s
         people["dev"], site_a, impacts=[{"site": site_a, "lines": ["L1"]}, {"site": site_b, "lines": ["P3"]}]
     )
     for site in (site_a, site_b):
+        factories.promote(rfc, site)
         rfc_services.sign_off_uat(people["tester"], rfc, site, "Fine in UAT", [factories.png()])
     wf.submit(people["dev"], rfc)
     for approval in Approval.objects.filter(rfc=rfc, state=ApprovalState.PENDING):
@@ -120,6 +124,7 @@ def test_a_dev_deployment_does_not_count_as_a_prod_booking(people, site_a, site_
         people["dev"], site_a, impacts=[{"site": site_a, "lines": ["L1"]}, {"site": site_b, "lines": ["P3"]}]
     )
     for site in (site_a, site_b):
+        factories.promote(rfc, site)
         rfc_services.sign_off_uat(people["tester"], rfc, site, "Fine in UAT", [factories.png()])
     wf.submit(people["dev"], rfc)
     for approval in Approval.objects.filter(rfc=rfc, state=ApprovalState.PENDING):
@@ -262,7 +267,9 @@ def test_schedule_page_offers_slots_and_books_one(people, site_a):
     assert "<html" not in fragment.content.decode() and "90 min" in fragment.content.decode()
     response = client.post(url, {"site": site_a.code, "duration": "30", "slot": TUESDAY_9.isoformat()})
     assert response.status_code == 302
-    assert Deployment.objects.get(rfc=rfc).scheduled_start == TUESDAY_9.astimezone(UTC)
+    assert Deployment.objects.get(rfc=rfc, environment__tier="PROD").scheduled_start == TUESDAY_9.astimezone(
+        UTC
+    )
     detail = client.get(reverse("releases:detail", args=[rfc.uuid])).content.decode()
     assert "Tue 10 Nov 2026 09:00 CET" in detail
 
@@ -277,7 +284,7 @@ def test_schedule_page_refuses_a_typed_time_with_its_reasons(people, site_a):
     assert "shift handover 14:00 ±30 min" in body and 'data-testid="slot"' in body
     gap = client.post(url, {"site": site_a.code, "duration": "30", "start": "2027-03-28T02:30"})
     assert gap.status_code == 400 and "does not exist in Europe/Berlin" in gap.content.decode()
-    assert not Deployment.objects.exists()
+    assert not Deployment.objects.filter(environment__tier="PROD").exists()
 
 
 def test_schedule_page_is_for_release_managers(people, site_a):

@@ -20,7 +20,9 @@ from django.conf import settings
 from playwright.sync_api import expect
 
 from approvals.models import Signature
+from environments.models import Site
 from releases.models import Rfc
+from tests import factories
 from tests.e2e.conftest import demo_password, login, screenshot
 from tests.workers import celery_worker, wait_until
 
@@ -102,7 +104,8 @@ def test_file_sign_off_submit_and_approve_from_the_emailed_link(page, portal, tm
     screenshot(page, "rfc-submit-refused")
     logout(page)
 
-    # --- The key user signs off UAT -----------------------------------------------------------------
+    # --- The key user signs off UAT (the release succeeded in DEV and UAT: its journey is another test) --
+    factories.promote(Rfc.objects.get(number=number), Site.objects.get(code="BER"))
     login(page, portal, "tester", password)
     screenshot(page, "home-key-user")
     page.get_by_test_id("home-signoff").get_by_role("link", name=number).click()

@@ -58,7 +58,10 @@ def tester(cast):
 
 @pytest.fixture
 def draft(cast, site_a):
-    return factories.rfc(cast["dev"], site_a)
+    """A draft whose release succeeded in PLA's DEV and UAT, ready to be signed off."""
+    item = factories.rfc(cast["dev"], site_a)
+    factories.promote(item, site_a)
+    return item
 
 
 @pytest.fixture
@@ -149,6 +152,7 @@ def test_a_complete_rfc_filed_and_submitted_through_the_api(client, cast, site_a
     assert row["sha256"] == hashlib.sha256(report).hexdigest()
     assert row["size"] == len(report) and row["content_type"] == "text/plain" and row["uploaded_by"] == "dev"
 
+    factories.promote(Rfc.objects.get(uuid=rfc["uuid"]), site_a)  # X5: proven in DEV and UAT first
     signoff = api_client_for(cast["tester"]).post(
         f"{url}signoff/",
         {
@@ -356,6 +360,23 @@ def test_signoff_rules_through_the_api(cast, dev, tester, draft):
     assert UatSignoff.objects.count() == 0 and stored() == []
     alias = tester.post(url, {**good, "files[]": [factories.png()]}, format="multipart")
     assert alias.status_code == 201, alias.content
+
+
+def test_signoff_needs_a_success_in_uat_through_the_api(cast, tester, site_a):
+    """X5, R6: a key user signs off only a release that succeeded in the site's UAT."""
+    unproven = factories.rfc(cast["dev"], site_a)
+    url = f"{API}/rfcs/{unproven.uuid}/signoff/"
+
+    def body():
+        return {"site": "PLA", "comment": "All fine on UAT.", "files": [factories.png()]}
+
+    refused = assert_error(tester.post(url, body(), format="multipart"), 422)
+    assert refused["rule"] == "Promotion order" and "has not succeeded in PLA UAT" in refused["detail"]
+    factories.promote(unproven, site_a, tiers=("DEV",))
+    assert_error(tester.post(url, body(), format="multipart"), 422)
+    assert UatSignoff.objects.count() == 0
+    factories.promote(unproven, site_a, tiers=("UAT",))
+    assert tester.post(url, body(), format="multipart").status_code == 201
 
 
 def test_evidence_can_be_superseded(dev, draft):

@@ -273,6 +273,13 @@ def test_key_user_signs_off_from_the_page(cast, site_a):
     client = client_for(cast["tester"])
     url = reverse("releases:signoff", args=[rfc.uuid])
     assert 'data-testid="signoff-form"' in client.get(detail_url(rfc)).content.decode()
+    # X5: nothing is signed off in UAT that never succeeded there.
+    unproven = client.post(
+        url, {"site": site_a.code, "comment": "Printed 50 labels", "files": [factories.png()]}
+    )
+    assert unproven.status_code == 422 and "has not succeeded in PLA UAT yet" in unproven.content.decode()
+    assert not UatSignoff.objects.exists()
+    factories.promote(rfc, site_a)
     no_file = client.post(url, {"site": site_a.code, "comment": "All fine"})
     assert no_file.status_code == 400 and "Attach at least one evidence file" in no_file.content.decode()
     response = client.post(
@@ -364,6 +371,7 @@ def test_list_and_home_queries_are_equal_for_10_and_500_rfcs(cast, site_a, site_
 
 def test_detail_queries_do_not_grow_with_evidence(cast, site_a):
     rfc = factories.rfc(cast["dev"], site_a)
+    factories.promote(rfc, site_a)
     client = client_for(cast["dev"])
     services_add = reverse("releases:evidence_add", args=[rfc.uuid])
     client.post(services_add, {"file": factories.log(), "kind": "log"})

@@ -290,7 +290,7 @@ def test_leaving_the_chain_closes_the_round_and_frees_the_slots(cast, draft, nam
     actor = None if SPEC[name][2] == SYSTEM else cast["dev"]
     wf.transition(actor, draft, name, reason="not now")
     assert ApprovalRound.objects.get(rfc=draft).state == round_state
-    deployment = Deployment.objects.get(rfc=draft)
+    deployment = Deployment.objects.get(rfc=draft, environment__tier="PROD")
     if cancels:
         assert (deployment.state, deployment.cancel_reason) == (DeploymentState.CANCELLED, cancels)
     else:
@@ -302,7 +302,7 @@ def test_unscheduling_frees_the_booked_slots(cast, draft):
     _put(draft, RfcState.SCHEDULED)
     _book(draft, cast["releasemgr"])
     wf.transition(cast["admin"], draft, "unschedule", reason="plant shutdown moved")
-    deployment = Deployment.objects.get(rfc=draft)
+    deployment = Deployment.objects.get(rfc=draft, environment__tier="PROD")
     assert (deployment.state, deployment.cancel_reason) == (DeploymentState.CANCELLED, "RFC unscheduled")
 
 
