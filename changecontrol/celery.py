@@ -32,6 +32,12 @@ def _schedule(sender: Celery, **kwargs) -> None:
         sender.signature("deployments.tasks.dispatch_deployments"),
         name="releases: dispatch due deployments",
     )
+    # A rollback past its budget (X4) alerts even when its worker is stuck inside a step.
+    sender.add_periodic_task(
+        60.0,
+        sender.signature("deployments.tasks.overdue_rollbacks"),
+        name="releases: alert rollbacks past their budget",
+    )
     # Computed evidence: queued refreshes and checks are swept up; monthly UAT refreshes.
     sender.add_periodic_task(
         30.0,

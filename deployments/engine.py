@@ -31,7 +31,7 @@ from deployments import promotion
 from deployments.models import Deployment, DeploymentState, DeploymentStep, StepState
 from deployments.states import IN_PROGRESS, TERMINAL, move
 from environments import calendar
-from environments.models import Tier
+from environments.models import Environment, Tier
 from environments.windows import rules_for
 from plant import adapters, uploads
 from releases import gates
@@ -52,7 +52,19 @@ FORWARD = [
     "compare",
     "commit",
 ]
-ROLLBACK = ["restore_vm", "restore_snapshot", "restore_backup", "verify_rollback"]
+# Rollback (R3, X4): the equipment's previous recipe back, the application files back, then the
+# release's undo script in one transaction, verified by the smoke test: production data written since
+# the apply stays. Only when that fails (or there is no undo script) the VM and the backup are restored,
+# and the production data written since the backup is lost: the RPO says how much.
+ROLLBACK = [
+    "revert_equipment",
+    "restore_snapshot",
+    "undo",
+    "verify_undo",
+    "restore_vm",
+    "restore_backup",
+    "verify_rollback",
+]
 # A step that may have half-run is never repeated: the deployment rolls back instead.
 UNSAFE_TO_REPEAT = {"apply", "equipment"}
 PERFORMANCE_TOLERANCE = 0.20  # X3: more than 20 % slower than the baseline fails…
@@ -292,22 +304,47 @@ class _Runner:
         row.save(update_fields=["state", "output", "result", "finished_at", "adapter"])
         return result
 
-    def adapter_step(self, phase: str, name: str, key: str, *, restore: bool = False, many: bool = False):
+    def adapter_step(
+        self, phase: str, name: str, key: str, *, restore: bool = False, every: bool = False, only=None
+    ):
+        """Run the pipeline's `key` adapters as one journal step. Each adapter's own result is kept in
+        the step's data ("checks"). `every`: run them all even after one failed (the smoke checks, X7:
+        all must pass and each has its result); otherwise stop at the first failure (never go on
+        applying after a failed apply). `only`: a filter on the adapter specs."""
         spec = self.pipeline.get(key)
+        specs = [] if not spec else (spec if isinstance(spec, list) else [spec])
+        if only is not None:
+            specs = [item for item in specs if only(item)]
 
         def action():
-            if not spec:
+            if not specs:
                 return None
-            specs = spec if isinstance(spec, list) else [spec]
-            outputs, data, simulated = [], {"adapter": ", ".join(s.get("adapter", "?") for s in specs)}, False
+            outputs, checks, merged, simulated, ok = [], [], {}, False, True
             for item in specs:
                 result = adapters.build(item, restore=restore).run(self.context())
-                outputs.append(result.output)
-                data.update({k: v for k, v in result.data.items() if k != "adapter"})
+                merged.update({k: v for k, v in result.data.items() if k != "adapter"})
+                label = item.get("name") or item.get("adapter", "?")
+                outputs.append(f"[{label}] {result.output}" if len(specs) > 1 else result.output)
+                checks.append(
+                    {
+                        "name": label,
+                        "adapter": item.get("adapter", "?"),
+                        "ok": result.ok,
+                        "simulated": result.simulated,
+                        **{
+                            k: v for k, v in result.data.items() if k in ("latency_ms", "status", "exit_code")
+                        },
+                    }
+                )
                 simulated = simulated or result.simulated
-                if not result.ok:
-                    return adapters.StepResult(False, "\n".join(outputs), data, simulated)
-            return adapters.StepResult(True, "\n".join(outputs), data, simulated)
+                ok = ok and result.ok
+                if not result.ok and not every:
+                    break
+            data = {**merged, "adapter": ", ".join(c["adapter"] for c in checks), "checks": checks}
+            timed = [c["latency_ms"] for c in checks if c.get("latency_ms") is not None]
+            if timed:
+                data["latency_ms"] = round(sum(timed), 1)
+            return adapters.StepResult(ok, "\n".join(outputs), data, simulated)
 
         return self.step(phase, name, action)
 
@@ -366,8 +403,26 @@ class _Runner:
                     + "; ".join(f"{g.name} — {g.reason}" for g in failed),
                 )
                 return S.FAILED
-        self.set_state(S.RUNNING, started_at=now, window_ends_at=window_end, next_action_at=now)
+        self.set_state(
+            S.RUNNING,
+            started_at=now,
+            window_ends_at=window_end,
+            next_action_at=now,
+            gates_at_start=[g.as_dict() for g in gates.evaluate(rfc, "deploy")]
+            if self.env.tier == Tier.PROD
+            else [],
+            fingerprint_before=self.fingerprint_now(),
+        )
         return None
+
+    def fingerprint_now(self) -> dict:
+        from plant.evidence import compute_fingerprint
+
+        try:
+            return compute_fingerprint(Environment.objects.get(pk=self.env.pk))
+        except Exception:  # a fingerprint must never stop a deployment
+            logger.warning("fingerprint of %s not taken", self.env, exc_info=True)
+            return {}
 
     def promotion_refusal(self) -> str | None:
         """X5 asked again by the worker: the artifact it carries is the release's, it succeeded in the
@@ -430,7 +485,7 @@ class _Runner:
         return True if result.ok else "The artifact is not the one that was approved (checksum differs)."
 
     def do_baseline(self):
-        result = self.adapter_step("forward", "baseline", "smoke")
+        result = self.adapter_step("forward", "baseline", "smoke", every=True)
         return (
             True if result.ok else "The smoke test fails before the change: the environment is not healthy."
         )
@@ -503,8 +558,11 @@ class _Runner:
         return True
 
     def do_smoke(self):
-        result = self.adapter_step("forward", "smoke", "smoke")
-        return True if result.ok else "The smoke test failed (X2)."
+        result = self.adapter_step("forward", "smoke", "smoke", every=True)
+        if result.ok:
+            return True
+        failed = [c["name"] for c in result.data.get("checks", []) if not c["ok"]]
+        return "The smoke test failed (X2)" + (f": {', '.join(failed)}." if failed else ".")
 
     def do_compare(self):
         steps = {
@@ -555,46 +613,165 @@ class _Runner:
     def rollback(self, why: str) -> str:
         d = self.deployment
         if d.state != S.ROLLING_BACK:
-            self.set_state(S.ROLLING_BACK, outcome=why, next_action_at=clock.now())
-        began = DeploymentStep.objects.filter(deployment=d, phase="rollback").order_by("started_at").first()
-        started = began.started_at if began else clock.now()
-        steps = {row.name: row.state for row in DeploymentStep.objects.filter(deployment=d, phase="forward")}
+            self.set_state(
+                S.ROLLING_BACK, outcome=why, next_action_at=clock.now(), rollback_started_at=clock.now()
+            )
+        elif d.rollback_started_at is None:
+            Deployment.objects.filter(pk=d.pk).update(rollback_started_at=clock.now())
+            d.rollback_started_at = clock.now()
+        started = d.rollback_started_at or clock.now()
+        steps = {row.name: row for row in DeploymentStep.objects.filter(deployment=d, phase="forward")}
         changed = [name for name in UNSAFE_TO_REPEAT if name in steps]
         if not changed and not DeploymentStep.objects.filter(deployment=d, phase="rollback").exists():
             # Nothing was applied: there is nothing to restore (snapshot failure → nothing applied).
             return self.finish(S.FAILED, f"{why} Nothing was applied.")
-        taken = {name for name, state in steps.items() if state in (StepState.SUCCEEDED, StepState.SIMULATED)}
+        taken = {
+            name for name, row in steps.items() if row.state in (StepState.SUCCEEDED, StepState.SIMULATED)
+        }
         results = []
-        if "vm_snapshot" in taken:
-            results.append(self.adapter_step("rollback", "restore_vm", "vm_snapshot", restore=True))
-        if "snapshot" in taken:
+        if "equipment" in steps:  # the previous recipe pushed back (simulated outside PROD, E5)
+            results.append(self.adapter_step("rollback", "revert_equipment", "equipment", restore=True))
+            self.overdue_check()
+        if "snapshot" in taken:  # application files: no production data in them
             results.append(self.adapter_step("rollback", "restore_snapshot", "snapshot", restore=True))
-        if "backup" in taken:
-            results.append(self.adapter_step("rollback", "restore_backup", "backup", restore=True))
-        results.append(self.adapter_step("rollback", "verify_rollback", "smoke"))
+            self.overdue_check()
+        kept = self.undo(steps.get("apply"))
+        self.overdue_check()
+        if kept is None:  # no undo script, or it failed or did not verify: restore, and say what is lost
+            if "vm_snapshot" in taken:
+                results.append(self.adapter_step("rollback", "restore_vm", "vm_snapshot", restore=True))
+                self.overdue_check()
+            lost = self.discarded(steps.get("backup")) if "backup" in taken else None
+            if "backup" in taken:
+                results.append(self.adapter_step("rollback", "restore_backup", "backup", restore=True))
+                self.overdue_check()
+            results.append(self.adapter_step("rollback", "verify_rollback", "smoke", every=True))
+            rpo = lost or {"how": "nothing to restore", "seconds": 0, "tables": []}
+        else:
+            results.append(kept)
+            rpo = {"how": "undo script", "seconds": 0, "tables": [], "kept": True}
         seconds = (clock.now() - started).total_seconds()
+        Deployment.objects.filter(pk=d.pk).update(rpo=rpo)
+        d.rpo = rpo
         if all(r.ok for r in results):
-            return self.finish(
-                S.ROLLED_BACK,
-                f"{why} Rolled back and verified in {seconds:.1f} s (X4).",
-                rollback_seconds=seconds,
-            )
+            outcome = f"{why} Rolled back and verified in {seconds:.1f} s (X4). {describe_rpo(rpo)}"
+            state = self.finish(S.ROLLED_BACK, outcome, rollback_seconds=seconds)
+            self.overdue_check(final_seconds=seconds)
+            return state
         self.finish(
             S.ROLLBACK_FAILED,
-            f"{why} The rollback FAILED: the environment needs a person now.",
+            f"{why} The rollback FAILED: the environment needs a person now.\n\n"
+            + self.recovery_instructions(),
             rollback_seconds=seconds,
         )
         self.alert()
         return S.ROLLBACK_FAILED
 
+    def undo(self, apply_row) -> adapters.StepResult | None:
+        """R3: the release's undo script in one transaction, then the smoke test. The result when the
+        database is back without a restore (production data kept), else None (restore instead)."""
+        release = self.deployment.rfc.release
+        sql_failed = False
+        if apply_row is not None and apply_row.state == StepState.FAILED:
+            sql = [c for c in (apply_row.result or {}).get("checks", []) if c.get("adapter") == "sql"]
+            sql_failed = bool(sql) and not sql[0]["ok"]  # the migration's own transaction kept nothing
+        if release.migration_sql.strip() and not sql_failed:
+            if not release.undo_sql.strip():
+                return None
+            undone = self.adapter_step(
+                "rollback", "undo", "apply", restore=True, only=lambda item: item.get("adapter") == "sql"
+            )
+            if not undone.ok:
+                return None
+        # No data change to undo (no migration, or it never committed), or the undo script ran.
+        verified = self.adapter_step("rollback", "verify_undo", "smoke", every=True)
+        return verified if verified.ok else None
+
+    def discarded(self, backup_row) -> dict:
+        """The RPO of a restore: the time since the backup was taken, and the tables whose rows differ
+        between the live database and the backup (production writes and the release's own changes)."""
+        since = backup_row.finished_at if backup_row is not None else None
+        lost = {
+            "how": "backup restore",
+            "since": since.isoformat() if since else None,
+            "seconds": round((clock.now() - since).total_seconds(), 1) if since else None,
+            "tables": [],
+        }
+        backup = (backup_row.result or {}).get("backup") if backup_row is not None else None
+        try:
+            from plant.plantdb import SqliteDatabase, database_of
+
+            if backup:
+                live, copy = database_of(self.env).checksum(), SqliteDatabase(backup).checksum()
+                lost["tables"] = sorted(
+                    name
+                    for name in set(live.tables) | set(copy.tables)
+                    if live.tables.get(name) != copy.tables.get(name)
+                )
+                lost["rows_now"] = {
+                    name: live.tables[name]["rows"] for name in lost["tables"] if name in live.tables
+                }
+                lost["rows_in_backup"] = {
+                    name: copy.tables[name]["rows"] for name in lost["tables"] if name in copy.tables
+                }
+            else:
+                lost["tables_note"] = "tables not compared: the backup is not a SQLite file"
+        except Exception as exc:  # measuring the loss must never stop the restore
+            lost["tables_note"] = f"tables not compared: {exc}"
+        return lost
+
+    def recovery_instructions(self) -> str:
+        """What a person does when the rollback failed: the journal's facts, in order."""
+        rows = {
+            row.name: row
+            for row in DeploymentStep.objects.filter(
+                deployment=self.deployment, phase__in=["forward", "rollback"]
+            )
+        }
+        failed = [
+            name for name, row in rows.items() if row.state in (StepState.FAILED, StepState.INTERRUPTED)
+        ]
+        lines = [
+            "Manual recovery:",
+            f"1. Stop changes to {self.env} and tell the shift lead; failed steps: {', '.join(failed) or 'none recorded'}.",
+        ]
+        snapshot = (rows.get("snapshot").result or {}).get("snapshot") if rows.get("snapshot") else None
+        backup = rows.get("backup")
+        backup_file = (
+            (backup.result or {}).get("backup") or (backup.result or {}).get("dump") if backup else None
+        )
+        if snapshot:
+            lines.append(f"2. Restore the application files from the snapshot at {snapshot}.")
+        if backup_file:
+            lines.append(f"3. Restore the database from the verified backup at {backup_file}.")
+        lines.append("4. Run the smoke test by hand, then record what you did on this deployment's RFC.")
+        return "\n".join(lines)
+
+    def overdue_check(self, final_seconds: float | None = None) -> None:
+        """X4: a rollback running past the environment's budget (default 15 minutes) alerts at once,
+        once; the beat sweep does the same for a worker stuck inside a step."""
+        d = self.deployment
+        if d.rollback_started_at is None:
+            return
+        budget = timedelta(minutes=self.env.rollback_budget_minutes)
+        elapsed = (
+            timedelta(seconds=final_seconds)
+            if final_seconds is not None
+            else clock.now() - d.rollback_started_at
+        )
+        if elapsed > budget:
+            alert_overdue(d.pk)
+
     def finish(self, state: str, outcome: str, rollback_seconds: float | None = None) -> str:
         now = clock.now()
         self.set_state(state, finished_at=now, outcome=outcome, next_action_at=None)
-        if self.env.pipeline:
+        if self.env.pipeline and not (state == S.FAILED and not self.deployment.started_at):
             from plant.evidence import record_fingerprint
 
             try:
-                record_fingerprint(self.env)  # drift is measured against what now runs (E8)
+                # Drift is measured against what now runs (E8): read afresh after the commit.
+                after = record_fingerprint(self.env)
+                Deployment.objects.filter(pk=self.deployment.pk).update(fingerprint_after=after)
             except Exception:  # a fingerprint must never turn a deployment's outcome into an error
                 logger.warning("fingerprint of %s not recorded", self.env, exc_info=True)
         if rollback_seconds is not None:
@@ -602,25 +779,91 @@ class _Runner:
                 "releases.deployment.rollback_timed",
                 self.deployment,
                 actor_name="system",
-                after={"seconds": round(rollback_seconds, 1), "target_seconds": 15 * 60},
+                after={
+                    "seconds": round(rollback_seconds, 1),
+                    "target_seconds": self.env.rollback_budget_minutes * 60,
+                    "rpo": self.deployment.rpo,
+                },
             )
         return state
 
     def alert(self) -> None:
-        from approvals.services import holders
-
-        site = self.env.site
-        people = {
-            u.email for role in (Role.RELEASE_MANAGER, Role.ADMIN) for u in holders(role, site) if u.email
-        }
+        people = responders(self.env.site)
         if not people:
             return
         d = self.deployment
         body = (
             f"URGENT: the rollback of {d.rfc.number} on {self.env} failed.\n\n{d.outcome}\n\n"
             f"Deployment: {settings.SITE_URL}/rfcs/{d.rfc.uuid}/deployments/{d.uuid}/\n"
-        )
+        )  # the outcome carries the manual-recovery instructions
         EmailMessage(
             subject=f"[URGENT] Rollback failed: {d.rfc.number} on {self.env}", body=body, to=sorted(people)
         ).send(fail_silently=True)
         record("releases.deployment.alerted", d, actor_name="system", after={"to": sorted(people)})
+
+
+def responders(site) -> list[str]:
+    """Who is told at once when a rollback goes wrong: the site's release managers and admins."""
+    from approvals.services import holders
+
+    return sorted(
+        {u.email for role in (Role.RELEASE_MANAGER, Role.ADMIN) for u in holders(role, site) if u.email}
+    )
+
+
+def describe_rpo(rpo: dict) -> str:
+    """The RPO in a release manager's words (shown on the deployment page and in the outcome)."""
+    if not rpo:
+        return ""
+    if rpo.get("kept") or rpo.get("how") in ("undo script", "nothing to restore"):
+        return "No production data was discarded (RPO 0 s)."
+    span = f"{rpo['seconds']:.0f} s" if rpo.get("seconds") is not None else "an unknown time span"
+    tables = ", ".join(rpo.get("tables") or []) or "none found"
+    return (
+        f"Restored from the backup: production data written in the {span} since it was taken is lost "
+        f"(RPO {span}); tables touched since the backup: {tables}."
+    )
+
+
+def alert_overdue(deployment_id: int) -> bool:
+    """Send the urgent "rollback past its budget" alert once (two beats and the worker may all ask)."""
+    now = clock.now()
+    if not Deployment.objects.filter(pk=deployment_id, rollback_alerted_at__isnull=True).update(
+        rollback_alerted_at=now
+    ):
+        return False
+    d = Deployment.objects.select_related("rfc", "environment", "environment__site").get(pk=deployment_id)
+    env = d.environment
+    people = responders(env.site)
+    minutes = (now - d.rollback_started_at).total_seconds() / 60 if d.rollback_started_at else 0
+    if people:
+        EmailMessage(
+            subject=f"[URGENT] Rollback past {env.rollback_budget_minutes} minutes: {d.rfc.number} on {env}",
+            body=(
+                f"URGENT: the rollback of {d.rfc.number} on {env} has run {minutes:.0f} minutes, past its "
+                f"budget of {env.rollback_budget_minutes} minutes.\n\n{d.outcome}\n\n"
+                f"Deployment: {settings.SITE_URL}/rfcs/{d.rfc.uuid}/deployments/{d.uuid}/\n"
+            ),
+            to=people,
+            headers={"Importance": "high", "X-Priority": "1"},
+        ).send(fail_silently=True)
+    record(
+        "releases.deployment.rollback_overdue",
+        d,
+        actor_name="system",
+        after={"minutes": round(minutes, 1), "budget_minutes": env.rollback_budget_minutes, "to": people},
+    )
+    return True
+
+
+def overdue_rollbacks() -> list[int]:
+    """Beat's sweep (X4): rollbacks past their environment's budget that nobody was told about yet."""
+    now = clock.now()
+    sent = []
+    for d in Deployment.objects.filter(
+        state=S.ROLLING_BACK, rollback_started_at__isnull=False, rollback_alerted_at__isnull=True
+    ).select_related("environment"):
+        overdue = now - d.rollback_started_at > timedelta(minutes=d.environment.rollback_budget_minutes)
+        if overdue and alert_overdue(d.pk):
+            sent.append(d.pk)
+    return sent

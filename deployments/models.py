@@ -145,6 +145,11 @@ class DeploymentStep(models.Model):
         "smoke": "Smoke test (X2)",
         "compare": "Performance compare (X3)",
         "restore_vm": "Restore VM snapshot",
+        "revert_equipment": "Revert equipment (previous recipe)",
+        "undo": "Undo script",
+        "verify_undo": "Smoke test after the undo",
+        "restore_backup": "Restore the backup",
+        "verify_rollback": "Smoke test after the restore",
     }
 
     @property

@@ -25,6 +25,12 @@ def run_deployment(deployment_id: int) -> str:
         close_old_connections()
 
 
+@shared_task(name="deployments.tasks.overdue_rollbacks", ignore_result=True)
+def overdue_rollbacks() -> list[int]:
+    """X4: an urgent alert for every rollback past its budget (once each, under any number of beats)."""
+    return engine.overdue_rollbacks()
+
+
 @shared_task(name="deployments.tasks.run_check", ignore_result=True)
 def run_check(run_id: int) -> str:
     from deployments import checks

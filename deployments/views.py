@@ -49,6 +49,7 @@ def _context(request, deployment: Deployment) -> dict:
             "next": local(deployment.next_action_at),
         },
         "pipeline": engine.FORWARD,
+        "rpo": engine.describe_rpo(deployment.rpo),
         "may_rollback": scheduling.may_roll_back(request.user, deployment),
         "may_cancel": scheduling.may_cancel(request.user, deployment),
     }

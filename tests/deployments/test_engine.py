@@ -140,8 +140,12 @@ def test_smoke_failure_rolls_back_and_verifies_the_rollback(cast, site_a, plant,
     assert deployment.state == S.ROLLED_BACK, deployment.outcome
     journal = steps(deployment)
     assert journal["forward:smoke"] == "failed" and "forward:commit" not in journal
-    assert journal["rollback:restore_snapshot"] == journal["rollback:restore_backup"] == "succeeded"
-    assert journal["rollback:verify_rollback"] == "succeeded"
+    # R3: the undo script in a transaction, verified; the backup is not restored (no data lost).
+    assert journal["rollback:revert_equipment"] == "simulated"
+    assert journal["rollback:restore_snapshot"] == journal["rollback:undo"] == "succeeded"
+    assert journal["rollback:verify_undo"] == "succeeded" and "rollback:restore_backup" not in journal
+    assert deployment.rpo == {"how": "undo script", "seconds": 0, "tables": [], "kept": True}
+    assert "No production data was discarded (RPO 0 s)." in deployment.outcome
     assert app_version(plant, site_a, "UAT") == "2.3.1" and "label_layouts" not in tables(
         plant, site_a, "UAT"
     )
@@ -195,7 +199,14 @@ def test_failed_rollback_alerts_release_managers_and_admins(cast, site_a, plant,
         "backup": {"adapter": "sqlite", "database": str(plant / site_a.code / "DEV" / "mes.sqlite3")},
     }
     dev.save(update_fields=["pipeline"])
-    release = artifact_release(cast["dev"], artifacts["bad"], "2.4.2")
+    release = services.create_release(  # an undo script that fails: the rollback falls back to the backup
+        cast["dev"],
+        product="MES",
+        version="2.4.2",
+        migration_sql=MIGRATION,
+        undo_sql="DROP TABLE no_such_table;",
+        artifact=SimpleUploadedFile("mes-2.4.2.json", artifacts["bad"].read_bytes()),
+    )
     rfc = major_rfc(cast, site_a, release)
     deployment = scheduling.deploy_now(cast["dev"], rfc, dev)
     # The backup disappears between the backup step and the rollback (a full disk, an operator):
@@ -213,7 +224,8 @@ def test_failed_rollback_alerts_release_managers_and_admins(cast, site_a, plant,
         engine._Runner.do_apply = original
     deployment.refresh_from_db()
     assert deployment.state == S.ROLLBACK_FAILED
-    assert steps(deployment)["rollback:restore_backup"] == "failed"
+    assert steps(deployment)["rollback:undo"] == steps(deployment)["rollback:restore_backup"] == "failed"
+    assert "Manual recovery:" in deployment.outcome and "Restore the application files" in deployment.outcome
     urgent = [m for m in mailoutbox if m.subject.startswith("[URGENT] Rollback failed")]
     assert len(urgent) == 1 and {"releasemgr@plant.test", "admin@plant.test"} <= set(urgent[0].to)
 

@@ -277,7 +277,7 @@ def test_every_outcome_through_a_real_worker(cast, site_a, site_b, quick, tmp_pa
         "missed": S.MISSED,
     }
     assert states["good"].steps.get(name="equipment").state == StepState.SIMULATED
-    assert states["bad"].steps.get(name="verify_rollback").state == StepState.SUCCEEDED
+    assert states["bad"].steps.get(name="verify_undo").state == StepState.SUCCEEDED  # R3: undone, data kept
     assert states["slow"].steps.get(name="compare").result["change_percent"] > 20
     assert not states["snapshot"].steps.filter(name="apply").exists()
     assert not states["missed"].steps.exists()

@@ -431,7 +431,7 @@ def test_a_new_step_is_journaled_in_its_place_with_its_outcome(cast, site_a, clo
     assert {n: (s.order, s.phase, s.state) for n, s in rows.items()} == {
         "snapshot": (3, "forward", StepState.SUCCEEDED),
         "equipment": (6, "forward", StepState.SIMULATED),
-        "restore_backup": (102, "rollback", StepState.SKIPPED),
+        "restore_backup": (105, "rollback", StepState.SKIPPED),
         "smoke": (8, "forward", StepState.FAILED),
         "commit": (10, "forward", StepState.FAILED),
         "backup": (4, "forward", StepState.SUCCEEDED),
