@@ -252,14 +252,15 @@ def _detail_context(request, rfc: Rfc) -> dict:
 
 
 def _promotion(user, rfc: Rfc, sites, deployments) -> list[dict]:
-    """DEV → UAT → PROD per site: the same artifact's latest deployment on each tier."""
+    """DEV → UAT → PROD per site: the same artifact's latest deployment on each tier, and the version
+    of the release's product each tier runs ("" where the product is not installed)."""
     from environments.models import TIER_ORDER, Environment
 
     latest = {}
     for d in deployments:
         latest[d.environment_id] = d
     rows = []
-    envs = Environment.objects.filter(site__in=sites).select_related("site")
+    envs = Environment.objects.filter(site__in=sites).select_related("site").prefetch_related("products")
     by_site: dict[int, list] = {}
     for env in sorted(envs, key=lambda e: TIER_ORDER[e.tier]):
         by_site.setdefault(env.site_id, []).append(env)
@@ -269,7 +270,12 @@ def _promotion(user, rfc: Rfc, sites, deployments) -> list[dict]:
             d = latest.get(env.pk)
             busy = d is not None and d.state in ACTIVE_DEPLOYMENT_STATES
             cells.append(
-                {"env": env, "deployment": d, "may_deploy": not busy and scheduling.may_deploy_now(user, env)}
+                {
+                    "env": env,
+                    "running": env.versions.get(rfc.release.product, ""),
+                    "deployment": d,
+                    "may_deploy": not busy and scheduling.may_deploy_now(user, env),
+                }
             )
         rows.append({"site": site, "cells": cells})
     return rows

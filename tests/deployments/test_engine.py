@@ -433,7 +433,7 @@ def test_the_fingerprint_after_a_deployment_shows_what_now_runs(cast, site_a, pl
     assert deployment.state == S.SUCCEEDED, deployment.outcome
     dev = env_of(site_a, "DEV")
     dev.refresh_from_db()
-    assert dev.active_version == "2.4.1" and dev.fingerprint["version"] == "2.4.1"
+    assert dev.active_version == "2.4.1" and dev.fingerprint["versions"] == {"MES": "2.4.1"}
     twin = env_of(site_a, "UAT")
     twin.fingerprint = {**dev.fingerprint}
     assert drift(dev, twin) == []
