@@ -271,3 +271,14 @@ def test_the_admin_edits_products_inline_audited(cast, site_a):
         client_for(cast["releasemgr"]).get(f"/admin/environments/environment/{prod.pk}/change/").status_code
         == 302
     )
+
+
+def test_the_rfc_page_shows_what_each_tier_runs_of_the_releases_product(cast, site_a):
+    """E9, R5: the promotion row of an ERP change shows each tier's ERP, not the MES beside it."""
+    from django.urls import reverse
+
+    runs(site_a, "PROD", MES="2.3.1", ERP="1.4.0")
+    runs(site_a, "UAT", MES="2.3.1")
+    item = factories.rfc(cast["dev"], site_a, release=factories.release(cast["dev"], "1.5.0", product="ERP"))
+    page = client_for(cast["dev"]).get(reverse("releases:detail", args=[item.uuid])).content.decode()
+    assert "runs ERP 1.4.0" in page and "ERP not installed" in page and "runs ERP 2.3.1" not in page
