@@ -40,6 +40,20 @@ def runs(site, tier: str, **versions: str) -> Environment:
     return environment
 
 
+def posted_config(environment: Environment) -> dict:
+    """An environment's configuration as its edit form posts it back unchanged (a PROD one)."""
+    return {
+        "purpose": environment.purpose,
+        "data_policy": environment.data_policy,
+        "access_policy": environment.access_policy,
+        "sla": environment.sla,
+        "equipment_writes": "on",
+        "windows_enforced": "on",
+        "smoke_test_minutes": "15",
+        "rollback_budget_minutes": "15",
+    }
+
+
 def deployment_of(release) -> SimpleNamespace:
     """What the engine's commit step hands over: the deployment of an RFC for `release`."""
     return SimpleNamespace(rfc=SimpleNamespace(release=release, number="RFC-2026-0099"), uuid=uuid.uuid4())
@@ -199,14 +213,7 @@ def test_an_admin_adds_a_product_on_the_edit_page(cast, site_a):
     configures PROD, sees the version fields disabled."""
     prod = env(site_a, "PROD")
     form = {
-        "purpose": prod.purpose,
-        "data_policy": prod.data_policy,
-        "access_policy": prod.access_policy,
-        "sla": prod.sla,
-        "equipment_writes": "on",
-        "windows_enforced": "on",
-        "smoke_test_minutes": 15,
-        "rollback_budget_minutes": 15,
+        **posted_config(prod),
         "version_0": "1.0.0",
         "new_product": "ERP",
         "new_version": "1.4.0",
@@ -248,14 +255,7 @@ def test_the_admin_edits_products_inline_audited(cast, site_a):
     data = {
         "site": site_a.pk,
         "tier": "PROD",
-        "purpose": prod.purpose,
-        "data_policy": prod.data_policy,
-        "access_policy": prod.access_policy,
-        "sla": prod.sla,
-        "equipment_writes": "on",
-        "windows_enforced": "on",
-        "smoke_test_minutes": "15",
-        "rollback_budget_minutes": "15",
+        **posted_config(prod),
         "refresh_every_days": "0",
         "pipeline": json.dumps(prod.pipeline),
         "audit_reason": "MES hotfix installed by the vendor",
