@@ -420,7 +420,7 @@ def test_passed_in_dev_failed_in_uat_rejects_the_rfc_pointing_at_the_drift(cast,
     assert rfc.state == RfcState.REJECTED
     event = AuditEvent.objects.get(action="releases.rfc.finally_rejected", object_id=rfc.number)
     assert event.reason.startswith("Succeeded in DEV, failed in UAT")
-    assert "Drift between DEV and UAT: release version: DEV 2.4.1, UAT 1.0.0" in event.reason
+    assert "Drift between DEV and UAT: MES: DEV 2.4.1, UAT 1.0.0" in event.reason
 
 
 def test_the_fingerprint_after_a_deployment_shows_what_now_runs(cast, site_a, plant, artifacts):
