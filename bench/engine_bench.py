@@ -175,7 +175,7 @@ def setup_world():
 
     from core.roles import Role
     from environments import access
-    from environments.models import TIER_DEFAULTS, Environment, Site, Tier
+    from environments.models import TIER_DEFAULTS, Environment, ProductVersion, Site, Tier
     from environments.roles_setup import ensure_role_groups
 
     groups = ensure_role_groups()
@@ -189,11 +189,13 @@ def setup_world():
             site=site,
             tier=tier,
             equipment_writes=tier == Tier.PROD,
-            active_version="1.0.0",
             **TIER_DEFAULTS[tier],
         )
         for tier in (Tier.DEV, Tier.UAT, Tier.PROD)
     }
+    ProductVersion.objects.bulk_create(
+        ProductVersion(environment=env, product="MES", version="1.0.0") for env in envs.values()
+    )
     return user, site, envs
 
 

@@ -599,12 +599,12 @@ class _Runner:
         def action():
             from environments.services import record_deployed_version
 
-            version = self.deployment.rfc.release.version
-            before = record_deployed_version(self.env, version, self.deployment)
+            product, version = self.deployment.rfc.release.product, self.deployment.rfc.release.version
+            before = record_deployed_version(self.env, version, self.deployment)  # per product (E9)
             return adapters.StepResult(
                 True,
-                f"{self.env} now runs {version} (was {before or '—'})",
-                {"adapter": "portal", "version": version, "previous": before},
+                f"{self.env} now runs {product} {version} (was {before or '—'})",
+                {"adapter": "portal", "product": product, "version": version, "previous": before},
             )
 
         return True if self.step("forward", "commit", action).ok else "Commit failed."

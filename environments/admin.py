@@ -2,8 +2,17 @@ from django import forms
 from django.contrib import admin
 from guardian.admin import GuardedModelAdminMixin
 
+from core import clock
 from environments.admin_site import AdminRoleOnly, AuditedAdmin, portal_admin
-from environments.models import DeploymentWindow, Environment, Freeze, MaskingRule, ShiftHandover, Site
+from environments.models import (
+    DeploymentWindow,
+    Environment,
+    Freeze,
+    MaskingRule,
+    ProductVersion,
+    ShiftHandover,
+    Site,
+)
 
 
 class DeploymentWindowInline(AdminRoleOnly, admin.TabularInline):
@@ -58,17 +67,51 @@ class SiteAdmin(GuardedModelAdminMixin, AuditedAdmin):
         return snapshot
 
 
+class ProductVersionInline(AdminRoleOnly, admin.TabularInline):
+    """The products an environment runs and their versions (E9). The admin site is the Admin role's
+    only, the same role that may set a version by hand in every tier (E4)."""
+
+    model = ProductVersion
+    extra = 0
+    fields = ("product", "version", "updated_at")
+    readonly_fields = ("updated_at",)
+
+
 class EnvironmentAdmin(AuditedAdmin):
+    """An environment and, inline, the version of each product it runs; audited with those rows."""
+
+    inlines = [ProductVersionInline]
     list_display = (
         "site",
         "tier",
-        "active_version",
+        "product_versions",
         "windows_enforced",
         "equipment_writes",
         "data_refreshed_at",
     )
     list_filter = ("tier", "site")
     list_select_related = ("site",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("products")
+
+    @admin.display(description="Products")
+    def product_versions(self, obj) -> str:
+        return ", ".join(f"{product} {version}" for product, version in obj.versions.items()) or "—"
+
+    def audit_snapshot(self, obj) -> dict:
+        snapshot = super().audit_snapshot(obj)
+        snapshot["versions"] = dict(obj.products.order_by("product").values_list("product", "version"))
+        return snapshot
+
+    def save_formset(self, request, form, formset, change):
+        # A version set by hand is stamped now, so the derived active version follows it.
+        for row in formset.save(commit=False):
+            row.updated_at = clock.now()
+            row.save()
+        for row in formset.deleted_objects:
+            row.delete()
+        formset.save_m2m()
 
 
 class FreezeAdmin(AuditedAdmin):

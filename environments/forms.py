@@ -1,9 +1,14 @@
 from django import forms
 
-from environments.models import Environment
+from environments.models import Environment, ProductVersion, validate_semver
+
+PRODUCT_MAX = ProductVersion._meta.get_field("product").max_length
 
 
 class EnvironmentForm(forms.ModelForm):
+    """An environment's configuration and, for those who may set them by hand, the version of each
+    product it runs (`version_0`, `version_1`… in product order) and a product to add."""
+
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2}),
         help_text="Recorded in the audit trail with the change.",
@@ -20,7 +25,6 @@ class EnvironmentForm(forms.ModelForm):
             "windows_enforced",
             "smoke_test_minutes",
             "rollback_budget_minutes",
-            "active_version",
         ]
         widgets = {
             "purpose": forms.Textarea(attrs={"rows": 2}),
@@ -30,14 +34,53 @@ class EnvironmentForm(forms.ModelForm):
 
     def __init__(self, *args, can_set_version: bool, **kwargs):
         super().__init__(*args, **kwargs)
-        if not can_set_version:
-            self.fields["active_version"].disabled = True
-            self.fields["active_version"].help_text = "Set by the automated deployment" + (
-                " or a system admin." if self.instance.tier == "PROD" else "."
+        reason = self.fields.pop("reason")
+        help_text = "Set by the automated deployment" + (
+            " or a system admin." if self.instance.tier == "PROD" else "."
+        )
+        self.version_fields: dict[str, str] = {}
+        for index, (product, version) in enumerate(self.instance.versions.items()):
+            name = f"version_{index}"
+            self.version_fields[name] = product
+            self.fields[name] = forms.CharField(
+                label=f"{product} version", initial=version, max_length=64, validators=[validate_semver]
             )
+        self.fields["new_product"] = forms.CharField(
+            label="Add a product",
+            required=False,
+            max_length=PRODUCT_MAX,
+            help_text="As its releases name it.",
+        )
+        self.fields["new_version"] = forms.CharField(
+            label="Its version", required=False, max_length=64, validators=[validate_semver]
+        )
+        for name in [*self.version_fields, "new_product", "new_version"]:
+            if not can_set_version:
+                self.fields[name].disabled = True
+                self.fields[name].help_text = help_text
+        self.fields["reason"] = reason
         if self.instance.tier != "PROD":
             self.fields["equipment_writes"].disabled = True
             self.fields["equipment_writes"].help_text = "DEV and UAT never write to equipment (E5)."
 
+    def clean(self):
+        cleaned = super().clean()
+        product, version = cleaned.get("new_product", "").strip(), cleaned.get("new_version", "")
+        if bool(product) != bool(version) and "new_version" not in self.errors:
+            self.add_error("new_version" if product else "new_product", "Give the product and its version.")
+        if product in self.version_fields.values():
+            self.add_error("new_product", f"{product} runs here already: change its version above.")
+        return cleaned
+
     def changes(self) -> dict:
-        return {name: self.cleaned_data[name] for name in self.changed_data if name != "reason"}
+        result = {name: self.cleaned_data[name] for name in self.changed_data if name in self.Meta.fields}
+        versions = {
+            product: self.cleaned_data[name]
+            for name, product in self.version_fields.items()
+            if name in self.changed_data
+        }
+        if self.cleaned_data.get("new_product", "").strip():
+            versions[self.cleaned_data["new_product"].strip()] = self.cleaned_data["new_version"]
+        if versions:
+            result["versions"] = versions
+        return result

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
+from core import clock
 from core.roles import SITE_ROLE_PERMISSIONS
 
 
@@ -100,7 +101,6 @@ class Environment(models.Model):
         default=False,
         help_text="Hooks may write to equipment. Only PROD may; DEV and UAT always run simulated (E5).",
     )
-    active_version = models.CharField(max_length=64, blank=True, validators=[validate_semver])
     data_refreshed_at = models.DateTimeField(
         null=True, blank=True, help_text="When this environment's data was last refreshed from PROD."
     )
@@ -161,6 +161,23 @@ class Environment(models.Model):
     def tier_rank(self) -> int:
         return TIER_ORDER[Tier(self.tier)]
 
+    @property
+    def versions(self) -> dict[str, str]:
+        """{product: version} for every product this environment runs, by product name (E9, R5).
+        Reads `products`, so a prefetch of it keeps a page's queries constant."""
+        return {row.product: row.version for row in sorted(self.products.all(), key=lambda r: r.product)}
+
+    @property
+    def active_version(self) -> str:
+        """The one version shown where a single one is asked for (the API's `active_version`, E9):
+        the version of the environment's product when it runs exactly one; with several, the
+        version of the product updated last (ties: the last product name); "" when it runs none.
+        Derived from the ProductVersion rows, which are the only record of what runs."""
+        rows = list(self.products.all())
+        if not rows:
+            return ""
+        return max(rows, key=lambda row: (row.updated_at, row.product)).version
+
     def clean(self) -> None:
         if self.equipment_writes and self.tier != Tier.PROD:
             raise ValidationError({"equipment_writes": "Only PROD may write to equipment (E5)."})
@@ -174,10 +191,40 @@ class Environment(models.Model):
             "sla": self.sla,
             "equipment_writes": self.equipment_writes,
             "active_version": self.active_version,
+            "versions": self.versions,
             "windows_enforced": self.windows_enforced,
             "smoke_test_minutes": self.smoke_test_minutes,
             "rollback_budget_minutes": self.rollback_budget_minutes,
         }
+
+
+DEFAULT_PRODUCT = "MES"  # the product an environment's version meant before it ran several
+
+
+class ProductVersion(models.Model):
+    """One product (MES, ERP, a label service…) an environment runs, at its own version (E9).
+
+    The class of change (R5) and drift between tiers (E8) are per product: an ERP release is
+    compared with the ERP that runs in PROD, never with the MES beside it.
+    """
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="products")
+    product = models.CharField(max_length=100, help_text="As a release names it, e.g. MES or ERP-interface.")
+    version = models.CharField(max_length=64, validators=[validate_semver])
+    updated_at = models.DateTimeField(default=clock.now, help_text="When this version was recorded.")
+
+    class Meta:
+        ordering = ["environment", "product"]
+        constraints = [
+            models.UniqueConstraint(fields=["environment", "product"], name="one_version_per_product")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.product} {self.version}"
+
+    @property
+    def audit_site_code(self) -> str:
+        return self.environment.site.code
 
 
 # --- The plant calendar ---------------------------------------------------------------

@@ -6,8 +6,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from audit.services import record
+from core import clock
 from environments import access
-from environments.models import Environment
+from environments.models import DEFAULT_PRODUCT, Environment, ProductVersion, validate_semver
 
 CONFIG_FIELDS = (
     "purpose",
@@ -21,13 +22,52 @@ CONFIG_FIELDS = (
 )
 
 
+def _version_changes(env: Environment, changes: dict) -> dict[str, str]:
+    """{product: version} asked for by `changes`: "versions" names products; "active_version" (the
+    API's and the form's single version) means the environment's one product, or MES when it runs
+    none yet, and is refused when it runs several (which one would it be?)."""
+    wanted = {
+        str(product).strip(): str(version).strip()
+        for product, version in (changes.get("versions") or {}).items()
+    }
+    if "active_version" in changes:
+        running = env.versions
+        if len(running) > 1:
+            raise ValidationError(
+                {
+                    "active_version": f"{env} runs {', '.join(running)}: set each product's version "
+                    "(products) rather than one active version."
+                }
+            )
+        wanted.setdefault(next(iter(running), DEFAULT_PRODUCT), str(changes["active_version"]).strip())
+    for product, version in wanted.items():
+        if not product or len(product) > ProductVersion._meta.get_field("product").max_length:
+            raise ValidationError({"products": "Name each product in 1–100 characters."})
+        try:
+            validate_semver(version)
+        except ValidationError as exc:
+            field = "active_version" if "active_version" in changes else "products"
+            raise ValidationError({field: f"{product}: {exc.messages[0]}"}) from None
+    current = env.versions
+    return {product: version for product, version in wanted.items() if current.get(product) != version}
+
+
+def _set_versions(env: Environment, versions: dict[str, str]) -> None:
+    now = clock.now()
+    for product, version in versions.items():
+        ProductVersion.objects.update_or_create(
+            environment=env, product=product, defaults={"version": version, "updated_at": now}
+        )
+
+
 def update_environment(user, environment: Environment, changes: dict, reason: str) -> Environment:
     """Apply `changes` to an environment, audited with before/after and the reason.
 
-    Configuration fields need the "configure" action; the active version needs "set_version"
-    (in PROD only a system admin: E4). Nothing is written unless every check passes.
+    Configuration fields need the "configure" action; a product's version ("versions":
+    {product: version}, or "active_version" for an environment with one product) needs
+    "set_version" (in PROD only a system admin: E4). Nothing is written unless every check passes.
     """
-    unknown = set(changes) - set(CONFIG_FIELDS) - {"active_version"}
+    unknown = set(changes) - set(CONFIG_FIELDS) - {"active_version", "versions"}
     if unknown:
         raise ValidationError(f"These fields cannot be changed here: {', '.join(sorted(unknown))}.")
     if not reason or not reason.strip():
@@ -35,12 +75,17 @@ def update_environment(user, environment: Environment, changes: dict, reason: st
     with transaction.atomic():
         env = Environment.objects.select_for_update().select_related("site").get(pk=environment.pk)
         before = env.snapshot()
-        changed = {name: value for name, value in changes.items() if getattr(env, name) != value}
-        if not changed:
+        versions = _version_changes(env, changes)
+        changed = {
+            name: value
+            for name, value in changes.items()
+            if name in CONFIG_FIELDS and getattr(env, name) != value
+        }
+        if not changed and not versions:
             return env
-        if set(changed) & set(CONFIG_FIELDS):
+        if changed:
             access.require(user, "configure", env)
-        if "active_version" in changed and not access.can(user, "set_version", env):
+        if versions and not access.can(user, "set_version", env):
             raise PermissionDenied(
                 f"Only the automated deployment or a system admin changes the version in {env.tier} (E4)."
                 if env.tier == "PROD"
@@ -49,7 +94,10 @@ def update_environment(user, environment: Environment, changes: dict, reason: st
         for name, value in changed.items():
             setattr(env, name, value)
         env.full_clean()
-        env.save(update_fields=list(changed))
+        if changed:
+            env.save(update_fields=list(changed))
+        _set_versions(env, versions)
+        env = Environment.objects.select_related("site").get(pk=env.pk)
         record(
             "environments.environment.updated",
             env,
@@ -62,19 +110,22 @@ def update_environment(user, environment: Environment, changes: dict, reason: st
 
 
 def record_deployed_version(environment: Environment, version: str, deployment) -> str:
-    """The engine's commit step: the environment now runs `version` (E9), audited as the system."""
+    """The engine's commit step: the environment now runs `version` of the deployment's product (E9),
+    audited as the system. Returns the version of that product that ran before ("" if it is new
+    there); the other products the environment runs keep theirs."""
+    product = deployment.rfc.release.product
     with transaction.atomic():
         env = Environment.objects.select_for_update().get(pk=environment.pk)
-        before = env.active_version
+        row = ProductVersion.objects.filter(environment=env, product=product).first()
+        before = row.version if row else ""
         if before != version:
-            env.active_version = version
-            env.save(update_fields=["active_version"])
+            _set_versions(env, {product: version})
             record(
                 "environments.environment.deployed",
                 env,
                 actor_name="system",
-                before={"active_version": before},
-                after={"active_version": version},
+                before={"product": product, "version": before},
+                after={"product": product, "version": version},
                 reason=f"{deployment.rfc.number} deployment {deployment.uuid}",
             )
     return before

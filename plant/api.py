@@ -4,7 +4,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from environments import access
-from environments.models import Environment, RefreshRun, Site
+from environments.models import Environment, RefreshRun, Site, validate_semver
 from environments.services import CONFIG_FIELDS, update_environment
 
 
@@ -14,8 +14,20 @@ class SiteSerializer(serializers.ModelSerializer):
         fields = ["code", "name", "timezone", "country", "subdivision", "block_fridays", "quarter_close_days"]
 
 
+class ProductVersionSerializer(serializers.Serializer):
+    product = serializers.CharField(max_length=100)
+    version = serializers.CharField(max_length=64, validators=[validate_semver])
+
+
 class EnvironmentSerializer(serializers.ModelSerializer):
+    """`active_version` is the version of the environment's product when it runs exactly one, else
+    that of the product updated last ("" when none); `products` lists every product with its version.
+    A PATCH may set `active_version` (an environment running at most one product) or `products`
+    (each named product gets that version; a product not named keeps its own)."""
+
     site = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    active_version = serializers.CharField(required=False, max_length=64, validators=[validate_semver])
+    products = ProductVersionSerializer(many=True, required=False)
     reason = serializers.CharField(write_only=True, required=True, help_text="Recorded in the audit trail.")
 
     class Meta:
@@ -33,6 +45,7 @@ class EnvironmentSerializer(serializers.ModelSerializer):
             "smoke_test_minutes",
             "rollback_budget_minutes",
             "active_version",
+            "products",
             "data_refreshed_at",
             "reason",
         ]
@@ -40,6 +53,10 @@ class EnvironmentSerializer(serializers.ModelSerializer):
 
     def update(self, instance, validated_data):
         reason = validated_data.pop("reason", "")
+        if "products" in validated_data:
+            validated_data["versions"] = {
+                row["product"]: row["version"] for row in validated_data.pop("products")
+            }
         return update_environment(self.context["request"].user, instance, validated_data, reason)
 
 
@@ -90,7 +107,7 @@ class EnvironmentViewSet(
         tier = self.request.query_params.get("tier")
         if tier:
             queryset = queryset.filter(tier=tier.upper())
-        return queryset.select_related("site").order_by("site__code", "tier")
+        return queryset.select_related("site").prefetch_related("products").order_by("site__code", "tier")
 
     @extend_schema(
         summary="Refresh this environment's data from PROD, masked",

@@ -154,7 +154,7 @@ def compute_fingerprint(environment: Environment) -> dict:
             for spec in (value if isinstance(value, list) else [value])
         }
     )
-    fingerprint = {"version": environment.active_version, "adapters": adapters}
+    fingerprint = {"versions": environment.versions, "adapters": adapters}
     if has_database(environment):
         try:
             checksum = database_of(environment).checksum()
@@ -178,7 +178,8 @@ def record_fingerprint(environment: Environment) -> dict:
 
 
 LABELS = {
-    "version": "release version",
+    "versions": "product versions",
+    "version": "release version",  # fingerprints recorded before environments ran several products
     "adapters": "deployment adapters",
     "schema": "database schema",
     "tables": "tables",
@@ -187,8 +188,23 @@ LABELS = {
 }
 
 
+def _version_drift(lower: Environment, higher: Environment, a: dict, b: dict) -> list[str]:
+    """A line per product whose version differs between the tiers ("MES: UAT 2.4.0, PROD 2.3.1"), or
+    that runs in one tier only."""
+    lines = []
+    for product in sorted(set(a) | set(b)):
+        if product not in b:
+            lines.append(f"{product}: only in {lower.tier} ({a[product]}), not in {higher.tier}")
+        elif product not in a:
+            lines.append(f"{product}: only in {higher.tier} ({b[product]}), not in {lower.tier}")
+        elif a[product] != b[product]:
+            lines.append(f"{product}: {lower.tier} {a[product]}, {higher.tier} {b[product]}")
+    return lines
+
+
 def drift(lower: Environment, higher: Environment) -> list[str]:
-    """What differs between two tiers' recorded fingerprints, in a reviewer's words."""
+    """What differs between two tiers' recorded fingerprints, in a reviewer's words; versions are
+    compared product by product (E8)."""
     a, b = lower.fingerprint or {}, higher.fingerprint or {}
     if not a or not b:
         return [f"no fingerprint recorded for {lower if not a else higher} yet"]
@@ -204,6 +220,8 @@ def drift(lower: Environment, higher: Environment) -> list[str]:
                 lines.append(f"tables only in {lower.tier}: {', '.join(only_low)}")
             if only_high:
                 lines.append(f"tables only in {higher.tier}: {', '.join(only_high)}")
+        elif key == "versions":
+            lines.extend(_version_drift(lower, higher, a.get(key) or {}, b.get(key) or {}))
         elif key == "version":
             lines.append(f"{label}: {lower.tier} {a.get(key) or '—'}, {higher.tier} {b.get(key) or '—'}")
         elif key == "adapters":

@@ -15,7 +15,7 @@ from environments.services import update_environment
 def board(request):
     """Every site the user may see, with its tiers and their active versions at a glance (E9)."""
     sites = access.visible_sites(request.user).prefetch_related(
-        Prefetch("environments", queryset=Environment.objects.order_by("tier"))
+        Prefetch("environments", queryset=Environment.objects.order_by("tier").prefetch_related("products"))
     )
     rows = []
     for site in sites:
@@ -26,14 +26,17 @@ def board(request):
 
 def _environment(request, code: str, tier: str) -> Environment:
     return access.get_visible_or_404(
-        Environment.objects.select_related("site"), request.user, site__code=code, tier=tier.upper()
+        Environment.objects.select_related("site").prefetch_related("products"),
+        request.user,
+        site__code=code,
+        tier=tier.upper(),
     )
 
 
 @login_required
 def detail(request, code: str, tier: str):
     env = _environment(request, code, tier)
-    siblings = sorted(env.site.environments.all(), key=lambda e: TIER_ORDER[e.tier])
+    siblings = sorted(env.site.environments.prefetch_related("products"), key=lambda e: TIER_ORDER[e.tier])
     return render(
         request,
         "environments/detail.html",

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet, Subquery
 from django.http import Http404
 
 from audit.services import record
@@ -15,7 +15,7 @@ from core import clock
 from core.errors import StateConflict
 from core.roles import Role
 from environments import access
-from environments.models import Environment, Site, Tier
+from environments.models import Environment, ProductVersion, Site, Tier
 from plant import uploads
 from releases.models import Evidence, EvidenceKind, Impact, Release, Rfc, RfcCounter, UatSignoff
 from releases.states import EDITABLE_STATES
@@ -141,23 +141,31 @@ def create_release(
 
 
 def classify_rfc(release: Release, sites: Sequence[Site]) -> ChangeClass:
-    """The class against each target site's PROD (R5); the highest one counts."""
+    """The class against the release's product in each target site's PROD (R5); the highest counts.
+
+    Only the same product is compared: an ERP release against the ERP that runs in PROD, whatever
+    version of MES runs beside it. A product new to a site's PROD is a new installation, counted
+    from 0.0.0 as `classify` counts an empty PROD: any 1.0.0 or later is then a major change
+    (downtime, operators trained), a 0.x one minor or patch.
+    """
     if not sites:
         raise VersionRefused("Name at least one target site.")
-    running = dict(
-        Environment.objects.filter(site__in=[s.pk for s in sites], tier=Tier.PROD).values_list(
-            "site_id", "active_version"
-        )
-    )
+    same_product = ProductVersion.objects.filter(environment=OuterRef("pk"), product=release.product)
+    running = {
+        site_id: version
+        for site_id, version in Environment.objects.filter(site__in=[s.pk for s in sites], tier=Tier.PROD)
+        .annotate(running=Subquery(same_product.values("version")[:1]))
+        .values_list("site_id", "running")
+    }
     no_prod = [site.code for site in sites if site.pk not in running]
     if no_prod:
         raise VersionRefused(f"{', '.join(no_prod)} has no PROD environment.")
     classes = []
     for site in sites:
         try:
-            classes.append(classify(release.version, running[site.pk] or None))
+            classes.append(classify(release.version, running[site.pk]))
         except VersionRefused as exc:
-            raise VersionRefused(f"{site.code}: {exc}") from None
+            raise VersionRefused(f"{site.code}: {release.product} {exc}") from None
     return highest(classes)
 
 

@@ -17,7 +17,7 @@ from hypothesis import settings as settings_profiles
 
 from core.roles import Role
 from environments import access
-from environments.models import TIER_DEFAULTS, Environment, Site, Tier
+from environments.models import TIER_DEFAULTS, Environment, ProductVersion, Site, Tier
 from environments.roles_setup import ensure_role_groups
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls in fixtures are
@@ -148,10 +148,12 @@ def make_site(
             site=site,
             tier=tier,
             equipment_writes=tier == Tier.PROD,
-            active_version="1.0.0",
             pipeline=plant_pipeline(code, tier),
             **TIER_DEFAULTS[tier],
         )
+    ProductVersion.objects.bulk_create(
+        ProductVersion(environment=env, product="MES", version="1.0.0") for env in site.environments.all()
+    )
     return site
 
 

@@ -42,7 +42,7 @@ def inbox(user) -> Inbox:
     sites = list(access.visible_sites(user))
     result = Inbox(
         environments=sorted(
-            Environment.objects.filter(site__in=sites).select_related("site"),
+            Environment.objects.filter(site__in=sites).select_related("site").prefetch_related("products"),
             key=lambda env: (env.site.code, TIER_ORDER[env.tier]),
         ),
         may_file=access.has_any_role(user, FILERS),

@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Prefetch
+from django.db.models import OuterRef, Prefetch, Subquery
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -252,14 +252,20 @@ def _detail_context(request, rfc: Rfc) -> dict:
 
 
 def _promotion(user, rfc: Rfc, sites, deployments) -> list[dict]:
-    """DEV → UAT → PROD per site: the same artifact's latest deployment on each tier."""
-    from environments.models import TIER_ORDER, Environment
+    """DEV → UAT → PROD per site: the same artifact's latest deployment on each tier, and the version
+    of the release's product each tier runs ("" where the product is not installed)."""
+    from environments.models import TIER_ORDER, Environment, ProductVersion
 
     latest = {}
     for d in deployments:
         latest[d.environment_id] = d
     rows = []
-    envs = Environment.objects.filter(site__in=sites).select_related("site")
+    same_product = ProductVersion.objects.filter(environment=OuterRef("pk"), product=rfc.release.product)
+    envs = (
+        Environment.objects.filter(site__in=sites)
+        .select_related("site")
+        .annotate(running=Subquery(same_product.values("version")[:1]))
+    )
     by_site: dict[int, list] = {}
     for env in sorted(envs, key=lambda e: TIER_ORDER[e.tier]):
         by_site.setdefault(env.site_id, []).append(env)
@@ -269,7 +275,12 @@ def _promotion(user, rfc: Rfc, sites, deployments) -> list[dict]:
             d = latest.get(env.pk)
             busy = d is not None and d.state in ACTIVE_DEPLOYMENT_STATES
             cells.append(
-                {"env": env, "deployment": d, "may_deploy": not busy and scheduling.may_deploy_now(user, env)}
+                {
+                    "env": env,
+                    "running": env.running or "",
+                    "deployment": d,
+                    "may_deploy": not busy and scheduling.may_deploy_now(user, env),
+                }
             )
         rows.append({"site": site, "cells": cells})
     return rows

@@ -19,7 +19,7 @@ from audit.models import AuditEvent
 from core import clock
 from deployments import checks
 from deployments.models import CheckKind
-from environments.models import Environment, MaskingRule, RefreshRun
+from environments.models import Environment, MaskingRule, ProductVersion, RefreshRun
 from plant import evidence
 from plant.plantdb import PostgresDatabase, SqliteDatabase
 from releases import gates, services
@@ -273,10 +273,10 @@ def test_drift_is_shown_after_a_deliberate_change_to_prod(cast, site_a, plant):
     evidence.record_fingerprint(prod)
     assert evidence.drift(env(site_a, "UAT"), env(site_a, "PROD")) == []
     plant["PROD"].run_script("CREATE TABLE hotfix_audit (id INTEGER);")
-    Environment.objects.filter(pk=prod.pk).update(active_version="1.0.9")
+    ProductVersion.objects.filter(environment=prod, product="MES").update(version="1.0.9")
     evidence.record_fingerprint(env(site_a, "PROD"))
     differences = evidence.drift(env(site_a, "UAT"), env(site_a, "PROD"))
-    assert "release version: UAT 1.0.0, PROD 1.0.9" in differences
+    assert "MES: UAT 1.0.0, PROD 1.0.9" in differences
     assert "tables only in PROD: hotfix_audit" in differences
     page = client_for(cast["releasemgr"]).get(reverse("environments:detail", args=[site_a.code, "UAT"]))
     assert "tables only in PROD: hotfix_audit" in page.content.decode()

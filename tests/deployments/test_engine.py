@@ -433,7 +433,7 @@ def test_passed_in_dev_failed_in_uat_rejects_the_rfc_pointing_at_the_drift(cast,
     assert rfc.state == RfcState.REJECTED
     event = AuditEvent.objects.get(action="releases.rfc.finally_rejected", object_id=rfc.number)
     assert event.reason.startswith("Succeeded in DEV, failed in UAT")
-    assert "Drift between DEV and UAT: release version: DEV 2.4.1, UAT 1.0.0" in event.reason
+    assert "Drift between DEV and UAT: MES: DEV 2.4.1, UAT 1.0.0" in event.reason
 
 
 def test_the_fingerprint_after_a_deployment_shows_what_now_runs(cast, site_a, plant, artifacts):
@@ -446,7 +446,7 @@ def test_the_fingerprint_after_a_deployment_shows_what_now_runs(cast, site_a, pl
     assert deployment.state == S.SUCCEEDED, deployment.outcome
     dev = env_of(site_a, "DEV")
     dev.refresh_from_db()
-    assert dev.active_version == "2.4.1" and dev.fingerprint["version"] == "2.4.1"
+    assert dev.active_version == "2.4.1" and dev.fingerprint["versions"] == {"MES": "2.4.1"}
     twin = env_of(site_a, "UAT")
     twin.fingerprint = {**dev.fingerprint}
     assert drift(dev, twin) == []

@@ -27,7 +27,7 @@ def test_developer_cannot_change_prod_anywhere(cast, site_a):
     assert client.get(f"/environments/{site_a.code}/PROD/edit/").status_code == 403
     response = client.post(
         f"/environments/{site_a.code}/PROD/edit/",
-        {"purpose": "hacked", "active_version": "9.9.9", "reason": "x"},
+        {"purpose": "hacked", "version_0": "9.9.9", "reason": "x"},
     )
     assert response.status_code == 403
     # The API refuses with 403 and changes nothing.
@@ -85,7 +85,7 @@ def test_site_scoped_admin_configures_only_their_site(cast, site_a, site_b):
             "windows_enforced": "on",
             "smoke_test_minutes": 15,
             "rollback_budget_minutes": 15,
-            "active_version": "1.0.1",
+            "version_0": "1.0.1",  # MES, its one product
             "reason": "manual hotfix record",
         },
     )

@@ -16,9 +16,10 @@ def _queries(client, url) -> int:
 
 
 def test_board_shows_every_tier_and_version(cast, site_a, site_b):
-    from environments.models import Environment
 
-    Environment.objects.filter(site=site_b, tier="PROD").update(active_version="2.7.1")
+    from environments.models import ProductVersion
+
+    ProductVersion.objects.filter(environment__site=site_b, environment__tier="PROD").update(version="2.7.1")
     html = client_for(cast["releasemgr"]).get("/environments/").content.decode()
     assert "PLA" in html and "PLB" in html and "2.7.1" in html
     assert html.count('class="tier tier-prod"') == 2
@@ -60,7 +61,7 @@ def test_edit_form_errors_keep_input_and_change_nothing(cast, site_a):
 
     client = client_for(cast["admin"])
     response = client.post(
-        f"/environments/{site_a.code}/DEV/edit/", {"purpose": "New", "active_version": "x.y", "reason": "try"}
+        f"/environments/{site_a.code}/DEV/edit/", {"purpose": "New", "version_0": "x.y", "reason": "try"}
     )
     assert response.status_code == 400
     assert "is not a semantic version" in response.content.decode()

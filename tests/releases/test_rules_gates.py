@@ -11,7 +11,7 @@ import time_machine
 from approvals import services as approvals
 from approvals.models import Approval, ApprovalRound, ApprovalState, RoundPurpose, Signature
 from core import clock
-from environments.models import Environment, Tier
+from environments.models import ProductVersion, Tier
 from releases import gates
 from releases.models import Impact, Release, Rfc, UatSignoff
 from tests import factories
@@ -50,7 +50,9 @@ def _release(rfc, **fields) -> None:
 
 
 def _prod_runs(site, version: str) -> None:
-    Environment.objects.filter(site=site, tier=Tier.PROD).update(active_version=version)
+    ProductVersion.objects.filter(environment__site=site, environment__tier=Tier.PROD, product="MES").update(
+        version=version
+    )
 
 
 def test_a_ready_draft_passes_every_submission_gate_with_its_reason(draft):

@@ -20,7 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from environments.models import Environment
+from environments.models import Environment, ProductVersion
 from releases import services as rfc_services
 from releases.models import Evidence, Rfc
 from reports import evidence_pack
@@ -244,7 +244,8 @@ def plant(tmp_path, site_a):
     from tests.demo_plant_server import site_plant
 
     # The plant's baseline 2.3.1: 2.4.1 is then a minor change with two signatures.
-    with site_plant(tmp_path / "plant", site_a, active_version="2.3.1") as root:
+    ProductVersion.objects.filter(environment__site=site_a, product="MES").update(version="2.3.1")
+    with site_plant(tmp_path / "plant", site_a) as root:
         yield root
 
 

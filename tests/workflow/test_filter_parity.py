@@ -10,6 +10,7 @@ import pytest
 from django.urls import reverse
 
 from core.roles import Role
+from environments.models import Environment, ProductVersion
 from releases.models import Rfc
 from releases.states import RfcState
 from tests import factories
@@ -21,7 +22,13 @@ ROW = re.compile(r'<tr data-testid="rfc-row">\s*<td[^>]*><a href="[^"]*"><strong
 
 @pytest.fixture
 def rfcs(cast, site_a, site_b):
-    """A handful of RFCs that differ in every filtered column."""
+    """A handful of RFCs that differ in every filtered column. Plant B's PROD runs the ERP interface
+    beside its MES, so the ERP release is a patch there (R5 compares a product with itself)."""
+    ProductVersion.objects.create(
+        environment=Environment.objects.get(site=site_b, tier="PROD"),
+        product="ERP-interface",
+        version="1.0.0",
+    )
     other = make_user("Dev2", Role.DEVELOPER, last_name="Printer")
     mes = factories.release(cast["dev"], "1.0.1", product="MES")
     erp = factories.release(cast["dev"], "1.0.2", product="ERP-interface")

@@ -21,7 +21,7 @@ from demo_plant.artifacts import build
 from demo_plant.layout import ensure_environment
 from demo_plant.portal import pipeline
 from environments import access
-from environments.models import TIER_DEFAULTS, DeploymentWindow, Environment, Site, Tier
+from environments.models import TIER_DEFAULTS, DeploymentWindow, Environment, ProductVersion, Site, Tier
 from environments.roles_setup import ensure_role_groups
 from releases import services
 from releases.models import Release
@@ -45,7 +45,12 @@ SITES = [
         "timezone": "Europe/Berlin",
         "country": "DE",
         "subdivision": "BE",
-        "versions": {Tier.DEV: "2.4.0", Tier.UAT: "2.4.0", Tier.PROD: "2.3.1"},
+        # Berlin runs its ERP through the portal too: each product has its own version per tier.
+        "versions": {
+            Tier.DEV: {"MES": "2.4.0", "ERP": "1.5.0"},
+            Tier.UAT: {"MES": "2.4.0", "ERP": "1.5.0"},
+            Tier.PROD: {"MES": "2.3.1", "ERP": "1.4.0"},
+        },
     },
     {
         "code": "CHI",
@@ -53,7 +58,7 @@ SITES = [
         "timezone": "America/Chicago",
         "country": "US",
         "subdivision": "IL",
-        "versions": {Tier.DEV: "2.4.0", Tier.UAT: "2.3.1", Tier.PROD: "2.3.1"},
+        "versions": {Tier.DEV: {"MES": "2.4.0"}, Tier.UAT: {"MES": "2.3.1"}, Tier.PROD: {"MES": "2.3.1"}},
     },
     # Open around the clock: the PROD flow can be shown on any day, at any hour.
     {
@@ -62,7 +67,7 @@ SITES = [
         "timezone": "Europe/Berlin",
         "country": "",
         "subdivision": "",
-        "versions": {Tier.DEV: "2.3.1", Tier.UAT: "2.3.1", Tier.PROD: "2.3.1"},
+        "versions": {Tier.DEV: {"MES": "2.3.1"}, Tier.UAT: {"MES": "2.3.1"}, Tier.PROD: {"MES": "2.3.1"}},
         "open": True,
     },
 ]
@@ -112,19 +117,19 @@ class Command(BaseCommand):
                 record("environments.site.created", site, actor_name="demo", after={"code": site.code})
                 if spec.get("open"):
                     self.open_calendar(site)
-            for tier, version in spec["versions"].items():
+            for tier, versions in spec["versions"].items():
                 env, env_created = Environment.objects.get_or_create(
                     site=site,
                     tier=tier,
-                    defaults={
-                        **TIER_DEFAULTS[tier],
-                        "active_version": version,
-                        "equipment_writes": tier == Tier.PROD,
-                    },
+                    defaults={**TIER_DEFAULTS[tier], "equipment_writes": tier == Tier.PROD},
                 )
+                for product, version in versions.items():  # a product missing here is added, none reset
+                    ProductVersion.objects.get_or_create(
+                        environment=env, product=product, defaults={"version": version}
+                    )
                 if env_created:
                     record("environments.environment.created", env, actor_name="demo", after=env.snapshot())
-                self.connect_plant(env, version)
+                self.connect_plant(env, versions["MES"])  # the demo plant stands in for the MES
 
         for product, version, notes in RELEASES:
             release, created = Release.objects.get_or_create(
