@@ -4,7 +4,8 @@
 
 Routes, for each ``<SITE>/<TIER>`` that exists under the root (404 JSON otherwise):
 ``GET /<SITE>/<TIER>/health``, ``POST /<SITE>/<TIER>/label``, ``POST /<SITE>/<TIER>/cycle``,
-and ``GET /`` lists the environments. ``app/release.json`` is read on every request.
+and ``GET /`` lists the environments. ``app/release.json`` is read on every request. With
+``--produce-every N`` each PROD line writes a production cycle every N seconds.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import signal
 import sqlite3
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -166,6 +168,24 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(page)
 
 
+def produce(root: Path, every: float, stop: threading.Event) -> None:
+    """The lines keep running: every `every` seconds each PROD environment's line completes a cycle,
+    written to its database whatever release is installed (the PLC writes, not the MES screens). A
+    rollback that restores a backup loses these rows; one that runs the undo script keeps them."""
+    while not stop.wait(every):
+        for _site, tier, env_dir in environments(root):
+            if tier != "PROD":
+                continue
+            try:
+                insert(
+                    env_dir,
+                    "INSERT INTO cycles (line, completed_at, good_parts) VALUES (?, ?, ?)",
+                    ("Line 1", now(), 100),
+                )
+            except sqlite3.Error as exc:  # a locked database during a restore: the next cycle writes
+                sys.stderr.write(f"demo_plant: cycle not written to {env_dir}: {exc}\n")
+
+
 def make_server(root: Path, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
     handler = type("BoundHandler", (Handler,), {"root": Path(root)})
     server = ThreadingHTTPServer((host, port), handler)
@@ -178,9 +198,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8100)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--root", type=Path, default=default_root())
+    parser.add_argument(
+        "--produce-every",
+        type=float,
+        default=0,
+        help="seconds between production cycles written to each PROD database (0: none)",
+    )
     args = parser.parse_args(argv)
     args.root.mkdir(parents=True, exist_ok=True)
     server = make_server(args.root, args.port, args.host)
+    stop = threading.Event()
+    if args.produce_every > 0:
+        threading.Thread(target=produce, args=(args.root, args.produce_every, stop), daemon=True).start()
 
     # honcho and test harnesses stop us with SIGTERM: shut down as cleanly as on Ctrl-C. SIGINT is
     # set explicitly because a shell starts background jobs with it ignored.
@@ -199,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("demo_plant: stopped", file=sys.stderr)
     finally:
+        stop.set()
         server.server_close()
     return 0
 

@@ -650,6 +650,13 @@ class _Runner:
         else:
             results.append(kept)
             rpo = {"how": "undo script", "seconds": 0, "tables": [], "kept": True}
+            if "backup" in taken:  # what the line wrote since the backup, and still has
+                since = self.discarded(steps.get("backup"))
+                rpo["rows_kept"] = {
+                    name: since["rows_now"][name] - since.get("rows_in_backup", {}).get(name, 0)
+                    for name in since.get("rows_now", {})
+                    if since["rows_now"][name] > since.get("rows_in_backup", {}).get(name, 0)
+                }
         seconds = (clock.now() - started).total_seconds()
         Deployment.objects.filter(pk=d.pk).update(rpo=rpo)
         d.rpo = rpo
@@ -816,6 +823,10 @@ def describe_rpo(rpo: dict) -> str:
     if not rpo:
         return ""
     if rpo.get("kept") or rpo.get("how") in ("undo script", "nothing to restore"):
+        kept = rpo.get("rows_kept") or {}
+        if kept:
+            rows = ", ".join(f"{name} +{count}" for name, count in sorted(kept.items()))
+            return f"No production data was discarded (RPO 0 s): rows written since the backup are kept ({rows})."
         return "No production data was discarded (RPO 0 s)."
     span = f"{rpo['seconds']:.0f} s" if rpo.get("seconds") is not None else "an unknown time span"
     tables = ", ".join(rpo.get("tables") or []) or "none found"

@@ -22,10 +22,21 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_plant(root: Path) -> Iterator[str]:
+def running_plant(root: Path, produce_every: float = 0) -> Iterator[str]:
+    """The demo plant's server on a free port; `produce_every`: PROD lines write a cycle that often."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "demo_plant.server", "--port", str(port), "--root", str(root)],
+        [
+            sys.executable,
+            "-m",
+            "demo_plant.server",
+            "--port",
+            str(port),
+            "--root",
+            str(root),
+            "--produce-every",
+            str(produce_every),
+        ],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

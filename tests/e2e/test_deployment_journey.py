@@ -45,7 +45,7 @@ def schedule_and_watch(page, portal, title: str, expected: str, shot: str) -> De
     page.get_by_role("link", name="Schedule PROD…").click()
     page.get_by_test_id("slot").first.click()
     expect(page.get_by_test_id("rfc-state")).to_have_text("Scheduled")
-    deployment = Deployment.objects.get(rfc__title=title)
+    deployment = Deployment.objects.get(rfc__title=title, environment__tier="PROD")
     # The first slot starts at the next whole minute; the test does not wait for it.
     Deployment.objects.filter(pk=deployment.pk).update(scheduled_start=clock.now())
     page.get_by_test_id("promotion").get_by_role("link", name="Scheduled").click()
@@ -87,7 +87,7 @@ def test_watch_a_good_release_deploy_and_a_bad_one_roll_back(page, plant_portal,
         except AssertionError:
             raise AssertionError("worker log:\n" + "".join(worker.log[-60:])) from None
     expect(page.get_by_test_id("deployment-outcome")).to_contain_text("smoke test failed")
-    expect(page.locator('[data-step="rollback:verify_rollback"]')).to_contain_text("Succeeded")
+    expect(page.locator('[data-step="rollback:verify_undo"]')).to_contain_text("Succeeded")
     assert good.state == "succeeded" and bad.state == "rolled_back"
     assert (
         Rfc.objects.get(pk=good.rfc_id).state == "deployed"

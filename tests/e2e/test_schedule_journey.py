@@ -51,6 +51,6 @@ def test_schedule_with_the_slot_picker_after_a_refusal(page, portal):
     expect(page.get_by_test_id("deployments")).to_contain_text(f"{' '.join(parts[:3])} ")
     expect(page.get_by_test_id("deployments")).to_contain_text(parts[3].split("–")[0])
     screenshot(page, "rfc-scheduled")
-    deployment = Deployment.objects.get(rfc=rfc)
+    deployment = Deployment.objects.get(rfc=rfc, environment__tier="PROD")
     assert deployment.duration_minutes == 75 and deployment.environment.tier == "PROD"
     assert deployment.scheduled_start.astimezone(ZoneInfo("Europe/Berlin")).weekday() in (1, 2, 3)
