@@ -48,7 +48,9 @@ def update_environment(user, environment: Environment, changes: dict, reason: st
             )
         for name, value in changed.items():
             setattr(env, name, value)
-        env.full_clean()
+        # The pipeline is not among what changes here: it is checked where it is written (the admin)
+        # and by the "PROD pipeline complete" gate before a PROD deployment is booked or run.
+        env.full_clean(exclude=["pipeline"])
         env.save(update_fields=list(changed))
         record(
             "environments.environment.updated",
