@@ -2,7 +2,8 @@
 
 Snapshot the app directory, back up the environment's SQLite database, apply the release's SQL and
 install the artifact, push the label layout to the line (equipment: simulated outside PROD; undone by
-pushing the previous layout back), then smoke-test by printing a label.
+pushing the previous layout back), then smoke-test by printing a label. The installer's ``--check``
+is the dry run the portal asks when an MES artifact is recorded.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ def pipeline(root: str | Path, site: str, tier: str, base_url: str, smoke_delay_
             {
                 "adapter": "command",
                 "command": [python, "-m", "demo_plant.install", "--app-dir", str(env_dir / "app")],
+                # Run on an MES artifact when it is recorded: refused there if it cannot be installed.
+                "dry_run": [python, "-m", "demo_plant.install", "--check"],
+                "product": "MES",
                 "cwd": str(REPO),
                 "timeout": 60,
             },

@@ -6,6 +6,7 @@ the adapters."""
 from __future__ import annotations
 
 import json
+import sys
 from datetime import timedelta
 
 import pytest
@@ -255,3 +256,5 @@ def test_the_demo_pipeline_is_complete_in_prod(tmp_path):
     built = pipeline(tmp_path, "BER", "PROD", "http://127.0.0.1:8100")
     assert pipeline_problems(built, "PROD") == []
     assert built["equipment"][0]["revert_command"][-1] == "--revert"
+    assert built["apply"][1]["dry_run"][-1] == "--check" and built["apply"][1]["product"] == "MES"
+    assert sys.executable == built["apply"][1]["dry_run"][0]
