@@ -6,6 +6,7 @@ the adapters."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from datetime import timedelta
 
@@ -108,7 +109,7 @@ def test_unknown_kinds_and_missing_keys_are_refused_by_the_same_rule_as_build(sp
     """X1: what build() cannot build is refused when the pipeline is saved, in the same words."""
     problems = pipeline_problems({**complete(), "smoke": spec}, "PROD")
     assert len(problems) == 1 and says in problems[0]
-    with pytest.raises(adapters.AdapterError, match=says.replace("(", r"\(").replace("/", ".")):
+    with pytest.raises(adapters.AdapterError, match=re.escape(says)):
         adapters.build(spec)
 
 
@@ -247,6 +248,33 @@ def test_booking_prod_is_refused_by_the_gate(cast, rfc, site_a):
     assert "PLA PROD pipeline" in failed["reason"] and "revert_command" in failed["reason"]
     assert f"{RULE} — PLA PROD pipeline" in str(refused.value)
     assert not Deployment.objects.filter(environment=env).exists()
+
+
+def test_the_worker_refuses_prod_when_its_pipeline_lost_a_step(people, site_a, tmp_path, settings):
+    """C5, X1: booked with a complete pipeline, then its backup removed: the worker asks the gate again
+    and refuses before touching PROD, naming the gate, the site and the missing step; nothing runs."""
+    import time_machine
+
+    from demo_plant.artifacts import build as build_artifacts
+    from deployments import engine
+    from tests.demo_plant_server import site_plant
+    from tests.deployments.test_engine import TUESDAY_9, app_version, artifact_release, scheduled_prod
+
+    settings.MEDIA_ROOT, settings.VAR_DIR = tmp_path / "media", tmp_path / "var"
+    artifacts = build_artifacts(tmp_path / "artifacts")
+    with site_plant(tmp_path / "plant", site_a) as root:
+        release = artifact_release(people["dev"], artifacts["good"], "2.4.1")
+        rfc, deployment = scheduled_prod(people, site_a, release, TUESDAY_9)
+        env = prod(site_a)
+        Environment.objects.filter(pk=env.pk).update(
+            pipeline={k: v for k, v in env.pipeline.items() if k != "backup"}
+        )
+        with time_machine.travel(TUESDAY_9 + timedelta(seconds=5), tick=False):
+            assert engine.run(deployment.pk, owner="w") == "failed"
+        deployment.refresh_from_db()
+        assert deployment.outcome.startswith(f"Refused before touching PROD: {RULE} — PLA PROD pipeline: ")
+        assert MISSING["backup"] in deployment.outcome
+        assert not deployment.steps.exists() and app_version(root, site_a, "PROD") == "2.3.1"
 
 
 def test_the_demo_pipeline_is_complete_in_prod(tmp_path):
