@@ -248,6 +248,16 @@ UAT_FRESHNESS_DAYS = env_int("UAT_FRESHNESS_DAYS", 30, minimum=1, maximum=365)
 DEMO_PLANT_URL = env_str("DEMO_PLANT_URL", "http://127.0.0.1:8100").rstrip("/")
 DEPLOYMENT_REDISPATCH_SECONDS = env_int("DEPLOYMENT_REDISPATCH_SECONDS", 60, minimum=1, maximum=3600)
 ARTIFACT_MAX_BYTES = env_int("ARTIFACT_MAX_MB", 500, minimum=1, maximum=20480) * 1024 * 1024
+# An archive artifact (.zip, .tar, .tar.gz) is read by its directory only, never extracted, and refused
+# past these bounds (the zip-bomb class, FAULTS 16): total size once expanded, number of entries, and
+# how much one entry may expand relative to its compressed size.
+ARTIFACT_MAX_EXPANDED_BYTES = (
+    env_int("ARTIFACT_MAX_EXPANDED_MB", 1024, minimum=1, maximum=102400) * 1024 * 1024
+)
+ARTIFACT_MAX_ENTRIES = env_int("ARTIFACT_MAX_ENTRIES", 10_000, minimum=1, maximum=1_000_000)
+ARTIFACT_MAX_RATIO = env_int("ARTIFACT_MAX_RATIO", 200, minimum=2, maximum=100_000)
+# Installers' dry runs of a new artifact (an apply command's "dry_run") each get this long.
+ARTIFACT_DRY_RUN_SECONDS = env_int("ARTIFACT_DRY_RUN_SECONDS", 60, minimum=1, maximum=3600)
 # Large uploads stream to a temporary file, never whole into memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

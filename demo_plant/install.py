@@ -1,10 +1,15 @@
 """The demo plant's "apply" command: install a release artifact into an application directory.
 
     PCC_ARTIFACT_PATH=mes-2.4.1.json [PCC_ARTIFACT_SHA256=...] python -m demo_plant.install --app-dir DIR
+    PCC_ARTIFACT_PATH=mes-2.4.1.json [PCC_RELEASE_VERSION=2.4.1] python -m demo_plant.install --check
 
 The artifact is a JSON file {"product": "MES", "version", "label_delay_ms", "broken"}, or a .zip
 that holds such a ``release.json``. Exit codes: 0 installed, 1 ``--fail`` (nothing changed),
 2 artifact or app directory missing or unreadable, 3 checksum mismatch (nothing changed).
+
+``--check`` is the dry run the portal asks when an artifact is recorded: it reads and validates
+the artifact, checks its version is $PCC_RELEASE_VERSION when that is set, and changes nothing;
+exit 0 (installable) or 2 (not, with the reason on stderr).
 """
 
 from __future__ import annotations
@@ -77,11 +82,27 @@ def install(app_dir: Path, artifact: Path, expected_sha256: str | None) -> str:
     )
 
 
+def check(artifact: Path, expected_version: str | None) -> str:
+    """The dry run: the artifact is one this installer can install, as `version`; nothing changes."""
+    if not artifact.is_file():
+        raise InstallError(f"artifact not found: {artifact}", 2)
+    release = read_artifact(artifact)
+    if expected_version and release["version"] != expected_version.strip():
+        raise InstallError(
+            f"artifact {artifact.name} holds MES {release['version']}, not the release's {expected_version.strip()}",
+            2,
+        )
+    return f"artifact OK: MES {release['version']} (label_delay_ms={release['label_delay_ms']})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Install the artifact in $PCC_ARTIFACT_PATH.")
-    parser.add_argument("--app-dir", type=Path, required=True)
+    parser.add_argument("--app-dir", type=Path)
+    parser.add_argument("--check", action="store_true", help="only read and validate the artifact")
     parser.add_argument("--fail", action="store_true", help="fail on purpose (for tests), changing nothing")
     args = parser.parse_args(argv)
+    if not args.check and args.app_dir is None:
+        parser.error("--app-dir is required (unless --check)")
     if args.fail:
         print("install failed on purpose", file=sys.stderr)
         return 1
@@ -89,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not artifact:
             raise InstallError("PCC_ARTIFACT_PATH is not set", 2)
-        print(install(args.app_dir, Path(artifact), os.environ.get("PCC_ARTIFACT_SHA256")))
+        if args.check:
+            print(check(Path(artifact), os.environ.get("PCC_RELEASE_VERSION")))
+        else:
+            print(install(args.app_dir, Path(artifact), os.environ.get("PCC_ARTIFACT_SHA256")))
     except InstallError as exc:
         print(f"install: {exc}", file=sys.stderr)
         return exc.code

@@ -1,8 +1,9 @@
-"""How the portal deploys to the demo plant: an environment's `pipeline` (see releases/adapters.py).
+"""How the portal deploys to the demo plant: an environment's `pipeline` (see plant/adapters.py and environments/pipelines.py).
 
 Snapshot the app directory, back up the environment's SQLite database, apply the release's SQL and
-install the artifact, push the label layout to the line (equipment: simulated outside PROD), then
-smoke-test by printing a label.
+install the artifact, push the label layout to the line (equipment: simulated outside PROD; undone by
+pushing the previous layout back), then smoke-test by printing a label. The installer's ``--check``
+is the dry run the portal asks when an MES artifact is recorded.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 def pipeline(root: str | Path, site: str, tier: str, base_url: str, smoke_delay_seconds: int = 900) -> dict:
     env_dir = Path(root).resolve() / site / tier
     python = sys.executable
+    push = [python, "-m", "demo_plant.equipment", "--env-dir", str(env_dir), "--recipe", "label-layout"]
     return {
         "smoke_delay_seconds": smoke_delay_seconds,
         "snapshot": {"adapter": "directory", "path": str(env_dir / "app")},
@@ -25,6 +27,9 @@ def pipeline(root: str | Path, site: str, tier: str, base_url: str, smoke_delay_
             {
                 "adapter": "command",
                 "command": [python, "-m", "demo_plant.install", "--app-dir", str(env_dir / "app")],
+                # Run on an MES artifact when it is recorded: refused there if it cannot be installed.
+                "dry_run": [python, "-m", "demo_plant.install", "--check"],
+                "product": "MES",
                 "cwd": str(REPO),
                 "timeout": 60,
             },
@@ -32,15 +37,8 @@ def pipeline(root: str | Path, site: str, tier: str, base_url: str, smoke_delay_
         "equipment": [
             {
                 "adapter": "command",
-                "command": [
-                    python,
-                    "-m",
-                    "demo_plant.equipment",
-                    "--env-dir",
-                    str(env_dir),
-                    "--recipe",
-                    "label-layout",
-                ],
+                "command": push,
+                "revert_command": [*push, "--revert"],  # the rollback pushes the previous recipe back
                 "cwd": str(REPO),
                 "timeout": 60,
                 "writes_equipment": True,

@@ -11,6 +11,7 @@ from django.db import models
 
 from core import clock
 from core.roles import SITE_ROLE_PERMISSIONS
+from environments.pipelines import pipeline_problems
 
 
 def validate_timezone(value: str) -> None:
@@ -181,6 +182,23 @@ class Environment(models.Model):
     def clean(self) -> None:
         if self.equipment_writes and self.tier != Tier.PROD:
             raise ValidationError({"equipment_writes": "Only PROD may write to equipment (E5)."})
+
+    def clean_fields(self, exclude=None) -> None:
+        """The fields, and the pipeline as a whole (environments/pipelines.py): a PROD pipeline that
+        lacks a snapshot, a backup or a smoke test is refused, each missing step named (X1, X2).
+        Checked here rather than in clean() so that a form without the pipeline (the environment
+        page) leaves it alone instead of failing on a field it does not show."""
+        errors = {}
+        try:
+            super().clean_fields(exclude=exclude)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        if exclude is None or "pipeline" not in exclude:
+            problems = pipeline_problems(self.pipeline, self.tier, self.vm_name)
+            if problems:
+                errors.setdefault("pipeline", []).extend(ValidationError(text) for text in problems)
+        if errors:
+            raise ValidationError(errors)
 
     def snapshot(self) -> dict:
         """The fields an audit event records before and after a change."""

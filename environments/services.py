@@ -93,7 +93,9 @@ def update_environment(user, environment: Environment, changes: dict, reason: st
             )
         for name, value in changed.items():
             setattr(env, name, value)
-        env.full_clean()
+        # The pipeline is not among what changes here: it is checked where it is written (the admin)
+        # and by the "PROD pipeline complete" gate before a PROD deployment is booked or run.
+        env.full_clean(exclude=["pipeline"])
         if changed:
             env.save(update_fields=list(changed))
         _set_versions(env, versions)

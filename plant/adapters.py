@@ -13,9 +13,14 @@ An environment's `pipeline` JSON names its adapters, for example::
      "backup": {"adapter": "postgres", "dsn": "postgres://mes@db/mes"},
      "apply": [{"adapter": "sql", "database": "postgres://mes@db/mes"},
                {"adapter": "command", "command": ["/srv/mes/install.sh"], "timeout": 300}],
-     "equipment": [{"adapter": "command", "command": ["/srv/mes/push-recipes.sh"]}],
+     "equipment": [{"adapter": "command", "command": ["/srv/mes/push-recipes.sh"],
+                    "revert_command": ["/srv/mes/push-recipes.sh", "--previous"], "writes_equipment": true}],
      "smoke": {"adapter": "http", "url": "https://mes/line2/label", "method": "POST", "expect_status": 200,
                "expect_body": "printed", "samples": 3}}
+
+What a pipeline may say, and what a PROD pipeline must say, is environments/pipelines.py. A command
+undoes itself with its `revert_command` (`build(spec, restore=True)`); an `apply` command may declare
+a `dry_run` the portal runs on an artifact when it is recorded; any adapter may carry a `name`.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from typing import Protocol
 
 from django.conf import settings
 
+from environments import pipelines
 from plant.plantdb import PlantDbError, PostgresDatabase, SqliteDatabase, database_from_url
 
 OUTPUT_LIMIT = 20_000
@@ -100,12 +106,25 @@ class CommandAdapter:
     writes_equipment: bool = False
     cwd: str | None = None
     name: str = "command"
+    verify: list[str] | None = None  # a backup command's proof that what it wrote is usable
 
     def run(self, ctx: Context) -> StepResult:
+        result = self._run(self.command, ctx)
+        if not self.verify or not result.ok:
+            return result
+        check = self._run(self.verify, ctx)
+        result.output = _clip(f"{result.output}\nverify: {check.output}")
+        result.data.update({"verified": check.ok, "method": "verify command", "verify_argv": self.verify})
+        if not check.ok:
+            result.ok = False
+            result.output += "\nthe verify command failed: the backup is not usable"
+        return result
+
+    def _run(self, command: list[str], ctx: Context) -> StepResult:
         # E5: a command that writes to equipment outside PROD still runs, told to simulate
         # (PCC_SIMULATION=1), and the journal says so.
         simulated = self.writes_equipment and not ctx.equipment_writes
-        argv = list(self.command)  # the deployment's facts arrive as PCC_* environment variables
+        argv = list(command)  # the deployment's facts arrive as PCC_* environment variables
         try:
             done = subprocess.run(
                 argv,
@@ -201,10 +220,19 @@ class SqliteBackupAdapter:
         if not Path(self.database).exists():
             return StepResult(False, f"database {self.database} does not exist")
         size = live.copy_into(copy)
+        data = {"backup": str(backup), "bytes": size, "method": SqliteDatabase.VERIFY_METHOD}
+        try:  # a backup that cannot be read back is no backup: the apply must not start
+            copy.verify_backup()
+        except PlantDbError as exc:
+            return StepResult(
+                False,
+                f"backup of {self.database} to {backup} is NOT usable: {exc}",
+                {**data, "verified": False},
+            )
         return StepResult(
             True,
-            f"backed up {self.database} to {backup} ({size} bytes)",
-            {"backup": str(backup), "bytes": size},
+            f"backed up {self.database} to {backup} ({size} bytes), verified by {data['method']}",
+            {**data, "verified": True},
         )
 
 
@@ -228,7 +256,14 @@ class PostgresBackupAdapter:
             size = database.dump_to(dump)
         except PlantDbError as exc:
             return StepResult(False, _clip(str(exc)), {"dump": str(dump)})
-        return StepResult(True, f"dumped to {dump} ({size} bytes)", {"dump": str(dump), "bytes": size})
+        data = {"dump": str(dump), "bytes": size, "method": PostgresDatabase.VERIFY_METHOD}
+        try:  # a dump pg_restore cannot read is no backup: the apply must not start
+            PostgresDatabase.verify_dump(dump)
+        except PlantDbError as exc:
+            return StepResult(False, _clip(f"dump {dump} is NOT usable: {exc}"), {**data, "verified": False})
+        return StepResult(
+            True, f"dumped to {dump} ({size} bytes), verified by {data['method']}", {**data, "verified": True}
+        )
 
 
 @dataclass
@@ -310,48 +345,124 @@ class VmSnapshotAdapter:
         return result
 
 
+# --- Business-transaction checks -------------------------------------------------------------------
+@dataclass
+class SqlCheckAdapter:
+    """A smoke check in the plant's database (X2, X7): one query — e.g. one that completes a business
+    transaction — whose first column of its first row must equal `expect`. Always rolled back."""
+
+    database: str  # sqlite:///path or postgres://…
+    query: str
+    expect: str
+    timeout: float = 10.0
+    name: str = "sql_check"
+
+    def run(self, ctx: Context) -> StepResult:
+        try:
+            database = database_from_url(self.database)
+        except PlantDbError as exc:
+            raise AdapterError(str(exc)) from None
+        begin = time.perf_counter()
+        try:
+            row = database.first_row(self.query, self.timeout)
+        except PlantDbError as exc:
+            latency = round((time.perf_counter() - begin) * 1000, 1)
+            return StepResult(
+                False, _clip(f"{self.query!r} failed: {exc}"), {"latency_ms": latency, "row": None}
+            )
+        latency = round((time.perf_counter() - begin) * 1000, 1)
+        got = None if row is None else ("" if row[0] is None else str(row[0]))
+        shown = (
+            None
+            if row is None
+            else [v if isinstance(v, int | float | str) or v is None else str(v) for v in row]
+        )
+        data = {"latency_ms": latency, "row": shown, "expect": self.expect}
+        if got != self.expect:
+            what = "no row" if row is None else f"{got!r} (row {shown})"
+            return StepResult(False, f"{self.query!r} gave {what}, expected {self.expect!r}", data)
+        return StepResult(
+            True, f"{self.query!r} gave {got!r} in {latency} ms (rolled back, nothing kept)", data
+        )
+
+
+@dataclass
+class Labelled:
+    """An adapter with the label its spec gives it (`"name"`), echoed in the step's data."""
+
+    adapter: object
+    label: str
+
+    @property
+    def name(self) -> str:
+        return self.adapter.name
+
+    def __getattr__(self, attribute):
+        return getattr(self.adapter, attribute)
+
+    def run(self, ctx: Context) -> StepResult:
+        result = self.adapter.run(ctx)
+        result.data["name"] = self.label
+        return result
+
+
 # --- Building adapters from an environment's pipeline JSON ----------------------------------------
-KINDS = {"command", "http", "sqlite", "postgres", "sql", "directory", "vm"}
+# The kinds and their keys are declared once, in environments/pipelines.py, which the model and the
+# admin ask too.
+KINDS = set(pipelines.KINDS)
 
 
 def build(spec: dict, *, restore: bool = False):
-    """One adapter from its JSON description; `restore` gives the adapter's undo direction."""
-    if not isinstance(spec, dict) or spec.get("adapter") not in KINDS:
-        raise AdapterError(f"unknown adapter {spec!r}; use one of {', '.join(sorted(KINDS))}")
-    kind = spec["adapter"]
-    try:
-        if kind == "command":
-            return CommandAdapter(
-                list(spec["command"]),
-                int(spec.get("timeout", 300)),
-                bool(spec.get("writes_equipment", False)),
-                spec.get("cwd"),
-            )
-        if kind == "http":
-            if not str(spec["url"]).startswith(("http://", "https://")):
-                raise AdapterError("the http adapter takes an http:// or https:// URL")
-            return HttpCheckAdapter(
-                spec["url"],
-                spec.get("method", "GET"),
-                int(spec.get("expect_status", 200)),
-                spec.get("expect_body", ""),
-                float(spec.get("timeout", 10)),
-                int(spec.get("samples", 3)),
-                spec.get("body", ""),
-            )
-        if kind == "sqlite":
-            return SqliteBackupAdapter(spec["database"], restore=restore)
-        if kind == "postgres":
-            return PostgresBackupAdapter(spec["dsn"], restore=restore)
-        if kind == "sql":
-            return SqlApplyAdapter(spec["database"], undo=restore)
-        if kind == "directory":
-            return DirectorySnapshotAdapter(spec["path"], restore=restore)
-        return VmSnapshotAdapter(
-            list(spec["command"]), list(spec["restore_command"]), spec["vm"], restore=restore
+    """One adapter from its JSON description; `restore` gives the adapter's undo direction (for a
+    command: its `revert_command`). AdapterError names what is wrong with the description."""
+    problems = pipelines.spec_problems(spec)
+    if problems:
+        raise AdapterError("; ".join(problems))
+    adapter = _build(spec, spec["adapter"], restore)
+    label = spec.get("name")
+    return Labelled(adapter, label.strip()) if label else adapter
+
+
+def _build(spec: dict, kind: str, restore: bool):
+    if kind == "command":
+        if restore and "revert_command" not in spec:
+            raise AdapterError("the command adapter needs 'revert_command' to undo what it did")
+        return CommandAdapter(
+            list(spec["revert_command"] if restore else spec["command"]),
+            int(spec.get("timeout", 300)),
+            bool(spec.get("writes_equipment", False)),
+            spec.get("cwd"),
+            verify=None if restore or "verify" not in spec else list(spec["verify"]),
         )
-    except KeyError as exc:
-        raise AdapterError(f"the {kind} adapter needs {exc.args[0]!r}") from None
+    if kind == "http":
+        return HttpCheckAdapter(
+            spec["url"],
+            spec.get("method", "GET"),
+            int(spec.get("expect_status", 200)),
+            spec.get("expect_body", ""),
+            float(spec.get("timeout", 10)),
+            int(spec.get("samples", 3)),
+            spec.get("body", ""),
+        )
+    if kind == "sqlite":
+        return SqliteBackupAdapter(spec["database"], restore=restore)
+    if kind == "postgres":
+        return PostgresBackupAdapter(spec["dsn"], restore=restore)
+    if kind == "sql":
+        return SqlApplyAdapter(spec["database"], undo=restore)
+    if kind == "sql_check":
+        return SqlCheckAdapter(
+            spec["database"], spec["query"], str(spec["expect"]), float(spec.get("timeout", 10))
+        )
+    if kind == "directory":
+        return DirectorySnapshotAdapter(spec["path"], restore=restore)
+    return VmSnapshotAdapter(
+        list(spec["command"]),
+        list(spec["restore_command"]),
+        spec["vm"],
+        restore=restore,
+        timeout=int(spec.get("timeout", 600)),
+    )
 
 
 def work_dir(deployment_uuid) -> Path:

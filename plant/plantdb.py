@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -113,6 +114,7 @@ class PlantDatabase:
 
 class SqliteDatabase(PlantDatabase):
     kind = "sqlite"
+    VERIFY_METHOD = "PRAGMA integrity_check"
 
     def _connect(self) -> sqlite3.Connection:
         if not Path(self.target).exists():
@@ -139,6 +141,40 @@ class SqliteDatabase(PlantDatabase):
             src.close()
             dst.close()
         return other.size()
+
+    def verify_backup(self) -> None:
+        """A copy is usable: not empty, and SQLite's integrity check says ok."""
+        path = Path(self.target)
+        if not path.exists() or path.stat().st_size == 0:
+            raise PlantDbError(f"{path} is empty")
+        try:
+            connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                rows = connection.execute("PRAGMA integrity_check").fetchall()
+            finally:
+                connection.close()
+        except sqlite3.Error as exc:
+            raise PlantDbError(f"{self.VERIFY_METHOD} could not read it: {exc}") from None
+        if rows != [("ok",)]:
+            raise PlantDbError(f"{self.VERIFY_METHOD}: " + "; ".join(str(r[0]) for r in rows[:5]))
+
+    def first_row(self, query: str, timeout: float) -> tuple | None:
+        """The first row of `query`, in a transaction that is rolled back, stopped after `timeout` s."""
+        connection = self._connect()
+        deadline = time.monotonic() + timeout
+        connection.set_progress_handler(lambda: int(time.monotonic() > deadline), 1000)
+        try:
+            connection.execute("BEGIN")
+            try:
+                rows = connection.execute(query).fetchall()
+            finally:
+                connection.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            late = time.monotonic() > deadline
+            raise PlantDbError(f"timed out after {timeout} s" if late else str(exc)) from None
+        finally:
+            connection.close()
+        return tuple(rows[0]) if rows else None
 
     def run_script(self, script: str) -> None:
         connection = self._connect()
@@ -201,6 +237,7 @@ class SqliteDatabase(PlantDatabase):
 
 class PostgresDatabase(PlantDatabase):
     kind = "postgres"
+    VERIFY_METHOD = "pg_restore --list"
 
     def _connect(self, dsn: str | None = None, autocommit: bool = False):
         import psycopg
@@ -218,6 +255,31 @@ class PostgresDatabase(PlantDatabase):
         """pg_dump in the custom format: what a backup and a copy start from."""
         _run(["pg_dump", "-Fc", "-f", str(path), self.target])
         return path.stat().st_size
+
+    @classmethod
+    def verify_dump(cls, path: Path) -> None:
+        """A dump is usable: not empty, and pg_restore can read its table of contents."""
+        if not path.exists() or path.stat().st_size == 0:
+            raise PlantDbError(f"{path} is empty")
+        _run(["pg_restore", "--list", str(path)], timeout=600)
+
+    def first_row(self, query: str, timeout: float) -> tuple | None:
+        """The first row of `query`, in a transaction that is rolled back, stopped after `timeout` s."""
+        import psycopg
+
+        connection = self._connect()
+        try:
+            connection.execute(
+                "SELECT set_config('statement_timeout', %s, true)", (f"{int(timeout * 1000)}ms",)
+            )
+            cursor = connection.execute(query)
+            row = cursor.fetchone() if cursor.description else None
+        except psycopg.Error as exc:
+            raise PlantDbError(str(exc).strip()) from None
+        finally:
+            connection.rollback()
+            connection.close()
+        return tuple(row) if row is not None else None
 
     def restore_from(self, path: Path) -> None:
         """pg_restore in one transaction, replacing what is there."""

@@ -16,7 +16,7 @@ from core.errors import StateConflict
 from core.roles import Role
 from environments import access
 from environments.models import Environment, ProductVersion, Site, Tier
-from plant import uploads
+from plant import artifacts, uploads
 from releases.models import Evidence, EvidenceKind, Impact, Release, Rfc, RfcCounter, UatSignoff
 from releases.states import EDITABLE_STATES
 from releases.versioning import ChangeClass, VersionRefused, classify, highest, major_change_gaps
@@ -80,7 +80,11 @@ def create_release(
     migration_sql: str = "",
     undo_sql: str = "",
 ) -> Release:
-    """A release with its artifact: an uploaded file (hashed here, once) or a URL plus checksum."""
+    """A release with its artifact: an uploaded file (hashed here, once) or a URL plus checksum.
+
+    An uploaded file is checked before the release exists (plant/artifacts.py): an archive within
+    bounds, and every installer's dry run for the product says it can install it. A URL artifact has
+    no file to check: it is recorded, and its first deployment (DEV, by the promotion order) proves it."""
     if not access.has_any_role(user, FILERS):
         raise PermissionDenied("Only developers, release managers and admins create releases.")
     if Release.objects.filter(product=product, version=version).exists():
@@ -104,7 +108,7 @@ def create_release(
         artifact_sha256=digest if artifact is None else "",
     )
     release.full_clean(exclude=["created_by"])
-    stored = None
+    stored, checked = None, None
     if artifact is not None:
         from django.conf import settings
 
@@ -117,6 +121,16 @@ def create_release(
                     f"{digest} you gave: the artifact changed on its way."
                 }
             )
+        try:  # an archive within bounds, accepted by the installers that will install it (X5)
+            checked = artifacts.validate(
+                uploads.path_of("artifacts", stored.stored_name),
+                release.product,
+                release.version,
+                stored.sha256,
+            )
+        except BaseException:
+            uploads.discard("artifacts", stored.stored_name)
+            raise
         release.artifact_file, release.artifact_name = stored.stored_name, stored.original_name
         release.artifact_size, release.artifact_sha256 = stored.size, stored.sha256
     try:
@@ -131,6 +145,9 @@ def create_release(
                     "version": release.version,
                     "artifact_sha256": release.artifact_sha256,
                     "artifact_url": release.artifact_url,
+                    "artifact_checked": checked
+                    if stored
+                    else "held by URL: not inspected here; its first deployment proves it",
                 },
             )
     except BaseException:

@@ -1,0 +1,181 @@
+"""What an environment's deployment `pipeline` may say, and what a PROD pipeline must say.
+
+Pure inspection of the JSON, so the model, the admin, the scheduling gate and the adapters
+(`plant.adapters.build`) all ask the same two functions:
+
+- `spec_problems(spec)`: one adapter's description — a known kind, its required keys, their shapes;
+- `pipeline_problems(pipeline, tier, vm_name)`: every step's adapters, and for PROD the steps a
+  deployment cannot do without (X1 snapshot and backup, X2 smoke test, R3 an equipment push that
+  can be undone, a VM snapshot when the environment runs on a named VM).
+
+Each problem is a sentence that says what to add or change.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Steps in the order the engine runs them, then the pipeline's own settings.
+STEPS = ("vm_snapshot", "snapshot", "backup", "apply", "equipment", "smoke")
+SETTINGS = ("smoke_delay_seconds",)
+COMMON_KEYS = ("adapter", "name")  # `name`: a person's label for the check, echoed in the journal
+
+
+@dataclass(frozen=True)
+class Kind:
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+
+
+KINDS = {
+    "command": Kind(
+        ("command",),
+        ("timeout", "writes_equipment", "cwd", "revert_command", "verify", "dry_run", "product"),
+    ),
+    "http": Kind(("url",), ("method", "expect_status", "expect_body", "timeout", "samples", "body")),
+    "sqlite": Kind(("database",)),
+    "postgres": Kind(("dsn",)),
+    "sql": Kind(("database",)),
+    "directory": Kind(("path",)),
+    "vm": Kind(("command", "restore_command", "vm"), ("timeout",)),
+    "sql_check": Kind(("database", "query", "expect"), ("timeout",)),
+}
+# The adapters that make sense in each step.
+STEP_KINDS = {
+    "vm_snapshot": ("vm",),
+    "snapshot": ("directory", "vm"),
+    "backup": ("sqlite", "postgres", "command"),
+    "apply": ("sql", "command"),
+    "equipment": ("command",),
+    "smoke": ("http", "sql_check", "command"),
+}
+ARGV_KEYS = ("command", "revert_command", "verify", "dry_run", "restore_command")
+_DATABASE_URL = re.compile(r"^(sqlite:///.+|postgres(ql)?://.+)$")
+
+ADD = {
+    "snapshot": 'add "snapshot": {"adapter": "directory", "path": "<application directory>"} or '
+    '"vm_snapshot": {"adapter": "vm", "vm": "<name>", "command": [...], "restore_command": [...]}',
+    "backup": 'add "backup": {"adapter": "sqlite", "database": "<path>"} or {"adapter": "postgres", '
+    '"dsn": "postgres://…"} (or a "command" with "verify" and "revert_command")',
+    "smoke": 'add "smoke": {"adapter": "http", "url": "…", "expect_status": 200} or {"adapter": '
+    '"sql_check", "database": "…", "query": "SELECT …", "expect": "…"}',
+}
+
+
+def _is_argv(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(part, str) and part for part in value)
+
+
+def spec_problems(spec) -> list[str]:
+    """What is wrong with one adapter's description (empty: `plant.adapters.build` can build it)."""
+    kinds = ", ".join(sorted(KINDS))
+    if not isinstance(spec, dict):
+        return [f'an adapter is a JSON object such as {{"adapter": "command", …}}, not {spec!r}']
+    kind = spec.get("adapter")
+    if kind not in KINDS:
+        return [f"unknown adapter {kind!r}; use one of {kinds}"]
+    allowed = KINDS[kind]
+    problems = [f"the {kind} adapter needs {key!r}" for key in allowed.required if key not in spec]
+    unknown = sorted(set(spec) - set(allowed.required) - set(allowed.optional) - set(COMMON_KEYS))
+    if unknown:
+        known = ", ".join(allowed.required + allowed.optional + ("name",))
+        problems.append(f"the {kind} adapter does not know {', '.join(map(repr, unknown))}; it takes {known}")
+    for key in ARGV_KEYS:
+        if key in spec and not _is_argv(spec[key]):
+            problems.append(f'{kind} {key!r} is a list of program and arguments, e.g. ["/srv/mes/x.sh"]')
+    if "timeout" in spec and (
+        isinstance(spec["timeout"], bool)
+        or not isinstance(spec["timeout"], int | float)
+        or spec["timeout"] <= 0
+    ):
+        problems.append(f"{kind} 'timeout' is a number of seconds above 0")
+    if "name" in spec and not (isinstance(spec["name"], str) and spec["name"].strip()):
+        problems.append(f"{kind} 'name' is a label such as \"print one label\"")
+    if kind == "http" and "url" in spec and not str(spec["url"]).startswith(("http://", "https://")):
+        problems.append("the http adapter takes an http:// or https:// URL")
+    if kind in ("sql", "sql_check") and "database" in spec and not _DATABASE_URL.match(str(spec["database"])):
+        problems.append(f"the {kind} adapter's database is sqlite:///path or postgres://…")
+    if kind == "sql_check" and "query" in spec and not str(spec["query"]).strip():
+        problems.append("the sql_check adapter's query is empty")
+    for key in ("database", "dsn", "path", "vm", "product"):
+        if (
+            key in spec
+            and kind not in ("sql", "sql_check")
+            and not (isinstance(spec[key], str) and spec[key].strip())
+        ):
+            problems.append(f"{kind} {key!r} is a non-empty text")
+    return problems
+
+
+def _specs(value) -> list:
+    if value in (None, {}, []):
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def pipeline_problems(pipeline, tier: str, vm_name: str = "") -> list[str]:
+    """Everything wrong with an environment's pipeline; for PROD, also every step it lacks.
+    DEV and UAT pipelines may leave steps out; an empty PROD pipeline lacks them all."""
+    if pipeline in (None, ""):
+        pipeline = {}
+    if not isinstance(pipeline, dict):
+        return ["The pipeline is a JSON object of steps (snapshot, backup, apply, equipment, smoke)."]
+    problems = []
+    unknown = sorted(set(pipeline) - set(STEPS) - set(SETTINGS))
+    if unknown:
+        problems.append(
+            f"Unknown pipeline key(s) {', '.join(map(repr, unknown))}; the steps are {', '.join(STEPS)} "
+            f"and the setting {', '.join(SETTINGS)}."
+        )
+    delay = pipeline.get("smoke_delay_seconds", 0)
+    if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
+        problems.append("smoke_delay_seconds is a whole number of seconds, 0 or more.")
+    for step in STEPS:
+        if step in pipeline and not isinstance(pipeline[step], dict | list):
+            problems.append(f"{step}: an adapter (a JSON object) or a list of them.")
+            continue
+        for spec in _specs(pipeline.get(step)):
+            found = spec_problems(spec)
+            if not found and spec["adapter"] not in STEP_KINDS[step]:
+                found = [
+                    f"a {spec['adapter']} adapter cannot be the {step} step; use {' or '.join(STEP_KINDS[step])}"
+                ]
+            if not found and step == "backup" and spec["adapter"] == "command":
+                found = [
+                    f"a command backup needs {key!r} ({why})"
+                    for key, why in (
+                        ("verify", "a command that proves the backup is usable, run right after it"),
+                        ("revert_command", "the command that restores it"),
+                    )
+                    if key not in spec
+                ]
+            problems += [f"{step}: {text}." for text in found]
+    if tier != "PROD":
+        return problems
+    present = {step for step in STEPS if _specs(pipeline.get(step))}
+    if not present & {"snapshot", "vm_snapshot"}:
+        problems.append(f"A PROD pipeline takes a snapshot before the apply (X1): {ADD['snapshot']}.")
+    if "backup" not in present:
+        problems.append(f"A PROD pipeline backs up the database before the apply (X1): {ADD['backup']}.")
+    if "smoke" not in present:
+        problems.append(f"A PROD pipeline runs a smoke test after the apply (X2): {ADD['smoke']}.")
+    if vm_name:
+        vms = [s.get("vm") for s in _specs(pipeline.get("vm_snapshot")) if isinstance(s, dict)]
+        if not vms:
+            problems.append(
+                f'This environment runs on the virtual machine {vm_name!r}: add "vm_snapshot": '
+                f'{{"adapter": "vm", "vm": "{vm_name}", "command": [...], "restore_command": [...]}} (X1).'
+            )
+        elif vm_name not in vms:
+            problems.append(
+                f"vm_snapshot snapshots {', '.join(map(repr, vms))}, but this environment runs on {vm_name!r}."
+            )
+    for spec in _specs(pipeline.get("equipment")):
+        if isinstance(spec, dict) and spec.get("adapter") == "command" and "revert_command" not in spec:
+            what = spec.get("name") or " ".join(spec.get("command") or ["?"])[:80]
+            problems.append(
+                f'equipment: {what!r} has no "revert_command": the rollback must push the previous '
+                'recipe back; add "revert_command": [...] (R3).'
+            )
+    return problems
