@@ -16,6 +16,13 @@ class GateSerializer(serializers.Serializer):
     name = serializers.CharField()
     passed = serializers.BooleanField()
     reason = serializers.CharField()
+    waived = serializers.BooleanField(
+        default=False, help_text="A failing gate a release manager waived for this RFC's artifact."
+    )
+    waived_by = serializers.CharField(default="", help_text="Who waived it (empty when not waived).")
+    waived_at = serializers.DateTimeField(
+        default=None, allow_null=True, help_text="When it was waived (UTC)."
+    )
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -1,13 +1,25 @@
 """Evidence computed, not claimed (R7, R8, C3, E3, E8): the idempotency check, the rollback
 rehearsal, the gates they feed, and the automatic rejection when DEV passed and UAT failed.
 
-Both checks run against a scratch copy of the site's UAT database, never UAT itself, and are bound
-to the artifact's checksum: a new artifact needs new runs.
+Both checks run against a scratch copy of the database of the tier that proves the release — the
+site's UAT, or its DEV where the site has no UAT (`promotion.proving`) — never that database itself,
+and are bound to the artifact's checksum: a new artifact needs new runs.
+
+The gates fail closed (DESIGN principle 10): a tier without a database, a site without a tier to
+prove the release in, or a check that has not run for this artifact is a failing gate whose reason
+says what to configure or run. One exemption, by definition: a release without SQL is idempotent
+(there is nothing to run twice). Its rollback is still rehearsed for real: the database backup is
+restored into a scratch copy and compared, and a directory snapshot of the application is taken and
+restored on a copy of the application directory, with the recovery time recorded (C3).
 """
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -16,22 +28,33 @@ from audit.services import record
 from core import clock, jobs
 from core.errors import StateConflict
 from core.roles import Role
+from deployments import promotion
 from deployments.models import CheckKind, CheckRun
 from environments import access
 from environments.models import Environment, RunState, Tier
 from plant import evidence
+from plant.adapters import Context, DirectorySnapshotAdapter
 from plant.plantdb import PlantDbError, database_of, has_database
 from releases import gates
 from releases.models import Rfc
 
 CHECKERS = frozenset({Role.DEVELOPER, Role.KEY_USER, Role.RELEASE_MANAGER, Role.ADMIN})
+CONFIGURE_DATABASE = "add a sqlite or postgres backup adapter (the plant's database) to its pipeline"
 
 
-def uat_of(site) -> Environment:
-    try:
-        return Environment.objects.select_related("site").get(site=site, tier=Tier.UAT)
-    except Environment.DoesNotExist:
-        raise ValidationError({"site": f"{site.code} has no UAT environment."}) from None
+def proving_of(site) -> Environment:
+    """The environment whose database the checks copy: the site's UAT, or its DEV where it has none."""
+    environment = promotion.proving(site.pk)
+    if environment is None:
+        raise ValidationError({"site": f"{site.code} has no UAT or DEV environment to prove the release in."})
+    return environment
+
+
+uat_of = proving_of  # the name callers used before two-tier sites were judged on DEV
+
+
+def no_database(environment: Environment) -> str:
+    return f"{environment} has no database configured: {CONFIGURE_DATABASE}"
 
 
 def request_check(user, rfc: Rfc, kind: str, site) -> CheckRun:
@@ -41,11 +64,9 @@ def request_check(user, rfc: Rfc, kind: str, site) -> CheckRun:
         raise ValidationError({"site": f"{site.code} is not a target of {rfc.number}."})
     if user is not None and not access.has_any_role(user, CHECKERS, site):
         raise PermissionDenied("Developers, key users, release managers and admins run checks.")
-    environment = uat_of(site)
+    environment = proving_of(site)
     if not has_database(environment):
-        raise ValidationError(
-            {"site": f"{environment} has no database configured: there is nothing to check."}
-        )
+        raise ValidationError({"site": no_database(environment)})
     release = rfc.release
     with transaction.atomic():
         if CheckRun.objects.filter(
@@ -99,16 +120,20 @@ def run_check(run_id: int) -> str:
 
 
 def _idempotency(run: CheckRun) -> tuple[bool, str, dict]:
-    """R8: the migration twice on a scratch copy of UAT; the second run must change nothing."""
+    """R8: the migration twice on a scratch copy of the proving tier; the second run must change nothing."""
     script = run.release.migration_sql
     if not script.strip():
-        return True, "The release has no SQL migration.", {"statements": 0}
+        return True, "The release has no SQL migration: there is nothing to run twice.", {"statements": 0}
     with database_of(run.environment).scratch() as copy:
         before = copy.checksum()
         try:
             copy.run_script(script)
         except PlantDbError as exc:
-            return False, f"The first run fails on a copy of UAT: {exc}", {"error": str(exc)}
+            return (
+                False,
+                f"The first run fails on a copy of {run.environment.tier}: {exc}",
+                {"error": str(exc)},
+            )
         first = copy.checksum()
         try:
             copy.run_script(script)
@@ -132,17 +157,22 @@ def _idempotency(run: CheckRun) -> tuple[bool, str, dict]:
 
 
 def _rehearsal(run: CheckRun) -> tuple[bool, str, dict]:
-    """R7, C3: apply, then undo (or restore), on a scratch copy of UAT; it must come back exactly."""
+    """R7, C3: apply, then undo (or restore), on a scratch copy of the proving tier; it must come back
+    exactly. Without SQL the rollback is the restore of the backup and the snapshot: rehearse that."""
     release = run.release
     if not release.migration_sql.strip():
-        return True, "The release has no SQL migration: the rollback restores the application snapshot.", {}
+        return _restore_rehearsal(run)
     source = database_of(run.environment)
     with source.scratch() as copy:
         before = copy.checksum()
         try:
             copy.run_script(release.migration_sql)
         except PlantDbError as exc:
-            return False, f"The migration fails on a copy of UAT: {exc}", {"error": str(exc)}
+            return (
+                False,
+                f"The migration fails on a copy of {run.environment.tier}: {exc}",
+                {"error": str(exc)},
+            )
         began = time.perf_counter()
         try:
             if release.undo_sql.strip():
@@ -168,8 +198,100 @@ def _rehearsal(run: CheckRun) -> tuple[bool, str, dict]:
     return True, f"Rolled back by the {how} in {rto:.3f} s; checksums equal to before the apply.", result
 
 
+def _restore_rehearsal(run: CheckRun) -> tuple[bool, str, dict]:
+    """C3, R7 for a release without SQL: restore the database backup (a scratch copy taken as the
+    deployment's backup step would) into a second scratch copy — SQLite's backup API, or pg_restore
+    --clean — and compare checksums. With a directory snapshot in the pipeline, snapshot a copy of the
+    application directory, change it, restore it with the deployment's own adapter and compare file
+    hashes. The RTO is the time the restores took. A VM snapshot is restored by its hypervisor's tool
+    and is not rehearsed here (the result says so)."""
+    source = database_of(run.environment)
+    with source.scratch() as backup, source.scratch() as target:
+        before = backup.checksum()
+        began = time.perf_counter()
+        backup.copy_into(target)
+        database_seconds = time.perf_counter() - began
+        after = target.checksum()
+    differences = before.differences(after)
+    result = {
+        "how": "restore of the backup",
+        "before": before.as_dict(),
+        "after": after.as_dict(),
+        "differences": differences,
+        "database_seconds": round(database_seconds, 3),
+    }
+    rto = database_seconds
+    snapshot = (run.environment.pipeline or {}).get("snapshot") or {}
+    if snapshot.get("adapter") == "directory":
+        application = _rehearse_directory(run, Path(snapshot.get("path", "")))
+        result["application"] = application
+        rto += application.get("seconds", 0)
+        result["how"] = "restore of the backup and the application snapshot"
+        differences = differences + application["differences"]
+    elif snapshot:
+        result["not_rehearsed"] = f"the {snapshot.get('adapter', '?')} snapshot is restored by its own tool"
+    result["rto_seconds"] = round(rto, 3)
+    result["differences"] = differences
+    if differences:
+        return False, f"The {result['how']} leaves a difference: " + "; ".join(differences), result
+    return (
+        True,
+        f"No SQL in the release: rehearsed the {result['how']} on scratch copies of "
+        f"{run.environment.tier} in {rto:.3f} s; checksums equal to before.",
+        result,
+    )
+
+
+def _file_hashes(folder: Path) -> dict[str, str]:
+    return {
+        str(item.relative_to(folder)): hashlib.sha256(item.read_bytes()).hexdigest()
+        for item in sorted(folder.rglob("*"))
+        if item.is_file()
+    }
+
+
+def _rehearse_directory(run: CheckRun, application: Path) -> dict:
+    """The directory snapshot adapter's snapshot and restore, on a copy of the application directory."""
+    if not application.is_dir():
+        return {"differences": [f"application directory {application} does not exist"]}
+    with tempfile.TemporaryDirectory(prefix="pcc-rehearsal-") as folder:
+        live, work = Path(folder) / "app", Path(folder) / "work"
+        shutil.copytree(application, live)
+        work.mkdir()
+        before = _file_hashes(live)
+        ctx = Context(
+            deployment_id=0,
+            rfc_number=run.rfc.number,
+            site=run.environment.site.code,
+            tier=run.environment.tier,
+            version=run.release.version,
+            artifact_path="",
+            artifact_sha256=run.artifact_sha256,
+            migration_sql="",
+            undo_sql="",
+            equipment_writes=False,
+            work_dir=work,
+        )
+        taken = DirectorySnapshotAdapter(str(live)).run(ctx)
+        if not taken.ok:
+            return {"differences": [f"snapshot failed: {taken.output}"]}
+        (live / "pcc-rehearsal-marker.txt").write_text("left by a failed deployment", encoding="utf-8")
+        began = time.perf_counter()
+        restored = DirectorySnapshotAdapter(str(live), restore=True).run(ctx)
+        seconds = time.perf_counter() - began
+        if not restored.ok:
+            return {"differences": [f"restore failed: {restored.output}"], "seconds": round(seconds, 3)}
+        after = _file_hashes(live)
+    changed = sorted(name for name in set(before) | set(after) if before.get(name) != after.get(name))
+    return {
+        "files": len(before),
+        "seconds": round(seconds, 3),
+        "differences": [f"application file {name} differs after the restore" for name in changed],
+    }
+
+
 def latest(rfc: Rfc, kind: str) -> dict[int, CheckRun]:
-    """The newest finished run of `kind` per UAT environment, for this exact artifact."""
+    """The newest finished run of `kind` per environment, for this exact artifact."""
     runs = {}
     for run in CheckRun.objects.filter(
         release=rfc.release,
@@ -185,53 +307,74 @@ def latest(rfc: Rfc, kind: str) -> dict[int, CheckRun]:
 STAGES = frozenset({"schedule", "deploy"})
 
 
-def _uat_environments(rfc) -> list[Environment]:
-    return list(
-        Environment.objects.filter(site__in=[i.site_id for i in rfc.impacts.all()], tier=Tier.UAT)
-        .select_related("site")
-        .order_by("site__code")
-    )
+def proving_environments(rfc) -> list[tuple[object, Environment | None]]:
+    """(site, the environment that proves the release there, or None) for every target site."""
+    return [(impact.site, promotion.proving(impact.site_id)) for impact in rfc.impacts.all()]
 
 
-@gates.gate("UAT data fresh", applies_from=STAGES)
+def _where(site, environment: Environment) -> str:
+    if environment.tier == Tier.UAT:
+        return str(environment)
+    return f"{site.code} has no UAT: judged on DEV's copy — {environment}"
+
+
+@gates.gate("UAT data fresh", applies_from=STAGES, waivable=True)
 def uat_fresh(rfc) -> gates.Gate:
-    answers = [evidence.freshness(env) for env in _uat_environments(rfc)]
-    if not answers:
-        return gates.Gate("UAT data fresh", False, "No UAT environment at the RFC's sites.")
-    return gates.Gate(
-        "UAT data fresh", all(ok for ok, _ in answers), "; ".join(text for _, text in answers) + "."
-    )
+    """E3: the proving tier's data was refreshed from PROD within the limit; judged on DEV's copy where
+    the site has no UAT. No database, or no tier at all, fails and says what to configure."""
+    parts, ok = [], True
+    for site, env in proving_environments(rfc):
+        if env is None:
+            ok = False
+            parts.append(f"{site.code} has no UAT or DEV environment whose data could be judged")
+            continue
+        fine, text = evidence.freshness(env)
+        ok = ok and fine
+        parts.append(
+            text if env.tier == Tier.UAT else f"{site.code} has no UAT: judged on DEV's copy — {text}"
+        )
+    if not parts:
+        return gates.Gate("UAT data fresh", False, "No target site is named.")
+    return gates.Gate("UAT data fresh", ok, "; ".join(parts) + ".")
 
 
 def _check_gate(rfc, kind: str, name: str) -> gates.Gate:
-    if not rfc.release.migration_sql.strip():
-        return gates.Gate(name, True, "The release has no SQL migration.")
+    if kind == CheckKind.IDEMPOTENCY and not rfc.release.migration_sql.strip():
+        return gates.Gate(name, True, "The release has no SQL migration: there is nothing to run twice.")
     runs = latest(rfc, kind)
     parts, ok = [], True
-    for env in _uat_environments(rfc):
+    for site, env in proving_environments(rfc):
+        if env is None:
+            ok = False
+            parts.append(f"{site.code} has no UAT or DEV environment to run the check in")
+            continue
+        where = _where(site, env)
         if not has_database(env):
-            parts.append(f"{env}: no database configured")
+            ok = False
+            parts.append(f"{where}: no database configured — {CONFIGURE_DATABASE}")
             continue
         run = runs.get(env.pk)
         if run is None:
             ok = False
-            parts.append(f"{env}: no run for artifact {rfc.release.artifact_sha256[:12]}…")
+            parts.append(f"{where}: no run for artifact {rfc.release.artifact_sha256[:12]}…")
             continue
         who = run.requested_by.get_username() if run.requested_by else "system"
         ok = ok and run.state == RunState.PASSED
         parts.append(
-            f"{env} {run.get_state_display().lower()} {run.finished_at:%Y-%m-%d %H:%M} UTC "
+            f"{where} {run.get_state_display().lower()} {run.finished_at:%Y-%m-%d %H:%M} UTC "
             f"(requested by {who}): {run.summary}"
         )
-    return gates.Gate(name, ok, " | ".join(parts) or "No UAT environment.")
+    if not parts:
+        return gates.Gate(name, False, "No target site is named.")
+    return gates.Gate(name, ok, " | ".join(parts))
 
 
-@gates.gate("SQL idempotent", applies_from=STAGES)
+@gates.gate("SQL idempotent", applies_from=STAGES, waivable=True)
 def sql_idempotent(rfc) -> gates.Gate:
     return _check_gate(rfc, CheckKind.IDEMPOTENCY, "SQL idempotent")
 
 
-@gates.gate("Rollback rehearsed", applies_from=STAGES)
+@gates.gate("Rollback rehearsed", applies_from=STAGES, waivable=True)
 def rollback_rehearsed(rfc) -> gates.Gate:
     return _check_gate(rfc, CheckKind.REHEARSAL, "Rollback rehearsed")
 

@@ -116,9 +116,15 @@ def refresh_due() -> list[int]:
 
 
 def freshness(environment: Environment) -> tuple[bool, str]:
-    """The gate's answer for one UAT environment (E3: refreshed from PROD less than 30 days ago)."""
+    """The gate's answer for the environment that proves a release (E3: refreshed from PROD less than
+    30 days ago). Fails closed: without a database there is no data to judge, and the answer says
+    what to configure."""
     if not has_database(environment):
-        return True, f"{environment}: no database configured, nothing to refresh"
+        return (
+            False,
+            f"{environment} has no database configured, so its data cannot be refreshed or judged: "
+            "add a sqlite or postgres backup adapter (the plant's database) to its pipeline",
+        )
     if environment.data_refreshed_at is None:
         return False, f"{environment} was never refreshed from PROD"
     age = clock.now() - environment.data_refreshed_at

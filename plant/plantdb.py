@@ -134,6 +134,8 @@ class SqliteDatabase(PlantDatabase):
     def copy_into(self, other: PlantDatabase) -> int:
         if not isinstance(other, SqliteDatabase):
             raise PlantDbError("a SQLite database copies into SQLite only")
+        if not Path(self.target).exists():  # sqlite3.connect would create an empty one and copy that
+            raise PlantDbError(f"database {self.target} does not exist")
         src, dst = sqlite3.connect(self.target), sqlite3.connect(other.target)
         try:
             src.backup(dst)

@@ -1,8 +1,16 @@
 """Readiness gates (C5): named checks, each pass or fail with its reason.
 
-The RFC page, the API, submission and (later) the scheduler and the worker all ask
-`evaluate()`. Later issues register their gates here (approvals, window, UAT freshness,
-idempotent scripts, rollback rehearsed).
+The RFC page, the API, submission, the scheduler and the worker all ask `evaluate()`. The
+packages that can compute a gate register it here (approvals, window, promotion order, UAT
+freshness, idempotent scripts, rollback rehearsed).
+
+Waivers: a gate registered `waivable=True` may be waived for one RFC by a release manager, bound to
+the artifact's SHA-256 (`releases.models.GateWaiver`, recorded by `workflow.waivers`). `evaluate()`
+then reports the failing gate as passed with `waived=True`, its reason naming who waived it, when,
+why, and what the check said. Only evidence about the pipeline may be waived (UAT data fresh, SQL
+idempotent, Rollback rehearsed); the gates that carry a person's decision or a hard rule (approvals,
+deployment window, promotion order, artifact checksum, UAT sign-off, impact analysis, rollback plan,
+downtime matching the class) are never waivable.
 """
 
 from __future__ import annotations
@@ -18,6 +26,10 @@ class Gate:
     name: str
     passed: bool
     reason: str
+    # A failing gate a release manager waived for this RFC and artifact (then `passed` is True).
+    waived: bool = False
+    waived_by: str = ""
+    waived_at: str | None = None  # ISO 8601, UTC
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -25,22 +37,82 @@ class Gate:
 
 GateCheck = Callable[["object"], Gate]
 _REGISTRY: list[tuple[str, GateCheck, frozenset[str]]] = []
+_WAIVABLE: set[str] = set()
 
 
-def gate(name: str, *, applies_from: frozenset[str] | None = None):
-    """Register a gate. `applies_from` limits it to stages (e.g. {"schedule", "deploy"})."""
+def gate(name: str, *, applies_from: frozenset[str] | None = None, waivable: bool = False):
+    """Register a gate. `applies_from` limits it to stages (e.g. {"schedule", "deploy"}); `waivable`
+    lets a release manager waive it for one RFC (only evidence about the pipeline, never a decision)."""
 
     def register(func: GateCheck) -> GateCheck:
         _REGISTRY.append((name, func, applies_from or frozenset({"submit", "schedule", "deploy"})))
+        if waivable:
+            _WAIVABLE.add(name)
         return func
 
     return register
 
 
+def waivable(name: str) -> bool:
+    return name in _WAIVABLE
+
+
+def registered(name: str) -> bool:
+    return any(known == name for known, _, _ in _REGISTRY)
+
+
 def evaluate(rfc, stage: str = "submit") -> list[Gate]:
-    """Every gate for `stage`, always on freshly read data: a gate never passes on a stale copy."""
+    """Every gate for `stage`, always on freshly read data: a gate never passes on a stale copy.
+    A failing waivable gate with a live waiver for the RFC's artifact reads as passed and waived."""
     fresh = _fresh(rfc)
-    return [check(fresh) for _, check, stages in _REGISTRY if stage in stages]
+    return _with_waivers(fresh, [check(fresh) for _, check, stages in _REGISTRY if stage in stages])
+
+
+def unwaived(rfc, name: str) -> Gate | None:
+    """What the gate `name` says of `rfc` now, waivers aside (None for an unknown gate)."""
+    fresh = _fresh(rfc)
+    return next((check(fresh) for known, check, _ in _REGISTRY if known == name), None)
+
+
+def live_waivers(rfc, names=None):
+    """The RFC's waivers that count: not revoked, for the artifact the RFC carries now."""
+    from releases.models import GateWaiver
+
+    found = GateWaiver.objects.filter(
+        rfc_id=rfc.pk, artifact_sha256=rfc.release.artifact_sha256, revoked_at__isnull=True
+    ).select_related("waived_by")
+    return found.filter(gate__in=names) if names is not None else found
+
+
+def waived_reason(waiver) -> str:
+    return (
+        f"Waived by {waiver.waived_by_name} on {waiver.waived_at:%Y-%m-%d}: {waiver.reason} "
+        f"(the check said: {waiver.failing_reason})"
+    )
+
+
+def _with_waivers(rfc, results: list[Gate]) -> list[Gate]:
+    waivable_failing = [g.name for g in results if not g.passed and g.name in _WAIVABLE]
+    if not waivable_failing or len(rfc.release.artifact_sha256) != 64:
+        return results
+    waivers = {w.gate: w for w in live_waivers(rfc, waivable_failing)}
+    shown = []
+    for g in results:
+        waiver = waivers.get(g.name) if not g.passed else None
+        if waiver is None:
+            shown.append(g)
+            continue
+        shown.append(
+            Gate(
+                g.name,
+                True,
+                waived_reason(waiver),
+                waived=True,
+                waived_by=waiver.waived_by_name,
+                waived_at=waiver.waived_at.isoformat(),
+            )
+        )
+    return shown
 
 
 def _fresh(rfc):

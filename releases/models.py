@@ -201,3 +201,42 @@ class UatSignoff(models.Model):
 
     def __str__(self) -> str:
         return f"UAT sign-off {self.site.code} by {self.signed_by}"
+
+
+class GateWaiver(models.Model):
+    """A release manager's signed decision to let one RFC pass one failing gate (C5).
+
+    Bound to the artifact's SHA-256: a new artifact voids it. Revoked, it stays on record. Only the
+    gates registered as waivable may be waived (`releases.gates.waivable`); `workflow.waivers` records
+    and revokes waivers, with the password and the audit event.
+    """
+
+    rfc = models.ForeignKey(Rfc, on_delete=models.PROTECT, related_name="waivers")
+    gate = models.CharField(max_length=100)
+    artifact_sha256 = models.CharField(max_length=64)
+    reason = models.TextField(help_text="Why the RFC may go ahead although the gate fails.")
+    failing_reason = models.TextField(help_text="What the gate said when it was waived.")
+    waived_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    waived_at = models.DateTimeField()
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoke_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["waived_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rfc", "gate", "artifact_sha256"],
+                condition=models.Q(revoked_at__isnull=True),
+                name="one_live_waiver_per_gate_and_artifact",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.gate} waived for {self.rfc_id}"
+
+    @property
+    def waived_by_name(self) -> str:
+        return self.waived_by.get_full_name() or self.waived_by.get_username()

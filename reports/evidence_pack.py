@@ -29,7 +29,7 @@ from core.roles import Role
 from core.version import __version__
 from deployments.models import CheckRun, Deployment, DeploymentStep
 from releases import gates
-from releases.models import Evidence, Impact, Rfc, UatSignoff
+from releases.models import Evidence, GateWaiver, Impact, Rfc, UatSignoff
 
 # --- The data -------------------------------------------------------------------------------------
 
@@ -71,6 +71,12 @@ def _load(rfc: Rfc) -> Rfc:
                 "checks",
                 queryset=CheckRun.objects.order_by("created_at", "id").select_related(
                     "environment__site", "release", "requested_by"
+                ),
+            ),
+            Prefetch(
+                "waivers",
+                queryset=GateWaiver.objects.order_by("waived_at", "id").select_related(
+                    "waived_by", "revoked_by"
                 ),
             ),
         )
@@ -310,6 +316,21 @@ def pack_data(rfc: Rfc) -> dict:
                 "finished_at_utc": _utc(c.finished_at),
             }
             for c in rfc.checks.all()
+        ],
+        "waivers": [
+            {
+                "gate": w.gate,
+                "waived_by": _person(w.waived_by),
+                "waived_at_utc": _utc(w.waived_at),
+                "reason": w.reason,
+                "failing_reason": w.failing_reason,
+                "artifact_sha256": w.artifact_sha256,
+                "counts": w.revoked_at is None and w.artifact_sha256 == release.artifact_sha256,
+                "revoked_by": _person(w.revoked_by),
+                "revoked_at_utc": _utc(w.revoked_at),
+                "revoke_reason": w.revoke_reason,
+            }
+            for w in rfc.waivers.all()
         ],
         "audit_events": [
             {
@@ -604,6 +625,7 @@ class _Builder:
         self.block("Undo script", rel["undo_sql"], mono=True)
         self.impact_section()
         self.gates_section()
+        self.waivers_section()
         self.evidence_section()
         self.signoff_section()
         self.approvals_section()
@@ -705,7 +727,12 @@ class _Builder:
         self.heading("Readiness gates (at deployment)")
         g = self.data["gates"]
         rows = [
-            [_text(x["name"]), "<b>PASS</b>" if x["passed"] else "<b>FAIL</b>", _text(x["reason"])] for x in g
+            [
+                _text(x["name"]),
+                "<b>WAIVED</b>" if x.get("waived") else "<b>PASS</b>" if x["passed"] else "<b>FAIL</b>",
+                _text(x["reason"]),
+            ]
+            for x in g
         ]
         self.table(
             ["Gate", "Result", "Reason and evidence"],
@@ -714,6 +741,29 @@ class _Builder:
             result_col=1,
             results=[x["passed"] for x in g],
         )
+
+    def waivers_section(self) -> None:
+        waivers = self.data.get("waivers") or []
+        if not waivers:
+            return
+        self.heading("Gate waivers")
+        rows = []
+        for w in waivers:
+            status = "counts" if w["counts"] else "for an earlier artifact"
+            if w["revoked_at_utc"]:
+                status = (
+                    f"revoked {_when(w['revoked_at_utc'])} by {_name(w['revoked_by'])}: {w['revoke_reason']}"
+                )
+            rows.append(
+                [
+                    _text(w["gate"]),
+                    f"{_text(_name(w['waived_by']))}<br/>{_when(w['waived_at_utc'])}",
+                    _text(w["reason"]),
+                    _text(w["failing_reason"]),
+                    _text(status),
+                ]
+            )
+        self.table(["Gate", "Waived by", "Reason", "The gate said", "Status"], rows, [28, 30, 44, 48, 24])
 
     def evidence_section(self) -> None:
         self.heading("Evidence")
@@ -894,7 +944,7 @@ class _Builder:
                 )
 
     def checks_section(self) -> None:
-        self.heading("Computed checks (rehearsals on a copy of UAT)")
+        self.heading("Computed checks (rehearsals on a copy of UAT, or of DEV where a site has none)")
         checks = self.data["checks"]
         if not checks:
             self.note("No computed check has run.")

@@ -124,3 +124,15 @@ def sign_chain(people: dict, rfc):
     rfc.refresh_from_db()
     assert rfc.state == RfcState.APPROVED
     return rfc
+
+
+def release_with_sql(user, version: str, sql: str = "", undo: str = "") -> Release:
+    """A release with an uploaded artifact and the given SQL migration and undo script."""
+    return services.create_release(
+        user,
+        product="MES",
+        version=version,
+        migration_sql=sql,
+        undo_sql=undo,
+        artifact=SimpleUploadedFile(f"mes-{version}.json", version.encode()),
+    )

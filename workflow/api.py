@@ -31,12 +31,16 @@ from releases.serializers import (
     SignoffSerializer,
 )
 from workflow import services as wf
+from workflow import waivers as waiving
 from workflow.filters import RfcFilterSet
 from workflow.serializers import (
     RfcDetailSerializer,
     RfcListSerializer,
     RfcWriteSerializer,
     TransitionRequestSerializer,
+    WaiverRequestSerializer,
+    WaiverRevokeSerializer,
+    WaiverSerializer,
 )
 
 GATE_STAGES = ("submit", "schedule", "deploy")
@@ -57,6 +61,8 @@ _DETAIL = {
         "gates",
         "signoff",
         "transition",
+        "waivers",
+        "revoke_waiver",
     )
 }
 
@@ -295,6 +301,57 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         site = services.target_site(request.user, rfc, form.validated_data["site"])
         run = computed.request_check(request.user, rfc, form.validated_data["kind"], site)
         return Response(CheckRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        methods=["GET"],
+        summary="Gate waivers of the RFC (live, revoked, or for an earlier artifact)",
+        responses={200: WaiverSerializer(many=True), 404: ERRORS[404]},
+    )
+    @extend_schema(
+        methods=["POST"],
+        summary="Waive a failing gate for this RFC's artifact (release manager, with the password)",
+        description=(
+            "Only the computed evidence about the pipeline is waivable (UAT data fresh, SQL idempotent, "
+            "Rollback rehearsed); the waiver is bound to the artifact's SHA-256 and audited. A wrong "
+            "password is a 400 and records no waiver."
+        ),
+        request=WaiverRequestSerializer,
+        responses={
+            201: WaiverSerializer,
+            **ERRORS,
+            422: OpenApiResponse(
+                RuleErrorSerializer, description="The gate may not be waived; `rule` names it."
+            ),
+        },
+    )
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
+    def waivers(self, request, *args, **kwargs):
+        rfc = self.get_object()
+        if request.method == "GET":
+            return Response(WaiverSerializer(waiving.waivers_of(rfc), many=True).data)
+        form = WaiverRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        waiver = waiving.waive(request.user, rfc, data["gate"], data["reason"], data["password"])
+        return Response(WaiverSerializer(waiver).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Revoke a gate waiver (release manager)",
+        request=WaiverRevokeSerializer,
+        parameters=[OpenApiParameter("waiver_id", int, OpenApiParameter.PATH)],
+        responses={200: WaiverSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path=r"waivers/(?P<waiver_id>[0-9]+)/revoke")
+    def revoke_waiver(self, request, *args, waiver_id=None, **kwargs):
+        rfc = self.get_object()
+        waiver = waiving.waivers_of(rfc).filter(pk=waiver_id).first()
+        if waiver is None:
+            raise Http404
+        form = WaiverRevokeSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        return Response(
+            WaiverSerializer(waiving.revoke(request.user, waiver, form.validated_data["reason"])).data
+        )
 
     @extend_schema(
         summary="Take a transition (withdraw, cancel, close, unschedule…)",

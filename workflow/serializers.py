@@ -120,3 +120,48 @@ TRANSITION_NAMES = sorted(
 class TransitionRequestSerializer(serializers.Serializer):
     name = serializers.ChoiceField(choices=TRANSITION_NAMES)
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
+
+
+class WaiverRequestSerializer(serializers.Serializer):
+    gate = serializers.CharField(max_length=100, help_text="The failing gate's name, e.g. 'SQL idempotent'.")
+    reason = serializers.CharField(
+        max_length=2000, help_text="Why the RFC may go ahead although the gate fails."
+    )
+    password = serializers.CharField(
+        write_only=True, trim_whitespace=False, help_text="The caller's password, re-entered for this waiver."
+    )
+
+
+class WaiverRevokeSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+class WaiverSerializer(serializers.ModelSerializer):
+    waived_by = serializers.CharField(source="waived_by.username", read_only=True)
+    waived_by_name = serializers.CharField(read_only=True)
+    revoked_by = serializers.CharField(source="revoked_by.username", read_only=True, default=None)
+    live = serializers.SerializerMethodField(
+        help_text="Counts now: not revoked, and for the artifact the RFC carries now."
+    )
+
+    class Meta:
+        from releases.models import GateWaiver
+
+        model = GateWaiver
+        fields = [
+            "id",
+            "gate",
+            "reason",
+            "failing_reason",
+            "artifact_sha256",
+            "waived_by",
+            "waived_by_name",
+            "waived_at",
+            "revoked_by",
+            "revoked_at",
+            "revoke_reason",
+            "live",
+        ]
+
+    def get_live(self, waiver) -> bool:
+        return waiver.revoked_at is None and waiver.artifact_sha256 == waiver.rfc.release.artifact_sha256

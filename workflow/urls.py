@@ -22,4 +22,6 @@ urlpatterns = [
     path("<uuid:uuid>/signoff/", views.signoff, name="signoff"),
     path("<uuid:uuid>/schedule/", views.rfc_schedule, name="schedule"),
     path("<uuid:uuid>/checks/", views.request_check, name="request_check"),
+    path("<uuid:uuid>/waivers/", views.waive_gate, name="waive"),
+    path("<uuid:uuid>/waivers/<int:waiver_id>/revoke/", views.revoke_waiver, name="revoke_waiver"),
 ]

@@ -32,6 +32,7 @@ from releases.models import Evidence, Impact, Rfc
 from releases.states import EDITABLE_STATES, RfcState
 from releases.versioning import VersionRefused
 from workflow import services as wf
+from workflow import waivers
 from workflow.filters import RfcFilterSet
 
 PAGE_SIZE = 25
@@ -213,14 +214,26 @@ def _detail_context(request, rfc: Rfc) -> dict:
         )
     )
     timeline = AuditEvent.objects.filter(object_type__in=AUDITED_TYPES, object_id=rfc.number).order_by("seq")
+    shown_gates = gates.evaluate(rfc, stage)
+    later_gates = [g for g in gates.evaluate(rfc, "deploy") if stage == "submit" and g.name in LATER_GATES]
+    may_waive = waivers.may_waive(user, rfc)
     return {
         "rfc": rfc,
         "impacts": list(rfc.impacts.all()),
-        "gates": gates.evaluate(rfc, stage),
+        "gates": shown_gates,
         "gate_stage": stage,
-        "later_gates": [
-            g for g in gates.evaluate(rfc, "deploy") if stage == "submit" and g.name in LATER_GATES
+        "later_gates": later_gates,
+        # A release manager may waive a failing gate that is waivable (the computed evidence).
+        "waivable_gates": {
+            g.name
+            for g in [*shown_gates, *later_gates]
+            if may_waive and not g.passed and gates.waivable(g.name)
+        },
+        "waivers": [
+            (w, w.revoked_at is None and w.artifact_sha256 == rfc.release.artifact_sha256)
+            for w in waivers.waivers_of(rfc)
         ],
+        "may_waive": may_waive,
         "evidence_rows": _evidence_rows(user, rfc, sites),
         "current_evidence": current_evidence,
         "superseded_evidence": [e for e in evidence if e.superseded_by_id is not None],
@@ -290,30 +303,29 @@ LATER_GATES = {"UAT data fresh", "SQL idempotent", "Rollback rehearsed"}
 
 
 def _evidence_rows(user, rfc: Rfc, sites) -> list[dict]:
-    """Per site: UAT's latest idempotency check and rollback rehearsal for this artifact, and drift."""
-    from deployments.checks import CHECKERS, latest
+    """Per site: the latest idempotency check and rollback rehearsal for this artifact in the tier that
+    proves the release (UAT, or DEV where the site has none), and its drift against PROD."""
+    from deployments.checks import CHECKERS, latest, proving_environments
     from deployments.models import CheckKind
     from environments.models import Environment
     from plant.evidence import drift
     from plant.plantdb import has_database
 
-    envs = {
-        (e.site_id, e.tier): e for e in Environment.objects.filter(site__in=sites, tier__in=["UAT", "PROD"])
-    }
+    prods = {e.site_id: e for e in Environment.objects.filter(site__in=sites, tier="PROD")}
     idempotency, rehearsal = latest(rfc, CheckKind.IDEMPOTENCY), latest(rfc, CheckKind.REHEARSAL)
     rows = []
-    for site in sites:
-        uat, prod = envs.get((site.pk, "UAT")), envs.get((site.pk, "PROD"))
-        if uat is None:
+    for site, proving in proving_environments(rfc):
+        if proving is None:
             continue
+        prod = prods.get(site.pk)
         rows.append(
             {
                 "site": site,
-                "uat": uat,
-                "has_database": has_database(uat),
-                "idempotency": idempotency.get(uat.pk),
-                "rehearsal": rehearsal.get(uat.pk),
-                "drift": drift(uat, prod) if prod is not None else [],
+                "env": proving,
+                "has_database": has_database(proving),
+                "idempotency": idempotency.get(proving.pk),
+                "rehearsal": rehearsal.get(proving.pk),
+                "drift": drift(proving, prod) if prod is not None else [],
                 "may_check": access.has_any_role(user, CHECKERS, site),
             }
         )
@@ -545,8 +557,49 @@ def rfc_schedule(request, uuid):
 
 @login_required
 @require_POST
+def waive_gate(request, uuid):
+    """A release manager waives a failing gate for this RFC's artifact, re-entering the password."""
+    rfc = services.rfc_or_404(request.user, uuid)
+    gate = request.POST.get("gate", "")
+    try:
+        waivers.waive(
+            request.user, rfc, gate, request.POST.get("reason", ""), request.POST.get("password", "")
+        )
+    except REFUSED as exc:
+        status, message, _ = _refused(exc)
+        return _render_detail(
+            request,
+            services.rfc_or_404(request.user, uuid),
+            status=status,
+            waive_error=message,
+            waive_gate=gate,
+        )
+    messages.success(request, f"{gate} waived for {rfc.number}.")
+    return redirect(f"{reverse('releases:detail', args=[rfc.uuid])}#readiness")
+
+
+@login_required
+@require_POST
+def revoke_waiver(request, uuid, waiver_id: int):
+    rfc = services.rfc_or_404(request.user, uuid)
+    waiver = waivers.waivers_of(rfc).filter(pk=waiver_id).first()
+    if waiver is None:
+        raise Http404("No such waiver on this RFC")
+    try:
+        waivers.revoke(request.user, waiver, request.POST.get("reason", ""))
+    except REFUSED as exc:
+        status, message, _ = _refused(exc)
+        return _render_detail(
+            request, services.rfc_or_404(request.user, uuid), status=status, waive_error=message
+        )
+    messages.success(request, f"The waiver of {waiver.gate} is revoked.")
+    return redirect(f"{reverse('releases:detail', args=[rfc.uuid])}#readiness")
+
+
+@login_required
+@require_POST
 def request_check(request, uuid):
-    """Run the idempotency check or the rollback rehearsal against a copy of a site's UAT."""
+    """Run the idempotency check or the rollback rehearsal against a copy of a site's UAT (or DEV)."""
     from deployments import checks
 
     rfc = services.rfc_or_404(request.user, uuid)
@@ -560,5 +613,7 @@ def request_check(request, uuid):
         _, message, _ = _refused(exc)
         messages.error(request, message)
     else:
-        messages.success(request, "Check queued: a worker runs it against a scratch copy of UAT.")
+        messages.success(
+            request, "Check queued: a worker runs it against a scratch copy of the proving tier."
+        )
     return redirect(f"{reverse('releases:detail', args=[rfc.uuid])}#evidence-computed")

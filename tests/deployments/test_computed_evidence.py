@@ -266,6 +266,24 @@ def test_rehearsal_whose_undo_leaves_a_difference_fails(cast, site_a, plant):
     assert not gate.passed and "orders: 2 → 3 rows" in gate.reason
 
 
+def test_rehearsal_without_sql_restores_the_backup_into_a_scratch_copy(cast, site_a, plant):
+    """R7, C3: no SQL in the release is no excuse: the rollback is the restore of the backup, rehearsed on
+    scratch copies of UAT (SQLite's backup API, or pg_dump/pg_restore), its RTO recorded; the gate fails
+    until that ran for this artifact, and UAT itself is never touched."""
+    rfc = factories.rfc(cast["dev"], site_a, release=release_with(cast, "1.0.1", ""))
+    rehearsed = next(g for g in gates.evaluate(rfc, "schedule") if g.name == "Rollback rehearsed")
+    assert not rehearsed.passed and "no run for artifact" in rehearsed.reason
+    uat_before = plant["UAT"].checksum()
+    run = checks.request_check(cast["dev"], rfc, CheckKind.REHEARSAL, site_a)
+    assert checks.run_check(run.pk) == "passed"
+    run.refresh_from_db()
+    assert run.result["how"] == "restore of the backup"  # this plant's pipeline has no directory snapshot
+    assert run.result["rto_seconds"] >= 0 and run.result["differences"] == []
+    assert run.result["before"]["tables"]["operators"]["rows"] == 3
+    assert plant["UAT"].checksum() == uat_before
+    assert next(g for g in gates.evaluate(rfc, "schedule") if g.name == "Rollback rehearsed").passed
+
+
 # --- Drift (E8) -----------------------------------------------------------------------------------------------
 def test_drift_is_shown_after_a_deliberate_change_to_prod(cast, site_a, plant):
     uat, prod = env(site_a, "UAT"), env(site_a, "PROD")

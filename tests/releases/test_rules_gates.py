@@ -57,7 +57,11 @@ def _prod_runs(site, version: str) -> None:
 
 def test_a_ready_draft_passes_every_submission_gate_with_its_reason(draft):
     """C5: the checklist of a complete draft, gate by gate, as the RFC page shows it."""
-    assert [g.as_dict() for g in gates.evaluate(draft, "submit") if g.name in BASE] == [
+    assert [
+        {key: g.as_dict()[key] for key in ("name", "passed", "reason")}
+        for g in gates.evaluate(draft, "submit")
+        if g.name in BASE
+    ] == [
         {"name": "Impact analysis", "passed": True, "reason": "PLA: 1 line(s), 1 module(s)"},
         {"name": "Rollback plan", "passed": True, "reason": "Rollback plan present."},
         {"name": "Downtime matches class", "passed": True, "reason": "Patch: no downtime declared."},
@@ -68,6 +72,10 @@ def test_a_ready_draft_passes_every_submission_gate_with_its_reason(draft):
             "reason": f"SHA-256 {draft.release.artifact_sha256[:12]}… recorded at upload.",
         },
     ]
+    assert all(
+        g.as_dict() | {"waived": False, "waived_by": "", "waived_at": None} == g.as_dict()
+        for g in gates.evaluate(draft, "submit")
+    )  # nothing is waived: the additive fields say so
 
 
 def test_gates_belong_to_their_stages(draft):
@@ -122,7 +130,9 @@ def test_failing_lists_only_the_failed_gates(draft):
     _release(draft, artifact_sha256="")
     assert [g.name for g in gates.failing(draft, "submit")] == ["Rollback plan", "Artifact checksum"]
     assert [g.name for g in gates.failing(draft)] == ["Rollback plan", "Artifact checksum"]
-    assert {"Approvals complete", "Promotion order"} <= {g.name for g in gates.failing(draft, "schedule")}
+    # Later stages fail closed as well: without an artifact checksum there is no rehearsal of it.
+    failing = {g.name for g in gates.failing(draft, "schedule")}
+    assert {"Approvals complete", "Rollback rehearsed", "Promotion order"} <= failing
 
 
 # --- Impact analysis (R1) ---------------------------------------------------------------------------

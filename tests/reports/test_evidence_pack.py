@@ -127,7 +127,10 @@ def test_json_pack_has_signatures_evidence_gates_and_audit_events(people, site_a
 
     gates = {g["name"]: g for g in data["gates"]}
     assert gates["UAT sign-off"]["passed"] and "PLA by Tester" in gates["UAT sign-off"]["reason"]
-    assert all(set(g) == {"name", "passed", "reason"} for g in data["gates"])
+    assert all(
+        set(g) == {"name", "passed", "reason", "waived", "waived_by", "waived_at"} for g in data["gates"]
+    )
+    assert data["waivers"] == []
 
     seqs = [e["seq"] for e in data["audit_events"]]
     assert seqs == sorted(seqs)

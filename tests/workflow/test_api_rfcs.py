@@ -139,7 +139,9 @@ def test_a_complete_rfc_filed_and_submitted_through_the_api(client, cast, site_a
 
     gates = dev.get(f"{url}gates/").json()
     assert {g["name"] for g in gates if not g["passed"]} == {"UAT sign-off"}
-    assert all(set(g) == {"name", "passed", "reason"} for g in gates)
+    # The contract's three fields, plus the additive waiver fields.
+    assert all(set(g) == {"name", "passed", "reason", "waived", "waived_by", "waived_at"} for g in gates)
+    assert not any(g["waived"] for g in gates)
 
     report = b"2026-11-20 10:01 PASS label printed after 4 s\n"
     evidence = dev.post(

@@ -245,7 +245,14 @@ def test_submission_refused_by_a_gate_changes_nothing(cast, site_a):
     assert refused.value.rule == "UAT sign-off"
     assert str(refused.value).startswith("Not ready to submit: UAT sign-off — No UAT sign-off with evidence")
     assert refused.value.failed == [
-        {"name": "UAT sign-off", "passed": False, "reason": "No UAT sign-off with evidence for PLA."}
+        {
+            "name": "UAT sign-off",
+            "passed": False,
+            "reason": "No UAT sign-off with evidence for PLA.",
+            "waived": False,
+            "waived_by": "",
+            "waived_at": None,
+        }
     ]
     stored = Rfc.objects.get(pk=rfc.pk)
     assert (stored.state, stored.submitted_at) == ("draft", None)
