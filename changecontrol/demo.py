@@ -68,6 +68,15 @@ DEMO_RFCS = [
         "rollback_plan": "Redeploy MES 2.3.1; no database change.",
         "then": "approved",
     },
+    # DEV and PROD only: proven on DEV, signed off there, rehearsed by restoring DEV's snapshot.
+    {
+        "title": "Printer queue timeout on the label service",
+        "release": ("MES", "2.3.2"),
+        "sites": {"LBL": (["Label line"], ["Printing"])},
+        "description": "The label service drops print jobs after 30 s in the queue; keep them 120 s.",
+        "rollback_plan": "Redeploy MES 2.3.1; no database change (the snapshot is restored).",
+        "then": "approved",
+    },
     # On the always-open demo line: schedule these and watch one deploy, one roll back.
     {
         "title": "Label layout v2 on the demo line",

@@ -46,8 +46,23 @@ def test_demo_creates_the_contract_and_is_idempotent(monkeypatch):
     assert _state() == first
 
     sites, env_count, releases, rfcs = first
-    assert sites == [("BER", "Europe/Berlin"), ("CHI", "America/Chicago"), ("OPEN", "Europe/Berlin")]
-    assert env_count == 9
+    assert sites == [
+        ("BER", "Europe/Berlin"),
+        ("CHI", "America/Chicago"),
+        ("LBL", "Europe/Warsaw"),
+        ("OPEN", "Europe/Berlin"),
+    ]
+    assert env_count == 11  # LBL runs DEV and PROD only (E1)
+    from deployments import promotion
+    from releases import gates
+    from releases.models import Rfc
+
+    two_tier = Rfc.objects.get(title="Printer queue timeout on the label service")
+    assert promotion.proving(two_tier.impacts.get().site_id).tier == "DEV"
+    judged = {g.name: g for g in gates.evaluate(two_tier, "schedule")}
+    # No SQL: its rollback is rehearsed by restoring DEV's copy, for real, with its RTO.
+    assert judged["Rollback rehearsed"].passed, judged["Rollback rehearsed"].reason
+    assert judged["Promotion order"].passed and "LBL DEV" in judged["Promotion order"].reason
     assert ("MES", "2.4.0") in releases
     states = {state for _, state, _ in rfcs}
     assert {"draft", "in_approval", "approved"} <= states

@@ -66,7 +66,7 @@ def test_file_sign_off_submit_and_approve_from_the_emailed_link(page, portal, tm
     # --- The developer records the release and files the RFC ---------------------------------
     login(page, portal, "dev", password)
     page.get_by_role("link", name="RFCs", exact=True).click()
-    expect(page.get_by_test_id("rfc-row")).to_have_count(6)  # the demo's RFCs
+    expect(page.get_by_test_id("rfc-row")).to_have_count(7)  # the demo's RFCs
     screenshot(page, "rfc-list")
     page.get_by_role("link", name="File an RFC").click()
     page.get_by_role("link", name="Record a new release").click()

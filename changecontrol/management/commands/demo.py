@@ -70,6 +70,16 @@ SITES = [
         "versions": {Tier.DEV: {"MES": "2.3.1"}, Tier.UAT: {"MES": "2.3.1"}, Tier.PROD: {"MES": "2.3.1"}},
         "open": True,
     },
+    # DEV and PROD only (a valid and common configuration): releases go DEV → PROD, proven on DEV's copy.
+    {
+        "code": "LBL",
+        "name": "Label service plant (DEV and PROD only)",
+        "timezone": "Europe/Warsaw",
+        "country": "PL",
+        "subdivision": "",
+        "versions": {Tier.DEV: {"MES": "2.3.1"}, Tier.PROD: {"MES": "2.3.1"}},
+        "open": True,
+    },
 ]
 DEMO_SMOKE_DELAY_SECONDS = 20  # seconds in the demo; 15 minutes in a plant (X2)
 
@@ -231,26 +241,29 @@ def _masking_and_refresh() -> None:
     MaskingRule.objects.get_or_create(
         site=None, table="labels", column="text", defaults={"method": "fixed", "value": "masked label"}
     )
-    for uat in Environment.objects.filter(tier=Tier.UAT).select_related("site"):
-        if uat.data_refreshed_at and evidence.freshness(uat)[0]:
+    from deployments import promotion
+
+    for site in Site.objects.all():
+        proving = promotion.proving(site.pk)  # UAT, or DEV where the site has no UAT
+        if proving is None or (proving.data_refreshed_at and evidence.freshness(proving)[0]):
             continue
-        evidence.run_refresh(evidence.request_refresh(None, uat).pk)
+        evidence.run_refresh(evidence.request_refresh(None, proving).pk)
     for env in Environment.objects.exclude(pipeline={}).select_related("site"):
         evidence.record_fingerprint(env)  # drift between the tiers is shown from the start
 
 
 def _computed_evidence() -> None:
-    """The approved demo RFCs carry real idempotency checks and rollback rehearsals."""
+    """The approved demo RFCs carry real idempotency checks and rollback rehearsals, run on the tier
+    that proves them (UAT, or DEV at the DEV-and-PROD site)."""
     from deployments import checks
     from deployments.models import CheckKind, CheckRun
     from plant.plantdb import has_database
     from releases.models import Rfc
 
     for rfc in Rfc.objects.filter(state="approved").select_related("release"):
-        if not rfc.release.migration_sql.strip():
-            continue
+        # A release without SQL has its restore path rehearsed (with its RTO) like any other.
         for impact in rfc.impacts.select_related("site"):
-            if not has_database(checks.uat_of(impact.site)):
+            if not has_database(checks.proving_of(impact.site)):
                 continue
             for kind in CheckKind.values:
                 if not CheckRun.objects.filter(rfc=rfc, kind=kind, state="passed").exists():
