@@ -30,7 +30,7 @@ def plant_portal(live_server, transactional_db, tmp_path):
     root = settings.VAR_DIR / "plant"
     shutil.rmtree(root, ignore_errors=True)  # a plant as the demo first builds it, whatever ran before
     ensure_environment(root, "OPEN", "PROD")
-    with running_plant(root) as base:
+    with running_plant(root, produce_every=1) as base:  # the PROD line writes a cycle every second
         settings.DEMO_PLANT_URL = base
         call_command("demo", stdout=io.StringIO())
         prod = Environment.objects.get(site__code="OPEN", tier="PROD")
@@ -88,6 +88,12 @@ def test_watch_a_good_release_deploy_and_a_bad_one_roll_back(page, plant_portal,
             raise AssertionError("worker log:\n" + "".join(worker.log[-60:])) from None
     expect(page.get_by_test_id("deployment-outcome")).to_contain_text("smoke test failed")
     expect(page.locator('[data-step="rollback:verify_undo"]')).to_contain_text("Succeeded")
+    # R3: rolled back by the undo script; the cycles the line wrote since the backup are still there.
+    expect(page.get_by_test_id("deployment-rpo")).to_contain_text("No production data was discarded")
+    page.get_by_test_id("deployment-rpo").scroll_into_view_if_needed()
+    screenshot(page, "deployment-rolled-back-rpo")
+    bad.refresh_from_db()
+    assert bad.rpo["kept"] and bad.rpo["rows_kept"]["cycles"] >= 1, bad.rpo
     assert good.state == "succeeded" and bad.state == "rolled_back"
     assert (
         Rfc.objects.get(pk=good.rfc_id).state == "deployed"
