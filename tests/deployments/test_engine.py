@@ -147,7 +147,7 @@ def test_smoke_failure_rolls_back_and_verifies_the_rollback(cast, site_a, plant,
     assert (
         deployment.rpo["how"] == "undo script" and deployment.rpo["kept"] and deployment.rpo["seconds"] == 0
     )
-    assert "No production data was discarded (RPO 0 s)." in deployment.outcome
+    assert "No production data was discarded (RPO 0 s)" in deployment.outcome
     assert app_version(plant, site_a, "UAT") == "2.3.1" and "label_layouts" not in tables(
         plant, site_a, "UAT"
     )

@@ -123,11 +123,11 @@ def test_undo_script_rollback_keeps_the_production_records_written_after_the_app
     assert steps["rollback:undo"] == steps["rollback:verify_undo"] == "succeeded"
     assert "rollback:restore_backup" not in steps and "rollback:verify_rollback" not in steps
     assert deployment.rpo["how"] == "undo script" and deployment.rpo["seconds"] == 0
-    assert deployment.rpo["rows_kept"] == {"cycles": 7}
-    assert (
-        "No production data was discarded (RPO 0 s): rows written since the backup are kept (cycles +7)"
-        in (deployment.outcome)
+    assert deployment.rpo["rows_kept"]["cycles"] == 7  # (and the labels the smoke test printed)
+    assert "No production data was discarded (RPO 0 s): rows written since the backup are kept" in (
+        deployment.outcome
     )
+    assert "cycles +7" in deployment.outcome
     timed = AuditEvent.objects.get(action="releases.deployment.rollback_timed")
     assert timed.after["rpo"]["kept"] is True
     page = client_for(cast["releasemgr"]).get(
