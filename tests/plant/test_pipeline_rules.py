@@ -146,14 +146,20 @@ def test_the_model_refuses_an_incomplete_prod_pipeline(site_a):
 
 
 def _admin_data(env: Environment, pipeline: dict, **changes) -> dict:
+    from tests.environments.test_calendar_admin import _inline
+
+    products = [
+        {"id": row.pk, "environment": env.pk, "product": row.product, "version": row.version}
+        for row in env.products.order_by("product")
+    ]
     data = {
+        **_inline("products", products),
         "site": env.site_id,
         "tier": env.tier,
         "purpose": env.purpose,
         "data_policy": env.data_policy,
         "access_policy": env.access_policy,
         "sla": env.sla,
-        "active_version": env.active_version,
         "smoke_test_minutes": env.smoke_test_minutes,
         "rollback_budget_minutes": env.rollback_budget_minutes,
         "refresh_every_days": env.refresh_every_days,
