@@ -347,17 +347,24 @@ class Signed:
     outcomes: list[Outcome]
 
 
-def verify_password(user, password: str, approval: Approval, decision: str, via: str) -> None:
-    """§11.200: the signer re-enters the password at every signing; a failure is audited."""
+def require_password(user, password: str, obj, refused_action: str, after: dict, error: Exception) -> None:
+    """§11.200: every signed act (a signature, a gate waiver) re-enters the password; a wrong one is
+    audited as `refused_action` on `obj` and raised as `error`."""
     if not password or not user.check_password(password):
-        record(
-            "approvals.signature.refused",
-            approval,
-            actor=user,
-            reason="wrong password",
-            after={"decision": decision, "via": via},
-        )
-        raise WrongPassword("The password is not correct: the signature was not recorded.")
+        record(refused_action, obj, actor=user, reason="wrong password", after=after)
+        raise error
+
+
+def verify_password(user, password: str, approval: Approval, decision: str, via: str) -> None:
+    """The signer re-enters the password at every signing; a failure is audited."""
+    require_password(
+        user,
+        password,
+        approval,
+        "approvals.signature.refused",
+        {"decision": decision, "via": via},
+        WrongPassword("The password is not correct: the signature was not recorded."),
+    )
 
 
 class WrongPassword(PermissionDenied):

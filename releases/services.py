@@ -449,8 +449,10 @@ def delete_evidence(user, evidence: Evidence) -> None:
 
 
 # --- UAT sign-off -----------------------------------------------------------------------------
-def sign_off_uat(user, rfc: Rfc, site: Site, comment: str, files: Sequence) -> UatSignoff:
-    """A key user of the site signs off UAT with a comment and at least one evidence file (R6)."""
+def sign_off_uat(user, rfc: Rfc, site: Site, comment: str, files: Sequence, *, ready=None) -> UatSignoff:
+    """A key user of the site signs off UAT with a comment and at least one evidence file (R6).
+    `ready(locked_rfc)` raises when a higher layer's rule refuses (the workflow: promotion, X5); it is
+    asked after who, where and what, with the RFC locked."""
     if rfc.author_id == user.pk:
         raise PermissionDenied("The author cannot sign off their own RFC.")
     if not may_sign_off(user, rfc, site):
@@ -467,6 +469,8 @@ def sign_off_uat(user, rfc: Rfc, site: Site, comment: str, files: Sequence) -> U
             stored.append(uploads.store(upload, "evidence"))
         with transaction.atomic():
             locked = _lock_draft(rfc, "UAT is signed off")
+            if ready is not None:
+                ready(locked)
             UatSignoff.objects.filter(rfc=locked, site=site, voided_at__isnull=True).update(
                 voided_at=clock.now(), void_reason="Replaced by a newer sign-off."
             )

@@ -150,17 +150,13 @@ def delete_evidence(user, evidence: Evidence) -> None:
 def sign_off_uat(user, rfc: Rfc, site, comment: str, files) -> UatSignoff:
     """A key user signs off UAT (R6) for a release that succeeded in the site's UAT, or in its DEV
     where the site has no UAT (X5, E1)."""
-    with transaction.atomic():
-        _lock(rfc)
-        permitted = (
-            rfc.author_id != user.pk
-            and rfc_services.may_sign_off(user, rfc, site)
-            and site.pk in {target.pk for target in rfc_services.rfc_sites(rfc)}
-        )  # who and where are answered first, by the sign-off itself
-        refused = permitted and promotion.signoff_refusal(rfc, site)
+
+    def proven(locked: Rfc) -> None:
+        refused = promotion.signoff_refusal(locked, site)
         if refused:
             raise RuleViolation(refused, rule=promotion.RULE)
-        return rfc_services.sign_off_uat(user, rfc, site, comment, files)
+
+    return rfc_services.sign_off_uat(user, rfc, site, comment, files, ready=proven)
 
 
 # --- Signatures: the chain reports its outcome, the workflow moves the RFC ------------------------

@@ -21,6 +21,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
+from approvals import services as approvals
 from audit.services import record
 from core import clock
 from core.errors import RuleViolation, StateConflict
@@ -38,26 +39,14 @@ class WrongPassword(ValidationError):
     """The password re-entered for a waiver did not match: a 400 on the password field."""
 
 
+def _holds_every_site(user, rfc: Rfc) -> bool:
+    sites = rfc_services.rfc_sites(rfc)
+    return bool(sites) and all(access.has_any_role(user, WAIVERS, site) for site in sites)
+
+
 def may_waive(user, rfc: Rfc) -> bool:
     """A release manager or admin of every target site, while the RFC has not started deploying."""
-    sites = rfc_services.rfc_sites(rfc)
-    return (
-        rfc.state in BEFORE_DEPLOYMENT
-        and bool(sites)
-        and all(access.has_any_role(user, WAIVERS, site) for site in sites)
-    )
-
-
-def _check_password(user, password: str, rfc: Rfc, gate: str) -> None:
-    if not password or not user.check_password(password):
-        record(
-            "releases.gate.waiver_refused",
-            rfc,
-            actor=user,
-            reason="wrong password",
-            after={"gate": gate},
-        )
-        raise WrongPassword({"password": "The password is not correct: the waiver was not recorded."})
+    return rfc.state in BEFORE_DEPLOYMENT and _holds_every_site(user, rfc)
 
 
 def waive(user, rfc: Rfc, gate: str, reason: str, password: str) -> GateWaiver:
@@ -77,7 +66,14 @@ def waive(user, rfc: Rfc, gate: str, reason: str, password: str) -> GateWaiver:
             f"{gate} may not be waived: only the computed evidence about the pipeline is waivable.",
             rule=gate,
         )
-    _check_password(user, password, rfc, gate)
+    approvals.require_password(
+        user,
+        password,
+        rfc,
+        "releases.gate.waiver_refused",
+        {"gate": gate},
+        WrongPassword({"password": "The password is not correct: the waiver was not recorded."}),
+    )
     with transaction.atomic():
         locked = Rfc.objects.select_for_update().get(pk=rfc.pk)
         current = Rfc.objects.select_related("release").get(pk=locked.pk)
@@ -127,8 +123,7 @@ def revoke(user, waiver: GateWaiver, reason: str) -> GateWaiver:
         raise ValidationError({"reason": "Revoking a waiver needs a reason."})
     with transaction.atomic():
         rfc = Rfc.objects.select_for_update().get(pk=waiver.rfc_id)
-        sites = rfc_services.rfc_sites(rfc)
-        if not sites or not all(access.has_any_role(user, WAIVERS, site) for site in sites):
+        if not _holds_every_site(user, rfc):
             raise PermissionDenied(
                 "Only a release manager or an admin of every target site revokes a waiver."
             )
