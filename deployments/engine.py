@@ -34,6 +34,7 @@ from environments import calendar
 from environments.models import Environment, Tier
 from environments.windows import rules_for
 from plant import adapters, uploads
+from plant.plantdb import SqliteDatabase, database_of
 from releases import gates
 
 logger = logging.getLogger(__name__)
@@ -302,6 +303,8 @@ class _Runner:
         row.adapter = row.adapter or result.data.get("adapter", "")
         row.finished_at = clock.now()
         row.save(update_fields=["state", "output", "result", "finished_at", "adapter"])
+        if phase == "rollback":
+            self.overdue_check()
         return result
 
     def adapter_step(
@@ -631,20 +634,15 @@ class _Runner:
         results = []
         if "equipment" in steps:  # the previous recipe pushed back (simulated outside PROD, E5)
             results.append(self.adapter_step("rollback", "revert_equipment", "equipment", restore=True))
-            self.overdue_check()
         if "snapshot" in taken:  # application files: no production data in them
             results.append(self.adapter_step("rollback", "restore_snapshot", "snapshot", restore=True))
-            self.overdue_check()
         kept = self.undo(steps.get("apply"))
-        self.overdue_check()
         if kept is None:  # no undo script, or it failed or did not verify: restore, and say what is lost
             if "vm_snapshot" in taken:
                 results.append(self.adapter_step("rollback", "restore_vm", "vm_snapshot", restore=True))
-                self.overdue_check()
             lost = self.discarded(steps.get("backup")) if "backup" in taken else None
             if "backup" in taken:
                 results.append(self.adapter_step("rollback", "restore_backup", "backup", restore=True))
-                self.overdue_check()
             results.append(self.adapter_step("rollback", "verify_rollback", "smoke", every=True))
             rpo = lost or {"how": "nothing to restore", "seconds": 0, "tables": []}
         else:
@@ -662,9 +660,7 @@ class _Runner:
         d.rpo = rpo
         if all(r.ok for r in results):
             outcome = f"{why} Rolled back and verified in {seconds:.1f} s (X4). {describe_rpo(rpo)}"
-            state = self.finish(S.ROLLED_BACK, outcome, rollback_seconds=seconds)
-            self.overdue_check(final_seconds=seconds)
-            return state
+            return self.finish(S.ROLLED_BACK, outcome, rollback_seconds=seconds)
         self.finish(
             S.ROLLBACK_FAILED,
             f"{why} The rollback FAILED: the environment needs a person now.\n\n"
@@ -706,8 +702,6 @@ class _Runner:
         }
         backup = (backup_row.result or {}).get("backup") if backup_row is not None else None
         try:
-            from plant.plantdb import SqliteDatabase, database_of
-
             if backup:
                 live, copy = database_of(self.env).checksum(), SqliteDatabase(backup).checksum()
                 lost["tables"] = sorted(
@@ -754,20 +748,14 @@ class _Runner:
         lines.append("4. Run the smoke test by hand, then record what you did on this deployment's RFC.")
         return "\n".join(lines)
 
-    def overdue_check(self, final_seconds: float | None = None) -> None:
-        """X4: a rollback running past the environment's budget (default 15 minutes) alerts at once,
-        once; the beat sweep does the same for a worker stuck inside a step."""
-        d = self.deployment
-        if d.rollback_started_at is None:
-            return
-        budget = timedelta(minutes=self.env.rollback_budget_minutes)
-        elapsed = (
-            timedelta(seconds=final_seconds)
-            if final_seconds is not None
-            else clock.now() - d.rollback_started_at
-        )
-        if elapsed > budget:
-            alert_overdue(d.pk)
+    def overdue_check(self) -> None:
+        """X4: a rollback step that ends past the environment's budget (default 15 minutes) alerts at
+        once, once; the beat sweep does the same for a worker stuck inside a step."""
+        started = self.deployment.rollback_started_at
+        if started is not None and clock.now() - started > timedelta(
+            minutes=self.env.rollback_budget_minutes
+        ):
+            alert_overdue(self.deployment.pk)
 
     def finish(self, state: str, outcome: str, rollback_seconds: float | None = None) -> str:
         now = clock.now()

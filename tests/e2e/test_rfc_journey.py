@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import re
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -58,8 +60,13 @@ def approval_link_for(mail_dir: Path, address: str, number: str) -> str | None:
 
 def test_file_sign_off_submit_and_approve_from_the_emailed_link(page, portal, tmp_path):
     password = demo_password()
+    # A zip the demo plant's installer accepts: it holds the release.json of MES 2.5.0 (X5).
     artifact = tmp_path / "mes-2.5.0.zip"
-    artifact.write_bytes(b"PK\x03\x04 MES 2.5.0 build 118")
+    with zipfile.ZipFile(artifact, "w") as archive:
+        archive.writestr(
+            "mes-2.5.0/release.json",
+            json.dumps({"product": "MES", "version": "2.5.0", "label_delay_ms": 60, "broken": False}),
+        )
     shot = tmp_path / "line2.png"
     shot.write_bytes(PIXEL)
 
