@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from core import clock
 from demo_plant.layout import ensure_environment
 from deployments.models import Deployment
-from environments.models import Environment
+from environments.models import Environment, Site
 from releases.models import Rfc
 from tests.demo_plant_server import running_plant
 from tests.e2e.conftest import demo_password, login, screenshot
@@ -100,3 +100,80 @@ def test_watch_a_good_release_deploy_and_a_bad_one_roll_back(page, plant_portal,
         and Rfc.objects.get(pk=bad.rfc_id).state == "rolled_back"
     )
     assert Environment.objects.get(site__code="OPEN", tier="PROD").active_version == "2.4.1"
+
+
+def test_promote_dev_then_uat_then_prod_in_order(page, plant_portal, tmp_path):
+    """X5, E1: a new release goes DEV → UAT → PROD on the demo line through the RFC page. UAT first is
+    refused, naming DEV; each tier takes the artifact once the tier before it succeeded."""
+    import json
+
+    from django.contrib.auth.models import User
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from approvals.models import Approval, ApprovalState
+    from changecontrol.demo import SIGNERS
+    from core.roles import Role
+    from deployments import checks
+    from releases import services
+    from workflow import services as wf
+
+    for env in Environment.objects.filter(site__code="OPEN", tier__in=["DEV", "UAT"]):
+        env.pipeline = {**env.pipeline, "smoke_delay_seconds": 1}
+        env.save(update_fields=["pipeline"])
+    users = {u.username: u for u in User.objects.all()}
+    artifact = {"product": "MES", "version": "2.4.4", "label_delay_ms": 60, "broken": False}
+    release = services.create_release(
+        users["dev"],
+        product="MES",
+        version="2.4.4",
+        notes="Batch number in bold.",
+        artifact=SimpleUploadedFile("mes-2.4.4.json", json.dumps(artifact).encode()),
+    )
+    rfc = services.create_rfc(
+        users["dev"],
+        title="Bold batch number on the demo line",
+        description="Operators read the batch number from two metres away.",
+        release=release,
+        rollback_plan="Restore the application snapshot; no database change.",
+        impacts=[{"site": "OPEN", "lines": ["Line 1"], "modules": ["Labelling"]}],
+    )
+    fast = {"DEPLOYMENT_DISPATCH_SECONDS": "1"}
+    with celery_worker("promoter", extra_env=fast) as worker, celery_beat(tmp_path, extra_env=fast):
+        login(page, plant_portal, "releasemgr", demo_password())
+        detail = f"{plant_portal}/rfcs/{rfc.uuid}/"
+        page.goto(detail)
+        page.get_by_role("button", name="Deploy to UAT now").click()
+        expect(page.locator("main")).to_contain_text("has not succeeded in OPEN DEV yet")
+        screenshot(page, "promotion-uat-before-dev-refused")
+        assert not Deployment.objects.filter(rfc=rfc).exists()
+        try:
+            for tier in ("DEV", "UAT"):
+                page.goto(detail)
+                page.get_by_role("button", name=f"Deploy to {tier} now").click()
+                expect(page.get_by_test_id("deployment-state")).to_have_text("Succeeded", timeout=TIMEOUT)
+                screenshot(page, f"promotion-{tier.lower()}-succeeded")
+            # The key user signs off what succeeded in UAT; the chain approves; the rehearsal runs.
+            wf.sign_off_uat(
+                users["tester"],
+                rfc,
+                Site.objects.get(code="OPEN"),
+                "Printed 20 labels on UAT; the batch number is bold.",
+                [SimpleUploadedFile("uat.log", b"20 labels PASS\n", content_type="text/plain")],
+            )
+            wf.submit(users["dev"], rfc)
+            while (
+                approval := Approval.objects.filter(rfc=rfc, state=ApprovalState.PENDING).first()
+            ) is not None:
+                wf.sign_verified(users[SIGNERS[Role(approval.role)]], approval, "approve", via="portal")
+            site = Site.objects.get(code="OPEN")
+            checks.run_check(checks.request_check(None, rfc, "rehearsal", site).pk)
+            prod = schedule_and_watch(page, plant_portal, rfc.title, "Succeeded", "promotion-prod-succeeded")
+        except AssertionError:
+            raise AssertionError("worker log:\n" + "".join(worker.log[-60:])) from None
+    page.goto(detail)
+    expect(page.get_by_test_id("promotion")).to_contain_text("Succeeded")
+    screenshot(page, "promotion-all-tiers")
+    states = dict(Deployment.objects.filter(rfc=rfc).values_list("environment__tier", "state"))
+    assert states == {"DEV": "succeeded", "UAT": "succeeded", "PROD": "succeeded"}
+    assert prod.artifact_sha256 == release.artifact_sha256
+    assert Environment.objects.get(site__code="OPEN", tier="PROD").versions["MES"] == "2.4.4"
