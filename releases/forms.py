@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from environments import access
 from releases.models import EvidenceKind, Release, Rfc
-from releases.services import FILERS
+from releases.services import FILERS, RFC_FIELDS
 
 
 def split_names(value: str) -> list[str]:
@@ -164,19 +164,7 @@ class RfcForm(ServiceErrors, forms.Form):
         return data
 
     def fields_for_service(self) -> dict:
-        names = (
-            "title",
-            "description",
-            "release",
-            "estimated_downtime_minutes",
-            "retraining_note",
-            "rollback_plan",
-            "high_risk",
-            "requested_timing",
-            "emergency",
-            "emergency_reason",
-        )
-        return {name: self.cleaned_data[name] for name in names}
+        return {name: self.cleaned_data[name] for name in RFC_FIELDS}
 
 
 class ReleaseForm(ServiceErrors, forms.Form):
