@@ -141,3 +141,37 @@ def test_deployments_api(cast, site_a, site_b, rfc):
     dep_b = scheduling.deploy_now(cast["dev"], rfc_b, env(site_b, "DEV"))
     assert other.get(f"/api/v1/deployments/{dep_b.uuid}/").status_code == 404
     assert other.get(f"/api/v1/deployments/{dep_b.uuid}/steps/").status_code == 404
+
+
+def test_the_api_refuses_a_tier_out_of_order_and_takes_it_in_order(cast, site_a, rfc):
+    """X5, E1: POST /api/v1/deployments/ to UAT before DEV succeeded is a 422 naming the rule and DEV;
+    once DEV succeeded with the same artifact, UAT takes it."""
+    api = api_client_for(cast["releasemgr"])
+    body = {"rfc": str(rfc.uuid), "environment": env(site_a, "UAT").pk}
+    refused = api.post("/api/v1/deployments/", body, format="json")
+    assert refused.status_code == 422 and refused.json()["rule"] == "Promotion order"
+    assert "has not succeeded in PLA DEV yet" in refused.json()["detail"]
+    assert not Deployment.objects.exists()
+    factories.promote(rfc, site_a, tiers=("DEV",))
+    taken = api.post("/api/v1/deployments/", body, format="json")
+    assert taken.status_code == 201 and taken.json()["state"] == "scheduled"
+
+
+def test_a_two_tier_site_signs_off_on_dev_and_books_prod_after_it(cast, rfc):
+    """E1, seed 000: at a site with only DEV and PROD the key user signs off what succeeded in DEV,
+    and the promotion gate names DEV as the tier PROD follows."""
+    from releases import gates
+    from releases.models import Impact, Rfc, UatSignoff
+    from tests.conftest import make_site
+    from workflow import services as wf
+
+    two = make_site("TWO", tiers=("DEV", "PROD"))
+    Impact.objects.filter(rfc=rfc).update(site=two)
+    rfc = Rfc.objects.get(pk=rfc.pk)
+    gate = next(g for g in gates.evaluate(rfc, "schedule") if g.name == "Promotion order")
+    assert not gate.passed and "has not succeeded in TWO DEV yet" in gate.reason
+    factories.promote(rfc, two, tiers=("DEV",))
+    wf.sign_off_uat(cast["tester"], rfc, two, "Printed 20 labels on DEV's copy.", [factories.png()])
+    assert UatSignoff.objects.get(rfc=rfc).site == two
+    gate = next(g for g in gates.evaluate(rfc, "schedule") if g.name == "Promotion order")
+    assert gate.passed and "TWO DEV" in gate.reason
