@@ -171,6 +171,11 @@ def _deployment(dep: Deployment) -> dict:
         "outcome": dep.outcome,
         "cancel_reason": dep.cancel_reason,
         "rollback_requested_by": _person(dep.rollback_requested_by),
+        # As they stood when the worker started (C5), and the environment before and after (E8).
+        "gates_at_start": dep.gates_at_start,
+        "fingerprint_before": dep.fingerprint_before,
+        "fingerprint_after": dep.fingerprint_after,
+        "rpo": dep.rpo,
         "steps": [
             {
                 "order": step.order,
@@ -724,22 +729,47 @@ class _Builder:
             self.note("No site is named.")
 
     def gates_section(self) -> None:
-        self.heading("Readiness gates (at deployment)")
+        """The gates as they stood when the newest PROD deployment started (what let it start), beside
+        the gates now; before any PROD start, the gates now."""
         g = self.data["gates"]
+        started = [d for d in self.data["deployments"] if d["tier"] == "PROD" and d["gates_at_start"]]
+
+        def result(x: dict | None) -> str:
+            if x is None:
+                return "—"
+            return "<b>WAIVED</b>" if x.get("waived") else "<b>PASS</b>" if x["passed"] else "<b>FAIL</b>"
+
+        if not started:
+            self.heading("Readiness gates (now)")
+            rows = [[_text(x["name"]), result(x), _text(x["reason"])] for x in g]
+            self.table(
+                ["Gate", "Result", "Reason and evidence"],
+                rows,
+                [42, 16, 116],
+                result_col=1,
+                results=[x["passed"] for x in g],
+            )
+            return
+        last = started[-1]
+        self.heading(f"Readiness gates when PROD started ({_when(last['started_at_utc'])}) and now")
+        at_start = {x["name"]: x for x in last["gates_at_start"]}
+        now = {x["name"]: x for x in g}
+        names = list(at_start) + [name for name in now if name not in at_start]
         rows = [
             [
-                _text(x["name"]),
-                "<b>WAIVED</b>" if x.get("waived") else "<b>PASS</b>" if x["passed"] else "<b>FAIL</b>",
-                _text(x["reason"]),
+                _text(name),
+                result(at_start.get(name)),
+                result(now.get(name)),
+                _text((at_start.get(name) or now[name])["reason"]),
             ]
-            for x in g
+            for name in names
         ]
         self.table(
-            ["Gate", "Result", "Reason and evidence"],
+            ["Gate", "At start", "Now", "Reason and evidence at start"],
             rows,
-            [42, 16, 116],
+            [40, 15, 15, 104],
             result_col=1,
-            results=[x["passed"] for x in g],
+            results=[at_start[name]["passed"] if name in at_start else None for name in names],
         )
 
     def waivers_section(self) -> None:

@@ -331,3 +331,35 @@ def test_realistic_pack_pages_for_a_human(people, site_a, plant, tmp_path):
     print(
         f"\nevidence pack {rfc.number}: {len(response.content)} bytes, generated and served in {elapsed:.3f} s"
     )
+
+
+def test_gates_are_judged_as_they_stood_when_prod_started(people, site_a, tmp_path):
+    """C5, E8: after the deployment the booking is gone and "Deployment window" fails now; the pack
+    shows it passed when PROD started, beside the gates now, and keeps the fingerprints."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from deployments import engine
+    from deployments.models import Deployment
+
+    tuesday_9 = datetime(2026, 11, 10, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    with time_machine.travel(tuesday_9 - timedelta(days=1), tick=False) as traveller:
+        rfc = factories.sign_chain(people, factories.ready_rfc(people["dev"], people["tester"], site_a))
+        deployment = wf.schedule(people["releasemgr"], rfc, site_a, tuesday_9, 30)
+        traveller.move_to(tuesday_9)
+        engine.run(deployment.pk, owner="w")  # applies, then waits for the smoke test
+        traveller.shift(timedelta(minutes=16))
+        assert engine.run(deployment.pk, owner="w") == "succeeded"
+        data = evidence_pack.pack_data(Rfc.objects.get(pk=rfc.pk))
+        pdf = evidence_pack.render_pdf(data)
+    [prod] = [d for d in data["deployments"] if d["tier"] == "PROD"]
+    at_start = {g["name"]: g["passed"] for g in prod["gates_at_start"]}
+    now = {g["name"]: g["passed"] for g in data["gates"]}
+    assert at_start["Deployment window"] is True and now["Deployment window"] is False
+    assert all(at_start.values())
+    assert prod["fingerprint_before"] and prod["fingerprint_after"]
+    assert Deployment.objects.get(pk=deployment.pk).gates_at_start == prod["gates_at_start"]
+    path = tmp_path / "pack.pdf"
+    path.write_bytes(pdf)
+    flat = re.sub(r"\s+", " ", pdf_text(path))
+    assert "Readiness gates when PROD started" in flat and "At start" in flat
