@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "changecontrol",
     "audit",
     "environments",
+    "accounts",
     "releases",
     "approvals",
     "deployments",

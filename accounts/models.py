@@ -1,0 +1,1 @@
+"""Account records. Each concern keeps its models in its own section below."""
