@@ -16,6 +16,7 @@ from django.db.models import Q, QuerySet
 
 from audit import actions
 from audit.models import AuditEvent
+from core.inputs import check_moment
 
 TEXT_MAX = 200  # longer than any column filtered; a longer value is refused, not cut
 
@@ -26,6 +27,7 @@ def _date_filter(label: str) -> django_filters.DateFilter:
         label=label,
         input_formats=["%Y-%m-%d", "%Y%m%d"],  # what parse_date took before: ISO 8601, both forms
         error_messages={"invalid": f"{label} must be a date (YYYY-MM-DD)."},
+        validators=[check_moment],  # 0001-01-01 or 9999-12-31 is no date anyone means
         help_text="A day, YYYY-MM-DD (UTC); the range includes it.",
     )
 

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import uuid
 
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.http import JsonResponse, QueryDict
+from django.http.multipartparser import MultiPartParserError
+from django.shortcuts import render
+
 from core.context import RequestContext, enter, leave
+from core.inputs import NUL, NUL_MESSAGE, BadInput, has_nul, nul_field
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -31,3 +39,97 @@ class RequestContextMiddleware:
             leave(token)
         response["X-Request-ID"] = request_id
         return response
+
+
+
+# --- Bad input is a 400, never a 500 --------------------------------------------------------
+logger = logging.getLogger("changecontrol.input")
+_FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+class InputGuardMiddleware:
+    """One guard, early in the chain, for input nothing behind it can take (core/inputs.py):
+
+    - a NUL character in the path, a header, the query string, a form field or an uploaded file's
+      name (not its contents, which are binary), or anywhere in a JSON body;
+    - a body its parser refuses (malformed multipart or JSON, too many fields), or one over the limit;
+    - BadInput, and the OverflowError of date arithmetic, raised by a view.
+
+    The answer is the standard refusal: JSON `{"detail", "code"}` under /api/, the 400 page elsewhere.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        refused = _refused(request)
+        if refused is not None:
+            return refused
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if isinstance(exception, BadInput):
+            return bad_request(request, exception.message)
+        if isinstance(exception, OverflowError):  # date arithmetic past year 1 or 9999
+            logger.warning("Refused input that overflowed: %s %s", request.method, request.path)
+            return bad_request(request, "A value is out of range.")
+        return None
+
+
+def bad_request(request, message: str, field: str | None = None, status: int = 400, code: str = "invalid"):
+    """The standard refusal for bad input: JSON under /api/ (with `fields` naming the field, as the
+    API's own validation does), the error page elsewhere."""
+    detail = f"{field}: {message}" if field else message
+    if request.path_info.startswith("/api/"):
+        body = {"detail": detail, "code": code}
+        if field:
+            body["fields"] = {field: [message]}
+        return JsonResponse(body, status=status)
+    return render(request, "errors/400.html", {"message": detail}, status=status)
+
+
+def _refused(request):
+    """The refusal for a request no view should see, or None."""
+    if NUL in request.path_info:
+        return bad_request(request, "The address contains a null character.")
+    for key, value in request.META.items():
+        if key.startswith("HTTP_") and isinstance(value, str) and NUL in value:
+            header = key[5:].replace("_", "-").title()
+            return bad_request(request, f"The {header} header contains a null character.")
+    try:
+        return _refused_data(request)
+    except RequestDataTooBig:
+        return bad_request(
+            request, "The request body is larger than the limit.", status=413, code="too_large"
+        )
+    except (MultiPartParserError, SuspiciousOperation, UnicodeDecodeError) as exc:
+        return bad_request(request, f"The request could not be read: {exc}", code="parse_error")
+
+
+def _refused_data(request):
+    field = nul_field(request.GET)
+    if field is not None:
+        return bad_request(request, NUL_MESSAGE, field)
+    content_type = request.content_type or ""
+    if content_type in _FORMS:
+        if content_type == "multipart/form-data" and request.method != "POST":
+            # Django parses multipart bodies for POST only; parse PUT and PATCH the same way, once.
+            request._post, request._files = request.parse_file_upload(request.META, request)
+        if content_type == "multipart/form-data" or request.method == "POST":
+            form = request.POST
+        else:
+            form = QueryDict(request.body, encoding=request.encoding)
+        field = nul_field(form)
+        if field is None:
+            field = next((key for key, upload in request.FILES.items() if NUL in (upload.name or "")), None)
+        if field is not None:
+            return bad_request(request, NUL_MESSAGE, field)
+    elif (content_type == "application/json" or content_type.endswith("+json")) and request.body.strip():
+        try:
+            data = json.loads(request.body)
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+            return bad_request(request, f"The body is not valid JSON: {exc}", code="parse_error")
+        field = nul_field(data) if isinstance(data, dict) else None
+        if field is not None or has_nul(data):
+            return bad_request(request, NUL_MESSAGE, field)
+    return None

@@ -6,6 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
+from core.inputs import check_moment
 from core.roles import Role
 from deployments.scheduling import default_duration, parse_local
 from environments import access
@@ -26,7 +27,7 @@ class ScheduleForm(forms.Form):
         label="Start (site's local time)",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
-    slot = forms.DateTimeField(required=False, widget=forms.HiddenInput)
+    slot = forms.DateTimeField(required=False, widget=forms.HiddenInput, validators=[check_moment])
     handover_override = forms.BooleanField(
         required=False, label="Plant Director: allow a start inside a shift handover"
     )

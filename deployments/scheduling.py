@@ -17,6 +17,7 @@ from django.db import transaction
 from audit.services import record
 from core import clock, jobs
 from core.errors import RuleViolation, StateConflict
+from core.inputs import check_moment
 from core.roles import Role
 from deployments import promotion
 from deployments.models import Deployment, DeploymentState
@@ -81,6 +82,7 @@ def parse_local(value: str | datetime, tz: ZoneInfo) -> datetime:
             raise ValidationError(
                 {"start": "Give the start as date and time, e.g. 2026-12-01 09:00."}
             ) from None
+    check_moment(value, "start")
     if value.tzinfo is not None:
         return value.astimezone(UTC)
     aware = value.replace(tzinfo=tz)

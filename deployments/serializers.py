@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.inputs import check_moment
+
 from deployments.models import CheckKind, CheckRun, Deployment, DeploymentStep
 
 
@@ -55,7 +57,7 @@ class ScheduleRequestSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 "Give the start with its offset: a time without one is ambiguous."
             )
-        return parsed
+        return check_moment(parsed)
 
 
 class DeploymentStepSerializer(serializers.ModelSerializer):

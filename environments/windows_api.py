@@ -13,6 +13,7 @@ from rest_framework.decorators import api_view
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from core.inputs import check_moment
 from environments import access, calendar
 from environments.models import Environment
 from environments.windows import rules_for
@@ -27,7 +28,7 @@ def _aware(value: str, name: str):
         raise ValidationError(
             f"Give {name} with its offset, e.g. 2026-12-01T09:00:00+01:00: a time without one is ambiguous."
         )
-    return parsed
+    return check_moment(parsed)
 
 
 class _Query(serializers.Serializer):

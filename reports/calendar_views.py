@@ -18,7 +18,7 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from core import clock
+from core import clock, inputs
 from deployments.models import Deployment
 from deployments.states import ACTIVE as ACTIVE_DEPLOYMENT_STATES
 from environments import access, calendar
@@ -283,12 +283,9 @@ def _deployment_entry(deployment: Deployment, display_tz: ZoneInfo, *, with_zone
 
 
 def _parse_date(value: str | None) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        return None
+    """The day the calendar shows: none given is today; a day that is no date, or is outside the
+    years the portal plans in, is bad input (400)."""
+    return inputs.parse_date(value, "date") if value else None
 
 
 @login_required

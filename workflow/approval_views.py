@@ -28,6 +28,7 @@ from approvals.mail import token_hash
 from approvals.models import Absence, Approval, EmailLink
 from audit.services import record
 from core.errors import StateConflict
+from core.inputs import check_moment
 from core.refusals import REFUSED, refusal
 from environments import access
 from releases import gates
@@ -215,9 +216,13 @@ def absences(request):
 
 
 def _local_datetime(value: str | None):
-    parsed = parse_datetime(value or "")
+    try:
+        parsed = parse_datetime(value or "")
+    except ValueError:  # well formed but no such day or time, e.g. 2026-13-45T09:00
+        parsed = None
     if parsed is None:
         raise ValidationError({"starts_at": "Give the start and the end as date and time."})
+    check_moment(parsed, "starts_at")
     return parsed if parsed.tzinfo else make_aware(parsed)
 
 
