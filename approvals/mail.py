@@ -1,7 +1,10 @@
-"""Approval emails from outbox rows (A5): requests, reminders, escalations — each sent once.
+"""Approval emails (A5): requests, reminders, escalations — each queued once.
 
 The database decides what is due; a beat sweep and an on-commit nudge only run these functions.
 Two beats or a duplicate delivery find nothing left to claim (CELERY.md: duplicate delivery).
+Each mail is a row of the outbox, written in the sweep's transaction and delivered after it commits,
+each on its own with retries (outbox.services): the audit says "queued", and an approval counts as
+notified once a request mail for it was actually delivered (`on_mail_sent`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.mail import EmailMessage
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -21,9 +23,11 @@ from approvals.services import active_absences, escalation_delay, holders, remin
 from audit.services import record
 from core import clock
 from core.roles import Role
+from outbox import services as outbox
 from releases import gates
 
 BATCH = 50
+REQUEST, REMINDER, ESCALATION = "approvals.request", "approvals.reminder", "approvals.escalation"
 
 
 def token_hash(raw: str) -> str:
@@ -63,16 +67,23 @@ def recipients(approval: Approval) -> list[tuple[object, object | None]]:
     return result
 
 
-def _send(subject: str, template: str, to, context: dict) -> None:
-    """Sent when the transaction that issued its link commits: a mail never carries a link that a
-    rollback took back."""
+def _send(subject: str, template: str, to, context: dict, *, kind: str, about: Approval) -> int:
+    """Queued in the transaction that issued its link (a mail never carries a link that a rollback
+    took back) and delivered once it commits. Returns the outbox row's id."""
     body = render_to_string(template, {**context, "site_url": settings.SITE_URL})
-    message = EmailMessage(subject=subject, body=body, to=[to])
-    after_commit(message.send)
+    return outbox.queue(to=to, subject=subject, body=body, kind=kind, about=about).pk
 
 
 def after_commit(send) -> None:
+    """Deliver right after the sweep's transaction commits (the sweep runs on a worker), besides the
+    worker the outbox wakes: whoever claims a mail first sends it."""
     transaction.on_commit(send)
+
+
+def on_mail_sent(sender, mail, **kwargs) -> None:
+    """An approval is notified when a request mail for it has left, not when it was queued."""
+    if mail.kind == REQUEST and mail.object_type == "approvals.approval":
+        Approval.objects.filter(pk=mail.object_pk, notified_at__isnull=True).update(notified_at=mail.sent_at)
 
 
 def _context(approval: Approval) -> dict:
@@ -108,40 +119,47 @@ def send_notifications() -> int:
     """Email every approver of every newly active step (A5)."""
     sent = 0
     with transaction.atomic():
-        now = clock.now()
         for approval in _claimed(
             Approval.objects.filter(notify_due=True, state=ApprovalState.PENDING),
             notify_due=False,
-            notified_at=now,
         ):
             people = recipients(approval)
+            mails = []
             for user, on_behalf_of in people:
                 if not user.email:
                     continue
                 link = issue_link(approval, user)
-                _send(
-                    f"{_tag(approval)} {approval.rfc.number} {approval.rfc.title}",
-                    "approvals/email/request.txt",
-                    user.email,
-                    {
-                        **_context(approval),
-                        "user": user,
-                        "link": link,
-                        "on_behalf_of": on_behalf_of,
-                        "hours": settings.APPROVAL_LINK_HOURS,
-                    },
+                mails.append(
+                    _send(
+                        f"{_tag(approval)} {approval.rfc.number} {approval.rfc.title}",
+                        "approvals/email/request.txt",
+                        user.email,
+                        {
+                            **_context(approval),
+                            "user": user,
+                            "link": link,
+                            "on_behalf_of": on_behalf_of,
+                            "hours": settings.APPROVAL_LINK_HOURS,
+                        },
+                        kind=REQUEST,
+                        about=approval,
+                    )
                 )
                 sent += 1
             record(
-                "approvals.request.sent",
+                "approvals.request.queued",
                 approval,
                 actor_name="system",
                 after={
                     "role": approval.role,
                     "site": approval.site.code,
                     "to": [user.get_username() for user, _ in people],
+                    "mail": "queued",
+                    "mails": mails,
                 },
             )
+        if sent:
+            after_commit(outbox.deliver)
     return sent
 
 
@@ -157,10 +175,11 @@ def send_reminders() -> int:
         )
         for approval in _claimed(due, reminded_at=now):
             people = recipients(approval)
+            mails = []
             for user, on_behalf_of in people:
                 if user.email:
                     link = issue_link(approval, user, purpose="reminder")
-                    _send(
+                    queued = _send(
                         f"[Reminder] {approval.rfc.number} waits for your approval",
                         "approvals/email/request.txt",
                         user.email,
@@ -172,14 +191,19 @@ def send_reminders() -> int:
                             "on_behalf_of": on_behalf_of,
                             "hours": settings.APPROVAL_LINK_HOURS,
                         },
+                        kind=REMINDER,
+                        about=approval,
                     )
+                    mails.append(queued)
                     sent += 1
             record(
                 "approvals.request.reminded",
                 approval,
                 actor_name="system",
-                after={"to": [user.get_username() for user, _ in people]},
+                after={"to": [user.get_username() for user, _ in people], "mail": "queued", "mails": mails},
             )
+        if sent:
+            after_commit(outbox.deliver)
     return sent
 
 
@@ -195,9 +219,10 @@ def send_escalations() -> int:
         )
         for approval in _claimed(due, escalated_at=now):
             managers = list(holders(Role.RELEASE_MANAGER, approval.site))
+            mails = []
             for user in managers:
                 if user.email:
-                    _send(
+                    queued = _send(
                         f"[Escalation] {approval.rfc.number} waits for {approval.get_role_display()} "
                         f"approval at {approval.site.code}",
                         "approvals/email/escalation.txt",
@@ -207,14 +232,19 @@ def send_escalations() -> int:
                             "user": user,
                             "waiting_hours": int((now - approval.step.activated_at).total_seconds() // 3600),
                         },
+                        kind=ESCALATION,
+                        about=approval,
                     )
+                    mails.append(queued)
                     sent += 1
             record(
                 "approvals.request.escalated",
                 approval,
                 actor_name="system",
-                after={"to": [user.get_username() for user in managers]},
+                after={"to": [user.get_username() for user in managers], "mail": "queued", "mails": mails},
             )
+        if sent:
+            after_commit(outbox.deliver)
     return sent
 
 

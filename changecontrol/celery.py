@@ -26,6 +26,12 @@ def _schedule(sender: Celery, **kwargs) -> None:
         sender.signature("approvals.tasks.sweep"),
         name="approvals: send due requests, reminders and escalations",
     )
+    # Mail is delivered from the outbox's rows; failed tries come due again after their backoff.
+    sender.add_periodic_task(
+        float(settings.MAIL_DELIVER_SECONDS),
+        sender.signature("outbox.tasks.deliver"),
+        name="outbox: deliver due mail",
+    )
     # Due deployments are claimed from the database every few seconds: no ETAs.
     sender.add_periodic_task(
         float(settings.DEPLOYMENT_DISPATCH_SECONDS),

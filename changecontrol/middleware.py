@@ -41,7 +41,6 @@ class RequestContextMiddleware:
         return response
 
 
-
 # --- Bad input is a 400, never a 500 --------------------------------------------------------
 logger = logging.getLogger("changecontrol.input")
 _FORMS = ("multipart/form-data", "application/x-www-form-urlencoded")

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "changecontrol",
     "audit",
+    "outbox",
     "environments",
     "accounts",
     "releases",
@@ -274,6 +275,17 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "change-control@localhost")
+
+# --- Mail outbox (outbox/): every mail is a row, delivered by a worker and retried ----------------
+# A failed try waits MAIL_RETRY_BASE_SECONDS, then twice that, four times … up to MAIL_RETRY_MAX_SECONDS;
+# after MAIL_RETRY_MAX_ATTEMPTS tries the mail is failed for good (audited). Beat delivers due mail
+# every MAIL_DELIVER_SECONDS; a commit that queues mail also wakes a worker at once.
+MAIL_RETRY_MAX_ATTEMPTS = env_int("MAIL_RETRY_MAX_ATTEMPTS", 8, minimum=1, maximum=100)
+MAIL_RETRY_BASE_SECONDS = env_int("MAIL_RETRY_BASE_SECONDS", 60, minimum=1, maximum=86400)
+MAIL_RETRY_MAX_SECONDS = env_int("MAIL_RETRY_MAX_SECONDS", 3600, minimum=1, maximum=7 * 86400)
+MAIL_DELIVER_SECONDS = env_int("MAIL_DELIVER_SECONDS", 30, minimum=5, maximum=3600)
+# Seconds an SMTP connection may block: a hung server fails the try instead of the worker.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1, maximum=600)
 
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -19,7 +19,6 @@ import threading
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.mail import EmailMessage
 from django.db import close_old_connections, transaction
 from django.db.models import F, Q
 
@@ -33,6 +32,7 @@ from deployments.states import IN_PROGRESS, TERMINAL, move
 from environments import calendar
 from environments.models import Environment, Tier
 from environments.windows import rules_for
+from outbox import services as outbox
 from plant import adapters, uploads
 from plant.plantdb import SqliteDatabase, database_of
 from releases import gates
@@ -791,10 +791,22 @@ class _Runner:
             f"URGENT: the rollback of {d.rfc.number} on {self.env} failed.\n\n{d.outcome}\n\n"
             f"Deployment: {settings.SITE_URL}/rfcs/{d.rfc.uuid}/deployments/{d.uuid}/\n"
         )  # the outcome carries the manual-recovery instructions
-        EmailMessage(
-            subject=f"[URGENT] Rollback failed: {d.rfc.number} on {self.env}", body=body, to=sorted(people)
-        ).send(fail_silently=True)
+        urgent(f"[URGENT] Rollback failed: {d.rfc.number} on {self.env}", body, sorted(people), about=d)
         record("releases.deployment.alerted", d, actor_name="system", after={"to": sorted(people)})
+
+
+def urgent(subject: str, body: str, to: list[str], *, about) -> None:
+    """An urgent alert through the outbox (recorded, retried, never lost), sent as soon as the current
+    transaction commits rather than at the next delivery beat."""
+    outbox.queue(
+        to=to,
+        subject=subject,
+        body=body,
+        headers={"Importance": "high", "X-Priority": "1"},
+        kind="deployments.alert",
+        about=about,
+    )
+    transaction.on_commit(outbox.deliver)
 
 
 def responders(site) -> list[str]:
@@ -836,16 +848,16 @@ def alert_overdue(deployment_id: int) -> bool:
     people = responders(env.site)
     minutes = (now - d.rollback_started_at).total_seconds() / 60 if d.rollback_started_at else 0
     if people:
-        EmailMessage(
-            subject=f"[URGENT] Rollback past {env.rollback_budget_minutes} minutes: {d.rfc.number} on {env}",
-            body=(
+        urgent(
+            f"[URGENT] Rollback past {env.rollback_budget_minutes} minutes: {d.rfc.number} on {env}",
+            (
                 f"URGENT: the rollback of {d.rfc.number} on {env} has run {minutes:.0f} minutes, past its "
                 f"budget of {env.rollback_budget_minutes} minutes.\n\n{d.outcome}\n\n"
                 f"Deployment: {settings.SITE_URL}/rfcs/{d.rfc.uuid}/deployments/{d.uuid}/\n"
             ),
-            to=people,
-            headers={"Importance": "high", "X-Priority": "1"},
-        ).send(fail_silently=True)
+            people,
+            about=d,
+        )
     record(
         "releases.deployment.rollback_overdue",
         d,

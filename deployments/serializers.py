@@ -5,7 +5,6 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from core.inputs import check_moment
-
 from deployments.models import CheckKind, CheckRun, Deployment, DeploymentStep
 
 

@@ -6,6 +6,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
+from core.inputs import no_line_breaks
 from environments import access
 from releases.models import EvidenceKind, Release, Rfc
 from releases.services import FILERS, RFC_FIELDS
@@ -29,7 +30,7 @@ class ServiceErrors:
 
 
 class RfcForm(ServiceErrors, forms.Form):
-    title = forms.CharField(max_length=200)
+    title = forms.CharField(max_length=200, validators=[no_line_breaks])
     description = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4}), help_text="What changes and why, in the plant's words."
     )

@@ -9,6 +9,7 @@ import semver
 from django.conf import settings
 from django.db import models
 
+from core.inputs import no_line_breaks
 from environments.models import Site, validate_semver
 from releases.states import RfcState
 from releases.versioning import ChangeClass
@@ -16,7 +17,9 @@ from releases.versioning import ChangeClass
 
 class Release(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    product = models.CharField(max_length=100, help_text="Product or module, e.g. MES or ERP-interface.")
+    product = models.CharField(
+        max_length=100, validators=[no_line_breaks], help_text="Product or module, e.g. MES or ERP-interface."
+    )
     version = models.CharField(max_length=64, validators=[validate_semver])
     notes = models.TextField("release notes", blank=True)
     # The artifact is an uploaded file (stored under a generated name) or a URL plus its checksum.
@@ -62,7 +65,8 @@ RFC_NUMBER = re.compile(r"^RFC-\d{4}-\d{4,}$")
 class Rfc(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     number = models.CharField(max_length=20, unique=True, editable=False)
-    title = models.CharField(max_length=200)
+    # The title goes into mail subjects: no line breaks (header injection; core.inputs).
+    title = models.CharField(max_length=200, validators=[no_line_breaks])
     description = models.TextField()
     release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="rfcs")
     sites = models.ManyToManyField(Site, through="Impact", related_name="rfcs")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.inputs import no_line_breaks
 from releases.models import Release, Rfc
 from releases.serializers import (
     EvidenceSerializer,
@@ -87,7 +88,7 @@ class RfcDetailSerializer(RfcListSerializer):
 
 
 class RfcWriteSerializer(serializers.Serializer):
-    title = serializers.CharField(max_length=200)
+    title = serializers.CharField(max_length=200, validators=[no_line_breaks])
     description = serializers.CharField()
     release = serializers.UUIDField(help_text="UUID of the release.")
     impacts = ImpactInputSerializer(

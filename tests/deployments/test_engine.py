@@ -22,6 +22,7 @@ from demo_plant.artifacts import build
 from deployments import engine, scheduling
 from deployments.models import Deployment, DeploymentState, DeploymentStep, StepState
 from environments.models import Environment
+from outbox import services as outbox
 from releases import services
 from releases.models import Rfc
 from releases.states import RfcState
@@ -228,6 +229,7 @@ def test_failed_rollback_alerts_release_managers_and_admins(cast, site_a, plant,
     assert deployment.state == S.ROLLBACK_FAILED
     assert steps(deployment)["rollback:undo"] == steps(deployment)["rollback:restore_backup"] == "failed"
     assert "Manual recovery:" in deployment.outcome and "Restore the application files" in deployment.outcome
+    outbox.deliver()  # the worker's delivery once the alert's transaction commits
     urgent = [m for m in mailoutbox if m.subject.startswith("[URGENT] Rollback failed")]
     assert len(urgent) == 1 and {"releasemgr@plant.test", "admin@plant.test"} <= set(urgent[0].to)
 

@@ -21,6 +21,7 @@ from demo_plant.artifacts import build
 from deployments import engine, scheduling
 from deployments.models import Deployment, DeploymentState
 from environments.models import Environment
+from outbox import services as outbox
 from plant import evidence
 from releases import services
 from tests import factories
@@ -238,6 +239,7 @@ def test_a_rollback_past_its_budget_alerts_once(cast, site_a, mailoutbox):
         traveller.shift(timedelta(seconds=2))
         assert engine.overdue_rollbacks() == [stuck.pk]
         assert engine.overdue_rollbacks() == []
+        outbox.deliver()  # the worker's delivery once the alert's transaction commits
     urgent = [m for m in mailoutbox if m.subject.startswith("[URGENT] Rollback past 15 minutes")]
     assert len(urgent) == 1 and {"releasemgr@plant.test", "admin@plant.test"} <= set(urgent[0].to)
     event = AuditEvent.objects.get(action="releases.deployment.rollback_overdue")
@@ -261,6 +263,7 @@ def test_a_slow_rollback_step_alerts_when_it_ends(cast, site_a, plant, artifacts
         engine.run(deployment.pk, owner="w")
         traveller.shift(timedelta(seconds=DELAY + 1))
         assert engine.run(deployment.pk, owner="w") == S.ROLLED_BACK
+        outbox.deliver()
     assert AuditEvent.objects.filter(action="releases.deployment.rollback_overdue").count() == 1
     assert len([m for m in mailoutbox if "Rollback past 15 minutes" in m.subject]) == 1
     timed = AuditEvent.objects.get(action="releases.deployment.rollback_timed")
