@@ -95,6 +95,9 @@ def _refused(request):
         if key.startswith("HTTP_") and isinstance(value, str) and NUL in value:
             header = key[5:].replace("_", "-").title()
             return bad_request(request, f"The {header} header contains a null character.")
+    cookie = nul_field(request.COOKIES)  # a cookie's octal escapes decode to NUL here
+    if cookie is not None:
+        return bad_request(request, f"The {cookie} cookie contains a null character.")
     try:
         return _refused_data(request)
     except RequestDataTooBig:
