@@ -21,6 +21,7 @@ def _named_in_source() -> set[str]:
     for package in (
         "core",
         "audit",
+        "outbox",
         "environments",
         "plant",
         "releases",
