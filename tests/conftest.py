@@ -214,7 +214,8 @@ def api_client_for(user: User):
     from accounts.models import ApiToken
     from core import clock
 
-    # A row made directly, not through tokens.issue: no audit event for the test's own set-up.
+    # A row made directly, not through tokens.issue: no audit event for the test's own set-up; "used
+    # now", so the first call does not write its last use (query counts stay those of the view).
     secret = secrets.token_urlsafe(32)
     now = clock.now()
     ApiToken.objects.create(
@@ -224,6 +225,7 @@ def api_client_for(user: User):
         digest=tokens.digest(secret),
         created_at=now,
         expires_at=now + timedelta(days=3650),
+        last_used_at=now,
     )
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
