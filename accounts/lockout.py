@@ -10,6 +10,7 @@ like known ones (the answer does not tell which exist).
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -57,12 +58,27 @@ def _window() -> timedelta:
     return timedelta(minutes=settings.LOCKOUT_MINUTES)
 
 
+def address_key(address: str | None) -> str:
+    """An IPv4 address as it is; an IPv6 address by its /64, which one client usually holds whole."""
+    if not address:
+        return ""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:150]
+    if parsed.version == 6:
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
+
+
 def _keys(username: str | None, address: str | None) -> list[tuple[str, str]]:
     keys = []
     if username_key(username):
         keys.append((LockoutScope.ACCOUNT, username_key(username)))
-    if address:
-        keys.append((LockoutScope.ADDRESS, address))
+    if address_key(address):
+        keys.append((LockoutScope.ADDRESS, address_key(address)))
     return keys
 
 
@@ -103,6 +119,10 @@ def failed(username: str | None, address: str | None, *, entry: str) -> Lock | N
     now = clock.now()
     caused: Lock | None = None
     with transaction.atomic():
+        # Rows with nothing left to say (failures forgotten, no lock in force) go, so the table stays small.
+        Lockout.objects.filter(
+            Q(locked_until__isnull=True) | Q(locked_until__lte=now), last_failure_at__lte=now - _window()
+        ).delete()
         for scope, key in _keys(username, address):
             row, _ = Lockout.objects.select_for_update().get_or_create(scope=scope, key=key)
             stale = row.first_failure_at is None or row.first_failure_at <= now - _window()

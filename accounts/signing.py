@@ -64,9 +64,11 @@ def check_password(user, password: str, request=None, *, entry: str = "signature
         lockout.check(username, address, entry=entry)
     except lockout.Locked as locked:
         return _locked(locked.lock)
+    if not password:  # nothing typed: refused, but not a guess
+        return WRONG_PASSWORD
     if request is None and current_context() is not None:
         request = current_context().request
-    found = backends_accept(request, username, password) if password else None
+    found = backends_accept(request, username, password)
     if found is None or found.pk != user.pk:
         lock = lockout.failed(username, address, entry=entry)
         return _locked(lock) if lock else WRONG_PASSWORD

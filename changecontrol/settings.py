@@ -303,6 +303,9 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "changecontrol.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # A stock DRF throttle never reads X-Forwarded-For; the portal's use core/clientip.py
+    # (accounts/throttling.py ClientAddressMixin).
+    "NUM_PROXIES": 0,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Plant Change Control API",

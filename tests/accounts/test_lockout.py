@@ -254,3 +254,30 @@ def test_an_unknown_username_is_counted_and_tells_nothing(db, frozen):
     assert "this account is locked" in login(client, "ghost", "x", address="10.0.4.2").content.decode()
     make_user("someone", Role.DEVELOPER)
     assert lockout.current_lock("Ghost", None) is not None  # case-folded
+
+
+def test_an_ipv6_client_is_counted_by_its_64(cast, frozen):
+    """One IPv6 client holds a whole /64: rotating addresses inside it is still one address."""
+    client = Client()
+    for n in range(FAILURES):
+        login(client, f"user{n}", "wrong", address=f"2001:db8:0:1::{n + 1}")
+    assert Lockout.objects.get(scope=LockoutScope.ADDRESS).key == "2001:db8:0:1::/64"
+    refused = login(client, "dev", PASSWORD, address="2001:db8:0:1:ffff::9")
+    assert "network address is locked" in refused.content.decode()
+    assert login(Client(), "dev", PASSWORD, address="2001:db8:0:2::1").status_code == 302
+
+
+def test_an_empty_signature_password_is_refused_but_not_counted(cast, pending):
+    client = client_for(cast["itmanager"])
+    for _ in range(FAILURES + 1):
+        response = client.post(f"/approvals/{pending.pk}/", {"decision": "approve", "password": ""})
+        assert response.status_code == 403 and "The password is not correct" in response.content.decode()
+    assert not Lockout.objects.exists()
+
+
+def test_old_rows_with_nothing_to_say_are_purged(cast, frozen):
+    login(Client(), "dev", "wrong", address="10.0.5.1")
+    assert Lockout.objects.count() == 2
+    frozen.shift(timedelta(minutes=16))
+    login(Client(), "tester", "wrong", address="10.0.5.2")
+    assert set(Lockout.objects.values_list("key", flat=True)) == {"tester", "10.0.5.2"}

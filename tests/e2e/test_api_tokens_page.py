@@ -8,7 +8,7 @@ import pytest
 from accounts.models import ApiToken
 from core.roles import Role
 from tests.conftest import PASSWORD, make_user
-from tests.e2e.conftest import browser, page, screenshot, submit_login  # noqa: F401  (fixtures)
+from tests.e2e.conftest import screenshot, submit_login
 
 pytestmark = pytest.mark.browser
 
@@ -19,7 +19,7 @@ def portal(live_server, transactional_db) -> str:
     return live_server.url.rstrip("/")
 
 
-def test_make_list_and_revoke_a_token(page, portal):  # noqa: F811
+def test_make_list_and_revoke_a_token(page, portal):
     from playwright.sync_api import expect
 
     submit_login(page, portal, "dev", PASSWORD)
