@@ -19,6 +19,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
+from accounts import signing
 from approvals.models import (
     Absence,
     Approval,
@@ -347,12 +348,14 @@ class Signed:
     outcomes: list[Outcome]
 
 
-def require_password(user, password: str, obj, refused_action: str, after: dict, error: Exception) -> None:
-    """§11.200: every signed act (a signature, a gate waiver) re-enters the password; a wrong one is
-    audited as `refused_action` on `obj` and raised as `error`."""
-    if not password or not user.check_password(password):
-        record(refused_action, obj, actor=user, reason="wrong password", after=after)
-        raise error
+def require_password(user, password: str, obj, refused_action: str, after: dict, error) -> None:
+    """§11.200: every signed act (a signature, a gate waiver) re-enters the password, checked by
+    accounts (its backends and its lockout). A refusal is audited as `refused_action` on `obj` and
+    raised as `error(why)`, where `why` says what was wrong (no final stop)."""
+    refused = signing.check_password(user, password)
+    if refused is not None:
+        record(refused_action, obj, actor=user, reason=refused.reason, after=after)
+        raise error(refused.message)
 
 
 def verify_password(user, password: str, approval: Approval, decision: str, via: str) -> None:
@@ -363,7 +366,7 @@ def verify_password(user, password: str, approval: Approval, decision: str, via:
         approval,
         "approvals.signature.refused",
         {"decision": decision, "via": via},
-        WrongPassword("The password is not correct: the signature was not recorded."),
+        lambda why: WrongPassword(f"{why}: the signature was not recorded."),
     )
 
 

@@ -1,4 +1,4 @@
-"""API plumbing: one error shape, {"detail": ..., "code": ...}, and the token endpoint."""
+"""API plumbing: one error shape, {"detail": ..., "code": ...} (the token endpoint is in accounts/api.py)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,10 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import exceptions, serializers, status
-from rest_framework.authtoken.models import Token
-from rest_framework.authtoken.serializers import AuthTokenSerializer
-from rest_framework.decorators import api_view, authentication_classes, permission_classes, throttle_classes
+from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from audit.services import record
 from core.errors import RuleViolation, StateConflict
 from core.refusals import refusal
 
@@ -84,37 +78,3 @@ def exception_handler(exc, context):
         body["fields"] = exc.detail
     response.data = body
     return response
-
-
-class InvalidCredentials(exceptions.APIException):
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_detail = "Unable to log in with the provided credentials."
-    default_code = "invalid_credentials"
-
-
-class LoginThrottle(AnonRateThrottle):
-    rate = "20/min"
-
-
-@extend_schema(
-    request=AuthTokenSerializer,
-    responses=inline_serializer("TokenResponse", {"token": serializers.CharField()}),
-    summary="Exchange a username and password for an API token",
-)
-@api_view(["POST"])
-@authentication_classes([])
-@permission_classes([])
-@throttle_classes([LoginThrottle])
-def obtain_token(request):
-    serializer = AuthTokenSerializer(data=request.data, context={"request": request})
-    if not serializer.is_valid():
-        record(
-            "accounts.token.refused",
-            actor_name=str(request.data.get("username", ""))[:150],
-            object_type="auth.user",
-        )
-        raise InvalidCredentials()
-    user = serializer.validated_data["user"]
-    token, _ = Token.objects.get_or_create(user=user)
-    record("accounts.token.issued", actor=user, object_type="auth.user", object_id=str(user.pk))
-    return Response({"token": token.key})

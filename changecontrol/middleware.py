@@ -12,16 +12,11 @@ from django.http import JsonResponse, QueryDict
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
 
+from core.clientip import client_ip
 from core.context import RequestContext, enter, leave
 from core.inputs import NUL, NUL_MESSAGE, BadInput, has_nul, nul_field
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-
-
-def _client_ip(request) -> str | None:
-    # REMOTE_ADDR only: X-Forwarded-For is client-controlled unless a trusted proxy rewrites it,
-    # and the proxy set-up is a deployment decision (see README).
-    return request.META.get("REMOTE_ADDR") or None
 
 
 class RequestContextMiddleware:
@@ -32,7 +27,7 @@ class RequestContextMiddleware:
         supplied = request.headers.get("X-Request-ID", "")
         request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex
         request.request_id = request_id
-        token = enter(RequestContext(request_id, _client_ip(request), request))
+        token = enter(RequestContext(request_id, client_ip(request), request))
         try:
             response = self.get_response(request)
         finally:

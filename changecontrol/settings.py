@@ -12,6 +12,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from core.clientip import trusted_networks
 from core.envconfig import env_bool, env_int, env_list, env_str, env_url
 from core.version import __version__
 
@@ -55,7 +56,6 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -84,6 +84,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "accounts.middleware.SessionTimeoutMiddleware",
 ]
 
 ROOT_URLCONF = "changecontrol.urls"
@@ -209,6 +210,23 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
+# --- Accounts: lockout, session timeouts, API tokens ------------------------------------------
+# Reverse proxies (IPs or CIDRs) whose X-Forwarded-For is believed; empty: REMOTE_ADDR only.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", [])
+trusted_networks(tuple(TRUSTED_PROXIES))  # a bad entry stops the start with its name
+# This many failed password entries (sign-in, token endpoint, signatures together) against one
+# account, or from one client address, within LOCKOUT_MINUTES lock it for LOCKOUT_MINUTES.
+LOCKOUT_FAILURES = env_int("LOCKOUT_FAILURES", 5, minimum=1, maximum=100)
+LOCKOUT_MINUTES = env_int("LOCKOUT_MINUTES", 15, minimum=1, maximum=7 * 24 * 60)
+# A session ends after this long without a request, and this long after sign-in whatever the
+# activity (0 turns either off). API tokens are not sessions and are not affected.
+SESSION_IDLE_MINUTES = env_int("SESSION_IDLE_MINUTES", 15, minimum=0, maximum=24 * 60)
+SESSION_ABSOLUTE_HOURS = env_int("SESSION_ABSOLUTE_HOURS", 8, minimum=0, maximum=7 * 24)
+# API tokens expire after API_TOKEN_DAYS unless their owner asks for fewer or more days, at most
+# API_TOKEN_MAX_DAYS.
+API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 365, minimum=1, maximum=3650)
+API_TOKEN_DAYS = env_int("API_TOKEN_DAYS", 90, minimum=1, maximum=API_TOKEN_MAX_DAYS)
+
 # --- I18N / time (store UTC; show each site's own zone) ------------------------------------
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
@@ -290,7 +308,7 @@ EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1, maximum=600)
 # --- API ------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -299,6 +317,9 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "changecontrol.api.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # A stock DRF throttle never reads X-Forwarded-For; the portal's use core/clientip.py
+    # (accounts/throttling.py ClientAddressMixin).
+    "NUM_PROXIES": 0,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Plant Change Control API",

@@ -3,8 +3,10 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from accounts import urls as accounts_urls
+from accounts.api import ApiTokenViewSet, obtain_token
+from accounts.forms import LockoutAuthenticationForm
 from changecontrol import views
-from changecontrol.api import obtain_token
 from deployments import urls as deployments_urls
 from deployments.api import DeploymentViewSet
 from environments import windows_api
@@ -27,14 +29,22 @@ router.register("approvals", ApprovalViewSet, basename="approval")
 router.register("releases", ReleaseViewSet, basename="release")
 router.register("rfcs", RfcViewSet, basename="rfc")
 router.register("deployments", DeploymentViewSet, basename="deployment")
+router.register("auth/tokens", ApiTokenViewSet, basename="apitoken")
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(
+            redirect_authenticated_user=True, authentication_form=LockoutAuthenticationForm
+        ),
+        name="login",
+    ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("accounts/", include((accounts_urls.urlpatterns, "accounts"))),
     path(
         "environments/",
         include((reports_urls.calendar_patterns + plant_urls.urlpatterns, "environments")),

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import atexit
 import os
+import secrets
 import shutil
 import sqlite3
 import tempfile
 from contextlib import closing
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -72,6 +74,10 @@ def _test_settings(settings, tmp_path):
     # Each test publishes audit chain heads to its own file (they outlive the test database otherwise).
     settings.AUDIT_HEADS_FILE = tmp_path / "audit-heads.jsonl"
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Many tests move the clock by hours with a signed-in client: session timeouts are off unless a
+    # test (tests/accounts/) switches them on.
+    settings.SESSION_IDLE_MINUTES = 0
+    settings.SESSION_ABSOLUTE_HOURS = 0
     # No collectstatic in tests: serve from the finders without a manifest.
     settings.STORAGES = {
         **settings.STORAGES,
@@ -202,10 +208,25 @@ def client_for(user: User) -> Client:
 
 
 def api_client_for(user: User):
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
 
+    from accounts import tokens
+    from accounts.models import ApiToken
+    from core import clock
+
+    # A row made directly, not through tokens.issue: no audit event for the test's own set-up; "used
+    # now", so the first call does not write its last use (query counts stay those of the view).
+    secret = secrets.token_urlsafe(32)
+    now = clock.now()
+    ApiToken.objects.create(
+        user=user,
+        name="test client",
+        prefix=secret[:8],
+        digest=tokens.digest(secret),
+        created_at=now,
+        expires_at=now + timedelta(days=3650),
+        last_used_at=now,
+    )
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
     return client

@@ -72,7 +72,7 @@ def waive(user, rfc: Rfc, gate: str, reason: str, password: str) -> GateWaiver:
         rfc,
         "releases.gate.waiver_refused",
         {"gate": gate},
-        WrongPassword({"password": "The password is not correct: the waiver was not recorded."}),
+        lambda why: WrongPassword({"password": f"{why}: the waiver was not recorded."}),
     )
     with transaction.atomic():
         locked = Rfc.objects.select_for_update().get(pk=rfc.pk)

@@ -1,0 +1,87 @@
+"""The portal admin's views of lockouts (with Unlock) and API tokens (with Revoke); its own sign-in
+form counts failed passwords like every other password entry."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+
+from accounts import lockout, tokens
+from accounts.forms import AdminLockoutAuthenticationForm
+from accounts.models import ApiToken, Lockout
+from core import clock
+from environments.admin_site import AdminRoleOnly, portal_admin
+
+portal_admin.login_form = AdminLockoutAuthenticationForm
+
+
+class ReadOnlyAdmin(AdminRoleOnly, admin.ModelAdmin):
+    """Rows change only through the audited actions below, never by editing."""
+
+    def has_module_permission(self, request):
+        return self._allowed(request)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.display(description="Locked until (UTC)")
+def _locked_until(row: Lockout) -> str:
+    if row.locked_until and row.locked_until > clock.now():
+        return row.locked_until.strftime("%Y-%m-%d %H:%M")
+    return "not locked"
+
+
+class LockoutAdmin(ReadOnlyAdmin):
+    list_display = ["scope", "key", "failures", "last_failure_at", _locked_until]
+    list_filter = ["scope"]
+    search_fields = ["key"]
+    actions = ["unlock"]
+
+    @admin.action(description="Unlock the selected accounts and addresses (and clear their counts)")
+    def unlock(self, request, queryset):
+        count = 0
+        for row in queryset:
+            lockout.unlock(row, actor=request.user, reason="unlocked in administration")
+            count += 1
+        messages.success(request, f"Unlocked {count}.")
+
+
+@admin.display(description="State")
+def _token_state(token: ApiToken) -> str:
+    return token.state(clock.now())
+
+
+class ApiTokenAdmin(ReadOnlyAdmin):
+    list_display = [
+        "name",
+        "user",
+        "prefix",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+        _token_state,
+    ]
+    list_filter = ["revoked_at", "expires_at"]
+    list_select_related = ["user"]
+    search_fields = ["user__username", "name", "prefix"]
+    exclude = ["digest"]
+    actions = ["revoke"]
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset):
+        count = sum(
+            tokens.revoke(token, actor=request.user, reason="revoked by an administrator")
+            for token in queryset.select_related("user")
+        )
+        messages.success(request, f"Revoked {count}.")
+
+
+portal_admin.register(Lockout, LockoutAdmin)
+portal_admin.register(ApiToken, ApiTokenAdmin)

@@ -1,0 +1,75 @@
+"""Sign-in forms with the lockout, and the form that makes an API token."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
+
+from accounts import lockout
+from core.clientip import client_ip
+
+LOCKED_HINT = ". Try again after that, or ask an administrator to unlock it."
+
+
+class LockoutMixin:
+    """Refuse a locked account or address before the password is even checked; count failures."""
+
+    lockout_entry = "sign-in"
+
+    def clean(self):
+        username = self.cleaned_data.get("username")
+        password = self.cleaned_data.get("password")
+        if not username or not password:
+            return super().clean()
+        address = client_ip(self.request) if self.request is not None else None
+        try:
+            lockout.check(username, address, entry=self.lockout_entry)
+        except lockout.Locked as locked:
+            raise ValidationError(locked.lock.message + LOCKED_HINT, code="locked") from None
+        try:
+            cleaned = super().clean()
+        except ValidationError:
+            if self.user_cache is None:  # the credentials failed (not a rule about an existing user)
+                lock = lockout.failed(username, address, entry=self.lockout_entry)
+                if lock is not None:
+                    raise ValidationError(lock.message + LOCKED_HINT, code="locked") from None
+            raise
+        lockout.succeeded(username)
+        return cleaned
+
+
+class LockoutAuthenticationForm(LockoutMixin, AuthenticationForm):
+    pass
+
+
+class AdminLockoutAuthenticationForm(LockoutMixin, AdminAuthenticationForm):
+    lockout_entry = "admin sign-in"
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(
+        max_length=100,
+        label="Name",
+        help_text="What the token is for, e.g. the pipeline that uses it.",
+    )
+    days = forms.IntegerField(
+        label="Valid for (days)",
+        min_value=1,
+        help_text="The token stops working after this many days.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["days"].initial = settings.API_TOKEN_DAYS
+        self.fields["days"].max_value = settings.API_TOKEN_MAX_DAYS
+        self.fields["days"].validators.append(_at_most_max_days)
+        self.fields["days"].widget.attrs.update({"min": 1, "max": settings.API_TOKEN_MAX_DAYS})
+        self.fields["days"].help_text += f" At most {settings.API_TOKEN_MAX_DAYS}."
+
+
+def _at_most_max_days(value: int) -> None:
+    if value > settings.API_TOKEN_MAX_DAYS:
+        raise ValidationError(f"At most {settings.API_TOKEN_MAX_DAYS} days.")
