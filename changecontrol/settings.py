@@ -197,10 +197,11 @@ ANONYMOUS_USER_NAME = None
 LOCAL_LOGIN = env_str("LOCAL_LOGIN", "all").lower()
 if LOCAL_LOGIN not in ("all", "breakglass"):
     raise ImproperlyConfigured(f"LOCAL_LOGIN={LOCAL_LOGIN!r}: use all or breakglass")
-AUTHENTICATION_BACKENDS = [
-    "accounts.backends.LocalPasswordBackend" if path == "django.contrib.auth.backends.ModelBackend" else path
-    for path in AUTHENTICATION_BACKENDS
-]
+if LOCAL_LOGIN == "breakglass":
+    AUTHENTICATION_BACKENDS = [
+        "accounts.backends.LocalPasswordBackend" if path == "django.contrib.auth.backends.ModelBackend" else path
+        for path in AUTHENTICATION_BACKENDS
+    ]
 # OpenID Connect (mozilla-django-oidc): the endpoints come from OIDC_ISSUER's discovery document
 # unless all four are set.
 OIDC_ISSUER = env_str("OIDC_ISSUER").rstrip("/")

@@ -81,3 +81,45 @@ class Provider:
                 self.process.kill()
                 self.process.wait(5)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+# --- Fixtures (imported by the test modules that use them) ----------------------------------------
+USERS = {
+    "alice": {
+        "password": "alice-idp-pw",
+        "sub": "00u-alice-7f3a",
+        "email": "alice@plant.test",
+        "name": "Alice Anders",
+        "preferred_username": "alice",
+        "groups": ["mes-release", "qa-pla"],
+    },
+    "bob": {
+        "password": "bob-idp-pw",
+        "sub": "00u-bob-91c2",
+        "email": "bob@plant.test",
+        "name": "Bob Berg",
+        "groups": [],
+    },
+}
+DISPLAY_NAME = "Plant SSO"
+
+
+def _provider(live_server):
+    import copy
+
+    server = Provider(f"{live_server.url}/accounts/oidc/callback/", copy.deepcopy(USERS)).start()
+    return server
+
+
+def configure(settings, issuer: str) -> None:
+    settings.AUTHENTICATION_BACKENDS = [
+        "accounts.backends.LocalPasswordBackend",
+        "guardian.backends.ObjectPermissionBackend",
+        "accounts.oidc.PortalOIDCBackend",
+    ]
+    settings.OIDC_ISSUER = issuer
+    settings.OIDC_RP_CLIENT_ID = CLIENT_ID
+    settings.OIDC_RP_CLIENT_SECRET = CLIENT_SECRET
+    settings.OIDC_DISPLAY_NAME = DISPLAY_NAME
+    settings.OIDC_RP_SCOPES = "openid email profile groups"
+    settings.OIDC_GROUPS_CLAIM = "groups"
