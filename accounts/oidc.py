@@ -15,6 +15,7 @@ import threading
 import requests
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import resolve_url
@@ -111,6 +112,22 @@ def _claim_list(value) -> list[str]:
 
 class PortalOIDCBackend(OIDCAuthenticationBackend):
     get_settings = staticmethod(oidc_setting)
+
+    def __init__(self, *args, **kwargs):
+        # Django builds a backend for every request of a signed-in user (get_user) and for every
+        # password login: neither may depend on the provider being reachable. The endpoints are read
+        # (discovered) only when a provider's answer is being checked.
+        self.UserModel = get_user_model()
+
+    def authenticate(self, request, **kwargs):
+        if (
+            request is None
+            or not (request.GET.get("code") and request.GET.get("state"))
+            or "nonce" not in kwargs
+        ):
+            return None
+        super().__init__()
+        return super().authenticate(request, **kwargs)
 
     def verify_token(self, token, **kwargs):
         payload = super().verify_token(token, **kwargs)

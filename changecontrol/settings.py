@@ -199,7 +199,9 @@ if LOCAL_LOGIN not in ("all", "breakglass"):
     raise ImproperlyConfigured(f"LOCAL_LOGIN={LOCAL_LOGIN!r}: use all or breakglass")
 if LOCAL_LOGIN == "breakglass":
     AUTHENTICATION_BACKENDS = [
-        "accounts.backends.LocalPasswordBackend" if path == "django.contrib.auth.backends.ModelBackend" else path
+        "accounts.backends.LocalPasswordBackend"
+        if path == "django.contrib.auth.backends.ModelBackend"
+        else path
         for path in AUTHENTICATION_BACKENDS
     ]
 # OpenID Connect (mozilla-django-oidc): the endpoints come from OIDC_ISSUER's discovery document

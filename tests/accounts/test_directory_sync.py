@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import User
+from django.test import Client
 from guardian.shortcuts import assign_perm
 
 from accounts import directory
@@ -13,6 +14,8 @@ from audit.models import AuditEvent
 from core.roles import Role
 from environments import access
 from environments.roles_setup import ensure_role_groups
+from tests.accounts import idp
+from tests.accounts.slapd import free_port
 from tests.conftest import client_for, make_user
 
 
@@ -112,3 +115,18 @@ def test_is_directory_user(mappings):
     user = User.objects.create(username="hana")
     directory.link_identity(user, "oidc", "https://idp.example", "sub-1", "hana")
     assert directory.is_directory_user(user)
+
+
+def test_login_page_has_no_button_and_no_endpoints_when_not_configured(db):
+    client = Client()
+    assert b"Sign in with" not in client.get("/accounts/login/").content
+    assert client.get("/accounts/oidc/start/").status_code == 404
+    assert client.get("/accounts/oidc/callback/?code=x&state=y").status_code == 404
+
+
+def test_an_unreachable_provider_is_said_on_the_login_page(settings, transactional_db):
+    idp.configure(settings, f"http://127.0.0.1:{free_port()}")
+    client = Client()
+    response = client.get("/accounts/oidc/start/")
+    assert response.status_code == 302 and response["Location"] == "/accounts/login/"
+    assert b"could not be reached" in client.get("/accounts/login/").content
