@@ -25,11 +25,18 @@ WORKDIR /app
 
 # Dependencies first (gunicorn and whitenoise are among them), read from pyproject.toml, so a
 # code change does not reinstall them.
+# The "ldap" extra (LDAP / Active Directory sign-in) is included: python-ldap builds against
+# libldap and libsasl, so the compiler comes in for the build and goes again (the headers stay, small).
 COPY pyproject.toml /app/pyproject.toml
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends build-essential libldap2-dev libsasl2-dev \
+    && python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['ldap']))" \
         > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+    && rm /tmp/requirements.txt \
+    && apt-get purge -y build-essential \
+    && apt-get autoremove -y \
+    && rm -rf /var/lib/apt/lists/*
 
 COPY . /app
 RUN pip install --no-deps . \

@@ -1,4 +1,5 @@
-"""The portal admin's views of lockouts (with Unlock) and API tokens (with Revoke); its own sign-in
+"""The portal admin's views of lockouts (with Unlock), API tokens (with Revoke) and directory sign-in
+(the group → role mapping, editable and audited; the directory identities, read only). Its own sign-in
 form counts failed passwords like every other password entry."""
 
 from __future__ import annotations
@@ -7,9 +8,9 @@ from django.contrib import admin, messages
 
 from accounts import lockout, tokens
 from accounts.forms import AdminLockoutAuthenticationForm
-from accounts.models import ApiToken, Lockout
+from accounts.models import ApiToken, DirectoryGroupMapping, DirectoryIdentity, Lockout
 from core import clock
-from environments.admin_site import AdminRoleOnly, portal_admin
+from environments.admin_site import AdminRoleOnly, AuditedAdmin, portal_admin
 
 portal_admin.login_form = AdminLockoutAuthenticationForm
 
@@ -83,5 +84,20 @@ class ApiTokenAdmin(ReadOnlyAdmin):
         messages.success(request, f"Revoked {count}.")
 
 
+class DirectoryGroupMappingAdmin(AuditedAdmin):
+    list_display = ["group", "source", "role", "site"]
+    list_filter = ["source", "role", "site"]
+    search_fields = ["group"]
+    fields = ["source", "group", "role", "site"]
+
+
+class DirectoryIdentityAdmin(ReadOnlyAdmin):
+    list_display = ["user", "source", "username_at_source", "issuer", "subject", "last_sync_at"]
+    list_filter = ["source"]
+    search_fields = ["user__username", "username_at_source", "subject"]
+
+
+portal_admin.register(DirectoryGroupMapping, DirectoryGroupMappingAdmin)
+portal_admin.register(DirectoryIdentity, DirectoryIdentityAdmin)
 portal_admin.register(Lockout, LockoutAdmin)
 portal_admin.register(ApiToken, ApiTokenAdmin)

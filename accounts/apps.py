@@ -3,6 +3,7 @@ access reviews). Sits above environments (a role is granted per site) and below 
 signs or serves a page."""
 
 from django.apps import AppConfig
+from django.core.exceptions import ImproperlyConfigured
 
 
 class AccountsConfig(AppConfig):
@@ -10,6 +11,18 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
+        from django.conf import settings
+
         from accounts import schema, signals  # noqa: F401  (the token scheme for the API schema; receivers)
 
         signals.connect()
+
+        if getattr(settings, "LDAP_SERVER_URI", ""):
+            # Fail at start-up, not at the first login, when the optional extra is missing.
+            try:
+                from accounts import ldap_auth  # noqa: F401  (connects its ldap_error receiver)
+            except ImportError as exc:
+                raise ImproperlyConfigured(
+                    "LDAP_SERVER_URI is set but django-auth-ldap/python-ldap are not installed: "
+                    "install the 'ldap' extra (pip install '.[ldap]', needs libldap2-dev and libsasl2-dev)"
+                ) from exc

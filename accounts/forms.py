@@ -1,4 +1,5 @@
-"""Sign-in forms with the lockout, and the form that makes an API token."""
+"""Sign-in forms with the lockout (the login page's also tells a directory that cannot be reached
+from a wrong password), and the form that makes an API token."""
 
 from __future__ import annotations
 
@@ -31,8 +32,10 @@ class LockoutMixin:
             raise ValidationError(locked.lock.message + LOCKED_HINT, code="locked") from None
         try:
             cleaned = super().clean()
-        except ValidationError:
-            if self.user_cache is None:  # the credentials failed (not a rule about an existing user)
+        except ValidationError as error:
+            # A directory that cannot be reached is not a wrong password: it does not count.
+            unreachable = getattr(error, "code", None) == "directory_unreachable"
+            if self.user_cache is None and not unreachable:  # the credentials failed (not a rule about an existing user)
                 lock = lockout.failed(username, address, entry=self.lockout_entry)
                 if lock is not None:
                     raise ValidationError(lock.message + LOCKED_HINT, code="locked") from None
@@ -41,8 +44,37 @@ class LockoutMixin:
         return cleaned
 
 
-class LockoutAuthenticationForm(LockoutMixin, AuthenticationForm):
-    pass
+UNREACHABLE_ATTR = "_directory_unreachable"  # set on the request by accounts.ldap_auth
+
+
+class DirectoryAuthenticationForm(AuthenticationForm):
+    """The local password and, when configured, the LDAP directory (both through Django's
+    authenticate); says so when the directory could not be reached."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "directory_unreachable": (
+            "The sign-in directory could not be reached, so your password could not be checked. "
+            "Try again in a few minutes; if it persists, tell IT."
+        ),
+    }
+
+    def clean(self):
+        try:
+            return super().clean()
+        except ValidationError:
+            if self.request is not None and getattr(self.request, UNREACHABLE_ATTR, False):
+                raise ValidationError(
+                    self.error_messages["directory_unreachable"], code="directory_unreachable"
+                ) from None
+            raise
+
+
+class LoginForm(LockoutMixin, DirectoryAuthenticationForm):
+    """The login page's form: lockout first, then the password (local or directory)."""
+
+
+LockoutAuthenticationForm = LoginForm
 
 
 class AdminLockoutAuthenticationForm(LockoutMixin, AdminAuthenticationForm):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from core.roles import Role
+
 
 # --- Lockout: failed password attempts per account and per client address ----------------------
 class LockoutScope(models.TextChoices):
@@ -59,3 +61,100 @@ class ApiToken(models.Model):
         if self.expires_at <= now:
             return "expired"
         return "active"
+
+
+# --- Directory sign-in (OpenID Connect and LDAP) ------------------------------------------------
+class DirectorySource(models.TextChoices):
+    OIDC = "oidc", "OpenID Connect"
+    LDAP = "ldap", "LDAP / Active Directory"
+
+
+class DirectoryIdentity(models.Model):
+    """A portal user who signs in through a directory. Keyed on the directory's own stable id
+    (OIDC: issuer + `sub`; LDAP: the entry's UUID), so a renamed account keeps its user. A user with
+    such a row has no usable local password."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="directory_identities"
+    )
+    source = models.CharField(max_length=8, choices=DirectorySource.choices)
+    issuer = models.CharField(max_length=255, blank=True, help_text="The OpenID issuer; empty for LDAP.")
+    subject = models.CharField(max_length=255, help_text="The directory's stable id for the account.")
+    username_at_source = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_sync_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "issuer", "subject"], name="accounts_directory_identity_unique"
+            )
+        ]
+        verbose_name_plural = "directory identities"
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()}: {self.username_at_source or self.subject}"
+
+
+class DirectoryGroupMapping(models.Model):
+    """One directory group → one portal role, at one site or (no site) at every site. Shared by
+    OpenID Connect (the groups claim) and LDAP (the user's groups, by name or DN)."""
+
+    source = models.CharField(max_length=8, choices=DirectorySource.choices)
+    group = models.CharField(
+        max_length=255,
+        help_text="The group as the directory names it (OIDC claim value, LDAP group name or DN).",
+    )
+    role = models.CharField(max_length=32, choices=Role.choices)
+    site = models.ForeignKey(
+        "environments.Site",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        help_text="Empty: the role applies at every site.",
+    )
+
+    class Meta:
+        ordering = ["source", "group", "role"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "group", "role", "site"], name="accounts_group_mapping_unique_site"
+            ),
+            models.UniqueConstraint(
+                fields=["source", "group", "role"],
+                condition=models.Q(site__isnull=True),
+                name="accounts_group_mapping_unique_global",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        where = self.site.code if self.site_id else "every site"
+        return f"{self.get_source_display()} group {self.group} → {Role(self.role).label} at {where}"
+
+
+class DirectoryGrant(models.Model):
+    """A role the directory sync granted (and so may take back). Roles granted by hand have no
+    row here and are never touched by a sync."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="directory_grants"
+    )
+    source = models.CharField(max_length=8, choices=DirectorySource.choices)
+    role = models.CharField(max_length=32, choices=Role.choices)
+    site = models.ForeignKey("environments.Site", on_delete=models.CASCADE, null=True, blank=True)
+    granted_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "source", "role", "site"], name="accounts_grant_unique_site"
+            ),
+            models.UniqueConstraint(
+                fields=["user", "source", "role"],
+                condition=models.Q(site__isnull=True),
+                name="accounts_grant_unique_global",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.role} @ {self.site_id or 'all'} ({self.source})"

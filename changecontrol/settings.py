@@ -195,6 +195,74 @@ GUARDIAN_RAISE_403 = False
 GUARDIAN_MONKEY_PATCH_USER = False
 ANONYMOUS_USER_NAME = None
 
+# --- Directory sign-in: OpenID Connect and LDAP (accounts/; README "Signing in") -----------
+# LOCAL_LOGIN=breakglass keeps local passwords for staff/superuser accounts only (break-glass
+# admins); "all" (default) lets every local account use its password.
+LOCAL_LOGIN = env_str("LOCAL_LOGIN", "all").lower()
+if LOCAL_LOGIN not in ("all", "breakglass"):
+    raise ImproperlyConfigured(f"LOCAL_LOGIN={LOCAL_LOGIN!r}: use all or breakglass")
+if LOCAL_LOGIN == "breakglass":
+    AUTHENTICATION_BACKENDS = [
+        "accounts.backends.LocalPasswordBackend"
+        if path == "django.contrib.auth.backends.ModelBackend"
+        else path
+        for path in AUTHENTICATION_BACKENDS
+    ]
+# OpenID Connect (mozilla-django-oidc): the endpoints come from OIDC_ISSUER's discovery document
+# unless all four are set.
+OIDC_ISSUER = env_str("OIDC_ISSUER").rstrip("/")
+OIDC_RP_CLIENT_ID = env_str("OIDC_CLIENT_ID")
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_CLIENT_SECRET")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_AUTHORIZATION_ENDPOINT")
+OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_TOKEN_ENDPOINT")
+OIDC_OP_USER_ENDPOINT = env_str("OIDC_USERINFO_ENDPOINT")
+OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_JWKS_ENDPOINT")
+OIDC_DISPLAY_NAME = env_str("OIDC_DISPLAY_NAME", "single sign-on")
+OIDC_GROUPS_CLAIM = env_str("OIDC_GROUPS_CLAIM", "groups")
+OIDC_RP_SCOPES = env_str("OIDC_SCOPES", "openid email profile")
+OIDC_RP_SIGN_ALGO = env_str("OIDC_SIGN_ALGO", "RS256")
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
+OIDC_VERIFY_SSL = env_bool("OIDC_VERIFY_SSL", True)
+OIDC_USE_PKCE = True
+OIDC_CREATE_USER = env_bool("OIDC_CREATE_USER", True)
+OIDC_AUTHENTICATION_CALLBACK_URL = "oidc-callback"
+if OIDC_RP_CLIENT_ID and (
+    OIDC_ISSUER
+    or all(
+        (OIDC_OP_AUTHORIZATION_ENDPOINT, OIDC_OP_TOKEN_ENDPOINT, OIDC_OP_USER_ENDPOINT, OIDC_OP_JWKS_ENDPOINT)
+    )
+):
+    if not OIDC_RP_CLIENT_SECRET:
+        raise ImproperlyConfigured("OIDC_CLIENT_ID is set without OIDC_CLIENT_SECRET")
+    AUTHENTICATION_BACKENDS.append("accounts.oidc.PortalOIDCBackend")
+# LDAP / Active Directory (django-auth-ldap, the optional "ldap" extra).
+LDAP_SERVER_URI = env_url("LDAP_SERVER_URI", ("ldap", "ldaps")) or ""
+LDAP_BIND_DN = env_str("LDAP_BIND_DN")
+LDAP_BIND_PASSWORD = env_str("LDAP_BIND_PASSWORD")
+LDAP_START_TLS = env_bool("LDAP_START_TLS", False)
+LDAP_USER_SEARCH_BASE = env_str("LDAP_USER_SEARCH_BASE")
+LDAP_USER_SEARCH_FILTER = env_str("LDAP_USER_SEARCH_FILTER", "(uid=%(user)s)")
+LDAP_USER_DN_TEMPLATE = env_str("LDAP_USER_DN_TEMPLATE")
+LDAP_GROUP_SEARCH_BASE = env_str("LDAP_GROUP_SEARCH_BASE")
+LDAP_GROUP_TYPE = env_str("LDAP_GROUP_TYPE", "groupOfNames")
+LDAP_UID_ATTR = env_str("LDAP_UID_ATTR", "entryUUID")
+LDAP_ATTR_FIRST_NAME = env_str("LDAP_ATTR_FIRST_NAME", "givenName")
+LDAP_ATTR_LAST_NAME = env_str("LDAP_ATTR_LAST_NAME", "sn")
+LDAP_ATTR_EMAIL = env_str("LDAP_ATTR_EMAIL", "mail")
+LDAP_TIMEOUT_SECONDS = env_int("LDAP_TIMEOUT_SECONDS", 5, minimum=1, maximum=120)
+if LDAP_SERVER_URI:
+    if LDAP_GROUP_TYPE not in ("groupOfNames", "activeDirectory", "memberOf"):
+        raise ImproperlyConfigured(
+            f"LDAP_GROUP_TYPE={LDAP_GROUP_TYPE!r}: use groupOfNames, activeDirectory or memberOf"
+        )
+    if not (LDAP_USER_DN_TEMPLATE or LDAP_USER_SEARCH_BASE):
+        raise ImproperlyConfigured(
+            "LDAP_SERVER_URI is set: set LDAP_USER_SEARCH_BASE or LDAP_USER_DN_TEMPLATE"
+        )
+    if LDAP_GROUP_TYPE != "memberOf" and not LDAP_GROUP_SEARCH_BASE:
+        raise ImproperlyConfigured(f"LDAP_GROUP_TYPE={LDAP_GROUP_TYPE} needs LDAP_GROUP_SEARCH_BASE")
+    AUTHENTICATION_BACKENDS.append("accounts.ldap_auth.PortalLDAPBackend")
+
 # --- Security (production values documented in README.md) ---------------------------------
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)

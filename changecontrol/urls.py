@@ -3,9 +3,10 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from accounts import oidc
 from accounts import urls as accounts_urls
 from accounts.api import ApiTokenViewSet, obtain_token
-from accounts.forms import LockoutAuthenticationForm
+from accounts.login_view import LoginView
 from changecontrol import views
 from deployments import urls as deployments_urls
 from deployments.api import DeploymentViewSet
@@ -34,13 +35,9 @@ router.register("auth/tokens", ApiTokenViewSet, basename="apitoken")
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
-    path(
-        "accounts/login/",
-        auth_views.LoginView.as_view(
-            redirect_authenticated_user=True, authentication_form=LockoutAuthenticationForm
-        ),
-        name="login",
-    ),
+    path("accounts/login/", LoginView.as_view(), name="login"),
+    path("accounts/oidc/start/", oidc.StartView.as_view(), name="oidc-start"),
+    path("accounts/oidc/callback/", oidc.CallbackView.as_view(), name="oidc-callback"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),

@@ -55,11 +55,19 @@ def _missing(name: str) -> str | None:
         except ImportError:
             return "playwright is not installed"
         return None
+    if name == "ldap":
+        from tests.accounts.slapd import missing_ldap
+
+        return missing_ldap()
+    if name == "oidc":
+        from tests.accounts.idp import missing_oidc
+
+        return missing_oidc()
     raise ValueError(name)
 
 
 def pytest_runtest_setup(item):
-    for name in ("postgres", "redis", "browser"):
+    for name in ("postgres", "redis", "browser", "ldap", "oidc"):
         if item.get_closest_marker(name) is None:
             continue
         reason = _missing(name)
