@@ -22,6 +22,7 @@ def _named_in_source() -> set[str]:
         "core",
         "audit",
         "environments",
+        "accounts",
         "plant",
         "releases",
         "approvals",
