@@ -43,7 +43,7 @@ lint: venv
 
 ## make check-deploy: Django's deployment checks with the production environment you export
 check-deploy: venv
-	$(PY) manage.py check --deploy --fail-level WARNING
+	$(PY) manage.py check --deploy --database default --fail-level WARNING
 
 clean:
 	rm -rf var .pytest_cache test-artifacts

@@ -13,7 +13,7 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
-        from accounts import schema, signals  # noqa: F401  (the token scheme for the API schema; receivers)
+        from accounts import checks, schema, signals  # noqa: F401  (database role check; token scheme; receivers)
 
         signals.connect()
 

@@ -35,7 +35,9 @@ class LockoutMixin:
         except ValidationError as error:
             # A directory that cannot be reached is not a wrong password: it does not count.
             unreachable = getattr(error, "code", None) == "directory_unreachable"
-            if self.user_cache is None and not unreachable:  # the credentials failed (not a rule about an existing user)
+            if (
+                self.user_cache is None and not unreachable
+            ):  # the credentials failed (not a rule about an existing user)
                 lock = lockout.failed(username, address, entry=self.lockout_entry)
                 if lock is not None:
                     raise ValidationError(lock.message + LOCKED_HINT, code="locked") from None

@@ -55,3 +55,9 @@ def _schedule(sender: Celery, **kwargs) -> None:
         sender.signature("deployments.tasks.refresh_due"),
         name="environments: scheduled UAT refreshes",
     )
+    # Time-bound role grants: an expired one already counts for nothing; this removes and audits it.
+    sender.add_periodic_task(
+        60.0,
+        sender.signature("accounts.tasks.expire_grants"),
+        name="accounts: remove expired time-bound role grants",
+    )

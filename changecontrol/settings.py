@@ -137,6 +137,24 @@ DATABASES["default"]["TEST"] = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 DB_VENDOR = DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
 
+# --- Least-privilege database role (README.md "The database roles") -------------------------
+# DATABASE_URL is the app's role: it owns nothing, so it cannot alter a table or switch off the
+# audit table's triggers. DATABASE_OWNER_URL (same database, the role that owns the tables) is used
+# by `manage.py migrate` only, which then grants the app role its privileges. Unset: one role does
+# both (laptops, the test suite). Give DATABASE_OWNER_URL to the migrating process only.
+DATABASE_OWNER_URL = env_url("DATABASE_OWNER_URL", ("postgres", "postgresql"))
+# The role the grants go to; default: DATABASE_URL's user.
+DATABASE_APP_ROLE = env_str("DATABASE_APP_ROLE", str(DATABASES["default"].get("USER") or ""))
+if DATABASE_OWNER_URL:
+    _owner = dj_database_url.parse(DATABASE_OWNER_URL)
+    if DB_VENDOR != "postgresql":
+        raise ImproperlyConfigured("DATABASE_OWNER_URL needs DATABASE_URL to point at PostgreSQL too")
+    if _owner["NAME"] != DATABASES["default"]["NAME"]:
+        raise ImproperlyConfigured(
+            f"DATABASE_OWNER_URL names the database {_owner['NAME']!r}, DATABASE_URL {DATABASES['default']['NAME']!r}: "
+            "they must name the same database"
+        )
+
 # --- Celery (CELERY.md: the settings that answer the known pitfalls) -----------------------
 REDIS_URL = env_url("REDIS_URL", ("redis", "rediss"))
 BROKER_DIR = VAR_DIR / "broker"

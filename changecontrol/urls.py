@@ -41,6 +41,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("accounts/review/", include("accounts.review_urls")),
     path("accounts/", include((accounts_urls.urlpatterns, "accounts"))),
     path(
         "environments/",

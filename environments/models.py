@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import zoneinfo
 
 import semver
@@ -10,7 +11,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from core import clock
-from core.roles import SITE_ROLE_PERMISSIONS
+from core.roles import SITE_ROLE_PERMISSIONS, Role
 from environments.pipelines import pipeline_problems
 
 
@@ -445,3 +446,55 @@ class RefreshRun(models.Model):
     @property
     def audit_site_code(self) -> str:
         return self.target.site.code
+
+
+# --- Time-bound role grants (access reviews) ------------------------------------------------
+class TimedRoleGrant(models.Model):
+    """A role held until `expires_at`, then no longer: elevated access (the Admin role, say) granted
+    for a task, Annex 11 §12. It sits beside the lasting grants (role groups, a site's object
+    permissions) and `access.role_map` reads it with its expiry, so an expired grant stops counting
+    at once; the periodic sweep (accounts/tasks.py) only deletes the row and audits it."""
+
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="timed_role_grants")
+    role = models.CharField(max_length=32, choices=[(role.value, role.label) for role in Role])
+    site = models.ForeignKey(
+        Site,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="timed_role_grants",
+        help_text="Empty: the role is held at every site.",
+    )
+    expires_at = models.DateTimeField(
+        db_index=True, help_text="The role stops counting at this moment (UTC)."
+    )
+    granted_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    granted_at = models.DateTimeField(editable=False)
+
+    class Meta:
+        ordering = ["expires_at", "id"]
+        verbose_name = "time-bound role grant"
+        indexes = [models.Index(fields=["user", "expires_at"], name="timed_grant_user_idx")]
+
+    def __str__(self) -> str:
+        where = self.site.code if self.site_id else "every site"
+        until = self.expires_at.astimezone(datetime.UTC) if self.expires_at else None
+        return f"{Role(self.role).label} for {self.user} at {where} until {until:%Y-%m-%d %H:%M} UTC"
+
+    @property
+    def audit_site_code(self) -> str:
+        return self.site.code if self.site_id else ""
+
+    def clean(self) -> None:
+        if self.expires_at is not None and self.expires_at <= clock.now():
+            raise ValidationError({"expires_at": "The expiry must be in the future."})
+
+    def describe(self) -> dict:
+        return {
+            "user": self.user.get_username(),
+            "role": self.role,
+            "site": self.site.code if self.site_id else None,
+            "expires_at": self.expires_at,
+        }

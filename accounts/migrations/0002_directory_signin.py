@@ -7,9 +7,8 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
-    initial = True
-
     dependencies = [
+        ('accounts', '0001_lockout_tokens'),
         ('environments', '0007_product_versions'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -92,7 +92,12 @@ def test_compose_runs_the_five_services():
     compose = yaml.safe_load(COMPOSE_SOURCE)
     services = compose["services"]
     assert {"db", "redis", "web", "worker", "beat"} <= set(services)
+    # One-shot services (migrate) run to completion and stay down; the rest are long-running.
+    one_shot = {name for name, service in services.items() if service.get("restart") == "no"}
+    assert one_shot == {"migrate"}
     for name, service in services.items():
+        if name in one_shot:
+            continue
         assert service.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
         assert service.get("restart") == "unless-stopped", name
     for name in ("web", "worker", "beat"):
@@ -104,7 +109,23 @@ def test_compose_runs_the_five_services():
     # Exactly one beat: two schedulers send every periodic task twice (CELERY.md item 5).
     assert int(services["beat"].get("deploy", {}).get("replicas", 1)) <= 1
     assert "beat" in " ".join(services["beat"]["command"])
-    assert "migrate --noinput" in " ".join(services["web"]["command"])
+    # Migrations run as the owner role in their own service, which alone is given the owner's URL;
+    # web starts after it. The portal's processes connect as the app role (README.md).
+    assert "migrate --noinput" in " ".join(services["migrate"]["command"])
+    assert "migrate" not in " ".join(services["web"]["command"])
+    assert services["web"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    owner_url = services["migrate"]["environment"]["DATABASE_OWNER_URL"]
+    assert owner_url.startswith("postgres://changecontrol_owner:") and "@db:" in owner_url
+    for name in ("web", "worker", "beat", "migrate"):
+        environment = services[name]["environment"]
+        assert environment["DATABASE_URL"].startswith("postgres://changecontrol_app:"), name
+        if name != "migrate":
+            assert "DATABASE_OWNER_URL" not in environment, name
+    assert services["db"]["environment"]["POSTGRES_USER"] not in ("changecontrol_app", "changecontrol_owner")
+    assert "./docker/postgres-init:/docker-entrypoint-initdb.d:ro" in services["db"]["volumes"]
+    init = (ROOT / "docker" / "postgres-init" / "10-roles.sh").read_text()
+    assert "CREATE ROLE changecontrol_owner" in init and "CREATE ROLE changecontrol_app" in init
+    assert "SUPERUSER" in init and "NOSUPERUSER" in init
     for name in ("web", "worker"):
         assert services[name]["depends_on"]["db"]["condition"] == "service_healthy"
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"

@@ -23,6 +23,7 @@ def _named_in_source() -> set[str]:
         "audit",
         "outbox",
         "environments",
+        "accounts",
         "plant",
         "releases",
         "approvals",

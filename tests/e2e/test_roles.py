@@ -14,6 +14,7 @@ pytestmark = pytest.mark.browser
 # Expected main navigation per demo user, from environments.access.navigation():
 #   everyone: Home, RFCs, Calendar, [Approvals], Environments, ..., API
 #   read_audit (Admin, Auditor): Audit trail
+#   review_access (Admin, Auditor): Access review
 #   admin_site (Admin): Administration
 #   approver roles (IT Manager, Operations Manager, CIO, Plant Director): Approvals after Calendar
 BASE = ["Home", "RFCs", "Calendar", "Environments"]
@@ -25,8 +26,8 @@ EXPECTED_NAV = {
     "cio": ["Home", "RFCs", "Calendar", "Approvals", "Environments", "API"],
     "plantdirector": ["Home", "RFCs", "Calendar", "Approvals", "Environments", "API"],
     "releasemgr": [*BASE, "API"],
-    "auditor": [*BASE, "Audit trail", "API"],
-    "admin": [*BASE, "Audit trail", "Administration", "API"],
+    "auditor": [*BASE, "Audit trail", "Access review", "API"],
+    "admin": [*BASE, "Audit trail", "Access review", "Administration", "API"],
 }
 # Full names shown in the user menu (environments/management/commands/demo.py USERS).
 FULL_NAMES = {
