@@ -13,9 +13,8 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from rest_framework.authtoken.models import Token
 
-from accounts import grants
+from accounts import grants, tokens
 from audit.models import AuditEvent
 from core import clock
 from core.roles import Role
@@ -131,7 +130,7 @@ def test_the_review_lists_every_account_with_roles_per_site_and_last_sign_in(cas
     User.objects.filter(pk=cast["itmanager_a"].pk).update(last_login=seen_at)
     User.objects.filter(pk=cast["nobody"].pk).update(is_active=False)
     until = _grant(cast["tester"], Role.ADMIN, hours=3).expires_at
-    Token.objects.create(user=cast["releasemgr"])
+    tokens.issue(cast["releasemgr"], name="review")
 
     auditor = client_for(cast["auditor"])
     response = auditor.get(REVIEW)
@@ -186,7 +185,7 @@ def test_the_csv_lists_every_account_with_formula_cells_neutralised(cast, site_a
     evil = make_user("@evil", Role.DEVELOPER, site=site_a)
     User.objects.filter(pk=evil.pk).update(email="-2+3@plant.test")
     _grant(cast["tester"], Role.ADMIN, site=site_a, hours=5)
-    Token.objects.create(user=cast["dev"])
+    tokens.issue(cast["dev"], name="review")
 
     response = client_for(cast["admin"]).get(CSV)
     assert response.status_code == 200 and response.streaming
@@ -223,7 +222,7 @@ def _more_people(count: int, site) -> None:
     for n in range(count):
         user = make_user(f"extra{n}", Role.DEVELOPER, site=site if n % 2 else None)
         if n % 3 == 0:
-            Token.objects.create(user=user)
+            tokens.issue(user, name="review")
         if n % 4 == 0:
             _grant(user, Role.RELEASE_MANAGER, site=site if n % 8 else None)
 
