@@ -63,12 +63,12 @@ class Provider:
         line: list[str] = []
         reader = threading.Thread(target=lambda: line.append(self.process.stdout.readline()), daemon=True)
         reader.start()
-        reader.join(30)
+        reader.join(90)  # node starts slowly on a loaded machine; this waits for its line, not a clock
         if not line or not line[0].strip():
+            self.log.flush()
+            log = (self.root / "provider.log").read_text()[-2000:]
             self.stop()
-            raise RuntimeError(
-                f"oidc-provider did not start: {(self.root / 'provider.log').read_text()[-2000:]}"
-            )
+            raise RuntimeError(f"oidc-provider did not start (exit {self.process.poll()}): {log}")
         self.issuer = json.loads(line[0])["issuer"]
         return self
 
@@ -80,6 +80,8 @@ class Provider:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+        if self.process and self.process.stdout:
+            self.process.stdout.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
