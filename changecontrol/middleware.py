@@ -108,7 +108,7 @@ def _refused_data(request):
     if field is not None:
         return bad_request(request, NUL_MESSAGE, field)
     content_type = request.content_type or ""
-    if content_type in _FORMS:
+    if content_type in _FORMS and request.method in ("POST", "PUT", "PATCH"):
         if content_type == "multipart/form-data" and request.method != "POST":
             # Django parses multipart bodies for POST only; parse PUT and PATCH the same way, once.
             request._post, request._files = request.parse_file_upload(request.META, request)

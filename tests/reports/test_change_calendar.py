@@ -159,9 +159,13 @@ def test_navigation_links_and_legend(cast, site_a):
     assert f'href="{base}?view=week&amp;date=2026-05-11"' in week and "Week of 18 May – 24 May 2026" in week
 
 
-def test_bad_view_and_date_fall_back_to_this_week(cast, site_a):
-    body = page(cast["releasemgr"], site_a.code, view="year", date="2026-13-45").content.decode()
+def test_a_bad_view_falls_back_to_this_week_and_a_bad_date_is_refused(cast, site_a):
+    body = page(cast["releasemgr"], site_a.code, view="year").content.decode()
     assert "Week of 11 May – 17 May 2026" in body
+    for day in ("2026-13-45", "9999-12-31", "0001-01-01", "tomorrow"):
+        refused = page(cast["releasemgr"], site_a.code, view="month", date=day)
+        assert refused.status_code == 400
+        assert "date: give a date" in refused.content.decode()
 
 
 def test_all_sites_view_shows_both_sites_in_their_local_time(cast, site_a, site_b, plan):
