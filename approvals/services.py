@@ -19,6 +19,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
+from accounts import mfa
 from approvals.models import (
     Absence,
     Approval,
@@ -347,16 +348,34 @@ class Signed:
     outcomes: list[Outcome]
 
 
-def require_password(user, password: str, obj, refused_action: str, after: dict, error: Exception) -> None:
+def require_password(
+    user,
+    password: str,
+    obj,
+    refused_action: str,
+    after: dict,
+    error: Exception,
+    *,
+    otp_code: str = "",
+    code_error=None,
+) -> None:
     """§11.200: every signed act (a signature, a gate waiver) re-enters the password; a wrong one is
     audited as `refused_action` on `obj` and raised as `error`."""
-    if not password or not user.check_password(password):
+    if not mfa.signs_with_code_only(user) and (not password or not user.check_password(password)):
         record(refused_action, obj, actor=user, reason="wrong password", after=after)
         raise error
+    # MFA: a signer with an authenticator gives a current code as well (accounts.mfa); refused alike.
+    refused = mfa.check_signature_code(user, otp_code)
+    if refused is not None:
+        record(refused_action, obj, actor=user, reason=refused.reason, after=after)
+        raise code_error(refused.message) if code_error else error
 
 
-def verify_password(user, password: str, approval: Approval, decision: str, via: str) -> None:
-    """The signer re-enters the password at every signing; a failure is audited."""
+def verify_password(
+    user, password: str, approval: Approval, decision: str, via: str, *, otp_code: str = ""
+) -> None:
+    """The signer re-enters the password (and, with MFA, a current code) at every signing; a failure
+    is audited."""
     require_password(
         user,
         password,
@@ -364,11 +383,17 @@ def verify_password(user, password: str, approval: Approval, decision: str, via:
         "approvals.signature.refused",
         {"decision": decision, "via": via},
         WrongPassword("The password is not correct: the signature was not recorded."),
+        otp_code=otp_code,
+        code_error=lambda message: WrongCode(f"{message} The signature was not recorded."),
     )
 
 
 class WrongPassword(PermissionDenied):
     """The signer's password did not match (shown on the password field, not as a lack of rights)."""
+
+
+class WrongCode(WrongPassword):
+    """The signer's authenticator code was missing, wrong or used already (shown on the code field)."""
 
 
 # --- Email links (A5): one approver, one use, an expiry, the content they were sent -----------------

@@ -72,6 +72,8 @@ def _test_settings(settings, tmp_path):
     # Each test publishes audit chain heads to its own file (they outlive the test database otherwise).
     settings.AUDIT_HEADS_FILE = tmp_path / "audit-heads.jsonl"
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # MFA is off for the suite's approvers; tests/accounts/test_mfa.py switches it on.
+    settings.MFA_REQUIRED_ROLES = []
     # No collectstatic in tests: serve from the finders without a manifest.
     settings.STORAGES = {
         **settings.STORAGES,
