@@ -145,8 +145,11 @@ def qr_svg(device: TOTPDevice) -> str:
     import qrcode
     import qrcode.image.svg
 
-    image = qrcode.make(device.config_url, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
-    return image.to_string(encoding="unicode")
+    image = qrcode.make(device.config_url, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=4)
+    svg = image.to_string(encoding="unicode")
+    return svg.replace(
+        "<svg ", '<svg role="img" aria-label="QR code that adds this account to an authenticator app" ', 1
+    )
 
 
 def _clean(code: str) -> str:
