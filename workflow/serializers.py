@@ -130,8 +130,9 @@ OTP_CODE_HELP = (
 
 
 class SignerFieldsMixin:
-    """`password` is required, except of a signer without a local password (single sign-on only), who
-    signs with `otp_code` alone."""
+    """A signed act: the signer's `password`, and `otp_code` when the signer has set up two-step
+    sign-in. A signer who signs in only through single sign-on (no local password) gives `otp_code`
+    alone."""
 
     def validate(self, attrs):
         user = self.context["request"].user

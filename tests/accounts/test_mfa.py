@@ -343,6 +343,8 @@ def test_a_waiver_needs_the_code_too(cast, site_a, moment):
     refused = api.post(f"/api/v1/rfcs/{rfc.uuid}/waivers/", body, format="json")
     assert refused.status_code == 400 and "current code" in str(refused.json())
     assert AuditEvent.objects.get(action="releases.gate.waiver_refused").reason == "missing code"
+    page = verified(user, device, moment).get(f"/rfcs/{rfc.uuid}/").content.decode()
+    assert 'id="waive-code-uat-data-fresh" name="otp_code"' in page and 'name="password"' in page
     ok = api.post(f"/api/v1/rfcs/{rfc.uuid}/waivers/", {**body, "otp_code": code(device)}, format="json")
     assert ok.status_code == 201, ok.json()
 
@@ -446,3 +448,35 @@ def test_the_new_users_session_is_not_the_old_one(cast, moment):
     assert client.cookies["sessionid"].value != before
     assert re.fullmatch(r"[a-z0-9]+", client.cookies["sessionid"].value)
     assert User.objects.get(pk=user.pk).last_login is not None
+
+
+def test_the_email_link_asks_for_the_code_after_sign_in_and_on_the_signature(
+    people, site_a, moment, settings, monkeypatch
+):
+    """A5: the link leads through sign-in and the code page back to itself; its form asks for the code."""
+    from django.core import mail as django_mail
+
+    from approvals import mail
+
+    monkeypatch.setattr("approvals.mail.after_commit", lambda send: send())  # no commit in this test
+    settings.SITE_URL = "https://portal.plant.example"
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    user = people["itmanager"]
+    device, _ = enrol(user)
+    rfc = factories.ready_rfc(people["dev"], people["tester"], site_a)
+    wf.submit(people["dev"], rfc)
+    mail.send_notifications()
+    message = next(m for m in django_mail.outbox if m.to == ["itmanager@plant.test"])
+    path = re.search(r"https://portal\.plant\.example(/approvals/link/[\w-]+/)", message.body).group(1)
+
+    client = Client()
+    login = client.post("/accounts/login/", {"username": "itmanager", "password": PASSWORD, "next": path})
+    assert login["Location"] == path
+    assert client.get(path)["Location"] == f"/accounts/mfa/verify/?next={path.replace('/', '%2F')}"
+    assert client.post("/accounts/mfa/verify/", {"otp_code": code(device), "next": path})["Location"] == path
+    assert 'name="otp_code"' in client.get(path).content.decode()
+    moment.shift(timedelta(seconds=30))
+    refused = client.post(path, {"decision": "approve", "password": PASSWORD})
+    assert refused.status_code == 403 and not Signature.objects.exists()
+    signed = client.post(path, {"decision": "approve", "password": PASSWORD, "otp_code": code(device)})
+    assert signed.status_code == 302 and Signature.objects.get().via == "email"
