@@ -212,13 +212,15 @@ def verify_sign_in(request, code: str) -> Attempt:
     (works once). Every attempt is audited."""
     user = request.user
     code = _clean(code)
+    if not code:
+        return Attempt(False, "Enter the code your app shows now.")
     recovery = not (code.isdigit() and len(code) <= 8)
     method = "recovery" if recovery else "totp"
     model = StaticDevice if recovery else TOTPDevice
     with transaction.atomic():
         device = model.objects.select_for_update().filter(user=user, confirmed=True).order_by("pk").first()
         allowed, throttled = device.verify_is_allowed() if device else (True, None)
-        if device is not None and allowed and code and device.verify_token(code):
+        if device is not None and allowed and device.verify_token(code):
             if recovery:
                 record(
                     "accounts.mfa.recovery_used",

@@ -106,6 +106,8 @@ def test_a_required_role_without_a_device_is_sent_to_enrolment_before_anything_e
     api = client.get("/api/v1/rfcs/")
     assert api.status_code == 403 and api.json()["code"] == "mfa_required"
     assert api_client_for(cast["itmanager"]).get("/api/v1/rfcs/").status_code == 200
+    # Another Authorization scheme does not let the half-signed-in session through.
+    assert client.get("/api/v1/rfcs/", HTTP_AUTHORIZATION="Basic eDp5").status_code in (401, 403)
     assert client.post("/accounts/logout/").status_code == 302
     # A role the setting does not name (a developer) goes straight in.
     assert sign_in(cast["dev"]).get("/").status_code == 200
