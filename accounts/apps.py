@@ -13,7 +13,7 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
-        from accounts import checks, schema, signals  # noqa: F401  (database role check; token scheme; receivers)
+        from accounts import checks, mfa, schema, signals  # noqa: F401  (role check; MFA and token receivers; schema)
 
         signals.connect()
 

@@ -19,7 +19,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 
-from accounts import signing
+from accounts import mfa, signing
 from approvals.models import (
     Absence,
     Approval,
@@ -348,18 +348,37 @@ class Signed:
     outcomes: list[Outcome]
 
 
-def require_password(user, password: str, obj, refused_action: str, after: dict, error) -> None:
+def require_password(
+    user,
+    password: str,
+    obj,
+    refused_action: str,
+    after: dict,
+    error,
+    *,
+    otp_code: str = "",
+    code_error=None,
+) -> None:
     """§11.200: every signed act (a signature, a gate waiver) re-enters the password, checked by
-    accounts (its backends and its lockout). A refusal is audited as `refused_action` on `obj` and
-    raised as `error(why)`, where `why` says what was wrong (no final stop)."""
-    refused = signing.check_password(user, password)
+    accounts (its backends and its lockout), and, where the signer has an authenticator, a current
+    code (accounts.mfa). A refusal is audited as `refused_action` on `obj` and raised as `error(why)`
+    (a code refusal as `code_error(why)` when given), where `why` says what was wrong."""
+    if not mfa.signs_with_code_only(user):
+        refused = signing.check_password(user, password)
+        if refused is not None:
+            record(refused_action, obj, actor=user, reason=refused.reason, after=after)
+            raise error(refused.message)
+    refused = mfa.check_signature_code(user, otp_code)
     if refused is not None:
         record(refused_action, obj, actor=user, reason=refused.reason, after=after)
-        raise error(refused.message)
+        raise (code_error or error)(refused.message)
 
 
-def verify_password(user, password: str, approval: Approval, decision: str, via: str) -> None:
-    """The signer re-enters the password at every signing; a failure is audited."""
+def verify_password(
+    user, password: str, approval: Approval, decision: str, via: str, *, otp_code: str = ""
+) -> None:
+    """The signer re-enters the password (and, with MFA, a current code) at every signing; a failure
+    is audited."""
     require_password(
         user,
         password,
@@ -367,11 +386,17 @@ def verify_password(user, password: str, approval: Approval, decision: str, via:
         "approvals.signature.refused",
         {"decision": decision, "via": via},
         lambda why: WrongPassword(f"{why}: the signature was not recorded."),
+        otp_code=otp_code,
+        code_error=lambda message: WrongCode(f"{message} The signature was not recorded."),
     )
 
 
 class WrongPassword(PermissionDenied):
     """The signer's password did not match (shown on the password field, not as a lack of rights)."""
+
+
+class WrongCode(WrongPassword):
+    """The signer's authenticator code was missing, wrong or used already (shown on the code field)."""
 
 
 # --- Email links (A5): one approver, one use, an expiry, the content they were sent -----------------

@@ -43,3 +43,25 @@ def starting_with(prefix: str) -> Q:
     old = [before for before, after in RENAMED.items() if after.startswith(prefix)]
     query = Q(action__startswith=prefix)
     return query | Q(action__in=old) if old else query
+
+
+# --- Human labels of action names (a concern adds its own section) --------------------------------
+LABELS: dict[str, str] = {}
+
+# Two-step sign-in (accounts/mfa.py)
+LABELS.update(
+    {
+        "accounts.mfa.enrolled": "Two-step sign-in set up",
+        "accounts.mfa.verified": "Sign-in code accepted",
+        "accounts.mfa.failed": "Sign-in code refused",
+        "accounts.mfa.recovery_used": "Signed in with a recovery code",
+        "accounts.mfa.reset": "Two-step sign-in reset by an administrator",
+        "accounts.mfa.recovery_regenerated": "New recovery codes made",
+    }
+)
+
+
+def label(action: str) -> str:
+    """A human label for an action name, or the (current) name itself."""
+    name = canonical(action)
+    return LABELS.get(name, name)

@@ -440,3 +440,28 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# --- MFA: two-step sign-in with an authenticator app (accounts/mfa.py) -----------------------------
+# django-otp: TOTP devices, recovery codes (static tokens), and the verified-session middleware;
+# accounts' middleware sends a signed-in session to the code page or to enrolment before anything else.
+INSTALLED_APPS += ["django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static"]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
+    "django_otp.middleware.OTPMiddleware",
+)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django_otp.middleware.OTPMiddleware") + 1, "accounts.mfa_middleware.MFAMiddleware"
+)
+TEMPLATES[0]["OPTIONS"]["context_processors"].append("accounts.context_processors.signing")
+# Roles (core/roles.py values) whose holders, at any site, must use MFA. Empty: nobody must (anyone may).
+MFA_REQUIRED_ROLES = env_list(
+    "MFA_REQUIRED_ROLES",
+    ["it_manager", "operations_manager", "cio", "plant_director", "key_user", "release_manager", "admin"],
+)
+from core.roles import Role  # noqa: E402
+
+_unknown_roles = sorted(set(MFA_REQUIRED_ROLES) - set(Role.values))
+if _unknown_roles:
+    raise ImproperlyConfigured(f"MFA_REQUIRED_ROLES names unknown roles: {', '.join(_unknown_roles)}")
+# The name authenticator apps show beside the account.
+OTP_TOTP_ISSUER = env_str("MFA_ISSUER", "Plant Change Control")

@@ -86,6 +86,8 @@ def _test_settings(settings, tmp_path):
     # test (tests/accounts/) switches them on.
     settings.SESSION_IDLE_MINUTES = 0
     settings.SESSION_ABSOLUTE_HOURS = 0
+    # MFA is off for the suite's approvers; tests/accounts/test_mfa.py switches it on.
+    settings.MFA_REQUIRED_ROLES = []
     # No collectstatic in tests: serve from the finders without a manifest.
     settings.STORAGES = {
         **settings.STORAGES,

@@ -329,10 +329,12 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         rfc = self.get_object()
         if request.method == "GET":
             return Response(WaiverSerializer(waiving.waivers_of(rfc), many=True).data)
-        form = WaiverRequestSerializer(data=request.data)
+        form = WaiverRequestSerializer(data=request.data, context={"request": request})
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        waiver = waiving.waive(request.user, rfc, data["gate"], data["reason"], data["password"])
+        waiver = waiving.waive(
+            request.user, rfc, data["gate"], data["reason"], data["password"], otp_code=data["otp_code"]
+        )
         return Response(WaiverSerializer(waiver).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(

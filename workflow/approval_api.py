@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from approvals import services
 from approvals.models import Approval, Decision, Signature
 from workflow import services as wf
+from workflow.serializers import OTP_CODE_HELP, SignerFieldsMixin
 
 
 class SignatureSerializer(serializers.ModelSerializer):
@@ -60,11 +61,16 @@ class ApprovalSerializer(serializers.ModelSerializer):
         ]
 
 
-class SignSerializer(serializers.Serializer):
+class SignSerializer(SignerFieldsMixin, serializers.Serializer):
     password = serializers.CharField(
         write_only=True,
         trim_whitespace=False,
+        required=False,
+        default="",
         help_text="The signer's password, re-entered at every signing (21 CFR 11.200).",
+    )
+    otp_code = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, default="", max_length=16, help_text=OTP_CODE_HELP
     )
     reason = serializers.CharField(required=False, allow_blank=True, default="")
     content_hash = serializers.RegexField(
@@ -94,7 +100,7 @@ class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     def _sign(self, request, decision: str) -> Response:
         approval = self.get_object()
-        body = SignSerializer(data=request.data)
+        body = SignSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
         data = body.validated_data
         signature = wf.sign(
@@ -105,6 +111,7 @@ class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             reason=data["reason"],
             via="api",
             expected_hash=data.get("content_hash"),
+            otp_code=data["otp_code"],
         )
         return Response(SignatureSerializer(signature).data, status=status.HTTP_201_CREATED)
 

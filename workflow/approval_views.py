@@ -86,14 +86,27 @@ def _decide(request, approval: Approval, via: str, link: EmailLink | None = None
         reason = request.POST.get("reason", "")
         try:
             signature = wf.sign(
-                request.user, approval, decision, request.POST.get("password", ""), reason, via=via, link=link
+                request.user,
+                approval,
+                decision,
+                request.POST.get("password", ""),
+                reason,
+                via=via,
+                link=link,
+                otp_code=request.POST.get("otp_code", ""),
             )
         except ValidationError as exc:
             context["errors"] = _errors(exc)
             status = 400
         except REFUSED as exc:
             refused = refusal(exc)
-            field = "password" if isinstance(exc, services.WrongPassword) else "general"
+            field = (
+                "otp_code"
+                if isinstance(exc, services.WrongCode)
+                else "password"
+                if isinstance(exc, services.WrongPassword)
+                else "general"
+            )
             context["errors"] = {field: [refused.message]}
             status = refused.status
         else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from accounts import mfa
 from core.inputs import no_line_breaks
 from releases.models import Release, Rfc
 from releases.serializers import (
@@ -123,13 +124,38 @@ class TransitionRequestSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
 
 
-class WaiverRequestSerializer(serializers.Serializer):
+OTP_CODE_HELP = (
+    "The current code from the signer's authenticator app: required when the signer has set up "
+    "two-step sign-in; each code signs once."
+)
+
+
+class SignerFieldsMixin:
+    """A signed act: the signer's `password`, and `otp_code` when the signer has set up two-step
+    sign-in. A signer who signs in only through single sign-on (no local password) gives `otp_code`
+    alone."""
+
+    def validate(self, attrs):
+        user = self.context["request"].user
+        if not attrs.get("password") and not mfa.signs_with_code_only(user):
+            raise serializers.ValidationError({"password": ["This field is required."]})
+        return attrs
+
+
+class WaiverRequestSerializer(SignerFieldsMixin, serializers.Serializer):
     gate = serializers.CharField(max_length=100, help_text="The failing gate's name, e.g. 'SQL idempotent'.")
     reason = serializers.CharField(
         max_length=2000, help_text="Why the RFC may go ahead although the gate fails."
     )
     password = serializers.CharField(
-        write_only=True, trim_whitespace=False, help_text="The caller's password, re-entered for this waiver."
+        write_only=True,
+        trim_whitespace=False,
+        required=False,
+        default="",
+        help_text="The caller's password, re-entered for this waiver.",
+    )
+    otp_code = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, default="", max_length=16, help_text=OTP_CODE_HELP
     )
 
 

@@ -170,12 +170,13 @@ def sign(
     expected_hash: str | None = None,
     *,
     link=None,
+    otp_code: str = "",
 ) -> Signature:
     """Approve or reject one approval as an electronic signature (§11.50, §11.70, §11.200), from a
     page, the API or an email link. A link is claimed in the signing transaction and binds the
     signature to the content it was sent with (A5)."""
     approvals.check_decision(decision, reason)
-    approvals.verify_password(user, password, approval, decision, via)
+    approvals.verify_password(user, password, approval, decision, via, otp_code=otp_code)
     with transaction.atomic():
         _lock(approval.rfc_id)
         if link is not None:

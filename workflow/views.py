@@ -563,7 +563,12 @@ def waive_gate(request, uuid):
     gate = request.POST.get("gate", "")
     try:
         waivers.waive(
-            request.user, rfc, gate, request.POST.get("reason", ""), request.POST.get("password", "")
+            request.user,
+            rfc,
+            gate,
+            request.POST.get("reason", ""),
+            request.POST.get("password", ""),
+            otp_code=request.POST.get("otp_code", ""),
         )
     except REFUSED as exc:
         status, message, _ = _refused(exc)

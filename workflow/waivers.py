@@ -49,7 +49,7 @@ def may_waive(user, rfc: Rfc) -> bool:
     return rfc.state in BEFORE_DEPLOYMENT and _holds_every_site(user, rfc)
 
 
-def waive(user, rfc: Rfc, gate: str, reason: str, password: str) -> GateWaiver:
+def waive(user, rfc: Rfc, gate: str, reason: str, password: str, otp_code: str = "") -> GateWaiver:
     """Waive the failing gate `gate` for `rfc`'s current artifact."""
     reason = (reason or "").strip()
     if not reason:
@@ -73,6 +73,8 @@ def waive(user, rfc: Rfc, gate: str, reason: str, password: str) -> GateWaiver:
         "releases.gate.waiver_refused",
         {"gate": gate},
         lambda why: WrongPassword({"password": f"{why}: the waiver was not recorded."}),
+        otp_code=otp_code,
+        code_error=lambda message: WrongPassword({"otp_code": f"{message} The waiver was not recorded."}),
     )
     with transaction.atomic():
         locked = Rfc.objects.select_for_update().get(pk=rfc.pk)
