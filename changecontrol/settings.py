@@ -73,6 +73,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "changecontrol.api_errors.ApiErrorsAsJsonMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "changecontrol.middleware.RequestContextMiddleware",
     # Bad input (NUL characters, unreadable bodies, dates out of range) is a 400, never a 500.
@@ -312,6 +314,26 @@ SESSION_ABSOLUTE_HOURS = env_int("SESSION_ABSOLUTE_HOURS", 8, minimum=0, maximum
 # API_TOKEN_MAX_DAYS.
 API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 365, minimum=1, maximum=3650)
 API_TOKEN_DAYS = env_int("API_TOKEN_DAYS", 90, minimum=1, maximum=API_TOKEN_MAX_DAYS)
+# --- Content-Security-Policy (django-csp) --------------------------------------------------
+# Everything from the portal's own origin; no inline script or style anywhere (JS and CSS live in
+# static/, htmx's indicator style is switched off in base.html), nothing may frame the portal.
+# img-src allows data: URIs (QR codes, Swagger UI's icons). form-action 'self' still lets a form
+# posted to the portal redirect to an external sign-in provider.
+SELF, NONE = "'self'", "'none'"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # --- I18N / time (store UTC; show each site's own zone) ------------------------------------
 LANGUAGE_CODE = "en-gb"
@@ -402,6 +424,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "changecontrol.api.exception_handler",
+    # JSON only: the browsable API's pages carry inline styles the CSP refuses; /api/docs/ is the
+    # API's page for people.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # A stock DRF throttle never reads X-Forwarded-For; the portal's use core/clientip.py
     # (accounts/throttling.py ClientAddressMixin).

@@ -258,8 +258,9 @@ _URL = re.compile(r"(https?://[^\s<>\"]+)")
 
 @login_required
 def mailbox(request):
-    """Only with DEBUG: the mails `make run` wrote to files, newest first, links clickable."""
-    if not settings.DEBUG:
+    """Only with DEBUG and only for admins: the mails `make run` wrote to files, newest first, links
+    clickable. Everyone's mail is in there, so anyone else gets a 404 (the page is not there for them)."""
+    if not settings.DEBUG or not access.can(request.user, "admin_site"):
         raise Http404
     folder = Path(settings.EMAIL_FILE_PATH)
     mails = []

@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 import time_machine
 from django.core import mail as django_mail
+from django.test import Client
 
 from approvals import mail
 from approvals.models import Approval, ApprovalState, EmailLink, Signature
@@ -217,6 +218,26 @@ def test_mailbox_only_with_debug(people, settings, tmp_path, requested):
     mail.send_notifications()
     page = client.get("/dev/mailbox/").content.decode()
     assert rfc.number in page and "/approvals/link/" in page
+
+
+@pytest.mark.parametrize("who", ["dev", "itmanager", "releasemgr", "auditor", "admin_a", "nobody"])
+def test_mailbox_is_for_global_admins_only(people, settings, tmp_path, who):
+    """Everyone's mail (with approval links) is in the mailbox: with DEBUG on, anyone but a global
+    admin gets the 404 page, as does an admin with DEBUG off; nobody signed in is sent to log in."""
+    settings.DEBUG = True
+    settings.EMAIL_FILE_PATH = tmp_path
+    (tmp_path / "one.log").write_text(
+        "Subject: Secret approval link\nTo: x@plant.test\n\nhttps://x/approvals/link/abc/\n"
+    )
+    refused = client_for(people[who]).get("/dev/mailbox/")
+    assert refused.status_code == 404
+    assert "Secret approval link" not in refused.content.decode()
+    admin = client_for(people["admin"])
+    assert "Secret approval link" in admin.get("/dev/mailbox/").content.decode()
+    anonymous = Client().get("/dev/mailbox/")
+    assert anonymous.status_code == 302 and anonymous["Location"].startswith("/accounts/login/")
+    settings.DEBUG = False
+    assert admin.get("/dev/mailbox/").status_code == 404
 
 
 # --- API -----------------------------------------------------------------------------------------
