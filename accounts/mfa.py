@@ -66,10 +66,6 @@ def is_enrolled(user) -> bool:
     )
 
 
-def ldap_configured() -> bool:
-    return bool(getattr(settings, "AUTH_LDAP_SERVER_URI", ""))
-
-
 def signs_with_code_only(user) -> bool:
     """A user who signs in only through the identity provider has no password here to re-enter: their
     signature is a current code alone (and they must enrol to sign)."""

@@ -20,6 +20,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import mfa
+from accounts.models import DirectoryIdentity, DirectorySource
 from approvals.models import Approval, ApprovalState, Signature
 from audit.models import AuditEvent
 from core.roles import Role
@@ -363,8 +364,8 @@ def test_a_single_sign_on_user_signs_with_the_code_alone(people, site_a, moment,
     assert not_enrolled.status_code == 403 and "set up two-step sign-in" in not_enrolled.json()["detail"]
     device, _ = enrol(user)
     assert api.post(url, {"otp_code": code(device)}, format="json").status_code == 201
-    # With a directory (LDAP) the password is the directory's, and is asked again.
-    settings.AUTH_LDAP_SERVER_URI = "ldap://directory.plant.example"
+    # A directory (LDAP) user's password is the directory's, and is asked again.
+    DirectoryIdentity.objects.create(user=user, source=DirectorySource.LDAP, subject="uuid-of-itmanager")
     assert not mfa.signs_with_code_only(user)
     assert mfa.signature_fields(user) == mfa.SignatureFields(password=True, code=True)
 
