@@ -14,7 +14,9 @@ from workflow import services as wf
 
 class SignatureSerializer(serializers.ModelSerializer):
     signer = serializers.CharField(source="signer.username", read_only=True)
-    on_behalf_of = serializers.CharField(source="on_behalf_of.username", read_only=True, default=None)
+    on_behalf_of = serializers.CharField(
+        source="on_behalf_of.username", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = Signature
