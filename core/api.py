@@ -25,9 +25,30 @@ class GateSerializer(serializers.Serializer):
     )
 
 
+class UrlOrNullField(serializers.URLField):
+    """A URL, or null where none is held (a blank model field is never sent as "" typed a URI)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("allow_null", True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        return value or None
+
+
 class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    code = serializers.CharField()
+    """The one error body of the API."""
+
+    detail = serializers.CharField(help_text="What went wrong, for people.")
+    code = serializers.CharField(help_text="What went wrong, for programs (e.g. not_found, invalid).")
+
+
+class ValidationErrorSerializer(ErrorSerializer):
+    fields = serializers.DictField(
+        child=serializers.JSONField(),
+        required=False,
+        help_text="Field name -> its errors, when the input named fields.",
+    )
 
 
 class RuleErrorSerializer(ErrorSerializer):
@@ -36,7 +57,7 @@ class RuleErrorSerializer(ErrorSerializer):
 
 
 ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, description="Invalid input; `fields` names the fields."),
+    400: OpenApiResponse(ValidationErrorSerializer, description="Invalid input; `fields` names the fields."),
     403: OpenApiResponse(ErrorSerializer, description="Not allowed for the caller."),
     404: OpenApiResponse(ErrorSerializer, description="Unknown, or of a site the caller does not see."),
     409: OpenApiResponse(ErrorSerializer, description="The RFC is not in a state that allows this."),

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.api import UrlOrNullField
 from releases.models import Evidence, EvidenceKind, Impact, Release, UatSignoff
 
 
 # --- Releases ---------------------------------------------------------------------------------
 class ReleaseSerializer(serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    artifact_url = UrlOrNullField(
+        read_only=True, help_text="Where the artifact is fetched from; null when uploaded."
+    )
 
     class Meta:
         model = Release
@@ -43,7 +47,12 @@ class ReleaseCreateSerializer(serializers.Serializer):
         default=None,
         help_text="The artifact itself; its SHA-256 is recorded at upload.",
     )
-    artifact_url = serializers.URLField(required=False, allow_blank=True, default="", max_length=200)
+    artifact_url = serializers.URLField(
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        help_text="Where the artifact is fetched from (with artifact_sha256), instead of an upload.",
+    )
     artifact_sha256 = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -71,7 +80,7 @@ class ReleaseRefSerializer(serializers.ModelSerializer):
 # --- Evidence and sign-offs -------------------------------------------------------------------
 class EvidenceSerializer(serializers.ModelSerializer):
     uploaded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    superseded_by = serializers.SlugRelatedField(slug_field="uuid", read_only=True)
+    superseded_by = serializers.SlugRelatedField(slug_field="uuid", read_only=True, allow_null=True)
 
     class Meta:
         model = Evidence

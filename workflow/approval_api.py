@@ -15,7 +15,9 @@ from workflow.serializers import OTP_CODE_HELP, SignerFieldsMixin
 
 class SignatureSerializer(serializers.ModelSerializer):
     signer = serializers.CharField(source="signer.username", read_only=True)
-    on_behalf_of = serializers.CharField(source="on_behalf_of.username", read_only=True, default=None)
+    on_behalf_of = serializers.CharField(
+        source="on_behalf_of.username", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = Signature

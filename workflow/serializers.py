@@ -166,7 +166,9 @@ class WaiverRevokeSerializer(serializers.Serializer):
 class WaiverSerializer(serializers.ModelSerializer):
     waived_by = serializers.CharField(source="waived_by.username", read_only=True)
     waived_by_name = serializers.CharField(read_only=True)
-    revoked_by = serializers.CharField(source="revoked_by.username", read_only=True, default=None)
+    revoked_by = serializers.CharField(
+        source="revoked_by.username", read_only=True, default=None, allow_null=True
+    )
     live = serializers.SerializerMethodField(
         help_text="Counts now: not revoked, and for the artifact the RFC carries now."
     )
