@@ -67,6 +67,8 @@ INSTALLED_APPS = [
     "releases",
     "approvals",
     "deployments",
+    "notify",
+    "hooks",
     "workflow",
     "reports",
 ]
