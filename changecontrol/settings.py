@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "approvals",
     "deployments",
     "notify",
+    "discussion",
     "hooks",
     "workflow",
     "reports",
