@@ -13,17 +13,18 @@ from core import clock
 from environments import access
 
 
+def _reviewed(request, action: str, **after) -> list:
+    """The listing, for a person allowed to review access; each look at it is audited."""
+    access.require(request.user, "review_access")
+    listing = review.rows()
+    record(action, actor=request.user, object_type="accounts.review", after={"users": len(listing), **after})
+    return listing
+
+
 @login_required
 @require_GET
 def review_page(request):
-    access.require(request.user, "review_access")
-    listing = review.rows()
-    record(
-        "accounts.review.viewed",
-        actor=request.user,
-        object_type="accounts.review",
-        after={"users": len(listing)},
-    )
+    listing = _reviewed(request, "accounts.review.viewed")
     return render(
         request,
         "accounts/review.html",
@@ -39,14 +40,7 @@ def review_page(request):
 @login_required
 @require_GET
 def review_csv(request):
-    access.require(request.user, "review_access")
-    listing = review.rows()
-    record(
-        "accounts.review.exported",
-        actor=request.user,
-        object_type="accounts.review",
-        after={"users": len(listing), "format": "csv"},
-    )
+    listing = _reviewed(request, "accounts.review.exported", format="csv")
     response = StreamingHttpResponse(review.export_csv(listing), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="access-review-{clock.now():%Y%m%d-%H%M%S}.csv"'
     response["Cache-Control"] = "no-store"

@@ -4,14 +4,13 @@ ldap://127.0.0.1:<free port>, stopped at the end."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
+
+from tests.net import free_port, wait_listening
 
 SLAPD = shutil.which("slapd") or "/usr/sbin/slapd"
 SCHEMA_DIR = Path("/etc/ldap/schema")
@@ -36,12 +35,6 @@ def missing_ldap() -> str | None:
     if not (MODULE_DIR / "back_mdb.so").exists():
         return "slapd's mdb backend module is missing"
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 CONFIG = """\
@@ -96,18 +89,10 @@ class Slapd:
         self.process = subprocess.Popen(
             [SLAPD, "-f", str(conf), "-h", f"{self.uri}/", "-d", "0"], stdout=log, stderr=subprocess.STDOUT
         )
-        deadline = time.monotonic() + 20
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"slapd exited: {(self.root / 'slapd.log').read_text()[-2000:]}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
-            ):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("slapd did not start listening within 20 s")
-            time.sleep(0.05)  # waiting for a process to listen, not for a clock
+        try:
+            wait_listening(self.port, process=self.process, name="slapd")
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}: {(self.root / 'slapd.log').read_text()[-2000:]}") from None
         self._seed()
         return self
 

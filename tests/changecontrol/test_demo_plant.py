@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,14 +18,9 @@ import pytest
 
 from demo_plant.artifacts import build
 from demo_plant.layout import ensure_environment
+from tests.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def call(base: str, path: str, method: str = "GET", body: dict | None = None) -> tuple[int, str]:

@@ -19,6 +19,7 @@ from outbox import services as outbox
 from outbox.models import Mail, MailState
 from tests import factories
 from tests.conftest import api_client_for, client_for
+from tests.net import free_port
 from workflow import services as wf
 
 pytestmark = pytest.mark.django_db
@@ -160,11 +161,7 @@ def test_an_smtp_server_that_refuses_leaves_every_mail_queued(retry_settings):
 
 def test_a_real_smtp_server_that_refuses_leaves_the_mail_queued(retry_settings):
     """Through Django's real SMTP backend against a local port nobody listens on."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # closed again: connections to it are refused
+    port = free_port()  # closed again: connections to it are refused
     retry_settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     retry_settings.EMAIL_HOST, retry_settings.EMAIL_PORT = "127.0.0.1", port
     retry_settings.EMAIL_USE_TLS, retry_settings.EMAIL_TIMEOUT = False, 5
