@@ -21,6 +21,7 @@ from core.roles import Role
 from environments import access
 from environments.models import TIER_DEFAULTS, Environment, ProductVersion, Site, Tier
 from environments.roles_setup import ensure_role_groups
+from tests.migrating import migrator  # noqa: F401 (a fixture for the migration tests)
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls in fixtures are
 # still synchronous and safe here.

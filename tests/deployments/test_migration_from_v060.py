@@ -8,9 +8,9 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
+
+from tests.migrating import migrate_to_latest
 
 # The last migration of each app at v0.6.0.
 V060 = [
@@ -18,20 +18,12 @@ V060 = [
     ("releases", "0004_checks"),
     ("approvals", "0002_review_rounds"),
     ("audit", "0003_trail_indexes"),
+    ("deployments", None),  # the package came after v0.6.0
 ]
 
 
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    ours = {app for app, _ in targets} | {"deployments"}
-    others = [node for node in executor.loader.graph.leaf_nodes() if node[0] not in ours]
-    executor.migrate(targets)
-    return MigrationExecutor(connection).loader.project_state(targets + others).apps
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_v060_database_migrates_with_every_row_intact():
-    old = _migrate(V060)
+def test_a_v060_database_migrates_with_every_row_intact(migrator):
+    old = migrator(V060)
     with pytest.raises(LookupError):
         old.get_model("deployments", "Deployment")
     User = old.get_model("auth", "User")
@@ -101,8 +93,7 @@ def test_a_v060_database_migrates_with_every_row_intact():
         )
         old_types[model] = ct.pk
 
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
+    migrate_to_latest()
 
     from django.contrib.auth.models import Permission as NewPermission
     from django.contrib.contenttypes.models import ContentType as NewContentType

@@ -6,26 +6,17 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
+
+from tests.migrating import migrate_to_latest
 
 BEFORE = [("environments", "0006_promotion_and_rollback")]
 
 
-def _apps_before():
-    executor = MigrationExecutor(connection)
-    others = [node for node in executor.loader.graph.leaf_nodes() if node[0] != "environments"]
-    executor.migrate(BEFORE)
-    return MigrationExecutor(connection).loader.project_state(BEFORE + others).apps
-
-
-@pytest.mark.django_db(transaction=True)
-def test_each_active_version_becomes_the_version_of_its_product():
+def test_each_active_version_becomes_the_version_of_its_product(migrator):
     """E9: the product is the one whose release of that version was deployed there; without such a
     deployment, the product of the newest one deployed there; without any, MES."""
-    old = _apps_before()
+    old = migrator(BEFORE)
     User = old.get_model("auth", "User")
     Site, Environment = old.get_model("environments", "Site"), old.get_model("environments", "Environment")
     Release, Rfc = old.get_model("releases", "Release"), old.get_model("releases", "Rfc")
@@ -72,8 +63,7 @@ def test_each_active_version_becomes_the_version_of_its_product():
     Deployment.objects.filter(environment=prod, rfc__release__product="MES").update(state="rolled_back")
     deployed("LABELS", "0.9.0", uat, days=1)  # no deployment of 2.0.0: the newest deployed product
 
-    executor = MigrationExecutor(connection)
-    executor.migrate(executor.loader.graph.leaf_nodes())
+    migrate_to_latest()
 
     from environments.models import Environment as NewEnvironment
     from environments.models import ProductVersion
