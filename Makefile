@@ -27,10 +27,12 @@ run: demo
 	@echo ""
 	@echo "  Plant Change Control on http://127.0.0.1:$(PORT)/"
 	@echo "  Demo logins (password: $${DEMO_PASSWORD:-demo}): dev tester itmanager opsmanager cio plantdirector releasemgr auditor admin"
+	@echo "  Links in mails point at $${SITE_URL:-http://127.0.0.1:$(PORT)} (set SITE_URL to change it)."
 	@echo "  Two-step sign-in is optional in the demo (MFA_REQUIRED_ROLES is empty unless you set it)."
 	@echo "  Health: http://127.0.0.1:$(PORT)/healthz    API docs: http://127.0.0.1:$(PORT)/api/docs/"
 	@echo ""
-	DEBUG=$${DEBUG:-1} MFA_REQUIRED_ROLES=$${MFA_REQUIRED_ROLES-} $(VENV)/bin/honcho -f Procfile.dev start
+	DEBUG=$${DEBUG:-1} MFA_REQUIRED_ROLES=$${MFA_REQUIRED_ROLES-} SITE_URL=$${SITE_URL:-http://127.0.0.1:$(PORT)} \
+	  $(VENV)/bin/honcho -f Procfile.dev start
 
 ## make test: the whole suite (embedded default unless DATABASE_URL / REDIS_URL are set)
 test: venv

@@ -22,6 +22,7 @@ from approvals.models import Approval, ApprovalState, EmailLink
 from approvals.services import active_absences, escalation_delay, holders, reminder_delay
 from audit.services import record
 from core import clock
+from core.links import absolute_url, base_url
 from core.roles import Role
 from outbox import services as outbox
 from releases import gates
@@ -48,7 +49,7 @@ def issue_link(approval: Approval, user, purpose: str = "request") -> str:
         expires_at=now + timedelta(hours=settings.APPROVAL_LINK_HOURS),
     )
     # Built from the configured base URL, never from a request's Host header.
-    return settings.SITE_URL + reverse("approvals:link", args=[raw])
+    return absolute_url(reverse("approvals:link", args=[raw]))
 
 
 def recipients(approval: Approval) -> list[tuple[object, object | None]]:
@@ -70,7 +71,7 @@ def recipients(approval: Approval) -> list[tuple[object, object | None]]:
 def _send(subject: str, template: str, to, context: dict, *, kind: str, about: Approval) -> int:
     """Queued in the transaction that issued its link (a mail never carries a link that a rollback
     took back) and delivered once it commits. Returns the outbox row's id."""
-    body = render_to_string(template, {**context, "site_url": settings.SITE_URL})
+    body = render_to_string(template, {**context, "site_url": base_url()})
     return outbox.queue(to=to, subject=subject, body=body, kind=kind, about=about).pk
 
 
@@ -92,7 +93,7 @@ def _context(approval: Approval) -> dict:
         "approval": approval,
         "rfc": rfc,
         "gates": gates.evaluate(rfc),
-        "rfc_url": settings.SITE_URL + reverse("releases:detail", args=[rfc.uuid]),
+        "rfc_url": absolute_url(reverse("releases:detail", args=[rfc.uuid])),
     }
 
 

@@ -41,8 +41,10 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
-# Links in emails are built from this, never from the request's Host header.
-SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+# The portal's public address. Set, every link that leaves a page (mails, chat, feeds, webhooks) is
+# built from it, never from a request's Host header; unset, from the request's host (core/links.py).
+# `make run` sets it from PORT; `check --deploy` warns when production leaves it unset.
+SITE_URL = env_str("SITE_URL", "").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",

@@ -21,10 +21,12 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.db.models import F, Q
+from django.urls import reverse
 
 from audit.actions import canonical
 from audit.services import record
 from core import clock, jobs
+from core.links import absolute_url
 from core.roles import Role
 from deployments import promotion
 from deployments.models import Deployment, DeploymentState, DeploymentStep, StepState
@@ -789,10 +791,14 @@ class _Runner:
         d = self.deployment
         body = (
             f"URGENT: the rollback of {d.rfc.number} on {self.env} failed.\n\n{d.outcome}\n\n"
-            f"Deployment: {settings.SITE_URL}/rfcs/{d.rfc.uuid}/deployments/{d.uuid}/\n"
+            f"Deployment: {absolute_url(reverse('releases:deployment', args=[d.rfc.uuid, d.uuid]))}\n"
         )  # the outcome carries the manual-recovery instructions
         urgent(f"[URGENT] Rollback failed: {d.rfc.number} on {self.env}", body, sorted(people), about=d)
         record("releases.deployment.alerted", d, actor_name="system", after={"to": sorted(people)})
+
+
+def deployment_url(deployment: Deployment) -> str:
+    return absolute_url(reverse("releases:deployment", args=[deployment.rfc.uuid, deployment.uuid]))
 
 
 def urgent(subject: str, body: str, to: list[str], *, about) -> None:
@@ -853,7 +859,7 @@ def alert_overdue(deployment_id: int) -> bool:
             (
                 f"URGENT: the rollback of {d.rfc.number} on {env} has run {minutes:.0f} minutes, past its "
                 f"budget of {env.rollback_budget_minutes} minutes.\n\n{d.outcome}\n\n"
-                f"Deployment: {settings.SITE_URL}/rfcs/{d.rfc.uuid}/deployments/{d.uuid}/\n"
+                f"Deployment: {absolute_url(reverse('releases:deployment', args=[d.rfc.uuid, d.uuid]))}\n"
             ),
             people,
             about=d,

@@ -11,10 +11,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import date, datetime, timedelta
-from urllib.parse import urlsplit
 
 import icalendar
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.db.models import Q
@@ -25,7 +23,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from audit.services import record
-from core import clock
+from core import clock, links
 from deployments.models import Deployment
 from deployments.states import ACTIVE as ACTIVE_DEPLOYMENT_STATES
 from environments import access, calendar
@@ -72,8 +70,8 @@ def user_for_token(token: str):
     return item.user
 
 
-def feed_url(site: Site, token: str | None = None) -> str:
-    url = f"{settings.SITE_URL}{reverse('environments:calendar_ics', args=[site.code])}"
+def feed_url(site: Site, token: str | None = None, request=None) -> str:
+    url = links.absolute_url(reverse("environments:calendar_ics", args=[site.code]), request)
     return f"{url}?token={token}" if token else url
 
 
@@ -91,15 +89,14 @@ def feed_page(request):
         {
             "token": token,
             "existing": existing,
-            "feeds": [{"site": site, "url": feed_url(site, token)} for site in sites],
+            "feeds": [{"site": site, "url": feed_url(site, token, request)} for site in sites],
         },
     )
 
 
 # --- The feed -----------------------------------------------------------------------------------
 def _uid(kind: str, key: str) -> str:
-    host = urlsplit(settings.SITE_URL).hostname or "plant-change-control"
-    return f"{kind}-{key}@{host}"
+    return f"{kind}-{key}@{links.stable_host()}"
 
 
 def _event(
@@ -166,7 +163,7 @@ def build_feed(site: Site, now: datetime) -> icalendar.Calendar:
     for deployment in deployments:
         rfc = deployment.rfc
         emergency = deployment.emergency or rfc.emergency
-        link = f"{settings.SITE_URL}{reverse('releases:detail', args=[rfc.uuid])}"
+        link = links.absolute_url(reverse("releases:detail", args=[rfc.uuid]))
         local = deployment.scheduled_start.astimezone(tz)
         description = "\n".join(
             [
