@@ -22,8 +22,9 @@ from approvals.models import Approval, ApprovalState, EmailLink
 from approvals.services import active_absences, escalation_delay, holders, reminder_delay
 from audit.services import record
 from core import clock
-from core.links import absolute_url, base_url
+from core.links import absolute_url, base_url, stable_host
 from core.roles import Role
+from outbox import compose
 from outbox import services as outbox
 from releases import gates
 
@@ -72,7 +73,17 @@ def _send(subject: str, template: str, to, context: dict, *, kind: str, about: A
     """Queued in the transaction that issued its link (a mail never carries a link that a rollback
     took back) and delivered once it commits. Returns the outbox row's id."""
     body = render_to_string(template, {**context, "site_url": base_url()})
-    return outbox.queue(to=to, subject=subject, body=body, kind=kind, about=about).pk
+    domain = stable_host()
+    return outbox.queue(
+        to=to,
+        subject=subject,
+        body=body,
+        html_body=compose.html_from_text(body),
+        headers=compose.headers(compose.thread_id("rfc", str(about.rfc.uuid), domain), domain),
+        from_email=compose.sender(),
+        kind=kind,
+        about=about,
+    ).pk
 
 
 def after_commit(send) -> None:

@@ -65,3 +65,15 @@ def label(action: str) -> str:
     """A human label for an action name, or the (current) name itself."""
     name = canonical(action)
     return LABELS.get(name, name)
+
+
+# Notifications (notify/)
+LABELS.update(
+    {
+        "notify.preferences.changed": "Notification settings changed",
+        "notify.rfc.watched": "Started following the RFC",
+        "notify.rfc.unwatched": "Stopped following the RFC",
+        "notify.rfc.muted": "Muted the RFC",
+        "notify.rfc.unmuted": "Unmuted the RFC",
+    }
+)

@@ -26,6 +26,12 @@ def _schedule(sender: Celery, **kwargs) -> None:
         sender.signature("approvals.tasks.sweep"),
         name="approvals: send due requests, reminders and escalations",
     )
+    # Reminders before a PROD window and gates newly failing on scheduled RFCs (notify/sweeps.py).
+    sender.add_periodic_task(
+        float(settings.NOTIFY_SWEEP_SECONDS),
+        sender.signature("notify.tasks.sweep"),
+        name="notify: window reminders and newly failing gates",
+    )
     # Mail is delivered from the outbox's rows; failed tries come due again after their backoff.
     sender.add_periodic_task(
         float(settings.MAIL_DELIVER_SECONDS),

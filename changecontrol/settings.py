@@ -406,6 +406,11 @@ EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "change-control@localhost")
+# The sender of notifications and approval mails, e.g. "Plant Change Control <change@plant.example>".
+NOTIFY_FROM_EMAIL = env_str("MAIL_FROM", "")
+# Reminder before a PROD deployment's window opens (notify/sweeps.py).
+NOTIFY_WINDOW_REMINDER_MINUTES = env_int("NOTIFY_WINDOW_REMINDER_MINUTES", 60, minimum=1, maximum=10080)
+NOTIFY_SWEEP_SECONDS = env_int("NOTIFY_SWEEP_SECONDS", 60, minimum=5, maximum=3600)
 
 # --- Mail outbox (outbox/): every mail is a row, delivered by a worker and retried ----------------
 # A failed try waits MAIL_RETRY_BASE_SECONDS, then twice that, four times … up to MAIL_RETRY_MAX_SECONDS;

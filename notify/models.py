@@ -43,3 +43,68 @@ class Mute(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} muted {self.rfc}"
+
+
+class Channel(models.TextChoices):
+    MAIL = "mail", "Mail"
+    CHAT = "chat", "Chat"
+    NONE = "none", "Nothing"
+
+
+class Preference(models.Model):
+    """How one person wants to hear of one kind of event; without a row, by mail."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=40)
+    channel = models.CharField(max_length=10, choices=Channel.choices, default=Channel.MAIL)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "kind"], name="notify_one_preference_per_kind")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.kind} by {self.channel}"
+
+
+class Notice(models.Model):
+    """One person told of one event on one channel (what was sent, for the person and for tests)."""
+
+    kind = models.CharField(max_length=40)
+    rfc = models.ForeignKey("releases.Rfc", on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    audiences = models.JSONField(default=list, help_text="Why this person was told: author, watcher …")
+    mail_id = models.BigIntegerField(null=True, blank=True, help_text="The outbox row, for mail.")
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-created_at"], name="notify_notice_user_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} → {self.user} ({self.channel})"
+
+
+class WindowReminder(models.Model):
+    """A reminder before a PROD deployment's window: at most one per deployment (two beats send one)."""
+
+    deployment = models.OneToOneField("deployments.Deployment", on_delete=models.CASCADE, related_name="+")
+    sent_at = models.DateTimeField(default=clock.now)
+
+    def __str__(self) -> str:
+        return f"reminder for deployment {self.deployment_id}"
+
+
+class GateState(models.Model):
+    """The last known result of one gate of a scheduled RFC, to tell people when it starts failing."""
+
+    rfc = models.ForeignKey("releases.Rfc", on_delete=models.CASCADE, related_name="+")
+    gate = models.CharField(max_length=100)
+    passed = models.BooleanField()
+    checked_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["rfc", "gate"], name="notify_one_state_per_gate")]
+
+    def __str__(self) -> str:
+        return f"{self.gate}: {'pass' if self.passed else 'fail'}"

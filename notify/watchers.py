@@ -36,3 +36,8 @@ def unmute(user, rfc) -> bool:
 
 def muted_ids(rfc) -> set[int]:
     return set(Mute.objects.filter(rfc=rfc).values_list("user_id", flat=True))
+
+
+def state(user, rfc) -> dict[str, bool]:
+    """Whether `user` follows and whether they muted `rfc` (for its page)."""
+    return {"watching": watching(user, rfc), "muted": Mute.objects.filter(rfc=rfc, user=user).exists()}

@@ -136,3 +136,23 @@ def release_with_sql(user, version: str, sql: str = "", undo: str = "") -> Relea
         undo_sql=undo,
         artifact=SimpleUploadedFile(f"mes-{version}.json", version.encode()),
     )
+
+
+def booking(rfc, site, by, *, tier: str = "PROD", hours_ahead: float = 1, minutes: int = 30, **fields):
+    """A deployment of `rfc` booked on `site`'s `tier` environment, `hours_ahead` from now (a row, as
+    scheduling would leave it; state SCHEDULED unless `fields` say otherwise)."""
+    from datetime import timedelta
+
+    from core import clock
+    from deployments.models import Deployment
+
+    start = clock.now().replace(microsecond=0) + timedelta(hours=hours_ahead)
+    return Deployment.objects.create(
+        rfc=rfc,
+        environment=site.environments.get(tier=tier),
+        scheduled_start=start,
+        scheduled_end=start + timedelta(minutes=minutes),
+        duration_minutes=minutes,
+        scheduled_by=by,
+        **fields,
+    )

@@ -6,6 +6,7 @@ each is idempotent for the state it finds (a round already closed, no booking le
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from approvals import services as approvals
@@ -13,6 +14,8 @@ from approvals.models import RoundState
 from deployments import scheduling
 from deployments.models import Deployment
 from deployments.states import ACTIVE as ACTIVE_DEPLOYMENT_STATES
+from notify import events, watchers
+from notify.models import WatchReason
 
 
 @dataclass
@@ -52,3 +55,23 @@ def open_emergency_review(ctx: Context) -> None:
     )
     if first is not None:
         approvals.open_review(ctx.rfc, ctx.user, first.scheduled_start)
+
+
+Effect = Callable[["Context"], None]
+
+
+# --- Telling people (notify/recipients.py says who) ------------------------------------------------
+def tell(kind: str) -> Effect:
+    """The effect that tells everyone concerned that the transition happened, in its transaction."""
+
+    def effect(ctx: Context) -> None:
+        data = {"reason": ctx.reason} if ctx.reason else {}
+        events.emit(kind, ctx.rfc, actor=ctx.user, data=data)
+
+    effect.__name__ = f"tell_{kind.replace('.', '_')}"
+    return effect
+
+
+def author_watches(ctx: Context) -> None:
+    """The author follows their RFC from its submission (and may stop)."""
+    watchers.watch(ctx.rfc.author, ctx.rfc, WatchReason.AUTHOR)

@@ -17,10 +17,12 @@ from core import clock
 from core.errors import RuleViolation, StateConflict
 from core.roles import Role
 from deployments import checks, promotion, scheduling
+from deployments.engine import describe_rpo
 from deployments.models import Deployment
 from deployments.states import TERMINAL, DeploymentState
 from environments import access
 from environments.models import Tier
+from notify import events
 from releases import gates
 from releases import services as rfc_services
 from releases.models import Evidence, Impact, Rfc, UatSignoff
@@ -222,6 +224,29 @@ def schedule(user, rfc: Rfc, site, start, duration: int, *, handover_override: b
 
 
 # --- Deployments: the RFC follows its deployments' moves ------------------------------------------
+# What people hear of a PROD deployment's moves (a DEV or UAT run is the author's own business: its page
+# shows it, and a failure there is told through the RFC's rejection).
+DEPLOYMENT_EVENTS = {
+    DeploymentState.RUNNING: "deployment.started",
+    DeploymentState.SUCCEEDED: "deployment.succeeded",
+    DeploymentState.ROLLED_BACK: "deployment.rolled_back",
+    DeploymentState.FAILED: "deployment.failed",
+    DeploymentState.ROLLBACK_FAILED: "deployment.rollback_failed",
+}
+
+
+def tell_about_deployment(rfc: Rfc, deployment: Deployment, source: str, target: str, actor) -> None:
+    kind = DEPLOYMENT_EVENTS.get(target)
+    if kind is None:
+        return
+    data = {}
+    if target != DeploymentState.RUNNING and deployment.outcome:
+        data["reason"] = deployment.outcome
+    if target == DeploymentState.ROLLED_BACK:
+        data["rpo"] = describe_rpo(deployment.rpo or {})
+    events.emit(kind, rfc, actor=actor, deployment=deployment, data=data)
+
+
 def follow_deployment(deployment: Deployment, source: str, target: str, *, actor=None) -> None:
     """Called by `deployments.states.move` inside its transaction, with the RFC already locked."""
     rfc = Rfc.objects.get(pk=deployment.rfc_id)
@@ -232,6 +257,7 @@ def follow_deployment(deployment: Deployment, source: str, target: str, *, actor
             if note and rfc.state in TRANSITIONS["reject_final"].sources:
                 transition(None, rfc, "reject_final", reason=note[:1000])
         return
+    tell_about_deployment(rfc, deployment, source, target, actor)
     if target == DeploymentState.CANCELLED:
         if actor is not None and rfc.state == RfcState.SCHEDULED:
             transition(actor, rfc, "unschedule", reason=deployment.cancel_reason or "Deployment cancelled")

@@ -134,11 +134,13 @@ TRANSITIONS: dict[str, Transition] = {
 # Later capabilities (notifications, rings, webhooks, reviews) add their effects here.
 Effect = Callable[["effects.Context"], None]
 EFFECTS: dict[str, tuple[Effect, ...]] = {
-    "submit": (effects.open_approval_round,),
-    "reject": (effects.close_round_rejected,),
-    "reject_final": (effects.close_round_rejected, effects.free_bookings),
+    "submit": (effects.open_approval_round, effects.author_watches, effects.tell("rfc.submitted")),
+    "approve": (effects.tell("rfc.approved"),),
+    "reject": (effects.close_round_rejected, effects.tell("rfc.rejected")),
+    "reject_final": (effects.close_round_rejected, effects.free_bookings, effects.tell("rfc.rejected")),
     "withdraw": (effects.close_round_withdrawn, effects.free_bookings),
-    "cancel": (effects.close_round_withdrawn, effects.free_bookings),
-    "schedule": (effects.open_emergency_review,),
+    "cancel": (effects.close_round_withdrawn, effects.free_bookings, effects.tell("rfc.cancelled")),
+    "schedule": (effects.open_emergency_review, effects.tell("rfc.scheduled")),
     "unschedule": (effects.free_bookings,),
+    "close": (effects.tell("rfc.closed"),),
 }

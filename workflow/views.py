@@ -25,6 +25,7 @@ from deployments.forms import ScheduleForm
 from deployments.states import ACTIVE as ACTIVE_DEPLOYMENT_STATES
 from environments import access
 from environments.windows import rules_for
+from notify.watchers import state as follow_state
 from plant import uploads
 from releases import gates, services
 from releases.forms import EvidenceForm, ReleaseForm, RfcForm, SignoffForm
@@ -219,6 +220,7 @@ def _detail_context(request, rfc: Rfc) -> dict:
     may_waive = waivers.may_waive(user, rfc)
     return {
         "rfc": rfc,
+        "following": follow_state(user, rfc),
         "impacts": list(rfc.impacts.all()),
         "gates": shown_gates,
         "gate_stage": stage,

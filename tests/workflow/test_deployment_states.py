@@ -124,16 +124,7 @@ def test_every_registered_follower_hears_each_move_once_with_its_actor(deploymen
 
 # --- The RFC follows its PROD deployments (workflow.services.follow_deployment) ---------------------
 def _prod(rfc, site, state=S.SCHEDULED, by=None):
-    start = clock.now() + timedelta(hours=1)
-    return Deployment.objects.create(
-        rfc=rfc,
-        environment=site.environments.get(tier=Tier.PROD),
-        scheduled_start=start,
-        scheduled_end=start + timedelta(minutes=30),
-        duration_minutes=30,
-        scheduled_by=by,
-        state=state,
-    )
+    return factories.booking(rfc, site, by, state=state)
 
 
 @pytest.fixture
