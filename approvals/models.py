@@ -153,6 +153,7 @@ class ApprovalState(models.TextChoices):
     PENDING = "pending", "Pending"
     APPROVED = "approved", "Approved"
     REJECTED = "rejected", "Rejected"
+    CHANGES = "changes", "Changes requested"
     NOT_NEEDED = "not_needed", "Not needed"
     CLOSED = "closed", "Closed"
 
@@ -192,6 +193,8 @@ class Approval(models.Model):
 
 class Decision(models.TextChoices):
     APPROVE = "approve", "Approved"
+    # Back to the author with a question; the round ends without approval, like a rejection.
+    CHANGES = "changes", "Changes requested"
     REJECT = "reject", "Rejected"
 
 
@@ -210,6 +213,8 @@ class Signature(models.Model):
     meaning = models.CharField(max_length=200)
     reason = models.TextField(blank=True)
     content_hash = models.CharField(max_length=64)
+    # What the signer saw (approvals.services.signed_content): the next signer is shown what changed since.
+    content = models.JSONField(default=dict, blank=True)
     via = models.CharField(max_length=10, default="portal")  # portal, email, api
     voided_at = models.DateTimeField(null=True, blank=True)
     void_reason = models.CharField(max_length=200, blank=True)

@@ -78,6 +78,16 @@ def ensure_default_policies(**kwargs) -> None:
 # --- Content binding (§11.70) -----------------------------------------------------------------
 def content_hash(rfc: Rfc) -> str:
     """SHA-256 over what an approver approves: the fields, the evidence hashes, the release checksum."""
+    return hash_content(signed_content(rfc))
+
+
+def hash_content(content: dict) -> str:
+    canonical = json.dumps(content, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def signed_content(rfc: Rfc) -> dict:
+    """What an approver approves, as read now from the database."""
     fresh = Rfc.objects.select_related("release").get(pk=rfc.pk)
     evidence = sorted(
         Evidence.objects.filter(rfc=fresh, superseded_by__isnull=True).values_list("sha256", flat=True)
@@ -94,8 +104,7 @@ def content_hash(rfc: Rfc) -> str:
             "undo_sql": fresh.release.undo_sql,
         },
     }
-    canonical = json.dumps(content, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return json.loads(json.dumps(content, cls=DjangoJSONEncoder))
 
 
 # --- Who holds a role at a site ---------------------------------------------------------------
@@ -318,8 +327,11 @@ def approvals_for(user) -> QuerySet:
 
 
 # --- Signing ---------------------------------------------------------------------------------------
+VERBS = {Decision.APPROVE: "approved", Decision.CHANGES: "asked for changes", Decision.REJECT: "rejected"}
+
+
 def _meaning(decision: str, role: Role, site, on_behalf_of) -> str:
-    verb = "approved" if decision == Decision.APPROVE else "rejected"
+    verb = VERBS[Decision(decision)]
     text = f"{verb} as {role.label} of {site.code}"
     if on_behalf_of is not None:
         text += f" on behalf of {on_behalf_of.get_full_name() or on_behalf_of.get_username()}"
@@ -328,9 +340,11 @@ def _meaning(decision: str, role: Role, site, on_behalf_of) -> str:
 
 def check_decision(decision: str, reason: str) -> None:
     if decision not in Decision.values:
-        raise ValidationError({"decision": "Decision must be approve or reject."})
+        raise ValidationError({"decision": "Choose a decision: approve, request changes or reject."})
     if decision == Decision.REJECT and not reason.strip():
         raise ValidationError({"reason": "A rejection needs a reason."})
+    if decision == Decision.CHANGES and not reason.strip():
+        raise ValidationError({"reason": "Say what should change: the author reads it as your question."})
 
 
 @dataclass(frozen=True)
@@ -440,6 +454,18 @@ def claim_link(link: EmailLink) -> None:
         raise StateConflict("This link has been used already.")
 
 
+APPROVAL_STATES = {
+    Decision.APPROVE: ApprovalState.APPROVED,
+    Decision.CHANGES: ApprovalState.CHANGES,
+    Decision.REJECT: ApprovalState.REJECTED,
+}
+SIGNATURE_EVENTS = {
+    Decision.APPROVE: "approved",
+    Decision.CHANGES: "changes_requested",
+    Decision.REJECT: "rejected",
+}
+
+
 def sign_verified(
     user,
     approval: Approval,
@@ -467,7 +493,8 @@ def sign_verified(
         ):
             raise StateConflict(f"This approval is {locked.get_state_display().lower()}; nothing to sign.")
         cap = capacity(user, locked)
-        current = content_hash(locked.rfc)
+        seen = signed_content(locked.rfc)
+        current = hash_content(seen)
         if current != rnd.content_hash or (expected_hash and expected_hash != current):
             raise StateConflict(
                 "The RFC changed since this approval was requested; reload it and sign again."
@@ -487,15 +514,16 @@ def sign_verified(
                     meaning=_meaning(decision, role, locked.site, cap.on_behalf_of),
                     reason=reason.strip(),
                     content_hash=current,
+                    content=seen,
                     via=via,
                 )
         except IntegrityError:
             raise StateConflict("Someone signed this approval a moment ago.") from None
-        locked.state = ApprovalState.APPROVED if decision == Decision.APPROVE else ApprovalState.REJECTED
+        locked.state = APPROVAL_STATES[Decision(decision)]
         locked.decided_at, locked.notify_due = now, False
         locked.save(update_fields=["state", "decided_at", "notify_due"])
         record(
-            f"approvals.signature.{'approved' if decision == Decision.APPROVE else 'rejected'}",
+            f"approvals.signature.{SIGNATURE_EVENTS[Decision(decision)]}",
             locked,
             actor=user,
             reason=reason.strip(),
@@ -508,12 +536,13 @@ def sign_verified(
                 "on_behalf_of": cap.on_behalf_of.get_username() if cap.on_behalf_of else None,
             },
         )
-        if decision == Decision.REJECT:
+        if decision in (Decision.REJECT, Decision.CHANGES):
             _finish_round(rnd, step, RoundState.REJECTED, now)
             if rnd.is_review:  # the change is done; a failed review is on record for follow-up
                 record("approvals.review.rejected", rnd, actor=user, reason=reason.strip())
             else:
-                outcomes.append(Outcome("reject", reason=f"{signature.meaning}: {reason.strip()}"))
+                transition = "reject" if decision == Decision.REJECT else "request_changes"
+                outcomes.append(Outcome(transition, reason=f"{signature.meaning}: {reason.strip()}"))
             return Signed(signature, outcomes)
         if locked.rfc.state == RfcState.SUBMITTED and not rnd.is_review:
             outcomes.append(Outcome("start_approval"))
@@ -675,3 +704,68 @@ def visible_to(user, approval: Approval) -> bool:
     from releases.services import visible_rfcs
 
     return visible_rfcs(user).filter(pk=approval.rfc_id).exists()
+
+
+# --- What changed since the last signature (shown on the decision page) ---------------------------------
+FIELD_LABELS = {
+    "title": "Title",
+    "description": "Description",
+    "release": "Release",
+    "change_class": "Class of change",
+    "estimated_downtime_minutes": "Estimated downtime (minutes)",
+    "retraining_note": "Operator retraining",
+    "rollback_plan": "Rollback plan",
+    "high_risk": "High risk",
+    "requested_timing": "Requested timing",
+    "emergency": "Emergency",
+    "emergency_reason": "Emergency reason",
+    "impact": "Impact (lines and modules)",
+}
+
+
+@dataclass(frozen=True)
+class Change:
+    label: str
+    before: str
+    after: str
+
+
+def _shown(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return "; ".join(
+            f"{v.get('site')}: {', '.join(v.get('lines') or []) or '—'} · {', '.join(v.get('modules') or []) or '—'}"
+            if isinstance(v, dict)
+            else str(v)
+            for v in value
+        )
+    return "" if value is None else str(value)
+
+
+def changes_since_last_signature(rfc: Rfc) -> tuple[Signature | None, list[Change]]:
+    """The latest signature of `rfc` that recorded what it saw, and what differs from the content now."""
+    last = Signature.objects.filter(rfc=rfc).exclude(content={}).order_by("-signed_at", "-id").first()
+    if last is None:
+        return None, []
+    now, then = signed_content(rfc), last.content
+    changes = [
+        Change(label, _shown(then.get("fields", {}).get(key)), _shown(now["fields"].get(key)))
+        for key, label in FIELD_LABELS.items()
+        if then.get("fields", {}).get(key) != now["fields"].get(key)
+    ]
+    if then.get("release") != now["release"]:
+        changes.append(Change("Artifact or its SQL", "as signed", "changed (new checksum or scripts)"))
+    added = set(now["evidence"]) - set(then.get("evidence", []))
+    removed = set(then.get("evidence", [])) - set(now["evidence"])
+    if added or removed:
+        changes.append(
+            Change("Evidence", f"{len(removed)} file(s) no longer current", f"{len(added)} new file(s)")
+        )
+    return last, changes
+
+
+def changes_requested(rfc: Rfc) -> Signature | None:
+    """The signature that sent `rfc` back to its author with a question, if that is the last word."""
+    last = Signature.objects.filter(rfc=rfc).order_by("-signed_at", "-id").first()
+    return last if last is not None and last.decision == Decision.CHANGES else None

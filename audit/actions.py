@@ -77,3 +77,11 @@ LABELS.update(
         "notify.rfc.unmuted": "Unmuted the RFC",
     }
 )
+
+# Requests for changes (approvals, workflow)
+LABELS.update(
+    {
+        "approvals.signature.changes_requested": "Signed: changes requested",
+        "releases.rfc.changes_requested": "Sent back to the author with a question",
+    }
+)

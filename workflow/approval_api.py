@@ -82,7 +82,7 @@ class SignSerializer(SignerFieldsMixin, serializers.Serializer):
 
 class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """`GET approvals/` lists what waits for the caller's signature; `?all=1` every approval of the
-    RFCs the caller may see. `approve/` and `reject/` sign with the caller's password."""
+    RFCs the caller may see. `approve/`, `request-changes/` and `reject/` sign with the caller's password."""
 
     serializer_class = ApprovalSerializer
 
@@ -126,3 +126,9 @@ class ApprovalViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
         return self._sign(request, Decision.REJECT)
+
+    @extend_schema(request=SignSerializer, responses={201: SignatureSerializer})
+    @action(detail=True, methods=["post"], url_path="request-changes")
+    def request_changes(self, request, pk=None):
+        """Send the RFC back to its author with a question (`reason`, required)."""
+        return self._sign(request, Decision.CHANGES)

@@ -10,6 +10,7 @@ import email
 import email.policy
 import re
 from pathlib import Path
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -37,10 +38,18 @@ from workflow import services as wf
 
 def _decision_context(approval: Approval) -> dict:
     rfc = approval.rfc
+    shown = gates.evaluate(rfc)
+    last_signature, changes = services.changes_since_last_signature(rfc)
     return {
         "approval": approval,
         "rfc": rfc,
-        "gates": gates.evaluate(rfc),
+        "gates": shown,
+        "failing_gates": [g for g in shown if not g.passed],
+        "last_signature": last_signature,
+        "changes": changes,
+        "bookings": list(
+            rfc.deployments.filter(state="scheduled").select_related("environment", "environment__site")
+        ),
         "rounds": services.rounds_of(rfc)[:1],
         "impacts": list(rfc.impacts.select_related("site")),
     }
@@ -181,16 +190,9 @@ def link(request, token: str):
             status=status,
         )
     if not request.user.is_authenticated:
-        # No content for an anonymous visitor (a mail scanner): only the way to log in.
-        return render(
-            request,
-            "approvals/link_login.html",
-            {
-                "login_url": f"{reverse('login')}?next={request.path}",
-                "number": found.approval.rfc.number,
-                "owner": found.user,
-            },
-        )
+        # Straight to the sign-in, which comes back here: no content for an anonymous visitor (a mail
+        # scanner), and nothing is consumed until a signature.
+        return redirect(f"{reverse('login')}?{urlencode({'next': request.path})}")
     return _decide(request, found.approval, via="email", link=found)
 
 

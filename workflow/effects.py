@@ -61,11 +61,12 @@ Effect = Callable[["Context"], None]
 
 
 # --- Telling people (notify/recipients.py says who) ------------------------------------------------
-def tell(kind: str) -> Effect:
-    """The effect that tells everyone concerned that the transition happened, in its transaction."""
+def tell(kind: str, key: str = "reason") -> Effect:
+    """The effect that tells everyone concerned that the transition happened, in its transaction
+    (the transition's reason goes with it under `key`)."""
 
     def effect(ctx: Context) -> None:
-        data = {"reason": ctx.reason} if ctx.reason else {}
+        data = {key: ctx.reason} if ctx.reason else {}
         events.emit(kind, ctx.rfc, actor=ctx.user, data=data)
 
     effect.__name__ = f"tell_{kind.replace('.', '_')}"

@@ -35,11 +35,12 @@ class Transition:
     allowed: frozenset[str]  # roles at the RFC's sites, AUTHOR or SYSTEM
     label: str
     needs_reason: bool = False
+    past: str = ""  # the audit action's last word, where the name alone does not give it
 
     @property
     def event(self) -> str:
         """The audit action it writes, in the past tense (audit/actions.py)."""
-        return canonical(f"releases.rfc.{self.name}")
+        return f"releases.rfc.{self.past}" if self.past else canonical(f"releases.rfc.{self.name}")
 
 
 TRANSITIONS: dict[str, Transition] = {
@@ -60,6 +61,16 @@ TRANSITIONS: dict[str, Transition] = {
             frozenset({SYSTEM}),
             "Reject",
             needs_reason=True,
+        ),
+        # An approver asks the author a question: back to draft, the round closed without approval.
+        Transition(
+            "request_changes",
+            frozenset({S.SUBMITTED, S.IN_APPROVAL}),
+            S.DRAFT,
+            frozenset({SYSTEM}),
+            "Request changes",
+            needs_reason=True,
+            past="changes_requested",
         ),
         # Final rejection: a change that passed DEV and failed UAT (E8).
         Transition(
@@ -137,6 +148,7 @@ EFFECTS: dict[str, tuple[Effect, ...]] = {
     "submit": (effects.open_approval_round, effects.author_watches, effects.tell("rfc.submitted")),
     "approve": (effects.tell("rfc.approved"),),
     "reject": (effects.close_round_rejected, effects.tell("rfc.rejected")),
+    "request_changes": (effects.close_round_rejected, effects.tell("rfc.changes_requested", key="question")),
     "reject_final": (effects.close_round_rejected, effects.free_bookings, effects.tell("rfc.rejected")),
     "withdraw": (effects.close_round_withdrawn, effects.free_bookings),
     "cancel": (effects.close_round_withdrawn, effects.free_bookings, effects.tell("rfc.cancelled")),

@@ -221,6 +221,7 @@ def _detail_context(request, rfc: Rfc) -> dict:
     return {
         "rfc": rfc,
         "following": follow_state(user, rfc),
+        "changes_requested": approvals.changes_requested(rfc) if rfc.state == RfcState.DRAFT else None,
         "impacts": list(rfc.impacts.all()),
         "gates": shown_gates,
         "gate_stage": stage,

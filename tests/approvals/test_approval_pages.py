@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from urllib.parse import quote
 
 import pytest
 import time_machine
@@ -81,19 +82,26 @@ def test_get_and_head_change_nothing(people, requested):
     before = state_of(rfc)
     anonymous = client_for(people["nobody"])
     anonymous.logout()
-    for client in (anonymous, client_for(people["itmanager"])):
-        assert client.get(path_of(url)).status_code == 200
-        assert client.head(path_of(url)).status_code == 200
+    for client, status in ((anonymous, 302), (client_for(people["itmanager"]), 200)):
+        assert client.get(path_of(url)).status_code == status
+        assert client.head(path_of(url)).status_code == status
     assert state_of(rfc) == before
 
 
-def test_anonymous_sees_only_a_login_prompt(requested, client):
+def test_anonymous_goes_straight_to_sign_in_and_comes_back_to_the_decision(people, requested, client):
+    """Issue 15: one sign-in on the way, then the decision page; the link is not consumed."""
     rfc, url = requested
     response = client.get(path_of(url))
-    assert response.status_code == 200
-    body = response.content.decode()
-    assert "Log in to review" in body and f"next={path_of(url)}" in body
-    assert rfc.title not in body and rfc.rollback_plan not in body
+    assert response.status_code == 302
+    assert response["Location"] == f"/accounts/login/?next={quote(path_of(url), safe='')}"
+    assert rfc.title not in response.content.decode()
+    signed_in = client.post(
+        response["Location"], {"username": "itmanager", "password": PASSWORD}, follow=True
+    )
+    assert signed_in.redirect_chain[-1][0] == path_of(url)
+    page = signed_in.content.decode()
+    assert 'data-testid="sign-form"' in page and rfc.title in page
+    assert EmailLink.objects.get(user=people["itmanager"]).used_at is None
 
 
 def test_scanner_like_post_without_password_fails(people, requested):

@@ -360,13 +360,16 @@ def test_a_signature_over_other_content_is_refused(managers, site_a):
     assert not Signature.objects.exists()
 
 
-def test_a_decision_is_approve_or_reject(managers, site_a):
-    """A6: the meaning of a signature is one of two; a rejection says why."""
+def test_a_decision_is_approve_request_changes_or_reject(managers, site_a):
+    """A6: the meaning of a signature is one of three; a rejection says why, a request asks what."""
     rfc = submitted(managers, site_a)
-    with pytest.raises(ValidationError, match="Decision must be approve or reject"):
-        wf.sign_verified(managers["itmanager"], pending(rfc, IT), "maybe")
+    for nothing in ("maybe", ""):
+        with pytest.raises(ValidationError, match="Choose a decision: approve, request changes or reject"):
+            wf.sign_verified(managers["itmanager"], pending(rfc, IT), nothing)
     with pytest.raises(ValidationError, match="A rejection needs a reason"):
         wf.sign_verified(managers["itmanager"], pending(rfc, IT), "reject", "  ")
+    with pytest.raises(ValidationError, match="Say what should change"):
+        wf.sign_verified(managers["itmanager"], pending(rfc, IT), "changes", "\n")
     assert not Signature.objects.exists()
 
 

@@ -88,12 +88,12 @@ def test_an_approver_enrols_signs_in_with_a_code_and_signs_on_a_phone(browser, p
             page.get_by_role("button", name="Continue").click()
             expect(page).to_have_url(f"{portal}{decide}")
 
-            # The signature: password and a fresh code; one tap at the top brings the form into view.
-            code_field = page.get_by_label("Code from your authenticator app")
+            # The signature: decision, password and a fresh code, all in the first screen of the phone.
+            code_field = page.get_by_label("Authenticator code")
             expect(code_field).to_be_visible()
             sign = page.get_by_role("button", name="Sign", exact=True)
             screenshot(page, "decide-phone")
-            page.get_by_role("link", name="Go to your signature").click()  # one tap from the top
+            page.get_by_label("Approve").check()
             expect(page.get_by_label("Your password")).to_be_in_viewport()
             expect(code_field).to_be_in_viewport()
             expect(sign).to_be_in_viewport()

@@ -140,17 +140,16 @@ def test_file_sign_off_submit_and_approve_from_the_emailed_link(page, portal, tm
         from approvals.tasks import send_notifications
 
         send_notifications.delay()
-        # --- The IT Manager opens the link: login first, then back to the decision -----------------
+        # --- The IT Manager opens the link: sign-in first, then straight back to the decision --------
         link = wait_for_link(worker, mail_dir, "itmanager@", number)
         assert link.startswith(portal + "/approvals/link/")
         page.goto(link)
-        expect(page.get_by_test_id("link-login")).to_contain_text("Opening the link changed nothing")
-        page.get_by_role("link", name="Log in").click()
         page.get_by_label("Username").fill("itmanager")
         page.get_by_label("Password").fill(password)
         page.get_by_role("button", name="Log in").click()
         expect(page.get_by_test_id("sign-form")).to_be_visible()
         expect(page.get_by_role("heading", level=1)).to_contain_text(number)
+        page.get_by_label("Approve").check()
         page.get_by_label("Your password").fill(password + "-typo")
         page.get_by_role("button", name="Sign").click()
         expect(page.get_by_role("alert")).to_be_visible()
@@ -164,10 +163,10 @@ def test_file_sign_off_submit_and_approve_from_the_emailed_link(page, portal, tm
         # --- The worker emails the next step; the Operations Manager signs from that link ----------
         link = wait_for_link(worker, mail_dir, "opsmanager@", number)
         page.goto(link)
-        page.get_by_role("link", name="Log in").click()
         page.get_by_label("Username").fill("opsmanager")
         page.get_by_label("Password").fill(password)
         page.get_by_role("button", name="Log in").click()
+        page.get_by_label("Approve").check()
         page.get_by_label("Your password").fill(password)
         page.get_by_role("button", name="Sign").click()
 

@@ -42,6 +42,7 @@ SPEC = {
     "start_approval": ({"submitted"}, "in_approval", SYSTEM, False),
     "approve": ({"in_approval"}, "approved", SYSTEM, False),
     "reject": ({"submitted", "in_approval"}, "draft", SYSTEM, True),
+    "request_changes": ({"submitted", "in_approval"}, "draft", SYSTEM, True),
     "reject_final": (OPEN, "rejected", SYSTEM, True),
     "withdraw": ({"submitted", "in_approval", "approved"}, "draft", PEOPLE, True),
     "schedule": ({"approved"}, "scheduled", RELEASE, False),
