@@ -32,6 +32,12 @@ def _schedule(sender: Celery, **kwargs) -> None:
         sender.signature("notify.tasks.sweep"),
         name="notify: window reminders and newly failing gates",
     )
+    # Webhook posts come from their rows too; failed ones come due again after their backoff.
+    sender.add_periodic_task(
+        float(settings.WEBHOOK_DELIVER_SECONDS),
+        sender.signature("hooks.tasks.deliver"),
+        name="hooks: post due webhook deliveries",
+    )
     # Mail is delivered from the outbox's rows; failed tries come due again after their backoff.
     sender.add_periodic_task(
         float(settings.MAIL_DELIVER_SECONDS),

@@ -408,6 +408,13 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "change-control@localhost")
 # The sender of notifications and approval mails, e.g. "Plant Change Control <change@plant.example>".
 NOTIFY_FROM_EMAIL = env_str("MAIL_FROM", "")
+# Webhooks (hooks/): a failed post waits WEBHOOK_RETRY_BASE_SECONDS, doubling up to the cap; failed for
+# good after WEBHOOK_RETRY_MAX_ATTEMPTS. A receiver has WEBHOOK_TIMEOUT_SECONDS to answer.
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
+WEBHOOK_RETRY_MAX_ATTEMPTS = env_int("WEBHOOK_RETRY_MAX_ATTEMPTS", 8, minimum=1, maximum=100)
+WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 30, minimum=1, maximum=86400)
+WEBHOOK_RETRY_MAX_SECONDS = env_int("WEBHOOK_RETRY_MAX_SECONDS", 3600, minimum=1, maximum=7 * 86400)
+WEBHOOK_DELIVER_SECONDS = env_int("WEBHOOK_DELIVER_SECONDS", 30, minimum=5, maximum=3600)
 # Reminder before a PROD deployment's window opens (notify/sweeps.py).
 NOTIFY_WINDOW_REMINDER_MINUTES = env_int("NOTIFY_WINDOW_REMINDER_MINUTES", 60, minimum=1, maximum=10080)
 NOTIFY_SWEEP_SECONDS = env_int("NOTIFY_SWEEP_SECONDS", 60, minimum=5, maximum=3600)

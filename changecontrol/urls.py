@@ -59,6 +59,7 @@ urlpatterns = [
     ),
     path("approvals/", include("workflow.approval_urls")),
     path("notifications/", include("notify.urls")),
+    path("webhooks/", include("hooks.urls")),
     path("dev/mailbox/", approval_views.mailbox, name="dev-mailbox"),
     path("admin/", portal_admin.urls),
     path("api/v1/auth/token/", obtain_token, name="api-token"),

@@ -313,6 +313,8 @@ ENVIRONMENT_ACTIONS: dict[str, dict[str, frozenset[Role]]] = {
 }
 SITE_ACTIONS: dict[str, frozenset[Role]] = {
     "configure": frozenset({Role.ADMIN}),
+    # the site's outbound webhooks (Slack, Teams, signed JSON) and their delivery log
+    "manage_webhooks": frozenset({Role.RELEASE_MANAGER, Role.ADMIN}),
 }
 GLOBAL_ACTIONS: dict[str, frozenset[Role]] = {
     "read_audit": frozenset({Role.ADMIN, Role.AUDITOR}),

@@ -10,7 +10,7 @@ Sinks register at start-up (`AppConfig.ready`):
 - `SINKS`: called once per event (the people sink resolves recipients and their channels; the
   webhook sink matches each site's webhooks by their event filter).
 - `CHANNELS`: how one person is reached on a channel other than mail ("chat" is registered by the
-  hooks package); a person whose chosen channel has no handler gets mail.
+  hooks package); a handler returns False when it cannot reach the person, who then gets mail.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class Event:
 
 Sink = Callable[[Event], None]
 SINKS: list[Sink] = []
-CHANNELS: dict[str, Callable[[object, Event], None]] = {}
+CHANNELS: dict[str, Callable[[object, Event], bool]] = {}
 
 
 def sink(function: Sink) -> Sink:

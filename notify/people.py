@@ -110,8 +110,7 @@ def tell_people(event: Event) -> None:
             channel = channel if channel == Channel.CHAT and "chat" in CHANNELS else Channel.MAIL
         elif user_id in muted or channel == Channel.NONE:
             continue
-        if channel == Channel.CHAT and "chat" in CHANNELS:
-            CHANNELS["chat"](user, event)
+        if channel == Channel.CHAT and "chat" in CHANNELS and CHANNELS["chat"](user, event):
             notices.append(
                 Notice(kind=event.key, rfc=event.rfc, user=user, channel=channel, audiences=audiences)
             )

@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from audit.services import record
+from environments import access
 from notify import watchers
 from notify.events import KINDS
 from notify.models import Channel, Preference
@@ -57,7 +58,16 @@ def settings_page(request):
     return render(
         request,
         "notify/settings.html",
-        {"rows": rows, "choices": CHOICES, "errors": errors},
+        {
+            "rows": rows,
+            "choices": CHOICES,
+            "errors": errors,
+            "webhook_sites": [
+                site
+                for site in access.visible_sites(request.user)
+                if access.can(request.user, "manage_webhooks", site)
+            ],
+        },
         status=400 if errors else 200,
     )
 

@@ -20,10 +20,9 @@ from celery import current_app
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import connection, transaction
-from django.db.models import F
 
 from audit.services import record
-from core import clock
+from core import clock, jobs
 from outbox.models import Mail, MailState
 from outbox.signals import mail_failed, mail_sent
 
@@ -86,26 +85,16 @@ def nudge() -> None:
 
 def backoff(attempts: int) -> timedelta:
     """The wait after the `attempts`-th failed try: base, 2×base, 4×base … up to the cap."""
-    base = settings.MAIL_RETRY_BASE_SECONDS
-    return timedelta(seconds=min(base * 2 ** max(attempts - 1, 0), settings.MAIL_RETRY_MAX_SECONDS))
+    return timedelta(
+        seconds=jobs.backoff_seconds(
+            attempts, settings.MAIL_RETRY_BASE_SECONDS, settings.MAIL_RETRY_MAX_SECONDS
+        )
+    )
 
 
 def _claim(limit: int) -> list[Mail]:
     """Due rows no other worker holds, their attempt counted and their claim held for CLAIM_SECONDS."""
-    now = clock.now()
-    with transaction.atomic():
-        rows = list(
-            Mail.objects.select_for_update(skip_locked=True)
-            .filter(state=MailState.QUEUED, next_attempt_at__lte=now)
-            .order_by("next_attempt_at", "id")[:limit]
-        )
-        if rows:
-            Mail.objects.filter(pk__in=[row.pk for row in rows]).update(
-                attempts=F("attempts") + 1, next_attempt_at=now + timedelta(seconds=CLAIM_SECONDS)
-            )
-    for row in rows:
-        row.attempts += 1
-    return rows
+    return jobs.claim_due(Mail, limit=limit, claim_seconds=CLAIM_SECONDS)
 
 
 def message(mail: Mail, using=None) -> EmailMultiAlternatives:
