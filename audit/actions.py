@@ -85,3 +85,6 @@ LABELS.update(
         "releases.rfc.changes_requested": "Sent back to the author with a question",
     }
 )
+
+# Comments (discussion/)
+LABELS.update({"discussion.comment.added": "Commented", "discussion.comment.edited": "Edited a comment"})

@@ -10,6 +10,7 @@ from accounts.login_view import LoginView
 from changecontrol import views
 from deployments import urls as deployments_urls
 from deployments.api import DeploymentViewSet
+from discussion import urls as discussion_urls
 from environments import windows_api
 from environments.admin_site import portal_admin
 from plant import urls as plant_urls
@@ -52,7 +53,10 @@ urlpatterns = [
         "rfcs/",
         include(
             (
-                workflow_urls.urlpatterns + deployments_urls.rfc_patterns + reports_urls.rfc_patterns,
+                workflow_urls.urlpatterns
+                + deployments_urls.rfc_patterns
+                + reports_urls.rfc_patterns
+                + discussion_urls.rfc_patterns,
                 "releases",
             )
         ),

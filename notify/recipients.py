@@ -87,4 +87,6 @@ def people(event) -> dict[int, tuple[object, list[str]]]:
         add(event.people.get(MENTIONED, []), MENTIONED)
     actor_id = getattr(event.actor, "pk", None)
     found.pop(actor_id, None)
+    for user in event.people.get("except", []):  # told of the same act by another event
+        found.pop(user.pk, None)
     return found

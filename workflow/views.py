@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import OuterRef, Prefetch, Subquery
+from django.db.models import Count, OuterRef, Prefetch, Subquery
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -23,6 +23,7 @@ from core.refusals import REFUSED, filter_errors, refusal
 from deployments import scheduling
 from deployments.forms import ScheduleForm
 from deployments.states import ACTIVE as ACTIVE_DEPLOYMENT_STATES
+from discussion.models import Comment
 from environments import access
 from environments.windows import rules_for
 from notify.watchers import state as follow_state
@@ -194,6 +195,14 @@ def release_create(request):
 
 
 # --- The RFC page -------------------------------------------------------------------------------
+def merged_timeline(audit_events, comments) -> list[dict]:
+    """The RFC's audit events and comments in one list, in time order (comments after an event of the
+    same instant)."""
+    entries = [{"at": e.occurred_at, "event": e} for e in audit_events]
+    entries += [{"at": c.created_at, "comment": c} for c in comments]
+    return sorted(entries, key=lambda entry: (entry["at"], "comment" in entry))
+
+
 def _detail_context(request, rfc: Rfc) -> dict:
     user = request.user
     sites = services.rfc_sites(rfc)
@@ -214,7 +223,10 @@ def _detail_context(request, rfc: Rfc) -> dict:
             "environment__site__code", "created_at"
         )
     )
-    timeline = AuditEvent.objects.filter(object_type__in=AUDITED_TYPES, object_id=rfc.number).order_by("seq")
+    timeline = merged_timeline(
+        AuditEvent.objects.filter(object_type__in=AUDITED_TYPES, object_id=rfc.number).order_by("seq"),
+        Comment.objects.filter(rfc=rfc).select_related("author").annotate(revision_count=Count("revisions")),
+    )
     shown_gates = gates.evaluate(rfc, stage)
     later_gates = [g for g in gates.evaluate(rfc, "deploy") if stage == "submit" and g.name in LATER_GATES]
     may_waive = waivers.may_waive(user, rfc)
