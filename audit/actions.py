@@ -88,3 +88,13 @@ LABELS.update(
 
 # Comments (discussion/)
 LABELS.update({"discussion.comment.added": "Commented", "discussion.comment.edited": "Edited a comment"})
+
+# Post-implementation reviews (workflow/reviews.py)
+LABELS.update(
+    {
+        "releases.review.opened": "Post-implementation review opened",
+        "releases.review.completed": "Post-implementation review completed",
+        "releases.rfc.reworked": "Back to draft with a fixed release",
+        "releases.rfc.rescheduled": "Back to approved, to be booked again",
+    }
+)

@@ -39,6 +39,7 @@ KINDS: dict[str, Kind] = {
         Kind("rfc.changes_requested", "Changes requested by an approver"),
         Kind("rfc.scheduled", "RFC scheduled"),
         Kind("rfc.window_reminder", "Reminder before the deployment window"),
+        Kind("rfc.replanned", "RFC re-planned after a failure"),
         Kind("rfc.closed", "RFC closed"),
         Kind("rfc.cancelled", "RFC cancelled"),
         Kind("deployment.started", "Deployment started"),

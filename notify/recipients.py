@@ -36,6 +36,7 @@ TABLE: dict[str, frozenset[str]] = {
     "rfc.changes_requested": frozenset({AUTHOR, WATCHERS}),
     "rfc.scheduled": frozenset({AUTHOR, APPROVERS, WATCHERS}),
     "rfc.window_reminder": frozenset({AUTHOR, RELEASE_MANAGERS}),
+    "rfc.replanned": frozenset({AUTHOR, RELEASE_MANAGERS, WATCHERS}),
     "rfc.closed": frozenset({AUTHOR, WATCHERS}),
     "rfc.cancelled": frozenset({AUTHOR, APPROVERS, RELEASE_MANAGERS, WATCHERS}),
     "deployment.started": OUTCOME,

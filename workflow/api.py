@@ -23,7 +23,7 @@ from deployments.serializers import (
     ScheduleRequestSerializer,
 )
 from releases import gates, services
-from releases.models import RFC_NUMBER, Evidence, Impact, Rfc
+from releases.models import RFC_NUMBER, Evidence, Impact, Release, Rfc
 from releases.serializers import (
     EvidenceSerializer,
     EvidenceUploadSerializer,
@@ -356,7 +356,7 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         )
 
     @extend_schema(
-        summary="Take a transition (withdraw, cancel, close, unschedule…)",
+        summary="Take a transition (withdraw, cancel, close, unschedule, rework, reschedule…)",
         request=TransitionRequestSerializer,
         responses={
             200: RfcDetailSerializer,
@@ -369,5 +369,10 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         rfc = self.get_object()
         form = TransitionRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        rfc = wf.transition(request.user, rfc, form.validated_data["name"], form.validated_data["reason"])
+        data = {}
+        if form.validated_data["name"] == "rework":
+            data["release"] = Release.objects.filter(uuid=form.validated_data.get("release")).first()
+        rfc = wf.transition(
+            request.user, rfc, form.validated_data["name"], form.validated_data["reason"], data=data
+        )
         return self._detail(rfc)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Exists, OuterRef, Prefetch
+from django.db.models import Exists, OuterRef, Prefetch, Q
 
 from approvals.services import approvals_for
 from core.roles import Role
@@ -19,6 +19,8 @@ from environments.models import TIER_ORDER, Environment
 from releases.models import Impact, UatSignoff
 from releases.services import FILERS, visible_rfcs
 from releases.states import OPEN_STATES, RfcState
+from workflow.models import Review
+from workflow.reviews import ENDED
 
 ROWS = 10
 
@@ -32,6 +34,7 @@ class Inbox:
     )  # drafts at the user's key-user sites with no live sign-off
     to_approve: list = field(default_factory=list)  # approvals the user may sign now
     to_schedule: list = field(default_factory=list)  # approved RFCs, for release managers
+    ended: list = field(default_factory=list)  # ended RFCs to review, re-plan or close
     deployments: list = field(default_factory=list)  # (deployment, local start) booked or running
     is_key_user: bool = False
     is_approver: bool = False
@@ -53,6 +56,18 @@ def inbox(user) -> Inbox:
         .prefetch_related(Prefetch("impacts", queryset=Impact.objects.select_related("site")))
     )
     result.mine = list(rfcs.filter(author=user, state__in=OPEN_STATES).order_by("-updated_at")[:ROWS])
+    # Ended changes wait for their review and a next step (re-plan or close): the author's own, and
+    # those at the sites where the user is a release manager.
+    rm_sites = [s for s in sites if access.has_any_role(user, [Role.RELEASE_MANAGER, Role.ADMIN], s)]
+    concerned = Q(author=user) | Q(pk__in=Impact.objects.filter(site__in=rm_sites).values("rfc"))
+    result.ended = list(
+        rfcs.filter(concerned, state__in=ENDED)
+        .annotate(
+            review_open=Exists(Review.objects.filter(rfc=OuterRef("pk"), completed_at__isnull=True)),
+            reviewed=Exists(Review.objects.filter(rfc=OuterRef("pk"))),
+        )
+        .order_by("-updated_at")[:ROWS]
+    )
     key_user_sites = [site for site in sites if access.has_role(user, Role.KEY_USER, site)]
     result.is_key_user = bool(key_user_sites)
     if key_user_sites:

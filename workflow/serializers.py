@@ -122,6 +122,10 @@ TRANSITION_NAMES = sorted(
 class TransitionRequestSerializer(serializers.Serializer):
     name = serializers.ChoiceField(choices=TRANSITION_NAMES)
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=1000)
+    release = serializers.UUIDField(
+        required=False,
+        help_text="For `rework` (after a rollback or a failure): UUID of the fixed release to attach.",
+    )
 
 
 OTP_CODE_HELP = (

@@ -25,9 +25,9 @@ from environments.models import Tier
 from notify import events
 from releases import gates
 from releases import services as rfc_services
-from releases.models import Evidence, Impact, Rfc, UatSignoff
+from releases.models import Evidence, Impact, Release, Rfc, UatSignoff
 from releases.states import RfcState
-from workflow import effects
+from workflow import effects, reviews
 from workflow.transitions import AUTHOR, EFFECTS, SYSTEM, TRANSITIONS
 
 
@@ -80,12 +80,21 @@ def transition(user, rfc: Rfc, name: str, reason: str = "", data: dict | None = 
             raise PermissionDenied(f"You may not {spec.label.lower()} {current.number}.")
         if user is None and SYSTEM not in spec.allowed:
             raise PermissionDenied(f"'{spec.label}' is taken by a person, not by the portal.")
-        extra = {}
+        extra: dict = {}
         if name == "schedule" and not scheduling.all_sites_booked(current):
             raise RuleViolation(
                 "Book a PROD slot for every target site first (the scheduling form).",
                 rule="Deployment window",
             )
+        if name == "close":
+            reviews.require_done(current)
+        if name in ("rework", "reschedule"):
+            reviews.require_done(current, "re-planning it")
+        fixed = None
+        if name == "rework":
+            data = dict(data or {})
+            fixed = _fixed_release(current, data.pop("release", None))
+            extra = {"release": str(fixed), "replaces": str(current.release)}
         if name == "submit":
             failed = gates.failing(current, "submit")
             if failed:
@@ -109,10 +118,34 @@ def transition(user, rfc: Rfc, name: str, reason: str = "", data: dict | None = 
             after={"state": current.state, **extra, **(data or {})},
             reason=reason.strip(),
         )
+        if fixed is not None:
+            current = rfc_services.update_rfc(user, current, release=fixed)
+            approvals.void_stale_signatures(current, user)
         context = effects.Context(user, current, name, reason.strip(), data or {})
         for effect in EFFECTS.get(name, ()):
             effect(context)
     return current
+
+
+def _fixed_release(rfc: Rfc, release):
+    """The release that replaces the one that failed: another build (a new artifact) of the product."""
+    if release is None:
+        raise ValidationError({"release": "Choose the fixed release to attach."})
+    if release.pk == rfc.release_id or (
+        release.artifact_sha256 and release.artifact_sha256 == rfc.release.artifact_sha256
+    ):
+        raise ValidationError({"release": f"{release} is the build that failed; attach a fixed one."})
+    if release.product != rfc.release.product:
+        raise ValidationError({"release": f"Choose a release of {rfc.release.product}."})
+    return release
+
+
+def fixed_release_choices(rfc: Rfc):
+    """Releases that may replace the RFC's failed one: other builds of the same product, newest first."""
+    choices = Release.objects.filter(product=rfc.release.product).exclude(pk=rfc.release_id)
+    if rfc.release.artifact_sha256:
+        choices = choices.exclude(artifact_sha256=rfc.release.artifact_sha256)
+    return choices.order_by("-created_at")
 
 
 def submit(user, rfc: Rfc) -> Rfc:
@@ -272,10 +305,14 @@ def follow_deployment(deployment: Deployment, source: str, target: str, *, actor
         if rfc.state == RfcState.SCHEDULED:
             transition(None, rfc, "mark_missed", reason=deployment.outcome)
         return
+    attempt = Deployment.objects.filter(rfc=rfc, environment__tier=Tier.PROD)
+    # A re-planned RFC's earlier attempt ended (and its review opened) before anything of this
+    # attempt started: only this attempt's deployments decide how it ends.
+    attempt = attempt.filter(pk__gt=reviews.attempt_boundary(rfc))
     prod = list(
-        Deployment.objects.filter(rfc=rfc, environment__tier=Tier.PROD)
-        .exclude(state__in=[DeploymentState.CANCELLED, DeploymentState.MISSED])
-        .values_list("state", flat=True)
+        attempt.exclude(state__in=[DeploymentState.CANCELLED, DeploymentState.MISSED]).values_list(
+            "state", flat=True
+        )
     )
     if rfc.state != RfcState.DEPLOYING or not prod or any(state not in TERMINAL for state in prod):
         return

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from audit.actions import canonical
 from core.roles import Role
 from releases.states import BEFORE_DEPLOYMENT, RfcState
-from workflow import effects
+from workflow import effects, reviews
 
 S = RfcState
 
@@ -129,6 +129,28 @@ TRANSITIONS: dict[str, Transition] = {
             frozenset({AUTHOR, Role.RELEASE_MANAGER, Role.ADMIN}),
             "Close",
         ),
+        # Re-planning after a rollback or a failure, once the attempt's review is done: a fixed release
+        # takes the RFC back to draft (its history kept, the signatures voided by the content change,
+        # a new round at the next submission); a cause outside the change (the window, the plant)
+        # takes it back to approved, to be booked again with the same signatures.
+        Transition(
+            "rework",
+            frozenset({S.ROLLED_BACK, S.FAILED}),
+            S.DRAFT,
+            frozenset({AUTHOR}),
+            "Attach a fixed release",
+            needs_reason=True,
+            past="reworked",
+        ),
+        Transition(
+            "reschedule",
+            frozenset({S.ROLLED_BACK, S.FAILED}),
+            S.APPROVED,
+            frozenset({AUTHOR, Role.RELEASE_MANAGER, Role.ADMIN}),
+            "Reschedule",
+            needs_reason=True,
+            past="rescheduled",
+        ),
         Transition(
             "cancel",
             BEFORE_DEPLOYMENT,
@@ -154,5 +176,10 @@ EFFECTS: dict[str, tuple[Effect, ...]] = {
     "cancel": (effects.close_round_withdrawn, effects.free_bookings, effects.tell("rfc.cancelled")),
     "schedule": (effects.open_emergency_review, effects.tell("rfc.scheduled")),
     "unschedule": (effects.free_bookings,),
+    "mark_deployed": (reviews.open_review,),
+    "mark_rolled_back": (reviews.open_review,),
+    "mark_failed": (reviews.open_review,),
+    "rework": (effects.tell("rfc.replanned"),),
+    "reschedule": (effects.tell("rfc.replanned"),),
     "close": (effects.tell("rfc.closed"),),
 }

@@ -6,6 +6,8 @@ PermissionDenied 403, StateConflict 409, RuleViolation 422 naming the gate.
 
 from __future__ import annotations
 
+import contextlib
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -30,12 +32,13 @@ from notify.watchers import state as follow_state
 from plant import uploads
 from releases import gates, services
 from releases.forms import EvidenceForm, ReleaseForm, RfcForm, SignoffForm
-from releases.models import Evidence, Impact, Rfc
+from releases.models import Evidence, Impact, Release, Rfc
 from releases.states import EDITABLE_STATES, RfcState
 from releases.versioning import VersionRefused
+from workflow import reviews, waivers
 from workflow import services as wf
-from workflow import waivers
 from workflow.filters import RfcFilterSet
+from workflow.models import CloseCode
 
 PAGE_SIZE = 25
 
@@ -48,6 +51,8 @@ def _refused(exc: Exception) -> tuple[int, str, list]:
 AUDITED_TYPES = ["releases.rfc", "approvals.approvalround", "approvals.approval", "approvals.signature"]
 # Scheduling has its own page with the plant calendar; the RFC page offers the rest.
 PAGE_TRANSITIONS_EXCLUDED = {"schedule"}
+# Re-planning after a failure has its own card on the RFC page (the next steps).
+REPLAN = ("rework", "reschedule")
 
 
 # --- List -------------------------------------------------------------------------------------
@@ -230,9 +235,13 @@ def _detail_context(request, rfc: Rfc) -> dict:
     shown_gates = gates.evaluate(rfc, stage)
     later_gates = [g for g in gates.evaluate(rfc, "deploy") if stage == "submit" and g.name in LATER_GATES]
     may_waive = waivers.may_waive(user, rfc)
+    review = reviews.review_of(rfc)  # no query for an RFC still on its way
     return {
         "rfc": rfc,
         "following": follow_state(user, rfc),
+        "review": review,
+        "may_review": review is not None and not review.done and reviews.may_review(user, rfc),
+        "close_codes": CloseCode.choices,
         "changes_requested": approvals.changes_requested(rfc) if rfc.state == RfcState.DRAFT else None,
         "impacts": list(rfc.impacts.all()),
         "gates": shown_gates,
@@ -257,8 +266,13 @@ def _detail_context(request, rfc: Rfc) -> dict:
         "my_approvals": my_approvals,
         "timeline": timeline,
         "actions": [
-            t for t in wf.available_transitions(user, rfc) if t.name not in PAGE_TRANSITIONS_EXCLUDED
+            t
+            for t in wf.available_transitions(user, rfc)
+            if t.name not in PAGE_TRANSITIONS_EXCLUDED
+            and t.name not in REPLAN
+            and not (t.name == "close" and review is not None and not review.done)  # the review first
         ],
+        "replan": _replan(user, rfc, review),
         "may_edit": services.may_edit(user, rfc),
         "may_add_evidence": may_add_evidence,
         "may_delete_evidence": is_draft and rfc.submitted_at is None,
@@ -357,6 +371,73 @@ def _render_detail(request, rfc: Rfc, status: int = 200, **extra):
 @require_GET
 def rfc_detail(request, uuid):
     return _render_detail(request, services.rfc_or_404(request.user, uuid))
+
+
+def _replan(user, rfc: Rfc, review) -> dict | None:
+    """The next steps after a rollback or a failure, once the attempt's review is done."""
+    if rfc.state not in (RfcState.ROLLED_BACK, RfcState.FAILED):
+        return None
+    rework = wf.may_transition(user, rfc, "rework")
+    return {
+        "ready": review is not None and review.done,
+        "rework": rework,
+        "reschedule": wf.may_transition(user, rfc, "reschedule"),
+        "releases": list(wf.fixed_release_choices(rfc)[:20]) if rework else [],
+    }
+
+
+@login_required
+@require_POST
+def rfc_rework(request, uuid):
+    """Attach a fixed release after a failure: the RFC goes back to draft with its history."""
+    rfc = services.rfc_or_404(request.user, uuid)
+    release = None
+    with contextlib.suppress(ValidationError):
+        release = Release.objects.filter(uuid=request.POST.get("release", "")).first()
+    try:
+        wf.transition(
+            request.user, rfc, "rework", reason=request.POST.get("reason", ""), data={"release": release}
+        )
+    except REFUSED as exc:
+        status, message, failed = _refused(exc)
+        return _render_detail(
+            request, rfc, status=status, action_error=message, failed_gates=failed, action_name="rework"
+        )
+    rfc = services.rfc_or_404(request.user, uuid)
+    messages.success(
+        request,
+        f"{rfc.number} is a draft again with {rfc.release}: prove it in DEV and UAT, then submit it for approval.",
+    )
+    return redirect("releases:detail", rfc.uuid)
+
+
+@login_required
+@require_POST
+def review_complete(request, uuid):
+    """The post-implementation review, completed from the RFC page; "and close" closes it in one go."""
+    rfc = services.rfc_or_404(request.user, uuid)
+    try:
+        reviews.complete(
+            request.user,
+            rfc,
+            close_code=request.POST.get("close_code", ""),
+            what_happened=request.POST.get("what_happened", ""),
+            follow_ups=request.POST.get("follow_ups", ""),
+        )
+        if request.POST.get("close"):
+            wf.transition(request.user, rfc, "close")
+    except ValidationError as exc:
+        return _render_detail(
+            request, rfc, status=400, review_errors=exc.message_dict, review_form=request.POST
+        )
+    except REFUSED as exc:
+        status, message, failed = _refused(exc)
+        return _render_detail(request, rfc, status=status, action_error=message, failed_gates=failed)
+    rfc = services.rfc_or_404(request.user, uuid)
+    messages.success(
+        request, f"The review of {rfc.number} is complete; {rfc.number} is {rfc.get_state_display().lower()}."
+    )
+    return redirect("releases:detail", rfc.uuid)
 
 
 @login_required

@@ -183,9 +183,10 @@ def test_the_author_learns_every_outcome_of_a_prod_deployment(cast, site_a, path
         move(
             deployment, target, outcome=f"smoke test said {target}", rpo={"how": "undo script", "kept": True}
         )
-    assert [m.kind.removeprefix("notify.") for m in mails_to("dev")] == kinds
-    assert [m.kind.removeprefix("notify.") for m in mails_to("releasemgr")] == kinds
-    last = mails_to("dev")[-1]
+    # Every path here ends the deployment: the review is due next (tests/workflow/test_reviews.py).
+    assert [m.kind.removeprefix("notify.") for m in mails_to("dev")] == [*kinds, "review.due"]
+    assert [m.kind.removeprefix("notify.") for m in mails_to("releasemgr")] == [*kinds, "review.due"]
+    last = mails_to("dev")[-2]
     assert f"/rfcs/{rfc.uuid}/deployments/{deployment.uuid}/" in last.body
     if path[-1] != S.RUNNING:
         assert f"smoke test said {path[-1]}" in last.body

@@ -4,11 +4,13 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from audit.models import AuditEvent
+from core import clock
 from core.errors import RuleViolation, StateConflict
 from releases.models import Rfc
 from releases.states import RfcState
 from tests import factories
 from workflow import services as wf
+from workflow.models import Review
 from workflow.transitions import AUTHOR, SYSTEM, TRANSITIONS
 
 pytestmark = pytest.mark.django_db
@@ -57,9 +59,13 @@ def test_every_transition_from_every_state(cast, draft, name, state):
     actor = _actor_for(spec, cast)
     if name == "schedule":
         _book(draft, cast["releasemgr"])
+    if name in ("close", "rework", "reschedule"):  # after a completed review (test_reviews.py)
+        Review.objects.create(rfc=draft, outcome=state, close_code="successful", completed_at=clock.now())
+    # Reworking attaches a fixed release (test_replan.py).
+    data = {"release": factories.release(cast["dev"], "1.0.2")} if name == "rework" else None
     events_before = AuditEvent.objects.count()
     if state in spec.sources:
-        result = wf.transition(actor, draft, name, reason="because")
+        result = wf.transition(actor, draft, name, reason="because", data=data)
         assert result.state == spec.target
         assert Rfc.objects.get(pk=draft.pk).state == spec.target
         event = AuditEvent.objects.filter(action=spec.event).latest("seq")
@@ -68,7 +74,7 @@ def test_every_transition_from_every_state(cast, draft, name, state):
         assert event.object_id == draft.number
     else:
         with pytest.raises(StateConflict, match=draft.number):
-            wf.transition(actor, draft, name, reason="because")
+            wf.transition(actor, draft, name, reason="because", data=data)
         assert Rfc.objects.get(pk=draft.pk).state == state
         assert AuditEvent.objects.count() == events_before
 

@@ -26,6 +26,7 @@ from releases.states import RfcState
 from tests import factories
 from tests.conftest import client_for, make_user
 from workflow import services as wf
+from workflow.models import Review
 from workflow.transitions import TRANSITIONS
 
 pytestmark = pytest.mark.django_db
@@ -52,6 +53,8 @@ SPEC = {
     "mark_deployed": ({"deploying"}, "deployed", SYSTEM, False),
     "mark_rolled_back": ({"deploying"}, "rolled_back", SYSTEM, False),
     "mark_failed": ({"deploying"}, "failed", SYSTEM, False),
+    "rework": ({"rolled_back", "failed"}, "draft", PEOPLE, True),
+    "reschedule": ({"rolled_back", "failed"}, "approved", MANAGERS, True),
     "close": ({"deployed", "rolled_back", "failed"}, "closed", MANAGERS, False),
     "cancel": (OPEN, "cancelled", MANAGERS, True),
 }
@@ -143,6 +146,8 @@ def test_each_transition_without_a_reason_lands_in_its_target_and_is_audited(nam
         _put(draft, source)
     if name == "schedule":
         _book(draft, cast["releasemgr"])
+    if name == "close":  # an RFC closes once its post-implementation review is complete
+        Review.objects.create(rfc=draft, outcome=source, close_code="successful", completed_at=clock.now())
     actor = None if who == SYSTEM else cast["releasemgr"] if name in ("schedule", "close") else cast["dev"]
     result = wf.transition(actor, draft, name)
     assert result.state == target
@@ -163,12 +168,16 @@ def test_transitions_that_need_a_reason_refuse_a_blank_one_and_keep_a_given_one(
     source = sorted(sources)[0]
     _put(draft, source)
     actor = None if who == SYSTEM else cast["releasemgr"] if name == "unschedule" else cast["dev"]
+    data = None
+    if name in ("rework", "reschedule"):  # re-planning follows a completed review (test_replan.py)
+        Review.objects.create(rfc=draft, outcome=source, close_code="failed", completed_at=clock.now())
+        data = {"release": factories.release(cast["dev"], "1.0.2")} if name == "rework" else None
     with pytest.raises(ValidationError) as refused:
-        wf.transition(actor, draft, name, reason="   ")
+        wf.transition(actor, draft, name, reason="   ", data=data)
     assert refused.value.message_dict == {"reason": [f"{TRANSITIONS[name].label} needs a reason."]}
     assert Rfc.objects.get(pk=draft.pk).state == source
     assert not AuditEvent.objects.filter(action=TRANSITIONS[name].event).exists()
-    assert wf.transition(actor, draft, name, reason="  line 2 is down  ").state == target
+    assert wf.transition(actor, draft, name, reason="  line 2 is down  ", data=data).state == target
     assert AuditEvent.objects.get(action=TRANSITIONS[name].event).reason == "line 2 is down"
 
 
