@@ -23,7 +23,7 @@ from deployments.serializers import (
     ScheduleRequestSerializer,
 )
 from releases import gates, services
-from releases.models import RFC_NUMBER, Evidence, Impact, Release, Rfc
+from releases.models import RFC_NUMBER, Evidence, Impact, Rfc
 from releases.serializers import (
     EvidenceSerializer,
     EvidenceUploadSerializer,
@@ -369,9 +369,9 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         rfc = self.get_object()
         form = TransitionRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        data = {}
-        if form.validated_data["name"] == "rework":
-            data["release"] = Release.objects.filter(uuid=form.validated_data.get("release")).first()
+        data = (
+            {"release": form.validated_data.get("release")} if form.validated_data["name"] == "rework" else {}
+        )
         rfc = wf.transition(
             request.user, rfc, form.validated_data["name"], form.validated_data["reason"], data=data
         )

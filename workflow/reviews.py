@@ -75,7 +75,7 @@ def review_of(rfc: Rfc) -> Review | None:
 def require_done(rfc: Rfc, what: str = "closing it") -> None:
     """Closing or re-planning needs the last attempt's review completed (fail closed: no review at
     all is not a completed one)."""
-    review = Review.objects.filter(rfc=rfc).first()
+    review = review_of(rfc)
     if review is None or not review.done:
         raise RuleViolation(
             f"Complete the post-implementation review of {rfc.number} before {what}.", rule=RULE

@@ -128,7 +128,13 @@ def transition(user, rfc: Rfc, name: str, reason: str = "", data: dict | None = 
 
 
 def _fixed_release(rfc: Rfc, release):
-    """The release that replaces the one that failed: another build (a new artifact) of the product."""
+    """The release that replaces the one that failed (a Release or its UUID, from a page or the API):
+    another build (a new artifact) of the product."""
+    if release is not None and not isinstance(release, Release):
+        try:
+            release = Release.objects.filter(uuid=release).first()
+        except (ValidationError, ValueError):
+            release = None
     if release is None:
         raise ValidationError({"release": "Choose the fixed release to attach."})
     if release.pk == rfc.release_id or (

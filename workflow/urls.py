@@ -21,7 +21,6 @@ urlpatterns = [
     path("<uuid:uuid>/evidence/<uuid:evidence_uuid>/delete/", views.evidence_delete, name="evidence_delete"),
     path("<uuid:uuid>/signoff/", views.signoff, name="signoff"),
     path("<uuid:uuid>/review/", views.review_complete, name="review"),
-    path("<uuid:uuid>/rework/", views.rfc_rework, name="rework"),
     path("<uuid:uuid>/schedule/", views.rfc_schedule, name="schedule"),
     path("<uuid:uuid>/checks/", views.request_check, name="request_check"),
     path("<uuid:uuid>/waivers/", views.waive_gate, name="waive"),

@@ -6,8 +6,6 @@ PermissionDenied 403, StateConflict 409, RuleViolation 422 naming the gate.
 
 from __future__ import annotations
 
-import contextlib
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -32,7 +30,7 @@ from notify.watchers import state as follow_state
 from plant import uploads
 from releases import gates, services
 from releases.forms import EvidenceForm, ReleaseForm, RfcForm, SignoffForm
-from releases.models import Evidence, Impact, Release, Rfc
+from releases.models import Evidence, Impact, Rfc
 from releases.states import EDITABLE_STATES, RfcState
 from releases.versioning import VersionRefused
 from workflow import reviews, waivers
@@ -236,11 +234,12 @@ def _detail_context(request, rfc: Rfc) -> dict:
     later_gates = [g for g in gates.evaluate(rfc, "deploy") if stage == "submit" and g.name in LATER_GATES]
     may_waive = waivers.may_waive(user, rfc)
     review = reviews.review_of(rfc)  # no query for an RFC still on its way
+    review_pending = review is not None and not review.done
     return {
         "rfc": rfc,
         "following": follow_state(user, rfc),
         "review": review,
-        "may_review": review is not None and not review.done and reviews.may_review(user, rfc),
+        "may_review": review_pending and reviews.may_review(user, rfc),
         "close_codes": CloseCode.choices,
         "changes_requested": approvals.changes_requested(rfc) if rfc.state == RfcState.DRAFT else None,
         "impacts": list(rfc.impacts.all()),
@@ -270,9 +269,9 @@ def _detail_context(request, rfc: Rfc) -> dict:
             for t in wf.available_transitions(user, rfc)
             if t.name not in PAGE_TRANSITIONS_EXCLUDED
             and t.name not in REPLAN
-            and not (t.name == "close" and review is not None and not review.done)  # the review first
+            and not (t.name == "close" and review_pending)  # the review first
         ],
-        "replan": _replan(user, rfc, review),
+        "replan": _replan(user, rfc, review_pending),
         "may_edit": services.may_edit(user, rfc),
         "may_add_evidence": may_add_evidence,
         "may_delete_evidence": is_draft and rfc.submitted_at is None,
@@ -373,42 +372,17 @@ def rfc_detail(request, uuid):
     return _render_detail(request, services.rfc_or_404(request.user, uuid))
 
 
-def _replan(user, rfc: Rfc, review) -> dict | None:
+def _replan(user, rfc: Rfc, review_pending: bool) -> dict | None:
     """The next steps after a rollback or a failure, once the attempt's review is done."""
     if rfc.state not in (RfcState.ROLLED_BACK, RfcState.FAILED):
         return None
     rework = wf.may_transition(user, rfc, "rework")
     return {
-        "ready": review is not None and review.done,
+        "ready": not review_pending,
         "rework": rework,
         "reschedule": wf.may_transition(user, rfc, "reschedule"),
         "releases": list(wf.fixed_release_choices(rfc)[:20]) if rework else [],
     }
-
-
-@login_required
-@require_POST
-def rfc_rework(request, uuid):
-    """Attach a fixed release after a failure: the RFC goes back to draft with its history."""
-    rfc = services.rfc_or_404(request.user, uuid)
-    release = None
-    with contextlib.suppress(ValidationError):
-        release = Release.objects.filter(uuid=request.POST.get("release", "")).first()
-    try:
-        wf.transition(
-            request.user, rfc, "rework", reason=request.POST.get("reason", ""), data={"release": release}
-        )
-    except REFUSED as exc:
-        status, message, failed = _refused(exc)
-        return _render_detail(
-            request, rfc, status=status, action_error=message, failed_gates=failed, action_name="rework"
-        )
-    rfc = services.rfc_or_404(request.user, uuid)
-    messages.success(
-        request,
-        f"{rfc.number} is a draft again with {rfc.release}: prove it in DEV and UAT, then submit it for approval.",
-    )
-    return redirect("releases:detail", rfc.uuid)
 
 
 @login_required
@@ -447,7 +421,8 @@ def rfc_transition(request, uuid, name: str):
     if name in PAGE_TRANSITIONS_EXCLUDED:
         raise Http404
     try:
-        wf.transition(request.user, rfc, name, reason=request.POST.get("reason", ""))
+        data = {"release": request.POST.get("release")} if name == "rework" else None  # the fixed release
+        wf.transition(request.user, rfc, name, reason=request.POST.get("reason", ""), data=data)
     except REFUSED as exc:
         status, message, failed = _refused(exc)
         return _render_detail(

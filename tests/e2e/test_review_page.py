@@ -53,8 +53,10 @@ def test_review_then_attach_a_fixed_release(browser, live_server, transactional_
         steps.scroll_into_view_if_needed()
         screenshot(page, f"rfc-next-steps-{viewport['width']}")
         steps.get_by_role("button", name="Attach and return to draft").click()
-        expect(page.get_by_text("is a draft again with MES 1.0.2")).to_be_visible()
+        expect(page.get_by_text(f"{rfc.number} is now draft.")).to_be_visible()
+        expect(page.locator(".facts").first).to_contain_text("MES 1.0.2")
         assert Rfc.objects.get(pk=rfc.pk).state == RfcState.DRAFT
+        assert str(Rfc.objects.get(pk=rfc.pk).release) == "MES 1.0.2"
         assert Review.objects.get(rfc=rfc).close_code == "rolled_back"
     finally:
         context.close()

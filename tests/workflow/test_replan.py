@@ -126,10 +126,13 @@ def test_the_rfc_page_and_home_page_lead_through_the_next_steps(people, site_a, 
     fixed = factories.release(people["dev"], "1.0.2")
     page = client.get(reverse("releases:detail", args=[rfc.uuid])).content.decode()
     assert f'<option value="{fixed.uuid}">MES 1.0.2</option>' in page and "Reschedule" in page
-    bad = client.post(reverse("releases:rework", args=[rfc.uuid]), {"release": "not-a-uuid", "reason": "fix"})
+    bad = client.post(
+        reverse("releases:transition", args=[rfc.uuid, "rework"]), {"release": "not-a-uuid", "reason": "fix"}
+    )
     assert bad.status_code == 400 and "Choose the fixed release" in bad.content.decode()
     done = client.post(
-        reverse("releases:rework", args=[rfc.uuid]), {"release": str(fixed.uuid), "reason": "fix"}
+        reverse("releases:transition", args=[rfc.uuid, "rework"]),
+        {"release": str(fixed.uuid), "reason": "fix"},
     )
     assert done.status_code == 302
     assert Rfc.objects.get(pk=rfc.pk).state == RfcState.DRAFT
