@@ -98,3 +98,12 @@ LABELS.update(
         "releases.rfc.rescheduled": "Back to approved, to be booked again",
     }
 )
+
+# Release rings (workflow/rollout.py)
+LABELS.update(
+    {
+        "releases.rollout.planned": "Rollout rings planned",
+        "releases.rollout.halted": "Rollout halted by a failure in an earlier ring",
+        "releases.rfc.halted": "Held: the release's rollout halted, its bookings freed",
+    }
+)

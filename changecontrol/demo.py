@@ -86,6 +86,16 @@ DEMO_RFCS = [
         "rollback_plan": "Restore the application snapshot and the database backup taken before the apply.",
         "then": "approved",
     },
+    # Ring 1 of the rollout of MES 2.4.1: the label service takes it once the demo line (ring 0, the
+    # pilot) runs it, its review is done and it has soaked (workflow/rollout.py).
+    {
+        "title": "Label layout v2 on the label service",
+        "release": ("MES", "2.4.1"),
+        "sites": {"LBL": (["Label line"], ["Labelling"])},
+        "description": "The bigger batch number, after the demo line has run it without trouble.",
+        "rollback_plan": "Restore the application snapshot and the database backup taken before the apply.",
+        "then": "approved",
+    },
     {
         "title": "Label template rework on the demo line",
         "release": ("MES", "2.4.2"),
@@ -187,3 +197,22 @@ def seed(users: dict) -> list[Rfc]:
                     break
         made.append(rfc)
     return made
+
+
+DEMO_SOAK_MINUTES = 30  # a day or more in a plant
+
+
+def plan_rollout(release_manager) -> None:
+    """MES 2.4.1 rolls out in two rings: the demo line (pilot), then the label service."""
+    from environments.models import Site
+    from releases.models import RolloutPlan
+    from workflow import rollout
+
+    release = Release.objects.get(product="MES", version="2.4.1")
+    if RolloutPlan.objects.filter(release=release).exists():
+        return
+    rings = [
+        (DEMO_SOAK_MINUTES, [Site.objects.get(code="OPEN")]),
+        (DEMO_SOAK_MINUTES, [Site.objects.get(code="LBL")]),
+    ]
+    rollout.save_plan(release_manager, release, rings)

@@ -418,6 +418,9 @@ WEBHOOK_DELIVER_SECONDS = env_int("WEBHOOK_DELIVER_SECONDS", 30, minimum=5, maxi
 # Reminder before a PROD deployment's window opens (notify/sweeps.py).
 NOTIFY_WINDOW_REMINDER_MINUTES = env_int("NOTIFY_WINDOW_REMINDER_MINUTES", 60, minimum=1, maximum=10080)
 NOTIFY_SWEEP_SECONDS = env_int("NOTIFY_SWEEP_SECONDS", 60, minimum=5, maximum=3600)
+# Release rings (E10): how long a ring's sites run a release in PROD before the next ring may start,
+# where a release has no saved rollout plan of its own.
+ROLLOUT_SOAK_MINUTES = env_int("ROLLOUT_SOAK_MINUTES", 24 * 60, minimum=0, maximum=90 * 24 * 60)
 
 # --- Mail outbox (outbox/): every mail is a row, delivered by a worker and retried ----------------
 # A failed try waits MAIL_RETRY_BASE_SECONDS, then twice that, four times … up to MAIL_RETRY_MAX_SECONDS;

@@ -51,7 +51,9 @@ class SiteAdmin(GuardedModelAdminMixin, AuditedAdmin):
         "subdivision",
         "block_fridays",
         "quarter_close_days",
+        "rollout_ring",
     )
+    list_filter = ("rollout_ring",)
     search_fields = ("code", "name")
     inlines = [DeploymentWindowInline, ShiftHandoverInline]
 

@@ -25,6 +25,14 @@ def validate_semver(value: str) -> None:
         raise ValidationError(f"{value!r} is not a semantic version (MAJOR.MINOR.PATCH).")
 
 
+class RolloutRing(models.IntegerChoices):
+    """Where a site goes in a release's rollout by default (E10): pilots first, the rest last."""
+
+    PILOT = 0, "Pilot (first)"
+    LOW_RISK = 1, "Low risk (second)"
+    STANDARD = 2, "Standard (last)"
+
+
 class Site(models.Model):
     code = models.CharField(
         max_length=20,
@@ -42,6 +50,14 @@ class Site(models.Model):
     block_fridays = models.BooleanField(default=True, help_text="Never deploy to PROD on a Friday (W2).")
     quarter_close_days = models.PositiveSmallIntegerField(
         default=10, help_text="Freeze the last N days of each quarter (0 = no quarter-close freeze, W4)."
+    )
+
+    rollout_ring = models.PositiveSmallIntegerField(
+        "rollout ring",
+        choices=RolloutRing.choices,
+        default=RolloutRing.STANDARD,
+        help_text="Its risk tier: a release reaches the pilot sites first, then the low-risk ones, then the "
+        "rest, unless the release's rollout plan says otherwise (E10).",
     )
 
     class Meta:

@@ -42,6 +42,7 @@ KINDS: dict[str, Kind] = {
         Kind("rfc.replanned", "RFC re-planned after a failure"),
         Kind("rfc.closed", "RFC closed"),
         Kind("rfc.cancelled", "RFC cancelled"),
+        Kind("rollout.halted", "Rollout halted by a failure in an earlier ring"),
         Kind("deployment.started", "Deployment started"),
         Kind("deployment.succeeded", "Deployment succeeded"),
         Kind("deployment.rolled_back", "Deployment rolled back"),

@@ -39,6 +39,7 @@ TABLE: dict[str, frozenset[str]] = {
     "rfc.replanned": frozenset({AUTHOR, RELEASE_MANAGERS, WATCHERS}),
     "rfc.closed": frozenset({AUTHOR, WATCHERS}),
     "rfc.cancelled": frozenset({AUTHOR, APPROVERS, RELEASE_MANAGERS, WATCHERS}),
+    "rollout.halted": frozenset({AUTHOR, RELEASE_MANAGERS, WATCHERS}),
     "deployment.started": OUTCOME,
     "deployment.succeeded": OUTCOME,
     "deployment.rolled_back": OUTCOME,

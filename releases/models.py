@@ -244,3 +244,33 @@ class GateWaiver(models.Model):
     @property
     def waived_by_name(self) -> str:
         return self.waived_by.get_full_name() or self.waived_by.get_username()
+
+
+class RolloutPlan(models.Model):
+    """A release's rollout across sites in ordered rings (E10), saved by a release manager. Without
+    one, the rings come from the sites' risk tiers (`Site.rollout_ring`)."""
+
+    release = models.OneToOneField(Release, on_delete=models.CASCADE, related_name="rollout_plan")
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Rollout of {self.release}"
+
+
+class Ring(models.Model):
+    """One ring of a rollout plan: its sites, and how long they soak in PROD before the next ring."""
+
+    plan = models.ForeignKey(RolloutPlan, on_delete=models.CASCADE, related_name="rings")
+    position = models.PositiveSmallIntegerField()
+    soak_minutes = models.PositiveIntegerField(
+        help_text="How long every site of this ring runs the release in PROD before the next ring may start."
+    )
+    sites = models.ManyToManyField(Site, related_name="+")
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [models.UniqueConstraint(fields=["plan", "position"], name="one_ring_per_position")]
+
+    def __str__(self) -> str:
+        return f"Ring {self.position} of {self.plan.release}"

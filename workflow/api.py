@@ -33,10 +33,12 @@ from releases.serializers import (
 from workflow import services as wf
 from workflow import waivers as waiving
 from workflow.filters import RfcFilterSet
+from workflow.rollout import status as rollout_status
 from workflow.serializers import (
     RfcDetailSerializer,
     RfcListSerializer,
     RfcWriteSerializer,
+    RolloutSerializer,
     TransitionRequestSerializer,
     WaiverRequestSerializer,
     WaiverRevokeSerializer,
@@ -301,6 +303,19 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         site = services.target_site(request.user, rfc, form.validated_data["site"])
         run = computed.request_check(request.user, rfc, form.validated_data["kind"], site)
         return Response(CheckRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        summary="The rollout of the RFC's release across sites, ring by ring",
+        description=(
+            "Each ring's sites with their state, PROD version and review, the earliest start allowed and "
+            "why a ring may not start yet; `halted` says why a rollback or failure stopped the rollout."
+        ),
+        responses={200: RolloutSerializer, 404: ERRORS[404]},
+    )
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def rollout(self, request, *args, **kwargs):
+        rfc = self.get_object()
+        return Response(RolloutSerializer(rollout_status(rfc.release)).data)
 
     @extend_schema(
         methods=["GET"],

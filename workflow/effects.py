@@ -40,7 +40,9 @@ def close_round_withdrawn(ctx: Context) -> None:
 
 
 def free_bookings(ctx: Context) -> None:
-    reason = "RFC unscheduled" if ctx.name == "unschedule" else f"RFC {ctx.name}"
+    reason = {"unschedule": "RFC unscheduled", "hold": ctx.reason or "Rollout halted"}.get(
+        ctx.name, f"RFC {ctx.name}"
+    )
     scheduling.cancel_deployments(ctx.rfc, ctx.user, reason)
 
 

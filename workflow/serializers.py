@@ -198,3 +198,40 @@ class WaiverSerializer(serializers.ModelSerializer):
 
     def get_live(self, waiver) -> bool:
         return waiver.revoked_at is None and waiver.artifact_sha256 == waiver.rfc.release.artifact_sha256
+
+
+class RolloutSiteSerializer(serializers.Serializer):
+    site = serializers.CharField(source="site.code")
+    state = serializers.ChoiceField(
+        choices=["waiting", "scheduled", "running", "succeeded", "rolled_back", "failed"]
+    )
+    prod_version = serializers.CharField(
+        source="version", help_text="What the site's PROD runs of the product."
+    )
+    rfc = serializers.CharField(source="rfc.number", allow_null=True, default=None)
+    review = serializers.SerializerMethodField()
+
+    def get_review(self, entry) -> str | None:
+        """The close code of the review of the site's deployment ("due" while it is open)."""
+        if entry.review is None:
+            return None
+        return entry.review.close_code if entry.review.done else "due"
+
+
+class RolloutRingSerializer(serializers.Serializer):
+    ring = serializers.IntegerField(source="position")
+    soak_minutes = serializers.IntegerField()
+    next_start = serializers.DateTimeField(
+        allow_null=True, help_text="The earliest start allowed (null: at once for ring 0, or not yet known)."
+    )
+    blocked = serializers.CharField(help_text="Why the ring may not start (empty when it may).")
+    sites = RolloutSiteSerializer(many=True)
+
+
+class RolloutSerializer(serializers.Serializer):
+    release = serializers.CharField()
+    planned = serializers.BooleanField(
+        help_text="A saved plan (else the rings follow the sites' risk tiers)."
+    )
+    halted = serializers.CharField(help_text="Why the rollout is halted (empty when it is not).")
+    rings = RolloutRingSerializer(many=True)

@@ -6,6 +6,9 @@ this is the only code that changes `Rfc.state`. The lock order is documented in 
 
 from __future__ import annotations
 
+import logging
+from functools import partial
+
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Prefetch
@@ -27,8 +30,10 @@ from releases import gates
 from releases import services as rfc_services
 from releases.models import Evidence, Impact, Release, Rfc, UatSignoff
 from releases.states import RfcState
-from workflow import effects, reviews
+from workflow import effects, reviews, rollout
 from workflow.transitions import AUTHOR, EFFECTS, SYSTEM, TRANSITIONS
+
+logger = logging.getLogger(__name__)
 
 
 def may_transition(user, rfc: Rfc, name: str) -> bool:
@@ -286,6 +291,13 @@ def tell_about_deployment(rfc: Rfc, deployment: Deployment, source: str, target:
     events.emit(kind, rfc, actor=actor, deployment=deployment, data=data)
 
 
+def _halt_rollout(deployment_id: int) -> None:
+    try:
+        rollout.halt(deployment_id, lambda rfc, reason: transition(None, rfc, "hold", reason=reason))
+    except Exception:  # the "Release rings" gate still refuses those sites; freeing them is a courtesy
+        logger.exception("Halting the rollout after deployment %s failed", deployment_id)
+
+
 def follow_deployment(deployment: Deployment, source: str, target: str, *, actor=None) -> None:
     """Called by `deployments.states.move` inside its transaction, with the RFC already locked."""
     rfc = Rfc.objects.get(pk=deployment.rfc_id)
@@ -311,6 +323,9 @@ def follow_deployment(deployment: Deployment, source: str, target: str, *, actor
         if rfc.state == RfcState.SCHEDULED:
             transition(None, rfc, "mark_missed", reason=deployment.outcome)
         return
+    if target in rollout.FAILED_ENDS:
+        # The rollout halts once this move has committed (E10): the other sites' bookings are freed.
+        transaction.on_commit(partial(_halt_rollout, deployment.pk))
     attempt = Deployment.objects.filter(rfc=rfc, environment__tier=Tier.PROD)
     # A re-planned RFC's earlier attempt ended (and its review opened) before anything of this
     # attempt started: only this attempt's deployments decide how it ends.

@@ -105,6 +105,17 @@ TRANSITIONS: dict[str, Transition] = {
             "Unschedule",
             needs_reason=True,
         ),
+        # A rollback or failure elsewhere halted the release's rollout (E10, workflow/rollout.py):
+        # the portal frees the bookings; the signatures stay, the RFC is booked again later.
+        Transition(
+            "hold",
+            frozenset({S.SCHEDULED}),
+            S.APPROVED,
+            frozenset({SYSTEM}),
+            "Hold (rollout halted)",
+            needs_reason=True,
+            past="halted",
+        ),
         Transition(
             "start_deployment", frozenset({S.SCHEDULED}), S.DEPLOYING, frozenset({SYSTEM}), "Start deployment"
         ),
@@ -176,6 +187,7 @@ EFFECTS: dict[str, tuple[Effect, ...]] = {
     "cancel": (effects.close_round_withdrawn, effects.free_bookings, effects.tell("rfc.cancelled")),
     "schedule": (effects.open_emergency_review, effects.tell("rfc.scheduled")),
     "unschedule": (effects.free_bookings,),
+    "hold": (effects.free_bookings, effects.tell("rollout.halted")),
     "mark_deployed": (reviews.open_review,),
     "mark_rolled_back": (reviews.open_review,),
     "mark_failed": (reviews.open_review,),

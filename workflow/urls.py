@@ -1,6 +1,6 @@
 from django.urls import path
 
-from workflow import views
+from workflow import rollout_views, views
 
 # The RFC pages; changecontrol/urls.py adds the deployment and evidence-pack paths under the same
 # namespace ("releases").
@@ -10,6 +10,7 @@ urlpatterns = [
     path("new/", views.rfc_create, name="create"),
     path("new/classify/", views.classify, name="classify"),
     path("releases/new/", views.release_create, name="release_create"),
+    path("releases/<uuid:uuid>/rollout/", rollout_views.rollout_page, name="rollout"),
     path("<uuid:uuid>/", views.rfc_detail, name="detail"),
     path("<uuid:uuid>/edit/", views.rfc_edit, name="edit"),
     path("<uuid:uuid>/do/<slug:name>/", views.rfc_transition, name="transition"),

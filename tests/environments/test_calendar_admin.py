@@ -48,6 +48,7 @@ def test_admin_adds_a_window_and_the_audit_shows_before_and_after(cast, site_a):
         "subdivision": "BE",
         "block_fridays": "on",
         "quarter_close_days": "10",
+        "rollout_ring": "2",
         "audit_reason": "Monday morning window for the ERP interface",
         **_inline(
             "windows", windows, {"site": site_a.pk, "weekday": "0", "starts": "09:00", "ends": "10:00"}

@@ -48,6 +48,7 @@ SPEC = {
     "withdraw": ({"submitted", "in_approval", "approved"}, "draft", PEOPLE, True),
     "schedule": ({"approved"}, "scheduled", RELEASE, False),
     "unschedule": ({"scheduled"}, "approved", RELEASE, True),
+    "hold": ({"scheduled"}, "approved", SYSTEM, True),
     "start_deployment": ({"scheduled"}, "deploying", SYSTEM, False),
     "mark_missed": ({"scheduled"}, "approved", SYSTEM, True),
     "mark_deployed": ({"deploying"}, "deployed", SYSTEM, False),

@@ -21,7 +21,15 @@ from demo_plant.artifacts import build
 from demo_plant.layout import ensure_environment
 from demo_plant.portal import pipeline
 from environments import access
-from environments.models import TIER_DEFAULTS, DeploymentWindow, Environment, ProductVersion, Site, Tier
+from environments.models import (
+    TIER_DEFAULTS,
+    DeploymentWindow,
+    Environment,
+    ProductVersion,
+    RolloutRing,
+    Site,
+    Tier,
+)
 from environments.roles_setup import ensure_role_groups
 from releases import services
 from releases.models import Release
@@ -69,6 +77,7 @@ SITES = [
         "subdivision": "",
         "versions": {Tier.DEV: {"MES": "2.3.1"}, Tier.UAT: {"MES": "2.3.1"}, Tier.PROD: {"MES": "2.3.1"}},
         "open": True,
+        "rollout_ring": RolloutRing.PILOT,  # a release reaches the demo line first (E10)
     },
     # DEV and PROD only (a valid and common configuration): releases go DEV → PROD, proven on DEV's copy.
     {
@@ -121,7 +130,10 @@ class Command(BaseCommand):
         for spec in SITES:
             site, created = Site.objects.update_or_create(
                 code=spec["code"],
-                defaults={key: spec[key] for key in ("name", "timezone", "country", "subdivision")},
+                defaults={
+                    **{key: spec[key] for key in ("name", "timezone", "country", "subdivision")},
+                    "rollout_ring": spec.get("rollout_ring", RolloutRing.STANDARD),
+                },
             )
             if created:
                 record("environments.site.created", site, actor_name="demo", after={"code": site.code})
@@ -157,6 +169,7 @@ class Command(BaseCommand):
         self.plant_releases(users["dev"])
         self.masking_and_refresh()
         rfcs = demo_rfcs.seed(users)
+        demo_rfcs.plan_rollout(users["releasemgr"])
         self.computed_evidence()
 
         self.stdout.write(
