@@ -6,11 +6,14 @@ the record: `content_hash`), §11.200 (password re-entered at every signing).
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from core.inputs import no_line_breaks
 from core.roles import Role
 from environments.models import Site
 from releases.models import Rfc
@@ -281,3 +284,78 @@ class Absence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} away, {self.delegate} signs"
+
+
+# --- Standard changes (ITIL change models) -------------------------------------------------------
+class StandardChangeState(models.TextChoices):
+    PROPOSED = "proposed", "Awaiting approval"
+    ACTIVE = "active", "Active"
+    SUSPENDED = "suspended", "Suspended"
+
+
+class StandardChange(models.Model):
+    """A pre-approved template for routine work (e.g. "label template update"): approved once through
+    the normal chain of its highest class, then RFCs that match its scope skip the approval chain —
+    never the gates, the windows or the evidence (approvals/standard.py)."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=120, validators=[no_line_breaks])
+    description = models.TextField(help_text="The routine work it covers and how it is done safely.")
+    products = models.JSONField(default=list, help_text='The products it covers, e.g. ["MES"].')
+    sites = models.ManyToManyField(Site, related_name="+")
+    max_class = models.CharField(
+        "highest class", max_length=5, choices=ChangeClass.choices, default=ChangeClass.PATCH
+    )
+    expires_at = models.DateTimeField(help_text="After this, matching RFCs go through the chain again.")
+    state = models.CharField(
+        max_length=10, choices=StandardChangeState.choices, default=StandardChangeState.PROPOSED
+    )
+    content_hash = models.CharField(max_length=64, editable=False, help_text="What the signers approved.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+    approved_at = models.DateTimeField(null=True, blank=True)
+    suspended_at = models.DateTimeField(null=True, blank=True)
+    suspend_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name", "-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def audit_object_id(self) -> str:
+        return str(self.uuid)
+
+
+class StandardChangeSignature(models.Model):
+    """One signature of the template's chain: the signer's role, re-entered password, the content."""
+
+    template = models.ForeignKey(StandardChange, on_delete=models.PROTECT, related_name="signatures")
+    role = models.CharField(max_length=40, choices=Role.choices)
+    signed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    signed_at = models.DateTimeField()
+    content_hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["signed_at", "pk"]
+        constraints = [models.UniqueConstraint(fields=["template", "role"], name="one_signature_per_role")]
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()} for {self.template}"
+
+
+class StandardChangeUse(models.Model):
+    """An RFC approved by a standard change instead of the chain: listed on the template, audited."""
+
+    template = models.ForeignKey(StandardChange, on_delete=models.PROTECT, related_name="uses")
+    rfc = models.ForeignKey(Rfc, on_delete=models.PROTECT, related_name="standard_uses")
+    round = models.OneToOneField(ApprovalRound, on_delete=models.PROTECT, related_name="standard_use")
+    used_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    used_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-used_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.rfc} as {self.template}"

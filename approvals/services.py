@@ -33,6 +33,8 @@ from approvals.models import (
     RoundPurpose,
     RoundState,
     Signature,
+    StandardChangeState,
+    StandardChangeUse,
     StepRule,
     StepState,
 )
@@ -158,7 +160,7 @@ def chain_for(rfc: Rfc, *, purpose: str = RoundPurpose.APPROVAL) -> list[tuple[l
         ensure_default_policies()
         policy = ApprovalPolicy.objects.prefetch_related("steps").get(change_class=rfc.change_class)
     steps = [(list(step.roles), step.rule, "") for step in policy.steps.all()]
-    if rfc.high_risk and not any(BUSINESS_ROLE in roles for roles, _, _ in steps):
+    if rfc.is_high_risk and not any(BUSINESS_ROLE in roles for roles, _, _ in steps):
         steps.insert(1, ([str(BUSINESS_ROLE)], StepRule.ALL, "High-risk change: business sign-off (A4)"))
     return steps
 
@@ -175,7 +177,7 @@ def open_round(rfc: Rfc, actor, *, purpose: str = RoundPurpose.APPROVAL, due_at=
         rfc=rfc,
         number=number,
         change_class=rfc.change_class,
-        high_risk=rfc.high_risk,
+        high_risk=rfc.is_high_risk,
         content_hash=content_hash(rfc),
         created_at=now,
         purpose=purpose,
@@ -575,6 +577,7 @@ def rounds_of(rfc: Rfc) -> QuerySet:
     return (
         ApprovalRound.objects.filter(rfc=rfc)
         .order_by("-number")
+        .select_related("standard_use__template")
         .prefetch_related(
             Prefetch(
                 "steps",
@@ -604,6 +607,17 @@ def approvals_complete(rfc: Rfc) -> tuple[bool, str]:
         detail = f": waiting for {pending.label}" if pending else ""
         return False, f"Approval round {rnd.number} is {rnd.get_state_display().lower()}{detail}."
     current = content_hash(rfc)
+    standard = StandardChangeUse.objects.filter(round=rnd).select_related("template").first()
+    if standard is not None:  # approved by a standard change (approvals/standard.py), not by signatures
+        template = standard.template
+        if rnd.content_hash != current:
+            return False, "The RFC changed after its standard change approved it: submit it again."
+        if template.state == StandardChangeState.SUSPENDED:
+            return False, (
+                f"The standard change {template.name} was suspended ({template.suspend_reason}): "
+                "withdraw the RFC and submit it through the approval chain."
+            )
+        return True, f"Approved as the standard change {template.name} (round {rnd.number}, no chain)."
     signatures = Signature.objects.filter(approval__step__round=rnd, decision=Decision.APPROVE)
     if (
         signatures.filter(voided_at__isnull=False).exists()

@@ -107,3 +107,24 @@ LABELS.update(
         "releases.rfc.halted": "Held: the release's rollout halted, its bookings freed",
     }
 )
+
+# Standard changes (approvals/standard.py)
+LABELS.update(
+    {
+        "approvals.standard_change.proposed": "Standard change proposed",
+        "approvals.standard_change.signed": "Standard change signed",
+        "approvals.standard_change.signature_refused": "Standard change signature refused",
+        "approvals.standard_change.approved": "Standard change approved: in force",
+        "approvals.standard_change.used": "RFC approved by a standard change",
+        "approvals.standard_change.suspended": "Standard change suspended",
+    }
+)
+
+# Configuration items and conflicting changes (environments/items.py, deployments/conflicts.py)
+LABELS.update(
+    {
+        "environments.items.imported": "Configuration items imported from CSV",
+        "environments.item.created": "Configuration item added",
+        "releases.deployment.conflict_acknowledged": "Booked beside a conflicting change (acknowledged)",
+    }
+)

@@ -57,7 +57,8 @@ DEMO_RFCS = [
         "rollback_plan": "Restore the pre-deployment database backup and redeploy MES 2.3.1.",
         "estimated_downtime_minutes": 45,
         "retraining_note": "Shift leads: 30-minute briefing on split orders before go-live.",
-        "high_risk": True,
+        # Scores 61 of 100 with two sites: high risk, so the business signs too and two key users test.
+        "risk": {"gxp": 2, "production": 3, "rollback": 3, "novelty": 3},
         "then": "draft",
     },
     {
@@ -105,6 +106,8 @@ DEMO_RFCS = [
         "then": "approved",
     },
 ]
+# The demo's routine changes: nothing at stake on any question.
+LOW_RISK = {"gxp": 0, "safety": 0, "production": 1, "rollback": 0, "novelty": 0}
 SIGNERS = {
     Role.IT_MANAGER: "itmanager",
     Role.OPERATIONS_MANAGER: "opsmanager",
@@ -164,6 +167,7 @@ def seed(users: dict) -> list[Rfc]:
             estimated_downtime_minutes=spec.get("estimated_downtime_minutes", 0),
             retraining_note=spec.get("retraining_note", ""),
             high_risk=spec.get("high_risk", False),
+            risk_answers={**LOW_RISK, **spec.get("risk", {})},
             impacts=[
                 {"site": code, "lines": lines, "modules": modules}
                 for code, (lines, modules) in spec["sites"].items()
@@ -216,3 +220,27 @@ def plan_rollout(release_manager) -> None:
         (DEMO_SOAK_MINUTES, [Site.objects.get(code="LBL")]),
     ]
     rollout.save_plan(release_manager, release, rings)
+
+
+def standard_change(users: dict, password: str) -> None:
+    """A pre-approved template for routine label work on the demo line and the label service."""
+    from datetime import timedelta
+
+    from approvals import standard
+    from approvals.models import StandardChange
+    from core import clock
+    from environments.models import Site
+
+    if StandardChange.objects.filter(name="Label template update").exists():
+        return
+    template = standard.propose(
+        users["admin"],
+        name="Label template update",
+        description="Replace one label template of the MES label service; no database change. The printer "
+        "service restarts in under 10 s; the smoke test prints a test label.",
+        products=["MES"],
+        sites=list(Site.objects.filter(code__in=["OPEN", "LBL"])),
+        max_class="patch",
+        expires_at=clock.now() + timedelta(days=365),
+    )
+    standard.sign(users["itmanager"], template, password)

@@ -420,6 +420,13 @@ NOTIFY_WINDOW_REMINDER_MINUTES = env_int("NOTIFY_WINDOW_REMINDER_MINUTES", 60, m
 NOTIFY_SWEEP_SECONDS = env_int("NOTIFY_SWEEP_SECONDS", 60, minimum=5, maximum=3600)
 # Release rings (E10): how long a ring's sites run a release in PROD before the next ring may start,
 # where a release has no saved rollout plan of its own.
+# Risk assessment (releases/risk.py): the score out of 100 from which a change is medium, high risk.
+RISK_MEDIUM_FROM = env_int("RISK_MEDIUM_FROM", 30, minimum=1, maximum=100)
+RISK_HIGH_FROM = env_int("RISK_HIGH_FROM", 60, minimum=1, maximum=100)
+if RISK_MEDIUM_FROM >= RISK_HIGH_FROM:
+    raise ImproperlyConfigured(
+        f"RISK_MEDIUM_FROM={RISK_MEDIUM_FROM} must be below RISK_HIGH_FROM={RISK_HIGH_FROM}"
+    )
 ROLLOUT_SOAK_MINUTES = env_int("ROLLOUT_SOAK_MINUTES", 24 * 60, minimum=0, maximum=90 * 24 * 60)
 
 # --- Mail outbox (outbox/): every mail is a row, delivered by a worker and retried ----------------

@@ -14,8 +14,8 @@ from discussion import urls as discussion_urls
 from environments import windows_api
 from environments.admin_site import portal_admin
 from plant import urls as plant_urls
-from plant.api import EnvironmentViewSet, SiteViewSet
-from releases.api import ReleaseViewSet
+from plant.api import ConfigurationItemViewSet, EnvironmentViewSet, SiteViewSet
+from releases.api import ReleaseViewSet, RiskQuestionViewSet
 from reports import urls as reports_urls
 from reports.audit_api import AuditEventViewSet
 from workflow import approval_views as approval_views
@@ -26,10 +26,12 @@ from workflow.approval_api import ApprovalViewSet
 router = DefaultRouter()
 router.register("sites", SiteViewSet, basename="site")
 router.register("environments", EnvironmentViewSet, basename="environment")
+router.register("configuration-items", ConfigurationItemViewSet, basename="configuration-item")
 router.register("audit", AuditEventViewSet, basename="audit")
 router.register("approvals", ApprovalViewSet, basename="approval")
 router.register("releases", ReleaseViewSet, basename="release")
 router.register("rfcs", RfcViewSet, basename="rfc")
+router.register("risk-questions", RiskQuestionViewSet, basename="risk-question")
 router.register("deployments", DeploymentViewSet, basename="deployment")
 router.register("auth/tokens", ApiTokenViewSet, basename="apitoken")
 

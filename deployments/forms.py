@@ -31,6 +31,9 @@ class ScheduleForm(forms.Form):
     handover_override = forms.BooleanField(
         required=False, label="Plant Director: allow a start inside a shift handover"
     )
+    acknowledge_conflicts = forms.BooleanField(
+        required=False, label="I have checked the changes listed above and book beside them"
+    )
 
     def __init__(self, *args, rfc, user, sites, **kwargs):
         super().__init__(*args, **kwargs)

@@ -19,7 +19,7 @@ from core import clock, jobs
 from core.errors import RuleViolation, StateConflict
 from core.inputs import check_moment
 from core.roles import Role
-from deployments import promotion
+from deployments import conflicts, promotion
 from deployments.models import Deployment, DeploymentState
 from deployments.states import ACTIVE as ACTIVE_DEPLOYMENT_STATES
 from deployments.states import ROLLBACK_REQUESTABLE, move
@@ -176,10 +176,18 @@ def _require_scheduler(user, rfc: Rfc, site: Site) -> None:
 
 
 def book(
-    user, rfc: Rfc, site: Site, start: datetime, duration: int, *, handover_override: bool = False
+    user,
+    rfc: Rfc,
+    site: Site,
+    start: datetime,
+    duration: int,
+    *,
+    handover_override: bool = False,
+    acknowledge_conflicts: bool = False,
 ) -> Deployment:
     """Book the RFC's PROD deployment at `site` (the workflow schedules the RFC once every target site
-    is booked: `workflow.services.schedule`)."""
+    is booked: `workflow.services.schedule`). Another RFC touching the same line, module or interface
+    at the site in an overlapping slot is refused until the release manager acknowledges it."""
     _require_scheduler(user, rfc, site)
     if handover_override:
         if not rfc.emergency:
@@ -221,6 +229,14 @@ def book(
                 rule=WINDOW_GATE,
                 failed=[{"name": WINDOW_GATE, "passed": False, "reason": r} for r in result.reasons],
             )
+        clashes = conflicts.touching(locked, site, result.decision.start, result.decision.end)
+        if clashes and not acknowledge_conflicts:
+            raise RuleViolation(
+                "Another change touches the same items in this slot; acknowledge it to book anyway: "
+                + "; ".join(c.describe() for c in clashes),
+                rule=conflicts.RULE,
+                failed=[{"name": conflicts.RULE, "passed": False, "reason": c.describe()} for c in clashes],
+            )
         deployment = Deployment.objects.create(
             rfc=locked,
             environment=environment,
@@ -247,6 +263,14 @@ def book(
                 "handover_override": handover_override,
             },
         )
+        if clashes:
+            record(
+                "releases.deployment.conflict_acknowledged",
+                deployment,
+                actor=user,
+                reason="Booked beside changes that touch the same items.",
+                after={"conflicts": [c.as_dict() for c in clashes]},
+            )
     return deployment
 
 

@@ -5,6 +5,7 @@ from guardian.admin import GuardedModelAdminMixin
 from core import clock
 from environments.admin_site import AdminRoleOnly, AuditedAdmin, portal_admin
 from environments.models import (
+    ConfigurationItem,
     DeploymentWindow,
     Environment,
     Freeze,
@@ -174,3 +175,16 @@ class TimedRoleGrantAdmin(AuditedAdmin):
 
 
 portal_admin.register(TimedRoleGrant, TimedRoleGrantAdmin)
+
+
+class ConfigurationItemAdmin(AuditedAdmin):
+    """Each site's lines, modules, interfaces and products (issue 16 item 4); many at once through
+    `manage.py import_items file.csv` or POST /api/v1/configuration-items/import/."""
+
+    list_display = ("name", "kind", "site", "active", "description")
+    list_filter = ("site", "kind", "active")
+    search_fields = ("name", "description")
+    list_select_related = ("site",)
+
+
+portal_admin.register(ConfigurationItem, ConfigurationItemAdmin)

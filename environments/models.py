@@ -514,3 +514,37 @@ class TimedRoleGrant(models.Model):
             "site": self.site.code if self.site_id else None,
             "expires_at": self.expires_at,
         }
+
+
+class ItemKind(models.TextChoices):
+    LINE = "line", "Production line"
+    MODULE = "module", "Module"
+    INTERFACE = "interface", "Interface"
+    PRODUCT = "product", "Product"
+
+
+class ConfigurationItem(models.Model):
+    """What a change can touch at a site, as a record (ITIL CMDB, kept small): its production lines,
+    modules, interfaces and products. An RFC's impact names them; two RFCs naming the same item at
+    one site in overlapping windows conflict (workflow/conflicts.py)."""
+
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="items")
+    kind = models.CharField(max_length=10, choices=ItemKind.choices)
+    name = models.CharField(
+        max_length=100,
+        validators=[RegexValidator(r"^[^\x00-\x1f\x7f]+$", "No control characters or line breaks.")],
+    )
+    description = models.CharField(max_length=300, blank=True)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["site__code", "kind", "name"]
+        constraints = [models.UniqueConstraint(fields=["site", "kind", "name"], name="one_item_per_name")]
+        verbose_name = "configuration item"
+
+    def __str__(self) -> str:
+        return f"{self.site.code} {self.get_kind_display().lower()} {self.name}"
+
+    @property
+    def audit_site_code(self) -> str:
+        return self.site.code

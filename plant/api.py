@@ -3,15 +3,25 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from environments import access
-from environments.models import Environment, RefreshRun, Site, validate_semver
+from core.api import ERRORS, ApiPagination
+from environments import access, items
+from environments.models import ConfigurationItem, Environment, ItemKind, RefreshRun, Site, validate_semver
 from environments.services import CONFIG_FIELDS, update_environment
 
 
 class SiteSerializer(serializers.ModelSerializer):
     class Meta:
         model = Site
-        fields = ["code", "name", "timezone", "country", "subdivision", "block_fridays", "quarter_close_days"]
+        fields = [
+            "code",
+            "name",
+            "timezone",
+            "country",
+            "subdivision",
+            "block_fridays",
+            "quarter_close_days",
+            "rollout_ring",
+        ]
 
 
 class ProductVersionSerializer(serializers.Serializer):
@@ -158,3 +168,70 @@ class EnvironmentViewSet(
 
 
 assert set(CONFIG_FIELDS) <= set(EnvironmentSerializer.Meta.fields)
+
+
+# --- Configuration items (issue 16 item 4) -------------------------------------------------------
+class ConfigurationItemSerializer(serializers.ModelSerializer):
+    site = serializers.SlugRelatedField(slug_field="code", queryset=Site.objects.all())
+
+    class Meta:
+        model = ConfigurationItem
+        fields = ["id", "site", "kind", "name", "description", "active"]
+        read_only_fields = ["id", "active"]
+        validators = []  # the service says "already" in words
+
+    def create(self, validated):
+        return items.create(
+            self.context["request"].user,
+            validated["site"],
+            validated["kind"],
+            validated["name"],
+            validated.get("description", ""),
+        )
+
+
+class ItemImportSerializer(serializers.Serializer):
+    csv = serializers.CharField(
+        trim_whitespace=False,
+        help_text="CSV text with the header site,kind,name,description (kind: line, module, interface, product).",
+    )
+
+
+class ConfigurationItemViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet):
+    """Each site's lines, modules, interfaces and products (filter by `site` code and `kind`). An admin of
+    the site adds them one by one or imports a CSV (all rows or none, each bad row named by its line)."""
+
+    serializer_class = ConfigurationItemSerializer
+    pagination_class = ApiPagination
+
+    def get_queryset(self):
+        queryset = ConfigurationItem.objects.filter(site__in=access.visible_sites(self.request.user))
+        site = self.request.query_params.get("site")
+        if site:
+            queryset = queryset.filter(site__code=site[:20])
+        kind = self.request.query_params.get("kind")
+        if kind in ItemKind.values:
+            queryset = queryset.filter(kind=kind)
+        return queryset.select_related("site").order_by("site__code", "kind", "name")
+
+    @extend_schema(
+        summary="Import configuration items from CSV (all rows or none)",
+        request=ItemImportSerializer,
+        responses={
+            200: inline_serializer(
+                "ItemImportResult",
+                {
+                    "created": serializers.IntegerField(),
+                    "updated": serializers.IntegerField(),
+                    "unchanged": serializers.IntegerField(),
+                },
+            ),
+            400: ERRORS[400],
+            403: ERRORS[403],
+        },
+    )
+    @action(detail=False, methods=["post"], url_path="import")
+    def import_csv(self, request, *args, **kwargs):
+        form = ItemImportSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        return Response(items.import_csv(request.user, form.validated_data["csv"]))

@@ -1,7 +1,7 @@
 from django.db import models
 
 from environments.admin_site import AuditedAdmin, portal_admin
-from releases.models import Release
+from releases.models import Release, RiskQuestion
 
 
 class ReleaseAdmin(AuditedAdmin):
@@ -12,3 +12,15 @@ class ReleaseAdmin(AuditedAdmin):
 
 
 portal_admin.register(Release, ReleaseAdmin)
+
+
+class RiskQuestionAdmin(AuditedAdmin):
+    """The risk questionnaire (releases/risk.py): changes apply to RFCs saved from then on; an RFC's
+    answers and score are part of its signed content."""
+
+    list_display = ("text", "key", "weight", "computed", "high_at", "position", "active")
+    list_filter = ("active",)
+    ordering = ("position", "key")
+
+
+portal_admin.register(RiskQuestion, RiskQuestionAdmin)

@@ -10,11 +10,12 @@ from rest_framework.response import Response
 from core.api import ERRORS, ApiPagination, ErrorSerializer, check_uuid
 from environments import access
 from releases import services
-from releases.models import Release
+from releases.models import Release, RiskQuestion
 from releases.serializers import (
     ReleaseCreateSerializer,
     ReleaseFilterSerializer,
     ReleaseSerializer,
+    RiskQuestionSerializer,
 )
 
 
@@ -65,3 +66,16 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             ReleaseSerializer(release, context=self.get_serializer_context()).data,
             status=status.HTTP_201_CREATED,
         )
+
+
+# --- Risk questions -------------------------------------------------------------------------------
+@extend_schema_view(list=extend_schema(summary="The risk questions an RFC answers (`risk_answers`)"))
+class RiskQuestionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """The active risk questions, in order: answer each asked one (`computed` empty) from 0 (none) to 3
+    (high); `high_at` is the answer from which the change is high risk whatever the score (0: never)."""
+
+    serializer_class = RiskQuestionSerializer
+    pagination_class = None
+
+    def get_queryset(self):
+        return RiskQuestion.objects.filter(active=True).order_by("position", "key")

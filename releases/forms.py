@@ -8,7 +8,8 @@ from django.urls import reverse
 
 from core.inputs import no_line_breaks
 from environments import access
-from releases.models import EvidenceKind, Release, Rfc
+from releases import risk
+from releases.models import RISK_SCALE, EvidenceKind, Release, Rfc
 from releases.services import FILERS, RFC_FIELDS
 
 
@@ -54,7 +55,9 @@ class RfcForm(ServiceErrors, forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}), help_text="The exact undo script or steps (R3)."
     )
     high_risk = forms.BooleanField(
-        required=False, label="High risk", help_text="Adds the business approval step even for a patch (A4)."
+        required=False,
+        label="Treat as high risk whatever the assessment says",
+        help_text="Adds the business approval step and the high-risk evidence even for a patch (A4).",
     )
     requested_timing = forms.CharField(
         max_length=200,
@@ -100,6 +103,24 @@ class RfcForm(ServiceErrors, forms.Form):
             "hx-trigger": "change",
         }
         self.fields["release"].widget.attrs.update(live)
+        # The risk questions the author answers (the number of sites is counted, not asked).
+        answers = rfc.risk_answers if rfc is not None else {}
+        self.risk_fields = []
+        for question in risk.questions():
+            if question.computed:
+                continue
+            name = f"risk_{question.key}"
+            self.fields[name] = forms.TypedChoiceField(
+                label=question.text,
+                choices=RISK_SCALE,
+                coerce=int,
+                empty_value=None,
+                required=False,
+                initial=answers.get(question.key),
+                help_text=question.help_text,
+                widget=forms.RadioSelect,
+            )
+            self.risk_fields.append(self[name])
         self.user = user
         self.rfc = rfc
         self.sites = [
@@ -128,6 +149,12 @@ class RfcForm(ServiceErrors, forms.Form):
                 initial=", ".join(impact.modules) if impact else "",
                 widget=forms.TextInput(attrs={"placeholder": "Labelling, Weighing"}),
             )
+            self.fields[f"{prefix}_interfaces"] = forms.CharField(
+                required=False,
+                label="Affected interfaces",
+                initial=", ".join(impact.interfaces) if impact else "",
+                widget=forms.TextInput(attrs={"placeholder": "ERP orders, WMS"}),
+            )
             self.fields[f"{prefix}_notes"] = forms.CharField(
                 required=False, label="Notes", initial=impact.notes if impact else ""
             )
@@ -137,6 +164,7 @@ class RfcForm(ServiceErrors, forms.Form):
                     "on": self[f"{prefix}_on"],
                     "lines": self[f"{prefix}_lines"],
                     "modules": self[f"{prefix}_modules"],
+                    "interfaces": self[f"{prefix}_interfaces"],
                     "notes": self[f"{prefix}_notes"],
                 }
             )
@@ -151,6 +179,7 @@ class RfcForm(ServiceErrors, forms.Form):
                         "site": site,
                         "lines": split_names(self.cleaned_data[f"{prefix}_lines"]),
                         "modules": split_names(self.cleaned_data[f"{prefix}_modules"]),
+                        "interfaces": split_names(self.cleaned_data[f"{prefix}_interfaces"]),
                         "notes": self.cleaned_data[f"{prefix}_notes"],
                     }
                 )
@@ -165,7 +194,12 @@ class RfcForm(ServiceErrors, forms.Form):
         return data
 
     def fields_for_service(self) -> dict:
-        return {name: self.cleaned_data[name] for name in RFC_FIELDS}
+        answers = {
+            bound.name.removeprefix("risk_"): self.cleaned_data[bound.name]
+            for bound in self.risk_fields
+            if self.cleaned_data.get(bound.name) is not None
+        }
+        return {**{name: self.cleaned_data[name] for name in RFC_FIELDS}, "risk_answers": answers}
 
 
 class ReleaseForm(ServiceErrors, forms.Form):

@@ -207,3 +207,66 @@ def artifact_checksum(rfc) -> Gate:
     if len(digest) != 64:
         return Gate("Artifact checksum", False, "The release has no artifact with a recorded SHA-256.")
     return Gate("Artifact checksum", True, f"SHA-256 {digest[:12]}… recorded at upload.")
+
+
+@gate("Risk assessed")
+def risk_assessed(rfc) -> Gate:
+    from releases import risk
+
+    name = "Risk assessed"
+    asked = risk.questions()
+    if not asked:
+        return Gate(name, False, "No risk question is configured: an admin adds them (Risk questions).")
+    result = risk.assess(rfc.risk_answers or {}, len(rfc.impacts.all()), asked)
+    if result.missing:
+        return Gate(name, False, "Answer the risk questions: " + "; ".join(q.text for q in result.missing))
+    level = f"{result.level.capitalize()} risk (score {result.score} of 100)"
+    if result.forced_by:
+        level += " — high because of: " + "; ".join(q.text.split(":")[0] for q in result.forced_by)
+    return Gate(name, True, level + ".")
+
+
+REHEARSAL = "Rollback rehearsed"
+NOT_HIGH = "Not high risk: the usual evidence is enough."
+
+
+@gate("High-risk UAT sign-offs")
+def high_risk_signoffs(rfc) -> Gate:
+    """A high-risk change is proven by two key users at each site (seed 002, GAMP 5)."""
+    name = "High-risk UAT sign-offs"
+    if not rfc.is_high_risk:
+        return Gate(name, True, NOT_HIGH)
+    signers: dict[int, set[int]] = {}
+    for s in rfc.signoffs.all():
+        if s.voided_at is None and s.release_id == rfc.release_id:
+            signers.setdefault(s.site_id, set()).add(s.signed_by_id)
+    short = [
+        f"{i.site.code} has {len(signers.get(i.site_id, ()))} of 2"
+        for i in rfc.impacts.all()
+        if len(signers.get(i.site_id, ())) < 2
+    ]
+    if short:
+        return Gate(
+            name,
+            False,
+            "A high-risk change needs UAT sign-off by two key users at each site: " + ", ".join(short) + ".",
+        )
+    return Gate(name, True, "High risk: two key users signed off in UAT at each site.")
+
+
+@gate("High-risk rehearsal", applies_from=frozenset({"schedule", "deploy"}))
+def high_risk_rehearsal(rfc) -> Gate:
+    """A high-risk change's rollback is rehearsed for real: a waiver of the rehearsal does not count."""
+    name = "High-risk rehearsal"
+    if not rfc.is_high_risk:
+        return Gate(name, True, NOT_HIGH)
+    rehearsal = unwaived(rfc, REHEARSAL)
+    if rehearsal is None:
+        return Gate(name, False, "No rollback rehearsal check is configured.")
+    if not rehearsal.passed:
+        return Gate(
+            name,
+            False,
+            f"A high-risk change needs its rollback rehearsed for real, not waived: {rehearsal.reason}",
+        )
+    return Gate(name, True, "High risk: the rollback was rehearsed for real.")

@@ -48,6 +48,53 @@ class Release(models.Model):
         return semver.Version.parse(self.version)
 
 
+class RiskLevel(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+
+
+# Every risk question is answered on one scale; the answer times the question's weight counts.
+RISK_SCALE = [(0, "None"), (1, "Low"), (2, "Medium"), (3, "High")]
+
+
+class RiskQuestion(models.Model):
+    """One question of the risk assessment (GAMP 5: the depth of approval and testing follows the
+    risk). Answers go from 0 (none) to 3 (high); the weighted sum gives the RFC's score out of 100."""
+
+    class Computed(models.TextChoices):
+        ASKED = "", "Asked of the author"
+        SITES = "sites", "From the number of target sites"
+
+    key = models.SlugField(
+        max_length=40, unique=True, help_text="Stable name in the API and the evidence pack."
+    )
+    text = models.CharField(max_length=200, validators=[no_line_breaks])
+    help_text = models.CharField(max_length=300, blank=True)
+    weight = models.PositiveSmallIntegerField(default=1, help_text="1 to 10: how much the answer counts.")
+    computed = models.CharField(max_length=10, choices=Computed.choices, blank=True, default=Computed.ASKED)
+    high_at = models.PositiveSmallIntegerField(
+        "high risk from",
+        default=0,
+        choices=[(0, "Never")] + RISK_SCALE[1:],
+        help_text="An answer at or above this makes the change high risk whatever the score.",
+    )
+    position = models.PositiveSmallIntegerField(default=0)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["position", "key"]
+
+    def __str__(self) -> str:
+        return self.text
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if not 1 <= self.weight <= 10:
+            raise ValidationError({"weight": "The weight is between 1 and 10."})
+
+
 class RfcCounter(models.Model):
     """Per-year counter behind RFC-2026-0042; locked while a number is taken."""
 
@@ -76,7 +123,14 @@ class Rfc(models.Model):
     )
     retraining_note = models.TextField(blank=True, help_text="Operator retraining a major change needs (R5).")
     rollback_plan = models.TextField(help_text="The exact undo script or steps (R3).")
-    high_risk = models.BooleanField(default=False, help_text="Needs technical and business sign-off (A4).")
+    high_risk = models.BooleanField(
+        default=False, help_text="Treated as high risk whatever the assessment says (A4)."
+    )
+    # The risk assessment (releases/risk.py): answers by question key, the score out of 100 and the
+    # level it gives; empty while a question is unanswered.
+    risk_answers = models.JSONField(default=dict, blank=True, editable=False)
+    risk_score = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    risk_level = models.CharField(max_length=6, choices=RiskLevel.choices, blank=True, editable=False)
     requested_timing = models.CharField(
         max_length=200, blank=True, help_text="When you would like it in PROD."
     )
@@ -111,8 +165,13 @@ class Rfc(models.Model):
     def audit_site_code(self) -> str:
         return ",".join(sorted(impact.site.code for impact in self.impacts.all()))
 
+    @property
+    def is_high_risk(self) -> bool:
+        """High risk by the assessment or by the author's word: technical and business sign-off (A4)."""
+        return self.high_risk or self.risk_level == RiskLevel.HIGH
+
     def snapshot(self) -> dict:
-        return {
+        content = {
             "title": self.title,
             "description": self.description,
             "release": str(self.release),
@@ -126,6 +185,13 @@ class Rfc(models.Model):
             "emergency_reason": self.emergency_reason,
             "impact": [impact.snapshot() for impact in self.impacts.all()],
         }
+        if self.risk_answers or self.risk_level:  # RFCs filed before the assessment keep their hash
+            content["risk"] = {
+                "answers": self.risk_answers,
+                "score": self.risk_score,
+                "level": self.risk_level,
+            }
+        return content
 
 
 class Impact(models.Model):
@@ -135,6 +201,9 @@ class Impact(models.Model):
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")
     lines = models.JSONField(default=list, help_text="Affected production lines.")
     modules = models.JSONField(default=list, help_text="Affected modules.")
+    interfaces = models.JSONField(
+        default=list, blank=True, help_text="Affected interfaces (ERP, WMS, scales …)."
+    )
     notes = models.TextField(blank=True)
 
     class Meta:
@@ -145,7 +214,18 @@ class Impact(models.Model):
         return f"{self.site.code}: {', '.join(self.lines + self.modules)}"
 
     def snapshot(self) -> dict:
-        return {"site": self.site.code, "lines": self.lines, "modules": self.modules, "notes": self.notes}
+        content = {"site": self.site.code, "lines": self.lines, "modules": self.modules, "notes": self.notes}
+        if self.interfaces:  # impacts filed before interfaces were named keep their signed content
+            content["interfaces"] = self.interfaces
+        return content
+
+    def touches(self) -> set[tuple[str, str]]:
+        """The configuration items it names, as (kind, name in lower case)."""
+        return (
+            {("line", n.lower()) for n in self.lines}
+            | {("module", n.lower()) for n in self.modules}
+            | {("interface", n.lower()) for n in self.interfaces}
+        )
 
 
 class EvidenceKind(models.TextChoices):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from core.api import UrlOrNullField
-from releases.models import Evidence, EvidenceKind, Impact, Release, UatSignoff
+from releases.models import Evidence, EvidenceKind, Impact, Release, RiskQuestion, UatSignoff
 
 
 # --- Releases ---------------------------------------------------------------------------------
@@ -149,7 +149,7 @@ class ImpactSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Impact
-        fields = ["site", "lines", "modules", "notes"]
+        fields = ["site", "lines", "modules", "interfaces", "notes"]
         read_only_fields = fields
 
 
@@ -157,4 +157,17 @@ class ImpactInputSerializer(serializers.Serializer):
     site = serializers.CharField(max_length=20, help_text="Site code.")
     lines = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list)
     modules = serializers.ListField(child=serializers.CharField(max_length=100), required=False, default=list)
+    interfaces = serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        required=False,
+        default=list,
+        help_text="Interfaces to other systems it touches (ERP, WMS, scales …).",
+    )
     notes = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class RiskQuestionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RiskQuestion
+        fields = ["key", "text", "help_text", "weight", "computed", "high_at"]
+        read_only_fields = fields

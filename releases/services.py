@@ -15,8 +15,9 @@ from core import clock
 from core.errors import StateConflict
 from core.roles import Role
 from environments import access
-from environments.models import Environment, ProductVersion, Site, Tier
+from environments.models import ConfigurationItem, Environment, ItemKind, ProductVersion, Site, Tier
 from plant import artifacts, uploads
+from releases import risk
 from releases.models import Evidence, EvidenceKind, Impact, Release, Rfc, RfcCounter, UatSignoff
 from releases.states import EDITABLE_STATES
 from releases.versioning import ChangeClass, VersionRefused, classify, highest, major_change_gaps
@@ -217,12 +218,40 @@ def _clean_impacts(user, impacts: Sequence[dict]) -> list[dict]:
         if not access.has_any_role(user, FILERS, site):
             raise PermissionDenied(f"You do not file changes for {site.code}.")
         seen.add(site.pk)
-        lines = [str(x).strip() for x in item.get("lines", []) if str(x).strip()]
-        modules = [str(x).strip() for x in item.get("modules", []) if str(x).strip()]
-        cleaned.append(
-            {"site": site, "lines": lines, "modules": modules, "notes": str(item.get("notes", ""))}
-        )
+        named = {
+            key: [str(x).strip() for x in item.get(key, None) or [] if str(x).strip()]
+            for key in ("lines", "modules", "interfaces")
+        }
+        cleaned.append({"site": site, **_known_items(site, named), "notes": str(item.get("notes", ""))})
     return cleaned
+
+
+ITEM_KINDS = {"lines": ItemKind.LINE, "modules": ItemKind.MODULE, "interfaces": ItemKind.INTERFACE}
+
+
+def _known_items(site: Site, named: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Where a site keeps its lines, modules or interfaces as configuration items, an impact names
+    only those (spelled as recorded); a site that keeps none of a kind takes free names."""
+    records: dict[str, dict[str, str]] = {}
+    for kind, name in ConfigurationItem.objects.filter(site=site, active=True).values_list("kind", "name"):
+        records.setdefault(kind, {})[name.lower()] = name
+    result = {}
+    for key, names in named.items():
+        known = records.get(ITEM_KINDS[key])
+        if not known:
+            result[key] = names
+            continue
+        unknown = [n for n in names if n.lower() not in known]
+        if unknown:
+            label = ItemKind(ITEM_KINDS[key]).label.lower()
+            raise ValidationError(
+                {
+                    "impacts": f"{', '.join(unknown)}: not a {label} of {site.code}. "
+                    f"Its {label}s: {', '.join(sorted(known.values()))}."
+                }
+            )
+        result[key] = [known[n.lower()] for n in names]
+    return result
 
 
 def _apply_class(rfc: Rfc, sites: list[Site]) -> None:
@@ -257,6 +286,7 @@ def create_rfc(user, *, impacts: Sequence[dict], **fields) -> Rfc:
     cleaned = _clean_impacts(user, impacts)
     rfc = Rfc(author=user, **{name: fields[name] for name in RFC_FIELDS if name in fields})
     _apply_class(rfc, [item["site"] for item in cleaned])
+    risk.apply(rfc, len(cleaned), risk.clean(fields.get("risk_answers")))
     rfc.full_clean(exclude=["author", "number", "change_class", "release"])
     with transaction.atomic():
         rfc.number = _next_number()
@@ -301,6 +331,10 @@ def update_rfc(user, rfc: Rfc, *, impacts: Sequence[dict] | None = None, **field
         else:
             cleaned, sites = None, rfc_sites(current)
         _apply_class(current, sites)
+        given = None
+        if fields.get("risk_answers") is not None:  # new answers join the ones given before
+            given = {**(current.risk_answers or {}), **risk.clean(fields["risk_answers"])}
+        risk.apply(current, len(sites), given)
         current.full_clean(exclude=["author", "number", "change_class", "release"])
         current.save()
         old_sites = {i.site_id for i in current.impacts.all()}
@@ -471,7 +505,9 @@ def sign_off_uat(user, rfc: Rfc, site: Site, comment: str, files: Sequence, *, r
             locked = _lock_draft(rfc, "UAT is signed off")
             if ready is not None:
                 ready(locked)
-            UatSignoff.objects.filter(rfc=locked, site=site, voided_at__isnull=True).update(
+            # A key user's newer sign-off replaces their own; another key user's stands beside it (a
+            # high-risk change needs two, releases/risk.py).
+            UatSignoff.objects.filter(rfc=locked, site=site, signed_by=user, voided_at__isnull=True).update(
                 voided_at=clock.now(), void_reason="Replaced by a newer sign-off."
             )
             signoff = UatSignoff.objects.create(

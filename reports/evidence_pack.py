@@ -28,7 +28,7 @@ from core import clock
 from core.roles import Role
 from core.version import __version__
 from deployments.models import CheckRun, Deployment, DeploymentStep
-from releases import gates
+from releases import gates, risk
 from releases.models import Evidence, GateWaiver, Impact, Rfc, UatSignoff
 
 # --- The data -------------------------------------------------------------------------------------
@@ -234,7 +234,13 @@ def pack_data(rfc: Rfc) -> dict:
             "state_label": rfc.get_state_display(),
             "change_class": rfc.change_class,
             "change_class_label": rfc.get_change_class_display(),
-            "high_risk": rfc.high_risk,
+            "high_risk": rfc.is_high_risk,
+            "high_risk_declared": rfc.high_risk,
+            "risk": {
+                "score": rfc.risk_score,
+                "level": rfc.risk_level,
+                "answers": risk.rows(rfc),
+            },
             "emergency": rfc.emergency,
             "emergency_reason": rfc.emergency_reason,
             "estimated_downtime_minutes": rfc.estimated_downtime_minutes,
@@ -629,6 +635,7 @@ class _Builder:
         self.block("SQL migration", rel["migration_sql"], mono=True)
         self.block("Undo script", rel["undo_sql"], mono=True)
         self.impact_section()
+        self.risk_section()
         self.gates_section()
         self.waivers_section()
         self.evidence_section()
@@ -701,6 +708,12 @@ class _Builder:
                 ),
                 ("Requested timing", _text(r["requested_timing"] or "—")),
                 ("High risk", "yes" if r["high_risk"] else "no"),
+                (
+                    "Risk assessment",
+                    f"{r['risk']['level']} (score {r['risk']['score']} of 100)"
+                    if r["risk"]["level"]
+                    else "not complete",
+                ),
                 ("Emergency", "yes" if r["emergency"] else "no"),
             ]
         )
@@ -727,6 +740,23 @@ class _Builder:
             self.table(["Site", "Lines", "Modules", "Notes"], rows, [38, 40, 40, 56])
         else:
             self.note("No site is named.")
+
+    def risk_section(self) -> None:
+        r = self.data["rfc"]["risk"]
+        self.heading("Risk assessment")
+        rows = [
+            [
+                _text(a["question"]),
+                _text(a["answer"] + (" (from the RFC)" if a["computed"] else "")),
+                str(a["weight"]),
+                "makes it high" if a["forces_high"] else "",
+            ]
+            for a in r["answers"]
+        ]
+        if rows:
+            self.table(["Question", "Answer", "Weight", ""], rows, [96, 34, 16, 28])
+        else:
+            self.note("No risk assessment on record (filed before the assessment existed).")
 
     def gates_section(self) -> None:
         """The gates as they stood when the newest PROD deployment started (what let it start), beside

@@ -1,9 +1,10 @@
 from django.urls import path
 
-from reports import calendar_views, evidence_views, feeds
+from reports import cab_views, calendar_views, evidence_views, feeds
 
 # Under an RFC's address, composed into the RFC pages' namespace.
 rfc_patterns = [
+    path("cab/", cab_views.cab_page, name="cab"),
     path("<uuid:uuid>/evidence-pack.pdf", evidence_views.evidence_pack_pdf, name="evidence_pack_pdf"),
     path("<uuid:uuid>/evidence-pack.json", evidence_views.evidence_pack_json, name="evidence_pack_json"),
 ]

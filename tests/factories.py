@@ -35,9 +35,17 @@ def release(user, version: str = "1.0.1", product: str = "MES", **extra) -> Rele
     )
 
 
+def low_risk() -> dict[str, int]:
+    """Every asked risk question answered "none": a low-risk change."""
+    from releases import risk
+
+    return {q.key: 0 for q in risk.questions() if not q.computed}
+
+
 def rfc(user, site, version: str = "1.0.1", **fields):
     rel = fields.pop("release", None) or release(user, version)
     defaults = {
+        "risk_answers": low_risk(),
         "title": "Raise label printer timeout",
         "description": "Printers on line 2 time out under load.",
         "release": rel,
@@ -96,11 +104,23 @@ def promote(item, site, tiers=("DEV", "UAT")):
 
 
 def ready_rfc(author, tester, site, **fields):
-    """A draft that passes every submission gate: proven in DEV and UAT, signed off."""
+    """A draft that passes every submission gate: proven in DEV and UAT, signed off (by a second key
+    user too when the change is high risk)."""
     item = rfc(author, site, **fields)
     promote(item, site)
     wf.sign_off_uat(tester, item, site, "Printed 50 labels on UAT line 2, all fine.", [png()])
+    if item.is_high_risk:
+        wf.sign_off_uat(second_key_user(), item, site, "Ran the night-shift scenario on UAT.", [png()])
     return item
+
+
+def second_key_user():
+    from django.contrib.auth.models import User
+
+    from core.roles import Role
+    from tests.conftest import make_user
+
+    return User.objects.filter(username="tester2").first() or make_user("tester2", Role.KEY_USER)
 
 
 SIGNERS = {

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from approvals import services as approvals
+from approvals import standard
 from approvals.models import RoundState
 from deployments import scheduling
 from deployments.models import Deployment
@@ -28,6 +29,10 @@ class Context:
 
 
 def open_approval_round(ctx: Context) -> None:
+    """The chain of the RFC's class, or — submitted as a standard change — the template's approval."""
+    if ctx.data.get("standard_change"):
+        standard.use(ctx.user, ctx.rfc, standard.resolve(ctx.data["standard_change"]))
+        return
     approvals.open_round(ctx.rfc, ctx.user)
 
 

@@ -42,6 +42,8 @@ class RfcListSerializer(serializers.ModelSerializer):
             "sites",
             "author",
             "high_risk",
+            "risk_level",
+            "risk_score",
             "emergency",
             "estimated_downtime_minutes",
             "requested_timing",
@@ -68,6 +70,7 @@ class RfcDetailSerializer(RfcListSerializer):
             "retraining_note",
             "rollback_plan",
             "emergency_reason",
+            "risk_answers",
             "impacts",
             "evidence",
             "signoffs",
@@ -102,7 +105,15 @@ class RfcWriteSerializer(serializers.Serializer):
         min_value=0, max_value=2_147_483_647, required=False
     )
     retraining_note = serializers.CharField(required=False, allow_blank=True)
-    high_risk = serializers.BooleanField(required=False)
+    high_risk = serializers.BooleanField(
+        required=False, help_text="Treat as high risk whatever the assessment says (A4)."
+    )
+    risk_answers = serializers.DictField(
+        child=serializers.IntegerField(min_value=0, max_value=3),
+        required=False,
+        help_text="The risk questions' answers by key, 0 (none) to 3 (high); GET /api/v1/risk-questions/ "
+        "lists the questions. The RFC may be submitted only when every asked question is answered.",
+    )
     requested_timing = serializers.CharField(required=False, allow_blank=True, max_length=200)
     emergency = serializers.BooleanField(required=False, help_text="Emergency change (W6).")
     emergency_reason = serializers.CharField(required=False, allow_blank=True)

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Prefetch
 
 from approvals import services as approvals
+from approvals import standard
 from approvals.models import Approval, Signature
 from audit.services import record
 from core import clock
@@ -100,6 +101,11 @@ def transition(user, rfc: Rfc, name: str, reason: str = "", data: dict | None = 
             data = dict(data or {})
             fixed = _fixed_release(current, data.pop("release", None))
             extra = {"release": str(fixed), "replaces": str(current.release)}
+        template = None
+        if name == "submit" and (data or {}).get("standard_change"):
+            data = dict(data)
+            template = standard.resolve(data["standard_change"])
+            data["standard_change"] = str(template.uuid)
         if name == "submit":
             failed = gates.failing(current, "submit")
             if failed:
@@ -111,6 +117,9 @@ def transition(user, rfc: Rfc, name: str, reason: str = "", data: dict | None = 
             current.change_class = rfc_services.classify_rfc(current.release, rfc_services.rfc_sites(current))
             current.submitted_at = clock.now()
             extra = {"change_class": current.change_class}
+            refused = template and standard.refusal(template, current)
+            if refused:
+                raise RuleViolation(refused, rule=standard.RULE)
         before_state = current.state
         current.state = spec.target
         current.save(update_fields=["state", "change_class", "submitted_at", "updated_at"])
@@ -129,6 +138,9 @@ def transition(user, rfc: Rfc, name: str, reason: str = "", data: dict | None = 
         context = effects.Context(user, current, name, reason.strip(), data or {})
         for effect in EFFECTS.get(name, ()):
             effect(context)
+        if template is not None:  # approved by the template: no chain (the gates still apply)
+            current = transition(None, current, "start_approval", data={"standard_change": template.name})
+            current = transition(None, current, "approve", data={"standard_change": template.name})
     return current
 
 
@@ -254,12 +266,29 @@ def sign_verified(
 
 
 # --- Scheduling: booking every target site schedules the RFC ---------------------------------------
-def schedule(user, rfc: Rfc, site, start, duration: int, *, handover_override: bool = False) -> Deployment:
+def schedule(
+    user,
+    rfc: Rfc,
+    site,
+    start,
+    duration: int,
+    *,
+    handover_override: bool = False,
+    acknowledge_conflicts: bool = False,
+) -> Deployment:
     """Book the RFC's PROD deployment at `site`; when every target site is booked the RFC is
     scheduled (and an emergency change gets its review, W6)."""
     with transaction.atomic():
         _lock(rfc)
-        deployment = scheduling.book(user, rfc, site, start, duration, handover_override=handover_override)
+        deployment = scheduling.book(
+            user,
+            rfc,
+            site,
+            start,
+            duration,
+            handover_override=handover_override,
+            acknowledge_conflicts=acknowledge_conflicts,
+        )
         locked = Rfc.objects.get(pk=rfc.pk)
         if scheduling.all_sites_booked(locked):
             booked = len(scheduling.booked_sites(locked))
@@ -326,6 +355,8 @@ def follow_deployment(deployment: Deployment, source: str, target: str, *, actor
     if target in rollout.FAILED_ENDS:
         # The rollout halts once this move has committed (E10): the other sites' bookings are freed.
         transaction.on_commit(partial(_halt_rollout, deployment.pk))
+        # A standard change that led to a rollback or failure is suspended at once.
+        standard.after_failure(rfc, deployment.get_state_display().lower())
     attempt = Deployment.objects.filter(rfc=rfc, environment__tier=Tier.PROD)
     # A re-planned RFC's earlier attempt ended (and its review opened) before anything of this
     # attempt started: only this attempt's deployments decide how it ends.

@@ -17,10 +17,11 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from approvals import services as approvals
+from approvals import standard
 from audit.models import AuditEvent
 from core import clock
 from core.refusals import REFUSED, filter_errors, refusal
-from deployments import scheduling
+from deployments import conflicts, scheduling
 from deployments.forms import ScheduleForm
 from deployments.states import ACTIVE as ACTIVE_DEPLOYMENT_STATES
 from discussion.models import Comment
@@ -28,7 +29,7 @@ from environments import access
 from environments.windows import rules_for
 from notify.watchers import state as follow_state
 from plant import uploads
-from releases import gates, services
+from releases import gates, risk, services
 from releases.forms import EvidenceForm, ReleaseForm, RfcForm, SignoffForm
 from releases.models import Evidence, Impact, Rfc
 from releases.states import EDITABLE_STATES, RfcState
@@ -243,6 +244,12 @@ def _detail_context(request, rfc: Rfc) -> dict:
         "close_codes": CloseCode.choices,
         "changes_requested": approvals.changes_requested(rfc) if rfc.state == RfcState.DRAFT else None,
         "impacts": list(rfc.impacts.all()),
+        "neighbours": [
+            (impact.site.code, found[impact.site_id])
+            for found in [conflicts.neighbours(rfc, rfc.impacts.all())]
+            for impact in rfc.impacts.all()
+            if impact.site_id in found
+        ],
         "gates": shown_gates,
         "gate_stage": stage,
         "later_gates": later_gates,
@@ -287,6 +294,8 @@ def _detail_context(request, rfc: Rfc) -> dict:
             for d in deployments
         ],
         "promotion": _promotion(user, rfc, sites, deployments),
+        "risk_rows": risk.rows(rfc),
+        "standard_matches": standard.matching(rfc) if wf.may_transition(user, rfc, "submit") else [],
         "may_schedule": rfc.state == RfcState.APPROVED
         and any(scheduling.may_schedule(user, s) for s in sites),
     }
@@ -421,7 +430,11 @@ def rfc_transition(request, uuid, name: str):
     if name in PAGE_TRANSITIONS_EXCLUDED:
         raise Http404
     try:
-        data = {"release": request.POST.get("release")} if name == "rework" else None  # the fixed release
+        data = None
+        if name == "rework":
+            data = {"release": request.POST.get("release")}  # the fixed release
+        elif name == "submit" and request.POST.get("standard_change"):
+            data = {"standard_change": request.POST["standard_change"]}  # approved by a template
         wf.transition(request.user, rfc, name, reason=request.POST.get("reason", ""), data=data)
     except REFUSED as exc:
         status, message, failed = _refused(exc)
@@ -607,6 +620,7 @@ def rfc_schedule(request, uuid):
                 start,
                 form.cleaned_data["duration"],
                 handover_override=form.cleaned_data["handover_override"],
+                acknowledge_conflicts=form.cleaned_data["acknowledge_conflicts"],
             )
         except REFUSED as exc:
             status, message, failed = _refused(exc)
@@ -614,6 +628,7 @@ def rfc_schedule(request, uuid):
             refusal = {
                 "message": message.partition(": ")[0] + ":" if reasons else message,
                 "reasons": reasons,
+                "conflicts": getattr(exc, "rule", "") == conflicts.RULE,
             }
         else:
             messages.success(request, f"{rfc.number} booked for {site.code} PROD.")

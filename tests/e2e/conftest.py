@@ -116,3 +116,9 @@ def login(page, base_url: str, username: str, password: str) -> None:
     """Log in through the form and wait for the home page."""
     submit_login(page, base_url, username, password)
     page.wait_for_url(f"{base_url}/")
+
+
+def logout(page) -> None:
+    """Log out through the user menu and wait for the login page."""
+    page.locator(".usermenu").get_by_role("button", name="Log out").click()
+    page.wait_for_url("**/accounts/login/")

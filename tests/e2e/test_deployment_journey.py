@@ -17,6 +17,7 @@ from demo_plant.layout import ensure_environment
 from deployments.models import Deployment
 from environments.models import Environment, Site
 from releases.models import Rfc
+from tests import factories
 from tests.demo_plant_server import running_plant
 from tests.e2e.conftest import demo_password, login, screenshot
 from tests.workers import celery_beat, celery_worker
@@ -136,6 +137,7 @@ def test_promote_dev_then_uat_then_prod_in_order(page, plant_portal, tmp_path):
         release=release,
         rollback_plan="Restore the application snapshot; no database change.",
         impacts=[{"site": "OPEN", "lines": ["Line 1"], "modules": ["Labelling"]}],
+        risk_answers=factories.low_risk(),
     )
     fast = {"DEPLOYMENT_DISPATCH_SECONDS": "1"}
     with celery_worker("promoter", extra_env=fast) as worker, celery_beat(tmp_path, extra_env=fast):

@@ -25,7 +25,7 @@ from approvals.models import Signature
 from environments.models import Site
 from releases.models import Rfc
 from tests import factories
-from tests.e2e.conftest import demo_password, login, screenshot
+from tests.e2e.conftest import demo_password, login, logout, screenshot
 from tests.workers import celery_worker, wait_until
 
 pytestmark = pytest.mark.browser
@@ -34,11 +34,6 @@ PIXEL = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
     "0000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
 )
-
-
-def logout(page) -> None:
-    page.locator(".usermenu").get_by_role("button", name="Log out").click()
-    page.wait_for_url("**/accounts/login/")
 
 
 def approval_link_for(mail_dir: Path, address: str, number: str) -> str | None:
@@ -73,7 +68,7 @@ def test_file_sign_off_submit_and_approve_from_the_emailed_link(page, portal, tm
     # --- The developer records the release and files the RFC ---------------------------------
     login(page, portal, "dev", password)
     page.get_by_role("link", name="RFCs", exact=True).click()
-    expect(page.get_by_test_id("rfc-row")).to_have_count(7)  # the demo's RFCs
+    expect(page.get_by_test_id("rfc-row")).to_have_count(8)  # the demo's RFCs
     screenshot(page, "rfc-list")
     page.get_by_role("link", name="File an RFC").click()
     page.get_by_role("link", name="Record a new release").click()
@@ -92,10 +87,16 @@ def test_file_sign_off_submit_and_approve_from_the_emailed_link(page, portal, tm
     page.get_by_test_id("impact-BER").get_by_label("Affected lines").fill("Line 2")
     page.get_by_test_id("impact-BER").get_by_label("Affected modules").fill("Labelling")
     page.get_by_label("Rollback plan").fill("Redeploy MES 2.3.1 from the artifact store.")
+    risk = page.get_by_test_id("risk-questions")
+    for question, answer in [("GxP impact", "None"), ("Safety impact", "None"), ("Production impact", "Low")]:
+        risk.get_by_role("group", name=re.compile(question)).get_by_label(answer).check()
+    for key in ("rollback", "novelty"):
+        risk.locator(f'input[name="risk_{key}"][value="0"]').check()
     screenshot(page, "rfc-form-filled")
     page.get_by_role("button", name="File as draft").click()
     expect(page.get_by_test_id("rfc-state")).to_have_text("Draft")
     expect(page.get_by_test_id("rfc-class")).to_have_text("Minor (feature)")
+    expect(page.get_by_test_id("risk-level")).to_have_text("Low risk")
     number = page.locator(".rfc-number").inner_text().strip()
 
     evidence = page.get_by_test_id("evidence-form")
@@ -129,7 +130,7 @@ def test_file_sign_off_submit_and_approve_from_the_emailed_link(page, portal, tm
     login(page, portal, "dev", password)
     page.goto(f"{portal}/rfcs/?q={number}")
     page.get_by_role("link", name=number).click()
-    expect(page.get_by_test_id("gate").filter(has_text="UAT sign-off")).to_have_class("pass")
+    expect(page.get_by_test_id("gate").filter(has_text="UAT sign-off — ")).to_have_class("pass")
     page.get_by_role("button", name="Submit for approval").click()
     expect(page.get_by_test_id("rfc-state")).to_have_text("Submitted")
     expect(page.get_by_test_id("approval-chain")).to_contain_text("IT Manager")

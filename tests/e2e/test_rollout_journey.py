@@ -89,3 +89,10 @@ def test_a_release_rolls_out_to_the_pilot_then_ring_one_after_the_soak(page, por
     page.reload()
     expect(page.get_by_test_id("ring-1")).to_be_visible()
     screenshot(page, "rollout-phone")
+
+    # The change-advisory week lists the booked ring-1 change with its model and gates.
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{portal}/rfcs/")
+    page.get_by_role("link", name="Change advisory (week ahead)").click()
+    expect(page.get_by_test_id("cab-site-LBL")).to_contain_text(ring_one.number)
+    screenshot(page, "change-advisory-week")

@@ -120,12 +120,14 @@ def test_a_complete_rfc_filed_and_submitted_through_the_api(client, cast, site_a
             "rollback_plan": "Redeploy 1.0.0 and run the undo script.",
             "impacts": [{"site": "PLA", "lines": ["Line 2"], "modules": ["Labelling"]}],
             "requested_timing": "Next maintenance window",
+            "risk_answers": {"gxp": 0, "safety": 0, "production": 1, "rollback": 1, "novelty": 0},
         },
         format="json",
     )
     assert response.status_code == 201, response.content
     rfc = response.json()
     assert rfc["state"] == "draft" and rfc["change_class"] == "minor" and rfc["author"] == "dev"
+    assert rfc["risk_level"] == "low" and rfc["risk_score"] == 11 and rfc["risk_answers"]["sites"] == 0
     assert re.fullmatch(r"RFC-\d{4}-\d{4}", rfc["number"])
     assert rfc["release"] == {
         "uuid": release["uuid"],
@@ -133,7 +135,9 @@ def test_a_complete_rfc_filed_and_submitted_through_the_api(client, cast, site_a
         "version": "1.1.0",
         "name": "MES 1.1.0",
     }
-    assert rfc["impacts"] == [{"site": "PLA", "lines": ["Line 2"], "modules": ["Labelling"], "notes": ""}]
+    assert rfc["impacts"] == [
+        {"site": "PLA", "lines": ["Line 2"], "modules": ["Labelling"], "interfaces": [], "notes": ""}
+    ]
     assert {a["name"] for a in rfc["actions"]} == {"submit", "cancel"}
     url = f"{API}/rfcs/{rfc['uuid']}/"
 

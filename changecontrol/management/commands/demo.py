@@ -23,8 +23,10 @@ from demo_plant.portal import pipeline
 from environments import access
 from environments.models import (
     TIER_DEFAULTS,
+    ConfigurationItem,
     DeploymentWindow,
     Environment,
+    ItemKind,
     ProductVersion,
     RolloutRing,
     Site,
@@ -89,6 +91,14 @@ SITES = [
         "versions": {Tier.DEV: {"MES": "2.3.1"}, Tier.PROD: {"MES": "2.3.1"}},
         "open": True,
     },
+]
+DEMO_ITEMS = [
+    (ItemKind.LINE, "Line 1", "Labelling and packing"),
+    (ItemKind.LINE, "Line 2", "Weighing"),
+    (ItemKind.MODULE, "Labelling", "Label layouts and printing"),
+    (ItemKind.MODULE, "Weighing", "Checkweigher integration"),
+    (ItemKind.INTERFACE, "ERP orders", "Production orders from the ERP"),
+    (ItemKind.PRODUCT, "MES", "The demo plant's MES"),
 ]
 DEMO_SMOKE_DELAY_SECONDS = 20  # seconds in the demo; 15 minutes in a plant (X2)
 
@@ -168,8 +178,10 @@ class Command(BaseCommand):
 
         self.plant_releases(users["dev"])
         self.masking_and_refresh()
+        self.configuration_items()
         rfcs = demo_rfcs.seed(users)
         demo_rfcs.plan_rollout(users["releasemgr"])
+        demo_rfcs.standard_change(users, password)
         self.computed_evidence()
 
         self.stdout.write(
@@ -179,6 +191,14 @@ class Command(BaseCommand):
                 f"sites {', '.join(s['code'] for s in SITES)}; {len(rfcs)} new demo RFCs."
             )
         )
+
+    def configuration_items(self) -> None:
+        """The demo line's lines, modules and interfaces as records: its RFCs pick from them."""
+        open_line = Site.objects.get(code="OPEN")
+        for kind, name, description in DEMO_ITEMS:
+            ConfigurationItem.objects.get_or_create(
+                site=open_line, kind=kind, name=name, defaults={"description": description}
+            )
 
     def masking_and_refresh(self) -> None:
         _masking_and_refresh()

@@ -1,0 +1,123 @@
+"""Conflicting changes (issue 16 item 5): two RFCs that name the same configuration item (a line, a
+module, an interface) at one site, with deployments in overlapping slots at any of the site's
+environments.
+
+Two PROD deployments at one site never overlap at all (the environment takes one deployment at a
+time: `scheduling.plan`). Any other overlap on a shared item — a UAT test run on line 2 while line 2's
+PROD changes, two RFCs for the weighing module in DEV and PROD — is a warning the release manager
+acknowledges when booking; the acknowledgement is audited with the conflicts it saw. Products are
+not compared: every change of a product's release touches the product.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from deployments.models import Deployment
+from deployments.states import ACTIVE
+from environments.models import ItemKind
+from releases.models import Impact
+
+RULE = "Conflicting changes"
+
+
+@dataclass(frozen=True)
+class Conflict:
+    deployment: Deployment
+    shared: list[str]  # "production line Line 2"
+
+    def describe(self) -> str:
+        d = self.deployment
+        zone = d.environment.site.zone
+        return (
+            f"{d.rfc.number} ({d.rfc.title}) is {d.get_state_display().lower()} in {d.environment} "
+            f"{d.scheduled_start.astimezone(zone):%a %d %b %H:%M}–{d.scheduled_end.astimezone(zone):%H:%M %Z} "
+            f"and touches the same {', '.join(self.shared)}"
+        )
+
+    def as_dict(self) -> dict:
+        return {
+            "rfc": self.deployment.rfc.number,
+            "environment": str(self.deployment.environment),
+            "items": self.shared,
+        }
+
+
+def _label(key: tuple[str, str], names: dict) -> str:
+    kind, lowered = key
+    return f"{ItemKind(kind).label.lower()} {names.get(key, lowered)}"
+
+
+def touching(rfc, site, start: datetime, end: datetime) -> list[Conflict]:
+    """Other RFCs' deployments at `site` (any tier) in [start, end) that name an item `rfc` names there."""
+    mine = Impact.objects.filter(rfc=rfc, site=site).first()
+    keys = mine.touches() if mine is not None else set()
+    if not keys:
+        return []
+    names = {(kind, n.lower()): n for kind, n in _named(mine)}
+    others = list(
+        Deployment.objects.filter(
+            environment__site=site, state__in=ACTIVE, scheduled_start__lt=end, scheduled_end__gt=start
+        )
+        .exclude(rfc=rfc)
+        .select_related("rfc", "environment__site")
+        .order_by("scheduled_start", "pk")
+    )
+    impacts = {i.rfc_id: i for i in Impact.objects.filter(site=site, rfc_id__in={d.rfc_id for d in others})}
+    found = []
+    for d in others:
+        other = impacts.get(d.rfc_id)
+        shared = sorted(keys & other.touches()) if other is not None else []
+        if shared:
+            found.append(Conflict(d, [_label(key, names) for key in shared]))
+    return found
+
+
+def neighbours(rfc, impacts) -> dict[int, list[dict]]:
+    """Per site of `impacts` (the RFC's): the other open RFCs that name an item it names there, with
+    the items they share and their booked or running deployments at that site (two queries)."""
+    from releases.states import OPEN_STATES
+
+    mine = {i.site_id: i for i in impacts}
+    keys = {site_id: i.touches() for site_id, i in mine.items()}
+    if not any(keys.values()):
+        return {}
+    others = (
+        Impact.objects.filter(site_id__in=list(mine), rfc__state__in=OPEN_STATES)
+        .exclude(rfc=rfc)
+        .select_related("rfc")
+        .order_by("rfc__number")
+    )
+    found: dict[int, list[dict]] = {}
+    for other in others:
+        shared = keys[other.site_id] & other.touches()
+        if shared:
+            names = {(k, n.lower()): n for k, n in _named(mine[other.site_id])}
+            found.setdefault(other.site_id, []).append(
+                {"rfc": other.rfc, "shared": [_label(key, names) for key in sorted(shared)], "bookings": []}
+            )
+    if found:
+        by_rfc = {
+            (entry["rfc"].pk, site_id): entry for site_id, entries in found.items() for entry in entries
+        }
+        for d in Deployment.objects.filter(
+            rfc_id__in={rfc_id for rfc_id, _ in by_rfc},
+            environment__site_id__in=list(found),
+            state__in=ACTIVE,
+        ).select_related("environment__site"):
+            entry = by_rfc.get((d.rfc_id, d.environment.site_id))
+            if entry is not None:
+                zone = d.environment.site.zone
+                entry["bookings"].append(
+                    f"{d.environment.tier} {d.scheduled_start.astimezone(zone):%a %d %b %H:%M %Z}"
+                )
+    return found
+
+
+def _named(impact) -> list[tuple[str, str]]:
+    return (
+        [("line", n) for n in impact.lines]
+        + [("module", n) for n in impact.modules]
+        + [("interface", n) for n in impact.interfaces]
+    )
