@@ -44,6 +44,11 @@ class ScheduleRequestSerializer(serializers.Serializer):
     handover_override = serializers.BooleanField(
         default=False, help_text="Plant Director, emergency changes only."
     )
+    acknowledge_conflicts = serializers.BooleanField(
+        default=False,
+        help_text="Book beside other changes touching the same lines, modules or interfaces in an overlapping "
+        "slot (a 422 with rule `Conflicting changes` lists them); the acknowledgement is audited.",
+    )
 
     def validate_start(self, value):
         from datetime import datetime

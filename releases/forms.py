@@ -57,7 +57,7 @@ class RfcForm(ServiceErrors, forms.Form):
     high_risk = forms.BooleanField(
         required=False,
         label="Treat as high risk whatever the assessment says",
-        help_text="Adds the business approval step and the high-risk evidence even for a patch (A4).",
+        help_text="Adds the business approval step and the high-risk evidence even for a patch.",
     )
     requested_timing = forms.CharField(
         max_length=200,

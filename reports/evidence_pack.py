@@ -268,6 +268,7 @@ def pack_data(rfc: Rfc) -> dict:
                 "timezone": i.site.timezone,
                 "lines": i.lines,
                 "modules": i.modules,
+                "interfaces": i.interfaces,
                 "notes": i.notes,
             }
             for i in rfc.impacts.all()
@@ -732,12 +733,13 @@ class _Builder:
                 + f"<br/><font size=6.5>{escape(i['timezone'])}</font>",
                 _text(", ".join(i["lines"]) or "—"),
                 _text(", ".join(i["modules"]) or "—"),
+                _text(", ".join(i.get("interfaces", [])) or "—"),
                 _text(i["notes"] or "—"),
             ]
             for i in self.data["impacts"]
         ]
         if rows:
-            self.table(["Site", "Lines", "Modules", "Notes"], rows, [38, 40, 40, 56])
+            self.table(["Site", "Lines", "Modules", "Interfaces", "Notes"], rows, [36, 34, 34, 34, 36])
         else:
             self.note("No site is named.")
 

@@ -279,6 +279,7 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             data["start"],
             data.get("duration") or scheduling.default_duration(rfc),
             handover_override=data["handover_override"],
+            acknowledge_conflicts=data["acknowledge_conflicts"],
         )
         return Response(DeploymentSerializer(deployment).data, status=status.HTTP_201_CREATED)
 
@@ -384,9 +385,11 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         rfc = self.get_object()
         form = TransitionRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        data = (
-            {"release": form.validated_data.get("release")} if form.validated_data["name"] == "rework" else {}
-        )
+        name, data = form.validated_data["name"], {}
+        if name == "rework":
+            data = {"release": form.validated_data.get("release")}
+        elif name == "submit" and form.validated_data.get("standard_change"):
+            data = {"standard_change": str(form.validated_data["standard_change"])}
         rfc = wf.transition(
             request.user, rfc, form.validated_data["name"], form.validated_data["reason"], data=data
         )

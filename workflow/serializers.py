@@ -137,6 +137,11 @@ class TransitionRequestSerializer(serializers.Serializer):
         required=False,
         help_text="For `rework` (after a rollback or a failure): UUID of the fixed release to attach.",
     )
+    standard_change = serializers.UUIDField(
+        required=False,
+        help_text="For `submit`: UUID of the active standard change that approves this routine RFC instead of "
+        "the chain (every gate still applies).",
+    )
 
 
 OTP_CODE_HELP = (

@@ -123,3 +123,22 @@ def test_the_rfc_page_lists_other_open_changes_touching_the_same_items(people, s
     assert "booked UAT" in page
     found = conflicts.neighbours(ours, ours.impacts.all())
     assert [n["rfc"].number for n in found[site_a.pk]] == [theirs.number]
+
+
+def test_a_pipeline_acknowledges_over_the_api(people, site_a):
+    from tests.conftest import api_client_for
+
+    ours = approved(people, site_a, "1.0.1", ["Line 2"])
+    theirs = approved(people, site_a, "1.0.2", ["Line 2"])
+    start = TUESDAY_9.astimezone(UTC)
+    factories.booking(
+        theirs, site_a, people["releasemgr"], tier="UAT", hours_ahead=(start - NOW).total_seconds() / 3600
+    )
+    api = api_client_for(people["releasemgr"])
+    body = {"site": "PLA", "start": TUESDAY_9.isoformat(), "duration": 30}
+    refused = api.post(f"/api/v1/rfcs/{ours.uuid}/schedule/", body, format="json")
+    assert refused.status_code == 422 and refused.json()["rule"] == conflicts.RULE
+    booked = api.post(
+        f"/api/v1/rfcs/{ours.uuid}/schedule/", {**body, "acknowledge_conflicts": True}, format="json"
+    )
+    assert booked.status_code == 201, booked.json()

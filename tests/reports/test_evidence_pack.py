@@ -108,9 +108,13 @@ def test_json_pack_has_signatures_evidence_gates_and_audit_events(people, site_a
             "timezone": "Europe/Berlin",
             "lines": ["Line 2"],
             "modules": ["Labelling"],
+            "interfaces": [],
             "notes": "",
         }
     ]
+    assert data["rfc"]["risk"]["level"] == "low" and {a["key"] for a in data["rfc"]["risk"]["answers"]} >= {
+        "gxp"
+    }
 
     # §11.50: printed name, meaning, time in UTC and at the site with its zone.
     [signature] = signatures(data)

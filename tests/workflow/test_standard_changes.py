@@ -241,3 +241,24 @@ def test_the_pages_propose_sign_and_offer_the_template_on_the_rfc(people, site_a
     assert (
         "Standard changes" in client_for(people["itmanager"]).get(reverse("approvals:queue")).content.decode()
     )
+
+
+def test_a_pipeline_submits_as_a_standard_change_over_the_api(people, site_a):
+    from tests.conftest import api_client_for
+
+    template = approved_template(people, [site_a])
+    rfc = factories.ready_rfc(people["dev"], people["tester"], site_a)
+    api = api_client_for(people["dev"])
+    unknown = api.post(
+        f"/api/v1/rfcs/{rfc.uuid}/transition/",
+        {"name": "submit", "standard_change": "00000000-0000-0000-0000-000000000000"},
+        format="json",
+    )
+    assert unknown.status_code == 400 and Rfc.objects.get(pk=rfc.pk).state == RfcState.DRAFT
+    done = api.post(
+        f"/api/v1/rfcs/{rfc.uuid}/transition/",
+        {"name": "submit", "standard_change": str(template.uuid)},
+        format="json",
+    )
+    assert done.status_code == 200, done.json()
+    assert done.json()["state"] == "approved"
