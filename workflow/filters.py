@@ -26,6 +26,24 @@ class CheckboxFilter(django_filters.BooleanFilter):
     field_class = forms.BooleanField
 
 
+class StableOrdering(django_filters.OrderingFilter):
+    """Sorting by a column, ties broken by the newest first: a page never shows a row twice."""
+
+    def filter(self, qs, value):
+        qs = super().filter(qs, value)
+        return qs.order_by(*qs.query.order_by, "-id") if value else qs
+
+
+# Sortable columns: the parameter's name → the field (prefix "-" for descending, e.g. sort=-filed).
+SORTS = {
+    "number": "number",
+    "title": "title",
+    "class": "change_class",
+    "state": "state",
+    "filed": "created_at",
+}
+
+
 class RfcFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(
         method="search",
@@ -57,6 +75,12 @@ class RfcFilterSet(django_filters.FilterSet):
         widget=forms.TextInput(attrs={"placeholder": "Author's username"}),
     )
     mine = CheckboxFilter(method="filter_mine", label="Only mine", help_text="Only the caller's own RFCs.")
+    sort = StableOrdering(
+        fields=[(field, name) for name, field in SORTS.items()],
+        label="Sort",
+        help_text="A column to sort by (number, title, class, state, filed), '-' first for descending; "
+        "default: the newest filed first.",
+    )
 
     class Meta:
         model = Rfc

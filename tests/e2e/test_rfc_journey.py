@@ -69,6 +69,12 @@ def test_file_sign_off_submit_and_approve_from_the_emailed_link(page, portal, tm
     login(page, portal, "dev", password)
     page.get_by_role("link", name="RFCs", exact=True).click()
     expect(page.get_by_test_id("rfc-row")).to_have_count(8)  # the demo's RFCs
+    page.get_by_role("link", name="Number").click()  # sorted by number, then the other way round
+    expect(page.get_by_role("columnheader", name="Number")).to_have_attribute("aria-sort", "ascending")
+    first = page.get_by_test_id("rfc-row").first.locator("strong").inner_text()
+    page.get_by_role("link", name="Number").click()
+    expect(page.get_by_role("columnheader", name="Number")).to_have_attribute("aria-sort", "descending")
+    assert page.get_by_test_id("rfc-row").last.locator("strong").inner_text() == first
     screenshot(page, "rfc-list")
     page.get_by_role("link", name="File an RFC").click()
     page.get_by_role("link", name="Record a new release").click()
