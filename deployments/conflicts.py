@@ -44,18 +44,17 @@ class Conflict:
         }
 
 
-def _label(key: tuple[str, str], names: dict) -> str:
-    kind, lowered = key
-    return f"{ItemKind(kind).label.lower()} {names.get(key, lowered)}"
+def labelled(impact) -> dict[tuple[str, str], str]:
+    """The items an impact names: (kind, name in lower case) → "production line Line 2"."""
+    return {(kind, n.lower()): f"{ItemKind(kind).label.lower()} {n}" for kind, n in _named(impact)}
 
 
 def touching(rfc, site, start: datetime, end: datetime) -> list[Conflict]:
     """Other RFCs' deployments at `site` (any tier) in [start, end) that name an item `rfc` names there."""
     mine = Impact.objects.filter(rfc=rfc, site=site).first()
-    keys = mine.touches() if mine is not None else set()
-    if not keys:
+    names = labelled(mine) if mine is not None else {}
+    if not names:
         return []
-    names = {(kind, n.lower()): n for kind, n in _named(mine)}
     others = list(
         Deployment.objects.filter(
             environment__site=site, state__in=ACTIVE, scheduled_start__lt=end, scheduled_end__gt=start
@@ -68,9 +67,9 @@ def touching(rfc, site, start: datetime, end: datetime) -> list[Conflict]:
     found = []
     for d in others:
         other = impacts.get(d.rfc_id)
-        shared = sorted(keys & other.touches()) if other is not None else []
+        shared = sorted(set(names) & set(labelled(other))) if other is not None else []
         if shared:
-            found.append(Conflict(d, [_label(key, names) for key in shared]))
+            found.append(Conflict(d, [names[key] for key in shared]))
     return found
 
 
@@ -80,7 +79,7 @@ def neighbours(rfc, impacts) -> dict[int, list[dict]]:
     from releases.states import OPEN_STATES
 
     mine = {i.site_id: i for i in impacts}
-    keys = {site_id: i.touches() for site_id, i in mine.items()}
+    keys = {site_id: set(labelled(i)) for site_id, i in mine.items()}
     if not any(keys.values()):
         return {}
     others = (
@@ -91,11 +90,11 @@ def neighbours(rfc, impacts) -> dict[int, list[dict]]:
     )
     found: dict[int, list[dict]] = {}
     for other in others:
-        shared = keys[other.site_id] & other.touches()
+        shared = keys[other.site_id] & set(labelled(other))
         if shared:
-            names = {(k, n.lower()): n for k, n in _named(mine[other.site_id])}
+            names = labelled(mine[other.site_id])
             found.setdefault(other.site_id, []).append(
-                {"rfc": other.rfc, "shared": [_label(key, names) for key in sorted(shared)], "bookings": []}
+                {"rfc": other.rfc, "shared": [names[key] for key in sorted(shared)], "bookings": []}
             )
     if found:
         by_rfc = {

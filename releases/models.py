@@ -219,14 +219,6 @@ class Impact(models.Model):
             content["interfaces"] = self.interfaces
         return content
 
-    def touches(self) -> set[tuple[str, str]]:
-        """The configuration items it names, as (kind, name in lower case)."""
-        return (
-            {("line", n.lower()) for n in self.lines}
-            | {("module", n.lower()) for n in self.modules}
-            | {("interface", n.lower()) for n in self.interfaces}
-        )
-
 
 class EvidenceKind(models.TextChoices):
     SCREENSHOT = "screenshot", "Screenshot"

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from approvals.models import StandardChangeUse
+from deployments import conflicts
 from deployments.models import Deployment
 from deployments.states import ACTIVE
 from environments import access
-from environments.models import ItemKind, Tier
+from environments.models import Tier
 from releases import gates
 from releases.models import Impact
 
@@ -46,15 +47,6 @@ class Row:
         return f"{level} (treated as high)" if rfc.high_risk and rfc.risk_level != "high" else level
 
 
-def _touches(impact) -> dict[tuple[str, str], str]:
-    named = (
-        [(ItemKind.LINE, n) for n in impact.lines]
-        + [(ItemKind.MODULE, n) for n in impact.modules]
-        + [(ItemKind.INTERFACE, n) for n in impact.interfaces]
-    )
-    return {(str(kind), n.lower()): f"{ItemKind(kind).label.lower()} {n}" for kind, n in named}
-
-
 def week(user, start: datetime, *, with_gates: bool = True) -> list[Row]:
     """The PROD deployments booked (or running) in [start, start + 7 days) at the sites `user` sees."""
     end = start + timedelta(days=DAYS)
@@ -70,7 +62,7 @@ def week(user, start: datetime, *, with_gates: bool = True) -> list[Row]:
         .order_by("environment__site__code", "scheduled_start", "pk")
     )
     impacts = {
-        (i.rfc_id, i.site_id): _touches(i)
+        (i.rfc_id, i.site_id): conflicts.labelled(i)
         for i in Impact.objects.filter(rfc_id__in={d.rfc_id for d in nearby}, site_id__in=sites)
     }
     standard = {}
