@@ -180,7 +180,10 @@ class Approval(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["step", "role", "site"], name="one_approval_per_role_site")
         ]
-        indexes = [models.Index(fields=["state", "role"], name="approval_state_role_idx")]
+        indexes = [
+            models.Index(fields=["state", "role"], name="approval_state_role_idx"),
+            models.Index(fields=["site", "decided_at"], name="approval_site_decided_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.rfc.number}: {self.get_role_display()} at {self.site.code}"

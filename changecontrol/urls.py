@@ -18,6 +18,7 @@ from plant.api import ConfigurationItemViewSet, EnvironmentViewSet, SiteViewSet
 from releases.api import ReleaseViewSet, RiskQuestionViewSet
 from reports import urls as reports_urls
 from reports.audit_api import AuditEventViewSet
+from reports.dashboard_views import dashboard_page
 from workflow import approval_views as approval_views
 from workflow import urls as workflow_urls
 from workflow.api import RfcViewSet
@@ -38,6 +39,7 @@ router.register("auth/tokens", ApiTokenViewSet, basename="apitoken")
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("dashboard/", dashboard_page, name="dashboard"),
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/oidc/start/", oidc.StartView.as_view(), name="oidc-start"),
     path("accounts/oidc/callback/", oidc.CallbackView.as_view(), name="oidc-callback"),

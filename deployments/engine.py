@@ -401,6 +401,7 @@ class _Runner:
         if self.env.tier == Tier.PROD:
             failed = gates.failing(rfc, "deploy")
             if failed:
+                gates.note_refusal(rfc, "deploy", [g.as_dict() for g in failed])
                 self.set_state(
                     S.FAILED,
                     finished_at=now,

@@ -81,6 +81,8 @@ class Deployment(models.Model):
             models.Index(fields=["environment", "scheduled_start"], name="deployment_env_start_idx"),
             models.Index(fields=["state", "scheduled_start"], name="deployment_state_start_idx"),
             models.Index(fields=["state", "next_action_at"], name="deployment_state_next_idx"),
+            # The dashboard's periods: deployments ended (or booked to start) in a span, per environment.
+            models.Index(fields=["environment", "finished_at"], name="deployment_env_finished_idx"),
         ]
         constraints = [
             models.CheckConstraint(

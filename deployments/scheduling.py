@@ -198,7 +198,7 @@ def book(
             raise PermissionDenied("Only the Plant Director overrides a shift handover (W6).")
     if start <= clock.now():
         raise ValidationError({"start": "The start is in the past."})
-    with transaction.atomic():
+    with gates.noting_refusals(rfc, "schedule"), transaction.atomic():
         locked = Rfc.objects.select_for_update().get(pk=rfc.pk)
         if locked.state != RfcState.APPROVED:
             raise StateConflict(

@@ -351,6 +351,7 @@ def navigation(user) -> list[dict[str, str]]:
         {"label": "Home", "url": reverse("home"), "key": "home"},
         {"label": "RFCs", "url": reverse("releases:list"), "key": "rfcs"},
         {"label": "Calendar", "url": reverse("environments:calendar"), "key": "calendar"},
+        {"label": "Dashboard", "url": reverse("dashboard"), "key": "dashboard"},
     ]
     if all_roles(user) & APPROVER_ROLES:
         items.append({"label": "Approvals", "url": reverse("approvals:queue"), "key": "approvals"})

@@ -15,10 +15,15 @@ downtime matching the class) are never waivable.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
+from core.errors import RuleViolation
 from releases.versioning import ChangeClass, VersionRefused, major_change_gaps
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -270,3 +275,42 @@ def high_risk_rehearsal(rfc) -> Gate:
             f"A high-risk change needs its rollback rehearsed for real, not waived: {rehearsal.reason}",
         )
     return Gate(name, True, "High risk: the rollback was rehearsed for real.")
+
+
+def note_refusal(rfc, stage: str, failed: list[dict]) -> None:
+    """Keep the gates that refused `rfc` at `stage` (dicts with a name and a reason) for the dashboard.
+    A figure, not a decision: a database error here never hides the refusal itself."""
+    from django.db import DatabaseError, transaction
+
+    from core import clock
+    from releases.models import GateRefusal
+
+    now = clock.now()
+    rows = [
+        GateRefusal(
+            rfc_id=rfc.pk,
+            stage=stage,
+            gate=str(g.get("name", ""))[:100],
+            reason=str(g.get("reason", ""))[:2000],
+            occurred_at=now,
+        )
+        for g in failed
+        if not g.get("passed")
+    ]
+    try:
+        with transaction.atomic():
+            GateRefusal.objects.bulk_create(rows)
+    except DatabaseError:  # pragma: no cover - the refusal is what matters to the caller
+        logger.exception("could not keep the gate refusals of %s", rfc.pk)
+
+
+@contextmanager
+def noting_refusals(rfc, stage: str):
+    """Around a transaction that may raise RuleViolation with the failing gates: once it has rolled
+    back, keep those gates (note_refusal) and let the refusal go on to the caller."""
+    try:
+        yield
+    except RuleViolation as refusal:
+        if refusal.failed:
+            note_refusal(rfc, stage, refusal.failed)
+        raise

@@ -152,6 +152,7 @@ class Rfc(models.Model):
         indexes = [
             models.Index(fields=["state", "-created_at"], name="rfc_state_idx"),
             models.Index(fields=["author", "-created_at"], name="rfc_author_idx"),
+            models.Index(fields=["submitted_at"], name="rfc_submitted_idx"),
         ]
 
     def __str__(self) -> str:
@@ -346,3 +347,22 @@ class Ring(models.Model):
 
     def __str__(self) -> str:
         return f"Ring {self.position} of {self.plan.release}"
+
+
+class GateRefusal(models.Model):
+    """A gate that said no when someone (or the worker) tried to move an RFC on: submission, booking
+    a slot, or the start of a PROD deployment. One row per failing gate; the dashboard counts them
+    ("gate failure reasons by frequency") and links each count to the RFCs behind it."""
+
+    rfc = models.ForeignKey(Rfc, on_delete=models.CASCADE, related_name="gate_refusals")
+    stage = models.CharField(max_length=10, help_text="submit, schedule or deploy")
+    gate = models.CharField(max_length=100)
+    reason = models.TextField(blank=True)
+    occurred_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["occurred_at", "id"]
+        indexes = [models.Index(fields=["occurred_at", "gate"], name="gate_refusal_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.gate} refused {self.rfc_id} at {self.stage}"

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import django_filters
 from django import forms
+from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from core.filters import SITE_CODE_MAX, TEXT_MAX, USERNAME_MAX
+from environments import access
 from releases.models import Impact, Rfc
 from releases.states import OPEN_STATES, RfcState
 from releases.versioning import ChangeClass
+from workflow import metrics
 
 OPEN = "open"
 
@@ -42,6 +45,21 @@ SORTS = {
     "state": "state",
     "filed": "created_at",
 }
+
+
+class RfcFilterForm(forms.Form):
+    """Checks a dashboard figure's parameters together: the figure, and the period it counts in."""
+
+    def clean(self):
+        data = super().clean()
+        if data.get("metric"):
+            try:
+                metrics.describe(data["metric"], strict=True)
+                metrics.period(data.get("since"), data.get("until"), metrics.ZONE_UTC)
+            except ValidationError as refused:
+                for field, messages in refused.message_dict.items():
+                    self.add_error(field if field in self.fields else None, messages)
+        return data
 
 
 class RfcFilterSet(django_filters.FilterSet):
@@ -75,6 +93,16 @@ class RfcFilterSet(django_filters.FilterSet):
         widget=forms.TextInput(attrs={"placeholder": "Author's username"}),
     )
     mine = CheckboxFilter(method="filter_mine", label="Only mine", help_text="Only the caller's own RFCs.")
+    metric = django_filters.CharFilter(
+        method="filter_metric",
+        label="Dashboard figure",
+        max_length=120,
+        help_text="The RFCs behind a dashboard figure (e.g. succeeded, rolled_back, emergency, "
+        "gate:<gate name>, approval:<step>:<role>) over since–until, in the site's zone (UTC without "
+        "a site).",
+    )
+    since = django_filters.DateFilter(method="unfiltered", help_text="First day of a figure's period.")
+    until = django_filters.DateFilter(method="unfiltered", help_text="Last day of a figure's period.")
     sort = StableOrdering(
         fields=[(field, name) for name, field in SORTS.items()],
         label="Sort",
@@ -85,6 +113,7 @@ class RfcFilterSet(django_filters.FilterSet):
     class Meta:
         model = Rfc
         fields: list[str] = []
+        form = RfcFilterForm
 
     @property
     def form(self):
@@ -111,6 +140,17 @@ class RfcFilterSet(django_filters.FilterSet):
     def filter_site(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         # EXISTS, not a join: an RFC stays one row whatever its sites.
         return queryset.filter(Exists(Impact.objects.filter(rfc=OuterRef("pk"), site__code=value)))
+
+    def unfiltered(self, queryset: QuerySet, name: str, value) -> QuerySet:
+        return queryset  # read by filter_metric
+
+    def filter_metric(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        data = self.form.cleaned_data
+        sites = list(access.visible_sites(getattr(self.request, "user", None)))
+        if data.get("site"):
+            sites = [s for s in sites if s.code == data["site"]]
+        period = metrics.period(data.get("since"), data.get("until"), metrics.zone_for(sites))
+        return queryset.filter(metrics.behind(value, [s.pk for s in sites], period))
 
     def filter_mine(self, queryset: QuerySet, name: str, value: bool) -> QuerySet:
         if not value:

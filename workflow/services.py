@@ -67,7 +67,7 @@ def transition(user, rfc: Rfc, name: str, reason: str = "", data: dict | None = 
         raise ValidationError({"name": f"There is no transition {name!r}."})
     if spec.needs_reason and not reason.strip():
         raise ValidationError({"reason": f"{spec.label} needs a reason."})
-    with transaction.atomic():
+    with gates.noting_refusals(rfc, name), transaction.atomic():
         locked = Rfc.objects.select_for_update().get(pk=rfc.pk)
         current = (
             Rfc.objects.select_related("release", "author")

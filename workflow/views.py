@@ -34,7 +34,7 @@ from releases.forms import EvidenceForm, ReleaseForm, RfcForm, SignoffForm
 from releases.models import Evidence, Impact, Rfc
 from releases.states import EDITABLE_STATES, RfcState
 from releases.versioning import VersionRefused
-from workflow import reviews, waivers
+from workflow import metrics, reviews, waivers
 from workflow import services as wf
 from workflow.filters import SORTS, RfcFilterSet
 from workflow.models import CloseCode
@@ -90,9 +90,25 @@ def rfc_list(request):
             "export": _with(request.GET, format="csv", page=None),
             "sites": access.visible_sites(request.user).order_by("code"),
             "may_file": access.has_any_role(request.user, services.FILERS),
+            "figure": _figure(filterset) if not errors else None,
         },
         status=400 if errors else 200,
     )
+
+
+def _figure(filterset) -> dict | None:
+    """The dashboard figure the list shows the RFCs of, in words (None for an ordinary list)."""
+    data = filterset.form.cleaned_data if filterset.is_bound else {}
+    if not data.get("metric"):
+        return None
+    period = metrics.period(data.get("since"), data.get("until"), metrics.ZONE_UTC)
+    return {
+        "metric": data["metric"],
+        "text": metrics.describe(data["metric"]),
+        "since": period.since,
+        "until": period.until,
+        "site": data.get("site") or "",
+    }
 
 
 def _with(params, **changes) -> str:

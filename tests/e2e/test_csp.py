@@ -86,6 +86,7 @@ def test_main_pages_have_the_strict_policy_and_no_violation(page, portal):
         "rfc-detail": f"/rfcs/{rfc.uuid}/",
         "rfc-new": "/rfcs/new/",
         "calendar": "/environments/calendar/",
+        "dashboard": "/dashboard/",
         "environments": "/environments/",
         "audit": "/audit/",
         "deployment": f"/rfcs/{deployment.rfc.uuid}/deployments/{deployment.uuid}/",

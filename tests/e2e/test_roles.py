@@ -12,19 +12,19 @@ from tests.e2e.conftest import demo_password, login, screenshot, submit_login
 pytestmark = pytest.mark.browser
 
 # Expected main navigation per demo user, from environments.access.navigation():
-#   everyone: Home, RFCs, Calendar, [Approvals], Environments, ..., API
+#   everyone: Home, RFCs, Calendar, Dashboard, [Approvals], Environments, ..., API
 #   read_audit (Admin, Auditor): Audit trail
 #   review_access (Admin, Auditor): Access review
 #   admin_site (Admin): Administration
-#   approver roles (IT Manager, Operations Manager, CIO, Plant Director): Approvals after Calendar
-BASE = ["Home", "RFCs", "Calendar", "Environments"]
+#   approver roles (IT Manager, Operations Manager, CIO, Plant Director): Approvals after Dashboard
+BASE = ["Home", "RFCs", "Calendar", "Dashboard", "Environments"]
 EXPECTED_NAV = {
     "dev": [*BASE, "API"],
     "tester": [*BASE, "API"],
-    "itmanager": ["Home", "RFCs", "Calendar", "Approvals", "Environments", "API"],
-    "opsmanager": ["Home", "RFCs", "Calendar", "Approvals", "Environments", "API"],
-    "cio": ["Home", "RFCs", "Calendar", "Approvals", "Environments", "API"],
-    "plantdirector": ["Home", "RFCs", "Calendar", "Approvals", "Environments", "API"],
+    "itmanager": ["Home", "RFCs", "Calendar", "Dashboard", "Approvals", "Environments", "API"],
+    "opsmanager": ["Home", "RFCs", "Calendar", "Dashboard", "Approvals", "Environments", "API"],
+    "cio": ["Home", "RFCs", "Calendar", "Dashboard", "Approvals", "Environments", "API"],
+    "plantdirector": ["Home", "RFCs", "Calendar", "Dashboard", "Approvals", "Environments", "API"],
     "releasemgr": [*BASE, "API"],
     "auditor": [*BASE, "Audit trail", "Access review", "API"],
     "admin": [*BASE, "Audit trail", "Access review", "Administration", "API"],

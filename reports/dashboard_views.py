@@ -1,0 +1,229 @@
+"""The dashboard: how change is going at a site, or across the sites a person sees, over a period.
+
+Every figure comes from `workflow.metrics` (SQL aggregates, a constant number of queries) and links to
+the RFC list filtered to the RFCs behind it. Each chart is drawn by the vendored Chart.js from the
+same numbers the table under it shows; without JavaScript the tables are the dashboard.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views.decorators.http import require_GET
+
+from environments import access
+from workflow import metrics
+
+
+def hours(value: timedelta | None) -> str:
+    """A duration for people: minutes under an hour, hours under two days, then days."""
+    if value is None:
+        return "—"
+    seconds = value.total_seconds()
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def percent(value: float | None) -> str:
+    return "—" if value is None else f"{value * 100:.0f}%"
+
+
+def scope(request) -> tuple[list, list, str, metrics.Period, dict[str, list[str]]]:
+    """The visible sites, those chosen (one, or all), the chosen code, the period, any refusal."""
+    visible = list(access.visible_sites(request.user).order_by("code"))
+    code = request.GET.get("site", "").strip()
+    errors: dict[str, list[str]] = {}
+    sites = visible
+    if code:
+        sites = [s for s in visible if s.code == code]
+        if not sites:
+            errors["site"] = ["Choose one of your sites."]
+            sites, code = visible, ""
+    try:
+        period = metrics.period(request.GET.get("since"), request.GET.get("until"), metrics.zone_for(sites))
+    except ValidationError as refused:
+        errors.update(refused.message_dict)
+        period = metrics.period(None, None, metrics.zone_for(sites))
+    return visible, sites, code, period, errors
+
+
+OUTCOME_COLOURS = (
+    ("succeeded", "Succeeded", "#1f7a3a"),
+    ("rolled_back", "Rolled back", "#b35c00"),
+    ("failed", "Failed", "#b3261e"),
+)
+
+
+def outcome_series(rows: list[dict]) -> list[dict]:
+    """Chart series of PROD outcomes (succeeded, rolled back, failed) over `rows`."""
+    return [
+        {"label": label, "data": [r[key] for r in rows], "color": colour}
+        for key, label, colour in OUTCOME_COLOURS
+    ]
+
+
+def figure_link(metric: str, code: str, period: metrics.Period) -> str:
+    params = {"metric": metric, "since": f"{period.since:%Y-%m-%d}", "until": f"{period.until:%Y-%m-%d}"}
+    if code:
+        params["site"] = code
+    return f"{reverse('releases:list')}?{urlencode(params)}"
+
+
+@login_required
+@require_GET
+def dashboard_page(request):
+    visible, sites, code, period, errors = scope(request)
+    board = metrics.dashboard(sites, period)
+    link = lambda metric: figure_link(metric, code, period)  # noqa: E731
+    o = board.outcomes
+    keys = [
+        {
+            "label": "Deployment frequency",
+            "value": f"{board.frequency * 7:.1f} a week",
+            "detail": f"{plural(o['succeeded'], 'PROD deployment')} succeeded in {period.days} days",
+            "href": link("succeeded"),
+            "testid": "frequency",
+        },
+        {
+            "label": "Lead time",
+            "value": hours(board.lead_time.median),
+            "detail": f"median from submission to PROD success (mean {hours(board.lead_time.mean)}, "
+            f"{plural(board.lead_time.count, 'deployment')})",
+            "href": link("succeeded"),
+            "testid": "lead-time",
+        },
+        {
+            "label": "Change failure rate",
+            "value": percent(board.failure_rate),
+            "detail": f"{o['rolled_back'] + o['failed']} of {o['started']} PROD deployments rolled back or failed",
+            "href": link("started"),
+            "testid": "failure-rate",
+        },
+        {
+            "label": "Time to restore",
+            "value": hours(board.restore.median),
+            "detail": f"median rollback duration (mean {hours(board.restore.mean)}, "
+            f"{plural(board.restore.count, 'rollback')})",
+            "href": link("rolled_back"),
+            "testid": "restore",
+        },
+    ]
+    rates = [
+        {
+            "label": "Change success rate",
+            "value": percent(board.success_rate),
+            "detail": f"{o['succeeded']} of {o['started']} succeeded",
+            "href": link("succeeded"),
+            "testid": "success-rate",
+        },
+        {
+            "label": "Rollback rate",
+            "value": percent(board.rollback_rate),
+            "detail": f"{o['rolled_back']} of {o['started']} rolled back",
+            "href": link("rolled_back"),
+            "testid": "rollback-rate",
+        },
+        {
+            "label": "Emergency ratio",
+            "value": percent(board.emergency_ratio),
+            "detail": f"{board.emergencies} of {board.rfcs_submitted} RFCs submitted were emergencies",
+            "href": link("emergency"),
+            "testid": "emergency-ratio",
+        },
+        {
+            "label": "Schedule adherence",
+            "value": percent(board.adherence),
+            "detail": f"{o['on_time']} of {o['on_time'] + o['late'] + o['missed']} bookings started on time",
+            "href": link("on_time"),
+            "testid": "adherence",
+        },
+    ]
+    adherence = [
+        (key, label, o[key], link(key))
+        for key, label in (
+            ("on_time", "Started on time"),
+            ("late", "Started late"),
+            ("missed", "Missed the window"),
+            ("refused", "Refused at the start"),
+            ("cancelled", "Cancelled"),
+            ("to_come", "Still to come"),
+        )
+    ]
+    for row in board.approvals:
+        row["href"] = link(f"approval:{row['step']}:{row['role']}")
+        row["mean_text"], row["longest_text"] = hours(row["mean"]), hours(row["longest"])
+    for row in board.gates:
+        row["href"] = link(f"gate:{row['gate']}")
+    for row in board.per_site:
+        row["href"] = figure_link("started", row["code"], period)
+        row["rate_text"] = percent(row["failure_rate"])
+    charts = {
+        "deployments": {
+            "type": "bar",
+            "stacked": True,
+            "labels": [f"{row['day']:%d %b}" for row in board.series],
+            "series": outcome_series(board.series),
+        },
+        "adherence": {
+            "type": "bar",
+            "labels": [label for _, label, _, _ in adherence],
+            "series": [{"label": "Bookings", "data": [n for _, _, n, _ in adherence], "color": "#0b4f7c"}],
+        },
+        "approvals": {
+            "type": "bar",
+            "horizontal": True,
+            "labels": [f"Step {r['step']}: {r['role_label']}" for r in board.approvals],
+            "series": [
+                {
+                    "label": "Mean hours",
+                    "data": [
+                        round(r["mean"].total_seconds() / 3600, 2) if r["mean"] else 0
+                        for r in board.approvals
+                    ],
+                    "color": "#0b4f7c",
+                }
+            ],
+        },
+        "gates": {
+            "type": "bar",
+            "horizontal": True,
+            "labels": [r["gate"] for r in board.gates],
+            "series": [{"label": "Refusals", "data": [r["count"] for r in board.gates], "color": "#8a5a00"}],
+        },
+        "sites": {
+            "type": "bar",
+            "stacked": True,
+            "labels": [r["code"] for r in board.per_site],
+            "series": outcome_series(board.per_site),
+        },
+    }
+    return render(
+        request,
+        "reports/dashboard.html",
+        {
+            "board": board,
+            "sites": visible,
+            "code": code,
+            "period": period,
+            "zone": "UTC" if len(sites) != 1 else sites[0].timezone,
+            "keys": keys,
+            "rates": rates,
+            "adherence": adherence,
+            "charts": charts,
+            "errors": errors,
+            "bucket_label": "Day" if period.bucket == "day" else "Week of",
+        },
+        status=400 if errors else 200,
+    )
