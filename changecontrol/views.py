@@ -7,6 +7,7 @@ from django.views.decorators.http import require_GET
 
 from changecontrol import health
 from environments import access
+from reports import oversight
 from workflow.inbox import inbox
 
 
@@ -29,12 +30,20 @@ def healthz(request):
 
 @login_required
 def home(request):
-    """What needs this user now, by role, and what runs where (E9)."""
+    """What needs this user now, by role, and what runs where (E9); for an auditor the state of the
+    trail and the deviations, for a manager how change is going at their sites."""
     waiting = inbox(request.user)
     return render(
         request,
         "home.html",
-        {**vars(waiting), "roles": access.role_labels(request.user)},
+        {
+            **vars(waiting),
+            "roles": access.role_labels(request.user),
+            "oversight": oversight.auditor_home(request.user)
+            if access.can(request.user, "read_audit")
+            else None,
+            "summary": oversight.manager_summary(request.user),
+        },
     )
 
 

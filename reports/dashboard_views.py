@@ -7,37 +7,15 @@ same numbers the table under it shows; without JavaScript the tables are the das
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import render
-from django.urls import reverse
-from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
 from environments import access
+from reports import figures
+from reports.figures import figure_link, hours, percent
 from workflow import metrics
-
-
-def hours(value: timedelta | None) -> str:
-    """A duration for people: minutes under an hour, hours under two days, then days."""
-    if value is None:
-        return "—"
-    seconds = value.total_seconds()
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
-
-
-def plural(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def percent(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.0f}%"
 
 
 def scope(request) -> tuple[list, list, str, metrics.Period, dict[str, list[str]]]:
@@ -74,13 +52,6 @@ def outcome_series(rows: list[dict]) -> list[dict]:
     ]
 
 
-def figure_link(metric: str, code: str, period: metrics.Period) -> str:
-    params = {"metric": metric, "since": f"{period.since:%Y-%m-%d}", "until": f"{period.until:%Y-%m-%d}"}
-    if code:
-        params["site"] = code
-    return f"{reverse('releases:list')}?{urlencode(params)}"
-
-
 @login_required
 @require_GET
 def dashboard_page(request):
@@ -88,68 +59,7 @@ def dashboard_page(request):
     board = metrics.dashboard(sites, period)
     link = lambda metric: figure_link(metric, code, period)  # noqa: E731
     o = board.outcomes
-    keys = [
-        {
-            "label": "Deployment frequency",
-            "value": f"{board.frequency * 7:.1f} a week",
-            "detail": f"{plural(o['succeeded'], 'PROD deployment')} succeeded in {period.days} days",
-            "href": link("succeeded"),
-            "testid": "frequency",
-        },
-        {
-            "label": "Lead time",
-            "value": hours(board.lead_time.median),
-            "detail": f"median from submission to PROD success (mean {hours(board.lead_time.mean)}, "
-            f"{plural(board.lead_time.count, 'deployment')})",
-            "href": link("succeeded"),
-            "testid": "lead-time",
-        },
-        {
-            "label": "Change failure rate",
-            "value": percent(board.failure_rate),
-            "detail": f"{o['rolled_back'] + o['failed']} of {o['started']} PROD deployments rolled back or failed",
-            "href": link("started"),
-            "testid": "failure-rate",
-        },
-        {
-            "label": "Time to restore",
-            "value": hours(board.restore.median),
-            "detail": f"median rollback duration (mean {hours(board.restore.mean)}, "
-            f"{plural(board.restore.count, 'rollback')})",
-            "href": link("rolled_back"),
-            "testid": "restore",
-        },
-    ]
-    rates = [
-        {
-            "label": "Change success rate",
-            "value": percent(board.success_rate),
-            "detail": f"{o['succeeded']} of {o['started']} succeeded",
-            "href": link("succeeded"),
-            "testid": "success-rate",
-        },
-        {
-            "label": "Rollback rate",
-            "value": percent(board.rollback_rate),
-            "detail": f"{o['rolled_back']} of {o['started']} rolled back",
-            "href": link("rolled_back"),
-            "testid": "rollback-rate",
-        },
-        {
-            "label": "Emergency ratio",
-            "value": percent(board.emergency_ratio),
-            "detail": f"{board.emergencies} of {board.rfcs_submitted} RFCs submitted were emergencies",
-            "href": link("emergency"),
-            "testid": "emergency-ratio",
-        },
-        {
-            "label": "Schedule adherence",
-            "value": percent(board.adherence),
-            "detail": f"{o['on_time']} of {o['on_time'] + o['late'] + o['missed']} bookings started on time",
-            "href": link("on_time"),
-            "testid": "adherence",
-        },
-    ]
+    keys = figures.key_figures(board, link)
     adherence = [
         (key, label, o[key], link(key))
         for key, label in (
@@ -219,7 +129,6 @@ def dashboard_page(request):
             "period": period,
             "zone": "UTC" if len(sites) != 1 else sites[0].timezone,
             "keys": keys,
-            "rates": rates,
             "adherence": adherence,
             "charts": charts,
             "errors": errors,

@@ -7,13 +7,16 @@ Each list is bounded (ten rows) and costs a fixed number of queries whatever the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.db.models import Exists, OuterRef, Prefetch, Q
 
 from approvals.services import approvals_for
+from core import clock
 from core.roles import Role
 from deployments.models import Deployment
 from deployments.states import ACTIVE as ACTIVE_DEPLOYMENT_STATES
+from deployments.states import FAILED_ENDS
 from environments import access
 from environments.models import TIER_ORDER, Environment
 from releases.models import Impact, UatSignoff
@@ -23,6 +26,7 @@ from workflow.models import Review
 from workflow.reviews import ENDED
 
 ROWS = 10
+FAILURE_DAYS = 14
 
 
 @dataclass
@@ -36,6 +40,8 @@ class Inbox:
     to_schedule: list = field(default_factory=list)  # approved RFCs, for release managers
     ended: list = field(default_factory=list)  # ended RFCs to review, re-plan or close
     deployments: list = field(default_factory=list)  # (deployment, local start) booked or running
+    # (deployment, local end) that failed or rolled back in the last FAILURE_DAYS days
+    failures: list = field(default_factory=list)
     is_key_user: bool = False
     is_approver: bool = False
     may_file: bool = False
@@ -94,5 +100,15 @@ def inbox(user) -> Inbox:
             for d in Deployment.objects.filter(rfc__in=visible_rfcs(user), state__in=ACTIVE_DEPLOYMENT_STATES)
             .select_related("rfc", "environment", "environment__site")
             .order_by("scheduled_start")[:ROWS]
+        ]
+        result.failures = [
+            (d, f"{d.finished_at.astimezone(d.environment.site.zone):%a %-d %b %H:%M %Z}")
+            for d in Deployment.objects.filter(
+                rfc__in=visible_rfcs(user),
+                state__in=FAILED_ENDS,
+                finished_at__gte=clock.now() - timedelta(days=FAILURE_DAYS),
+            )
+            .select_related("rfc", "environment", "environment__site")
+            .order_by("-finished_at", "-pk")[:ROWS]
         ]
     return result

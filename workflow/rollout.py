@@ -32,7 +32,7 @@ from audit.services import record
 from core import clock
 from deployments.models import Deployment, DeploymentState
 from deployments.scheduling import may_schedule
-from deployments.states import IN_PROGRESS, move
+from deployments.states import FAILED_ENDS, IN_PROGRESS, move
 from environments.models import ProductVersion, RolloutRing, Site, Tier
 from releases import gates
 from releases.models import Impact, Release, Rfc, Ring, RolloutPlan
@@ -42,9 +42,6 @@ from workflow.models import CloseCode, Review
 RULE = "Release rings"
 MAX_RINGS = 4
 MAX_SOAK_MINUTES = 90 * 24 * 60
-FAILED_ENDS = frozenset(
-    {DeploymentState.ROLLED_BACK, DeploymentState.FAILED, DeploymentState.ROLLBACK_FAILED}
-)
 REVIEW_FAILURES = frozenset({CloseCode.ROLLED_BACK, CloseCode.FAILED})
 # RFCs that no longer carry a release anywhere do not pull their sites into its rollout.
 GONE = frozenset({RfcState.REJECTED, RfcState.CANCELLED})

@@ -63,3 +63,34 @@ def test_the_dashboard_on_a_phone(page, portal, november):
     expect(page.get_by_test_id("figure-adherence")).to_contain_text("50%")
     assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
     screenshot(page, "dashboard-phone")
+
+
+def test_the_auditor_home_answers_the_first_questions(page, portal, november):
+    from audit import tasks as audit_tasks
+
+    audit_tasks.verify_chain()
+    page.goto(f"{portal}/accounts/login/")
+    page.get_by_label("Username").fill("auditor")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Log in").click()
+    login(page, portal, "auditor", demo_password())
+    expect(page.get_by_test_id("chain-state")).to_have_text("Intact")
+    expect(page.get_by_test_id("home-failed-logins")).to_contain_text("auditor")
+    expect(page.get_by_test_id("home-emergencies")).to_contain_text("Emergency changes")
+    expect(page.get_by_test_id("home-admins")).to_contain_text("Alex Admin")
+    screenshot(page, "home-auditor")
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth + 1")
+    screenshot(page, "home-auditor-phone")
+
+
+def test_a_plant_director_home_shows_the_figures_of_their_sites(page, portal, november):
+    login(page, portal, "plantdirector", demo_password())
+    summary = page.get_by_test_id("home-summary")
+    expect(summary).to_contain_text("How change is going at")
+    expect(summary.get_by_test_id("figure-failure-rate")).to_be_visible()
+    summary.get_by_role("link", name="Open the dashboard").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("How change is going")
+    page.go_back()
+    screenshot(page, "home-plant-director")

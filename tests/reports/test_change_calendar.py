@@ -200,7 +200,7 @@ def test_calendar_needs_a_login(client, site_a):
 def test_calendar_is_in_the_navigation_after_rfcs(cast):
     body = client_for(cast["itmanager"]).get(reverse("home")).content.decode()
     labels = re.findall(r'data-nav="(\w+)"', body)
-    assert labels[:4] == ["home", "rfcs", "calendar", "approvals"]
+    assert labels[:5] == ["home", "rfcs", "calendar", "dashboard", "approvals"]
 
 
 def _count(client, url: str, params: dict) -> int:
