@@ -43,6 +43,19 @@ def section(html: str, testid: str) -> str:
     return html[start : html.index("</section>", start)]
 
 
+def waive(item, by, when) -> GateWaiver:
+    """A waiver row of the UAT freshness gate (as workflow.waivers leaves it)."""
+    return GateWaiver.objects.create(
+        rfc=item,
+        gate="UAT data fresh",
+        artifact_sha256=item.release.artifact_sha256,
+        reason="refresh runs tonight",
+        failing_reason="UAT data is 40 days old",
+        waived_by=by,
+        waived_at=when,
+    )
+
+
 def fail_sign_in(username: str, times: int = 1) -> None:
     for _ in range(times):
         Client().post(reverse("login"), {"username": username, "password": "wrong"})
@@ -80,15 +93,7 @@ def test_the_auditor_sees_waivers_emergencies_admins_and_failed_sign_ins(people,
     Rfc.objects.filter(pk=item.pk).update(emergency=True, emergency_reason="Line 2 down", submitted_at=NOW)
     old = factories.rfc(people["dev"], site_a, version="1.0.2", title="Old emergency")
     Rfc.objects.filter(pk=old.pk).update(emergency=True, submitted_at=NOW - timedelta(days=45))
-    GateWaiver.objects.create(
-        rfc=item,
-        gate="UAT data fresh",
-        artifact_sha256=item.release.artifact_sha256,
-        reason="refresh runs tonight",
-        failing_reason="UAT data is 40 days old",
-        waived_by=people["releasemgr"],
-        waived_at=NOW - timedelta(days=1),
-    )
+    waive(item, people["releasemgr"], NOW - timedelta(days=1))
     fail_sign_in("mallory", 3)
     fail_sign_in("dev")
     html = home(people["auditor"])
@@ -161,15 +166,7 @@ def test_the_auditor_home_costs_the_same_queries_however_much_happened(people, s
     for n in range(12):
         item = factories.rfc(people["dev"], site_a, version=f"1.1.{n}")
         Rfc.objects.filter(pk=item.pk).update(emergency=True, submitted_at=NOW)
-        GateWaiver.objects.create(
-            rfc=item,
-            gate="UAT data fresh",
-            artifact_sha256=item.release.artifact_sha256,
-            reason="r",
-            failing_reason="f",
-            waived_by=people["releasemgr"],
-            waived_at=NOW,
-        )
+        waive(item, people["releasemgr"], NOW)
         make_user(f"admin{n}", Role.ADMIN)
         fail_sign_in(f"guess{n}", 2)
     assert count() == few
