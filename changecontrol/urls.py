@@ -23,6 +23,7 @@ from workflow import approval_views as approval_views
 from workflow import urls as workflow_urls
 from workflow.api import RfcViewSet
 from workflow.approval_api import ApprovalViewSet
+from workflow.filter_api import SavedFilterViewSet
 
 router = DefaultRouter()
 router.register("sites", SiteViewSet, basename="site")
@@ -32,6 +33,7 @@ router.register("audit", AuditEventViewSet, basename="audit")
 router.register("approvals", ApprovalViewSet, basename="approval")
 router.register("releases", ReleaseViewSet, basename="release")
 router.register("rfcs", RfcViewSet, basename="rfc")
+router.register("rfc-filters", SavedFilterViewSet, basename="rfc-filter")
 router.register("risk-questions", RiskQuestionViewSet, basename="risk-question")
 router.register("deployments", DeploymentViewSet, basename="deployment")
 router.register("auth/tokens", ApiTokenViewSet, basename="apitoken")

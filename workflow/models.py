@@ -59,3 +59,21 @@ class Review(models.Model):
     @property
     def audit_object_id(self) -> str:
         return self.rfc.number
+
+
+class SavedFilter(models.Model):
+    """A named RFC list filter (the list's own parameters, as a query string) a user keeps for
+    themselves or shares with everyone; the list and the API read it through the same FilterSet."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=80)
+    query = models.CharField(max_length=1000)
+    shared = models.BooleanField(default=False, help_text="Everyone sees it in their list of filters.")
+    created_at = models.DateTimeField(default=clock.now)
+
+    class Meta:
+        ordering = ["name", "pk"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="one_saved_filter_per_name")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,12 +1,14 @@
 from django.urls import path
 
-from workflow import rollout_views, views
+from workflow import filter_views, rollout_views, views
 
 # The RFC pages; changecontrol/urls.py adds the deployment and evidence-pack paths under the same
 # namespace ("releases").
 urlpatterns = [
     path("", views.rfc_list, name="list"),
     path("mine/", views.my_rfcs, name="mine"),
+    path("filters/", filter_views.save_filter, name="save_filter"),
+    path("filters/<int:pk>/delete/", filter_views.delete_filter, name="delete_filter"),
     path("new/", views.rfc_create, name="create"),
     path("new/classify/", views.classify, name="classify"),
     path("releases/new/", views.release_create, name="release_create"),

@@ -34,7 +34,7 @@ from releases.forms import EvidenceForm, ReleaseForm, RfcForm, SignoffForm
 from releases.models import Evidence, Impact, Rfc
 from releases.states import EDITABLE_STATES, RfcState
 from releases.versioning import VersionRefused
-from workflow import metrics, reviews, waivers
+from workflow import exports, metrics, reviews, saved_filters, waivers
 from workflow import services as wf
 from workflow.filters import SORTS, RfcFilterSet
 from workflow.models import CloseCode
@@ -72,8 +72,8 @@ def rfc_list(request):
     sort = request.GET.get("sort", "") if not errors else ""
     if not sort:
         rows = rows.order_by("-created_at", "-id")
-    if request.GET.get("format") == "csv" and not errors:
-        return _rfc_csv(rows)
+    if request.GET.get("format") in exports.FORMATS and not errors:
+        return exports.response(rows, request.GET["format"])
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
@@ -88,6 +88,9 @@ def rfc_list(request):
             "columns": _sort_columns(request.GET, sort),
             "sort": sort,
             "export": _with(request.GET, format="csv", page=None),
+            "export_xlsx": _with(request.GET, format="xlsx", page=None),
+            "saved": list(saved_filters.visible(request.user)),
+            "saveable": saved_filters.kept_query(request.GET) if not errors else "",
             "sites": access.visible_sites(request.user).order_by("code"),
             "may_file": access.has_any_role(request.user, services.FILERS),
             "figure": _figure(filterset) if not errors else None,
@@ -131,44 +134,6 @@ def _sort_columns(params, sort: str) -> dict[str, dict]:
             "state": state,
         }
     return columns
-
-
-CSV_COLUMNS = ["number", "title", "state", "class", "risk", "release", "sites", "author", "filed_utc"]
-
-
-def _rfc_csv(rows):
-    """Streamed, a chunk of rows at a time; no cell runs as a formula in a spreadsheet."""
-    import csv
-
-    from django.http import StreamingHttpResponse
-
-    from audit.trail import neutralise
-
-    class Echo:
-        def write(self, value):
-            return value
-
-    writer = csv.writer(Echo())
-
-    def lines():
-        yield writer.writerow(CSV_COLUMNS)
-        for rfc in rows.iterator(chunk_size=500):
-            cells = [
-                rfc.number,
-                rfc.title,
-                rfc.get_state_display(),
-                rfc.get_change_class_display(),
-                rfc.get_risk_level_display() if rfc.risk_level else "",
-                str(rfc.release),
-                " ".join(i.site.code for i in rfc.impacts.all()),
-                rfc.author.get_username(),
-                f"{rfc.created_at:%Y-%m-%d %H:%M}",
-            ]
-            yield writer.writerow([neutralise(cell) for cell in cells])
-
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="rfcs-{clock.now():%Y%m%d-%H%M}.csv"'
-    return response
 
 
 @login_required

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.browser
 def test_auditor_filters_one_rfc_and_exports_it(page, portal):
     rfc = Rfc.objects.get(title="Scanner debounce on Berlin line 2")  # approved in the demo: a full history
     login(page, portal, "auditor", demo_password())
-    page.get_by_role("link", name="Audit trail").click()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit trail").click()
     expect(page.get_by_test_id("verification")).to_be_visible()
     page.get_by_label("Object (RFC number)").fill(rfc.number)
     page.get_by_role("button", name="Filter").click()
