@@ -128,3 +128,10 @@ LABELS.update(
         "releases.deployment.conflict_acknowledged": "Booked beside a conflicting change (acknowledged)",
     }
 )
+
+# Validation evidence the portal prints about itself (reports/traceability.py, reports/review.py)
+LABELS.update(
+    {
+        "reports.traceability.imported": "Test results imported for the traceability matrix",
+    }
+)

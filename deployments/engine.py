@@ -71,7 +71,8 @@ ROLLBACK = [
 # A step that may have half-run is never repeated: the deployment rolls back instead.
 UNSAFE_TO_REPEAT = {"apply", "equipment"}
 PERFORMANCE_TOLERANCE = 0.20  # X3: more than 20 % slower than the baseline fails…
-NOISE_MS = 15.0  # …and by more than measurement noise: a 20 ms call that takes 30 ms is not a regression
+# …and by more than measurement noise (settings.SMOKE_NOISE_MS, 15 ms by default): a 20 ms call that
+# takes 30 ms is not a regression.
 DISPATCH_BATCH = 20
 
 
@@ -583,13 +584,14 @@ class _Runner:
             after = steps.get("smoke").result.get("latency_ms") if steps.get("smoke") else None
             if before is None or after is None:
                 return None
-            limit = max(before * (1 + PERFORMANCE_TOLERANCE), before + NOISE_MS)
+            noise = float(settings.SMOKE_NOISE_MS)
+            limit = max(before * (1 + PERFORMANCE_TOLERANCE), before + noise)
             ok = after <= limit
             change = (after - before) / before * 100 if before else 0.0
             return adapters.StepResult(
                 ok,
                 f"latency {after:.1f} ms after vs {before:.1f} ms before ({change:+.0f} %); "
-                f"limit {limit:.1f} ms (+{PERFORMANCE_TOLERANCE:.0%}, at least +{NOISE_MS:.0f} ms)",
+                f"limit {limit:.1f} ms (+{PERFORMANCE_TOLERANCE:.0%}, at least +{noise:.0f} ms)",
                 {
                     "adapter": "compare",
                     "before_ms": before,

@@ -18,6 +18,13 @@ from environments.models import Environment
 from plant import adapters
 from tests import factories
 
+
+@pytest.fixture(autouse=True)
+def production_noise(settings):
+    """The comparison's rules at the production default of 15 ms noise (the suite's default is wider)."""
+    settings.SMOKE_NOISE_MS = 15
+
+
 pytestmark = pytest.mark.django_db
 S = DeploymentState
 TUESDAY_9_BERLIN = datetime(2026, 11, 10, 8, 0, tzinfo=UTC)  # 09:00 in Berlin, a window opens
