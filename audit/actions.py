@@ -135,3 +135,12 @@ LABELS.update(
         "reports.traceability.imported": "Test results imported for the traceability matrix",
     }
 )
+
+# The periodic review (reports/periodic.py)
+LABELS.update(
+    {
+        "reports.periodic_review.created": "Periodic review drawn up",
+        "reports.periodic_review.signed": "Periodic review signed",
+        "reports.periodic_review.signature_refused": "Periodic review signature refused",
+    }
+)

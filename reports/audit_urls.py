@@ -1,7 +1,7 @@
 from django.urls import path
 
 from reports import audit_views as views
-from reports import traceability_views
+from reports import periodic_views, traceability_views
 
 app_name = "audit"
 urlpatterns = [
@@ -10,4 +10,8 @@ urlpatterns = [
     path("export.jsonl", views.export, {"fmt": "jsonl"}, name="export_jsonl"),
     path("verify/", views.verify_now, name="verify"),
     path("traceability/", traceability_views.traceability_page, name="traceability"),
+    path("periodic-reviews/", periodic_views.review_list, name="periodic_reviews"),
+    path("periodic-reviews/<int:pk>/", periodic_views.review_detail, name="periodic_review"),
+    path("periodic-reviews/<int:pk>/sign/", periodic_views.review_sign, name="periodic_review_sign"),
+    path("periodic-reviews/<int:pk>/review.pdf", periodic_views.review_pdf, name="periodic_review_pdf"),
 ]
