@@ -41,6 +41,7 @@ class SavedFilterViewSet(
     viewsets.GenericViewSet,
 ):
     serializer_class = SavedFilterSerializer
+    queryset = SavedFilter.objects.none()  # the schema's type for {id}; get_queryset() answers requests
 
     def get_queryset(self):
         return saved_filters.visible(self.request.user)
