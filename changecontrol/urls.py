@@ -41,6 +41,7 @@ router.register("auth/tokens", ApiTokenViewSet, basename="apitoken")
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("dashboard/", dashboard_page, name="dashboard"),
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/oidc/start/", oidc.StartView.as_view(), name="oidc-start"),

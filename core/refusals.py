@@ -42,10 +42,21 @@ def refusal(exc: Exception) -> Refusal:
 def filter_errors(filterset) -> list[str]:
     """What a page shows for the filters a FilterSet refused; the API answers the same refusal with a
     400 whose `fields` name them (django-filter's DRF backend)."""
+    return [item["text"] for item in filter_error_items(filterset)]
+
+
+def filter_error_items(filterset) -> list[dict]:
+    """The same messages with the id a refused field's aria-describedby points at (Django's
+    "<id>_error"), on each field's first message."""
     form = filterset.form
     shown = []
     for name, messages in form.errors.items():
         label = str(form.fields[name].label or name.capitalize()) if name in form.fields else ""
-        for message in messages:
-            shown.append(message if not label or message.startswith(label) else f"{label}: {message}")
+        for index, message in enumerate(messages):
+            shown.append(
+                {
+                    "id": f"{form[name].auto_id}_error" if label and index == 0 else "",
+                    "text": message if not label or message.startswith(label) else f"{label}: {message}",
+                }
+            )
     return shown

@@ -42,15 +42,15 @@ class ScheduleForm(forms.Form):
         self.fields["site"].choices = [(s.code, f"{s.code} — {s.name} ({s.timezone})") for s in sites]
         self.fields["duration"].initial = default_duration(rfc)
         live = {
-            "hx-get": reverse("releases:schedule", args=[rfc.uuid]),
-            "hx-include": "closest form",
-            "hx-target": "#slots",
-            "hx-swap": "outerHTML",
-            "hx-trigger": "change",
+            "data-hx-get": reverse("releases:schedule", args=[rfc.uuid]),
+            "data-hx-include": "closest form",
+            "data-hx-target": "#slots",
+            "data-hx-swap": "outerHTML",
+            "data-hx-trigger": "change",
         }
         self.fields["site"].widget.attrs.update(live)
         self.fields["duration"].widget.attrs.update(
-            {**live, "hx-trigger": "change, keyup changed delay:400ms"}
+            {**live, "data-hx-trigger": "change, keyup changed delay:400ms"}
         )
         if not rfc.emergency or not any(access.has_role(user, Role.PLANT_DIRECTOR, s) for s in sites):
             del self.fields["handover_override"]

@@ -96,11 +96,11 @@ class RfcForm(ServiceErrors, forms.Form):
         super().__init__(*args, **kwargs)
         # htmx: choosing the release or a site shows the class of change at once.
         live = {
-            "hx-get": reverse("releases:classify"),
-            "hx-include": "closest form",
-            "hx-target": "#classify",
-            "hx-swap": "outerHTML",
-            "hx-trigger": "change",
+            "data-hx-get": reverse("releases:classify"),
+            "data-hx-include": "closest form",
+            "data-hx-target": "#classify",
+            "data-hx-swap": "outerHTML",
+            "data-hx-trigger": "change",
         }
         self.fields["release"].widget.attrs.update(live)
         # The risk questions the author answers (the number of sites is counted, not asked).

@@ -67,11 +67,15 @@ def _missing(name: str) -> str | None:
         from tests.accounts.idp import missing_oidc
 
         return missing_oidc()
+    if name == "judges":
+        from tests.e2e.judges import missing_judges
+
+        return missing_judges()
     raise ValueError(name)
 
 
 def pytest_runtest_setup(item):
-    for name in ("postgres", "redis", "browser", "ldap", "oidc"):
+    for name in ("postgres", "redis", "browser", "ldap", "oidc", "judges"):
         if item.get_closest_marker(name) is None:
             continue
         reason = _missing(name)

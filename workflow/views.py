@@ -20,7 +20,7 @@ from approvals import services as approvals
 from approvals import standard
 from audit.models import AuditEvent
 from core import clock
-from core.refusals import REFUSED, filter_errors, refusal
+from core.refusals import REFUSED, filter_error_items, refusal
 from deployments import conflicts, scheduling
 from deployments.forms import ScheduleForm
 from deployments.states import ACTIVE as ACTIVE_DEPLOYMENT_STATES
@@ -67,7 +67,7 @@ def rfc_list(request):
     )
     filterset = RfcFilterSet(request.GET or None, queryset=rfcs, request=request)
     # A filter the FilterSet refuses shows its message and no rows, as the API answers 400.
-    errors = [] if not filterset.is_bound or filterset.is_valid() else filter_errors(filterset)
+    errors = [] if not filterset.is_bound or filterset.is_valid() else filter_error_items(filterset)
     rows = filterset.qs if not errors else rfcs.none()
     sort = request.GET.get("sort", "") if not errors else ""
     if not sort:

@@ -70,3 +70,11 @@ def test_healthz_database_down(tmp_path):
     assert result["status"] == 503
     assert result["body"]["database"] == "down: OperationalError"
     assert result["body"]["broker"] == "ok"
+
+
+def test_the_favicon_is_the_portals_mark(client):
+    """Browsers ask for /favicon.ico whatever the page links: a redirect to the portal's mark, not a 404."""
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("favicon.svg")
+    page = client.get("/accounts/login/").content.decode()
+    assert 'rel="icon"' in page and "favicon.svg" in page

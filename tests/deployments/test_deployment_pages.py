@@ -56,7 +56,7 @@ def test_deploy_to_dev_from_the_rfc_page_and_watch_it(cast, site_a, rfc):
     deployment = Deployment.objects.get(rfc=rfc)
     assert response.status_code == 302 and response["Location"] == page_url(deployment)
     live = client.get(page_url(deployment)).content.decode()
-    assert 'hx-trigger="every 2s"' in live and "Nothing has run yet" in live
+    assert 'data-hx-trigger="every 2s"' in live and "Nothing has run yet" in live
     engine.run(deployment.pk, owner="w")
     done = client.get(page_url(deployment), HTTP_HX_REQUEST="true").content.decode()
     assert "<html" not in done and "every 2s" not in done  # finished: the page stops polling

@@ -44,8 +44,7 @@ class Watch:
         page.on("console", self._console)
 
     def _console(self, msg) -> None:
-        # The browser's own request for /favicon.ico (the portal has none) is no page error.
-        if msg.type == "error" and not msg.location.get("url", "").endswith("/favicon.ico"):
+        if msg.type == "error":
             self.console.append(f"{msg.text} ({msg.location.get('url')})")
 
     def visit(self, url: str) -> dict:
@@ -130,7 +129,7 @@ def test_htmx_still_swaps_on_the_live_deployment_page(page, portal):
     Deployment.objects.filter(pk=deployment.pk).update(state=DeploymentState.SUCCEEDED)
     expect(state).to_have_text("Succeeded", timeout=15_000)  # swapped in by htmx, no reload
     assert page.evaluate("() => document.getElementById('live').dataset.before === undefined")
-    assert page.evaluate("() => !document.getElementById('live').hasAttribute('hx-get')")
+    assert page.evaluate("() => !document.getElementById('live').hasAttribute('data-hx-get')")
     assert page.evaluate("() => document.querySelector('style') === null")  # no htmx indicator style
     assert watch.problems() == []
 
