@@ -131,9 +131,7 @@ class ApprovalStep(models.Model):
     order = models.PositiveSmallIntegerField()
     roles = models.JSONField()
     rule = models.CharField(max_length=3, choices=StepRule.choices)
-    note = models.CharField(
-        max_length=120, blank=True, help_text="Why the step is there, e.g. high risk (A4)."
-    )
+    note = models.CharField(max_length=120, blank=True, help_text="Why the step is there, e.g. high risk.")
     state = models.CharField(max_length=8, choices=StepState.choices, default=StepState.WAITING)
     activated_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)

@@ -142,7 +142,7 @@ def holders(role: Role, site) -> QuerySet:
 EMERGENCY_STEP = (
     [str(Role.CIO), str(Role.PLANT_DIRECTOR)],
     StepRule.ANY,
-    "Emergency change: the CIO or the Plant Director (W6)",
+    "Emergency change: the CIO or the Plant Director",
 )
 REVIEW_DAYS = 5
 
@@ -161,7 +161,7 @@ def chain_for(rfc: Rfc, *, purpose: str = RoundPurpose.APPROVAL) -> list[tuple[l
         policy = ApprovalPolicy.objects.prefetch_related("steps").get(change_class=rfc.change_class)
     steps = [(list(step.roles), step.rule, "") for step in policy.steps.all()]
     if rfc.is_high_risk and not any(BUSINESS_ROLE in roles for roles, _, _ in steps):
-        steps.insert(1, ([str(BUSINESS_ROLE)], StepRule.ALL, "High-risk change: business sign-off (A4)"))
+        steps.insert(1, ([str(BUSINESS_ROLE)], StepRule.ALL, "High-risk change: business sign-off"))
     return steps
 
 

@@ -61,10 +61,18 @@ LABELS.update(
 )
 
 
+_WORDS = {"rfc": "RFC", "uat": "UAT", "mfa": "two-step sign-in", "sql": "SQL", "prod": "PROD", "api": "API"}
+
+
 def label(action: str) -> str:
-    """A human label for an action name, or the (current) name itself."""
+    """A human label for an action name: its own (LABELS), else its last two parts in words
+    ("releases.rfc.uat_signed_off" → "RFC UAT signed off"). Exports keep the code itself."""
     name = canonical(action)
-    return LABELS.get(name, name)
+    if name in LABELS:
+        return LABELS[name]
+    parts = [p for p in name.split(".") if p][-2:]
+    words = " ".join(_WORDS.get(w, w) for part in parts for w in part.split("_"))
+    return (words[:1].upper() + words[1:]) if words else name
 
 
 # Notifications (notify/)

@@ -51,6 +51,13 @@ class AuditEvent(models.Model):
 
         return canonical(self.action)
 
+    @property
+    def action_label(self) -> str:
+        """The action in words, for pages (the code stays in exports and the page's markup)."""
+        from audit.actions import label
+
+        return label(self.action)
+
 
 class ChainHead(models.Model):
     """One row that every writer locks, so concurrent writers append one after another and the

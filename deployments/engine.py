@@ -484,7 +484,7 @@ class _Runner:
                 ok,
                 f"SHA-256 {digest.hexdigest()} "
                 f"{'matches' if ok else 'DIFFERS FROM'} the {release.artifact_sha256} recorded "
-                "at upload (X5)",
+                "at upload",
                 {"adapter": "checksum", "sha256": digest.hexdigest()},
             )
 
@@ -524,12 +524,12 @@ class _Runner:
 
     def do_apply(self):
         if not self.finished("apply") and self.window_closed():
-            return "The window closed before the apply step could start (W5)."
+            return "The window closed before the apply step could start."
         return True if self.adapter_step("forward", "apply", "apply").ok else "Apply failed."
 
     def do_equipment(self):
         if not self.finished("equipment") and self.window_closed():
-            return "The window closed before the equipment step could start (W5)."
+            return "The window closed before the equipment step could start."
         return True if self.adapter_step("forward", "equipment", "equipment").ok else "Equipment step failed."
 
     def do_wait(self):
@@ -569,7 +569,7 @@ class _Runner:
         if result.ok:
             return True
         failed = [c["name"] for c in result.data.get("checks", []) if not c["ok"]]
-        return "The smoke test failed (X2)" + (f": {', '.join(failed)}." if failed else ".")
+        return "The smoke test failed" + (f": {', '.join(failed)}." if failed else ".")
 
     def do_compare(self):
         steps = {
@@ -601,7 +601,7 @@ class _Runner:
             )
 
         result = self.step("forward", "compare", action)
-        return True if result.ok else "Performance is more than 20 % worse than before the change (X3)."
+        return True if result.ok else "Performance is more than 20 % worse than before the change."
 
     def do_commit(self):
         def action():
@@ -664,7 +664,7 @@ class _Runner:
         Deployment.objects.filter(pk=d.pk).update(rpo=rpo)
         d.rpo = rpo
         if all(r.ok for r in results):
-            outcome = f"{why} Rolled back and verified in {seconds:.1f} s (X4). {describe_rpo(rpo)}"
+            outcome = f"{why} Rolled back and verified in {seconds:.1f} s. {describe_rpo(rpo)}"
             return self.finish(S.ROLLED_BACK, outcome, rollback_seconds=seconds)
         self.finish(
             S.ROLLBACK_FAILED,

@@ -143,9 +143,9 @@ class DeploymentStep(models.Model):
 
     LABELS = {
         "vm_snapshot": "VM snapshot",
-        "verify_checksum": "Verify checksum (X5)",
-        "smoke": "Smoke test (X2)",
-        "compare": "Performance compare (X3)",
+        "verify_checksum": "Verify checksum",
+        "smoke": "Smoke test",
+        "compare": "Performance compare",
         "restore_vm": "Restore VM snapshot",
         "revert_equipment": "Revert equipment (previous recipe)",
         "undo": "Undo script",

@@ -195,7 +195,7 @@ def book(
                 {"handover_override": "Only an emergency change may start in a shift handover."}
             )
         if not access.has_role(user, Role.PLANT_DIRECTOR, site):
-            raise PermissionDenied("Only the Plant Director overrides a shift handover (W6).")
+            raise PermissionDenied("Only the Plant Director overrides a shift handover.")
     if start <= clock.now():
         raise ValidationError({"start": "The start is in the past."})
     with gates.noting_refusals(rfc, "schedule"), transaction.atomic():

@@ -61,7 +61,7 @@ class EnvironmentForm(forms.ModelForm):
         self.fields["reason"] = reason
         if self.instance.tier != "PROD":
             self.fields["equipment_writes"].disabled = True
-            self.fields["equipment_writes"].help_text = "DEV and UAT never write to equipment (E5)."
+            self.fields["equipment_writes"].help_text = "DEV and UAT never write to equipment."
 
     def clean(self):
         cleaned = super().clean()

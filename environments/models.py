@@ -47,7 +47,7 @@ class Site(models.Model):
         max_length=10, blank=True, help_text="State or region code, e.g. BE or IL."
     )
     # The plant calendar (W2, W4); windows, handovers and one-off freezes are rows below.
-    block_fridays = models.BooleanField(default=True, help_text="Never deploy to PROD on a Friday (W2).")
+    block_fridays = models.BooleanField(default=True, help_text="Never deploy to PROD on a Friday.")
     quarter_close_days = models.PositiveSmallIntegerField(
         default=10, help_text="Freeze the last N days of each quarter (0 = no quarter-close freeze, W4)."
     )
@@ -57,7 +57,7 @@ class Site(models.Model):
         choices=RolloutRing.choices,
         default=RolloutRing.STANDARD,
         help_text="Its risk tier: a release reaches the pilot sites first, then the low-risk ones, then the "
-        "rest, unless the release's rollout plan says otherwise (E10).",
+        "rest, unless the release's rollout plan says otherwise.",
     )
 
     class Meta:
@@ -117,7 +117,7 @@ class Environment(models.Model):
     sla = models.CharField("SLA", max_length=200, blank=True)
     equipment_writes = models.BooleanField(
         default=False,
-        help_text="Hooks may write to equipment. Only PROD may; DEV and UAT always run simulated (E5).",
+        help_text="Hooks may write to equipment. Only PROD may; DEV and UAT always run simulated.",
     )
     data_refreshed_at = models.DateTimeField(
         null=True, blank=True, help_text="When this environment's data was last refreshed from PROD."
@@ -130,7 +130,7 @@ class Environment(models.Model):
         default=15, help_text="Delay before the smoke test after applying (T+15, X3)."
     )
     rollback_budget_minutes = models.PositiveSmallIntegerField(
-        default=15, help_text="Time kept free in the window for a rollback (W5)."
+        default=15, help_text="Time kept free in the window for a rollback."
     )
     refresh_every_days = models.PositiveSmallIntegerField(
         default=0,
@@ -147,7 +147,7 @@ class Environment(models.Model):
         default=dict,
         blank=True,
         editable=False,
-        help_text="Configuration fingerprint: version, schema, adapters (E8).",
+        help_text="Configuration fingerprint: version, schema, adapters.",
     )
     fingerprint_at = models.DateTimeField(null=True, blank=True, editable=False)
     pipeline = models.JSONField(
@@ -164,7 +164,7 @@ class Environment(models.Model):
             models.CheckConstraint(
                 condition=models.Q(tier="PROD") | models.Q(equipment_writes=False),
                 name="only_prod_writes_equipment",
-                violation_error_message="Only PROD may write to equipment (E5).",
+                violation_error_message="Only PROD may write to equipment.",
             ),
         ]
 
@@ -198,7 +198,7 @@ class Environment(models.Model):
 
     def clean(self) -> None:
         if self.equipment_writes and self.tier != Tier.PROD:
-            raise ValidationError({"equipment_writes": "Only PROD may write to equipment (E5)."})
+            raise ValidationError({"equipment_writes": "Only PROD may write to equipment."})
 
     def clean_fields(self, exclude=None) -> None:
         """The fields, and the pipeline as a whole (environments/pipelines.py): a PROD pipeline that

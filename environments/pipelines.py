@@ -155,17 +155,17 @@ def pipeline_problems(pipeline, tier: str, vm_name: str = "") -> list[str]:
         return problems
     present = {step for step in STEPS if _specs(pipeline.get(step))}
     if not present & {"snapshot", "vm_snapshot"}:
-        problems.append(f"A PROD pipeline takes a snapshot before the apply (X1): {ADD['snapshot']}.")
+        problems.append(f"A PROD pipeline takes a snapshot before the apply: {ADD['snapshot']}.")
     if "backup" not in present:
-        problems.append(f"A PROD pipeline backs up the database before the apply (X1): {ADD['backup']}.")
+        problems.append(f"A PROD pipeline backs up the database before the apply: {ADD['backup']}.")
     if "smoke" not in present:
-        problems.append(f"A PROD pipeline runs a smoke test after the apply (X2): {ADD['smoke']}.")
+        problems.append(f"A PROD pipeline runs a smoke test after the apply: {ADD['smoke']}.")
     if vm_name:
         vms = [s.get("vm") for s in _specs(pipeline.get("vm_snapshot")) if isinstance(s, dict)]
         if not vms:
             problems.append(
                 f'This environment runs on the virtual machine {vm_name!r}: add "vm_snapshot": '
-                f'{{"adapter": "vm", "vm": "{vm_name}", "command": [...], "restore_command": [...]}} (X1).'
+                f'{{"adapter": "vm", "vm": "{vm_name}", "command": [...], "restore_command": [...]}}.'
             )
         elif vm_name not in vms:
             problems.append(
@@ -176,6 +176,6 @@ def pipeline_problems(pipeline, tier: str, vm_name: str = "") -> list[str]:
             what = spec.get("name") or " ".join(spec.get("command") or ["?"])[:80]
             problems.append(
                 f'equipment: {what!r} has no "revert_command": the rollback must push the previous '
-                'recipe back; add "revert_command": [...] (R3).'
+                'recipe back; add "revert_command": [...].'
             )
     return problems

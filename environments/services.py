@@ -87,7 +87,7 @@ def update_environment(user, environment: Environment, changes: dict, reason: st
             access.require(user, "configure", env)
         if versions and not access.can(user, "set_version", env):
             raise PermissionDenied(
-                f"Only the automated deployment or a system admin changes the version in {env.tier} (E4)."
+                f"Only the automated deployment or a system admin changes the version in {env.tier}."
                 if env.tier == "PROD"
                 else "You may not set this version."
             )

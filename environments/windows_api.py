@@ -66,7 +66,7 @@ CHECK_PARAMS = [
     OpenApiParameter(
         "duration", int, required=True, description="Minutes; smoke test and rollback budget are added."
     ),
-    OpenApiParameter("emergency", bool, description="Evaluate as an emergency change (W6)."),
+    OpenApiParameter("emergency", bool, description="Evaluate as an emergency change."),
 ]
 
 

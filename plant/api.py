@@ -140,7 +140,7 @@ class EnvironmentViewSet(
         return Response(RefreshRunSerializer(runs, many=True).data)
 
     @extend_schema(
-        summary="Drift against the next tier (E8)",
+        summary="Drift against the next tier",
         responses=inline_serializer(
             "Drift",
             {

@@ -21,6 +21,7 @@ from django.db.models import Q
 from audit.services import record
 from core import clock, jobs
 from core.errors import StateConflict
+from core.humanize import ago
 from environments import access
 from environments.models import TIER_ORDER, Environment, MaskingRule, RefreshRun, RunState, Tier
 from plant.plantdb import PlantDbError, database_of, has_database
@@ -135,7 +136,7 @@ def freshness(environment: Environment) -> tuple[bool, str]:
             False,
             f"{environment} data is {days:.0f} days old (refreshed {when}; limit {freshness_days()} days)",
         )
-    return True, f"{environment} refreshed {days:.1f} days ago ({when})"
+    return True, f"{environment} refreshed {ago(age)} ({when})"
 
 
 # --- Drift (E8) -------------------------------------------------------------------------------------

@@ -44,15 +44,15 @@ class RfcForm(ServiceErrors, forms.Form):
         min_value=0,
         max_value=24 * 60,
         initial=0,
-        help_text="Production downtime the change needs (R4). A major change needs more than 0.",
+        help_text="Production downtime the change needs. A major change needs more than 0.",
     )
     retraining_note = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Operator retraining; required for a major change (R5).",
+        help_text="Operator retraining; required for a major change.",
     )
     rollback_plan = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}), help_text="The exact undo script or steps (R3)."
+        widget=forms.Textarea(attrs={"rows": 3}), help_text="The exact undo script or steps."
     )
     high_risk = forms.BooleanField(
         required=False,
@@ -68,7 +68,7 @@ class RfcForm(ServiceErrors, forms.Form):
         required=False,
         label="Emergency change",
         help_text="Approved by the CIO or the Plant Director, may run outside the windows, "
-        "reviewed by the normal chain within 5 days (W6).",
+        "reviewed by the normal chain within 5 days.",
     )
     emergency_reason = forms.CharField(
         required=False,
@@ -188,9 +188,7 @@ class RfcForm(ServiceErrors, forms.Form):
     def clean(self):
         data = super().clean()
         if not self.errors and not self.impacts():
-            raise ValidationError(
-                "Tick at least one target site and name its affected lines or modules (R1)."
-            )
+            raise ValidationError("Tick at least one target site and name its affected lines or modules.")
         return data
 
     def fields_for_service(self) -> dict:
@@ -206,9 +204,7 @@ class ReleaseForm(ServiceErrors, forms.Form):
     product = forms.CharField(max_length=100, help_text="Product or module, e.g. MES or ERP-interface.")
     version = forms.CharField(max_length=64, help_text="Semantic version, MAJOR.MINOR.PATCH.")
     notes = forms.CharField(label="Release notes", required=False, widget=forms.Textarea(attrs={"rows": 3}))
-    artifact = forms.FileField(
-        required=False, help_text="Upload the build; its SHA-256 is recorded now (X5)."
-    )
+    artifact = forms.FileField(required=False, help_text="Upload the build; its SHA-256 is recorded now.")
     artifact_url = forms.URLField(label="…or artifact URL", required=False, assume_scheme="https")
     artifact_sha256 = forms.CharField(label="SHA-256 of the URL's file", max_length=64, required=False)
     migration_sql = forms.CharField(
@@ -218,7 +214,7 @@ class ReleaseForm(ServiceErrors, forms.Form):
         label="Undo script",
         required=False,
         widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}),
-        help_text="Required when there is a migration (R3, X6).",
+        help_text="Required when there is a migration.",
     )
 
 

@@ -29,9 +29,9 @@ class Release(models.Model):
     artifact_url = models.URLField(blank=True)
     # Recorded once, at upload; promotion to every tier checks it (X5).
     artifact_sha256 = models.CharField(max_length=64, blank=True, editable=False)
-    migration_sql = models.TextField("SQL migration", blank=True, help_text="Versioned migration (X6).")
+    migration_sql = models.TextField("SQL migration", blank=True, help_text="Versioned migration.")
     undo_sql = models.TextField(
-        "undo script", blank=True, help_text="The exact script that undoes the migration (R3, X6)."
+        "undo script", blank=True, help_text="The exact script that undoes the migration."
     )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -119,12 +119,12 @@ class Rfc(models.Model):
     sites = models.ManyToManyField(Site, through="Impact", related_name="rfcs")
     change_class = models.CharField(max_length=5, choices=ChangeClass.choices, editable=False)
     estimated_downtime_minutes = models.PositiveIntegerField(
-        default=0, help_text="Expected production downtime in minutes (R4)."
+        default=0, help_text="Expected production downtime in minutes."
     )
-    retraining_note = models.TextField(blank=True, help_text="Operator retraining a major change needs (R5).")
-    rollback_plan = models.TextField(help_text="The exact undo script or steps (R3).")
+    retraining_note = models.TextField(blank=True, help_text="Operator retraining a major change needs.")
+    rollback_plan = models.TextField(help_text="The exact undo script or steps.")
     high_risk = models.BooleanField(
-        default=False, help_text="Treated as high risk whatever the assessment says (A4)."
+        default=False, help_text="Treated as high risk whatever the assessment says."
     )
     # The risk assessment (releases/risk.py): answers by question key, the score out of 100 and the
     # level it gives; empty while a question is unanswered.
@@ -136,7 +136,7 @@ class Rfc(models.Model):
     )
     emergency = models.BooleanField(
         default=False,
-        help_text="Emergency change (W6): approved by the CIO or the Plant Director, may run outside "
+        help_text="Emergency change: approved by the CIO or the Plant Director, may run outside "
         "the windows, reviewed by the normal chain within 5 days.",
     )
     emergency_reason = models.TextField(blank=True, help_text="Why this cannot wait for a normal window.")

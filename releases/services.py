@@ -261,7 +261,7 @@ def _apply_class(rfc: Rfc, sites: list[Site]) -> None:
         raise ValidationError({"release": str(exc)}) from None
     if rfc.emergency and not rfc.emergency_reason.strip():
         raise ValidationError(
-            {"emergency_reason": "An emergency change says why it cannot wait for a window (W6)."}
+            {"emergency_reason": "An emergency change says why it cannot wait for a window."}
         )
     gaps = major_change_gaps(rfc.change_class, rfc.estimated_downtime_minutes, rfc.retraining_note)
     if gaps:

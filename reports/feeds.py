@@ -171,7 +171,7 @@ def build_feed(site: Site, now: datetime) -> icalendar.Calendar:
                 f"State: {deployment.get_state_display()}",
                 f"Local start: {local:%Y-%m-%d %H:%M} {local.tzname()}",
                 f"Duration: {deployment.duration_minutes} min (the slot includes the smoke test and rollback budget)",
-                *(["EMERGENCY CHANGE (W6)"] if emergency else []),
+                *(["EMERGENCY CHANGE"] if emergency else []),
                 link,
             ]
         )

@@ -96,17 +96,15 @@ class RfcWriteSerializer(serializers.Serializer):
     description = serializers.CharField()
     release = serializers.UUIDField(help_text="UUID of the release.")
     impacts = ImpactInputSerializer(
-        many=True, allow_empty=True, help_text="Target sites with the affected lines and modules (R1)."
+        many=True, allow_empty=True, help_text="Target sites with the affected lines and modules."
     )
-    rollback_plan = serializers.CharField(
-        help_text="The exact undo script or steps (R3).", trim_whitespace=False
-    )
+    rollback_plan = serializers.CharField(help_text="The exact undo script or steps.", trim_whitespace=False)
     estimated_downtime_minutes = serializers.IntegerField(
         min_value=0, max_value=2_147_483_647, required=False
     )
     retraining_note = serializers.CharField(required=False, allow_blank=True)
     high_risk = serializers.BooleanField(
-        required=False, help_text="Treat as high risk whatever the assessment says (A4)."
+        required=False, help_text="Treat as high risk whatever the assessment says."
     )
     risk_answers = serializers.DictField(
         child=serializers.IntegerField(min_value=0, max_value=3),
@@ -115,7 +113,7 @@ class RfcWriteSerializer(serializers.Serializer):
         "lists the questions. The RFC may be submitted only when every asked question is answered.",
     )
     requested_timing = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    emergency = serializers.BooleanField(required=False, help_text="Emergency change (W6).")
+    emergency = serializers.BooleanField(required=False, help_text="Emergency change.")
     emergency_reason = serializers.CharField(required=False, allow_blank=True)
 
     def validate_release(self, value):

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 11, 10, 7, 0, tzinfo=UTC)
 IT, OPS, CIO, PD = "it_manager", "operations_manager", "cio", "plant_director"
-BUSINESS_NOTE = "High-risk change: business sign-off (A4)"
+BUSINESS_NOTE = "High-risk change: business sign-off"
 
 
 @pytest.fixture(autouse=True)
@@ -141,9 +141,7 @@ def test_a_high_risk_change_whose_chain_has_the_business_role_gets_no_extra_step
 def test_an_emergency_is_approved_by_the_cio_or_the_plant_director(managers, site_a):
     """W6: one signature of the CIO or the Plant Director; its review later takes the normal chain."""
     rfc = ready(managers, site_a, emergency=True, emergency_reason="Line 2 cannot print labels")
-    assert approvals.chain_for(rfc) == [
-        ([CIO, PD], "any", "Emergency change: the CIO or the Plant Director (W6)")
-    ]
+    assert approvals.chain_for(rfc) == [([CIO, PD], "any", "Emergency change: the CIO or the Plant Director")]
     assert approvals.chain_for(rfc, purpose=RoundPurpose.REVIEW) == [([IT], "all", "")]
 
 

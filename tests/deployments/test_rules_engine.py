@@ -280,7 +280,7 @@ def test_no_apply_or_equipment_step_starts_once_the_window_has_closed(cast, site
     end = TUESDAY_9_BERLIN + timedelta(hours=2)
     d = deployment(cast, site_a, state=S.RUNNING, window_ends_at=end)
     r = runner(d)
-    refuse = f"The window closed before the {name} step could start (W5)."
+    refuse = f"The window closed before the {name} step could start."
     clock.move_to(end - timedelta(microseconds=1))
     assert r.window_closed() is False
     clock.move_to(end)
@@ -311,7 +311,7 @@ def test_only_this_deployments_finished_apply_lets_it_go_on_after_the_window(cas
         DeploymentStep.objects.create(deployment=d, name="snapshot", **row)
     elif done == "unfinished":
         DeploymentStep.objects.create(deployment=d, name="apply", **{**row, "state": StepState.RUNNING})
-    assert runner(d).do_apply() == "The window closed before the apply step could start (W5)."
+    assert runner(d).do_apply() == "The window closed before the apply step could start."
 
 
 def test_the_window_still_open_lets_the_apply_step_run(cast, site_a, clock):
@@ -485,7 +485,7 @@ def compare(cast, site, before_ms, after_ms):
 def test_more_than_20_percent_slower_rolls_back(cast, site_a, clock, before_ms, after_ms, passes):
     """X3: performance more than 20 % worse than before (and beyond measurement noise) fails the change."""
     outcome, row = compare(cast, site_a, before_ms, after_ms)
-    assert outcome == (True if passes else "Performance is more than 20 % worse than before the change (X3).")
+    assert outcome == (True if passes else "Performance is more than 20 % worse than before the change.")
     assert row.state == (StepState.SUCCEEDED if passes else StepState.FAILED)
     assert row.result["before_ms"] == before_ms and row.result["after_ms"] == after_ms
     assert row.result["change_percent"] == round((after_ms - before_ms) / before_ms * 100, 1)
@@ -514,7 +514,7 @@ def test_a_zero_baseline_has_no_percentage(cast, site_a, clock):
     outcome, row = compare(cast, site_a, 0.0, 15.0)
     assert outcome is True and row.result["change_percent"] == 0.0
     outcome, _ = compare(cast, site_a, 0.0, 15.5)
-    assert outcome == "Performance is more than 20 % worse than before the change (X3)."
+    assert outcome == "Performance is more than 20 % worse than before the change."
 
 
 def test_a_missing_measurement_step_is_nothing_to_compare(cast, site_a, clock):

@@ -36,9 +36,9 @@ VM = {
 }
 PUSH = {"adapter": "command", "command": ["push-recipe"], "writes_equipment": True}
 MISSING = {
-    "snapshot": 'takes a snapshot before the apply (X1): add "snapshot"',
-    "backup": 'backs up the database before the apply (X1): add "backup"',
-    "smoke": 'runs a smoke test after the apply (X2): add "smoke"',
+    "snapshot": 'takes a snapshot before the apply: add "snapshot"',
+    "backup": 'backs up the database before the apply: add "backup"',
+    "smoke": 'runs a smoke test after the apply: add "smoke"',
 }
 
 
