@@ -427,6 +427,8 @@ if RISK_MEDIUM_FROM >= RISK_HIGH_FROM:
     raise ImproperlyConfigured(
         f"RISK_MEDIUM_FROM={RISK_MEDIUM_FROM} must be below RISK_HIGH_FROM={RISK_HIGH_FROM}"
     )
+# The slot picker offers PROD starts on this grid (minutes): a short change is not held to hour blocks.
+SLOT_STEP_MINUTES = env_int("SLOT_STEP_MINUTES", 15, minimum=1, maximum=240)
 # X3: the smoke test's latency may exceed the baseline's by 20 % and at least this many milliseconds
 # (measurement noise: a 20 ms call that takes 30 ms is no regression) before the deployment rolls back.
 SMOKE_NOISE_MS = env_int("SMOKE_NOISE_MS", 15, minimum=0, maximum=60_000)

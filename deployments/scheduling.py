@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
@@ -125,7 +126,14 @@ def slots(rfc: Rfc, site: Site, after: datetime, duration: int, count: int = 6) 
     found: list[calendar.Slot] = []
     cursor = after
     for _ in range(5):  # a few batches at most, never a minute-by-minute scan
-        batch = calendar.next_slots(rules, cursor, duration, count=count * 2, emergency=rfc.emergency)
+        batch = calendar.next_slots(
+            rules,
+            cursor,
+            duration,
+            count=count * 2,
+            emergency=rfc.emergency,
+            step_minutes=settings.SLOT_STEP_MINUTES,
+        )
         if not batch:
             break
         taken = [
@@ -144,7 +152,7 @@ def slots(rfc: Rfc, site: Site, after: datetime, duration: int, count: int = 6) 
                 found.append(slot)
                 if len(found) == count:
                     return found
-        cursor = batch[-1].end
+        cursor = batch[-1].start + timedelta(minutes=1)
     return found
 
 

@@ -337,6 +337,18 @@ def _window_reasons(rules: Rules, start: datetime, end: datetime, duration_minut
     return []
 
 
+def _on_grid(moment: datetime, step_minutes: int) -> datetime:
+    """`moment` rounded up to the next multiple of `step_minutes` (UTC minutes; every zone's offset
+    is a multiple of 15 minutes, so a quarter-hour grid is the same in local time)."""
+    if step_minutes <= 0:
+        return moment
+    minutes = int(moment.timestamp()) // 60
+    remainder = minutes % step_minutes
+    if remainder == 0 and moment.second == 0 and moment.microsecond == 0:
+        return moment
+    return datetime.fromtimestamp((minutes - remainder + step_minutes) * 60, tz=moment.tzinfo)
+
+
 def next_slots(
     rules: Rules,
     after: datetime,
@@ -346,12 +358,14 @@ def next_slots(
     emergency: bool = False,
     handover_override: bool = False,
     horizon_days: int = MAX_HORIZON_DAYS,
+    step_minutes: int = 0,
 ) -> list[Slot]:
     """The first `count` allowed starts at or after `after` (rounded up to the minute).
 
     Computed from intervals, not by scanning minutes: each free interval (windows minus blocks)
     long enough for the deployment offers its earliest start, then back-to-back starts while the
-    deployment still fits.
+    deployment still fits. With `step_minutes`, starts fall on that grid (every 15 minutes: :00,
+    :15, :30, :45) and follow each other by that step, so a short change is offered every step.
     """
     after = _aware(after)
     if after.second or after.microsecond:
@@ -375,9 +389,10 @@ def next_slots(
                 break
             if (not first and lo < cursor) or hi <= after:
                 continue  # seen in the previous chunk, or over before `after`
-            begin = max(lo, after)
+            begin = _on_grid(max(lo, after), step_minutes)
+            advance = timedelta(minutes=step_minutes) if step_minutes else max(need, timedelta(minutes=1))
             while begin + need <= hi and begin < hi and begin < limit and len(slots) < count:
                 slots.append(Slot(begin, begin + need))
-                begin += max(need, timedelta(minutes=1))
+                begin += advance
         cursor, first = chunk_end, False
     return slots

@@ -361,3 +361,40 @@ def test_offered_slots_stay_bookable_at_a_minute_boundary(people, site_a):
             {"site": site_a.code, "duration": "30", "slot": first.start.isoformat()},
         )
     assert response.status_code == 302
+
+
+def test_the_slot_picker_offers_starts_every_quarter_hour(people, site_a, settings):
+    """Slots that fit the change: starts on a 15-minute grid, one after another, for the change's own
+    duration — not hour blocks."""
+    settings.SLOT_STEP_MINUTES = 15
+    rfc = approved(people, site_a)
+    offered = scheduling.slots(rfc, site_a, TUESDAY_9.astimezone(UTC) - timedelta(minutes=7), 30, count=4)
+    starts = [slot.start.astimezone(BERLIN).strftime("%H:%M") for slot in offered]
+    assert starts == ["09:00", "09:15", "09:30", "09:45"][: len(starts)] and len(starts) >= 2
+    assert all(slot.start.minute % 15 == 0 for slot in offered)
+
+
+def test_a_deployment_that_ends_early_frees_the_rest_of_its_slot(people, site_a):
+    """A booking holds only its real span: once the deployment has ended (succeeded or rolled back),
+    the rest of its block can be booked at once."""
+    first = approved(people, site_a, version="1.0.1")
+    second = approved(people, site_a, version="1.0.2")
+    wf.schedule(people["releasemgr"], first, site_a, TUESDAY_9, 30)
+    booked = Deployment.objects.get(rfc=first, environment__tier="PROD")
+    later = TUESDAY_9 + timedelta(minutes=15)
+    with pytest.raises(RuleViolation, match=f"taken by {first.number}"):
+        wf.schedule(people["releasemgr"], second, site_a, later, 30)
+    with time_machine.travel(TUESDAY_9.astimezone(UTC) + timedelta(minutes=5), tick=False):
+        Deployment.objects.filter(pk=booked.pk).update(
+            state=DeploymentState.SUCCEEDED,
+            started_at=TUESDAY_9.astimezone(UTC),
+            finished_at=TUESDAY_9.astimezone(UTC) + timedelta(minutes=4),
+        )
+        offered = scheduling.slots(
+            second, site_a, TUESDAY_9.astimezone(UTC) + timedelta(minutes=6), 30, count=2
+        )
+        assert offered[0].start == later.astimezone(UTC)  # inside the first booking's block
+        wf.schedule(people["releasemgr"], second, site_a, later, 30)
+    assert Deployment.objects.get(rfc=second, environment__tier="PROD").scheduled_start == later.astimezone(
+        UTC
+    )
