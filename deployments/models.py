@@ -102,6 +102,14 @@ class Deployment(models.Model):
     def audit_site_code(self) -> str:
         return self.environment.site.code
 
+    @property
+    def calendar_span(self) -> tuple:
+        """The span the change calendar shows: the real one once it ran (start → end), else the
+        booking."""
+        if self.started_at and self.finished_at and self.finished_at > self.started_at:
+            return self.started_at, self.finished_at
+        return self.scheduled_start, self.scheduled_end
+
 
 class StepState(models.TextChoices):
     RUNNING = "running", "Running"

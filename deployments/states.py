@@ -52,6 +52,8 @@ TERMINAL = frozenset(state for state, targets in ALLOWED.items() if not targets)
 ACTIVE = (S.SCHEDULED, S.RUNNING, S.VERIFYING, S.ROLLING_BACK)
 # A worker owns it (under a lease) until it ends.
 IN_PROGRESS = (S.RUNNING, S.VERIFYING, S.ROLLING_BACK)
+# On the change calendar and its feed: every booking but a cancelled one — past ones with their outcome.
+ON_CALENDAR = tuple(state for state in S if state != S.CANCELLED)
 # Ended badly: rolled back (restored or not) or failed.
 FAILED_ENDS = frozenset({S.ROLLED_BACK, S.ROLLBACK_FAILED, S.FAILED})
 # A release manager may ask for a rollback.

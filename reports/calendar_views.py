@@ -20,7 +20,7 @@ from django.utils.http import urlencode
 
 from core import clock, inputs
 from deployments.models import Deployment
-from deployments.states import ACTIVE as ACTIVE_DEPLOYMENT_STATES
+from deployments.states import ON_CALENDAR
 from environments import access, calendar
 from environments.models import Site
 from environments.windows import site_rules
@@ -264,15 +264,15 @@ def _deployment_entry(deployment: Deployment, display_tz: ZoneInfo, *, with_zone
     rfc = deployment.rfc
     env = deployment.environment
     tz = env.site.zone
+    start, end = deployment.calendar_span
     return Entry(
         "deployment",
         env.site,
-        deployment.scheduled_start,
-        deployment.scheduled_end,
+        start,
+        end,
         rfc.title,
-        _span_label(
-            deployment.scheduled_start, deployment.scheduled_end, tz, with_zone=with_zone, shown_in=display_tz
-        ),
+        # Across sites (with_zone) the entry stands on its site's own local day: no weekday to add.
+        _span_label(start, end, tz, with_zone=with_zone, shown_in=tz if with_zone else display_tz),
         url=reverse("releases:detail", args=[rfc.uuid]),
         number=rfc.number,
         tier=env.tier,
@@ -321,8 +321,12 @@ def calendar_page(request, code: str | None = None):
     }
     blocked_by_site: dict[date, dict[str, list[str]]] = {}
     for each in sites:
-        rules = site_rules(each, since=lo)
-        placed, whole_day = _site_entries(each, rules, lo, hi, display_tz, with_zone=all_sites)
+        # Across sites each site's windows and blocks stand on its own local days (labelled with its
+        # zone); a day early and late, so the edge days of the period are whole in every zone.
+        site_tz = each.zone if all_sites else display_tz
+        margin = timedelta(days=1) if all_sites else timedelta(0)
+        rules = site_rules(each, since=lo - margin)
+        placed, whole_day = _site_entries(each, rules, lo - margin, hi + margin, site_tz, with_zone=all_sites)
         for shown_day, entry in placed:
             if shown_day in days:
                 days[shown_day].entries.append(entry)
@@ -332,15 +336,20 @@ def calendar_page(request, code: str | None = None):
     deployments = (
         Deployment.objects.filter(
             environment__site__in=[each.pk for each in sites],
-            state__in=ACTIVE_DEPLOYMENT_STATES,
-            scheduled_start__lt=hi,
-            scheduled_end__gt=lo,
+            state__in=ON_CALENDAR,
+            scheduled_start__lt=hi + timedelta(days=1),
+            scheduled_end__gt=lo - timedelta(days=1),
         )
         .select_related("rfc", "environment__site")
         .order_by("scheduled_start")
     )
     for deployment in deployments:
-        shown_day = deployment.scheduled_start.astimezone(display_tz).date()
+        # Across sites each deployment stands on its own site's local day (labelled with its zone).
+        shown_day = (
+            deployment.calendar_span[0]
+            .astimezone(deployment.environment.site.zone if all_sites else display_tz)
+            .date()
+        )
         if shown_day in days:
             days[shown_day].entries.append(_deployment_entry(deployment, display_tz, with_zone=all_sites))
 

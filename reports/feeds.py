@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from audit.services import record
 from core import clock, links
 from deployments.models import Deployment
-from deployments.states import ACTIVE as ACTIVE_DEPLOYMENT_STATES
+from deployments.states import ON_CALENDAR, TERMINAL
 from environments import access, calendar
 from environments.models import CalendarFeedToken, Freeze, Site
 from environments.windows import site_rules
@@ -153,7 +153,7 @@ def build_feed(site: Site, now: datetime) -> icalendar.Calendar:
     deployments = (
         Deployment.objects.filter(
             environment__site=site,
-            state__in=ACTIVE_DEPLOYMENT_STATES,
+            state__in=ON_CALENDAR,
             scheduled_start__lt=hi,
             scheduled_end__gt=lo,
         )
@@ -175,12 +175,14 @@ def build_feed(site: Site, now: datetime) -> icalendar.Calendar:
                 link,
             ]
         )
+        start, end = deployment.calendar_span
+        outcome = f" — {deployment.get_state_display().lower()}" if deployment.state in TERMINAL else ""
         cal.add_component(
             _event(
                 _uid("deployment", str(deployment.uuid)),
-                f"{'[EMERGENCY] ' if emergency else ''}{rfc.number} {rfc.title}",
-                deployment.scheduled_start,
-                deployment.scheduled_end,
+                f"{'[EMERGENCY] ' if emergency else ''}{rfc.number} {rfc.title}{outcome}",
+                start,
+                end,
                 now,
                 description,
                 link,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import re
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import icalendar
 import pytest
@@ -26,6 +27,7 @@ from tests.conftest import client_for
 pytestmark = pytest.mark.django_db
 
 MONDAY_UTC = datetime(2026, 5, 11, 8, 0, tzinfo=UTC)
+BERLIN = ZoneInfo("Europe/Berlin")
 _patch = itertools.count(1)
 
 
@@ -176,9 +178,39 @@ def test_all_sites_view_shows_both_sites_in_their_local_time(cast, site_a, site_
     assert re.search(r"PLA</strong> 09:00–10:00 CEST", tuesday)
     assert re.search(r"PLB</strong> 09:00–10:00 CDT", tuesday)
     assert "PLB</strong> 09:00–11:00 CDT" in tuesday  # plant B's window in Chicago time
-    # 02:30 UTC on Tuesday is still Monday evening in Chicago: the local weekday says so.
-    assert "PLB</strong> Mon 21:30–22:30 CDT" in tuesday
+    # Each site's events stand on its own local day: Chicago's Monday-evening handover (02:30 UTC on
+    # Tuesday) is in Monday's column, Tuesday evening's in Tuesday's.
+    assert "PLB</strong> 21:30–22:30 CDT" in day_html(body, "Monday 11 May 2026")
+    assert "PLB</strong> 21:30–22:30 CDT" in tuesday and "PLB</strong> Mon 21:30" not in body
     assert "Holiday: Ascension Day" in day_html(body, "Thursday 14 May 2026")
+
+
+def test_across_sites_a_deployment_near_midnight_utc_stands_on_its_sites_local_day(cast, site_a, site_b):
+    """Berlin 01:30 on Tuesday is 23:30 UTC on Monday; Chicago 22:00 on Tuesday is 03:00 UTC on
+    Wednesday: across sites both stand in Tuesday's column, each in its own zone."""
+    berlin = deploy(cast, site_a, datetime(2026, 5, 11, 23, 30, tzinfo=UTC), title="Berlin after midnight")
+    chicago = deploy(cast, site_b, datetime(2026, 5, 13, 3, 0, tzinfo=UTC), title="Chicago late evening")
+    body = page(cast["releasemgr"]).content.decode()
+    tuesday = day_html(body, "Tuesday 12 May 2026")
+    assert berlin.rfc.number in tuesday and "PLA</strong> 01:30–02:30 CEST" in tuesday
+    assert chicago.rfc.number in tuesday and "PLB</strong> 22:00–23:00 CDT" in tuesday
+    assert berlin.rfc.number not in day_html(body, "Monday 11 May 2026")
+    assert chicago.rfc.number not in day_html(body, "Wednesday 13 May 2026")
+
+
+def test_past_deployments_stay_with_their_outcome(cast, site_a):
+    """A finished deployment stays on the calendar with its outcome, over its real span."""
+    done = deploy(
+        cast,
+        site_a,
+        datetime(2026, 5, 11, 7, 0, tzinfo=UTC),
+        title="Rolled back change",
+        state=DeploymentState.ROLLED_BACK,
+        started_at=datetime(2026, 5, 11, 7, 1, tzinfo=UTC),
+        finished_at=datetime(2026, 5, 11, 7, 20, tzinfo=UTC),
+    )
+    monday = day_html(page(cast["releasemgr"], site_a.code).content.decode(), "Monday 11 May 2026")
+    assert done.rfc.number in monday and "Rolled back" in monday and "09:01–09:20" in monday
 
 
 @pytest.mark.parametrize("view", ["week", "month"])
@@ -356,3 +388,44 @@ def test_ics_feed_parsed_back(cast, site_a, plan, settings):
     # UIDs are stable: the same feed fetched again names the same events.
     again = icalendar.Calendar.from_ical(feed(site_a.code, token).content)
     assert {str(event["UID"]) for event in again.walk("VEVENT")} == set(events)
+
+
+def test_the_feed_is_valid_rfc_5545_for_icalendar_and_vobject_across_a_dst_change(cast, site_a, settings):
+    """The feed parses with the current icalendar and with vobject; REFRESH-INTERVAL is a duration
+    (PT1H); a deployment on each side of Berlin's autumn clock change (25 October 2026) keeps its
+    instant; a past deployment stays, with its outcome."""
+    import vobject
+
+    settings.SITE_URL = "https://changes.plant.example"
+    before = deploy(
+        cast, site_a, datetime(2026, 10, 24, 7, 0, tzinfo=UTC), title="Before the change"
+    )  # 09:00 CEST
+    after = deploy(
+        cast, site_a, datetime(2026, 10, 26, 8, 0, tzinfo=UTC), title="After the change"
+    )  # 09:00 CET
+    past = deploy(
+        cast,
+        site_a,
+        datetime(2026, 5, 4, 7, 0, tzinfo=UTC),
+        title="Last week's change",
+        state=DeploymentState.SUCCEEDED,
+        started_at=datetime(2026, 5, 4, 7, 0, tzinfo=UTC),
+        finished_at=datetime(2026, 5, 4, 7, 12, tzinfo=UTC),
+    )
+    with time_machine.travel(datetime(2026, 10, 20, 8, 0, tzinfo=UTC), tick=False):
+        body = feed(site_a.code, make_token(cast["releasemgr"])).content
+    assert b"REFRESH-INTERVAL;VALUE=DURATION:PT1H" in body
+    parsed = icalendar.Calendar.from_ical(body)
+    starts = {str(e["SUMMARY"]): e.decoded("DTSTART") for e in parsed.walk("VEVENT")}
+    assert starts[f"{before.rfc.number} Before the change"] == before.scheduled_start
+    assert starts[f"{after.rfc.number} After the change"] == after.scheduled_start
+    assert starts[f"{before.rfc.number} Before the change"].astimezone(BERLIN).hour == 9
+    assert starts[f"{after.rfc.number} After the change"].astimezone(BERLIN).hour == 9
+    card = vobject.readOne(body.decode())
+    by_summary = {event.summary.value: event for event in card.vevent_list}
+    assert by_summary[f"{after.rfc.number} After the change"].dtstart.value == after.scheduled_start
+    with time_machine.travel(datetime(2026, 5, 11, 8, 0, tzinfo=UTC), tick=False):
+        recent = icalendar.Calendar.from_ical(feed(site_a.code, make_token(cast["releasemgr"])).content)
+    summaries = {str(e["SUMMARY"]): e for e in recent.walk("VEVENT")}
+    done = summaries[f"{past.rfc.number} Last week's change — succeeded"]
+    assert done.decoded("DTEND") == datetime(2026, 5, 4, 7, 12, tzinfo=UTC)  # its real span
