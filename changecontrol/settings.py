@@ -494,7 +494,17 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {
+        "one_line_refusals": {"()": "core.logfilters.OneLineRefusals"},
+        "quiet_polls": {"()": "core.logfilters.QuietPolls"},
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        # A refused request (400/403/404) logs one line, not a traceback (core/logfilters.py).
+        "django.request": {"filters": ["one_line_refusals"]},
+        # Timer-driven refreshes (poll=1) are not logged per request by the development server.
+        "django.server": {"filters": ["quiet_polls"]},
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 

@@ -30,6 +30,21 @@ class ServiceErrors:
             self.add_error(field if field in self.fields else None, errors)
 
 
+def release_choices() -> list[tuple]:
+    """The release picker's options: by product, the newest version first (semantic order, not text:
+    2.10.0 before 2.9.1)."""
+    from releases.versioning import sort_key
+
+    releases = sorted(Release.objects.all(), key=lambda r: (r.product, sort_key(r.version)))
+    by_product: dict[str, list[Release]] = {}
+    for release in releases:
+        by_product.setdefault(release.product, []).append(release)
+    choices: list[tuple] = [("", "---------")]
+    for product in sorted(by_product):
+        choices += [(r.pk, str(r)) for r in reversed(by_product[product])]
+    return choices
+
+
 class RfcForm(ServiceErrors, forms.Form):
     title = forms.CharField(max_length=200, validators=[no_line_breaks])
     description = forms.CharField(
@@ -103,6 +118,7 @@ class RfcForm(ServiceErrors, forms.Form):
             "data-hx-trigger": "change",
         }
         self.fields["release"].widget.attrs.update(live)
+        self.fields["release"].choices = release_choices()
         # The risk questions the author answers (the number of sites is counted, not asked).
         answers = rfc.risk_answers if rfc is not None else {}
         self.risk_fields = []

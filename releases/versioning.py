@@ -62,3 +62,12 @@ def major_change_gaps(change_class: str, downtime_minutes: int, retraining_note:
     if not retraining_note.strip():
         gaps["retraining_note"] = "A major change needs operators retrained: say how."
     return gaps
+
+
+def sort_key(version: str):
+    """Semantic order for a version string ("2.10.0" after "2.9.1"); one that does not parse sorts
+    first, by its text."""
+    try:
+        return (1, semver.Version.parse(version), "")
+    except (ValueError, TypeError):
+        return (0, semver.Version(0, 0, 0), str(version))

@@ -421,6 +421,9 @@ def _evidence_rows(user, rfc: Rfc, sites) -> list[dict]:
 
 def _render_detail(request, rfc: Rfc, status: int = 200, **extra):
     context = _detail_context(request, rfc)
+    # A refused POST answers at its own address (/do/submit/, /evidence/ …): the address bar shows
+    # the RFC's (static/js/portal.js), so a reload or a shared link opens the RFC, not the action.
+    context["canonical_url"] = reverse("releases:detail", args=[rfc.uuid])
     context.update(extra)
     return render(request, "releases/detail.html", context, status=status)
 

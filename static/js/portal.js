@@ -1,0 +1,9 @@
+/* The page's own address: a page rendered in answer to a refused form (at the form's action address)
+   names the address it shows in data-canonical-url; the address bar is set to it, without a reload. */
+(function () {
+  "use strict";
+  var url = document.body && document.body.getAttribute("data-canonical-url");
+  if (url && window.history && window.history.replaceState && window.location.pathname !== url) {
+    window.history.replaceState(null, "", url + window.location.hash);
+  }
+})();

@@ -1,0 +1,75 @@
+"""Small frictions a newcomer hit (issue 18 item 6): the release picker by version, newest first; a
+refused action's page names the RFC's own address; a refused request logs one line; timer-driven
+polls are not logged per request."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from django.urls import reverse
+
+from core.logfilters import OneLineRefusals, QuietPolls
+from releases.forms import release_choices
+from tests import factories
+from tests.conftest import client_for
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_release_picker_lists_the_newest_version_first(cast):
+    for version in ("2.9.1", "2.10.0", "2.9.10", "1.0.0"):
+        factories.release(cast["dev"], version)
+    labels = [label for _, label in release_choices()[1:]]
+    assert labels == ["MES 2.10.0", "MES 2.9.10", "MES 2.9.1", "MES 1.0.0"]
+
+
+def test_a_refused_action_names_the_rfc_address(cast, site_a):
+    rfc = factories.rfc(cast["dev"], site_a)  # no UAT sign-off: submission is refused
+    response = client_for(cast["dev"]).post(reverse("releases:transition", args=[rfc.uuid, "submit"]))
+    assert response.status_code in (409, 422)
+    assert f'data-canonical-url="{reverse("releases:detail", args=[rfc.uuid])}"' in response.content.decode()
+
+
+def test_a_refusal_logs_one_line_and_a_poll_none():
+    try:
+        raise PermissionError("no")
+    except PermissionError:
+        import sys
+
+        info = sys.exc_info()
+    record = logging.LogRecord("django.request", logging.WARNING, __file__, 1, "Forbidden: %s", ("/x",), info)
+    record.status_code = 403
+    assert OneLineRefusals().filter(record) and record.exc_info is None
+    crash = logging.LogRecord("django.request", logging.ERROR, __file__, 1, "Error: %s", ("/x",), info)
+    crash.status_code = 500
+    assert OneLineRefusals().filter(crash) and crash.exc_info is not None
+    poll = logging.LogRecord(
+        "django.server",
+        logging.INFO,
+        __file__,
+        1,
+        '"%s" %s %s',
+        ("GET /approvals/?poll=1 HTTP/1.1", "200", "512"),
+        None,
+    )
+    assert not QuietPolls().filter(poll)
+    failed = logging.LogRecord(
+        "django.server",
+        logging.WARNING,
+        __file__,
+        1,
+        '"%s" %s %s',
+        ("GET /approvals/?poll=1 HTTP/1.1", "403", "12"),
+        None,
+    )
+    page = logging.LogRecord(
+        "django.server",
+        logging.INFO,
+        __file__,
+        1,
+        '"%s" %s %s',
+        ("GET /approvals/ HTTP/1.1", "200", "512"),
+        None,
+    )
+    assert QuietPolls().filter(failed) and QuietPolls().filter(page)
