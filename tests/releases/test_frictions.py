@@ -44,32 +44,13 @@ def test_a_refusal_logs_one_line_and_a_poll_none():
     crash = logging.LogRecord("django.request", logging.ERROR, __file__, 1, "Error: %s", ("/x",), info)
     crash.status_code = 500
     assert OneLineRefusals().filter(crash) and crash.exc_info is not None
-    poll = logging.LogRecord(
-        "django.server",
-        logging.INFO,
-        __file__,
-        1,
-        '"%s" %s %s',
-        ("GET /approvals/?poll=1 HTTP/1.1", "200", "512"),
-        None,
+    assert not QuietPolls().filter(served("GET /approvals/?poll=1 HTTP/1.1", "200"))
+    assert QuietPolls().filter(served("GET /approvals/?poll=1 HTTP/1.1", "403"))
+    assert QuietPolls().filter(served("GET /approvals/ HTTP/1.1", "200"))
+
+
+def served(line: str, status: str) -> logging.LogRecord:
+    """A development-server request log record, as Django's runserver writes it."""
+    return logging.LogRecord(
+        "django.server", logging.INFO, __file__, 1, '"%s" %s %s', (line, status, "512"), None
     )
-    assert not QuietPolls().filter(poll)
-    failed = logging.LogRecord(
-        "django.server",
-        logging.WARNING,
-        __file__,
-        1,
-        '"%s" %s %s',
-        ("GET /approvals/?poll=1 HTTP/1.1", "403", "12"),
-        None,
-    )
-    page = logging.LogRecord(
-        "django.server",
-        logging.INFO,
-        __file__,
-        1,
-        '"%s" %s %s',
-        ("GET /approvals/ HTTP/1.1", "200", "512"),
-        None,
-    )
-    assert QuietPolls().filter(failed) and QuietPolls().filter(page)
