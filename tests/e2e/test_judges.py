@@ -156,3 +156,12 @@ def test_every_page_passes_axe_and_the_nu_html_checker(page, portal):
     assert not [p for p, s in walk.statuses.items() if s >= 500], walk.statuses
     assert walk.axe == {}, json.dumps(walk.axe, indent=1)[:6000]
     assert checked == {}, json.dumps(checked, indent=1)[:6000]
+
+
+def test_the_admin_wears_the_portal_header(page, portal):
+    from tests.e2e.conftest import screenshot
+
+    login(page, portal, "admin", demo_password())
+    page.goto(f"{portal}/admin/")
+    assert page.get_by_role("navigation", name="Portal").get_by_role("link", name="RFCs").is_visible()
+    screenshot(page, "admin-with-portal-header")

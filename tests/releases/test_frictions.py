@@ -54,3 +54,11 @@ def served(line: str, status: str) -> logging.LogRecord:
     return logging.LogRecord(
         "django.server", logging.INFO, __file__, 1, '"%s" %s %s', (line, status, "512"), None
     )
+
+
+def test_the_admin_wears_the_portals_header_navigation_and_version(cast):
+    from core.version import __version__
+
+    html = client_for(cast["admin"]).get(reverse("admin:index")).content.decode()
+    assert 'aria-label="Portal"' in html and f'href="{reverse("releases:list")}"' in html
+    assert f"v{__version__}" in html and "Plant Change Control" in html
