@@ -140,10 +140,17 @@ def test_api_docs_render_under_the_policy(page, portal):
     headers = watch.visit(f"{portal}/api/docs/")
     assert policy_of(headers) >= EXPECTED_DIRECTIVES
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("Plant Change Control API")
+    # The portal's header and footer around it.
+    expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="RFCs")).to_be_visible()
+    expect(page.get_by_test_id("portal-version")).to_contain_text("v")
     operations = page.locator(".opblock")
     expect(operations.first).to_be_visible()
     assert operations.count() > 20
     operations.filter(has_text="/api/v1/sites/").first.locator(".opblock-summary").click()
     expect(page.locator(".opblock-body").first).to_be_visible()
     screenshot(page, "csp-api-docs")
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.screenshot(
+        path=str(screenshot(page, "csp-api-docs").with_name("csp-api-docs-top.png")), full_page=False
+    )
     assert watch.problems() == []
