@@ -234,8 +234,34 @@ class ReleaseForm(ServiceErrors, forms.Form):
     )
 
 
+MAX_FILES_PER_UPLOAD = 10
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """One or several files from one input; each is checked like a single file."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        single = super().clean
+        files = (
+            [single(item, initial) for item in data]
+            if isinstance(data, (list, tuple))
+            else [single(data, initial)]
+        )
+        if len(files) > MAX_FILES_PER_UPLOAD:
+            raise forms.ValidationError(f"Upload at most {MAX_FILES_PER_UPLOAD} files at once.")
+        return files
+
+
 class EvidenceForm(forms.Form):
-    file = forms.FileField()
+    file = MultipleFileField(label="Files", help_text="One or several files; all are added, or none.")
     kind = forms.ChoiceField(choices=EvidenceKind.choices)
     description = forms.CharField(max_length=300, required=False)
     supersedes = forms.UUIDField(required=False, widget=forms.HiddenInput)

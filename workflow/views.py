@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count, OuterRef, Prefetch, Subquery
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
@@ -511,27 +512,41 @@ def evidence_add(request, uuid):
     form = EvidenceForm(request.POST, request.FILES)
     if not form.is_valid():
         return _render_detail(request, rfc, status=400, evidence_form=form)
+    files = form.cleaned_data["file"]
     supersedes = None
     if form.cleaned_data["supersedes"]:
         supersedes = Evidence.objects.filter(rfc=rfc, uuid=form.cleaned_data["supersedes"]).first()
         if supersedes is None:
             raise Http404
+        if len(files) > 1:
+            form.add_error("file", "A file that supersedes another is uploaded on its own.")
+            return _render_detail(request, rfc, status=400, evidence_form=form)
+    added = []
     try:
-        evidence = wf.add_evidence(
-            request.user,
-            rfc,
-            form.cleaned_data["file"],
-            form.cleaned_data["kind"],
-            form.cleaned_data["description"],
-            supersedes=supersedes,
-        )
+        # All the files, or none: one refused file leaves the RFC as it was.
+        with transaction.atomic():
+            for upload in files:
+                added.append(
+                    wf.add_evidence(
+                        request.user,
+                        rfc,
+                        upload,
+                        form.cleaned_data["kind"],
+                        form.cleaned_data["description"],
+                        supersedes=supersedes,
+                    )
+                )
     except REFUSED as exc:
         status, message, _ = _refused(exc)
-        form.add_error("file" if status == 400 else None, message)
+        name = getattr(files[len(added)], "name", "") if len(added) < len(files) else ""
+        form.add_error(
+            "file" if status == 400 else None, f"{name}: {message}" if name and len(files) > 1 else message
+        )
         return _render_detail(
             request, services.rfc_or_404(request.user, uuid), status=status, evidence_form=form
         )
-    messages.success(request, f"{evidence.original_name} added (SHA-256 {evidence.sha256[:12]}…).")
+    for evidence in added:
+        messages.success(request, f"{evidence.original_name} added (SHA-256 {evidence.sha256[:12]}…).")
     return redirect(f"{reverse('releases:detail', args=[rfc.uuid])}#evidence")
 
 

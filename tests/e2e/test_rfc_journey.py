@@ -106,7 +106,7 @@ def test_file_sign_off_submit_and_approve_from_the_emailed_link(page, portal, tm
     number = page.locator(".rfc-number").inner_text().strip()
 
     evidence = page.get_by_test_id("evidence-form")
-    evidence.get_by_label("File").set_input_files(str(shot))
+    evidence.get_by_label("Files", exact=True).set_input_files(str(shot))
     evidence.get_by_label("Kind").select_option("screenshot")
     evidence.get_by_label("Description").fill("Line 2 label after the retry")
     evidence.get_by_role("button", name="Upload").click()

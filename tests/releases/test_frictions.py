@@ -62,3 +62,27 @@ def test_the_admin_wears_the_portals_header_navigation_and_version(cast):
     html = client_for(cast["admin"]).get(reverse("admin:index")).content.decode()
     assert 'aria-label="Portal"' in html and f'href="{reverse("releases:list")}"' in html
     assert f"v{__version__}" in html and "Plant Change Control" in html
+
+
+def test_several_evidence_files_in_one_upload_all_or_none(cast, site_a):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from releases.models import Evidence
+
+    rfc = factories.rfc(cast["dev"], site_a)
+    client = client_for(cast["dev"])
+    url = reverse("releases:evidence_add", args=[rfc.uuid])
+    two = [factories.png("first.png"), factories.log("run.log")]
+    response = client.post(url, {"file": two, "kind": "screenshot", "description": "UAT run"})
+    assert response.status_code == 302
+    assert sorted(Evidence.objects.filter(rfc=rfc).values_list("original_name", flat=True)) == [
+        "first.png",
+        "run.log",
+    ]
+    bad = SimpleUploadedFile("tool.exe", b"MZ\x90\x00 not evidence", content_type="application/octet-stream")
+    refused = client.post(url, {"file": [factories.png("third.png"), bad], "kind": "screenshot"})
+    assert refused.status_code == 400 and "tool.exe" in refused.content.decode()
+    assert Evidence.objects.filter(rfc=rfc).count() == 2  # neither of the second upload's files
+    eleven = [factories.png(f"s{n}.png") for n in range(11)]
+    assert client.post(url, {"file": eleven, "kind": "screenshot"}).status_code == 400
+    assert Evidence.objects.filter(rfc=rfc).count() == 2
