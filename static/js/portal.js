@@ -7,3 +7,16 @@
     window.history.replaceState(null, "", url + window.location.hash);
   }
 })();
+
+/* A form with data-confirm asks before it is sent (submitting an RFC, removing evidence). */
+document.addEventListener(
+  "submit",
+  function (event) {
+    var form = event.target;
+    var question = form && form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) {
+      event.preventDefault();
+    }
+  },
+  true
+);

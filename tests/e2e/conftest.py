@@ -71,6 +71,8 @@ def page(browser, request):
     context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(DEFAULT_TIMEOUT_MS)
     browser_page = context.new_page()
+    # Confirmation dialogs (forms with data-confirm) are answered "OK", as the person who clicked meant.
+    browser_page.on("dialog", lambda dialog: dialog.accept())
     yield browser_page
     report = getattr(request.node, "_e2e_report_call", None)
     if report is not None and report.failed:

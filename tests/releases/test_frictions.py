@@ -86,3 +86,18 @@ def test_several_evidence_files_in_one_upload_all_or_none(cast, site_a):
     eleven = [factories.png(f"s{n}.png") for n in range(11)]
     assert client.post(url, {"file": eleven, "kind": "screenshot"}).status_code == 400
     assert Evidence.objects.filter(rfc=rfc).count() == 2
+
+
+def test_submitting_and_removing_evidence_ask_first(cast, site_a):
+    rfc = factories.rfc(cast["dev"], site_a)
+    client = client_for(cast["dev"])
+    client.post(
+        reverse("releases:evidence_add", args=[rfc.uuid]),
+        {"file": [factories.png("a.png")], "kind": "screenshot"},
+    )
+    html = client.get(reverse("releases:detail", args=[rfc.uuid])).content.decode()
+    assert f'data-confirm="Submit {rfc.number} for approval?' in html
+    assert f'data-confirm="Remove a.png from {rfc.number}?"' in html
+    # Someone who may not remove it is not offered Remove.
+    other = client_for(cast["itmanager"]).get(reverse("releases:detail", args=[rfc.uuid])).content.decode()
+    assert 'data-confirm="Remove' not in other and 'aria-label="Remove a.png"' not in other
