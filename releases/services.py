@@ -483,8 +483,11 @@ def delete_evidence(user, evidence: Evidence) -> None:
 
 
 # --- UAT sign-off -----------------------------------------------------------------------------
-def sign_off_uat(user, rfc: Rfc, site: Site, comment: str, files: Sequence, *, ready=None) -> UatSignoff:
-    """A key user of the site signs off UAT with a comment and at least one evidence file (R6).
+def sign_off_uat(
+    user, rfc: Rfc, site: Site, comment: str, files: Sequence, *, ready=None, cite: Sequence = ()
+) -> UatSignoff:
+    """A key user of the site signs off UAT with a comment and at least one piece of evidence (R6):
+    files uploaded with the sign-off, or evidence already attached to the RFC that it cites.
     `ready(locked_rfc)` raises when a higher layer's rule refuses (the workflow: promotion, X5); it is
     asked after who, where and what, with the RFC locked."""
     if rfc.author_id == user.pk:
@@ -495,8 +498,15 @@ def sign_off_uat(user, rfc: Rfc, site: Site, comment: str, files: Sequence, *, r
         raise ValidationError({"site": f"{site.code} is not a target of {rfc.number}."})
     if not comment or not comment.strip():
         raise ValidationError({"comment": "Say what you tested and what you saw."})
-    if not files:
-        raise ValidationError({"files": "Attach at least one evidence file (screenshot, log or report)."})
+    cite = list(cite)
+    if any(e.rfc_id != rfc.pk or e.superseded_by_id is not None for e in cite):
+        raise ValidationError({"cite": "Cite only the RFC's own current evidence."})
+    if not files and not cite:
+        raise ValidationError(
+            {
+                "files": "Attach at least one evidence file (screenshot, log or report), or cite one already attached."
+            }
+        )
     stored = []
     try:
         for upload in files:
@@ -518,6 +528,8 @@ def sign_off_uat(user, rfc: Rfc, site: Site, comment: str, files: Sequence, *, r
                 signed_at=clock.now(),
                 comment=comment.strip(),
             )
+            for cited in cite:
+                signoff.evidence.add(cited)
             for item in stored:
                 signoff.evidence.add(
                     Evidence.objects.create(
@@ -541,6 +553,11 @@ def sign_off_uat(user, rfc: Rfc, site: Site, comment: str, files: Sequence, *, r
                     "release": str(locked.release),
                     "comment": signoff.comment,
                     "evidence": [{"name": s.original_name, "sha256": s.sha256} for s in stored],
+                    **(
+                        {"cited": [{"name": e.original_name, "sha256": e.sha256} for e in cite]}
+                        if cite
+                        else {}
+                    ),
                 },
             )
     except BaseException:

@@ -205,7 +205,7 @@ def delete_evidence(user, evidence: Evidence) -> None:
 
 
 # --- UAT sign-off: only what succeeded in the site's UAT (X5) ---------------------------------------
-def sign_off_uat(user, rfc: Rfc, site, comment: str, files) -> UatSignoff:
+def sign_off_uat(user, rfc: Rfc, site, comment: str, files, cite=()) -> UatSignoff:
     """A key user signs off UAT (R6) for a release that succeeded in the site's UAT, or in its DEV
     where the site has no UAT (X5, E1)."""
 
@@ -214,7 +214,7 @@ def sign_off_uat(user, rfc: Rfc, site, comment: str, files) -> UatSignoff:
         if refused:
             raise RuleViolation(refused, rule=promotion.RULE)
 
-    return rfc_services.sign_off_uat(user, rfc, site, comment, files, ready=proven)
+    return rfc_services.sign_off_uat(user, rfc, site, comment, files, ready=proven, cite=cite)
 
 
 # --- Signatures: the chain reports its outcome, the workflow moves the RFC ------------------------

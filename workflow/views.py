@@ -6,6 +6,8 @@ PermissionDenied 403, StateConflict 409, RuleViolation 422 naming the gate.
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -604,6 +606,18 @@ def evidence_preview(request, uuid, evidence_uuid):
     return _file_response(evidence, inline=True)
 
 
+def _cited_evidence(rfc: Rfc, values: list[str]) -> tuple[list[Evidence], bool]:
+    """The RFC's current evidence a sign-off cites (by UUID), and whether any value named none."""
+    wanted = set()
+    for value in values[:50]:
+        try:
+            wanted.add(UUID(str(value)))
+        except ValueError:
+            return [], True
+    found = list(Evidence.objects.filter(rfc=rfc, uuid__in=wanted, superseded_by__isnull=True))
+    return found, len(found) != len(wanted)
+
+
 @login_required
 @require_POST
 def signoff(request, uuid):
@@ -614,12 +628,15 @@ def signoff(request, uuid):
     except ValidationError:
         site = None
     files = request.FILES.getlist("files")
-    if not form.is_valid() or site is None:
+    cited, unknown = _cited_evidence(rfc, request.POST.getlist("cite"))
+    if not form.is_valid() or site is None or unknown:
         if site is None:
             form.add_error("site", "Choose one of the RFC's sites.")
+        if unknown:
+            form.add_error(None, "Cite only evidence attached to this RFC.")
         return _render_detail(request, rfc, status=400, signoff_form=form)
     try:
-        wf.sign_off_uat(request.user, rfc, site, form.cleaned_data["comment"], files)
+        wf.sign_off_uat(request.user, rfc, site, form.cleaned_data["comment"], files, cite=cited)
     except REFUSED as exc:
         status, message, _ = _refused(exc)
         form.add_error(None, message)

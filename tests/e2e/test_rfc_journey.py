@@ -125,7 +125,7 @@ def test_file_sign_off_submit_and_approve_from_the_emailed_link(page, portal, tm
     page.get_by_test_id("home-signoff").get_by_role("link", name=number).click()
     form = page.get_by_test_id("signoff-form")
     form.get_by_label("Comment").fill("Printed 40 labels on UAT line 2 with the printer unplugged twice.")
-    form.get_by_label("Evidence files (at least one)").set_input_files(str(shot))
+    form.get_by_label("Evidence files").set_input_files(str(shot))
     form.get_by_role("button", name="Sign off UAT").click()
     expect(page.get_by_test_id("signoffs")).to_contain_text("Tomas Tester")
     logout(page)

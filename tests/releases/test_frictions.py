@@ -101,3 +101,29 @@ def test_submitting_and_removing_evidence_ask_first(cast, site_a):
     # Someone who may not remove it is not offered Remove.
     other = client_for(cast["itmanager"]).get(reverse("releases:detail", args=[rfc.uuid])).content.decode()
     assert 'data-confirm="Remove' not in other and 'aria-label="Remove a.png"' not in other
+
+
+def test_a_key_user_signs_off_citing_evidence_already_attached(cast, site_a):
+    from releases.models import Evidence, UatSignoff
+
+    rfc = factories.rfc(cast["dev"], site_a)
+    factories.promote(rfc, site_a)
+    client_for(cast["dev"]).post(
+        reverse("releases:evidence_add", args=[rfc.uuid]), {"file": [factories.log("uat.log")], "kind": "log"}
+    )
+    attached = Evidence.objects.get(rfc=rfc)
+    key_user = client_for(cast["tester"])
+    url = reverse("releases:signoff", args=[rfc.uuid])
+    refused = key_user.post(
+        url, {"site": site_a.code, "comment": "Printed 40 labels", "cite": ["not-a-uuid"]}
+    )
+    assert refused.status_code == 400 and not UatSignoff.objects.exists()
+    nothing = key_user.post(url, {"site": site_a.code, "comment": "Printed 40 labels"})
+    assert nothing.status_code == 400 and "or cite one already attached" in nothing.content.decode()
+    done = key_user.post(
+        url, {"site": site_a.code, "comment": "Printed 40 labels", "cite": [str(attached.uuid)]}
+    )
+    assert done.status_code == 302, done.content.decode()[:2000]
+    signoff = UatSignoff.objects.get(rfc=rfc)
+    assert list(signoff.evidence.all()) == [attached]
+    assert Evidence.objects.filter(rfc=rfc).count() == 1  # nothing uploaded twice
