@@ -101,6 +101,7 @@ def values(db) -> set[str]:
 
 
 # --- UAT refresh with masking (E3, E6, C4) ----------------------------------------------------------------
+@pytest.mark.req("E3", "E6", "C4")
 def test_refresh_masks_every_rule_before_uat_sees_the_data(cast, site_a, plant):
     MaskingRule.objects.create(table="operators", column="name", method="fake_name")
     MaskingRule.objects.create(table="operators", column="badge", method="hash")
@@ -123,6 +124,7 @@ def test_refresh_masks_every_rule_before_uat_sees_the_data(cast, site_a, plant):
     assert event.after["masked"]["operators.name"]["rows"] == 3
 
 
+@pytest.mark.req("E3", "E6", "C4")
 def test_a_copy_upwards_is_refused(cast, site_a, plant):
     with pytest.raises(ValidationError, match="only flows downwards"):
         evidence.request_refresh(cast["admin"], env(site_a, "PROD"), source=env(site_a, "UAT"))
@@ -131,6 +133,7 @@ def test_a_copy_upwards_is_refused(cast, site_a, plant):
     assert not RefreshRun.objects.exists()
 
 
+@pytest.mark.req("E3", "E6", "C4")
 def test_a_failed_masking_leaves_uat_untouched(cast, site_a, plant):
     MaskingRule.objects.create(table="operators", column="no_such_column", method="null")
     before = plant["UAT"].checksum()

@@ -174,6 +174,7 @@ def test_rollback_plan_and_the_undo_script(draft):
 
 
 # --- Downtime matches class (R4, R5) ----------------------------------------------------------------
+@pytest.mark.req("R4", "R5")
 def test_downtime_of_a_patch_and_a_minor_change(cast, site_a):
     """R5: a patch is invisible, a minor change has no downtime; what is declared is shown."""
     patch = factories.ready_rfc(cast["dev"], cast["tester"], site_a, estimated_downtime_minutes=5)
@@ -182,6 +183,7 @@ def test_downtime_of_a_patch_and_a_minor_change(cast, site_a):
     assert gate_of(minor, "Downtime matches class") == (True, "Minor (feature): no downtime declared.")
 
 
+@pytest.mark.req("R4", "R5")
 def test_a_major_change_needs_downtime_and_retraining(cast, site_a):
     """R5: a major change means downtime and operator retraining."""
     major = factories.ready_rfc(
