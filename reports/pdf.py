@@ -33,3 +33,37 @@ def styles() -> dict:
 def text(value) -> str:
     """Any value made safe for a Paragraph: control characters dropped, markup escaped."""
     return escape(_CONTROL.sub("", "" if value is None else str(value)))
+
+
+MARGIN_MM = 14
+
+
+def page_width() -> float:
+    """The printable width of the reports' A4 page, in points."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import mm
+
+    return A4[0] - 2 * MARGIN_MM * mm
+
+
+def render(title: str, story: list) -> bytes:
+    """An A4 report of `story` (reportlab flowables) with the portal as author."""
+    import io
+
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import mm
+    from reportlab.platypus import SimpleDocTemplate
+
+    buffer = io.BytesIO()
+    margin = MARGIN_MM * mm
+    SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        leftMargin=margin,
+        rightMargin=margin,
+        topMargin=margin,
+        bottomMargin=margin,
+        title=title,
+        author="Plant Change Control",
+    ).build(story)
+    return buffer.getvalue()

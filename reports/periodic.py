@@ -13,7 +13,6 @@ content with the signature.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from datetime import date
 
@@ -368,27 +367,15 @@ DEVIATION_TABLES = (
 
 def pdf(review: PeriodicReview) -> bytes:
     from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import mm
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+    from reportlab.platypus import Paragraph, Spacer, Table, TableStyle
 
-    from reports.pdf import styles
+    from reports.pdf import page_width, render, styles
     from reports.pdf import text as t
 
     s = styles()
     c = review.content
-    buffer = io.BytesIO()
-    doc = SimpleDocTemplate(
-        buffer,
-        pagesize=A4,
-        leftMargin=14 * mm,
-        rightMargin=14 * mm,
-        topMargin=14 * mm,
-        bottomMargin=14 * mm,
-        title=f"Periodic review {c['period']['since']} – {c['period']['until']}",
-        author="Plant Change Control",
-    )
-    width = A4[0] - 28 * mm
+    width = page_width()
 
     def table(header: list[str], rows: list[list], widths: list[float] | None = None):
         data = [[Paragraph(f"<b>{t(h)}</b>", s["small"]) for h in header]]
@@ -520,5 +507,4 @@ def pdf(review: PeriodicReview) -> bytes:
         story.append(Paragraph(t(f"Conclusion: {review.conclusion}"), s["BodyText"]))
     else:
         story.append(Paragraph("DRAFT — not signed yet.", s["BodyText"]))
-    doc.build(story)
-    return buffer.getvalue()
+    return render(f"Periodic review {c['period']['since']} – {c['period']['until']}", story)

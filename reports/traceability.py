@@ -200,25 +200,13 @@ def pdf_bytes(
     rows: list[Row], *, commit: str, run_version: str, portal_version: str, generated: str
 ) -> bytes:
     from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import mm
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+    from reportlab.platypus import Paragraph, Spacer, Table, TableStyle
 
-    from reports.pdf import styles
+    from reports.pdf import render, styles
     from reports.pdf import text as escape
 
     s = styles()
-    buffer = io.BytesIO()
-    doc = SimpleDocTemplate(
-        buffer,
-        pagesize=A4,
-        leftMargin=14 * mm,
-        rightMargin=14 * mm,
-        topMargin=14 * mm,
-        bottomMargin=14 * mm,
-        title="Traceability matrix",
-        author="Plant Change Control",
-    )
     counts = summary(rows)
     story = [
         Paragraph("Traceability matrix", s["Title"]),
@@ -275,5 +263,4 @@ def pdf_bytes(
             style.append(("BACKGROUND", (0, index), (-1, index), colors.HexColor("#fdecea")))
     table.setStyle(TableStyle(style))
     story.append(table)
-    doc.build(story)
-    return buffer.getvalue()
+    return render("Traceability matrix", story)
