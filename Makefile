@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 export PORT
 
-.PHONY: run test venv migrate demo lint check-deploy clean
+.PHONY: run test venv migrate demo lint check-deploy messages clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ lint: venv
 ## make check-deploy: Django's deployment checks with the production environment you export
 check-deploy: venv
 	$(PY) manage.py check --deploy --database default --fail-level WARNING
+
+## make messages: extract the strings to translate into locale/de (German) and compile the catalog
+## (needs GNU gettext); a test fails while any entry is missing, untranslated or fuzzy
+messages: venv
+	$(PY) manage.py makemessages -l de --no-location --no-obsolete --no-wrap -i tests -i bench -i docs -i var -i test-artifacts
+	$(PY) manage.py compilemessages -l de --ignore .venv
 
 clean:
 	rm -rf var .pytest_cache test-artifacts

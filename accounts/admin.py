@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth.models import User
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from accounts import lockout, mfa, tokens
 from accounts.forms import AdminLockoutAuthenticationForm
@@ -35,11 +36,11 @@ class ReadOnlyAdmin(AdminRoleOnly, admin.ModelAdmin):
         return False
 
 
-@admin.display(description="Locked until (UTC)")
+@admin.display(description=gettext_lazy("Locked until (UTC)"))
 def _locked_until(row: Lockout) -> str:
     if row.locked_until and row.locked_until > clock.now():
         return row.locked_until.strftime("%Y-%m-%d %H:%M")
-    return "not locked"
+    return gettext("not locked")
 
 
 class LockoutAdmin(ReadOnlyAdmin):
@@ -48,18 +49,30 @@ class LockoutAdmin(ReadOnlyAdmin):
     search_fields = ["key"]
     actions = ["unlock"]
 
-    @admin.action(description="Unlock the selected accounts and addresses (and clear their counts)")
+    @admin.action(
+        description=gettext_lazy("Unlock the selected accounts and addresses (and clear their counts)")
+    )
     def unlock(self, request, queryset):
         count = 0
         for row in queryset:
             lockout.unlock(row, actor=request.user, reason="unlocked in administration")
             count += 1
-        messages.success(request, f"Unlocked {count}.")
+        messages.success(
+            request, ngettext("Unlocked %(count)d.", "Unlocked %(count)d.", count) % {"count": count}
+        )
 
 
-@admin.display(description="State")
+TOKEN_STATES = {
+    "active": gettext_lazy("active"),
+    "expired": gettext_lazy("expired"),
+    "revoked": gettext_lazy("revoked"),
+}
+
+
+@admin.display(description=gettext_lazy("State"))
 def _token_state(token: ApiToken) -> str:
-    return token.state(clock.now())
+    state = token.state(clock.now())
+    return str(TOKEN_STATES.get(state, state))
 
 
 class ApiTokenAdmin(ReadOnlyAdmin):
@@ -79,13 +92,15 @@ class ApiTokenAdmin(ReadOnlyAdmin):
     exclude = ["digest"]
     actions = ["revoke"]
 
-    @admin.action(description="Revoke the selected tokens")
+    @admin.action(description=gettext_lazy("Revoke the selected tokens"))
     def revoke(self, request, queryset):
         count = sum(
             tokens.revoke(token, actor=request.user, reason="revoked by an administrator")
             for token in queryset.select_related("user")
         )
-        messages.success(request, f"Revoked {count}.")
+        messages.success(
+            request, ngettext("Revoked %(count)d.", "Revoked %(count)d.", count) % {"count": count}
+        )
 
 
 class DirectoryGroupMappingAdmin(AuditedAdmin):
@@ -107,25 +122,31 @@ portal_admin.register(Lockout, LockoutAdmin)
 portal_admin.register(ApiToken, ApiTokenAdmin)
 
 
-@admin.action(description="Reset two-step sign-in (removes the authenticator and recovery codes)")
+@admin.action(
+    description=gettext_lazy("Reset two-step sign-in (removes the authenticator and recovery codes)")
+)
 def reset_mfa(modeladmin, request, queryset):
     reason = request.POST.get("mfa_reset_reason", "").strip()
     if request.POST.get("mfa_reset_confirm") and reason:
         reset = [user for user in queryset if mfa.reset(user, actor=request.user, reason=reason)]
         names = ", ".join(user.get_username() for user in queryset)
-        modeladmin.message_user(
-            request,
-            f"Two-step sign-in reset for {names}. Each sets it up again at their next sign-in"
-            + ("." if reset else " (none had it set up)."),
-            messages.SUCCESS,
-        )
+        if reset:
+            text = gettext(
+                "Two-step sign-in reset for %(names)s. Each sets it up again at their next sign-in."
+            )
+        else:
+            text = gettext(
+                "Two-step sign-in reset for %(names)s. Each sets it up again at their next sign-in "
+                "(none had it set up)."
+            )
+        modeladmin.message_user(request, text % {"names": names}, messages.SUCCESS)
         return None
     return TemplateResponse(
         request,
         "accounts/admin_reset_mfa.html",
         {
             **modeladmin.admin_site.each_context(request),
-            "title": "Reset two-step sign-in",
+            "title": gettext("Reset two-step sign-in"),
             "users": queryset,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "opts": modeladmin.model._meta,

@@ -5,12 +5,14 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils import translation
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import api_view, authentication_classes, permission_classes, throttle_classes
 from rest_framework.response import Response
 
 from accounts import lockout, tokens
+from accounts.forms import locked_text
 from accounts.models import ApiToken
 from accounts.throttling import LoginThrottle
 from audit.services import record
@@ -32,7 +34,8 @@ class AccountLocked(exceptions.APIException):
     default_code = "locked"
 
     def __init__(self, lock: lockout.Lock):
-        super().__init__(lock.message + ". Try again after that, or ask an administrator to unlock it.")
+        with translation.override(None):  # the API's error bodies are for programs: English
+            super().__init__(locked_text(lock))
         self.wait = lock.retry_after()
 
 

@@ -4,16 +4,17 @@ signs or serves a page."""
 
 from django.apps import AppConfig
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy
 
 
 class AccountsConfig(AppConfig):
     name = "accounts"
-    verbose_name = "Accounts"
+    verbose_name = gettext_lazy("Accounts")
 
     def ready(self) -> None:
         from django.conf import settings
 
-        from accounts import checks, mfa, schema, signals  # noqa: F401  (role check; MFA and token receivers; schema)
+        from accounts import checks, language, mfa, schema, signals  # noqa: F401  (role check; language, MFA and token receivers; schema)
 
         signals.connect()
 

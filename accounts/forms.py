@@ -8,11 +8,17 @@ from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from accounts import lockout
 from core.clientip import client_ip
 
-LOCKED_HINT = ". Try again after that, or ask an administrator to unlock it."
+
+def locked_text(lock: lockout.Lock) -> str:
+    """The lock's reason and what to do about it."""
+    return gettext("%(reason)s. Try again after that, or ask an administrator to unlock it.") % {
+        "reason": lock.message
+    }
 
 
 class LockoutMixin:
@@ -29,7 +35,7 @@ class LockoutMixin:
         try:
             lockout.check(username, address, entry=self.lockout_entry)
         except lockout.Locked as locked:
-            raise ValidationError(locked.lock.message + LOCKED_HINT, code="locked") from None
+            raise ValidationError(locked_text(locked.lock), code="locked") from None
         try:
             cleaned = super().clean()
         except ValidationError as error:
@@ -40,7 +46,7 @@ class LockoutMixin:
             ):  # the credentials failed (not a rule about an existing user)
                 lock = lockout.failed(username, address, entry=self.lockout_entry)
                 if lock is not None:
-                    raise ValidationError(lock.message + LOCKED_HINT, code="locked") from None
+                    raise ValidationError(locked_text(lock), code="locked") from None
             raise
         lockout.succeeded(username)
         return cleaned
@@ -55,7 +61,7 @@ class DirectoryAuthenticationForm(AuthenticationForm):
 
     error_messages = {
         **AuthenticationForm.error_messages,
-        "directory_unreachable": (
+        "directory_unreachable": gettext_lazy(
             "The sign-in directory could not be reached, so your password could not be checked. "
             "Try again in a few minutes; if it persists, tell IT."
         ),
@@ -86,13 +92,12 @@ class AdminLockoutAuthenticationForm(LockoutMixin, AdminAuthenticationForm):
 class TokenForm(forms.Form):
     name = forms.CharField(
         max_length=100,
-        label="Name",
-        help_text="What the token is for, e.g. the pipeline that uses it.",
+        label=gettext_lazy("Name"),
+        help_text=gettext_lazy("What the token is for, e.g. the pipeline that uses it."),
     )
     days = forms.IntegerField(
-        label="Valid for (days)",
+        label=gettext_lazy("Valid for (days)"),
         min_value=1,
-        help_text="The token stops working after this many days.",
     )
 
     def __init__(self, *args, **kwargs):
@@ -101,9 +106,14 @@ class TokenForm(forms.Form):
         self.fields["days"].max_value = settings.API_TOKEN_MAX_DAYS
         self.fields["days"].validators.append(_at_most_max_days)
         self.fields["days"].widget.attrs.update({"min": 1, "max": settings.API_TOKEN_MAX_DAYS})
-        self.fields["days"].help_text += f" At most {settings.API_TOKEN_MAX_DAYS}."
+        self.fields["days"].help_text = gettext(
+            "The token stops working after this many days. At most %(days)s."
+        ) % {"days": settings.API_TOKEN_MAX_DAYS}
 
 
 def _at_most_max_days(value: int) -> None:
     if value > settings.API_TOKEN_MAX_DAYS:
-        raise ValidationError(f"At most {settings.API_TOKEN_MAX_DAYS} days.")
+        raise ValidationError(
+            ngettext("At most %(days)d day.", "At most %(days)d days.", settings.API_TOKEN_MAX_DAYS)
+            % {"days": settings.API_TOKEN_MAX_DAYS}
+        )

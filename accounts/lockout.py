@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django.utils import dateformat
+from django.utils.translation import gettext
 
 from accounts.models import Lockout, LockoutScope
 from audit.services import record
@@ -36,13 +38,22 @@ class Lock:
 
     @property
     def until_text(self) -> str:
-        return self.until.strftime("%H:%M UTC on %d %b %Y")
+        # "14:05 UTC on 04 Dec 2026"; the month's name in the language of the page.
+        return gettext("%(time)s UTC on %(date)s") % {
+            "time": self.until.strftime("%H:%M"),
+            "date": dateformat.format(self.until, "d M Y"),
+        }
 
     @property
     def message(self) -> str:
         """Why the password is refused (no final stop: callers add what was not done)."""
-        what = "this account" if self.scope == LockoutScope.ACCOUNT else "sign-in from your network address"
-        return f"Too many failed password attempts: {what} is locked until {self.until_text}"
+        if self.scope == LockoutScope.ACCOUNT:
+            text = gettext("Too many failed password attempts: this account is locked until %(until)s")
+        else:
+            text = gettext(
+                "Too many failed password attempts: sign-in from your network address is locked until %(until)s"
+            )
+        return text % {"until": self.until_text}
 
     def retry_after(self) -> int:
         return max(1, math.ceil((self.until - clock.now()).total_seconds()))

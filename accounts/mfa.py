@@ -22,6 +22,8 @@ from django.conf import settings
 from django.contrib.auth.signals import user_logged_in
 from django.db import transaction
 from django.dispatch import receiver
+from django.utils.html import escape
+from django.utils.translation import gettext, gettext_noop
 from django_otp import login as otp_login
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
@@ -32,7 +34,8 @@ from core.roles import Role
 from environments import access
 
 RECOVERY_CODE_COUNT = 10
-DEVICE_NAME = "Authenticator app"
+# Stored as the device's name (English): marked so a page can show it translated.
+DEVICE_NAME = gettext_noop("Authenticator app")
 RECOVERY_NAME = "Recovery codes"
 
 # What the session needs before anything else, decided at sign-in (no query per page).
@@ -147,9 +150,8 @@ def qr_svg(device: TOTPDevice) -> str:
 
     image = qrcode.make(device.config_url, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=4)
     svg = image.to_string(encoding="unicode")
-    return svg.replace(
-        "<svg ", '<svg role="img" aria-label="QR code that adds this account to an authenticator app" ', 1
-    )
+    label = escape(gettext("QR code that adds this account to an authenticator app"))
+    return svg.replace("<svg ", f'<svg role="img" aria-label="{label}" ', 1)
 
 
 def _clean(code: str) -> str:
@@ -213,7 +215,7 @@ def verify_sign_in(request, code: str) -> Attempt:
     user = request.user
     code = _clean(code)
     if not code:
-        return Attempt(False, "Enter the code your app shows now.")
+        return Attempt(False, gettext("Enter the code your app shows now."))
     recovery = not (code.isdigit() and len(code) <= 8)
     method = "recovery" if recovery else "totp"
     model = StaticDevice if recovery else TOTPDevice
@@ -244,9 +246,9 @@ def verify_sign_in(request, code: str) -> Attempt:
                 return Attempt(False, _throttled_message(throttled))
             return Attempt(
                 False,
-                "That recovery code is not valid (each one works once)."
+                gettext("That recovery code is not valid (each one works once).")
                 if recovery
-                else "That code is not correct. Enter the code your app shows now.",
+                else gettext("That code is not correct. Enter the code your app shows now."),
             )
     mark_verified(request, verified)
     return Attempt(True)
@@ -254,8 +256,11 @@ def verify_sign_in(request, code: str) -> Attempt:
 
 def _throttled_message(throttled) -> str:
     until = (throttled or {}).get("locked_until")
-    when = f" until {until:%H:%M:%S} UTC" if until else ""
-    return f"Too many wrong codes: wait{when} and try again."
+    if until:
+        return gettext("Too many wrong codes: wait until %(time)s UTC and try again.") % {
+            "time": f"{until:%H:%M:%S}"
+        }
+    return gettext("Too many wrong codes: wait and try again.")
 
 
 # --- Signatures ----------------------------------------------------------------------------------
@@ -276,12 +281,12 @@ def check_signature_code(user, code: str | None) -> CodeRefusal | None:
         if signs_with_code_only(user):
             return CodeRefusal(
                 "no authenticator",
-                "Signing needs a code from an authenticator app: set up two-step sign-in first.",
+                gettext("Signing needs a code from an authenticator app: set up two-step sign-in first."),
             )
         return None
     code = _clean(code or "")
     if not code:
-        return CodeRefusal("missing code", "Enter the current code from your authenticator app.")
+        return CodeRefusal("missing code", gettext("Enter the current code from your authenticator app."))
     with transaction.atomic():
         locked = TOTPDevice.objects.select_for_update().get(pk=device.pk)
         allowed, throttled = locked.verify_is_allowed()
@@ -291,11 +296,12 @@ def check_signature_code(user, code: str | None) -> CodeRefusal | None:
             return None
         if code.isdigit() and _matches_used_step(locked, code):
             return CodeRefusal(
-                "code already used", "This code has been used already: wait for the next code in your app."
+                "code already used",
+                gettext("This code has been used already: wait for the next code in your app."),
             )
         if not code.isdigit():
             locked.throttle_increment(commit=True)
-    return CodeRefusal("wrong code", "The code is not correct: enter the code your app shows now.")
+    return CodeRefusal("wrong code", gettext("The code is not correct: enter the code your app shows now."))
 
 
 def _matches_used_step(device: TOTPDevice, code: str) -> bool:

@@ -8,6 +8,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import mfa
@@ -41,8 +43,14 @@ def verify(request):
             if request.user.otp_device.persistent_id.startswith("otp_static"):
                 messages.warning(
                     request,
-                    f"You signed in with a recovery code; {left} left. Make new ones on the two-step "
-                    "sign-in page if you are running low.",
+                    ngettext(
+                        "You signed in with a recovery code; %(left)d left. Make new ones on the two-step "
+                        "sign-in page if you are running low.",
+                        "You signed in with a recovery code; %(left)d left. Make new ones on the two-step "
+                        "sign-in page if you are running low.",
+                        left,
+                    )
+                    % {"left": left},
                 )
             return redirect(_next(request))
         context["error"], status = attempt.message, 400
@@ -68,7 +76,7 @@ def setup(request):
         if codes is not None:
             request.session[NEW_CODES_KEY] = codes
             return redirect(f"{_recovery_url()}?{urlencode({'next': _next(request)})}")
-        context["error"], status = "That code is not correct. Enter the code your app shows now.", 400
+        context["error"], status = _("That code is not correct. Enter the code your app shows now."), 400
     return render(request, "accounts/mfa_setup.html", context, status=status)
 
 
@@ -84,7 +92,9 @@ def recovery_codes(request):
     """New recovery codes, shown this once."""
     codes = request.session.pop(NEW_CODES_KEY, None)
     if not codes:
-        messages.info(request, "Recovery codes are shown only once, when they are made. Make new ones below.")
+        messages.info(
+            request, _("Recovery codes are shown only once, when they are made. Make new ones below.")
+        )
         return redirect("accounts:mfa_manage")
     return render(request, "accounts/mfa_recovery_codes.html", {"codes": codes, "next": _next(request)})
 

@@ -13,6 +13,7 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import resolve_url
+from django.utils.translation import ngettext
 from django_htmx.http import HttpResponseClientRedirect
 
 from accounts import sessions
@@ -25,14 +26,18 @@ POLL_HEADER = "X-Portal-Poll"
 
 def _message(reason: str) -> str:
     if reason == "idle":
-        return (
-            f"You were signed out after {settings.SESSION_IDLE_MINUTES} minutes without activity. "
-            "Sign in again to continue."
-        )
-    return (
-        f"You were signed out: a session lasts at most {settings.SESSION_ABSOLUTE_HOURS} hours. "
-        "Sign in again to continue."
-    )
+        minutes = settings.SESSION_IDLE_MINUTES
+        return ngettext(
+            "You were signed out after %(minutes)d minute without activity. Sign in again to continue.",
+            "You were signed out after %(minutes)d minutes without activity. Sign in again to continue.",
+            minutes,
+        ) % {"minutes": minutes}
+    hours = settings.SESSION_ABSOLUTE_HOURS
+    return ngettext(
+        "You were signed out: a session lasts at most %(hours)d hour. Sign in again to continue.",
+        "You were signed out: a session lasts at most %(hours)d hours. Sign in again to continue.",
+        hours,
+    ) % {"hours": hours}
 
 
 class SessionTimeoutMiddleware:

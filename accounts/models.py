@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
 
 from core.roles import Role
 
 
 # --- Lockout: failed password attempts per account and per client address ----------------------
 class LockoutScope(models.TextChoices):
-    ACCOUNT = "account", "Account"
-    ADDRESS = "address", "Client address"
+    ACCOUNT = "account", _("Account")
+    ADDRESS = "address", _("Client address")
 
 
 class Lockout(models.Model):
@@ -20,7 +22,7 @@ class Lockout(models.Model):
     future refuses every password entry for that account or address, the right password too."""
 
     scope = models.CharField(max_length=10, choices=LockoutScope.choices)
-    key = models.CharField(max_length=150, help_text="The username (case-folded) or the client address.")
+    key = models.CharField(max_length=150, help_text=_("The username (case-folded) or the client address."))
     failures = models.PositiveIntegerField(default=0)
     first_failure_at = models.DateTimeField(null=True, blank=True)
     last_failure_at = models.DateTimeField(null=True, blank=True)
@@ -29,18 +31,21 @@ class Lockout(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["scope", "key"], name="lockout_scope_key_unique")]
         ordering = ["-last_failure_at"]
-        verbose_name = "sign-in lockout"
+        verbose_name = _("sign-in lockout")
 
     def __str__(self) -> str:
-        return f"{self.get_scope_display()} {self.key}"
+        with translation.override(None):  # the audit trail keeps it as the object's name: English
+            return f"{self.get_scope_display()} {self.key}"
 
 
 # --- API tokens: named, expiring, revocable; only a digest of the secret is stored ----------------
 class ApiToken(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=8, help_text="The first characters of the secret, to recognise it.")
-    digest = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the secret.")
+    prefix = models.CharField(
+        max_length=8, help_text=_("The first characters of the secret, to recognise it.")
+    )
+    digest = models.CharField(max_length=64, unique=True, help_text=_("SHA-256 of the secret."))
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -50,7 +55,7 @@ class ApiToken(models.Model):
     class Meta:
         indexes = [models.Index(fields=["user", "revoked_at", "expires_at"], name="apitoken_user_active")]
         ordering = ["-created_at"]
-        verbose_name = "API token"
+        verbose_name = _("API token")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
@@ -78,8 +83,8 @@ class DirectoryIdentity(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="directory_identities"
     )
     source = models.CharField(max_length=8, choices=DirectorySource.choices)
-    issuer = models.CharField(max_length=255, blank=True, help_text="The OpenID issuer; empty for LDAP.")
-    subject = models.CharField(max_length=255, help_text="The directory's stable id for the account.")
+    issuer = models.CharField(max_length=255, blank=True, help_text=_("The OpenID issuer; empty for LDAP."))
+    subject = models.CharField(max_length=255, help_text=_("The directory's stable id for the account."))
     username_at_source = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_sync_at = models.DateTimeField(null=True, blank=True)
@@ -90,7 +95,7 @@ class DirectoryIdentity(models.Model):
                 fields=["source", "issuer", "subject"], name="accounts_directory_identity_unique"
             )
         ]
-        verbose_name_plural = "directory identities"
+        verbose_name_plural = _("directory identities")
 
     def __str__(self) -> str:
         return f"{self.get_source_display()}: {self.username_at_source or self.subject}"
@@ -103,7 +108,7 @@ class DirectoryGroupMapping(models.Model):
     source = models.CharField(max_length=8, choices=DirectorySource.choices)
     group = models.CharField(
         max_length=255,
-        help_text="The group as the directory names it (OIDC claim value, LDAP group name or DN).",
+        help_text=_("The group as the directory names it (OIDC claim value, LDAP group name or DN)."),
     )
     role = models.CharField(max_length=32, choices=Role.choices)
     site = models.ForeignKey(
@@ -111,7 +116,7 @@ class DirectoryGroupMapping(models.Model):
         on_delete=models.CASCADE,
         null=True,
         blank=True,
-        help_text="Empty: the role applies at every site.",
+        help_text=_("Empty: the role applies at every site."),
     )
 
     class Meta:
@@ -129,7 +134,8 @@ class DirectoryGroupMapping(models.Model):
 
     def __str__(self) -> str:
         where = self.site.code if self.site_id else "every site"
-        return f"{self.get_source_display()} group {self.group} → {Role(self.role).label} at {where}"
+        with translation.override(None):  # the audit trail keeps it as the object's name: English
+            return f"{self.get_source_display()} group {self.group} → {Role(self.role).label} at {where}"
 
 
 class DirectoryGrant(models.Model):
@@ -158,3 +164,17 @@ class DirectoryGrant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.role} @ {self.site_id or 'all'} ({self.source})"
+
+
+# --- Profile: a person's own settings (the interface language) ----------------------------------
+class Profile(models.Model):
+    """One row per person who chose something. ``language`` blank = follow the browser; the browser's
+    last preference is kept so that mails, which have no browser, reach the person in it too."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
+    language = models.CharField(max_length=10, blank=True)
+    browser_language = models.CharField(max_length=10, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.language or 'browser'})"

@@ -19,6 +19,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import resolve_url
+from django.utils.translation import gettext, gettext_noop
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.utils import import_from_settings
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
@@ -57,7 +58,7 @@ def enabled() -> bool:
 
 
 def display_name() -> str:
-    return getattr(settings, "OIDC_DISPLAY_NAME", "") or "single sign-on"
+    return getattr(settings, "OIDC_DISPLAY_NAME", "") or gettext("single sign-on")
 
 
 def issuer() -> str:
@@ -205,7 +206,10 @@ class StartView(OIDCAuthenticationRequestView):
             logger.warning("OpenID Provider unreachable: %s", exc)
             messages.error(
                 request,
-                f"{display_name()} could not be reached. Try again later, or sign in with a local account.",
+                gettext(
+                    "%(provider)s could not be reached. Try again later, or sign in with a local account."
+                )
+                % {"provider": display_name()},
             )
             return HttpResponseRedirect(resolve_url(settings.LOGIN_URL))
         return super().dispatch(request, *args, **kwargs)
@@ -222,14 +226,29 @@ class CallbackView(OIDCAuthenticationCallbackView):
     def failure_url(self):
         return resolve_url(settings.LOGIN_URL)
 
-    def login_failure(self, reason: str = "the provider did not confirm who you are"):
+    def login_failure(
+        self,
+        reason: str = gettext_noop("the provider did not confirm who you are"),
+        params: dict | None = None,
+    ):
+        """`reason` is English (the audit trail keeps it so), marked with gettext_noop where it is
+        written; the person reads it in their language."""
+        params = params or {}
         record(
             "accounts.directory.sign_in_failed",
             actor_name="",
             object_type="auth.user",
-            after={"source": DirectorySource.OIDC.value, "reason": reason[:500]},
+            after={
+                "source": DirectorySource.OIDC.value,
+                "reason": (reason % params if params else reason)[:500],
+            },
         )
-        messages.error(self.request, f"Sign-in with {display_name()} failed: {reason}.")
+        shown = gettext(reason) % params if params else gettext(reason)
+        messages.error(
+            self.request,
+            gettext("Sign-in with %(provider)s failed: %(reason)s.")
+            % {"provider": display_name(), "reason": shown},
+        )
         return HttpResponseRedirect(self.failure_url)
 
     def get(self, request):
@@ -241,14 +260,16 @@ class CallbackView(OIDCAuthenticationCallbackView):
             if state in states:  # a refused sign-in cannot be replayed either
                 del states[state]
                 request.session.modified = True
-            return self.login_failure(f"the provider answered {request.GET['error'][:100]!r}")
+            return self.login_failure(
+                gettext_noop("the provider answered %(error)s"), {"error": repr(request.GET["error"][:100])}
+            )
         if not request.GET.get("code") or not state:
-            return self.login_failure("the answer had no code or state")
+            return self.login_failure(gettext_noop("the answer had no code or state"))
         if state not in states:
-            return self.login_failure("the answer does not belong to a sign-in started here")
+            return self.login_failure(gettext_noop("the answer does not belong to a sign-in started here"))
         try:
             # Authenticates (our backend), logs in, or answers login_failure() when nobody matched.
             return super().get(request)
         except (SuspiciousOperation, requests.RequestException, ProviderUnreachable, ValueError) as exc:
             logger.warning("OpenID Connect sign-in failed: %s", exc)
-            return self.login_failure("the provider's answer could not be verified")
+            return self.login_failure(gettext_noop("the provider's answer could not be verified"))

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.contrib.auth.models import User
+from django.utils import translation
+from django.utils.translation import gettext, gettext_noop
 
 from accounts import tokens
 from audit.trail import neutralise
 from environments import access
 from environments.models import Site
 
-ALL_SITES = "All sites"
+ALL_SITES = gettext_noop("All sites")
 
 
 # --- The columns other parts of accounts supply -------------------------------------------------
@@ -60,6 +62,14 @@ class ReviewRow:
         return self.user.get_full_name()
 
 
+def _where(site_id: int | None, codes: dict[int, str]) -> str:
+    if site_id is None:
+        return gettext(ALL_SITES)
+    if site_id in codes:
+        return codes[site_id]
+    return gettext("site #%(id)s") % {"id": site_id}
+
+
 def rows() -> list[ReviewRow]:
     users = list(User.objects.order_by("username"))
     ids = [user.pk for user in users]
@@ -70,14 +80,7 @@ def rows() -> list[ReviewRow]:
         ReviewRow(
             user=user,
             roles=[
-                HeldRole(
-                    grant.role.label,
-                    ALL_SITES
-                    if grant.site_id is None
-                    else codes.get(grant.site_id, f"site #{grant.site_id}"),
-                    grant.via,
-                    grant.expires_at,
-                )
+                HeldRole(grant.role.label, _where(grant.site_id, codes), grant.via, grant.expires_at)
                 for grant in held[user.pk]
             ],
             mfa=mfa.get(user.pk, "—"),
@@ -117,21 +120,29 @@ class _Line:
 
 
 def export_csv(review: list[ReviewRow]) -> Iterator[str]:
-    """One line per user; a cell a spreadsheet would take for a formula starts with a quote."""
+    """One line per user; a cell a spreadsheet would take for a formula starts with a quote. The
+    cells are machine-readable: in English whatever the language of the page (the caller builds
+    `review` in English too)."""
     writer = csv.writer(_Line())
     yield writer.writerow(COLUMNS)
     for row in review:
-        user = row.user
-        cells = [
-            user.get_username(),
-            row.name,
-            user.email,
-            _yes(user.is_active),
-            _yes(user.is_staff),
-            _yes(user.is_superuser),
-            "; ".join(role.as_text() for role in row.roles),
-            _utc(user.last_login),
-            _utc(user.date_joined),
-            row.mfa,
-        ]
-        yield writer.writerow([neutralise(cell) for cell in cells] + [row.tokens])
+        with translation.override(None):
+            line = _csv_line(writer, row)
+        yield line
+
+
+def _csv_line(writer, row: ReviewRow) -> str:
+    user = row.user
+    cells = [
+        user.get_username(),
+        row.name,
+        user.email,
+        _yes(user.is_active),
+        _yes(user.is_staff),
+        _yes(user.is_superuser),
+        "; ".join(role.as_text() for role in row.roles),
+        _utc(user.last_login),
+        _utc(user.date_joined),
+        row.mfa,
+    ]
+    return writer.writerow([neutralise(cell) for cell in cells] + [row.tokens])

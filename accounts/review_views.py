@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.http import StreamingHttpResponse
 from django.shortcuts import render
+from django.utils import translation
 from django.views.decorators.http import require_GET
 
 from accounts import review
@@ -40,7 +41,10 @@ def review_page(request):
 @login_required
 @require_GET
 def review_csv(request):
-    listing = _reviewed(request, "accounts.review.exported", format="csv")
+    with translation.override(
+        None
+    ):  # a CSV export is machine-readable: English cells, whatever the page's language
+        listing = _reviewed(request, "accounts.review.exported", format="csv")
     response = StreamingHttpResponse(review.export_csv(listing), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="access-review-{clock.now():%Y%m%d-%H%M%S}.csv"'
     response["Cache-Control"] = "no-store"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from django.contrib import auth
 from django.core.exceptions import PermissionDenied
+from django.utils.translation import gettext_lazy
 
 from accounts import lockout
 from core.clientip import client_ip
@@ -49,7 +50,7 @@ class Refused:
     message: str  # for the person (no final stop: the caller says what was not done)
 
 
-WRONG_PASSWORD = Refused("wrong password", "The password is not correct")
+WRONG_PASSWORD = Refused("wrong password", gettext_lazy("The password is not correct"))
 
 
 def _locked(lock: lockout.Lock) -> Refused:

@@ -1,8 +1,9 @@
 from django.urls import path
 
-from accounts import mfa_views, views
+from accounts import language, mfa_views, views
 
 urlpatterns = [
+    path("language/", language.language_page, name="language"),
     path("tokens/", views.tokens_page, name="tokens"),
     path("tokens/<int:pk>/revoke/", views.revoke_token, name="token-revoke"),
     path("mfa/", mfa_views.manage, name="mfa_manage"),

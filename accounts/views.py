@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import tokens
@@ -51,7 +52,9 @@ def tokens_page(request):
 def revoke_token(request, pk: int):
     token = get_object_or_404(ApiToken.objects.select_related("user"), pk=pk, user=request.user)
     if tokens.revoke(token, actor=request.user, reason="revoked by its owner"):
-        messages.success(request, f"The token “{token.name}” is revoked; it no longer works.")
+        messages.success(
+            request, _("The token “%(name)s” is revoked; it no longer works.") % {"name": token.name}
+        )
     else:
-        messages.info(request, f"The token “{token.name}” was revoked already.")
+        messages.info(request, _("The token “%(name)s” was revoked already.") % {"name": token.name})
     return redirect("accounts:tokens")

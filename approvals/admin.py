@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy
 
 from approvals.models import Absence, ApprovalPolicy, PolicyStep
 from environments.admin_site import AdminRoleOnly, AuditedAdmin, portal_admin
@@ -16,7 +17,7 @@ class ApprovalPolicyAdmin(AuditedAdmin):
     list_display = ("change_class", "chain", "updated_at")
     inlines = [PolicyStepInline]
 
-    @admin.display(description="Chain")
+    @admin.display(description=gettext_lazy("Chain"))
     def chain(self, obj):
         return " → ".join(str(step) for step in obj.steps.all())
 

@@ -1,10 +1,11 @@
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
+from django.utils.translation import gettext_lazy
 
 
 class ApprovalsConfig(AppConfig):
     name = "approvals"
-    verbose_name = "Approvals"
+    verbose_name = gettext_lazy("Approvals")
 
     def ready(self) -> None:
         from approvals import gates  # noqa: F401 - registers the "Approvals complete" gate

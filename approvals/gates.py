@@ -1,8 +1,10 @@
 """The approvals gate, registered in the one readiness checklist (C5)."""
 
+from django.utils.translation import gettext_noop
+
 from releases.gates import Gate, gate
 
-NAME = "Approvals complete"
+NAME = gettext_noop("Approvals complete")  # the gate's name: a key, translated where shown
 
 
 @gate(NAME, applies_from=frozenset({"schedule", "deploy", "review"}))

@@ -17,7 +17,10 @@ from django.conf import settings
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext
 
+from accounts.language import language_for
 from approvals.models import Approval, ApprovalState, EmailLink
 from approvals.services import active_absences, escalation_delay, holders, reminder_delay
 from audit.services import record
@@ -111,8 +114,8 @@ def _context(approval: Approval) -> dict:
 def _tag(approval: Approval) -> str:
     """The subject's tag: emergency changes and reviews are marked everywhere (W6)."""
     if approval.step.round.is_review:
-        return "[Review]"
-    return "[EMERGENCY approval]" if approval.rfc.emergency else "[Approval]"
+        return gettext("[Review]")
+    return gettext("[EMERGENCY approval]") if approval.rfc.emergency else gettext("[Approval]")
 
 
 def _claimed(queryset, **changes) -> list[Approval]:
@@ -141,22 +144,23 @@ def send_notifications() -> int:
                 if not user.email:
                     continue
                 link = issue_link(approval, user)
-                mails.append(
-                    _send(
-                        f"{_tag(approval)} {approval.rfc.number} {approval.rfc.title}",
-                        "approvals/email/request.txt",
-                        user.email,
-                        {
-                            **_context(approval),
-                            "user": user,
-                            "link": link,
-                            "on_behalf_of": on_behalf_of,
-                            "hours": settings.APPROVAL_LINK_HOURS,
-                        },
-                        kind=REQUEST,
-                        about=approval,
+                with translation.override(language_for(user)):  # each approver reads their own language
+                    mails.append(
+                        _send(
+                            f"{_tag(approval)} {approval.rfc.number} {approval.rfc.title}",
+                            "approvals/email/request.txt",
+                            user.email,
+                            {
+                                **_context(approval),
+                                "user": user,
+                                "link": link,
+                                "on_behalf_of": on_behalf_of,
+                                "hours": settings.APPROVAL_LINK_HOURS,
+                            },
+                            kind=REQUEST,
+                            about=approval,
+                        )
                     )
-                )
                 sent += 1
             record(
                 "approvals.request.queued",
@@ -191,21 +195,23 @@ def send_reminders() -> int:
             for user, on_behalf_of in people:
                 if user.email:
                     link = issue_link(approval, user, purpose="reminder")
-                    queued = _send(
-                        f"[Reminder] {approval.rfc.number} waits for your approval",
-                        "approvals/email/request.txt",
-                        user.email,
-                        {
-                            **_context(approval),
-                            "user": user,
-                            "link": link,
-                            "reminder": True,
-                            "on_behalf_of": on_behalf_of,
-                            "hours": settings.APPROVAL_LINK_HOURS,
-                        },
-                        kind=REMINDER,
-                        about=approval,
-                    )
+                    with translation.override(language_for(user)):
+                        queued = _send(
+                            gettext("[Reminder] %(rfc)s waits for your approval")
+                            % {"rfc": approval.rfc.number},
+                            "approvals/email/request.txt",
+                            user.email,
+                            {
+                                **_context(approval),
+                                "user": user,
+                                "link": link,
+                                "reminder": True,
+                                "on_behalf_of": on_behalf_of,
+                                "hours": settings.APPROVAL_LINK_HOURS,
+                            },
+                            kind=REMINDER,
+                            about=approval,
+                        )
                     mails.append(queued)
                     sent += 1
             record(
@@ -234,19 +240,26 @@ def send_escalations() -> int:
             mails = []
             for user in managers:
                 if user.email:
-                    queued = _send(
-                        f"[Escalation] {approval.rfc.number} waits for {approval.get_role_display()} "
-                        f"approval at {approval.site.code}",
-                        "approvals/email/escalation.txt",
-                        user.email,
-                        {
-                            **_context(approval),
-                            "user": user,
-                            "waiting_hours": int((now - approval.step.activated_at).total_seconds() // 3600),
-                        },
-                        kind=ESCALATION,
-                        about=approval,
-                    )
+                    with translation.override(language_for(user)):
+                        queued = _send(
+                            gettext("[Escalation] %(rfc)s waits for %(role)s approval at %(site)s")
+                            % {
+                                "rfc": approval.rfc.number,
+                                "role": approval.get_role_display(),
+                                "site": approval.site.code,
+                            },
+                            "approvals/email/escalation.txt",
+                            user.email,
+                            {
+                                **_context(approval),
+                                "user": user,
+                                "waiting_hours": int(
+                                    (now - approval.step.activated_at).total_seconds() // 3600
+                                ),
+                            },
+                            kind=ESCALATION,
+                            about=approval,
+                        )
                     mails.append(queued)
                     sent += 1
             record(

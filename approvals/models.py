@@ -12,6 +12,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext
 
 from core.inputs import no_line_breaks
 from core.roles import Role
@@ -21,22 +23,22 @@ from releases.versioning import ChangeClass
 
 
 class StepRule(models.TextChoices):
-    ALL = "all", "All roles sign"
-    ANY = "any", "Any one role signs"
+    ALL = "all", gettext_lazy("All roles sign")
+    ANY = "any", gettext_lazy("Any one role signs")
 
 
 def validate_roles(value) -> None:
     if not isinstance(value, list) or not value:
-        raise ValidationError("Name at least one role.")
+        raise ValidationError(_("Name at least one role."))
     unknown = [item for item in value if item not in Role.values]
     if unknown:
-        raise ValidationError(f"Unknown role(s): {', '.join(map(str, unknown))}.")
+        raise ValidationError(_("Unknown role(s): %(roles)s.") % {"roles": ", ".join(map(str, unknown))})
     if len(set(value)) != len(value):
-        raise ValidationError("A role is named twice.")
+        raise ValidationError(_("A role is named twice."))
 
 
 def role_labels(values) -> str:
-    return " + ".join(Role(value).label for value in values)
+    return " + ".join(str(Role(value).label) for value in values)
 
 
 class ApprovalPolicy(models.Model):
@@ -48,7 +50,7 @@ class ApprovalPolicy(models.Model):
 
     class Meta:
         ordering = ["change_class"]
-        verbose_name_plural = "approval policies"
+        verbose_name_plural = gettext_lazy("approval policies")
 
     def __str__(self) -> str:
         return f"{self.get_change_class_display()} policy"
@@ -58,7 +60,7 @@ class PolicyStep(models.Model):
     policy = models.ForeignKey(ApprovalPolicy, on_delete=models.CASCADE, related_name="steps")
     order = models.PositiveSmallIntegerField()
     roles = models.JSONField(
-        validators=[validate_roles], help_text='Role values, e.g. ["cio", "plant_director"].'
+        validators=[validate_roles], help_text=gettext_lazy('Role values, e.g. ["cio", "plant_director"].')
     )
     rule = models.CharField(max_length=3, choices=StepRule.choices, default=StepRule.ALL)
 
@@ -71,15 +73,15 @@ class PolicyStep(models.Model):
 
 
 class RoundState(models.TextChoices):
-    OPEN = "open", "Open"
-    APPROVED = "approved", "Approved"
-    REJECTED = "rejected", "Rejected"
-    WITHDRAWN = "withdrawn", "Withdrawn"
+    OPEN = "open", gettext_lazy("Open")
+    APPROVED = "approved", gettext_lazy("Approved")
+    REJECTED = "rejected", gettext_lazy("Rejected")
+    WITHDRAWN = "withdrawn", gettext_lazy("Withdrawn")
 
 
 class RoundPurpose(models.TextChoices):
-    APPROVAL = "approval", "Approval"
-    REVIEW = "review", "Post-implementation review"
+    APPROVAL = "approval", gettext_lazy("Approval")
+    REVIEW = "review", gettext_lazy("Post-implementation review")
 
 
 class ApprovalRound(models.Model):
@@ -90,11 +92,13 @@ class ApprovalRound(models.Model):
     number = models.PositiveSmallIntegerField()
     change_class = models.CharField(max_length=5, choices=ChangeClass.choices)
     high_risk = models.BooleanField(default=False)
-    content_hash = models.CharField(max_length=64, help_text="SHA-256 of the RFC's content at submission.")
+    content_hash = models.CharField(
+        max_length=64, help_text=gettext_lazy("SHA-256 of the RFC's content at submission.")
+    )
     state = models.CharField(max_length=10, choices=RoundState.choices, default=RoundState.OPEN)
     purpose = models.CharField(max_length=8, choices=RoundPurpose.choices, default=RoundPurpose.APPROVAL)
     due_at = models.DateTimeField(
-        null=True, blank=True, help_text="A post-implementation review is due by then."
+        null=True, blank=True, help_text=gettext_lazy("A post-implementation review is due by then.")
     )
     created_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -119,11 +123,11 @@ class ApprovalRound(models.Model):
 
 
 class StepState(models.TextChoices):
-    WAITING = "waiting", "Waiting for the previous step"
-    PENDING = "pending", "Pending"
-    APPROVED = "approved", "Approved"
-    REJECTED = "rejected", "Rejected"
-    CLOSED = "closed", "Closed"
+    WAITING = "waiting", gettext_lazy("Waiting for the previous step")
+    PENDING = "pending", gettext_lazy("Pending")
+    APPROVED = "approved", gettext_lazy("Approved")
+    REJECTED = "rejected", gettext_lazy("Rejected")
+    CLOSED = "closed", gettext_lazy("Closed")
 
 
 class ApprovalStep(models.Model):
@@ -131,7 +135,9 @@ class ApprovalStep(models.Model):
     order = models.PositiveSmallIntegerField()
     roles = models.JSONField()
     rule = models.CharField(max_length=3, choices=StepRule.choices)
-    note = models.CharField(max_length=120, blank=True, help_text="Why the step is there, e.g. high risk.")
+    note = models.CharField(
+        max_length=120, blank=True, help_text=gettext_lazy("Why the step is there, e.g. high risk.")
+    )
     state = models.CharField(max_length=8, choices=StepState.choices, default=StepState.WAITING)
     activated_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -145,18 +151,23 @@ class ApprovalStep(models.Model):
 
     @property
     def label(self) -> str:
-        joiner = " and " if self.rule == StepRule.ALL else " or "
-        return joiner.join(Role(value).label for value in self.roles)
+        word = (
+            pgettext("roles that all sign", "and")
+            if self.rule == StepRule.ALL
+            else pgettext("roles, one signs", "or")
+        )
+        joiner = f" {word} "
+        return joiner.join(str(Role(value).label) for value in self.roles)
 
 
 class ApprovalState(models.TextChoices):
-    WAITING = "waiting", "Waiting"
-    PENDING = "pending", "Pending"
-    APPROVED = "approved", "Approved"
-    REJECTED = "rejected", "Rejected"
-    CHANGES = "changes", "Changes requested"
-    NOT_NEEDED = "not_needed", "Not needed"
-    CLOSED = "closed", "Closed"
+    WAITING = "waiting", gettext_lazy("Waiting")
+    PENDING = "pending", gettext_lazy("Pending")
+    APPROVED = "approved", gettext_lazy("Approved")
+    REJECTED = "rejected", gettext_lazy("Rejected")
+    CHANGES = "changes", gettext_lazy("Changes requested")
+    NOT_NEEDED = "not_needed", gettext_lazy("Not needed")
+    CLOSED = "closed", gettext_lazy("Closed")
 
 
 class Approval(models.Model):
@@ -167,7 +178,9 @@ class Approval(models.Model):
     role = models.CharField(max_length=20, choices=Role.choices)
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")
     state = models.CharField(max_length=10, choices=ApprovalState.choices, default=ApprovalState.WAITING)
-    notify_due = models.BooleanField(default=False, help_text="Approvers still to be emailed (outbox).")
+    notify_due = models.BooleanField(
+        default=False, help_text=gettext_lazy("Approvers still to be emailed (outbox).")
+    )
     notified_at = models.DateTimeField(null=True, blank=True)
     reminded_at = models.DateTimeField(null=True, blank=True)
     escalated_at = models.DateTimeField(null=True, blank=True)
@@ -196,10 +209,10 @@ class Approval(models.Model):
 
 
 class Decision(models.TextChoices):
-    APPROVE = "approve", "Approved"
+    APPROVE = "approve", gettext_lazy("Approved")
     # Back to the author with a question; the round ends without approval, like a rejection.
-    CHANGES = "changes", "Changes requested"
-    REJECT = "reject", "Rejected"
+    CHANGES = "changes", gettext_lazy("Changes requested")
+    REJECT = "reject", gettext_lazy("Rejected")
 
 
 class Signature(models.Model):
@@ -289,9 +302,9 @@ class Absence(models.Model):
 
 # --- Standard changes (ITIL change models) -------------------------------------------------------
 class StandardChangeState(models.TextChoices):
-    PROPOSED = "proposed", "Awaiting approval"
-    ACTIVE = "active", "Active"
-    SUSPENDED = "suspended", "Suspended"
+    PROPOSED = "proposed", gettext_lazy("Awaiting approval")
+    ACTIVE = "active", gettext_lazy("Active")
+    SUSPENDED = "suspended", gettext_lazy("Suspended")
 
 
 class StandardChange(models.Model):
@@ -301,17 +314,23 @@ class StandardChange(models.Model):
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=120, validators=[no_line_breaks])
-    description = models.TextField(help_text="The routine work it covers and how it is done safely.")
-    products = models.JSONField(default=list, help_text='The products it covers, e.g. ["MES"].')
+    description = models.TextField(
+        help_text=gettext_lazy("The routine work it covers and how it is done safely.")
+    )
+    products = models.JSONField(default=list, help_text=gettext_lazy('The products it covers, e.g. ["MES"].'))
     sites = models.ManyToManyField(Site, related_name="+")
     max_class = models.CharField(
-        "highest class", max_length=5, choices=ChangeClass.choices, default=ChangeClass.PATCH
+        gettext_lazy("highest class"), max_length=5, choices=ChangeClass.choices, default=ChangeClass.PATCH
     )
-    expires_at = models.DateTimeField(help_text="After this, matching RFCs go through the chain again.")
+    expires_at = models.DateTimeField(
+        help_text=gettext_lazy("After this, matching RFCs go through the chain again.")
+    )
     state = models.CharField(
         max_length=10, choices=StandardChangeState.choices, default=StandardChangeState.PROPOSED
     )
-    content_hash = models.CharField(max_length=64, editable=False, help_text="What the signers approved.")
+    content_hash = models.CharField(
+        max_length=64, editable=False, help_text=gettext_lazy("What the signers approved.")
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField()
     approved_at = models.DateTimeField(null=True, blank=True)

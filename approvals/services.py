@@ -18,6 +18,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.utils import translation
+from django.utils.translation import gettext, gettext_lazy, gettext_noop, ngettext
 
 from accounts import mfa, signing
 from approvals.models import (
@@ -142,7 +144,8 @@ def holders(role: Role, site) -> QuerySet:
 EMERGENCY_STEP = (
     [str(Role.CIO), str(Role.PLANT_DIRECTOR)],
     StepRule.ANY,
-    "Emergency change: the CIO or the Plant Director",
+    # The step's note is stored with the round (English): marked here, translated where it is shown.
+    gettext_noop("Emergency change: the CIO or the Plant Director"),
 )
 REVIEW_DAYS = 5
 
@@ -161,7 +164,9 @@ def chain_for(rfc: Rfc, *, purpose: str = RoundPurpose.APPROVAL) -> list[tuple[l
         policy = ApprovalPolicy.objects.prefetch_related("steps").get(change_class=rfc.change_class)
     steps = [(list(step.roles), step.rule, "") for step in policy.steps.all()]
     if rfc.is_high_risk and not any(BUSINESS_ROLE in roles for roles, _, _ in steps):
-        steps.insert(1, ([str(BUSINESS_ROLE)], StepRule.ALL, "High-risk change: business sign-off"))
+        steps.insert(
+            1, ([str(BUSINESS_ROLE)], StepRule.ALL, gettext_noop("High-risk change: business sign-off"))
+        )
     return steps
 
 
@@ -191,6 +196,11 @@ def open_round(rfc: Rfc, actor, *, purpose: str = RoundPurpose.APPROVAL, due_at=
         )
     first = rnd.steps.order_by("order").first()
     _activate(first, now)
+    with translation.override(None):  # the audit trail keeps the role names in English
+        steps = [
+            " and ".join(str(Role(r).label) for r in roles) + (f" ({note})" if note else "")
+            for roles, _, note in chain
+        ]
     record(
         "approvals.review.opened" if rnd.is_review else "approvals.round.opened",
         rnd,
@@ -200,10 +210,7 @@ def open_round(rfc: Rfc, actor, *, purpose: str = RoundPurpose.APPROVAL, due_at=
             "content_hash": rnd.content_hash,
             "purpose": purpose,
             "due_at": due_at.isoformat() if due_at else None,
-            "steps": [
-                " and ".join(Role(r).label for r in roles) + (f" ({note})" if note else "")
-                for roles, _, note in chain
-            ],
+            "steps": steps,
         },
     )
     return rnd
@@ -269,9 +276,11 @@ class Capacity:
 
 def _separation_of_duties(user, rfc: Rfc) -> None:
     if rfc.author_id == user.pk:
-        raise PermissionDenied("You wrote this RFC: you cannot approve it (separation of duties).")
+        raise PermissionDenied(gettext("You wrote this RFC: you cannot approve it (separation of duties)."))
     if rfc.signoffs.filter(signed_by=user).exists():
-        raise PermissionDenied("You signed off this RFC's UAT: you cannot approve it (separation of duties).")
+        raise PermissionDenied(
+            gettext("You signed off this RFC's UAT: you cannot approve it (separation of duties).")
+        )
 
 
 def active_absences(at=None) -> QuerySet:
@@ -290,7 +299,10 @@ def capacity(user, approval: Approval) -> Capacity:
         for absence in active_absences().filter(delegate=user).select_related("user"):
             if access.has_role(absence.user, role, approval.site):
                 return Capacity(on_behalf_of=absence.user)
-    raise PermissionDenied(f"Only a {role.label} of {approval.site.code} signs this approval.")
+    raise PermissionDenied(
+        gettext("Only a %(role)s of %(site)s signs this approval.")
+        % {"role": role.label, "site": approval.site.code}
+    )
 
 
 def _held_at(user, role: Role) -> Q:
@@ -333,8 +345,10 @@ VERBS = {Decision.APPROVE: "approved", Decision.CHANGES: "asked for changes", De
 
 
 def _meaning(decision: str, role: Role, site, on_behalf_of) -> str:
+    """The signature's meaning (§11.50): part of the signed record, so always in English."""
     verb = VERBS[Decision(decision)]
-    text = f"{verb} as {role.label} of {site.code}"
+    with translation.override(None):
+        text = f"{verb} as {role.label} of {site.code}"
     if on_behalf_of is not None:
         text += f" on behalf of {on_behalf_of.get_full_name() or on_behalf_of.get_username()}"
     return text
@@ -342,11 +356,13 @@ def _meaning(decision: str, role: Role, site, on_behalf_of) -> str:
 
 def check_decision(decision: str, reason: str) -> None:
     if decision not in Decision.values:
-        raise ValidationError({"decision": "Choose a decision: approve, request changes or reject."})
+        raise ValidationError({"decision": gettext("Choose a decision: approve, request changes or reject.")})
     if decision == Decision.REJECT and not reason.strip():
-        raise ValidationError({"reason": "A rejection needs a reason."})
+        raise ValidationError({"reason": gettext("A rejection needs a reason.")})
     if decision == Decision.CHANGES and not reason.strip():
-        raise ValidationError({"reason": "Say what should change: the author reads it as your question."})
+        raise ValidationError(
+            {"reason": gettext("Say what should change: the author reads it as your question.")}
+        )
 
 
 @dataclass(frozen=True)
@@ -401,9 +417,11 @@ def verify_password(
         approval,
         "approvals.signature.refused",
         {"decision": decision, "via": via},
-        lambda why: WrongPassword(f"{why}: the signature was not recorded."),
+        lambda why: WrongPassword(gettext("%(why)s: the signature was not recorded.") % {"why": why}),
         otp_code=otp_code,
-        code_error=lambda message: WrongCode(f"{message} The signature was not recorded."),
+        code_error=lambda message: WrongCode(
+            gettext("%(message)s The signature was not recorded.") % {"message": message}
+        ),
     )
 
 
@@ -453,7 +471,7 @@ def link_problem(link: EmailLink | None, user) -> str | None:
 def claim_link(link: EmailLink) -> None:
     """Mark the link used, once, whoever asks first (inside the signing transaction)."""
     if not EmailLink.objects.filter(pk=link.pk, used_at__isnull=True).update(used_at=clock.now()):
-        raise StateConflict("This link has been used already.")
+        raise StateConflict(gettext("This link has been used already."))
 
 
 APPROVAL_STATES = {
@@ -493,13 +511,16 @@ def sign_verified(
             or step.state != StepState.PENDING
             or rnd.state != RoundState.OPEN
         ):
-            raise StateConflict(f"This approval is {locked.get_state_display().lower()}; nothing to sign.")
+            raise StateConflict(
+                gettext("This approval is %(state)s; nothing to sign.")
+                % {"state": locked.get_state_display().lower()}
+            )
         cap = capacity(user, locked)
         seen = signed_content(locked.rfc)
         current = hash_content(seen)
         if current != rnd.content_hash or (expected_hash and expected_hash != current):
             raise StateConflict(
-                "The RFC changed since this approval was requested; reload it and sign again."
+                gettext("The RFC changed since this approval was requested; reload it and sign again.")
             )
         now = clock.now()
         role = Role(locked.role)
@@ -520,7 +541,7 @@ def sign_verified(
                     via=via,
                 )
         except IntegrityError:
-            raise StateConflict("Someone signed this approval a moment ago.") from None
+            raise StateConflict(gettext("Someone signed this approval a moment ago.")) from None
         locked.state = APPROVAL_STATES[Decision(decision)]
         locked.decided_at, locked.notify_due = now, False
         locked.save(update_fields=["state", "decided_at", "notify_due"])
@@ -601,30 +622,45 @@ def approvals_complete(rfc: Rfc) -> tuple[bool, str]:
     """The gate: the last round approved and every live signature over today's content."""
     rnd = ApprovalRound.objects.filter(rfc=rfc, purpose=RoundPurpose.APPROVAL).order_by("-number").first()
     if rnd is None:
-        return False, "Not submitted for approval yet."
+        return False, gettext("Not submitted for approval yet.")
     if rnd.state != RoundState.APPROVED:
         pending = ApprovalStep.objects.filter(round=rnd, state=StepState.PENDING).first()
-        detail = f": waiting for {pending.label}" if pending else ""
-        return False, f"Approval round {rnd.number} is {rnd.get_state_display().lower()}{detail}."
+        state = rnd.get_state_display().lower()
+        if pending:
+            return False, gettext("Approval round %(number)s is %(state)s: waiting for %(roles)s.") % {
+                "number": rnd.number,
+                "state": state,
+                "roles": pending.label,
+            }
+        return False, gettext("Approval round %(number)s is %(state)s.") % {
+            "number": rnd.number,
+            "state": state,
+        }
     current = content_hash(rfc)
     standard = StandardChangeUse.objects.filter(round=rnd).select_related("template").first()
     if standard is not None:  # approved by a standard change (approvals/standard.py), not by signatures
         template = standard.template
         if rnd.content_hash != current:
-            return False, "The RFC changed after its standard change approved it: submit it again."
+            return False, gettext("The RFC changed after its standard change approved it: submit it again.")
         if template.state == StandardChangeState.SUSPENDED:
-            return False, (
-                f"The standard change {template.name} was suspended ({template.suspend_reason}): "
-                "withdraw the RFC and submit it through the approval chain."
-            )
-        return True, f"Approved as the standard change {template.name} (round {rnd.number}, no chain)."
+            return False, gettext(
+                "The standard change %(name)s was suspended (%(reason)s): withdraw the RFC and submit it "
+                "through the approval chain."
+            ) % {"name": template.name, "reason": template.suspend_reason}
+        return True, gettext("Approved as the standard change %(name)s (round %(number)s, no chain).") % {
+            "name": template.name,
+            "number": rnd.number,
+        }
     signatures = Signature.objects.filter(approval__step__round=rnd, decision=Decision.APPROVE)
     if (
         signatures.filter(voided_at__isnull=False).exists()
         or signatures.exclude(content_hash=current).exists()
     ):
-        return False, "The RFC changed after it was approved: its signatures are void."
-    return True, f"Approved in round {rnd.number} ({signatures.count()} signatures)."
+        return False, gettext("The RFC changed after it was approved: its signatures are void.")
+    return True, gettext("Approved in round %(number)s (%(count)s signatures).") % {
+        "number": rnd.number,
+        "count": signatures.count(),
+    }
 
 
 def reminder_delay() -> timedelta:
@@ -643,19 +679,19 @@ def set_absence(user, *, delegate, starts_at, ends_at, reason: str = "") -> Abse
     """An approver away names a delegate who holds one of their approver roles."""
     mine = access.all_roles(user) & APPROVER_ROLES
     if not mine:
-        raise PermissionDenied("Only approvers name a delegate.")
+        raise PermissionDenied(gettext("Only approvers name a delegate."))
     errors = {}
     if delegate is None or delegate.pk == user.pk:
-        errors["delegate"] = "Name someone else as your delegate."
+        errors["delegate"] = gettext("Name someone else as your delegate.")
     elif not access.all_roles(delegate) & mine:
-        errors["delegate"] = (
-            f"{delegate.get_full_name() or delegate.get_username()} holds none of your approver "
-            f"roles ({', '.join(sorted(r.label for r in mine))})."
-        )
+        errors["delegate"] = gettext("%(delegate)s holds none of your approver roles (%(roles)s).") % {
+            "delegate": delegate.get_full_name() or delegate.get_username(),
+            "roles": ", ".join(sorted(str(r.label) for r in mine)),
+        }
     if starts_at is None or ends_at is None or ends_at <= starts_at:
-        errors["ends_at"] = "The absence must end after it starts."
+        errors["ends_at"] = gettext("The absence must end after it starts.")
     elif ends_at <= clock.now():
-        errors["ends_at"] = "The absence is over already."
+        errors["ends_at"] = gettext("The absence is over already.")
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
@@ -678,13 +714,13 @@ def set_absence(user, *, delegate, starts_at, ends_at, reason: str = "") -> Abse
 
 def cancel_absence(user, absence: Absence) -> None:
     if absence.user_id != user.pk:
-        raise PermissionDenied("Only the absent approver cancels their absence.")
+        raise PermissionDenied(gettext("Only the absent approver cancels their absence."))
     with transaction.atomic():
         updated = Absence.objects.filter(pk=absence.pk, cancelled_at__isnull=True).update(
             cancelled_at=clock.now()
         )
         if not updated:
-            raise StateConflict("This absence is cancelled already.")
+            raise StateConflict(gettext("This absence is cancelled already."))
         record(
             "approvals.absence.cancelled",
             absence,
@@ -722,18 +758,18 @@ def visible_to(user, approval: Approval) -> bool:
 
 # --- What changed since the last signature (shown on the decision page) ---------------------------------
 FIELD_LABELS = {
-    "title": "Title",
-    "description": "Description",
-    "release": "Release",
-    "change_class": "Class of change",
-    "estimated_downtime_minutes": "Estimated downtime (minutes)",
-    "retraining_note": "Operator retraining",
-    "rollback_plan": "Rollback plan",
-    "high_risk": "High risk",
-    "requested_timing": "Requested timing",
-    "emergency": "Emergency",
-    "emergency_reason": "Emergency reason",
-    "impact": "Impact (lines and modules)",
+    "title": gettext_lazy("Title"),
+    "description": gettext_lazy("Description"),
+    "release": gettext_lazy("Release"),
+    "change_class": gettext_lazy("Class of change"),
+    "estimated_downtime_minutes": gettext_lazy("Estimated downtime (minutes)"),
+    "retraining_note": gettext_lazy("Operator retraining"),
+    "rollback_plan": gettext_lazy("Rollback plan"),
+    "high_risk": gettext_lazy("High risk"),
+    "requested_timing": gettext_lazy("Requested timing"),
+    "emergency": gettext_lazy("Emergency"),
+    "emergency_reason": gettext_lazy("Emergency reason"),
+    "impact": gettext_lazy("Impact (lines and modules)"),
 }
 
 
@@ -746,7 +782,7 @@ class Change:
 
 def _shown(value) -> str:
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return gettext("yes") if value else gettext("no")
     if isinstance(value, list):
         return "; ".join(
             f"{v.get('site')}: {', '.join(v.get('lines') or []) or '—'} · {', '.join(v.get('modules') or []) or '—'}"
@@ -769,12 +805,26 @@ def changes_since_last_signature(rfc: Rfc) -> tuple[Signature | None, list[Chang
         if then.get("fields", {}).get(key) != now["fields"].get(key)
     ]
     if then.get("release") != now["release"]:
-        changes.append(Change("Artifact or its SQL", "as signed", "changed (new checksum or scripts)"))
+        changes.append(
+            Change(
+                gettext("Artifact or its SQL"),
+                gettext("as signed"),
+                gettext("changed (new checksum or scripts)"),
+            )
+        )
     added = set(now["evidence"]) - set(then.get("evidence", []))
     removed = set(then.get("evidence", [])) - set(now["evidence"])
     if added or removed:
         changes.append(
-            Change("Evidence", f"{len(removed)} file(s) no longer current", f"{len(added)} new file(s)")
+            Change(
+                gettext("Evidence"),
+                ngettext(
+                    "%(count)s file(s) no longer current", "%(count)s file(s) no longer current", len(removed)
+                )
+                % {"count": len(removed)},
+                ngettext("%(count)s new file(s)", "%(count)s new file(s)", len(added))
+                % {"count": len(added)},
+            )
         )
     return last, changes
 

@@ -21,6 +21,9 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop, pgettext
 
 from approvals import services as approvals
 from approvals.models import (
@@ -42,7 +45,7 @@ from environments import access
 from releases.models import Rfc
 from releases.versioning import ChangeClass
 
-RULE = "Standard change"
+RULE = gettext_noop("Standard change")  # the rule's name: a key, translated where shown
 CLASS_ORDER = {ChangeClass.PATCH: 0, ChangeClass.MINOR: 1, ChangeClass.MAJOR: 2}
 MAX_VALIDITY = timedelta(days=2 * 366)
 
@@ -82,21 +85,21 @@ def open_steps(template: StandardChange) -> list[list[str]]:
 def _clean(name: str, description: str, products, sites, max_class: str, expires_at: datetime) -> dict:
     errors = {}
     if not (name or "").strip():
-        errors["name"] = "Name the routine work, e.g. Label template update."
+        errors["name"] = _("Name the routine work, e.g. Label template update.")
     if not (description or "").strip():
-        errors["description"] = "Say what the work is and how it is done safely."
+        errors["description"] = _("Say what the work is and how it is done safely.")
     products = [str(p).strip() for p in (products or []) if str(p).strip()]
     if not products:
-        errors["products"] = "Name at least one product, e.g. MES."
+        errors["products"] = _("Name at least one product, e.g. MES.")
     if not sites:
-        errors["sites"] = "Choose at least one site."
+        errors["sites"] = _("Choose at least one site.")
     if max_class not in CLASS_ORDER:
-        errors["max_class"] = "Choose patch, minor or major."
+        errors["max_class"] = _("Choose patch, minor or major.")
     now = clock.now()
     if expires_at is None or expires_at <= now:
-        errors["expires_at"] = "The expiry is in the future."
+        errors["expires_at"] = _("The expiry is in the future.")
     elif expires_at > now + MAX_VALIDITY:
-        errors["expires_at"] = "A template is approved for two years at most."
+        errors["expires_at"] = _("A template is approved for two years at most.")
     if errors:
         raise ValidationError(errors)
     return {"name": name.strip(), "description": description.strip(), "products": products}
@@ -107,7 +110,9 @@ def propose(user, *, name, description, products, sites, max_class, expires_at) 
     cleaned = _clean(name, description, products, sites, max_class, expires_at)
     for site in sites:
         if not access.has_role(user, Role.ADMIN, site):
-            raise PermissionDenied(f"Only an admin of {site.code} proposes standard changes for it.")
+            raise PermissionDenied(
+                _("Only an admin of %(site)s proposes standard changes for it.") % {"site": site.code}
+            )
     with transaction.atomic():
         template = StandardChange.objects.create(
             **cleaned, max_class=max_class, expires_at=expires_at, created_by=user, created_at=clock.now()
@@ -115,18 +120,21 @@ def propose(user, *, name, description, products, sites, max_class, expires_at) 
         template.sites.set(sites)
         template.content_hash = approvals.hash_content(describe(template))
         template.save(update_fields=["content_hash"])
+        with translation.override(None):  # the audit trail keeps the steps in English
+            steps_recorded = steps_text(template)
         record(
             "approvals.standard_change.proposed",
             template,
             actor=user,
-            after={**describe(template), "steps": steps_text(template)},
+            after={**describe(template), "steps": steps_recorded},
         )
     return template
 
 
 def steps_text(template: StandardChange) -> list[str]:
+    any_one, every = pgettext("roles, one signs", "or"), pgettext("roles that all sign", "and")
     return [
-        (" or " if rule == StepRule.ANY else " and ").join(Role(r).label for r in roles)
+        f" {any_one if rule == StepRule.ANY else every} ".join(str(Role(r).label) for r in roles)
         for roles, rule in steps(template)
     ]
 
@@ -152,24 +160,31 @@ def sign(user, template: StandardChange, password: str, *, otp_code: str = "") -
             template,
             "approvals.standard_change.signature_refused",
             {"role": role},
-            lambda why: approvals.WrongPassword(f"{why}: the signature was not recorded."),
+            lambda why: approvals.WrongPassword(_("%(why)s: the signature was not recorded.") % {"why": why}),
             otp_code=otp_code,
-            code_error=lambda message: approvals.WrongCode(f"{message} The signature was not recorded."),
+            code_error=lambda message: approvals.WrongCode(
+                _("%(message)s The signature was not recorded.") % {"message": message}
+            ),
         )
     with transaction.atomic():
         locked = StandardChange.objects.select_for_update().get(pk=template.pk)
         if locked.state != StandardChangeState.PROPOSED:
-            raise StateConflict(f"{locked.name} is {locked.get_state_display().lower()}; nothing to sign.")
+            raise StateConflict(
+                _("%(name)s is %(state)s; nothing to sign.")
+                % {"name": locked.name, "state": locked.get_state_display().lower()}
+            )
         role = signable_role(user, locked)
         if role is None:
-            raise PermissionDenied("You hold no role this template still needs, at all its sites.")
+            raise PermissionDenied(_("You hold no role this template still needs, at all its sites."))
         current = approvals.hash_content(describe(locked))
         if current != locked.content_hash:
-            raise StateConflict("The template changed since it was proposed: propose it again.")
+            raise StateConflict(_("The template changed since it was proposed: propose it again."))
         signature = StandardChangeSignature.objects.create(
             template=locked, role=role, signed_by=user, signed_at=clock.now(), content_hash=current
         )
-        record("approvals.standard_change.signed", locked, actor=user, after={"role": Role(role).label})
+        with translation.override(None):  # the audit trail keeps the role in English
+            role_label = str(Role(role).label)
+        record("approvals.standard_change.signed", locked, actor=user, after={"role": role_label})
         if not open_steps(locked):
             locked.state = StandardChangeState.ACTIVE
             locked.approved_at = clock.now()
@@ -181,13 +196,13 @@ def sign(user, template: StandardChange, password: str, *, otp_code: str = "") -
 def suspend(template: StandardChange, reason: str, actor=None) -> bool:
     """Suspend an active template (an admin by hand, or the portal after a rollback); False if it was not active."""
     if not reason.strip():
-        raise ValidationError({"reason": "Say why the template is suspended."})
+        raise ValidationError({"reason": _("Say why the template is suspended.")})
     with transaction.atomic():
         locked = StandardChange.objects.select_for_update().get(pk=template.pk)
         if locked.state == StandardChangeState.SUSPENDED:
             return False
         if actor is not None and not all(access.has_role(actor, Role.ADMIN, s) for s in locked.sites.all()):
-            raise PermissionDenied("Only an admin of the template's sites suspends it.")
+            raise PermissionDenied(_("Only an admin of the template's sites suspends it."))
         locked.state = StandardChangeState.SUSPENDED
         locked.suspended_at = clock.now()
         locked.suspend_reason = reason.strip()
@@ -206,24 +221,35 @@ def refusal(template: StandardChange, rfc: Rfc, now: datetime | None = None) -> 
     """Why `rfc` may not be approved by `template` (None: it matches)."""
     now = now or clock.now()
     if template.state != StandardChangeState.ACTIVE:
-        return f"The standard change {template.name} is {template.get_state_display().lower()}."
+        return _("The standard change %(name)s is %(state)s.") % {
+            "name": template.name,
+            "state": template.get_state_display().lower(),
+        }
     if template.expires_at <= now:
-        return f"The standard change {template.name} expired on {template.expires_at:%Y-%m-%d}."
+        return _("The standard change %(name)s expired on %(date)s.") % {
+            "name": template.name,
+            "date": f"{template.expires_at:%Y-%m-%d}",
+        }
     if rfc.emergency:
-        return "An emergency change goes to the CIO or the Plant Director, not to a template."
+        return _("An emergency change goes to the CIO or the Plant Director, not to a template.")
     if rfc.is_high_risk:
-        return "A high-risk change goes through the chain, never a template."
+        return _("A high-risk change goes through the chain, never a template.")
     if rfc.release.product not in template.products:
-        return f"{template.name} covers {', '.join(template.products)}, not {rfc.release.product}."
+        return _("%(name)s covers %(products)s, not %(product)s.") % {
+            "name": template.name,
+            "products": ", ".join(template.products),
+            "product": rfc.release.product,
+        }
     covered = {site.pk for site in template.sites.all()}
     outside = [i.site.code for i in rfc.impacts.all() if i.site_id not in covered]
     if outside:
-        return f"{template.name} does not cover {', '.join(outside)}."
+        return _("%(name)s does not cover %(sites)s.") % {"name": template.name, "sites": ", ".join(outside)}
     if CLASS_ORDER.get(rfc.change_class, 9) > CLASS_ORDER[template.max_class]:
-        return (
-            f"{template.name} covers changes up to {template.get_max_class_display().lower()}; "
-            f"this one is {rfc.get_change_class_display().lower()}."
-        )
+        return _("%(name)s covers changes up to %(max)s; this one is %(class)s.") % {
+            "name": template.name,
+            "max": template.get_max_class_display().lower(),
+            "class": rfc.get_change_class_display().lower(),
+        }
     return None
 
 
@@ -240,7 +266,7 @@ def resolve(value) -> StandardChange:
         return value
     found = StandardChange.objects.filter(uuid=value).first() if _is_uuid(value) else None
     if found is None:
-        raise ValidationError({"standard_change": "Unknown standard change."})
+        raise ValidationError({"standard_change": _("Unknown standard change.")})
     return found
 
 

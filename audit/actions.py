@@ -7,6 +7,8 @@ Action names are past tense: `releases.rfc.submitted`, `accounts.logged_out`.
 from __future__ import annotations
 
 from django.db.models import Q
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 
 # Written by v0.6.0 and earlier → the name written since.
 RENAMED: dict[str, str] = {
@@ -46,17 +48,18 @@ def starting_with(prefix: str) -> Q:
 
 
 # --- Human labels of action names (a concern adds its own section) --------------------------------
-LABELS: dict[str, str] = {}
+# Translated where shown (label() gives them in the reader's language); the codes stay in the trail.
+LABELS: dict[str, Promise] = {}
 
 # Two-step sign-in (accounts/mfa.py)
 LABELS.update(
     {
-        "accounts.mfa.enrolled": "Two-step sign-in set up",
-        "accounts.mfa.verified": "Sign-in code accepted",
-        "accounts.mfa.failed": "Sign-in code refused",
-        "accounts.mfa.recovery_used": "Signed in with a recovery code",
-        "accounts.mfa.reset": "Two-step sign-in reset by an administrator",
-        "accounts.mfa.recovery_regenerated": "New recovery codes made",
+        "accounts.mfa.enrolled": _("Two-step sign-in set up"),
+        "accounts.mfa.verified": _("Sign-in code accepted"),
+        "accounts.mfa.failed": _("Sign-in code refused"),
+        "accounts.mfa.recovery_used": _("Signed in with a recovery code"),
+        "accounts.mfa.reset": _("Two-step sign-in reset by an administrator"),
+        "accounts.mfa.recovery_regenerated": _("New recovery codes made"),
     }
 )
 
@@ -69,7 +72,7 @@ def label(action: str) -> str:
     ("releases.rfc.uat_signed_off" → "RFC UAT signed off"). Exports keep the code itself."""
     name = canonical(action)
     if name in LABELS:
-        return LABELS[name]
+        return str(LABELS[name])
     parts = [p for p in name.split(".") if p][-2:]
     words = " ".join(_WORDS.get(w, w) for part in parts for w in part.split("_"))
     return (words[:1].upper() + words[1:]) if words else name
@@ -78,77 +81,79 @@ def label(action: str) -> str:
 # Notifications (notify/)
 LABELS.update(
     {
-        "notify.preferences.changed": "Notification settings changed",
-        "notify.rfc.watched": "Started following the RFC",
-        "notify.rfc.unwatched": "Stopped following the RFC",
-        "notify.rfc.muted": "Muted the RFC",
-        "notify.rfc.unmuted": "Unmuted the RFC",
+        "notify.preferences.changed": _("Notification settings changed"),
+        "notify.rfc.watched": _("Started following the RFC"),
+        "notify.rfc.unwatched": _("Stopped following the RFC"),
+        "notify.rfc.muted": _("Muted the RFC"),
+        "notify.rfc.unmuted": _("Unmuted the RFC"),
     }
 )
 
 # Requests for changes (approvals, workflow)
 LABELS.update(
     {
-        "approvals.signature.changes_requested": "Signed: changes requested",
-        "releases.rfc.changes_requested": "Sent back to the author with a question",
+        "approvals.signature.changes_requested": _("Signed: changes requested"),
+        "releases.rfc.changes_requested": _("Sent back to the author with a question"),
     }
 )
 
 # Comments (discussion/)
-LABELS.update({"discussion.comment.added": "Commented", "discussion.comment.edited": "Edited a comment"})
+LABELS.update(
+    {"discussion.comment.added": _("Commented"), "discussion.comment.edited": _("Edited a comment")}
+)
 
 # Post-implementation reviews (workflow/reviews.py)
 LABELS.update(
     {
-        "releases.review.opened": "Post-implementation review opened",
-        "releases.review.completed": "Post-implementation review completed",
-        "releases.rfc.reworked": "Back to draft with a fixed release",
-        "releases.rfc.rescheduled": "Back to approved, to be booked again",
+        "releases.review.opened": _("Post-implementation review opened"),
+        "releases.review.completed": _("Post-implementation review completed"),
+        "releases.rfc.reworked": _("Back to draft with a fixed release"),
+        "releases.rfc.rescheduled": _("Back to approved, to be booked again"),
     }
 )
 
 # Release rings (workflow/rollout.py)
 LABELS.update(
     {
-        "releases.rollout.planned": "Rollout rings planned",
-        "releases.rollout.halted": "Rollout halted by a failure in an earlier ring",
-        "releases.rfc.halted": "Held: the release's rollout halted, its bookings freed",
+        "releases.rollout.planned": _("Rollout rings planned"),
+        "releases.rollout.halted": _("Rollout halted by a failure in an earlier ring"),
+        "releases.rfc.halted": _("Held: the release's rollout halted, its bookings freed"),
     }
 )
 
 # Standard changes (approvals/standard.py)
 LABELS.update(
     {
-        "approvals.standard_change.proposed": "Standard change proposed",
-        "approvals.standard_change.signed": "Standard change signed",
-        "approvals.standard_change.signature_refused": "Standard change signature refused",
-        "approvals.standard_change.approved": "Standard change approved: in force",
-        "approvals.standard_change.used": "RFC approved by a standard change",
-        "approvals.standard_change.suspended": "Standard change suspended",
+        "approvals.standard_change.proposed": _("Standard change proposed"),
+        "approvals.standard_change.signed": _("Standard change signed"),
+        "approvals.standard_change.signature_refused": _("Standard change signature refused"),
+        "approvals.standard_change.approved": _("Standard change approved: in force"),
+        "approvals.standard_change.used": _("RFC approved by a standard change"),
+        "approvals.standard_change.suspended": _("Standard change suspended"),
     }
 )
 
 # Configuration items and conflicting changes (environments/items.py, deployments/conflicts.py)
 LABELS.update(
     {
-        "environments.items.imported": "Configuration items imported from CSV",
-        "environments.item.created": "Configuration item added",
-        "releases.deployment.conflict_acknowledged": "Booked beside a conflicting change (acknowledged)",
+        "environments.items.imported": _("Configuration items imported from CSV"),
+        "environments.item.created": _("Configuration item added"),
+        "releases.deployment.conflict_acknowledged": _("Booked beside a conflicting change (acknowledged)"),
     }
 )
 
 # Validation evidence the portal prints about itself (reports/traceability.py, reports/review.py)
 LABELS.update(
     {
-        "reports.traceability.imported": "Test results imported for the traceability matrix",
+        "reports.traceability.imported": _("Test results imported for the traceability matrix"),
     }
 )
 
 # The periodic review (reports/periodic.py)
 LABELS.update(
     {
-        "reports.periodic_review.created": "Periodic review drawn up",
-        "reports.periodic_review.signed": "Periodic review signed",
-        "reports.periodic_review.signature_refused": "Periodic review signature refused",
+        "reports.periodic_review.created": _("Periodic review drawn up"),
+        "reports.periodic_review.signed": _("Periodic review signed"),
+        "reports.periodic_review.signature_refused": _("Periodic review signature refused"),
     }
 )

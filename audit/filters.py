@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import django_filters
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext_lazy as _
 
 from audit import actions
 from audit.models import AuditEvent
@@ -21,40 +22,40 @@ from core.inputs import check_moment
 TEXT_MAX = 200  # longer than any column filtered; a longer value is refused, not cut
 
 
-def _date_filter(label: str) -> django_filters.DateFilter:
+def _date_filter(name: str, label, invalid) -> django_filters.DateFilter:
     return django_filters.DateFilter(
-        method=f"filter_{label.lower()}",
+        method=f"filter_{name}",
         label=label,
         input_formats=["%Y-%m-%d", "%Y%m%d"],  # what parse_date took before: ISO 8601, both forms
-        error_messages={"invalid": f"{label} must be a date (YYYY-MM-DD)."},
+        error_messages={"invalid": invalid},
         validators=[check_moment],  # 0001-01-01 or 9999-12-31 is no date anyone means
-        help_text="A day, YYYY-MM-DD (UTC); the range includes it.",
+        help_text=_("A day, YYYY-MM-DD (UTC); the range includes it."),
     )
 
 
-def _text(field_name: str, help_text: str, lookup_expr: str = "exact") -> django_filters.CharFilter:
+def _text(field_name: str, help_text, lookup_expr: str = "exact") -> django_filters.CharFilter:
     return django_filters.CharFilter(
         field_name=field_name, lookup_expr=lookup_expr, max_length=TEXT_MAX, help_text=help_text
     )
 
 
 class AuditEventFilterSet(django_filters.FilterSet):
-    start = _date_filter("Start")
-    end = _date_filter("End")
-    actor = _text("actor_name", "The actor's username (as recorded).")
-    actor_name = _text("actor_name", "Same as actor.")
+    start = _date_filter("start", _("Start"), _("Start must be a date (YYYY-MM-DD)."))
+    end = _date_filter("end", _("End"), _("End must be a date (YYYY-MM-DD)."))
+    actor = _text("actor_name", _("The actor's username (as recorded)."))
+    actor_name = _text("actor_name", _("Same as actor."))
     action = django_filters.CharFilter(
         method="filter_action",
         max_length=TEXT_MAX,
-        help_text='The action, or its start ("releases.rfc"); older spellings of an action match too.',
+        help_text=_('The action, or its start ("releases.rfc"); older spellings of an action match too.'),
     )
-    object = _text("object_id", "The object's id, e.g. an RFC number.")
-    object_id = _text("object_id", "Same as object.")
-    object_type = _text("object_type", 'The object\'s type, e.g. "releases.rfc".')
-    site = _text("site_code", "Site code.")
-    site_code = _text("site_code", "Same as site.")
+    object = _text("object_id", _("The object's id, e.g. an RFC number."))
+    object_id = _text("object_id", _("Same as object."))
+    object_type = _text("object_type", _('The object\'s type, e.g. "releases.rfc".'))
+    site = _text("site_code", _("Site code."))
+    site_code = _text("site_code", _("Same as site."))
     text = django_filters.CharFilter(
-        method="filter_text", max_length=TEXT_MAX, help_text="Text in the reason or the object's name."
+        method="filter_text", max_length=TEXT_MAX, help_text=_("Text in the reason or the object's name.")
     )
 
     class Meta:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.utils import translation
 
 from audit.models import GENESIS_HASH, AuditEvent, ChainHead
 from core import clock
@@ -64,6 +67,20 @@ def _describe(obj) -> tuple[str, str, str, str]:
     return object_type, str(getattr(obj, "audit_object_id", obj.pk)), str(obj)[:200], site or ""
 
 
+def _in_portal_language(func):
+    """The trail is written in the portal's language (English) whatever language the request speaks:
+    object names and lazily translated labels in payloads are stored in neutral wording. (A new
+    override per call: one shared override object is not safe across threads.)"""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with translation.override(settings.LANGUAGE_CODE):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+@_in_portal_language
 def record(
     action: str,
     obj=None,

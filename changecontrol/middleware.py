@@ -11,6 +11,8 @@ from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import JsonResponse, QueryDict
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
+from django.utils import translation
+from django.utils.translation import gettext, gettext_noop
 
 from core.clientip import client_ip
 from core.context import RequestContext, enter, leave
@@ -56,51 +58,78 @@ class InputGuardMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        refused = _refused(request)
+        # Ahead of the locale middleware: a refusal here speaks the browser's language.
+        with translation.override(translation.get_language_from_request(request)):
+            refused = _refused(request)
         if refused is not None:
             return refused
         return self.get_response(request)
 
     def process_exception(self, request, exception):
         if isinstance(exception, BadInput):
-            return bad_request(request, exception.message)
+            return bad_request(request, exception.message, params=exception.params)
         if isinstance(exception, OverflowError):  # date arithmetic past year 1 or 9999
             logger.warning("Refused input that overflowed: %s %s", request.method, request.path)
-            return bad_request(request, "A value is out of range.")
+            return bad_request(request, gettext_noop("A value is out of range."))
         return None
 
 
-def bad_request(request, message: str, field: str | None = None, status: int = 400, code: str = "invalid"):
+def bad_request(
+    request,
+    message: str,
+    field: str | None = None,
+    status: int = 400,
+    code: str = "invalid",
+    params: dict | None = None,
+):
     """The standard refusal for bad input: JSON under /api/ (with `fields` naming the field, as the
-    API's own validation does), the error page elsewhere."""
-    detail = f"{field}: {message}" if field else message
+    API's own validation does), the error page elsewhere.
+
+    `message` is English (marked with gettext_noop by the caller), with `%(name)s` placeholders
+    filled from `params`: the API answers in English, the page in the person's language."""
     if request.path_info.startswith("/api/"):
-        body = {"detail": detail, "code": code}
+        message = message % params if params else message
+        body = {"detail": f"{field}: {message}" if field else message, "code": code}
         if field:
             body["fields"] = {field: [message]}
         return JsonResponse(body, status=status)
+    message = gettext(message) % params if params else gettext(message)
+    detail = f"{field}: {message}" if field else message
     return render(request, "errors/400.html", {"message": detail}, status=status)
 
 
 def _refused(request):
     """The refusal for a request no view should see, or None."""
     if NUL in request.path_info:
-        return bad_request(request, "The address contains a null character.")
+        return bad_request(request, gettext_noop("The address contains a null character."))
     for key, value in request.META.items():
         if key.startswith("HTTP_") and isinstance(value, str) and NUL in value:
             header = key[5:].replace("_", "-").title()
-            return bad_request(request, f"The {header} header contains a null character.")
+            return bad_request(
+                request,
+                gettext_noop("The %(header)s header contains a null character."),
+                params={"header": header},
+            )
     cookie = nul_field(request.COOKIES)  # a cookie's octal escapes decode to NUL here
     if cookie is not None:
-        return bad_request(request, f"The {cookie} cookie contains a null character.")
+        return bad_request(
+            request,
+            gettext_noop("The %(cookie)s cookie contains a null character."),
+            params={"cookie": cookie},
+        )
     try:
         return _refused_data(request)
     except RequestDataTooBig:
         return bad_request(
-            request, "The request body is larger than the limit.", status=413, code="too_large"
+            request, gettext_noop("The request body is larger than the limit."), status=413, code="too_large"
         )
     except (MultiPartParserError, SuspiciousOperation, UnicodeDecodeError) as exc:
-        return bad_request(request, f"The request could not be read: {exc}", code="parse_error")
+        return bad_request(
+            request,
+            gettext_noop("The request could not be read: %(error)s"),
+            code="parse_error",
+            params={"error": exc},
+        )
 
 
 def _refused_data(request):
@@ -125,7 +154,12 @@ def _refused_data(request):
         try:
             data = json.loads(request.body)
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
-            return bad_request(request, f"The body is not valid JSON: {exc}", code="parse_error")
+            return bad_request(
+                request,
+                gettext_noop("The body is not valid JSON: %(error)s"),
+                code="parse_error",
+                params={"error": exc},
+            )
         field = nul_field(data) if isinstance(data, dict) else None
         if field is not None or has_nul(data):
             return bad_request(request, NUL_MESSAGE, field)

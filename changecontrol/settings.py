@@ -85,9 +85,11 @@ MIDDLEWARE = [
     # Bad input (NUL characters, unreadable bodies, dates out of range) is a 400, never a 500.
     "changecontrol.middleware.InputGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "accounts.language.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -105,6 +107,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "changecontrol.context_processors.portal",
@@ -341,7 +344,12 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # --- I18N / time (store UTC; show each site's own zone) ------------------------------------
+# English and German: each user's choice (Language page), else the browser's preference. Catalogs in
+# locale/ (make messages); formats in core/formats (ISO dates in English, 04.12.2026 in German).
 LANGUAGE_CODE = "en-gb"
+LANGUAGES = [("en-gb", "English"), ("de", "Deutsch")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+FORMAT_MODULE_PATH = ["core.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

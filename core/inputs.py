@@ -14,22 +14,28 @@ from collections.abc import Mapping
 from datetime import date, datetime
 
 from django.core.exceptions import BadRequest, ValidationError
+from django.utils.translation import gettext, gettext_lazy, gettext_noop
 
 EARLIEST = date(1900, 1, 1)
 LATEST = date(2999, 12, 31)
 RANGE_TEXT = f"{EARLIEST.year}–{LATEST.year}"
 NUL = "\x00"
-NUL_MESSAGE = "Null characters are not allowed."
-LINE_BREAK_MESSAGE = "Line breaks are not allowed here."
+# English, as the API answers it; pages show it translated (changecontrol.middleware.bad_request).
+NUL_MESSAGE = gettext_noop("Null characters are not allowed.")
+LINE_BREAK_MESSAGE = gettext_lazy("Line breaks are not allowed here.")
 
 
 class BadInput(BadRequest):
     """Bad input found past the form or serializer that should have caught it: a 400 on pages and
-    the API alike (InputGuardMiddleware answers it), never a 500."""
+    the API alike (InputGuardMiddleware answers it), never a 500.
 
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
+    `message` is English, marked with gettext_noop where it is written (with `%(name)s` placeholders
+    filled from `params`): the API answers in English, a page shows it translated."""
+
+    def __init__(self, message: str, field: str | None = None, params: dict | None = None):
+        super().__init__(message % params if params else message)
         self.message = message
+        self.params = params or {}
         self.field = field
 
 
@@ -62,7 +68,7 @@ def check_moment(value: date | datetime, name: str | None = None):
     """The date or time as given, or a ValidationError (which forms, serializers and FilterSets all
     report as a field error) if it lies outside the years the portal plans in."""
     if not in_range(value):
-        message = f"Give a date in the years {RANGE_TEXT}."
+        message = gettext("Give a date in the years %(range)s.") % {"range": RANGE_TEXT}
         raise ValidationError({name: message} if name else message, code="out_of_range")
     return value
 
@@ -72,9 +78,15 @@ def parse_date(value: str, name: str) -> date:
     try:
         day = date.fromisoformat(value.strip())
     except ValueError:
-        raise BadInput(f"{name}: give a date as YYYY-MM-DD.", field=name) from None
+        raise BadInput(
+            gettext_noop("%(name)s: give a date as YYYY-MM-DD."), field=name, params={"name": name}
+        ) from None
     if not in_range(day):
-        raise BadInput(f"{name}: give a date in the years {RANGE_TEXT}.", field=name)
+        raise BadInput(
+            gettext_noop("%(name)s: give a date in the years %(range)s."),
+            field=name,
+            params={"name": name, "range": RANGE_TEXT},
+        )
     return day
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils.translation import gettext
 
 from core.errors import RuleViolation, StateConflict
 
@@ -31,7 +32,7 @@ def refusal(exc: Exception) -> Refusal:
     if isinstance(exc, StateConflict):
         return Refusal(409, str(exc), exc.code)
     if isinstance(exc, PermissionDenied):
-        return Refusal(403, str(exc) or "You may not do this.", "permission_denied")
+        return Refusal(403, str(exc) or gettext("You may not do this."), "permission_denied")
     if isinstance(exc, ValidationError):
         if getattr(exc, "code", None) == "too_large":
             return Refusal(413, exc.messages[0], "too_large")

@@ -2,18 +2,21 @@
 django-guardian object permission on a Site applies at that site only."""
 
 from django.db import models
+from django.utils import translation
+from django.utils.functional import lazy
+from django.utils.translation import gettext_lazy as _
 
 
 class Role(models.TextChoices):
-    DEVELOPER = "developer", "Developer"
-    KEY_USER = "key_user", "Key user"
-    IT_MANAGER = "it_manager", "IT Manager"
-    OPERATIONS_MANAGER = "operations_manager", "Operations Manager"
-    CIO = "cio", "CIO"
-    PLANT_DIRECTOR = "plant_director", "Plant Director"
-    RELEASE_MANAGER = "release_manager", "Release manager"
-    AUDITOR = "auditor", "Auditor"
-    ADMIN = "admin", "Admin"
+    DEVELOPER = "developer", _("Developer")
+    KEY_USER = "key_user", _("Key user")
+    IT_MANAGER = "it_manager", _("IT Manager")
+    OPERATIONS_MANAGER = "operations_manager", _("Operations Manager")
+    CIO = "cio", _("CIO")
+    PLANT_DIRECTOR = "plant_director", _("Plant Director")
+    RELEASE_MANAGER = "release_manager", _("Release manager")
+    AUDITOR = "auditor", _("Auditor")
+    ADMIN = "admin", _("Admin")
 
     @property
     def codename(self) -> str:
@@ -29,4 +32,11 @@ class Role(models.TextChoices):
         return cls(value) if codename.startswith("role_") and value in cls.values else None
 
 
-SITE_ROLE_PERMISSIONS = [(role.codename, f"Holds the role {role.label} at this site") for role in Role]
+def _permission_name(label) -> str:
+    # A permission's name is data (stored, and in the migrations): English, whatever the language.
+    with translation.override(None):
+        return f"Holds the role {label} at this site"
+
+
+# Lazy: the labels are translated lazily, and may only be read once the apps are ready.
+SITE_ROLE_PERMISSIONS = [(role.codename, lazy(_permission_name, str)(role.label)) for role in Role]

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from audit.services import record
 from core import clock, jobs
@@ -39,14 +41,21 @@ from releases import gates
 from releases.models import Rfc
 
 CHECKERS = frozenset({Role.DEVELOPER, Role.KEY_USER, Role.RELEASE_MANAGER, Role.ADMIN})
-CONFIGURE_DATABASE = "add a sqlite or postgres backup adapter (the plant's database) to its pipeline"
+CONFIGURE_DATABASE = gettext_lazy(
+    "add a sqlite or postgres backup adapter (the plant's database) to its pipeline"
+)
 
 
 def proving_of(site) -> Environment:
     """The environment whose database the checks copy: the site's UAT, or its DEV where it has none."""
     environment = promotion.proving(site.pk)
     if environment is None:
-        raise ValidationError({"site": f"{site.code} has no UAT or DEV environment to prove the release in."})
+        raise ValidationError(
+            {
+                "site": _("%(site)s has no UAT or DEV environment to prove the release in.")
+                % {"site": site.code}
+            }
+        )
     return environment
 
 
@@ -54,16 +63,23 @@ uat_of = proving_of  # the name callers used before two-tier sites were judged o
 
 
 def no_database(environment: Environment) -> str:
-    return f"{environment} has no database configured: {CONFIGURE_DATABASE}"
+    return _("%(environment)s has no database configured: %(configure)s") % {
+        "environment": environment,
+        "configure": CONFIGURE_DATABASE,
+    }
 
 
 def request_check(user, rfc: Rfc, kind: str, site) -> CheckRun:
     if kind not in CheckKind.values:
-        raise ValidationError({"kind": f"Kind is one of {', '.join(CheckKind.values)}."})
+        raise ValidationError(
+            {"kind": _("Kind is one of %(kinds)s.") % {"kinds": ", ".join(CheckKind.values)}}
+        )
     if site.pk not in {i.site_id for i in rfc.impacts.all()}:
-        raise ValidationError({"site": f"{site.code} is not a target of {rfc.number}."})
+        raise ValidationError(
+            {"site": _("%(site)s is not a target of %(rfc)s.") % {"site": site.code, "rfc": rfc.number}}
+        )
     if user is not None and not access.has_any_role(user, CHECKERS, site):
-        raise PermissionDenied("Developers, key users, release managers and admins run checks.")
+        raise PermissionDenied(_("Developers, key users, release managers and admins run checks."))
     environment = proving_of(site)
     if not has_database(environment):
         raise ValidationError({"site": no_database(environment)})
@@ -72,7 +88,7 @@ def request_check(user, rfc: Rfc, kind: str, site) -> CheckRun:
         if CheckRun.objects.filter(
             rfc=rfc, kind=kind, environment=environment, state__in=[RunState.QUEUED, RunState.RUNNING]
         ).exists():
-            raise StateConflict("This check is already queued or running.")
+            raise StateConflict(_("This check is already queued or running."))
         run = CheckRun.objects.create(
             kind=kind,
             rfc=rfc,
@@ -315,10 +331,19 @@ def proving_environments(rfc) -> list[tuple[object, Environment | None]]:
 def _where(site, environment: Environment) -> str:
     if environment.tier == Tier.UAT:
         return str(environment)
-    return f"{site.code} has no UAT: judged on DEV's copy — {environment}"
+    return _("%(site)s has no UAT: judged on DEV's copy — %(environment)s") % {
+        "site": site.code,
+        "environment": environment,
+    }
 
 
-@gates.gate("UAT data fresh", applies_from=STAGES, waivable=True)
+# The gates' names are keys (waivers name them): marked here, translated where they are shown.
+UAT_FRESH = gettext_noop("UAT data fresh")
+SQL_IDEMPOTENT = gettext_noop("SQL idempotent")
+ROLLBACK_REHEARSED = gettext_noop("Rollback rehearsed")
+
+
+@gates.gate(UAT_FRESH, applies_from=STAGES, waivable=True)
 def uat_fresh(rfc) -> gates.Gate:
     """E3: the proving tier's data was refreshed from PROD within the limit; judged on DEV's copy where
     the site has no UAT. No database, or no tier at all, fails and says what to configure."""
@@ -326,57 +351,76 @@ def uat_fresh(rfc) -> gates.Gate:
     for site, env in proving_environments(rfc):
         if env is None:
             ok = False
-            parts.append(f"{site.code} has no UAT or DEV environment whose data could be judged")
+            parts.append(
+                _("%(site)s has no UAT or DEV environment whose data could be judged") % {"site": site.code}
+            )
             continue
         fine, text = evidence.freshness(env)
         ok = ok and fine
         parts.append(
-            text if env.tier == Tier.UAT else f"{site.code} has no UAT: judged on DEV's copy — {text}"
+            text
+            if env.tier == Tier.UAT
+            else _("%(site)s has no UAT: judged on DEV's copy — %(environment)s")
+            % {"site": site.code, "environment": text}
         )
     if not parts:
-        return gates.Gate("UAT data fresh", False, "No target site is named.")
-    return gates.Gate("UAT data fresh", ok, "; ".join(parts) + ".")
+        return gates.Gate(UAT_FRESH, False, _("No target site is named."))
+    return gates.Gate(UAT_FRESH, ok, "; ".join(parts) + ".")
 
 
 def _check_gate(rfc, kind: str, name: str) -> gates.Gate:
     if kind == CheckKind.IDEMPOTENCY and not rfc.release.migration_sql.strip():
-        return gates.Gate(name, True, "The release has no SQL migration: there is nothing to run twice.")
+        return gates.Gate(name, True, _("The release has no SQL migration: there is nothing to run twice."))
     runs = latest(rfc, kind)
     parts, ok = [], True
     for site, env in proving_environments(rfc):
         if env is None:
             ok = False
-            parts.append(f"{site.code} has no UAT or DEV environment to run the check in")
+            parts.append(
+                _("%(site)s has no UAT or DEV environment to run the check in") % {"site": site.code}
+            )
             continue
         where = _where(site, env)
         if not has_database(env):
             ok = False
-            parts.append(f"{where}: no database configured — {CONFIGURE_DATABASE}")
+            parts.append(
+                _("%(where)s: no database configured — %(configure)s")
+                % {"where": where, "configure": CONFIGURE_DATABASE}
+            )
             continue
         run = runs.get(env.pk)
         if run is None:
             ok = False
-            parts.append(f"{where}: no run for artifact {rfc.release.artifact_sha256[:12]}…")
+            parts.append(
+                _("%(where)s: no run for artifact %(artifact)s…")
+                % {"where": where, "artifact": rfc.release.artifact_sha256[:12]}
+            )
             continue
-        who = run.requested_by.get_username() if run.requested_by else "system"
+        who = run.requested_by.get_username() if run.requested_by else _("system")
         ok = ok and run.state == RunState.PASSED
         parts.append(
-            f"{where} {run.get_state_display().lower()} {run.finished_at:%Y-%m-%d %H:%M} UTC "
-            f"(requested by {who}): {run.summary}"
+            _("%(where)s %(state)s %(finished)s UTC (requested by %(who)s): %(summary)s")
+            % {
+                "where": where,
+                "state": run.get_state_display().lower(),
+                "finished": f"{run.finished_at:%Y-%m-%d %H:%M}",
+                "who": who,
+                "summary": run.summary,
+            }
         )
     if not parts:
-        return gates.Gate(name, False, "No target site is named.")
+        return gates.Gate(name, False, _("No target site is named."))
     return gates.Gate(name, ok, " | ".join(parts))
 
 
-@gates.gate("SQL idempotent", applies_from=STAGES, waivable=True)
+@gates.gate(SQL_IDEMPOTENT, applies_from=STAGES, waivable=True)
 def sql_idempotent(rfc) -> gates.Gate:
-    return _check_gate(rfc, CheckKind.IDEMPOTENCY, "SQL idempotent")
+    return _check_gate(rfc, CheckKind.IDEMPOTENCY, SQL_IDEMPOTENT)
 
 
-@gates.gate("Rollback rehearsed", applies_from=STAGES, waivable=True)
+@gates.gate(ROLLBACK_REHEARSED, applies_from=STAGES, waivable=True)
 def rollback_rehearsed(rfc) -> gates.Gate:
-    return _check_gate(rfc, CheckKind.REHEARSAL, "Rollback rehearsed")
+    return _check_gate(rfc, CheckKind.REHEARSAL, ROLLBACK_REHEARSED)
 
 
 # --- E8: passed in DEV, failed in UAT ------------------------------------------------------------------

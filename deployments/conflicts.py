@@ -11,36 +11,46 @@ not compared: every change of a product's release touches the product.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+
+from django.utils import translation
+from django.utils.translation import gettext, gettext_noop
 
 from deployments.models import Deployment
 from deployments.states import ACTIVE
 from environments.models import ItemKind
 from releases.models import Impact
 
-RULE = "Conflicting changes"
+RULE = gettext_noop("Conflicting changes")  # the rule's name: a key, translated where shown
 
 
 @dataclass(frozen=True)
 class Conflict:
     deployment: Deployment
-    shared: list[str]  # "production line Line 2"
+    shared: list[str]  # "production line Line 2", in the reader's language
+    recorded: list[str] = field(default_factory=list)  # the same in English, for the audit trail
 
     def describe(self) -> str:
         d = self.deployment
         zone = d.environment.site.zone
-        return (
-            f"{d.rfc.number} ({d.rfc.title}) is {d.get_state_display().lower()} in {d.environment} "
-            f"{d.scheduled_start.astimezone(zone):%a %d %b %H:%M}–{d.scheduled_end.astimezone(zone):%H:%M %Z} "
-            f"and touches the same {', '.join(self.shared)}"
-        )
+        return gettext(
+            "%(rfc)s (%(title)s) is %(state)s in %(environment)s %(start)s–%(end)s and touches the same %(items)s"
+        ) % {
+            "rfc": d.rfc.number,
+            "title": d.rfc.title,
+            "state": d.get_state_display().lower(),
+            "environment": d.environment,
+            "start": f"{d.scheduled_start.astimezone(zone):%a %d %b %H:%M}",
+            "end": f"{d.scheduled_end.astimezone(zone):%H:%M %Z}",
+            "items": ", ".join(self.shared),
+        }
 
     def as_dict(self) -> dict:
         return {
             "rfc": self.deployment.rfc.number,
             "environment": str(self.deployment.environment),
-            "items": self.shared,
+            "items": self.recorded or self.shared,
         }
 
 
@@ -55,6 +65,8 @@ def touching(rfc, site, start: datetime, end: datetime) -> list[Conflict]:
     names = labelled(mine) if mine is not None else {}
     if not names:
         return []
+    with translation.override(None):  # the audit trail keeps the items in English
+        english = labelled(mine)
     others = list(
         Deployment.objects.filter(
             environment__site=site, state__in=ACTIVE, scheduled_start__lt=end, scheduled_end__gt=start
@@ -69,7 +81,7 @@ def touching(rfc, site, start: datetime, end: datetime) -> list[Conflict]:
         other = impacts.get(d.rfc_id)
         shared = sorted(set(names) & set(labelled(other))) if other is not None else []
         if shared:
-            found.append(Conflict(d, [names[key] for key in shared]))
+            found.append(Conflict(d, [names[key] for key in shared], [english[key] for key in shared]))
     return found
 
 

@@ -22,6 +22,8 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.db.models import F, Q
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from audit.actions import canonical
 from audit.services import record
@@ -186,7 +188,10 @@ def run(deployment_id: int, owner: str | None = None) -> str:
         state = Deployment.objects.filter(pk=deployment_id).values_list("state", flat=True).first()
         return state if state in TERMINAL else "leased by another worker"
     try:
-        return _Runner(deployment_id, owner).advance()
+        # The journal, the outcome and the audit trail are records: written in English whoever's
+        # request or worker runs the deployment.
+        with translation.override(None):
+            return _Runner(deployment_id, owner).advance()
     except LeaseLost:
         return "lease lost"
     finally:
@@ -792,11 +797,22 @@ class _Runner:
         if not people:
             return
         d = self.deployment
-        body = (
-            f"URGENT: the rollback of {d.rfc.number} on {self.env} failed.\n\n{d.outcome}\n\n"
-            f"Deployment: {absolute_url(reverse('releases:deployment', args=[d.rfc.uuid, d.uuid]))}\n"
+        body = _("URGENT: the rollback of %(rfc)s on %(environment)s failed.") % {
+            "rfc": d.rfc.number,
+            "environment": self.env,
+        } + (
+            f"\n\n{d.outcome}\n\n"
+            + _("Deployment: %(url)s")
+            % {"url": absolute_url(reverse("releases:deployment", args=[d.rfc.uuid, d.uuid]))}
+            + "\n"
         )  # the outcome carries the manual-recovery instructions
-        urgent(f"[URGENT] Rollback failed: {d.rfc.number} on {self.env}", body, sorted(people), about=d)
+        urgent(
+            _("[URGENT] Rollback failed: %(rfc)s on %(environment)s")
+            % {"rfc": d.rfc.number, "environment": self.env},
+            body,
+            sorted(people),
+            about=d,
+        )
         record("releases.deployment.alerted", d, actor_name="system", after={"to": sorted(people)})
 
 
@@ -835,14 +851,16 @@ def describe_rpo(rpo: dict) -> str:
         kept = rpo.get("rows_kept") or {}
         if kept:
             rows = ", ".join(f"{name} +{count}" for name, count in sorted(kept.items()))
-            return f"No production data was discarded (RPO 0 s): rows written since the backup are kept ({rows})."
-        return "No production data was discarded (RPO 0 s)."
-    span = f"{rpo['seconds']:.0f} s" if rpo.get("seconds") is not None else "an unknown time span"
-    tables = ", ".join(rpo.get("tables") or []) or "none found"
-    return (
-        f"Restored from the backup: production data written in the {span} since it was taken is lost "
-        f"(RPO {span}); tables touched since the backup: {tables}."
-    )
+            return _(
+                "No production data was discarded (RPO 0 s): rows written since the backup are kept (%(rows)s)."
+            ) % {"rows": rows}
+        return _("No production data was discarded (RPO 0 s).")
+    span = f"{rpo['seconds']:.0f} s" if rpo.get("seconds") is not None else _("an unknown time span")
+    tables = ", ".join(rpo.get("tables") or []) or _("none found")
+    return _(
+        "Restored from the backup: production data written in the %(span)s since it was taken is lost "
+        "(RPO %(span)s); tables touched since the backup: %(tables)s."
+    ) % {"span": span, "tables": tables}
 
 
 def alert_overdue(deployment_id: int) -> bool:
@@ -858,11 +876,23 @@ def alert_overdue(deployment_id: int) -> bool:
     minutes = (now - d.rollback_started_at).total_seconds() / 60 if d.rollback_started_at else 0
     if people:
         urgent(
-            f"[URGENT] Rollback past {env.rollback_budget_minutes} minutes: {d.rfc.number} on {env}",
+            _("[URGENT] Rollback past %(budget)s minutes: %(rfc)s on %(environment)s")
+            % {"budget": env.rollback_budget_minutes, "rfc": d.rfc.number, "environment": env},
             (
-                f"URGENT: the rollback of {d.rfc.number} on {env} has run {minutes:.0f} minutes, past its "
-                f"budget of {env.rollback_budget_minutes} minutes.\n\n{d.outcome}\n\n"
-                f"Deployment: {absolute_url(reverse('releases:deployment', args=[d.rfc.uuid, d.uuid]))}\n"
+                _(
+                    "URGENT: the rollback of %(rfc)s on %(environment)s has run %(minutes)s minutes, past its "
+                    "budget of %(budget)s minutes."
+                )
+                % {
+                    "rfc": d.rfc.number,
+                    "environment": env,
+                    "minutes": f"{minutes:.0f}",
+                    "budget": env.rollback_budget_minutes,
+                }
+                + f"\n\n{d.outcome}\n\n"
+                + _("Deployment: %(url)s")
+                % {"url": absolute_url(reverse("releases:deployment", args=[d.rfc.uuid, d.uuid]))}
+                + "\n"
             ),
             people,
             about=d,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from core.inputs import check_moment
 from core.roles import Role
@@ -17,22 +19,22 @@ class ScheduleForm(forms.Form):
 
     site = forms.ChoiceField()
     duration = forms.IntegerField(
-        label="Deployment duration (minutes)",
+        label=gettext_lazy("Deployment duration (minutes)"),
         min_value=1,
         max_value=12 * 60,
-        help_text="The deployment itself; the smoke test and the rollback budget are added.",
+        help_text=gettext_lazy("The deployment itself; the smoke test and the rollback budget are added."),
     )
     start = forms.CharField(
         required=False,
-        label="Start (site's local time)",
+        label=gettext_lazy("Start (site's local time)"),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
     slot = forms.DateTimeField(required=False, widget=forms.HiddenInput, validators=[check_moment])
     handover_override = forms.BooleanField(
-        required=False, label="Plant Director: allow a start inside a shift handover"
+        required=False, label=gettext_lazy("Plant Director: allow a start inside a shift handover")
     )
     acknowledge_conflicts = forms.BooleanField(
-        required=False, label="I have checked the changes listed above and book beside them"
+        required=False, label=gettext_lazy("I have checked the changes listed above and book beside them")
     )
 
     def __init__(self, *args, rfc, user, sites, **kwargs):
@@ -62,7 +64,7 @@ class ScheduleForm(forms.Form):
         data = super().clean()
         data.setdefault("handover_override", False)
         if not self.errors and not data.get("slot") and not data.get("start"):
-            raise ValidationError("Pick one of the offered slots or type a start.")
+            raise ValidationError(_("Pick one of the offered slots or type a start."))
         return data
 
     def site_choice(self):

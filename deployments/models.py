@@ -10,6 +10,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy
 
 from deployments.states import DeploymentState
 from environments.models import RunState
@@ -26,7 +27,7 @@ class Deployment(models.Model):
     )
     scheduled_start = models.DateTimeField()
     scheduled_end = models.DateTimeField(
-        help_text="Start + duration + smoke test + rollback budget: the slot it holds."
+        help_text=gettext_lazy("Start + duration + smoke test + rollback budget: the slot it holds.")
     )
     duration_minutes = models.PositiveIntegerField()
     state = models.CharField(
@@ -34,7 +35,7 @@ class Deployment(models.Model):
     )
     emergency = models.BooleanField(default=False)
     handover_override = models.BooleanField(
-        default=False, help_text="Plant Director allowed a start in a handover."
+        default=False, help_text=gettext_lazy("Plant Director allowed a start in a handover.")
     )
     scheduled_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -42,16 +43,20 @@ class Deployment(models.Model):
     # The engine: a lease per deployment, the next time it needs a worker, what happened.
     lease_owner = models.CharField(max_length=100, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a worker took the lease.")
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text=gettext_lazy("Times a worker took the lease.")
+    )
     next_action_at = models.DateTimeField(
         null=True,
         blank=True,
-        help_text="When a worker is next due (the smoke delay is a row, not a sleeping task).",
+        help_text=gettext_lazy("When a worker is next due (the smoke delay is a row, not a sleeping task)."),
     )
     dispatched_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    window_ends_at = models.DateTimeField(null=True, blank=True, help_text="No apply step starts after this.")
+    window_ends_at = models.DateTimeField(
+        null=True, blank=True, help_text=gettext_lazy("No apply step starts after this.")
+    )
     outcome = models.TextField(blank=True)
     rollback_requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -71,7 +76,9 @@ class Deployment(models.Model):
         default=dict,
         blank=True,
         editable=False,
-        help_text="Production data a rollback discarded: how, the time span and the tables touched.",
+        help_text=gettext_lazy(
+            "Production data a rollback discarded: how, the time span and the tables touched."
+        ),
     )
 
     class Meta:
@@ -112,12 +119,12 @@ class Deployment(models.Model):
 
 
 class StepState(models.TextChoices):
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    SIMULATED = "simulated", "Simulated"
-    SKIPPED = "skipped", "Skipped"
-    INTERRUPTED = "interrupted", "Interrupted"
+    RUNNING = "running", gettext_lazy("Running")
+    SUCCEEDED = "succeeded", gettext_lazy("Succeeded")
+    FAILED = "failed", gettext_lazy("Failed")
+    SIMULATED = "simulated", gettext_lazy("Simulated")
+    SKIPPED = "skipped", gettext_lazy("Skipped")
+    INTERRUPTED = "interrupted", gettext_lazy("Interrupted")
 
 
 class DeploymentStep(models.Model):
@@ -130,7 +137,7 @@ class DeploymentStep(models.Model):
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="steps")
     order = models.PositiveSmallIntegerField()
     name = models.CharField(max_length=40)
-    phase = models.CharField(max_length=10, default="forward", help_text="forward or rollback")
+    phase = models.CharField(max_length=10, default="forward", help_text=gettext_lazy("forward or rollback"))
     adapter = models.CharField(max_length=40, blank=True)
     state = models.CharField(max_length=12, choices=StepState.choices, default=StepState.RUNNING)
     started_at = models.DateTimeField()
@@ -150,16 +157,16 @@ class DeploymentStep(models.Model):
         return f"{self.deployment_id} {self.phase}:{self.name} {self.state}"
 
     LABELS = {
-        "vm_snapshot": "VM snapshot",
-        "verify_checksum": "Verify checksum",
-        "smoke": "Smoke test",
-        "compare": "Performance compare",
-        "restore_vm": "Restore VM snapshot",
-        "revert_equipment": "Revert equipment (previous recipe)",
-        "undo": "Undo script",
-        "verify_undo": "Smoke test after the undo",
-        "restore_backup": "Restore the backup",
-        "verify_rollback": "Smoke test after the restore",
+        "vm_snapshot": gettext_lazy("VM snapshot"),
+        "verify_checksum": gettext_lazy("Verify checksum"),
+        "smoke": gettext_lazy("Smoke test"),
+        "compare": gettext_lazy("Performance compare"),
+        "restore_vm": gettext_lazy("Restore VM snapshot"),
+        "revert_equipment": gettext_lazy("Revert equipment (previous recipe)"),
+        "undo": gettext_lazy("Undo script"),
+        "verify_undo": gettext_lazy("Smoke test after the undo"),
+        "restore_backup": gettext_lazy("Restore the backup"),
+        "verify_rollback": gettext_lazy("Smoke test after the restore"),
     }
 
     @property
@@ -174,8 +181,8 @@ class DeploymentStep(models.Model):
 
 
 class CheckKind(models.TextChoices):
-    IDEMPOTENCY = "idempotency", "SQL idempotent"
-    REHEARSAL = "rehearsal", "Rollback rehearsed"
+    IDEMPOTENCY = "idempotency", gettext_lazy("SQL idempotent")
+    REHEARSAL = "rehearsal", gettext_lazy("Rollback rehearsed")
 
 
 class CheckRun(models.Model):

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
 from deployments.models import Deployment, DeploymentState
 from deployments.states import ACTIVE, IN_PROGRESS
 from environments.models import TIER_ORDER, Environment, Tier
 from releases import gates
 
-RULE = "Promotion order"
+RULE = gettext_noop("Promotion order")  # the gate's name: a key, translated where shown
 
 
 def path(site_id: int) -> list[Environment]:
@@ -52,7 +55,7 @@ def succeeded_in(environment: Environment, sha256: str) -> Deployment | None:
 
 
 def _short(sha256: str) -> str:
-    return f"{sha256[:12]}…" if sha256 else "(none recorded)"
+    return f"{sha256[:12]}…" if sha256 else _("(none recorded)")
 
 
 def order_refusal(release, environment: Environment) -> str | None:
@@ -61,10 +64,16 @@ def order_refusal(release, environment: Environment) -> str | None:
     if before is None:
         return None
     if succeeded_in(before, release.artifact_sha256) is None:
-        return (
-            f"{release} (artifact {_short(release.artifact_sha256)}) has not succeeded in {before} yet: "
-            f"{environment} takes only what succeeded in {before.tier} first."
-        )
+        return _(
+            "%(release)s (artifact %(artifact)s) has not succeeded in %(before)s yet: %(environment)s takes "
+            "only what succeeded in %(tier)s first."
+        ) % {
+            "release": release,
+            "artifact": _short(release.artifact_sha256),
+            "before": before,
+            "environment": environment,
+            "tier": before.tier,
+        }
     return None
 
 
@@ -88,10 +97,10 @@ def overlap_refusal(
     other = overlap(rfc, environment, start, end, exclude)
     if other is None:
         return None
-    return (
-        f"{rfc.number}'s deployment to {other.environment} is {other.get_state_display().lower()} "
-        f"in the same time: one site's tiers take one deployment of an RFC at a time."
-    )
+    return _(
+        "%(rfc)s's deployment to %(environment)s is %(state)s in the same time: one site's tiers take one "
+        "deployment of an RFC at a time."
+    ) % {"rfc": rfc.number, "environment": other.environment, "state": other.get_state_display().lower()}
 
 
 def refusal(rfc, environment: Environment, start: datetime, end: datetime, exclude=None) -> str | None:
@@ -103,12 +112,12 @@ def signoff_refusal(rfc, site) -> str | None:
     """A key user signs off only what succeeded in the site's UAT (its DEV where it has no UAT)."""
     where = proving(site.pk)
     if where is None:
-        return f"{site.code} has no DEV or UAT environment to prove the release in."
+        return _("%(site)s has no DEV or UAT environment to prove the release in.") % {"site": site.code}
     if succeeded_in(where, rfc.release.artifact_sha256) is None:
-        return (
-            f"{rfc.release} (artifact {_short(rfc.release.artifact_sha256)}) has not succeeded in {where} "
-            "yet: deploy it there and test it before signing off."
-        )
+        return _(
+            "%(release)s (artifact %(artifact)s) has not succeeded in %(where)s yet: deploy it there and test "
+            "it before signing off."
+        ) % {"release": rfc.release, "artifact": _short(rfc.release.artifact_sha256), "where": where}
     return None
 
 
@@ -118,7 +127,7 @@ def promotion_gate(rfc) -> gates.Gate:
     for impact in rfc.impacts.all():
         prod = next((env for env in path(impact.site_id) if env.tier == Tier.PROD), None)
         if prod is None:
-            problems.append(f"{impact.site.code} has no PROD environment")
+            problems.append(_("%(site)s has no PROD environment") % {"site": impact.site.code})
             continue
         why = order_refusal(rfc.release, prod)
         if why:
@@ -127,4 +136,6 @@ def promotion_gate(rfc) -> gates.Gate:
             fine.append(f"{previous(prod)}")
     if problems:
         return gates.Gate(RULE, False, " ".join(problems))
-    return gates.Gate(RULE, True, f"The artifact succeeded in {', '.join(fine)}.")
+    return gates.Gate(
+        RULE, True, _("The artifact succeeded in %(environments)s.") % {"environments": ", ".join(fine)}
+    )

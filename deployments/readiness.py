@@ -5,11 +5,14 @@ around them (a fixture, a data migration, an older row) still cannot reach PROD.
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
 from environments.models import Environment, Tier
 from environments.pipelines import pipeline_problems
 from releases import gates
 
-RULE = "PROD pipeline complete"
+RULE = gettext_noop("PROD pipeline complete")  # the gate's name: a key, translated where shown
 
 
 def problems_of(environment: Environment) -> list[str]:
@@ -29,15 +32,21 @@ def prod_pipeline_complete(rfc) -> gates.Gate:
     for site in sites:
         env = prods.get(site.pk)
         if env is None:
-            refused.append(f"{site.code} has no PROD environment.")
+            refused.append(_("%(site)s has no PROD environment.") % {"site": site.code})
             continue
         found = problems_of(env)
         if found:
-            refused.append(f"{site.code} PROD pipeline: " + " ".join(found))
+            refused.append(
+                _("%(site)s PROD pipeline: %(problems)s") % {"site": site.code, "problems": " ".join(found)}
+            )
         else:
             fine.append(site.code)
     if refused:
         return gates.Gate(RULE, False, " ".join(refused))
     if not fine:
-        return gates.Gate(RULE, False, "No target site is named.")
-    return gates.Gate(RULE, True, f"{', '.join(fine)}: snapshot, backup and smoke test configured for PROD.")
+        return gates.Gate(RULE, False, _("No target site is named."))
+    return gates.Gate(
+        RULE,
+        True,
+        _("%(sites)s: snapshot, backup and smoke test configured for PROD.") % {"sites": ", ".join(fine)},
+    )

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils.translation import gettext, gettext_noop
 
 from audit.services import record
 from core import clock, jobs
@@ -33,7 +34,7 @@ from releases.states import RfcState
 
 DISPATCH_TASK = "deployments.tasks.dispatch_deployments"  # wakes the dispatcher before its next beat
 SCHEDULERS = frozenset({Role.RELEASE_MANAGER, Role.ADMIN})
-WINDOW_GATE = "Deployment window"
+WINDOW_GATE = gettext_noop("Deployment window")  # the gate's name: a key, translated where shown
 MAX_DURATION = 12 * 60
 # Offered slots start at least this far ahead: a slot offered at 09:59:59 for 10:00 would be in the
 # past by the time the form comes back.
@@ -54,8 +55,13 @@ class Plan:
     def reasons(self) -> list[str]:
         tz = self.environment.site.zone
         return self.decision.reasons + [
-            f"{self.environment} is taken by {d.rfc.number} {d.scheduled_start.astimezone(tz):%a %d %b %H:%M}–"
-            f"{d.scheduled_end.astimezone(tz):%H:%M %Z}"
+            gettext("%(environment)s is taken by %(rfc)s %(start)s–%(end)s")
+            % {
+                "environment": self.environment,
+                "rfc": d.rfc.number,
+                "start": f"{d.scheduled_start.astimezone(tz):%a %d %b %H:%M}",
+                "end": f"{d.scheduled_end.astimezone(tz):%H:%M %Z}",
+            }
             for d in self.conflicts
         ]
 
@@ -70,7 +76,9 @@ def prod_of(site: Site) -> Environment:
     try:
         return Environment.objects.select_related("site").get(site=site, tier=Tier.PROD)
     except Environment.DoesNotExist:
-        raise ValidationError({"site": f"{site.code} has no PROD environment."}) from None
+        raise ValidationError(
+            {"site": gettext("%(site)s has no PROD environment.") % {"site": site.code}}
+        ) from None
 
 
 def parse_local(value: str | datetime, tz: ZoneInfo) -> datetime:
@@ -81,7 +89,7 @@ def parse_local(value: str | datetime, tz: ZoneInfo) -> datetime:
             value = datetime.fromisoformat(value.strip())
         except ValueError:
             raise ValidationError(
-                {"start": "Give the start as date and time, e.g. 2026-12-01 09:00."}
+                {"start": gettext("Give the start as date and time, e.g. 2026-12-01 09:00.")}
             ) from None
     check_moment(value, "start")
     if value.tzinfo is not None:
@@ -90,8 +98,11 @@ def parse_local(value: str | datetime, tz: ZoneInfo) -> datetime:
     if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != value:
         raise ValidationError(
             {
-                "start": f"{value:%Y-%m-%d %H:%M} does not exist in {tz.key}: the clocks jump "
-                "forward then. Pick a time after the change."
+                "start": gettext(
+                    "%(start)s does not exist in %(zone)s: the clocks jump forward then. Pick a time after "
+                    "the change."
+                )
+                % {"start": f"{value:%Y-%m-%d %H:%M}", "zone": tz.key}
             }
         )
     return aware.astimezone(UTC)
@@ -111,7 +122,9 @@ def _conflicts(environment: Environment, start: datetime, end: datetime, exclude
 
 def plan(rfc: Rfc, site: Site, start: datetime, duration: int, *, handover_override: bool = False) -> Plan:
     if not 0 < duration <= MAX_DURATION:
-        raise ValidationError({"duration": f"The duration is between 1 and {MAX_DURATION} minutes."})
+        raise ValidationError(
+            {"duration": gettext("The duration is between 1 and %(max)s minutes.") % {"max": MAX_DURATION}}
+        )
     environment = prod_of(site)
     decision = calendar.check(
         rules_for(environment), start, duration, emergency=rfc.emergency, handover_override=handover_override
@@ -178,9 +191,14 @@ def may_deploy_now(user, environment: Environment) -> bool:
 
 def _require_scheduler(user, rfc: Rfc, site: Site) -> None:
     if site.pk not in {i.site_id for i in rfc.impacts.all()}:
-        raise ValidationError({"site": f"{site.code} is not a target of {rfc.number}."})
+        raise ValidationError(
+            {"site": gettext("%(site)s is not a target of %(rfc)s.") % {"site": site.code, "rfc": rfc.number}}
+        )
     if not may_schedule(user, site):
-        raise PermissionDenied(f"Only a release manager or an admin of {site.code} schedules its PROD.")
+        raise PermissionDenied(
+            gettext("Only a release manager or an admin of %(site)s schedules its PROD.")
+            % {"site": site.code}
+        )
 
 
 def book(
@@ -200,22 +218,24 @@ def book(
     if handover_override:
         if not rfc.emergency:
             raise ValidationError(
-                {"handover_override": "Only an emergency change may start in a shift handover."}
+                {"handover_override": gettext("Only an emergency change may start in a shift handover.")}
             )
         if not access.has_role(user, Role.PLANT_DIRECTOR, site):
-            raise PermissionDenied("Only the Plant Director overrides a shift handover.")
+            raise PermissionDenied(gettext("Only the Plant Director overrides a shift handover."))
     if start <= clock.now():
-        raise ValidationError({"start": "The start is in the past."})
+        raise ValidationError({"start": gettext("The start is in the past.")})
     with gates.noting_refusals(rfc, "schedule"), transaction.atomic():
         locked = Rfc.objects.select_for_update().get(pk=rfc.pk)
         if locked.state != RfcState.APPROVED:
             raise StateConflict(
-                f"{locked.number} is {locked.get_state_display().lower()}; only an approved RFC is scheduled."
+                gettext("%(rfc)s is %(state)s; only an approved RFC is scheduled.")
+                % {"rfc": locked.number, "state": locked.get_state_display().lower()}
             )
         failed = gates.failing(locked, "schedule")
         if failed:
             raise RuleViolation(
-                "Not ready to schedule: " + "; ".join(f"{g.name} — {g.reason}" for g in failed),
+                gettext("Not ready to schedule: %(gates)s")
+                % {"gates": "; ".join(f"{gettext(g.name)} — {g.reason}" for g in failed)},
                 rule=failed[0].name,
                 failed=[g.as_dict() for g in failed],
             )
@@ -224,7 +244,10 @@ def book(
         if Deployment.objects.filter(
             rfc=locked, environment=environment, state__in=ACTIVE_DEPLOYMENT_STATES
         ).exists():
-            raise StateConflict(f"{locked.number} is already scheduled at {site.code}.")
+            raise StateConflict(
+                gettext("%(rfc)s is already scheduled at %(site)s.")
+                % {"rfc": locked.number, "site": site.code}
+            )
         result = plan(locked, site, start, duration, handover_override=handover_override)
         busy = promotion.overlap_refusal(locked, environment, result.decision.start, result.decision.end)
         if busy:
@@ -232,16 +255,22 @@ def book(
         if not result.allowed:
             tz = site.zone
             raise RuleViolation(
-                f"{start.astimezone(tz):%a %d %b %Y %H:%M %Z} is not allowed at {site.code}: "
-                + "; ".join(result.reasons),
+                gettext("%(start)s is not allowed at %(site)s: %(reasons)s")
+                % {
+                    "start": f"{start.astimezone(tz):%a %d %b %Y %H:%M %Z}",
+                    "site": site.code,
+                    "reasons": "; ".join(result.reasons),
+                },
                 rule=WINDOW_GATE,
                 failed=[{"name": WINDOW_GATE, "passed": False, "reason": r} for r in result.reasons],
             )
         clashes = conflicts.touching(locked, site, result.decision.start, result.decision.end)
         if clashes and not acknowledge_conflicts:
             raise RuleViolation(
-                "Another change touches the same items in this slot; acknowledge it to book anyway: "
-                + "; ".join(c.describe() for c in clashes),
+                gettext(
+                    "Another change touches the same items in this slot; acknowledge it to book anyway: %(changes)s"
+                )
+                % {"changes": "; ".join(c.describe() for c in clashes)},
                 rule=conflicts.RULE,
                 failed=[{"name": conflicts.RULE, "passed": False, "reason": c.describe()} for c in clashes],
             )
@@ -326,7 +355,9 @@ def window_gate(rfc) -> gates.Gate:
     booked = bookings(rfc)
     missing = [i.site.code for i in rfc.impacts.all() if i.site_id not in booked]
     if missing:
-        return gates.Gate(WINDOW_GATE, False, f"Not scheduled at {', '.join(missing)}.")
+        return gates.Gate(
+            WINDOW_GATE, False, gettext("Not scheduled at %(sites)s.") % {"sites": ", ".join(missing)}
+        )
     problems, fine = [], []
     for deployment in booked.values():
         site = deployment.environment.site
@@ -343,30 +374,48 @@ def window_gate(rfc) -> gates.Gate:
         else:
             problems.append(f"{site.code} {local:%a %d %b %H:%M %Z}: {'; '.join(result.reasons)}")
     if problems:
-        return gates.Gate(WINDOW_GATE, False, "No longer allowed — " + " | ".join(problems))
-    return gates.Gate(WINDOW_GATE, True, "Inside an allowed window: " + ", ".join(fine) + ".")
+        return gates.Gate(
+            WINDOW_GATE,
+            False,
+            gettext("No longer allowed — %(problems)s") % {"problems": " | ".join(problems)},
+        )
+    return gates.Gate(
+        WINDOW_GATE, True, gettext("Inside an allowed window: %(slots)s.") % {"slots": ", ".join(fine)}
+    )
 
 
 # --- DEV and UAT deployments, manual rollback, cancel -----------------------------------
 def deploy_now(user, rfc: Rfc, environment: Environment, duration: int = 30) -> Deployment:
     """Promote the RFC's artifact to DEV or UAT now (no calendar there unless the environment enforces one)."""
     if environment.tier == Tier.PROD:
-        raise ValidationError({"environment": "PROD is scheduled into its window, not deployed at once."})
+        raise ValidationError(
+            {"environment": gettext("PROD is scheduled into its window, not deployed at once.")}
+        )
     if environment.site_id not in {i.site_id for i in rfc.impacts.all()}:
-        raise ValidationError({"environment": f"{environment.site.code} is not a target of {rfc.number}."})
+        raise ValidationError(
+            {
+                "environment": gettext("%(site)s is not a target of %(rfc)s.")
+                % {"site": environment.site.code, "rfc": rfc.number}
+            }
+        )
     access.require(user, "deploy", environment)
     start = clock.now()
     decision = calendar.check(rules_for(environment), start, duration)
     if not decision.allowed:
         raise RuleViolation(
-            f"{environment} does not take deployments now: " + "; ".join(decision.reasons), rule=WINDOW_GATE
+            gettext("%(environment)s does not take deployments now: %(reasons)s")
+            % {"environment": environment, "reasons": "; ".join(decision.reasons)},
+            rule=WINDOW_GATE,
         )
     with transaction.atomic():
         locked = Rfc.objects.select_for_update().select_related("release").get(pk=rfc.pk)  # the RFC first
         Environment.objects.select_for_update().get(pk=environment.pk)
         busy = _conflicts(environment, start, decision.end)
         if busy:
-            raise StateConflict(f"{environment} is busy with {busy[0].rfc.number}'s deployment.")
+            raise StateConflict(
+                gettext("%(environment)s is busy with %(rfc)s's deployment.")
+                % {"environment": environment, "rfc": busy[0].rfc.number}
+            )
         refused = promotion.refusal(locked, environment, start, decision.end)
         if refused:
             raise RuleViolation(refused, rule=promotion.RULE)
@@ -392,14 +441,15 @@ def deploy_now(user, rfc: Rfc, environment: Environment, duration: int = 30) -> 
 def request_rollback(user, deployment: Deployment, reason: str) -> Deployment:
     """A release manager stops a running deployment: the worker rolls back at the next step."""
     if not reason.strip():
-        raise ValidationError({"reason": "Say why you roll back."})
+        raise ValidationError({"reason": gettext("Say why you roll back.")})
     if not may_schedule(user, deployment.environment.site):
-        raise PermissionDenied("Only a release manager or an admin rolls a deployment back.")
+        raise PermissionDenied(gettext("Only a release manager or an admin rolls a deployment back."))
     with transaction.atomic():
         locked = Deployment.objects.select_for_update().get(pk=deployment.pk)
         if locked.state not in ROLLBACK_REQUESTABLE:
             raise StateConflict(
-                f"The deployment is {locked.get_state_display().lower()}; only a running one is rolled back."
+                gettext("The deployment is %(state)s; only a running one is rolled back.")
+                % {"state": locked.get_state_display().lower()}
             )
         locked.rollback_requested_by = user
         locked.outcome = f"Rollback requested by {user.get_username()}: {reason.strip()}"
@@ -413,14 +463,14 @@ def request_rollback(user, deployment: Deployment, reason: str) -> Deployment:
 def cancel_deployment(user, deployment: Deployment, reason: str) -> Deployment:
     """Cancel before it starts. A PROD cancel unschedules the RFC (its other bookings too)."""
     if not reason.strip():
-        raise ValidationError({"reason": "Say why you cancel."})
+        raise ValidationError({"reason": gettext("Say why you cancel.")})
     if not access.can(user, "deploy", deployment.environment):
-        raise PermissionDenied("You may not cancel deployments to this environment.")
+        raise PermissionDenied(gettext("You may not cancel deployments to this environment."))
     with transaction.atomic():
         Rfc.objects.select_for_update().filter(pk=deployment.rfc_id).first()  # lock order: the RFC first
         locked = Deployment.objects.select_for_update().select_related("rfc").get(pk=deployment.pk)
         if locked.state != DeploymentState.SCHEDULED or locked.lease_owner:
-            raise StateConflict("Only a deployment that has not started is cancelled.")
+            raise StateConflict(gettext("Only a deployment that has not started is cancelled."))
         # A PROD cancel of a scheduled RFC unschedules it: the workflow follows the move (and frees
         # the RFC's other bookings); see workflow/transitions.py.
         move(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from core.inputs import check_moment
@@ -56,10 +57,10 @@ class ScheduleRequestSerializer(serializers.Serializer):
         try:
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise serializers.ValidationError("Not an ISO 8601 time.") from None
+            raise serializers.ValidationError(_("Not an ISO 8601 time.")) from None
         if parsed.tzinfo is None:
             raise serializers.ValidationError(
-                "Give the start with its offset: a time without one is ambiguous."
+                _("Give the start with its offset: a time without one is ambiguous.")
             )
         return check_moment(parsed)
 

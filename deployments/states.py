@@ -11,21 +11,23 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.db import models, transaction
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from core.errors import StateConflict
 
 
 class DeploymentState(models.TextChoices):
-    SCHEDULED = "scheduled", "Scheduled"
-    RUNNING = "running", "Running"
-    VERIFYING = "verifying", "Verifying"
-    SUCCEEDED = "succeeded", "Succeeded"
-    ROLLING_BACK = "rolling_back", "Rolling back"
-    ROLLED_BACK = "rolled_back", "Rolled back"
-    ROLLBACK_FAILED = "rollback_failed", "Rollback failed"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-    MISSED = "missed", "Missed"
+    SCHEDULED = "scheduled", gettext_lazy("Scheduled")
+    RUNNING = "running", gettext_lazy("Running")
+    VERIFYING = "verifying", gettext_lazy("Verifying")
+    SUCCEEDED = "succeeded", gettext_lazy("Succeeded")
+    ROLLING_BACK = "rolling_back", gettext_lazy("Rolling back")
+    ROLLED_BACK = "rolled_back", gettext_lazy("Rolled back")
+    ROLLBACK_FAILED = "rollback_failed", gettext_lazy("Rollback failed")
+    FAILED = "failed", gettext_lazy("Failed")
+    CANCELLED = "cancelled", gettext_lazy("Cancelled")
+    MISSED = "missed", gettext_lazy("Missed")
 
 
 S = DeploymentState
@@ -94,7 +96,8 @@ def move(deployment, target: str, *, actor=None, audit: Callable[[], None] | Non
         )
         if not may_move(current, target):
             raise IllegalMove(
-                f"A deployment that is {S(current).label.lower()} cannot become {S(target).label.lower()}."
+                _("A deployment that is %(current)s cannot become %(target)s.")
+                % {"current": S(current).label.lower(), "target": S(target).label.lower()}
             )
         deployment.state = target
         for name, value in fields.items():

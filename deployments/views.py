@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from core.refusals import REFUSED, refusal
@@ -86,7 +87,7 @@ def deployment_rollback(request, uuid, deployment_uuid):
         uuid,
         deployment_uuid,
         scheduling.request_rollback,
-        "Rollback requested: the worker restores the snapshot and the backup at its next step.",
+        _("Rollback requested: the worker restores the snapshot and the backup at its next step."),
         reverse("releases:deployment", args=[uuid, deployment_uuid]),
     )
 
@@ -99,7 +100,7 @@ def deployment_cancel(request, uuid, deployment_uuid):
         uuid,
         deployment_uuid,
         scheduling.cancel_deployment,
-        "Deployment cancelled.",
+        _("Deployment cancelled."),
         reverse("releases:detail", args=[uuid]),
     )
 
@@ -124,5 +125,9 @@ def deploy_now(request, uuid):
         message = refusal(exc).message
         messages.error(request, message)
         return redirect("releases:detail", rfc.uuid)
-    messages.success(request, f"Deploying {rfc.release} to {environment} now.")
+    messages.success(
+        request,
+        _("Deploying %(release)s to %(environment)s now.")
+        % {"release": rfc.release, "environment": environment},
+    )
     return redirect("releases:deployment", rfc.uuid, deployment.uuid)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy
 
 from core import clock
 
@@ -14,7 +15,9 @@ class Comment(models.Model):
     rfc = models.ForeignKey("releases.Rfc", on_delete=models.PROTECT, related_name="comments")
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     body = models.TextField()
-    mentions = models.JSONField(default=list, blank=True, help_text="Usernames told of this comment.")
+    mentions = models.JSONField(
+        default=list, blank=True, help_text=gettext_lazy("Usernames told of this comment.")
+    )
     created_at = models.DateTimeField(default=clock.now)
     edited_at = models.DateTimeField(null=True, blank=True)
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
 
 from audit.services import record
 from core import clock
@@ -64,18 +66,23 @@ def resolve(rfc: Rfc, names: list[str]) -> Mentions:
 def _clean(body: str) -> str:
     body = (body or "").strip()
     if not body:
-        raise ValidationError({"body": "Write something to comment."})
+        raise ValidationError({"body": _("Write something to comment.")})
     if "\x00" in body:
-        raise ValidationError({"body": "The comment contains a NUL character."})
+        raise ValidationError({"body": _("The comment contains a NUL character.")})
     if len(body) > MAX_LENGTH:
-        raise ValidationError({"body": f"A comment holds at most {MAX_LENGTH:,} characters."})
+        raise ValidationError(
+            {
+                "body": _("A comment holds at most %(max)s characters.")
+                % {"max": number_format(MAX_LENGTH, force_grouping=True)}
+            }
+        )
     return body
 
 
 def add(user, rfc: Rfc, body: str) -> tuple[Comment, Mentions]:
     body = _clean(body)
     if not visible_rfcs(user).filter(pk=rfc.pk).exists():
-        raise PermissionDenied("You may not comment on this RFC.")
+        raise PermissionDenied(_("You may not comment on this RFC."))
     with transaction.atomic():
         mentions = resolve(rfc, mentioned_names(body))
         comment = Comment.objects.create(
@@ -104,7 +111,7 @@ def edit(user, comment: Comment, body: str) -> Comment:
     with transaction.atomic():
         locked = Comment.objects.select_for_update().select_related("rfc").get(pk=comment.pk)
         if locked.author_id != user.pk:
-            raise PermissionDenied("Only its author may edit a comment.")
+            raise PermissionDenied(_("Only its author may edit a comment."))
         if body == locked.body:
             return locked
         CommentRevision.objects.create(

@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from discussion import services
@@ -25,10 +26,13 @@ def add(request, uuid):
         messages.error(request, " ".join(exc.message_dict.get("body", exc.messages)))
         return redirect(reverse("releases:detail", args=[rfc.uuid]) + "#comment-form")
     told = ", ".join(u.get_full_name() or u.username for u in mentions.told)
-    note = f" Told: {told}." if told else ""
+    parts = [_("Comment added.")]
+    if told:
+        parts.append(_("Told: %(names)s.") % {"names": told})
     if mentions.not_told:
-        note += f" Not notified (no such person can see this RFC): {', '.join('@' + n for n in mentions.not_told)}."
-    messages.success(request, f"Comment added.{note}")
+        names = ", ".join("@" + n for n in mentions.not_told)
+        parts.append(_("Not notified (no such person can see this RFC): %(names)s.") % {"names": names})
+    messages.success(request, " ".join(parts))
     return redirect(reverse("releases:detail", args=[rfc.uuid]) + f"#comment-{comment.pk}")
 
 
@@ -42,7 +46,7 @@ def _comment(request, uuid, pk: int) -> Comment:
 def edit(request, uuid, pk: int):
     comment = _comment(request, uuid, pk)
     if comment.author_id != request.user.pk:
-        raise PermissionDenied("Only its author may edit a comment.")
+        raise PermissionDenied(_("Only its author may edit a comment."))
     error = ""
     if request.method == "POST":
         try:
@@ -50,7 +54,7 @@ def edit(request, uuid, pk: int):
         except ValidationError as exc:
             error = " ".join(exc.message_dict.get("body", exc.messages))
         else:
-            messages.success(request, "Comment saved; the earlier text stays in its history.")
+            messages.success(request, _("Comment saved; the earlier text stays in its history."))
             return redirect(reverse("releases:detail", args=[comment.rfc.uuid]) + f"#comment-{comment.pk}")
     return render(
         request,

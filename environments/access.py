@@ -15,6 +15,8 @@ from django.db import models
 from django.db.models import QuerySet
 from django.http import Http404
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from core.filters import SITE_CODE_MAX
 from core.roles import Role
@@ -176,7 +178,9 @@ def grants(users: Iterable) -> dict[int, list[Grant]]:
     for user_id, codename, group in rows:
         role = Role.from_codename(codename)
         if role:
-            found[user_id].append(Grant(role, GLOBAL, f"group {group}" if group else "direct"))
+            found[user_id].append(
+                Grant(role, GLOBAL, _("group %(name)s") % {"name": group} if group else _("direct"))
+            )
     object_rows = list(
         UserObjectPermission.objects.filter(user__in=ids, content_type=site_ct)
         .order_by()
@@ -191,14 +195,16 @@ def grants(users: Iterable) -> dict[int, list[Grant]]:
     for user_id, object_pk, codename, group in object_rows:
         role = Role.from_codename(codename)
         if role:
-            found[user_id].append(Grant(role, int(object_pk), f"group {group}" if group else "direct"))
+            found[user_id].append(
+                Grant(role, int(object_pk), _("group %(name)s") % {"name": group} if group else _("direct"))
+            )
     for user_id, site_id, value, expires_at in (
         _timed_grants().filter(user__in=ids).values_list("user", "site_id", "role", "expires_at")
     ):
-        found[user_id].append(Grant(Role(value), site_id, "time-bound", expires_at))
+        found[user_id].append(Grant(Role(value), site_id, _("time-bound"), expires_at))
     for user in users:
         if user.is_superuser:
-            found[user.pk].append(Grant(Role.ADMIN, GLOBAL, "superuser"))
+            found[user.pk].append(Grant(Role.ADMIN, GLOBAL, _("superuser")))
     order = {role: n for n, role in enumerate(Role)}
     for held in found.values():
         held.sort(key=lambda g: (g.site_id is not None, g.site_id or 0, order[g.role], g.via))
@@ -249,7 +255,7 @@ def has_any_role(user, roles: Iterable[Role], site=None) -> bool:
 
 
 def role_labels(user) -> list[str]:
-    return sorted(role.label for role in all_roles(user))
+    return sorted(str(role.label) for role in all_roles(user))
 
 
 def visible_sites(user) -> QuerySet:
@@ -337,9 +343,23 @@ def can(user, action: str, obj=None) -> bool:
     raise TypeError(f"no rule for {action!r} on {type(obj).__name__}")
 
 
+# What a refused action says, per action (the English reads "You may not <action> here.").
+REFUSALS = {
+    "configure": gettext_lazy("You may not configure here."),
+    "deploy": gettext_lazy("You may not deploy here."),
+    "set_version": gettext_lazy("You may not set version here."),
+    "write_data": gettext_lazy("You may not write data here."),
+    "manage_webhooks": gettext_lazy("You may not manage webhooks here."),
+    "read_audit": gettext_lazy("You may not read audit here."),
+    "admin_site": gettext_lazy("You may not admin site here."),
+    "review_access": gettext_lazy("You may not review access here."),
+}
+
+
 def require(user, action: str, obj=None) -> None:
     if not can(user, action, obj):
-        raise PermissionDenied(f"You may not {action.replace('_', ' ')} here.")
+        refused = REFUSALS.get(action)
+        raise PermissionDenied(str(refused) if refused else f"You may not {action.replace('_', ' ')} here.")
 
 
 APPROVER_ROLES = frozenset({Role.IT_MANAGER, Role.OPERATIONS_MANAGER, Role.CIO, Role.PLANT_DIRECTOR})
@@ -348,19 +368,21 @@ APPROVER_ROLES = frozenset({Role.IT_MANAGER, Role.OPERATIONS_MANAGER, Role.CIO, 
 # --- Navigation by role ---------------------------------------------------------------------
 def navigation(user) -> list[dict[str, str]]:
     items = [
-        {"label": "Home", "url": reverse("home"), "key": "home"},
-        {"label": "RFCs", "url": reverse("releases:list"), "key": "rfcs"},
-        {"label": "Calendar", "url": reverse("environments:calendar"), "key": "calendar"},
-        {"label": "Dashboard", "url": reverse("dashboard"), "key": "dashboard"},
+        {"label": _("Home"), "url": reverse("home"), "key": "home"},
+        {"label": _("RFCs"), "url": reverse("releases:list"), "key": "rfcs"},
+        {"label": _("Calendar"), "url": reverse("environments:calendar"), "key": "calendar"},
+        {"label": _("Dashboard"), "url": reverse("dashboard"), "key": "dashboard"},
     ]
     if all_roles(user) & APPROVER_ROLES:
-        items.append({"label": "Approvals", "url": reverse("approvals:queue"), "key": "approvals"})
-    items.append({"label": "Environments", "url": reverse("environments:board"), "key": "environments"})
+        items.append({"label": _("Approvals"), "url": reverse("approvals:queue"), "key": "approvals"})
+    items.append({"label": _("Environments"), "url": reverse("environments:board"), "key": "environments"})
     if can(user, "read_audit"):
-        items.append({"label": "Audit trail", "url": reverse("audit:list"), "key": "audit"})
+        items.append({"label": _("Audit trail"), "url": reverse("audit:list"), "key": "audit"})
     if can(user, "review_access"):
-        items.append({"label": "Access review", "url": reverse("access_review:page"), "key": "access_review"})
+        items.append(
+            {"label": _("Access review"), "url": reverse("access_review:page"), "key": "access_review"}
+        )
     if can(user, "admin_site"):
-        items.append({"label": "Administration", "url": reverse("admin:index"), "key": "admin"})
+        items.append({"label": _("Administration"), "url": reverse("admin:index"), "key": "admin"})
     items.append({"label": "API", "url": reverse("api-docs"), "key": "api"})
     return items

@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin
+from django.utils.translation import gettext, gettext_lazy
 from guardian.admin import GuardedModelAdminMixin
 
 from core import clock
@@ -32,9 +33,9 @@ def _with_reason(form_class):
 
     class WithReason(form_class):
         audit_reason = forms.CharField(
-            label="Reason for this change",
+            label=gettext_lazy("Reason for this change"),
             widget=forms.Textarea(attrs={"rows": 2}),
-            help_text="Recorded in the audit trail with the grant or revocation.",
+            help_text=gettext_lazy("Recorded in the audit trail with the grant or revocation."),
         )
 
     return WithReason
@@ -99,7 +100,7 @@ class EnvironmentAdmin(AuditedAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("products")
 
-    @admin.display(description="Products")
+    @admin.display(description=gettext_lazy("Products"))
     def product_versions(self, obj) -> str:
         return ", ".join(f"{product} {version}" for product, version in obj.versions.items()) or "—"
 
@@ -154,11 +155,11 @@ class TimedRoleGrantAdmin(AuditedAdmin):
     autocomplete_fields = ("user",)
     fields = ("user", "role", "site", "expires_at")
 
-    @admin.display(description="Where")
+    @admin.display(description=gettext_lazy("Where"))
     def where(self, obj) -> str:
-        return obj.site.code if obj.site_id else "Every site"
+        return obj.site.code if obj.site_id else gettext("Every site")
 
-    @admin.display(description="Running", boolean=True)
+    @admin.display(description=gettext_lazy("Running"), boolean=True)
     def running(self, obj) -> bool:
         return obj.expires_at > clock.now()
 

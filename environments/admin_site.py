@@ -6,15 +6,16 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import flatten_fieldsets
 from django.forms.models import model_to_dict
+from django.utils.translation import gettext_lazy
 
 from audit.services import record
 from environments import access
 
 
 class PortalAdminSite(admin.AdminSite):
-    site_header = "Plant Change Control — administration"
+    site_header = gettext_lazy("Plant Change Control — administration")
     site_title = "Plant Change Control"
-    index_title = "Configuration"
+    index_title = gettext_lazy("Configuration")
 
     def has_permission(self, request):
         return request.user.is_active and access.can(request.user, "admin_site")
@@ -64,9 +65,9 @@ class AuditedAdmin(AdminRoleOnly, admin.ModelAdmin):
             kwargs["fields"] = [name for name in kwargs["fields"] if name != "audit_reason"]
         form = super().get_form(request, obj, change=change, **kwargs)
         form.base_fields["audit_reason"] = forms.CharField(
-            label="Reason for this change",
+            label=gettext_lazy("Reason for this change"),
             widget=forms.Textarea(attrs={"rows": 2}),
-            help_text="Recorded in the audit trail.",
+            help_text=gettext_lazy("Recorded in the audit trail."),
         )
         return form
 
@@ -74,7 +75,7 @@ class AuditedAdmin(AdminRoleOnly, admin.ModelAdmin):
         fieldsets = super().get_fieldsets(request, obj)
         names = [f for _, opts in fieldsets for f in opts["fields"]]
         if "audit_reason" not in names:
-            fieldsets = [*fieldsets, ("Audit", {"fields": ["audit_reason"]})]
+            fieldsets = [*fieldsets, (gettext_lazy("Audit"), {"fields": ["audit_reason"]})]
         return fieldsets
 
     def _action(self, obj, verb: str) -> str:

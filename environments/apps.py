@@ -1,10 +1,11 @@
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate, post_save
+from django.utils.translation import gettext_lazy
 
 
 class EnvironmentsConfig(AppConfig):
     name = "environments"
-    verbose_name = "Sites and environments"
+    verbose_name = gettext_lazy("Sites and environments")
 
     def ready(self) -> None:
         from environments import permission_log  # noqa: F401  (audits role grants: guardian and auth signals)

@@ -20,8 +20,51 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-SHORT_WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+from django.utils.functional import lazy
+
+
+def gettext(message: str) -> str:
+    """Django's gettext once settings are configured; the English text itself in a bare script
+    (bench/calendar_bench.py runs these functions without Django)."""
+    from django.conf import settings
+
+    if not settings.configured:
+        return message
+    from django.utils.translation import gettext as translate
+
+    return translate(message)
+
+
+gettext_lazy = lazy(gettext, str)
+
+WEEKDAYS = [
+    gettext_lazy("Monday"),
+    gettext_lazy("Tuesday"),
+    gettext_lazy("Wednesday"),
+    gettext_lazy("Thursday"),
+    gettext_lazy("Friday"),
+    gettext_lazy("Saturday"),
+    gettext_lazy("Sunday"),
+]
+# "no deployment window on Mondays"
+WEEKDAYS_PLURAL = [
+    gettext_lazy("Mondays"),
+    gettext_lazy("Tuesdays"),
+    gettext_lazy("Wednesdays"),
+    gettext_lazy("Thursdays"),
+    gettext_lazy("Fridays"),
+    gettext_lazy("Saturdays"),
+    gettext_lazy("Sundays"),
+]
+SHORT_WEEKDAYS = [
+    gettext_lazy("Mon"),
+    gettext_lazy("Tue"),
+    gettext_lazy("Wed"),
+    gettext_lazy("Thu"),
+    gettext_lazy("Fri"),
+    gettext_lazy("Sat"),
+    gettext_lazy("Sun"),
+]
 CHUNK_DAYS = 21
 MAX_HORIZON_DAYS = 400
 
@@ -81,18 +124,19 @@ class Rules:
         for label, weekdays in days.items():
             groups.setdefault(tuple(sorted(set(weekdays))), []).append(label)
         parts = [
-            f"{', '.join(SHORT_WEEKDAYS[d] for d in key)} {', '.join(labels)}"
+            f"{', '.join(str(SHORT_WEEKDAYS[d]) for d in key)} {', '.join(labels)}"
             for key, labels in groups.items()
         ]
-        return "; ".join(parts) or "none"
+        return "; ".join(parts) or gettext("none")
 
 
 @dataclass(frozen=True)
 class Block:
     start: datetime
     end: datetime
-    reason: str
+    reason: str  # in English: what the calendar pages and feeds read and compare
     kind: str  # friday, handover, freeze, quarter, holiday
+    label: str = field(default="", compare=False)  # the reason in the reader's language
 
 
 @dataclass(frozen=True)
@@ -199,7 +243,7 @@ def blocks_between(
         lo, hi = day_bounds(day, tz)
         if not emergency:
             if rules.block_fridays and day.weekday() == 4:
-                blocks.append(Block(lo, hi, "Friday", "friday"))
+                blocks.append(Block(lo, hi, "Friday", "friday", gettext("Friday")))
             if _quarter_close(day, rules.quarter_close_days):
                 quarter = (day.month - 1) // 3 + 1
                 blocks.append(
@@ -208,11 +252,21 @@ def blocks_between(
                         hi,
                         f"freeze: Q{quarter} close (last {rules.quarter_close_days} days of the quarter)",
                         "quarter",
+                        gettext("freeze: Q%(quarter)s close (last %(days)s days of the quarter)")
+                        % {"quarter": quarter, "days": rules.quarter_close_days},
                     )
                 )
             name = holiday_name(rules, day)
             if name:
-                blocks.append(Block(lo, hi, f"public holiday: {name}", "holiday"))
+                blocks.append(
+                    Block(
+                        lo,
+                        hi,
+                        f"public holiday: {name}",
+                        "holiday",
+                        gettext("public holiday: %(name)s") % {"name": name},
+                    )
+                )
         if not handover_override:
             for handover in rules.handovers:
                 moment = at_local(day, handover.at, tz)
@@ -223,11 +277,21 @@ def blocks_between(
                         moment + buffer,
                         f"shift handover {handover.at:%H:%M} ±{handover.buffer_minutes} min",
                         "handover",
+                        gettext("shift handover %(at)s ±%(minutes)s min")
+                        % {"at": f"{handover.at:%H:%M}", "minutes": handover.buffer_minutes},
                     )
                 )
     if not emergency:
         for freeze in rules.freezes:
-            blocks.append(Block(freeze.start, freeze.end, f"freeze: {freeze.name}", "freeze"))
+            blocks.append(
+                Block(
+                    freeze.start,
+                    freeze.end,
+                    f"freeze: {freeze.name}",
+                    "freeze",
+                    gettext("freeze: %(name)s") % {"name": freeze.name},
+                )
+            )
     return sorted(
         (b for b in blocks if b.end > start and b.start < end), key=lambda b: (b.start, b.end, b.reason)
     )
@@ -311,7 +375,7 @@ def check(
     ):
         if block.reason not in seen:
             seen.add(block.reason)
-            reasons.append(block.reason)
+            reasons.append(block.label or block.reason)
     return Decision(not reasons, reasons, start, end)
 
 
@@ -325,14 +389,25 @@ def _window_reasons(rules: Rules, start: datetime, end: datetime, duration_minut
     if holding is None:
         if not any(w.weekday == local.weekday() for w in rules.windows):
             return [
-                f"no deployment window on {WEEKDAYS[local.weekday()]}s (windows: {rules.describe_windows()})"
+                gettext("no deployment window on %(weekdays)s (windows: %(windows)s)")
+                % {"weekdays": WEEKDAYS_PLURAL[local.weekday()], "windows": rules.describe_windows()}
             ]
-        return [f"outside the deployment windows ({rules.describe_windows()})"]
+        return [
+            gettext("outside the deployment windows (%(windows)s)") % {"windows": rules.describe_windows()}
+        ]
     if end > holding[1]:
         return [
-            f"window ends {holding[1].astimezone(tz):%H:%M} but deployment ({duration_minutes} min) + "
-            f"{rules.smoke_test_minutes} min smoke test + {rules.rollback_budget_minutes} min rollback budget "
-            f"need until {end.astimezone(tz):%H:%M}"
+            gettext(
+                "window ends %(ends)s but deployment (%(duration)s min) + %(smoke)s min smoke test + "
+                "%(rollback)s min rollback budget need until %(until)s"
+            )
+            % {
+                "ends": f"{holding[1].astimezone(tz):%H:%M}",
+                "duration": duration_minutes,
+                "smoke": rules.smoke_test_minutes,
+                "rollback": rules.rollback_budget_minutes,
+                "until": f"{end.astimezone(tz):%H:%M}",
+            }
         ]
     return []
 

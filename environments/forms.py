@@ -1,4 +1,6 @@
 from django import forms
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from environments.models import Environment, ProductVersion, validate_semver
 
@@ -11,7 +13,7 @@ class EnvironmentForm(forms.ModelForm):
 
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Recorded in the audit trail with the change.",
+        help_text=gettext_lazy("Recorded in the audit trail with the change."),
     )
 
     class Meta:
@@ -35,24 +37,29 @@ class EnvironmentForm(forms.ModelForm):
     def __init__(self, *args, can_set_version: bool, **kwargs):
         super().__init__(*args, **kwargs)
         reason = self.fields.pop("reason")
-        help_text = "Set by the automated deployment" + (
-            " or a system admin." if self.instance.tier == "PROD" else "."
+        help_text = (
+            _("Set by the automated deployment or a system admin.")
+            if self.instance.tier == "PROD"
+            else _("Set by the automated deployment.")
         )
         self.version_fields: dict[str, str] = {}
         for index, (product, version) in enumerate(self.instance.versions.items()):
             name = f"version_{index}"
             self.version_fields[name] = product
             self.fields[name] = forms.CharField(
-                label=f"{product} version", initial=version, max_length=64, validators=[validate_semver]
+                label=_("%(product)s version") % {"product": product},
+                initial=version,
+                max_length=64,
+                validators=[validate_semver],
             )
         self.fields["new_product"] = forms.CharField(
-            label="Add a product",
+            label=_("Add a product"),
             required=False,
             max_length=PRODUCT_MAX,
-            help_text="As its releases name it.",
+            help_text=_("As its releases name it."),
         )
         self.fields["new_version"] = forms.CharField(
-            label="Its version", required=False, max_length=64, validators=[validate_semver]
+            label=_("Its version"), required=False, max_length=64, validators=[validate_semver]
         )
         for name in [*self.version_fields, "new_product", "new_version"]:
             if not can_set_version:
@@ -61,15 +68,20 @@ class EnvironmentForm(forms.ModelForm):
         self.fields["reason"] = reason
         if self.instance.tier != "PROD":
             self.fields["equipment_writes"].disabled = True
-            self.fields["equipment_writes"].help_text = "DEV and UAT never write to equipment."
+            self.fields["equipment_writes"].help_text = _("DEV and UAT never write to equipment.")
 
     def clean(self):
         cleaned = super().clean()
         product, version = cleaned.get("new_product", "").strip(), cleaned.get("new_version", "")
         if bool(product) != bool(version) and "new_version" not in self.errors:
-            self.add_error("new_version" if product else "new_product", "Give the product and its version.")
+            self.add_error(
+                "new_version" if product else "new_product", _("Give the product and its version.")
+            )
         if product in self.version_fields.values():
-            self.add_error("new_product", f"{product} runs here already: change its version above.")
+            self.add_error(
+                "new_product",
+                _("%(product)s runs here already: change its version above.") % {"product": product},
+            )
         return cleaned
 
     def changes(self) -> dict:

@@ -14,6 +14,7 @@ import re
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from audit.services import record
 from core.roles import Role
@@ -23,7 +24,14 @@ from environments.models import ConfigurationItem, ItemKind, Site
 COLUMNS = ("site", "kind", "name", "description")
 MAX_ROWS = 5000
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-KINDS = {**{k.value: k.value for k in ItemKind}, **{k.label.lower(): k.value for k in ItemKind}}
+# What a CSV's `kind` column may say: the value or the English label (files are not translated).
+KINDS = {
+    **{k.value: k.value for k in ItemKind},
+    "production line": ItemKind.LINE.value,
+    "module": ItemKind.MODULE.value,
+    "interface": ItemKind.INTERFACE.value,
+    "product": ItemKind.PRODUCT.value,
+}
 
 
 def may_keep(user, site: Site) -> bool:
@@ -35,22 +43,25 @@ def _row_problems(row: dict, sites: dict[str, Site], user) -> tuple[list[str], d
     code = (row.get("site") or "").strip().upper()
     site = sites.get(code)
     if site is None:
-        problems.append(f"unknown site {code!r}" if code else "no site")
+        problems.append(_("unknown site %(code)s") % {"code": repr(code)} if code else _("no site"))
     elif not may_keep(user, site):
-        problems.append(f"you are not an admin of {code}")
+        problems.append(_("you are not an admin of %(code)s") % {"code": code})
     kind = KINDS.get((row.get("kind") or "").strip().lower())
     if kind is None:
-        problems.append(f"kind {row.get('kind', '')!r} is not one of line, module, interface, product")
+        problems.append(
+            _("kind %(kind)s is not one of line, module, interface, product")
+            % {"kind": repr(row.get("kind", ""))}
+        )
     name = (row.get("name") or "").strip()
     description = (row.get("description") or "").strip()
     if not name:
-        problems.append("no name")
+        problems.append(_("no name"))
     elif len(name) > 100:
-        problems.append("the name is longer than 100 characters")
+        problems.append(_("the name is longer than 100 characters"))
     if CONTROL.search(name) or CONTROL.search(description):
-        problems.append("control characters or line breaks")
+        problems.append(_("control characters or line breaks"))
     if len(description) > 300:
-        problems.append("the description is longer than 300 characters")
+        problems.append(_("the description is longer than 300 characters"))
     if problems:
         return problems, None
     return [], {"site": site, "kind": kind, "name": name, "description": description}
@@ -59,22 +70,27 @@ def _row_problems(row: dict, sites: dict[str, Site], user) -> tuple[list[str], d
 def import_csv(user, text: str) -> dict[str, int]:
     """Import items from CSV text with the header site,kind,name,description. Returns counts."""
     if "\x00" in text:
-        raise ValidationError({"file": "The file holds NUL bytes: save it as plain CSV (UTF-8)."})
+        raise ValidationError({"file": _("The file holds NUL bytes: save it as plain CSV (UTF-8).")})
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [c for c in COLUMNS[:3] if c not in header]
     if missing:
         raise ValidationError(
-            {"file": f"Line 1: the header lacks {', '.join(missing)} (site,kind,name,description)."}
+            {
+                "file": _("Line 1: the header lacks %(columns)s (site,kind,name,description).")
+                % {"columns": ", ".join(missing)}
+            }
         )
     reader.fieldnames = header
     sites = {s.code: s for s in Site.objects.all()}
     errors, rows, seen = [], [], {}
     for number, row in enumerate(reader, start=2):
         if number - 1 > MAX_ROWS:
-            raise ValidationError({"file": f"More than {MAX_ROWS} rows: split the file."})
+            raise ValidationError(
+                {"file": _("More than %(rows)s rows: split the file.") % {"rows": MAX_ROWS}}
+            )
         if None in row:  # more cells than columns
-            errors.append(f"Line {number}: more cells than the header names.")
+            errors.append(_("Line %(number)s: more cells than the header names.") % {"number": number})
             continue
         if not any((value or "").strip() for value in row.values()):
             continue  # a blank line
@@ -82,16 +98,18 @@ def import_csv(user, text: str) -> dict[str, int]:
         if clean is not None:
             key = (clean["site"].pk, clean["kind"], clean["name"].lower())
             if key in seen:
-                problems.append(f"the same item as line {seen[key]}")
+                problems.append(_("the same item as line %(line)s") % {"line": seen[key]})
             seen[key] = number
         if problems:
-            errors.append(f"Line {number}: " + "; ".join(problems) + ".")
+            errors.append(
+                _("Line %(number)s: %(problems)s.") % {"number": number, "problems": "; ".join(problems)}
+            )
         else:
             rows.append(clean)
     if errors:
         raise ValidationError({"file": errors})
     if not rows:
-        raise ValidationError({"file": "The file names no item."})
+        raise ValidationError({"file": _("The file names no item.")})
     created = updated = 0
     with transaction.atomic():
         for row in rows:
@@ -123,7 +141,9 @@ def import_csv(user, text: str) -> dict[str, int]:
 
 def create(user, site: Site, kind: str, name: str, description: str = "") -> ConfigurationItem:
     if not may_keep(user, site):
-        raise PermissionDenied(f"Only an admin of {site.code} keeps its configuration items.")
+        raise PermissionDenied(
+            _("Only an admin of %(site)s keeps its configuration items.") % {"site": site.code}
+        )
     problems, clean = _row_problems(
         {"site": site.code, "kind": kind, "name": name, "description": description}, {site.code: site}, user
     )
@@ -131,7 +151,10 @@ def create(user, site: Site, kind: str, name: str, description: str = "") -> Con
         raise ValidationError({"item": "; ".join(problems).capitalize() + "."})
     if ConfigurationItem.objects.filter(site=site, kind=clean["kind"], name__iexact=clean["name"]).exists():
         raise ValidationError(
-            {"name": f"{site.code} has this {ItemKind(clean['kind']).label.lower()} already."}
+            {
+                "name": _("%(site)s has this %(kind)s already.")
+                % {"site": site.code, "kind": ItemKind(clean["kind"]).label.lower()}
+            }
         )
     with transaction.atomic():
         item = ConfigurationItem.objects.create(**clean)

@@ -9,6 +9,8 @@ import semver
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from core import clock
 from core.roles import SITE_ROLE_PERMISSIONS, Role
@@ -17,47 +19,62 @@ from environments.pipelines import pipeline_problems
 
 def validate_timezone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
-        raise ValidationError(f"{value!r} is not an IANA time zone (for example Europe/Berlin).")
+        raise ValidationError(
+            _("%(value)s is not an IANA time zone (for example Europe/Berlin).") % {"value": repr(value)}
+        )
 
 
 def validate_semver(value: str) -> None:
     if not semver.Version.is_valid(value):
-        raise ValidationError(f"{value!r} is not a semantic version (MAJOR.MINOR.PATCH).")
+        raise ValidationError(
+            _("%(value)s is not a semantic version (MAJOR.MINOR.PATCH).") % {"value": repr(value)}
+        )
 
 
 class RolloutRing(models.IntegerChoices):
     """Where a site goes in a release's rollout by default (E10): pilots first, the rest last."""
 
-    PILOT = 0, "Pilot (first)"
-    LOW_RISK = 1, "Low risk (second)"
-    STANDARD = 2, "Standard (last)"
+    PILOT = 0, gettext_lazy("Pilot (first)")
+    LOW_RISK = 1, gettext_lazy("Low risk (second)")
+    STANDARD = 2, gettext_lazy("Standard (last)")
 
 
 class Site(models.Model):
     code = models.CharField(
         max_length=20,
         unique=True,
-        validators=[RegexValidator(r"^[A-Z0-9][A-Z0-9-]{1,19}$", "2–20 capital letters, digits or dashes.")],
-        help_text="Short code used in URLs and the API, e.g. BER1.",
+        validators=[
+            RegexValidator(
+                r"^[A-Z0-9][A-Z0-9-]{1,19}$", gettext_lazy("2–20 capital letters, digits or dashes.")
+            )
+        ],
+        help_text=gettext_lazy("Short code used in URLs and the API, e.g. BER1."),
     )
     name = models.CharField(max_length=120)
     timezone = models.CharField(max_length=64, validators=[validate_timezone], default="UTC")
-    country = models.CharField(max_length=2, blank=True, help_text="ISO 3166-1 alpha-2, for public holidays.")
+    country = models.CharField(
+        max_length=2, blank=True, help_text=gettext_lazy("ISO 3166-1 alpha-2, for public holidays.")
+    )
     subdivision = models.CharField(
-        max_length=10, blank=True, help_text="State or region code, e.g. BE or IL."
+        max_length=10, blank=True, help_text=gettext_lazy("State or region code, e.g. BE or IL.")
     )
     # The plant calendar (W2, W4); windows, handovers and one-off freezes are rows below.
-    block_fridays = models.BooleanField(default=True, help_text="Never deploy to PROD on a Friday.")
+    block_fridays = models.BooleanField(
+        default=True, help_text=gettext_lazy("Never deploy to PROD on a Friday.")
+    )
     quarter_close_days = models.PositiveSmallIntegerField(
-        default=10, help_text="Freeze the last N days of each quarter (0 = no quarter-close freeze, W4)."
+        default=10,
+        help_text=gettext_lazy("Freeze the last N days of each quarter (0 = no quarter-close freeze, W4)."),
     )
 
     rollout_ring = models.PositiveSmallIntegerField(
-        "rollout ring",
+        gettext_lazy("rollout ring"),
         choices=RolloutRing.choices,
         default=RolloutRing.STANDARD,
-        help_text="Its risk tier: a release reaches the pilot sites first, then the low-risk ones, then the "
-        "rest, unless the release's rollout plan says otherwise.",
+        help_text=gettext_lazy(
+            "Its risk tier: a release reaches the pilot sites first, then the low-risk ones, then the "
+            "rest, unless the release's rollout plan says otherwise."
+        ),
     )
 
     class Meta:
@@ -114,47 +131,59 @@ class Environment(models.Model):
     purpose = models.TextField(blank=True)
     data_policy = models.TextField(blank=True)
     access_policy = models.TextField(blank=True)
-    sla = models.CharField("SLA", max_length=200, blank=True)
+    sla = models.CharField(gettext_lazy("SLA"), max_length=200, blank=True)
     equipment_writes = models.BooleanField(
         default=False,
-        help_text="Hooks may write to equipment. Only PROD may; DEV and UAT always run simulated.",
+        help_text=gettext_lazy(
+            "Hooks may write to equipment. Only PROD may; DEV and UAT always run simulated."
+        ),
     )
     data_refreshed_at = models.DateTimeField(
-        null=True, blank=True, help_text="When this environment's data was last refreshed from PROD."
+        null=True,
+        blank=True,
+        help_text=gettext_lazy("When this environment's data was last refreshed from PROD."),
     )
     windows_enforced = models.BooleanField(
         default=False,
-        help_text="Deployments must fit the site's calendar (on for PROD; DEV and UAT by choice).",
+        help_text=gettext_lazy(
+            "Deployments must fit the site's calendar (on for PROD; DEV and UAT by choice)."
+        ),
     )
     smoke_test_minutes = models.PositiveSmallIntegerField(
-        default=15, help_text="Delay before the smoke test after applying (T+15, X3)."
+        default=15, help_text=gettext_lazy("Delay before the smoke test after applying (T+15, X3).")
     )
     rollback_budget_minutes = models.PositiveSmallIntegerField(
-        default=15, help_text="Time kept free in the window for a rollback."
+        default=15, help_text=gettext_lazy("Time kept free in the window for a rollback.")
     )
     refresh_every_days = models.PositiveSmallIntegerField(
         default=0,
-        help_text="UAT only: refresh its data from PROD this often (30 = monthly; 0 = by hand, E3).",
+        help_text=gettext_lazy(
+            "UAT only: refresh its data from PROD this often (30 = monthly; 0 = by hand, E3)."
+        ),
     )
     vm_name = models.CharField(
-        "virtual machine",
+        gettext_lazy("virtual machine"),
         max_length=100,
         blank=True,
-        help_text="The hypervisor's name for the machine this environment runs on; when set, a PROD "
-        "pipeline must snapshot it before the apply.",
+        help_text=gettext_lazy(
+            "The hypervisor's name for the machine this environment runs on; when set, a PROD "
+            "pipeline must snapshot it before the apply."
+        ),
     )
     fingerprint = models.JSONField(
         default=dict,
         blank=True,
         editable=False,
-        help_text="Configuration fingerprint: version, schema, adapters.",
+        help_text=gettext_lazy("Configuration fingerprint: version, schema, adapters."),
     )
     fingerprint_at = models.DateTimeField(null=True, blank=True, editable=False)
     pipeline = models.JSONField(
         default=dict,
         blank=True,
-        help_text="The deployment adapters for this environment (snapshot, backup, apply, smoke test); see "
-        "releases/adapters.py. Empty: the release is recorded without touching a system.",
+        help_text=gettext_lazy(
+            "The deployment adapters for this environment (snapshot, backup, apply, smoke test); see "
+            "releases/adapters.py. Empty: the release is recorded without touching a system."
+        ),
     )
 
     class Meta:
@@ -164,7 +193,7 @@ class Environment(models.Model):
             models.CheckConstraint(
                 condition=models.Q(tier="PROD") | models.Q(equipment_writes=False),
                 name="only_prod_writes_equipment",
-                violation_error_message="Only PROD may write to equipment.",
+                violation_error_message=gettext_lazy("Only PROD may write to equipment."),
             ),
         ]
 
@@ -198,7 +227,7 @@ class Environment(models.Model):
 
     def clean(self) -> None:
         if self.equipment_writes and self.tier != Tier.PROD:
-            raise ValidationError({"equipment_writes": "Only PROD may write to equipment."})
+            raise ValidationError({"equipment_writes": _("Only PROD may write to equipment.")})
 
     def clean_fields(self, exclude=None) -> None:
         """The fields, and the pipeline as a whole (environments/pipelines.py): a PROD pipeline that
@@ -244,9 +273,13 @@ class ProductVersion(models.Model):
     """
 
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="products")
-    product = models.CharField(max_length=100, help_text="As a release names it, e.g. MES or ERP-interface.")
+    product = models.CharField(
+        max_length=100, help_text=gettext_lazy("As a release names it, e.g. MES or ERP-interface.")
+    )
     version = models.CharField(max_length=64, validators=[validate_semver])
-    updated_at = models.DateTimeField(default=clock.now, help_text="When this version was recorded.")
+    updated_at = models.DateTimeField(
+        default=clock.now, help_text=gettext_lazy("When this version was recorded.")
+    )
 
     class Meta:
         ordering = ["environment", "product"]
@@ -264,13 +297,13 @@ class ProductVersion(models.Model):
 
 # --- The plant calendar ---------------------------------------------------------------
 class Weekday(models.IntegerChoices):
-    MONDAY = 0, "Monday"
-    TUESDAY = 1, "Tuesday"
-    WEDNESDAY = 2, "Wednesday"
-    THURSDAY = 3, "Thursday"
-    FRIDAY = 4, "Friday"
-    SATURDAY = 5, "Saturday"
-    SUNDAY = 6, "Sunday"
+    MONDAY = 0, gettext_lazy("Monday")
+    TUESDAY = 1, gettext_lazy("Tuesday")
+    WEDNESDAY = 2, gettext_lazy("Wednesday")
+    THURSDAY = 3, gettext_lazy("Thursday")
+    FRIDAY = 4, gettext_lazy("Friday")
+    SATURDAY = 5, gettext_lazy("Saturday")
+    SUNDAY = 6, gettext_lazy("Sunday")
 
 
 DEFAULT_WINDOWS = [
@@ -286,9 +319,9 @@ class DeploymentWindow(models.Model):
 
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="windows")
     weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
-    starts = models.TimeField(help_text="Local time at the site.")
+    starts = models.TimeField(help_text=gettext_lazy("Local time at the site."))
     ends = models.TimeField(
-        help_text="Local time at the site; the deployment and its checks must end by then."
+        help_text=gettext_lazy("Local time at the site; the deployment and its checks must end by then.")
     )
 
     class Meta:
@@ -297,7 +330,7 @@ class DeploymentWindow(models.Model):
             models.CheckConstraint(
                 condition=models.Q(ends__gt=models.F("starts")),
                 name="window_ends_after_start",
-                violation_error_message="A window ends after it starts (same day).",
+                violation_error_message=gettext_lazy("A window ends after it starts (same day)."),
             ),
         ]
 
@@ -309,8 +342,10 @@ class ShiftHandover(models.Model):
     """A shift change: nothing deploys within its buffer (W3)."""
 
     site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="handovers")
-    at = models.TimeField(help_text="Local time of the handover.")
-    buffer_minutes = models.PositiveSmallIntegerField(default=30, help_text="Blocked before and after.")
+    at = models.TimeField(help_text=gettext_lazy("Local time of the handover."))
+    buffer_minutes = models.PositiveSmallIntegerField(
+        default=30, help_text=gettext_lazy("Blocked before and after.")
+    )
 
     class Meta:
         ordering = ["site", "at"]
@@ -329,7 +364,7 @@ class Freeze(models.Model):
         related_name="freezes",
         null=True,
         blank=True,
-        help_text="Empty: every site.",
+        help_text=gettext_lazy("Empty: every site."),
     )
     name = models.CharField(max_length=100)
     reason = models.TextField(blank=True)
@@ -342,7 +377,7 @@ class Freeze(models.Model):
             models.CheckConstraint(
                 condition=models.Q(ends_at__gt=models.F("starts_at")),
                 name="freeze_ends_after_start",
-                violation_error_message="A freeze ends after it starts.",
+                violation_error_message=gettext_lazy("A freeze ends after it starts."),
             ),
         ]
         indexes = [models.Index(fields=["ends_at"], name="freeze_ends_idx")]
@@ -373,10 +408,10 @@ class CalendarFeedToken(models.Model):
 
 # --- Computed evidence ---------------------------------------------------------------------
 class MaskMethod(models.TextChoices):
-    FAKE_NAME = "fake_name", "Fake name"
-    HASH = "hash", "Hash"
-    NULL = "null", "Null"
-    FIXED = "fixed", "Fixed value"
+    FAKE_NAME = "fake_name", gettext_lazy("Fake name")
+    HASH = "hash", gettext_lazy("Hash")
+    NULL = "null", gettext_lazy("Null")
+    FIXED = "fixed", gettext_lazy("Fixed value")
 
 
 class MaskingRule(models.Model):
@@ -388,18 +423,22 @@ class MaskingRule(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="masking_rules",
-        help_text="Empty: every site.",
+        help_text=gettext_lazy("Empty: every site."),
     )
     table = models.CharField(
         max_length=63,
-        validators=[RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$", "A table name: letters, digits, _.")],
+        validators=[
+            RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$", gettext_lazy("A table name: letters, digits, _."))
+        ],
     )
     column = models.CharField(
         max_length=63,
-        validators=[RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$", "A column name: letters, digits, _.")],
+        validators=[
+            RegexValidator(r"^[A-Za-z_][A-Za-z0-9_]*$", gettext_lazy("A column name: letters, digits, _."))
+        ],
     )
     method = models.CharField(max_length=10, choices=MaskMethod.choices)
-    value = models.CharField(max_length=200, blank=True, help_text="For 'fixed value'.")
+    value = models.CharField(max_length=200, blank=True, help_text=gettext_lazy("For 'fixed value'."))
 
     class Meta:
         ordering = ["table", "column"]
@@ -426,10 +465,10 @@ class MaskingRule(models.Model):
 
 
 class RunState(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    PASSED = "passed", "Passed"
-    FAILED = "failed", "Failed"
+    QUEUED = "queued", gettext_lazy("Queued")
+    RUNNING = "running", gettext_lazy("Running")
+    PASSED = "passed", gettext_lazy("Passed")
+    FAILED = "failed", gettext_lazy("Failed")
 
 
 class RefreshRun(models.Model):
@@ -479,10 +518,10 @@ class TimedRoleGrant(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="timed_role_grants",
-        help_text="Empty: the role is held at every site.",
+        help_text=gettext_lazy("Empty: the role is held at every site."),
     )
     expires_at = models.DateTimeField(
-        db_index=True, help_text="The role stops counting at this moment (UTC)."
+        db_index=True, help_text=gettext_lazy("The role stops counting at this moment (UTC).")
     )
     granted_by = models.ForeignKey(
         "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
@@ -491,7 +530,7 @@ class TimedRoleGrant(models.Model):
 
     class Meta:
         ordering = ["expires_at", "id"]
-        verbose_name = "time-bound role grant"
+        verbose_name = gettext_lazy("time-bound role grant")
         indexes = [models.Index(fields=["user", "expires_at"], name="timed_grant_user_idx")]
 
     def __str__(self) -> str:
@@ -505,7 +544,7 @@ class TimedRoleGrant(models.Model):
 
     def clean(self) -> None:
         if self.expires_at is not None and self.expires_at <= clock.now():
-            raise ValidationError({"expires_at": "The expiry must be in the future."})
+            raise ValidationError({"expires_at": _("The expiry must be in the future.")})
 
     def describe(self) -> dict:
         return {
@@ -517,10 +556,10 @@ class TimedRoleGrant(models.Model):
 
 
 class ItemKind(models.TextChoices):
-    LINE = "line", "Production line"
-    MODULE = "module", "Module"
-    INTERFACE = "interface", "Interface"
-    PRODUCT = "product", "Product"
+    LINE = "line", gettext_lazy("Production line")
+    MODULE = "module", gettext_lazy("Module")
+    INTERFACE = "interface", gettext_lazy("Interface")
+    PRODUCT = "product", gettext_lazy("Product")
 
 
 class ConfigurationItem(models.Model):
@@ -532,7 +571,9 @@ class ConfigurationItem(models.Model):
     kind = models.CharField(max_length=10, choices=ItemKind.choices)
     name = models.CharField(
         max_length=100,
-        validators=[RegexValidator(r"^[^\x00-\x1f\x7f]+$", "No control characters or line breaks.")],
+        validators=[
+            RegexValidator(r"^[^\x00-\x1f\x7f]+$", gettext_lazy("No control characters or line breaks."))
+        ],
     )
     description = models.CharField(max_length=300, blank=True)
     active = models.BooleanField(default=True)
@@ -540,7 +581,7 @@ class ConfigurationItem(models.Model):
     class Meta:
         ordering = ["site__code", "kind", "name"]
         constraints = [models.UniqueConstraint(fields=["site", "kind", "name"], name="one_item_per_name")]
-        verbose_name = "configuration item"
+        verbose_name = gettext_lazy("configuration item")
 
     def __str__(self) -> str:
         return f"{self.site.code} {self.get_kind_display().lower()} {self.name}"

@@ -16,6 +16,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
+
 # Steps in the order the engine runs them, then the pipeline's own settings.
 STEPS = ("vm_snapshot", "snapshot", "backup", "apply", "equipment", "smoke")
 SETTINGS = ("smoke_delay_seconds",)
@@ -71,40 +74,55 @@ def spec_problems(spec) -> list[str]:
     """What is wrong with one adapter's description (empty: `plant.adapters.build` can build it)."""
     kinds = ", ".join(sorted(KINDS))
     if not isinstance(spec, dict):
-        return [f'an adapter is a JSON object such as {{"adapter": "command", …}}, not {spec!r}']
+        return [
+            _('an adapter is a JSON object such as {"adapter": "command", …}, not %(spec)s')
+            % {"spec": repr(spec)}
+        ]
     kind = spec.get("adapter")
     if kind not in KINDS:
-        return [f"unknown adapter {kind!r}; use one of {kinds}"]
+        return [_("unknown adapter %(kind)s; use one of %(kinds)s") % {"kind": repr(kind), "kinds": kinds}]
     allowed = KINDS[kind]
-    problems = [f"the {kind} adapter needs {key!r}" for key in allowed.required if key not in spec]
+    problems = [
+        _("the %(kind)s adapter needs %(key)s") % {"kind": kind, "key": repr(key)}
+        for key in allowed.required
+        if key not in spec
+    ]
     unknown = sorted(set(spec) - set(allowed.required) - set(allowed.optional) - set(COMMON_KEYS))
     if unknown:
         known = ", ".join(allowed.required + allowed.optional + ("name",))
-        problems.append(f"the {kind} adapter does not know {', '.join(map(repr, unknown))}; it takes {known}")
+        problems.append(
+            _("the %(kind)s adapter does not know %(unknown)s; it takes %(known)s")
+            % {"kind": kind, "unknown": ", ".join(map(repr, unknown)), "known": known}
+        )
     for key in ARGV_KEYS:
         if key in spec and not _is_argv(spec[key]):
-            problems.append(f'{kind} {key!r} is a list of program and arguments, e.g. ["/srv/mes/x.sh"]')
+            problems.append(
+                _('%(kind)s %(key)s is a list of program and arguments, e.g. ["/srv/mes/x.sh"]')
+                % {"kind": kind, "key": repr(key)}
+            )
     if "timeout" in spec and (
         isinstance(spec["timeout"], bool)
         or not isinstance(spec["timeout"], int | float)
         or spec["timeout"] <= 0
     ):
-        problems.append(f"{kind} 'timeout' is a number of seconds above 0")
+        problems.append(_("%(kind)s 'timeout' is a number of seconds above 0") % {"kind": kind})
     if "name" in spec and not (isinstance(spec["name"], str) and spec["name"].strip()):
-        problems.append(f"{kind} 'name' is a label such as \"print one label\"")
+        problems.append(_("%(kind)s 'name' is a label such as \"print one label\"") % {"kind": kind})
     if kind == "http" and "url" in spec and not str(spec["url"]).startswith(("http://", "https://")):
-        problems.append("the http adapter takes an http:// or https:// URL")
+        problems.append(_("the http adapter takes an http:// or https:// URL"))
     if kind in ("sql", "sql_check") and "database" in spec and not _DATABASE_URL.match(str(spec["database"])):
-        problems.append(f"the {kind} adapter's database is sqlite:///path or postgres://…")
+        problems.append(
+            _("the %(kind)s adapter's database is sqlite:///path or postgres://…") % {"kind": kind}
+        )
     if kind == "sql_check" and "query" in spec and not str(spec["query"]).strip():
-        problems.append("the sql_check adapter's query is empty")
+        problems.append(_("the sql_check adapter's query is empty"))
     for key in ("database", "dsn", "path", "vm", "product"):
         if (
             key in spec
             and kind not in ("sql", "sql_check")
             and not (isinstance(spec[key], str) and spec[key].strip())
         ):
-            problems.append(f"{kind} {key!r} is a non-empty text")
+            problems.append(_("%(kind)s %(key)s is a non-empty text") % {"kind": kind, "key": repr(key)})
     return problems
 
 
@@ -120,33 +138,43 @@ def pipeline_problems(pipeline, tier: str, vm_name: str = "") -> list[str]:
     if pipeline in (None, ""):
         pipeline = {}
     if not isinstance(pipeline, dict):
-        return ["The pipeline is a JSON object of steps (snapshot, backup, apply, equipment, smoke)."]
+        return [_("The pipeline is a JSON object of steps (snapshot, backup, apply, equipment, smoke).")]
     problems = []
     unknown = sorted(set(pipeline) - set(STEPS) - set(SETTINGS))
     if unknown:
         problems.append(
-            f"Unknown pipeline key(s) {', '.join(map(repr, unknown))}; the steps are {', '.join(STEPS)} "
-            f"and the setting {', '.join(SETTINGS)}."
+            _("Unknown pipeline key(s) %(keys)s; the steps are %(steps)s and the setting %(settings)s.")
+            % {
+                "keys": ", ".join(map(repr, unknown)),
+                "steps": ", ".join(STEPS),
+                "settings": ", ".join(SETTINGS),
+            }
         )
     delay = pipeline.get("smoke_delay_seconds", 0)
     if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
-        problems.append("smoke_delay_seconds is a whole number of seconds, 0 or more.")
+        problems.append(_("smoke_delay_seconds is a whole number of seconds, 0 or more."))
     for step in STEPS:
         if step in pipeline and not isinstance(pipeline[step], dict | list):
-            problems.append(f"{step}: an adapter (a JSON object) or a list of them.")
+            problems.append(_("%(step)s: an adapter (a JSON object) or a list of them.") % {"step": step})
             continue
         for spec in _specs(pipeline.get(step)):
             found = spec_problems(spec)
             if not found and spec["adapter"] not in STEP_KINDS[step]:
+                or_word = pgettext("one of these adapters", "or")
                 found = [
-                    f"a {spec['adapter']} adapter cannot be the {step} step; use {' or '.join(STEP_KINDS[step])}"
+                    _("a %(adapter)s adapter cannot be the %(step)s step; use %(kinds)s")
+                    % {
+                        "adapter": spec["adapter"],
+                        "step": step,
+                        "kinds": f" {or_word} ".join(STEP_KINDS[step]),
+                    }
                 ]
             if not found and step == "backup" and spec["adapter"] == "command":
                 found = [
-                    f"a command backup needs {key!r} ({why})"
+                    _("a command backup needs %(key)s (%(why)s)") % {"key": repr(key), "why": why}
                     for key, why in (
-                        ("verify", "a command that proves the backup is usable, run right after it"),
-                        ("revert_command", "the command that restores it"),
+                        ("verify", _("a command that proves the backup is usable, run right after it")),
+                        ("revert_command", _("the command that restores it")),
                     )
                     if key not in spec
                 ]
@@ -155,27 +183,41 @@ def pipeline_problems(pipeline, tier: str, vm_name: str = "") -> list[str]:
         return problems
     present = {step for step in STEPS if _specs(pipeline.get(step))}
     if not present & {"snapshot", "vm_snapshot"}:
-        problems.append(f"A PROD pipeline takes a snapshot before the apply: {ADD['snapshot']}.")
+        problems.append(
+            _("A PROD pipeline takes a snapshot before the apply: %(add)s.") % {"add": ADD["snapshot"]}
+        )
     if "backup" not in present:
-        problems.append(f"A PROD pipeline backs up the database before the apply: {ADD['backup']}.")
+        problems.append(
+            _("A PROD pipeline backs up the database before the apply: %(add)s.") % {"add": ADD["backup"]}
+        )
     if "smoke" not in present:
-        problems.append(f"A PROD pipeline runs a smoke test after the apply: {ADD['smoke']}.")
+        problems.append(
+            _("A PROD pipeline runs a smoke test after the apply: %(add)s.") % {"add": ADD["smoke"]}
+        )
     if vm_name:
         vms = [s.get("vm") for s in _specs(pipeline.get("vm_snapshot")) if isinstance(s, dict)]
         if not vms:
             problems.append(
-                f'This environment runs on the virtual machine {vm_name!r}: add "vm_snapshot": '
-                f'{{"adapter": "vm", "vm": "{vm_name}", "command": [...], "restore_command": [...]}}.'
+                _("This environment runs on the virtual machine %(vm)s: add %(add)s.")
+                % {
+                    "vm": repr(vm_name),
+                    "add": f'"vm_snapshot": {{"adapter": "vm", "vm": "{vm_name}", "command": [...], '
+                    '"restore_command": [...]}',
+                }
             )
         elif vm_name not in vms:
             problems.append(
-                f"vm_snapshot snapshots {', '.join(map(repr, vms))}, but this environment runs on {vm_name!r}."
+                _("vm_snapshot snapshots %(vms)s, but this environment runs on %(vm)s.")
+                % {"vms": ", ".join(map(repr, vms)), "vm": repr(vm_name)}
             )
     for spec in _specs(pipeline.get("equipment")):
         if isinstance(spec, dict) and spec.get("adapter") == "command" and "revert_command" not in spec:
             what = spec.get("name") or " ".join(spec.get("command") or ["?"])[:80]
             problems.append(
-                f'equipment: {what!r} has no "revert_command": the rollback must push the previous '
-                'recipe back; add "revert_command": [...].'
+                _(
+                    'equipment: %(what)s has no "revert_command": the rollback must push the previous recipe '
+                    'back; add "revert_command": [...].'
+                )
+                % {"what": repr(what)}
             )
     return problems

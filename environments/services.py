@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from audit.services import record
 from core import clock
@@ -35,14 +36,17 @@ def _version_changes(env: Environment, changes: dict) -> dict[str, str]:
         if len(running) > 1:
             raise ValidationError(
                 {
-                    "active_version": f"{env} runs {', '.join(running)}: set each product's version "
-                    "(products) rather than one active version."
+                    "active_version": _(
+                        "%(environment)s runs %(products)s: set each product's version (products) rather than "
+                        "one active version."
+                    )
+                    % {"environment": env, "products": ", ".join(running)}
                 }
             )
         wanted.setdefault(next(iter(running), DEFAULT_PRODUCT), str(changes["active_version"]).strip())
     for product, version in wanted.items():
         if not product or len(product) > ProductVersion._meta.get_field("product").max_length:
-            raise ValidationError({"products": "Name each product in 1–100 characters."})
+            raise ValidationError({"products": _("Name each product in 1–100 characters.")})
         try:
             validate_semver(version)
         except ValidationError as exc:
@@ -69,9 +73,11 @@ def update_environment(user, environment: Environment, changes: dict, reason: st
     """
     unknown = set(changes) - set(CONFIG_FIELDS) - {"active_version", "versions"}
     if unknown:
-        raise ValidationError(f"These fields cannot be changed here: {', '.join(sorted(unknown))}.")
+        raise ValidationError(
+            _("These fields cannot be changed here: %(fields)s.") % {"fields": ", ".join(sorted(unknown))}
+        )
     if not reason or not reason.strip():
-        raise ValidationError({"reason": "Say why you change this environment."})
+        raise ValidationError({"reason": _("Say why you change this environment.")})
     with transaction.atomic():
         env = Environment.objects.select_for_update().select_related("site").get(pk=environment.pk)
         before = env.snapshot()
@@ -87,9 +93,10 @@ def update_environment(user, environment: Environment, changes: dict, reason: st
             access.require(user, "configure", env)
         if versions and not access.can(user, "set_version", env):
             raise PermissionDenied(
-                f"Only the automated deployment or a system admin changes the version in {env.tier}."
+                _("Only the automated deployment or a system admin changes the version in %(tier)s.")
+                % {"tier": env.tier}
                 if env.tier == "PROD"
-                else "You may not set this version."
+                else _("You may not set this version.")
             )
         for name, value in changed.items():
             setattr(env, name, value)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.decorators import api_view
@@ -23,10 +24,15 @@ def _aware(value: str, name: str):
     try:
         parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ValidationError(f"{name}: not an ISO 8601 time, e.g. 2026-12-01T09:00:00+01:00.") from None
+        raise ValidationError(
+            _("%(name)s: not an ISO 8601 time, e.g. 2026-12-01T09:00:00+01:00.") % {"name": name}
+        ) from None
     if parsed.tzinfo is None:
         raise ValidationError(
-            f"Give {name} with its offset, e.g. 2026-12-01T09:00:00+01:00: a time without one is ambiguous."
+            _(
+                "Give %(name)s with its offset, e.g. 2026-12-01T09:00:00+01:00: a time without one is ambiguous."
+            )
+            % {"name": name}
         )
     return check_moment(parsed)
 

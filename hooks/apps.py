@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class HooksConfig(AppConfig):
     name = "hooks"
-    verbose_name = "Webhooks and chat"
+    verbose_name = gettext_lazy("Webhooks and chat")
 
     def ready(self) -> None:
         from hooks import sinks

@@ -1,25 +1,26 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext_lazy
 
 from hooks.models import ChatEndpoint, Webhook
 from notify.events import KINDS
 
 
 class WebhookForm(forms.ModelForm):
-    url = forms.URLField(max_length=500, assume_scheme="https", label="Address (https://…)")
+    url = forms.URLField(max_length=500, assume_scheme="https", label=gettext_lazy("Address (https://…)"))
     events = forms.MultipleChoiceField(
         choices=[(key, kind.label) for key, kind in KINDS.items()],
         required=False,
         widget=forms.CheckboxSelectMultiple,
-        label="Events to post",
-        help_text="None ticked: every event of this site.",
+        label=gettext_lazy("Events to post"),
+        help_text=gettext_lazy("None ticked: every event of this site."),
     )
 
     class Meta:
         model = Webhook
         fields = ["name", "url", "format", "active"]
-        labels = {"format": "Format", "active": "Active"}
+        labels = {"format": gettext_lazy("Format"), "active": gettext_lazy("Active")}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -32,9 +33,11 @@ class WebhookForm(forms.ModelForm):
 
 
 class ChatEndpointForm(forms.ModelForm):
-    url = forms.URLField(max_length=500, assume_scheme="https", label="Your chat webhook address (https://…)")
+    url = forms.URLField(
+        max_length=500, assume_scheme="https", label=gettext_lazy("Your chat webhook address (https://…)")
+    )
 
     class Meta:
         model = ChatEndpoint
         fields = ["url", "format"]
-        labels = {"format": "Chat"}
+        labels = {"format": gettext_lazy("Chat")}

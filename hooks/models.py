@@ -7,6 +7,7 @@ import secrets
 from django.conf import settings
 from django.core.validators import URLValidator
 from django.db import models
+from django.utils.translation import gettext, gettext_lazy
 
 from core import clock
 from core.inputs import no_line_breaks
@@ -14,9 +15,9 @@ from notify.events import KINDS
 
 
 class Format(models.TextChoices):
-    JSON = "json", "Signed JSON (generic)"
-    SLACK = "slack", "Slack incoming webhook"
-    TEAMS = "teams", "Microsoft Teams workflow (Adaptive Card)"
+    JSON = "json", gettext_lazy("Signed JSON (generic)")
+    SLACK = "slack", gettext_lazy("Slack incoming webhook")
+    TEAMS = "teams", gettext_lazy("Microsoft Teams workflow (Adaptive Card)")
 
 
 def new_secret() -> str:
@@ -35,7 +36,9 @@ class Webhook(models.Model):
     url = models.URLField(max_length=500, validators=HTTP_URL)
     format = models.CharField(max_length=10, choices=Format.choices, default=Format.JSON)
     secret = models.CharField(max_length=64, default=new_secret, editable=False)
-    events = models.JSONField(default=list, blank=True, help_text="Event kinds to post; empty: all.")
+    events = models.JSONField(
+        default=list, blank=True, help_text=gettext_lazy("Event kinds to post; empty: all.")
+    )
     active = models.BooleanField(default=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=clock.now)
@@ -68,9 +71,9 @@ class ChatEndpoint(models.Model):
 
 
 class DeliveryState(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    SENT = "sent", "Sent"
-    FAILED = "failed", "Failed"
+    QUEUED = "queued", gettext_lazy("Queued")
+    SENT = "sent", gettext_lazy("Sent")
+    FAILED = "failed", gettext_lazy("Failed")
 
 
 class Delivery(models.Model):
@@ -86,7 +89,7 @@ class Delivery(models.Model):
     url = models.URLField(max_length=500)
     format = models.CharField(max_length=10, choices=Format.choices)
     kind = models.CharField(max_length=40)
-    body = models.TextField(help_text="The body exactly as posted (and signed).")
+    body = models.TextField(help_text=gettext_lazy("The body exactly as posted (and signed)."))
     state = models.CharField(max_length=10, choices=DeliveryState.choices, default=DeliveryState.QUEUED)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(default=clock.now)
@@ -105,8 +108,6 @@ class Delivery(models.Model):
 
     @property
     def kind_label(self) -> str:
-        return (
-            "Test message"
-            if self.kind == "webhook.test"
-            else getattr(KINDS.get(self.kind), "label", self.kind)
-        )
+        if self.kind == "webhook.test":
+            return gettext("Test message")
+        return str(getattr(KINDS.get(self.kind), "label", self.kind))

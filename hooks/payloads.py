@@ -11,12 +11,19 @@
 from __future__ import annotations
 
 from django.urls import reverse
+from django.utils import translation
 
 from core import links
 
 
 def facts(event) -> dict:
-    """The event as plain data, read once, inside the act's transaction."""
+    """The event as plain data, read once, inside the act's transaction. In English whatever language
+    the actor reads: a machine, or a channel shared by many, receives it."""
+    with translation.override(None):
+        return _facts(event)
+
+
+def _facts(event) -> dict:
     rfc = event.rfc
     deployment = event.deployment
     if deployment is not None:
@@ -28,7 +35,7 @@ def facts(event) -> dict:
     where = f" on {deployment.environment}" if deployment is not None else ""
     return {
         "event": event.key,
-        "label": event.kind.label,
+        "label": str(event.kind.label),
         "urgent": event.kind.urgent,
         "occurred_at": event.occurred_at.isoformat(),
         "summary": f"{rfc.number} {rfc.title}: {event.kind.label}{where}",

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from audit.services import record
@@ -49,7 +50,9 @@ def site_webhooks(request, code: str):
             form.instance.site, form.instance.created_by = site, request.user
             hook = form.save()
             record("hooks.webhook.created", hook, actor=request.user, after=_state(hook))
-        messages.success(request, f"Webhook “{hook.name}” added. Send a test to check the receiver.")
+        messages.success(
+            request, _("Webhook “%(name)s” added. Send a test to check the receiver.") % {"name": hook.name}
+        )
         return redirect("hooks:detail", hook.pk)
     hooks = Webhook.objects.filter(site=site).order_by("name")
     status = 400 if request.method == "POST" else 200
@@ -66,7 +69,7 @@ def detail(request, pk: int):
         with transaction.atomic():
             hook = form.save()
             record("hooks.webhook.changed", hook, actor=request.user, before=before, after=_state(hook))
-        messages.success(request, "Webhook saved.")
+        messages.success(request, _("Webhook saved."))
         return redirect("hooks:detail", hook.pk)
     page = Paginator(hook.deliveries.order_by("-created_at", "-id"), 50).get_page(request.GET.get("page"))
     return render(
@@ -97,7 +100,7 @@ def send_test(request, pk: int):
     with transaction.atomic():
         delivery.queue(url=hook.url, format=hook.format, kind="webhook.test", data=data, webhook=hook)
         record("hooks.webhook.tested", hook, actor=request.user)
-    messages.success(request, "A test message is queued; its outcome shows in the log below in a moment.")
+    messages.success(request, _("A test message is queued; its outcome shows in the log below in a moment."))
     return redirect("hooks:detail", hook.pk)
 
 
@@ -110,7 +113,7 @@ def chat(request):
             if current is not None:
                 current.delete()
                 record("hooks.chat.removed", request.user, actor=request.user)
-        messages.success(request, "Your chat address is removed: chat notifications come by mail.")
+        messages.success(request, _("Your chat address is removed: chat notifications come by mail."))
         return redirect("hooks:chat")
     form = ChatEndpointForm(request.POST or None, instance=current)
     if request.method == "POST" and form.is_valid():
@@ -118,7 +121,7 @@ def chat(request):
             form.instance.user = request.user
             endpoint = form.save()
             record("hooks.chat.set", request.user, actor=request.user, after={"format": endpoint.format})
-        messages.success(request, "Your chat address is saved.")
+        messages.success(request, _("Your chat address is saved."))
         return redirect("hooks:chat")
     return render(
         request,

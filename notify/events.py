@@ -19,13 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.utils.translation import gettext_lazy
+
 from core import clock
 
 
 @dataclass(frozen=True)
 class Kind:
     key: str
-    label: str
+    label: str  # lazy: read in the reader's language
     urgent: bool = False
 
 
@@ -33,25 +35,25 @@ class Kind:
 KINDS: dict[str, Kind] = {
     k.key: k
     for k in [
-        Kind("rfc.submitted", "RFC submitted for approval"),
-        Kind("rfc.approved", "RFC approved"),
-        Kind("rfc.rejected", "RFC rejected"),
-        Kind("rfc.changes_requested", "Changes requested by an approver"),
-        Kind("rfc.scheduled", "RFC scheduled"),
-        Kind("rfc.window_reminder", "Reminder before the deployment window"),
-        Kind("rfc.replanned", "RFC re-planned after a failure"),
-        Kind("rfc.closed", "RFC closed"),
-        Kind("rfc.cancelled", "RFC cancelled"),
-        Kind("rollout.halted", "Rollout halted by a failure in an earlier ring"),
-        Kind("deployment.started", "Deployment started"),
-        Kind("deployment.succeeded", "Deployment succeeded"),
-        Kind("deployment.rolled_back", "Deployment rolled back"),
-        Kind("deployment.failed", "Deployment failed"),
-        Kind("deployment.rollback_failed", "Rollback failed", urgent=True),
-        Kind("gate.failing", "A gate newly failing on a scheduled RFC"),
-        Kind("review.due", "Post-implementation review due"),
-        Kind("comment.added", "New comment"),
-        Kind("comment.mentioned", "You were mentioned in a comment"),
+        Kind("rfc.submitted", gettext_lazy("RFC submitted for approval")),
+        Kind("rfc.approved", gettext_lazy("RFC approved")),
+        Kind("rfc.rejected", gettext_lazy("RFC rejected")),
+        Kind("rfc.changes_requested", gettext_lazy("Changes requested by an approver")),
+        Kind("rfc.scheduled", gettext_lazy("RFC scheduled")),
+        Kind("rfc.window_reminder", gettext_lazy("Reminder before the deployment window")),
+        Kind("rfc.replanned", gettext_lazy("RFC re-planned after a failure")),
+        Kind("rfc.closed", gettext_lazy("RFC closed")),
+        Kind("rfc.cancelled", gettext_lazy("RFC cancelled")),
+        Kind("rollout.halted", gettext_lazy("Rollout halted by a failure in an earlier ring")),
+        Kind("deployment.started", gettext_lazy("Deployment started")),
+        Kind("deployment.succeeded", gettext_lazy("Deployment succeeded")),
+        Kind("deployment.rolled_back", gettext_lazy("Deployment rolled back")),
+        Kind("deployment.failed", gettext_lazy("Deployment failed")),
+        Kind("deployment.rollback_failed", gettext_lazy("Rollback failed"), urgent=True),
+        Kind("gate.failing", gettext_lazy("A gate newly failing on a scheduled RFC")),
+        Kind("review.due", gettext_lazy("Post-implementation review due")),
+        Kind("comment.added", gettext_lazy("New comment")),
+        Kind("comment.mentioned", gettext_lazy("You were mentioned in a comment")),
     ]
 }
 

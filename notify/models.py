@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy
 
 from core import clock
 
 
 class WatchReason(models.TextChoices):
-    AUTHOR = "author", "Author"
-    APPROVER = "approver", "Approver"
-    MENTIONED = "mentioned", "Mentioned in a comment"
-    COMMENTED = "commented", "Commented"
-    CHOSE = "chose", "Chose to watch"
+    AUTHOR = "author", gettext_lazy("Author")
+    APPROVER = "approver", gettext_lazy("Approver")
+    MENTIONED = "mentioned", gettext_lazy("Mentioned in a comment")
+    COMMENTED = "commented", gettext_lazy("Commented")
+    CHOSE = "chose", gettext_lazy("Chose to watch")
 
 
 class Watcher(models.Model):
@@ -46,9 +47,9 @@ class Mute(models.Model):
 
 
 class Channel(models.TextChoices):
-    MAIL = "mail", "Mail"
-    CHAT = "chat", "Chat"
-    NONE = "none", "Nothing"
+    MAIL = "mail", gettext_lazy("Mail")
+    CHAT = "chat", gettext_lazy("Chat")
+    NONE = "none", gettext_lazy("Nothing")
 
 
 class Preference(models.Model):
@@ -74,8 +75,12 @@ class Notice(models.Model):
     rfc = models.ForeignKey("releases.Rfc", on_delete=models.CASCADE, related_name="+")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     channel = models.CharField(max_length=10, choices=Channel.choices)
-    audiences = models.JSONField(default=list, help_text="Why this person was told: author, watcher …")
-    mail_id = models.BigIntegerField(null=True, blank=True, help_text="The outbox row, for mail.")
+    audiences = models.JSONField(
+        default=list, help_text=gettext_lazy("Why this person was told: author, watcher …")
+    )
+    mail_id = models.BigIntegerField(
+        null=True, blank=True, help_text=gettext_lazy("The outbox row, for mail.")
+    )
     created_at = models.DateTimeField(default=clock.now)
 
     class Meta:

@@ -9,13 +9,26 @@ which always reach people by mail: a plant cannot opt out of being told its line
 from __future__ import annotations
 
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext_lazy
 
+from accounts.language import language_for
 from core import links
 from notify import recipients, watchers
 from notify.events import CHANNELS, Event, sink
 from notify.models import Channel, Notice, Preference
 from outbox import compose
 from outbox import services as outbox
+
+# Why a person is told, as the mail names it ("You receive this as author, watchers of …").
+AUDIENCES = {
+    recipients.AUTHOR: pgettext_lazy("notification audience", "author"),
+    recipients.APPROVERS: pgettext_lazy("notification audience", "approvers"),
+    recipients.RELEASE_MANAGERS: pgettext_lazy("notification audience", "release managers"),
+    recipients.WATCHERS: pgettext_lazy("notification audience", "watchers"),
+    recipients.MENTIONED: pgettext_lazy("notification audience", "mentioned"),
+}
 
 
 def channels_for(user_ids, kind: str) -> dict[int, str]:
@@ -28,47 +41,57 @@ def target_url(event: Event) -> tuple[str, str]:
     rfc = event.rfc
     if event.deployment is not None:
         path = reverse("releases:deployment", args=[rfc.uuid, event.deployment.uuid])
-        return links.absolute_url(path), "Open the deployment"
+        return links.absolute_url(path), _("Open the deployment")
     path = reverse("releases:detail", args=[rfc.uuid])
     if event.key == "review.due":
-        return links.absolute_url(path) + "#review", "Write the review"
+        return links.absolute_url(path) + "#review", _("Write the review")
     if event.key.startswith("comment."):
-        return links.absolute_url(path) + "#timeline", "Read the comment"
+        return links.absolute_url(path) + "#timeline", _("Read the comment")
     if event.key in ("rfc.rejected", "rfc.changes_requested"):
-        return links.absolute_url(path), "Mend the RFC"
-    return links.absolute_url(path), "Open the RFC"
+        return links.absolute_url(path), _("Mend the RFC")
+    return links.absolute_url(path), _("Open the RFC")
 
 
 def summary(event: Event) -> str:
     """One line for subjects and chat: what happened, where."""
-    where = f" on {event.deployment.environment}" if event.deployment is not None else ""
-    return f"{event.kind.label}{where}"
+    if event.deployment is not None:
+        return _("%(event)s on %(environment)s") % {
+            "event": event.kind.label,
+            "environment": event.deployment.environment,
+        }
+    return str(event.kind.label)
 
 
 def _facts(event: Event) -> list[tuple[str, str]]:
     rfc = event.rfc
-    facts = [("RFC", f"{rfc.number} {rfc.title}"), ("Release", str(rfc.release))]
+    facts = [("RFC", f"{rfc.number} {rfc.title}"), (_("Release"), str(rfc.release))]
     if event.deployment is not None:
-        facts.append(("Environment", str(event.deployment.environment)))
-        facts.append(("State", event.deployment.get_state_display()))
+        facts.append((_("Environment"), str(event.deployment.environment)))
+        facts.append((_("State"), event.deployment.get_state_display()))
     if event.actor is not None:
-        facts.append(("By", event.actor.get_full_name() or event.actor.get_username()))
+        facts.append((_("By"), event.actor.get_full_name() or event.actor.get_username()))
     labels = {
-        "reason": "Reason",
-        "question": "Question",
-        "rpo": "Data kept",
-        "gate": "Gate",
-        "start": "Window opens",
-        "excerpt": "Comment",
+        "reason": _("Reason"),
+        "question": _("Question"),
+        "rpo": _("Data kept"),
+        "gate": _("Gate"),
+        "start": _("Window opens"),
+        "excerpt": _("Comment"),
     }
     facts += [(label, str(event.data[key])) for key, label in labels.items() if event.data.get(key)]
     return facts
 
 
 def _mail(user, event: Event, audiences: list[str]) -> int:
+    """Written in the recipient's own language (their choice, else their browser's)."""
+    with translation.override(language_for(user)):
+        return _mail_in_language(user, event, audiences)
+
+
+def _mail_in_language(user, event: Event, audiences: list[str]) -> int:
     rfc = event.rfc
     url, action = target_url(event)
-    urgent = "[URGENT] " if event.kind.urgent else ""
+    urgent = _("[URGENT]") + " " if event.kind.urgent else ""
     subject = f"{urgent}[{rfc.number}] {rfc.title} — {summary(event)}"
     text, html = compose.render(
         "notify/mail.html",
@@ -79,7 +102,7 @@ def _mail(user, event: Event, audiences: list[str]) -> int:
             "facts": _facts(event),
             "url": url,
             "action": action,
-            "why": ", ".join(audiences),
+            "why": ", ".join(str(AUDIENCES.get(a, a)) for a in audiences),
             "settings_url": links.absolute_url(reverse("notify:settings")),
         },
     )

@@ -9,6 +9,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
 
 from core import clock
 from deployments.models import Deployment
@@ -48,7 +50,13 @@ def window_reminders() -> int:
                 "rfc.window_reminder",
                 deployment.rfc,
                 deployment=deployment,
-                data={"start": f"{deployment.scheduled_start:%Y-%m-%d %H:%M} UTC (in {minutes} min)"},
+                data={
+                    "start": _("%(start)s UTC (in %(minutes)s min)")
+                    % {
+                        "start": date_format(deployment.scheduled_start, "SHORT_DATETIME_FORMAT"),
+                        "minutes": minutes,
+                    }
+                },
             )
             told += 1
     return told

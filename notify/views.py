@@ -6,6 +6,8 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from audit.services import record
@@ -15,7 +17,11 @@ from notify.events import KINDS
 from notify.models import Channel, Preference
 from releases.services import rfc_or_404
 
-CHOICES = [(Channel.MAIL, "Mail"), (Channel.CHAT, "Chat"), (Channel.NONE, "Nothing")]
+CHOICES = [
+    (Channel.MAIL, gettext_lazy("Mail")),
+    (Channel.CHAT, gettext_lazy("Chat")),
+    (Channel.NONE, gettext_lazy("Nothing")),
+]
 
 
 def _current(user) -> dict[str, str]:
@@ -32,7 +38,7 @@ def settings_page(request):
         for key in KINDS:
             value = request.POST.get(key, current.get(key, Channel.MAIL))
             if value not in Channel.values:
-                errors.append(f"{KINDS[key].label}: choose mail, chat or nothing.")
+                errors.append(_("%(kind)s: choose mail, chat or nothing.") % {"kind": KINDS[key].label})
             chosen[key] = value
         if not errors:
             changed = {key: value for key, value in chosen.items() if value != current.get(key, Channel.MAIL)}
@@ -49,7 +55,7 @@ def settings_page(request):
                         before={key: current.get(key, Channel.MAIL) for key in changed},
                         after=changed,
                     )
-            messages.success(request, "Your notification settings are saved.")
+            messages.success(request, _("Your notification settings are saved."))
             return redirect("notify:settings")
         current = chosen
     rows = [
@@ -73,14 +79,14 @@ def settings_page(request):
 
 
 ACTIONS = {
-    "watch": (watchers.watch, "notify.rfc.watched", "You now follow {number}."),
-    "unwatch": (watchers.unwatch, "notify.rfc.unwatched", "You no longer follow {number}."),
+    "watch": (watchers.watch, "notify.rfc.watched", gettext_lazy("You now follow %(number)s.")),
+    "unwatch": (watchers.unwatch, "notify.rfc.unwatched", gettext_lazy("You no longer follow %(number)s.")),
     "mute": (
         watchers.mute,
         "notify.rfc.muted",
-        "{number} is muted: you hear of it only if a rollback fails.",
+        gettext_lazy("%(number)s is muted: you hear of it only if a rollback fails."),
     ),
-    "unmute": (watchers.unmute, "notify.rfc.unmuted", "{number} is no longer muted."),
+    "unmute": (watchers.unmute, "notify.rfc.unmuted", gettext_lazy("%(number)s is no longer muted.")),
 }
 
 
@@ -92,5 +98,5 @@ def follow(request, uuid, action: str):
     with transaction.atomic():
         if change(request.user, rfc):
             record(event, rfc, actor=request.user)
-    messages.success(request, message.format(number=rfc.number))
+    messages.success(request, str(message) % {"number": rfc.number})
     return redirect("releases:detail", rfc.uuid)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.mail import make_msgid
 from django.template.loader import render_to_string
+from django.utils import translation
 
 AUTOMATIC = {"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All"}
 
@@ -30,7 +31,7 @@ def html_from_text(text: str) -> str:
         f"<p>{urlize(escape(p), autoescape=False).replace(chr(10), '<br>')}</p>\n" for p in paragraphs
     )
     return (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8"></head>\n'
+        f'<!doctype html>\n<html lang="{translation.get_language() or settings.LANGUAGE_CODE}"><head><meta charset="utf-8"></head>\n'
         '<body style="font-family: Arial, Helvetica, sans-serif; line-height: 1.45; max-width: 640px;">\n'
         f"{body}</body></html>\n"
     )

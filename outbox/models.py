@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy
 
 from core import clock
 
 
 class MailState(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    SENT = "sent", "Sent"
-    FAILED = "failed", "Failed"
+    QUEUED = "queued", gettext_lazy("Queued")
+    SENT = "sent", gettext_lazy("Sent")
+    FAILED = "failed", gettext_lazy("Failed")
 
 
 class Mail(models.Model):
@@ -18,10 +19,12 @@ class Mail(models.Model):
     if that act committed); `outbox.services.deliver` sends it and records the outcome."""
 
     kind = models.CharField(
-        max_length=60, blank=True, help_text='What the mail is, e.g. "approvals.request".'
+        max_length=60, blank=True, help_text=gettext_lazy('What the mail is, e.g. "approvals.request".')
     )
-    to = models.JSONField(default=list, help_text="Recipient addresses.")
-    from_email = models.CharField(max_length=254, blank=True, help_text="Empty: DEFAULT_FROM_EMAIL.")
+    to = models.JSONField(default=list, help_text=gettext_lazy("Recipient addresses."))
+    from_email = models.CharField(
+        max_length=254, blank=True, help_text=gettext_lazy("Empty: DEFAULT_FROM_EMAIL.")
+    )
     subject = models.TextField()
     body = models.TextField()
     html_body = models.TextField(blank=True)
@@ -34,8 +37,12 @@ class Mail(models.Model):
     created_at = models.DateTimeField(default=clock.now)
     # The object the mail is about, for the audit trail (as audit.services.record describes objects).
     object_type = models.CharField(max_length=100, blank=True)
-    object_id = models.CharField(max_length=64, blank=True, help_text="As the audit trail names it.")
-    object_pk = models.CharField(max_length=64, blank=True, help_text="The object's primary key.")
+    object_id = models.CharField(
+        max_length=64, blank=True, help_text=gettext_lazy("As the audit trail names it.")
+    )
+    object_pk = models.CharField(
+        max_length=64, blank=True, help_text=gettext_lazy("The object's primary key.")
+    )
     site_code = models.CharField(max_length=20, blank=True)
 
     class Meta:

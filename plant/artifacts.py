@@ -24,6 +24,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 
 from environments.models import Environment
 from environments.pipelines import spec_problems
@@ -45,15 +46,23 @@ class ArtifactRefused(ValidationError):
 def _refuse_name(name: str) -> None:
     path = name.replace("\\", "/")
     if path.startswith("/") or _DRIVE.match(path):
-        raise ArtifactRefused(f"The archive holds an absolute path ({name[:100]!r}); only relative paths.")
+        raise ArtifactRefused(
+            _("The archive holds an absolute path (%(name)s); only relative paths.")
+            % {"name": repr(name[:100])}
+        )
     if ".." in path.split("/"):
-        raise ArtifactRefused(f"The archive holds a path that climbs out of it ({name[:100]!r}).")
+        raise ArtifactRefused(
+            _("The archive holds a path that climbs out of it (%(name)s).") % {"name": repr(name[:100])}
+        )
     if "\x00" in path:
-        raise ArtifactRefused("The archive holds a name with a NUL character.")
+        raise ArtifactRefused(_("The archive holds a name with a NUL character."))
     if path.lower().endswith(NESTED_ARCHIVES):
         raise ArtifactRefused(
-            f"The archive holds another archive ({name[:100]!r}); its size once expanded cannot be "
-            "bounded without expanding it. Ship one level of archive."
+            _(
+                "The archive holds another archive (%(name)s); its size once expanded cannot be "
+                "bounded without expanding it. Ship one level of archive."
+            )
+            % {"name": repr(name[:100])}
         )
 
 
@@ -65,18 +74,31 @@ class _Budget:
     def add(self, name: str, size: int, compressed: int | None) -> None:
         self.entries += 1
         if self.entries > settings.ARTIFACT_MAX_ENTRIES:
-            raise ArtifactRefused(f"The archive holds more than {settings.ARTIFACT_MAX_ENTRIES} entries.")
+            raise ArtifactRefused(
+                _("The archive holds more than %(entries)s entries.")
+                % {"entries": settings.ARTIFACT_MAX_ENTRIES}
+            )
         self.expanded += size
         if self.expanded > settings.ARTIFACT_MAX_EXPANDED_BYTES:
             raise ArtifactRefused(
-                f"The archive expands to more than {settings.ARTIFACT_MAX_EXPANDED_BYTES:,} bytes "
-                "(ARTIFACT_MAX_EXPANDED_BYTES); refused without extracting it."
+                _(
+                    "The archive expands to more than %(bytes)s bytes (ARTIFACT_MAX_EXPANDED_BYTES); refused "
+                    "without extracting it."
+                )
+                % {"bytes": f"{settings.ARTIFACT_MAX_EXPANDED_BYTES:,}"}
             )
         ratio = settings.ARTIFACT_MAX_RATIO
         if compressed is not None and size > RATIO_FLOOR and size > ratio * max(compressed, 1):
             raise ArtifactRefused(
-                f"{name[:100]!r} expands {size:,} bytes from {compressed:,} (more than {ratio}×): "
-                "a compression bomb is refused."
+                _(
+                    "%(name)s expands %(size)s bytes from %(compressed)s (more than %(ratio)s×): a compression bomb is refused."
+                )
+                % {
+                    "name": repr(name[:100]),
+                    "size": f"{size:,}",
+                    "compressed": f"{compressed:,}",
+                    "ratio": ratio,
+                }
             )
 
 
@@ -85,17 +107,23 @@ def _zip(path: Path) -> dict:
         with zipfile.ZipFile(path) as archive:  # reads the central directory, nothing else
             infos = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise ArtifactRefused(f"The zip archive cannot be read: {exc}") from None
+        raise ArtifactRefused(_("The zip archive cannot be read: %(error)s") % {"error": exc}) from None
     if len(infos) > settings.ARTIFACT_MAX_ENTRIES:
-        raise ArtifactRefused(f"The archive holds more than {settings.ARTIFACT_MAX_ENTRIES} entries.")
+        raise ArtifactRefused(
+            _("The archive holds more than %(entries)s entries.") % {"entries": settings.ARTIFACT_MAX_ENTRIES}
+        )
     budget = _Budget()
     for info in infos:
         _refuse_name(info.filename)
         mode = (info.external_attr >> 16) & 0o170000
         if mode == 0o120000:
-            raise ArtifactRefused(f"The archive holds a symbolic link ({info.filename[:100]!r}).")
+            raise ArtifactRefused(
+                _("The archive holds a symbolic link (%(name)s).") % {"name": repr(info.filename[:100])}
+            )
         if mode not in (0, 0o100000, 0o040000):
-            raise ArtifactRefused(f"The archive holds a special file ({info.filename[:100]!r}).")
+            raise ArtifactRefused(
+                _("The archive holds a special file (%(name)s).") % {"name": repr(info.filename[:100])}
+            )
         budget.add(info.filename, info.file_size, info.compress_size)
     return {"format": "zip", "entries": budget.entries, "expanded_bytes": budget.expanded}
 
@@ -108,18 +136,24 @@ def _tar(path: Path) -> dict:
             for member in archive:
                 _refuse_name(member.name)
                 if member.issym() or member.islnk():
-                    raise ArtifactRefused(f"The archive holds a link ({member.name[:100]!r}).")
+                    raise ArtifactRefused(
+                        _("The archive holds a link (%(name)s).") % {"name": repr(member.name[:100])}
+                    )
                 if not (member.isfile() or member.isdir()):
-                    raise ArtifactRefused(f"The archive holds a special file ({member.name[:100]!r}).")
+                    raise ArtifactRefused(
+                        _("The archive holds a special file (%(name)s).") % {"name": repr(member.name[:100])}
+                    )
                 budget.add(member.name, member.size, None)
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise ArtifactRefused(f"The tar archive cannot be read: {exc}") from None
+        raise ArtifactRefused(_("The tar archive cannot be read: %(error)s") % {"error": exc}) from None
     compressed = path.stat().st_size
     ratio = settings.ARTIFACT_MAX_RATIO
     if budget.expanded > RATIO_FLOOR and budget.expanded > ratio * max(compressed, 1):
         raise ArtifactRefused(
-            f"The archive expands {budget.expanded:,} bytes from {compressed:,} (more than {ratio}×): "
-            "a compression bomb is refused."
+            _(
+                "The archive expands %(size)s bytes from %(compressed)s (more than %(ratio)s×): a compression bomb is refused."
+            )
+            % {"size": f"{budget.expanded:,}", "compressed": f"{compressed:,}", "ratio": ratio}
         )
     return {"format": "tar", "entries": budget.entries, "expanded_bytes": budget.expanded}
 
@@ -173,10 +207,12 @@ def dry_run(path: Path, product: str, version: str, sha256: str) -> list[str]:
             command = " ".join(argv)
             if not result.ok:
                 code = result.data.get("exit_code", "timeout" if "timeout" in result.data else "?")
-                output = result.output.strip()[-OUTPUT_SHOWN:] or "(no output)"
+                output = result.output.strip()[-OUTPUT_SHOWN:] or _("(no output)")
                 raise ArtifactRefused(
-                    f"The installer of {env} refused this artifact in its dry run ({command}, exit {code}): "
-                    f"{output}"
+                    _(
+                        "The installer of %(environment)s refused this artifact in its dry run (%(command)s, exit %(code)s): %(output)s"
+                    )
+                    % {"environment": env, "command": command, "code": code, "output": output}
                 )
             done.append(f"{env}: {command}")
     return done

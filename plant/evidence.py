@@ -17,6 +17,8 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from audit.services import record
 from core import clock, jobs
@@ -38,18 +40,25 @@ def request_refresh(user, target: Environment, source: Environment | None = None
     source = source or Environment.objects.select_related("site").get(site=target.site, tier=Tier.PROD)
     if TIER_ORDER[source.tier] <= TIER_ORDER[target.tier]:
         raise ValidationError(
-            {"source": f"Data only flows downwards: {source.tier} may not be copied into {target.tier}."}
+            {
+                "source": _("Data only flows downwards: %(source)s may not be copied into %(target)s.")
+                % {"source": source.tier, "target": target.tier}
+            }
         )
     if source.site_id != target.site_id:
-        raise ValidationError({"source": "A refresh copies within one site."})
+        raise ValidationError({"source": _("A refresh copies within one site.")})
     if user is not None and not access.can(user, "configure", target):
-        raise PermissionDenied("Only a release manager or an admin refreshes an environment's data.")
+        raise PermissionDenied(_("Only a release manager or an admin refreshes an environment's data."))
     for env in (source, target):
         if not has_database(env):
-            raise ValidationError({"target": f"{env} has no database configured."})
+            raise ValidationError(
+                {"target": _("%(environment)s has no database configured.") % {"environment": env}}
+            )
     with transaction.atomic():
         if RefreshRun.objects.filter(target=target, state__in=[RunState.QUEUED, RunState.RUNNING]).exists():
-            raise StateConflict(f"A refresh of {target} is already queued or running.")
+            raise StateConflict(
+                _("A refresh of %(environment)s is already queued or running.") % {"environment": target}
+            )
         run = RefreshRun.objects.create(source=source, target=target, requested_by=user)
         record(
             "environments.refresh.requested",
@@ -123,20 +132,28 @@ def freshness(environment: Environment) -> tuple[bool, str]:
     if not has_database(environment):
         return (
             False,
-            f"{environment} has no database configured, so its data cannot be refreshed or judged: "
-            "add a sqlite or postgres backup adapter (the plant's database) to its pipeline",
+            _(
+                "%(environment)s has no database configured, so its data cannot be refreshed or judged: "
+                "add a sqlite or postgres backup adapter (the plant's database) to its pipeline"
+            )
+            % {"environment": environment},
         )
     if environment.data_refreshed_at is None:
-        return False, f"{environment} was never refreshed from PROD"
+        return False, _("%(environment)s was never refreshed from PROD") % {"environment": environment}
     age = clock.now() - environment.data_refreshed_at
     days = age.total_seconds() / 86400
     when = f"{environment.data_refreshed_at:%Y-%m-%d %H:%M} UTC"
     if age >= timedelta(days=freshness_days()):
         return (
             False,
-            f"{environment} data is {days:.0f} days old (refreshed {when}; limit {freshness_days()} days)",
+            _("%(environment)s data is %(days)s days old (refreshed %(when)s; limit %(limit)s days)")
+            % {"environment": environment, "days": f"{days:.0f}", "when": when, "limit": freshness_days()},
         )
-    return True, f"{environment} refreshed {ago(age)} ({when})"
+    return True, _("%(environment)s refreshed %(ago)s (%(when)s)") % {
+        "environment": environment,
+        "ago": ago(age),
+        "when": when,
+    }
 
 
 # --- Drift (E8) -------------------------------------------------------------------------------------
@@ -185,13 +202,14 @@ def record_fingerprint(environment: Environment) -> dict:
 
 
 LABELS = {
-    "versions": "product versions",
-    "version": "release version",  # fingerprints recorded before environments ran several products
-    "adapters": "deployment adapters",
-    "schema": "database schema",
-    "tables": "tables",
-    "application": "application files",
-    "database_error": "database",
+    "versions": gettext_lazy("product versions"),
+    # fingerprints recorded before environments ran several products
+    "version": gettext_lazy("release version"),
+    "adapters": gettext_lazy("deployment adapters"),
+    "schema": gettext_lazy("database schema"),
+    "tables": gettext_lazy("tables"),
+    "application": gettext_lazy("application files"),
+    "database_error": gettext_lazy("database"),
 }
 
 
@@ -201,9 +219,15 @@ def _version_drift(lower: Environment, higher: Environment, a: dict, b: dict) ->
     lines = []
     for product in sorted(set(a) | set(b)):
         if product not in b:
-            lines.append(f"{product}: only in {lower.tier} ({a[product]}), not in {higher.tier}")
+            lines.append(
+                _("%(product)s: only in %(tier)s (%(version)s), not in %(other)s")
+                % {"product": product, "tier": lower.tier, "version": a[product], "other": higher.tier}
+            )
         elif product not in a:
-            lines.append(f"{product}: only in {higher.tier} ({b[product]}), not in {lower.tier}")
+            lines.append(
+                _("%(product)s: only in %(tier)s (%(version)s), not in %(other)s")
+                % {"product": product, "tier": higher.tier, "version": b[product], "other": lower.tier}
+            )
         elif a[product] != b[product]:
             lines.append(f"{product}: {lower.tier} {a[product]}, {higher.tier} {b[product]}")
     return lines
@@ -214,7 +238,9 @@ def drift(lower: Environment, higher: Environment) -> list[str]:
     compared product by product (E8)."""
     a, b = lower.fingerprint or {}, higher.fingerprint or {}
     if not a or not b:
-        return [f"no fingerprint recorded for {lower if not a else higher} yet"]
+        return [
+            _("no fingerprint recorded for %(environment)s yet") % {"environment": lower if not a else higher}
+        ]
     lines = []
     for key in [k for k in LABELS if k in a or k in b]:
         if a.get(key) == b.get(key):
@@ -224,9 +250,15 @@ def drift(lower: Environment, higher: Environment) -> list[str]:
             only_low = sorted(set(a.get(key, [])) - set(b.get(key, [])))
             only_high = sorted(set(b.get(key, [])) - set(a.get(key, [])))
             if only_low:
-                lines.append(f"tables only in {lower.tier}: {', '.join(only_low)}")
+                lines.append(
+                    _("tables only in %(tier)s: %(tables)s")
+                    % {"tier": lower.tier, "tables": ", ".join(only_low)}
+                )
             if only_high:
-                lines.append(f"tables only in {higher.tier}: {', '.join(only_high)}")
+                lines.append(
+                    _("tables only in %(tier)s: %(tables)s")
+                    % {"tier": higher.tier, "tables": ", ".join(only_high)}
+                )
         elif key == "versions":
             lines.extend(_version_drift(lower, higher, a.get(key) or {}, b.get(key) or {}))
         elif key == "version":
@@ -236,7 +268,7 @@ def drift(lower: Environment, higher: Environment) -> list[str]:
                 f"{label}: {lower.tier} {', '.join(a.get(key, []))}; {higher.tier} {', '.join(b.get(key, []))}"
             )
         else:
-            lines.append(f"{label} differ")
+            lines.append(_("%(label)s differ") % {"label": label})
     return lines
 
 

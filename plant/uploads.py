@@ -12,6 +12,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 
 CHUNK = 64 * 1024
 MAX_NAME = 150
@@ -55,13 +56,13 @@ class StoredFile:
 def check_name(name: str) -> str:
     name = unicodedata.normalize("NFC", name or "").strip()
     if not name:
-        raise UploadRefused("The file has no name.")
+        raise UploadRefused(_("The file has no name."))
     if len(name) > MAX_NAME:
-        raise UploadRefused(f"The file name is longer than {MAX_NAME} characters.")
+        raise UploadRefused(_("The file name is longer than %(max)s characters.") % {"max": MAX_NAME})
     if _BAD_NAME.search(name) or ".." in name or name.startswith("."):
-        raise UploadRefused("The file name may not contain a path, '..' or control characters.")
+        raise UploadRefused(_("The file name may not contain a path, '..' or control characters."))
     if "." not in name:
-        raise UploadRefused("The file name needs an extension such as .png, .pdf or .log.")
+        raise UploadRefused(_("The file name needs an extension such as .png, .pdf or .log."))
     return name
 
 
@@ -71,24 +72,33 @@ def sniff(head: bytes, name: str) -> str:
     for magic, content_type, extensions in _MAGIC:
         if head.startswith(magic):
             if extension not in extensions:
-                raise UploadRefused(f"The file is {content_type} but is named {extension}.")
+                raise UploadRefused(
+                    _("The file is %(type)s but is named %(extension)s.")
+                    % {"type": content_type, "extension": extension}
+                )
             return content_type
     if extension in {".png", ".jpg", ".jpeg", ".pdf"}:
         raise UploadRefused(
-            f"The file is named {extension} but its content is not a {extension[1:].upper()} file."
+            _("The file is named %(extension)s but its content is not a %(format)s file.")
+            % {"extension": extension, "format": extension[1:].upper()}
         )
     if extension not in _TEXT_EXTENSIONS:
         allowed = ", ".join(sorted({".png", ".jpg", ".pdf", *_TEXT_EXTENSIONS}))
-        raise UploadRefused(f"{extension or 'This'} files are not accepted; use one of {allowed}.")
+        if extension:
+            raise UploadRefused(
+                _("%(extension)s files are not accepted; use one of %(allowed)s.")
+                % {"extension": extension, "allowed": allowed}
+            )
+        raise UploadRefused(_("This files are not accepted; use one of %(allowed)s.") % {"allowed": allowed})
     if b"\x00" in head:
-        raise UploadRefused("The file is binary but named as text.")
+        raise UploadRefused(_("The file is binary but named as text."))
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:
         if exc.start < len(head) - 4:  # a character cut at the buffer's end is fine
-            raise UploadRefused("A text file must be UTF-8.") from None
+            raise UploadRefused(_("A text file must be UTF-8.")) from None
     if _ACTIVE_MARKUP.search(head):
-        raise UploadRefused("The file contains HTML, SVG or script, which is not accepted as evidence.")
+        raise UploadRefused(_("The file contains HTML, SVG or script, which is not accepted as evidence."))
     return _TEXT_EXTENSIONS[extension]
 
 
@@ -104,10 +114,11 @@ def store(uploaded, kind: str, max_bytes: int | None = None, check_type: bool = 
     name = check_name(getattr(uploaded, "name", ""))
     if uploaded.size is not None and uploaded.size > limit:
         raise UploadRefused(
-            f"The file is larger than the limit of {limit // (1024 * 1024)} MB.", code="too_large"
+            _("The file is larger than the limit of %(mb)s MB.") % {"mb": limit // (1024 * 1024)},
+            code="too_large",
         )
     if uploaded.size == 0:
-        raise UploadRefused("The file is empty.")
+        raise UploadRefused(_("The file is empty."))
     uploaded.seek(0)
     head = uploaded.read(8192)
     content_type = sniff(head, name) if check_type else "application/octet-stream"
@@ -121,13 +132,14 @@ def store(uploaded, kind: str, max_bytes: int | None = None, check_type: bool = 
                 size += len(chunk)
                 if size > limit:
                     raise UploadRefused(
-                        f"The file is larger than the limit of {limit // (1024 * 1024)} MB.", code="too_large"
+                        _("The file is larger than the limit of %(mb)s MB.") % {"mb": limit // (1024 * 1024)},
+                        code="too_large",
                     )
                 if content_type.startswith(
                     ("text/", "application/json", "application/xml")
                 ) and _ACTIVE_MARKUP.search(chunk):
                     raise UploadRefused(
-                        "The file contains HTML, SVG or script, which is not accepted as evidence."
+                        _("The file contains HTML, SVG or script, which is not accepted as evidence.")
                     )
                 digest.update(chunk)
                 out.write(chunk)

@@ -3,6 +3,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from environments import access
@@ -64,7 +65,7 @@ def edit(request, code: str, tier: str):
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
-            messages.success(request, f"{env} updated.")
+            messages.success(request, _("%(environment)s updated.") % {"environment": env})
             return redirect("environments:detail", code=env.site.code, tier=env.tier)
     return render(
         request, "environments/edit.html", {"env": env, "form": form}, status=400 if form.errors else 200
@@ -101,7 +102,9 @@ def refresh(request, code: str, tier: str):
         messages.error(request, " ".join(getattr(exc, "messages", [str(exc)])))
     else:
         messages.success(
-            request, f"Refresh of {env} from PROD queued; masking runs before {env.tier} sees the data."
+            request,
+            _("Refresh of %(environment)s from PROD queued; masking runs before %(tier)s sees the data.")
+            % {"environment": env, "tier": env.tier},
         )
     return redirect("environments:detail", code=env.site.code, tier=env.tier)
 
@@ -114,5 +117,5 @@ def fingerprint(request, code: str, tier: str):
     env = _environment(request, code, tier)
     access.require(request.user, "configure", env)
     record_fingerprint(env)
-    messages.success(request, f"Fingerprint of {env} recorded.")
+    messages.success(request, _("Fingerprint of %(environment)s recorded.") % {"environment": env})
     return redirect("environments:detail", code=env.site.code, tier=env.tier)

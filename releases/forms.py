@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from core.inputs import no_line_breaks
 from environments import access
@@ -46,49 +47,61 @@ def release_choices() -> list[tuple]:
 
 
 class RfcForm(ServiceErrors, forms.Form):
-    title = forms.CharField(max_length=200, validators=[no_line_breaks])
+    title = forms.CharField(label=gettext_lazy("Title"), max_length=200, validators=[no_line_breaks])
     description = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 4}), help_text="What changes and why, in the plant's words."
+        label=gettext_lazy("Description"),
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=gettext_lazy("What changes and why, in the plant's words."),
     )
     release = forms.ModelChoiceField(
+        label=gettext_lazy("Release"),
         queryset=Release.objects.order_by("product", "-created_at"),
-        help_text="The class of change is computed from it against each site's PROD.",
+        help_text=gettext_lazy("The class of change is computed from it against each site's PROD."),
     )
     estimated_downtime_minutes = forms.IntegerField(
-        label="Estimated downtime (minutes)",
+        label=gettext_lazy("Estimated downtime (minutes)"),
         min_value=0,
         max_value=24 * 60,
         initial=0,
-        help_text="Production downtime the change needs. A major change needs more than 0.",
+        help_text=gettext_lazy("Production downtime the change needs. A major change needs more than 0."),
     )
     retraining_note = forms.CharField(
+        label=gettext_lazy("Retraining note"),
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Operator retraining; required for a major change.",
+        help_text=gettext_lazy("Operator retraining; required for a major change."),
     )
     rollback_plan = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}), help_text="The exact undo script or steps."
+        label=gettext_lazy("Rollback plan"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=gettext_lazy("The exact undo script or steps."),
     )
     high_risk = forms.BooleanField(
         required=False,
-        label="Treat as high risk whatever the assessment says",
-        help_text="Adds the business approval step and the high-risk evidence even for a patch.",
+        label=gettext_lazy("Treat as high risk whatever the assessment says"),
+        help_text=gettext_lazy(
+            "Adds the business approval step and the high-risk evidence even for a patch."
+        ),
     )
     requested_timing = forms.CharField(
+        label=gettext_lazy("Requested timing"),
         max_length=200,
         required=False,
-        help_text="When you would like it in PROD, e.g. 'next Tuesday morning window'.",
+        help_text=gettext_lazy("When you would like it in PROD, e.g. 'next Tuesday morning window'."),
     )
     emergency = forms.BooleanField(
         required=False,
-        label="Emergency change",
-        help_text="Approved by the CIO or the Plant Director, may run outside the windows, "
-        "reviewed by the normal chain within 5 days.",
+        label=gettext_lazy("Emergency change"),
+        help_text=gettext_lazy(
+            "Approved by the CIO or the Plant Director, may run outside the windows, "
+            "reviewed by the normal chain within 5 days."
+        ),
     )
     emergency_reason = forms.CharField(
+        label=gettext_lazy("Emergency reason"),
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Why it cannot wait for the next window.",
+        help_text=gettext_lazy("Why it cannot wait for the next window."),
     )
 
     def __init__(self, *args, user, rfc: Rfc | None = None, **kwargs):
@@ -155,24 +168,24 @@ class RfcForm(ServiceErrors, forms.Form):
             )
             self.fields[f"{prefix}_lines"] = forms.CharField(
                 required=False,
-                label="Affected lines",
+                label=gettext("Affected lines"),
                 initial=", ".join(impact.lines) if impact else "",
-                widget=forms.TextInput(attrs={"placeholder": "Line 1, Line 2"}),
+                widget=forms.TextInput(attrs={"placeholder": gettext("Line 1, Line 2")}),
             )
             self.fields[f"{prefix}_modules"] = forms.CharField(
                 required=False,
-                label="Affected modules",
+                label=gettext("Affected modules"),
                 initial=", ".join(impact.modules) if impact else "",
-                widget=forms.TextInput(attrs={"placeholder": "Labelling, Weighing"}),
+                widget=forms.TextInput(attrs={"placeholder": gettext("Labelling, Weighing")}),
             )
             self.fields[f"{prefix}_interfaces"] = forms.CharField(
                 required=False,
-                label="Affected interfaces",
+                label=gettext("Affected interfaces"),
                 initial=", ".join(impact.interfaces) if impact else "",
-                widget=forms.TextInput(attrs={"placeholder": "ERP orders, WMS"}),
+                widget=forms.TextInput(attrs={"placeholder": gettext("ERP orders, WMS")}),
             )
             self.fields[f"{prefix}_notes"] = forms.CharField(
-                required=False, label="Notes", initial=impact.notes if impact else ""
+                required=False, label=gettext("Notes"), initial=impact.notes if impact else ""
             )
             self.site_rows.append(
                 {
@@ -204,7 +217,9 @@ class RfcForm(ServiceErrors, forms.Form):
     def clean(self):
         data = super().clean()
         if not self.errors and not self.impacts():
-            raise ValidationError("Tick at least one target site and name its affected lines or modules.")
+            raise ValidationError(
+                gettext("Tick at least one target site and name its affected lines or modules.")
+            )
         return data
 
     def fields_for_service(self) -> dict:
@@ -217,20 +232,40 @@ class RfcForm(ServiceErrors, forms.Form):
 
 
 class ReleaseForm(ServiceErrors, forms.Form):
-    product = forms.CharField(max_length=100, help_text="Product or module, e.g. MES or ERP-interface.")
-    version = forms.CharField(max_length=64, help_text="Semantic version, MAJOR.MINOR.PATCH.")
-    notes = forms.CharField(label="Release notes", required=False, widget=forms.Textarea(attrs={"rows": 3}))
-    artifact = forms.FileField(required=False, help_text="Upload the build; its SHA-256 is recorded now.")
-    artifact_url = forms.URLField(label="…or artifact URL", required=False, assume_scheme="https")
-    artifact_sha256 = forms.CharField(label="SHA-256 of the URL's file", max_length=64, required=False)
-    migration_sql = forms.CharField(
-        label="SQL migration", required=False, widget=forms.Textarea(attrs={"rows": 4, "class": "mono"})
+    product = forms.CharField(
+        label=gettext_lazy("Product"),
+        max_length=100,
+        help_text=gettext_lazy("Product or module, e.g. MES or ERP-interface."),
     )
-    undo_sql = forms.CharField(
-        label="Undo script",
+    version = forms.CharField(
+        label=gettext_lazy("Version"),
+        max_length=64,
+        help_text=gettext_lazy("Semantic version, MAJOR.MINOR.PATCH."),
+    )
+    notes = forms.CharField(
+        label=gettext_lazy("Release notes"), required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    artifact = forms.FileField(
+        label=gettext_lazy("Artifact"),
+        required=False,
+        help_text=gettext_lazy("Upload the build; its SHA-256 is recorded now."),
+    )
+    artifact_url = forms.URLField(
+        label=gettext_lazy("…or artifact URL"), required=False, assume_scheme="https"
+    )
+    artifact_sha256 = forms.CharField(
+        label=gettext_lazy("SHA-256 of the URL's file"), max_length=64, required=False
+    )
+    migration_sql = forms.CharField(
+        label=gettext_lazy("SQL migration"),
         required=False,
         widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}),
-        help_text="Required when there is a migration.",
+    )
+    undo_sql = forms.CharField(
+        label=gettext_lazy("Undo script"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}),
+        help_text=gettext_lazy("Required when there is a migration."),
     )
 
 
@@ -256,19 +291,30 @@ class MultipleFileField(forms.FileField):
             else [single(data, initial)]
         )
         if len(files) > MAX_FILES_PER_UPLOAD:
-            raise forms.ValidationError(f"Upload at most {MAX_FILES_PER_UPLOAD} files at once.")
+            raise forms.ValidationError(
+                ngettext(
+                    "Upload at most %(count)s file at once.",
+                    "Upload at most %(count)s files at once.",
+                    MAX_FILES_PER_UPLOAD,
+                )
+                % {"count": MAX_FILES_PER_UPLOAD}
+            )
         return files
 
 
 class EvidenceForm(forms.Form):
-    file = MultipleFileField(label="Files", help_text="One or several files; all are added, or none.")
-    kind = forms.ChoiceField(choices=EvidenceKind.choices)
-    description = forms.CharField(max_length=300, required=False)
+    file = MultipleFileField(
+        label=gettext_lazy("Files"), help_text=gettext_lazy("One or several files; all are added, or none.")
+    )
+    kind = forms.ChoiceField(label=gettext_lazy("Kind"), choices=EvidenceKind.choices)
+    description = forms.CharField(label=gettext_lazy("Description"), max_length=300, required=False)
     supersedes = forms.UUIDField(required=False, widget=forms.HiddenInput)
 
 
 class SignoffForm(forms.Form):
-    site = forms.CharField()
+    site = forms.CharField(label=gettext_lazy("Site"))
     comment = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}), help_text="What you tested in UAT and what you saw."
+        label=gettext_lazy("Comment"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=gettext_lazy("What you tested in UAT and what you saw."),
     )

@@ -20,6 +20,10 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
+from django.utils import translation
+from django.utils.formats import date_format
+from django.utils.translation import gettext, gettext_noop
+
 from core.errors import RuleViolation
 from releases.versioning import ChangeClass, VersionRefused, major_change_gaps
 
@@ -90,10 +94,12 @@ def live_waivers(rfc, names=None):
 
 
 def waived_reason(waiver) -> str:
-    return (
-        f"Waived by {waiver.waived_by_name} on {waiver.waived_at:%Y-%m-%d}: {waiver.reason} "
-        f"(the check said: {waiver.failing_reason})"
-    )
+    return gettext("Waived by %(name)s on %(date)s: %(reason)s (the check said: %(said)s)") % {
+        "name": waiver.waived_by_name,
+        "date": date_format(waiver.waived_at, "SHORT_DATE_FORMAT"),
+        "reason": waiver.reason,
+        "said": waiver.failing_reason,
+    }
 
 
 def _with_waivers(rfc, results: list[Gate]) -> list[Gate]:
@@ -139,114 +145,161 @@ def failing(rfc, stage: str = "submit") -> list[Gate]:
     return [g for g in evaluate(rfc, stage) if not g.passed]
 
 
-@gate("Impact analysis")
+# The gates' names are keys (waivers, refusals and the dashboard's figures name them, the API gives
+# them): marked here, translated where they are shown. Their reasons are written in the reader's
+# language; what is kept of a refusal is written in English (note_refusal).
+IMPACT_ANALYSIS = gettext_noop("Impact analysis")
+ROLLBACK_PLAN = gettext_noop("Rollback plan")
+DOWNTIME_MATCHES_CLASS = gettext_noop("Downtime matches class")
+UAT_SIGNOFF = gettext_noop("UAT sign-off")
+ARTIFACT_CHECKSUM = gettext_noop("Artifact checksum")
+RISK_ASSESSED = gettext_noop("Risk assessed")
+HIGH_RISK_SIGNOFFS = gettext_noop("High-risk UAT sign-offs")
+HIGH_RISK_REHEARSAL = gettext_noop("High-risk rehearsal")
+
+
+@gate(IMPACT_ANALYSIS)
 def impact_analysis(rfc) -> Gate:
     impacts = list(rfc.impacts.all())
     if not impacts:
-        return Gate("Impact analysis", False, "No target site is named.")
+        return Gate(IMPACT_ANALYSIS, False, gettext("No target site is named."))
     empty = [i.site.code for i in impacts if not i.lines and not i.modules]
     if empty:
-        return Gate("Impact analysis", False, f"No affected lines or modules for {', '.join(empty)}.")
-    summary = "; ".join(f"{i.site.code}: {len(i.lines)} line(s), {len(i.modules)} module(s)" for i in impacts)
-    return Gate("Impact analysis", True, summary)
+        return Gate(
+            IMPACT_ANALYSIS,
+            False,
+            gettext("No affected lines or modules for %(sites)s.") % {"sites": ", ".join(empty)},
+        )
+    summary = "; ".join(
+        gettext("%(site)s: %(lines)s line(s), %(modules)s module(s)")
+        % {"site": i.site.code, "lines": len(i.lines), "modules": len(i.modules)}
+        for i in impacts
+    )
+    return Gate(IMPACT_ANALYSIS, True, summary)
 
 
-@gate("Rollback plan")
+@gate(ROLLBACK_PLAN)
 def rollback_plan(rfc) -> Gate:
     if not rfc.rollback_plan.strip():
-        return Gate("Rollback plan", False, "The rollback plan is empty.")
+        return Gate(ROLLBACK_PLAN, False, gettext("The rollback plan is empty."))
     if rfc.release.migration_sql.strip() and not rfc.release.undo_sql.strip():
-        return Gate("Rollback plan", False, "The release has an SQL migration but no undo script.")
+        return Gate(ROLLBACK_PLAN, False, gettext("The release has an SQL migration but no undo script."))
     return Gate(
-        "Rollback plan",
+        ROLLBACK_PLAN,
         True,
-        "Rollback plan present"
-        + (" with the release's undo script." if rfc.release.undo_sql.strip() else "."),
+        gettext("Rollback plan present with the release's undo script.")
+        if rfc.release.undo_sql.strip()
+        else gettext("Rollback plan present."),
     )
 
 
-@gate("Downtime matches class")
+@gate(DOWNTIME_MATCHES_CLASS)
 def downtime_matches_class(rfc) -> Gate:
     from releases.services import classify_rfc
 
     try:
         change_class = classify_rfc(rfc.release, [i.site for i in rfc.impacts.all()])
     except VersionRefused as exc:
-        return Gate("Downtime matches class", False, str(exc))
+        return Gate(DOWNTIME_MATCHES_CLASS, False, str(exc))
     gaps = major_change_gaps(change_class, rfc.estimated_downtime_minutes, rfc.retraining_note)
     if gaps:
-        return Gate("Downtime matches class", False, " ".join(gaps.values()))
+        return Gate(DOWNTIME_MATCHES_CLASS, False, " ".join(gaps.values()))
+    minutes = rfc.estimated_downtime_minutes
     if change_class == ChangeClass.MAJOR:
         return Gate(
-            "Downtime matches class",
+            DOWNTIME_MATCHES_CLASS,
             True,
-            f"Major: {rfc.estimated_downtime_minutes} min downtime, retraining planned.",
+            gettext("Major: %(minutes)s min downtime, retraining planned.") % {"minutes": minutes},
         )
-    downtime = (
-        f"{rfc.estimated_downtime_minutes} min downtime declared."
-        if rfc.estimated_downtime_minutes
-        else "no downtime declared."
-    )
-    return Gate("Downtime matches class", True, f"{change_class.label}: {downtime}")
+    if minutes:
+        text = gettext("%(class)s: %(minutes)s min downtime declared.")
+    else:
+        text = gettext("%(class)s: no downtime declared.")
+    return Gate(DOWNTIME_MATCHES_CLASS, True, text % {"class": change_class.label, "minutes": minutes})
 
 
-@gate("UAT sign-off")
+@gate(UAT_SIGNOFF)
 def uat_signoff(rfc) -> Gate:
     signed = {
         s.site_id: s for s in rfc.signoffs.all() if s.voided_at is None and s.release_id == rfc.release_id
     }
     missing = [i.site.code for i in rfc.impacts.all() if i.site_id not in signed]
     if missing:
-        return Gate("UAT sign-off", False, f"No UAT sign-off with evidence for {', '.join(missing)}.")
+        return Gate(
+            UAT_SIGNOFF,
+            False,
+            gettext("No UAT sign-off with evidence for %(sites)s.") % {"sites": ", ".join(missing)},
+        )
     if not signed:
-        return Gate("UAT sign-off", False, "No UAT sign-off yet.")
+        return Gate(UAT_SIGNOFF, False, gettext("No UAT sign-off yet."))
     who = ", ".join(
-        f"{s.site.code} by {s.signed_by.get_full_name() or s.signed_by.username}" for s in signed.values()
+        gettext("%(site)s by %(name)s")
+        % {"site": s.site.code, "name": s.signed_by.get_full_name() or s.signed_by.username}
+        for s in signed.values()
     )
-    return Gate("UAT sign-off", True, f"Signed off in UAT: {who}.")
+    return Gate(UAT_SIGNOFF, True, gettext("Signed off in UAT: %(who)s.") % {"who": who})
 
 
-@gate("Artifact checksum")
+@gate(ARTIFACT_CHECKSUM)
 def artifact_checksum(rfc) -> Gate:
     digest = rfc.release.artifact_sha256
     if len(digest) != 64:
-        return Gate("Artifact checksum", False, "The release has no artifact with a recorded SHA-256.")
-    return Gate("Artifact checksum", True, f"SHA-256 {digest[:12]}… recorded at upload.")
+        return Gate(ARTIFACT_CHECKSUM, False, gettext("The release has no artifact with a recorded SHA-256."))
+    return Gate(
+        ARTIFACT_CHECKSUM, True, gettext("SHA-256 %(digest)s… recorded at upload.") % {"digest": digest[:12]}
+    )
 
 
-@gate("Risk assessed")
+@gate(RISK_ASSESSED)
 def risk_assessed(rfc) -> Gate:
     from releases import risk
 
-    name = "Risk assessed"
+    name = RISK_ASSESSED
     asked = risk.questions()
     if not asked:
-        return Gate(name, False, "No risk question is configured: an admin adds them (Risk questions).")
+        return Gate(
+            name, False, gettext("No risk question is configured: an admin adds them (Risk questions).")
+        )
     result = risk.assess(rfc.risk_answers or {}, len(rfc.impacts.all()), asked)
     if result.missing:
-        return Gate(name, False, "Answer the risk questions: " + "; ".join(q.text for q in result.missing))
-    level = f"{result.level.capitalize()} risk (score {result.score} of 100)"
+        return Gate(
+            name,
+            False,
+            gettext("Answer the risk questions: %(questions)s")
+            % {"questions": "; ".join(q.text for q in result.missing)},
+        )
+    level = {
+        "low": gettext("Low risk (score %(score)s of 100)"),
+        "medium": gettext("Medium risk (score %(score)s of 100)"),
+        "high": gettext("High risk (score %(score)s of 100)"),
+    }[result.level] % {"score": result.score}
     if result.forced_by:
-        level += " — high because of: " + "; ".join(q.text.split(":")[0] for q in result.forced_by)
+        return Gate(
+            name,
+            True,
+            gettext("%(level)s — high because of: %(questions)s.")
+            % {"level": level, "questions": "; ".join(q.text.split(":")[0] for q in result.forced_by)},
+        )
     return Gate(name, True, level + ".")
 
 
-REHEARSAL = "Rollback rehearsed"
-NOT_HIGH = "Not high risk: the usual evidence is enough."
+REHEARSAL = gettext_noop("Rollback rehearsed")  # the gate deployments/checks.py registers
+NOT_HIGH = gettext_noop("Not high risk: the usual evidence is enough.")
 
 
-@gate("High-risk UAT sign-offs")
+@gate(HIGH_RISK_SIGNOFFS)
 def high_risk_signoffs(rfc) -> Gate:
     """A high-risk change is proven by two key users at each site (seed 002, GAMP 5)."""
-    name = "High-risk UAT sign-offs"
+    name = HIGH_RISK_SIGNOFFS
     if not rfc.is_high_risk:
-        return Gate(name, True, NOT_HIGH)
+        return Gate(name, True, gettext(NOT_HIGH))
     signers: dict[int, set[int]] = {}
     for s in rfc.signoffs.all():
         if s.voided_at is None and s.release_id == rfc.release_id:
             signers.setdefault(s.site_id, set()).add(s.signed_by_id)
     short = [
-        f"{i.site.code} has {len(signers.get(i.site_id, ()))} of 2"
+        gettext("%(site)s has %(count)s of 2")
+        % {"site": i.site.code, "count": len(signers.get(i.site_id, ()))}
         for i in rfc.impacts.all()
         if len(signers.get(i.site_id, ())) < 2
     ]
@@ -254,27 +307,29 @@ def high_risk_signoffs(rfc) -> Gate:
         return Gate(
             name,
             False,
-            "A high-risk change needs UAT sign-off by two key users at each site: " + ", ".join(short) + ".",
+            gettext("A high-risk change needs UAT sign-off by two key users at each site: %(sites)s.")
+            % {"sites": ", ".join(short)},
         )
-    return Gate(name, True, "High risk: two key users signed off in UAT at each site.")
+    return Gate(name, True, gettext("High risk: two key users signed off in UAT at each site."))
 
 
-@gate("High-risk rehearsal", applies_from=frozenset({"schedule", "deploy"}))
+@gate(HIGH_RISK_REHEARSAL, applies_from=frozenset({"schedule", "deploy"}))
 def high_risk_rehearsal(rfc) -> Gate:
     """A high-risk change's rollback is rehearsed for real: a waiver of the rehearsal does not count."""
-    name = "High-risk rehearsal"
+    name = HIGH_RISK_REHEARSAL
     if not rfc.is_high_risk:
-        return Gate(name, True, NOT_HIGH)
+        return Gate(name, True, gettext(NOT_HIGH))
     rehearsal = unwaived(rfc, REHEARSAL)
     if rehearsal is None:
-        return Gate(name, False, "No rollback rehearsal check is configured.")
+        return Gate(name, False, gettext("No rollback rehearsal check is configured."))
     if not rehearsal.passed:
         return Gate(
             name,
             False,
-            f"A high-risk change needs its rollback rehearsed for real, not waived: {rehearsal.reason}",
+            gettext("A high-risk change needs its rollback rehearsed for real, not waived: %(reason)s")
+            % {"reason": rehearsal.reason},
         )
-    return Gate(name, True, "High risk: the rollback was rehearsed for real.")
+    return Gate(name, True, gettext("High risk: the rollback was rehearsed for real."))
 
 
 def note_refusal(rfc, stage: str, failed: list[dict]) -> None:
@@ -294,7 +349,7 @@ def note_refusal(rfc, stage: str, failed: list[dict]) -> None:
             reason=str(g.get("reason", ""))[:2000],
             occurred_at=now,
         )
-        for g in failed
+        for g in _in_english(rfc, stage, failed)
         if not g.get("passed")
     ]
     try:
@@ -302,6 +357,26 @@ def note_refusal(rfc, stage: str, failed: list[dict]) -> None:
             GateRefusal.objects.bulk_create(rows)
     except DatabaseError:  # pragma: no cover - the refusal is what matters to the caller
         logger.exception("could not keep the gate refusals of %s", rfc.pk)
+
+
+def _in_english(rfc, stage: str, failed: list[dict]) -> list[dict]:
+    """The refused gates as the record keeps them: in English, whatever the language of the request
+    that was refused. Reasons given in another language are asked of the gates again, in English,
+    when the same gates still fail for the stage; otherwise (a refusal that is not the stage's
+    gates, e.g. the calendar's reasons) they are kept as given."""
+    language = translation.get_language()
+    if not language or language.split("-")[0] == "en":
+        return failed
+    try:
+        with translation.override(None):
+            again = {g.name: g.as_dict() for g in failing(rfc, stage)}
+    except Exception:  # pragma: no cover - a figure, not a decision
+        logger.exception("could not word the gate refusals of %s in English", rfc.pk)
+        return failed
+    names = {str(g.get("name", "")) for g in failed if not g.get("passed")}
+    if names != set(again):
+        return failed
+    return [again.get(str(g.get("name", "")), g) for g in failed]
 
 
 @contextmanager

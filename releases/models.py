@@ -8,6 +8,7 @@ import uuid
 import semver
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext, gettext_lazy
 
 from core.inputs import no_line_breaks
 from environments.models import Site, validate_semver
@@ -18,10 +19,12 @@ from releases.versioning import ChangeClass
 class Release(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     product = models.CharField(
-        max_length=100, validators=[no_line_breaks], help_text="Product or module, e.g. MES or ERP-interface."
+        max_length=100,
+        validators=[no_line_breaks],
+        help_text=gettext_lazy("Product or module, e.g. MES or ERP-interface."),
     )
     version = models.CharField(max_length=64, validators=[validate_semver])
-    notes = models.TextField("release notes", blank=True)
+    notes = models.TextField(gettext_lazy("release notes"), blank=True)
     # The artifact is an uploaded file (stored under a generated name) or a URL plus its checksum.
     artifact_file = models.CharField(max_length=100, blank=True, editable=False)
     artifact_name = models.CharField(max_length=150, blank=True, editable=False)
@@ -29,9 +32,13 @@ class Release(models.Model):
     artifact_url = models.URLField(blank=True)
     # Recorded once, at upload; promotion to every tier checks it (X5).
     artifact_sha256 = models.CharField(max_length=64, blank=True, editable=False)
-    migration_sql = models.TextField("SQL migration", blank=True, help_text="Versioned migration.")
+    migration_sql = models.TextField(
+        gettext_lazy("SQL migration"), blank=True, help_text=gettext_lazy("Versioned migration.")
+    )
     undo_sql = models.TextField(
-        "undo script", blank=True, help_text="The exact script that undoes the migration."
+        gettext_lazy("undo script"),
+        blank=True,
+        help_text=gettext_lazy("The exact script that undoes the migration."),
     )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -49,13 +56,18 @@ class Release(models.Model):
 
 
 class RiskLevel(models.TextChoices):
-    LOW = "low", "Low"
-    MEDIUM = "medium", "Medium"
-    HIGH = "high", "High"
+    LOW = "low", gettext_lazy("Low")
+    MEDIUM = "medium", gettext_lazy("Medium")
+    HIGH = "high", gettext_lazy("High")
 
 
 # Every risk question is answered on one scale; the answer times the question's weight counts.
-RISK_SCALE = [(0, "None"), (1, "Low"), (2, "Medium"), (3, "High")]
+RISK_SCALE = [
+    (0, gettext_lazy("None")),
+    (1, gettext_lazy("Low")),
+    (2, gettext_lazy("Medium")),
+    (3, gettext_lazy("High")),
+]
 
 
 class RiskQuestion(models.Model):
@@ -63,21 +75,23 @@ class RiskQuestion(models.Model):
     risk). Answers go from 0 (none) to 3 (high); the weighted sum gives the RFC's score out of 100."""
 
     class Computed(models.TextChoices):
-        ASKED = "", "Asked of the author"
-        SITES = "sites", "From the number of target sites"
+        ASKED = "", gettext_lazy("Asked of the author")
+        SITES = "sites", gettext_lazy("From the number of target sites")
 
     key = models.SlugField(
-        max_length=40, unique=True, help_text="Stable name in the API and the evidence pack."
+        max_length=40, unique=True, help_text=gettext_lazy("Stable name in the API and the evidence pack.")
     )
     text = models.CharField(max_length=200, validators=[no_line_breaks])
     help_text = models.CharField(max_length=300, blank=True)
-    weight = models.PositiveSmallIntegerField(default=1, help_text="1 to 10: how much the answer counts.")
+    weight = models.PositiveSmallIntegerField(
+        default=1, help_text=gettext_lazy("1 to 10: how much the answer counts.")
+    )
     computed = models.CharField(max_length=10, choices=Computed.choices, blank=True, default=Computed.ASKED)
     high_at = models.PositiveSmallIntegerField(
-        "high risk from",
+        gettext_lazy("high risk from"),
         default=0,
-        choices=[(0, "Never")] + RISK_SCALE[1:],
-        help_text="An answer at or above this makes the change high risk whatever the score.",
+        choices=[(0, gettext_lazy("Never"))] + RISK_SCALE[1:],
+        help_text=gettext_lazy("An answer at or above this makes the change high risk whatever the score."),
     )
     position = models.PositiveSmallIntegerField(default=0)
     active = models.BooleanField(default=True)
@@ -92,7 +106,7 @@ class RiskQuestion(models.Model):
         from django.core.exceptions import ValidationError
 
         if not 1 <= self.weight <= 10:
-            raise ValidationError({"weight": "The weight is between 1 and 10."})
+            raise ValidationError({"weight": gettext("The weight is between 1 and 10.")})
 
 
 class RfcCounter(models.Model):
@@ -119,12 +133,14 @@ class Rfc(models.Model):
     sites = models.ManyToManyField(Site, through="Impact", related_name="rfcs")
     change_class = models.CharField(max_length=5, choices=ChangeClass.choices, editable=False)
     estimated_downtime_minutes = models.PositiveIntegerField(
-        default=0, help_text="Expected production downtime in minutes."
+        default=0, help_text=gettext_lazy("Expected production downtime in minutes.")
     )
-    retraining_note = models.TextField(blank=True, help_text="Operator retraining a major change needs.")
-    rollback_plan = models.TextField(help_text="The exact undo script or steps.")
+    retraining_note = models.TextField(
+        blank=True, help_text=gettext_lazy("Operator retraining a major change needs.")
+    )
+    rollback_plan = models.TextField(help_text=gettext_lazy("The exact undo script or steps."))
     high_risk = models.BooleanField(
-        default=False, help_text="Treated as high risk whatever the assessment says."
+        default=False, help_text=gettext_lazy("Treated as high risk whatever the assessment says.")
     )
     # The risk assessment (releases/risk.py): answers by question key, the score out of 100 and the
     # level it gives; empty while a question is unanswered.
@@ -132,14 +148,18 @@ class Rfc(models.Model):
     risk_score = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
     risk_level = models.CharField(max_length=6, choices=RiskLevel.choices, blank=True, editable=False)
     requested_timing = models.CharField(
-        max_length=200, blank=True, help_text="When you would like it in PROD."
+        max_length=200, blank=True, help_text=gettext_lazy("When you would like it in PROD.")
     )
     emergency = models.BooleanField(
         default=False,
-        help_text="Emergency change: approved by the CIO or the Plant Director, may run outside "
-        "the windows, reviewed by the normal chain within 5 days.",
+        help_text=gettext_lazy(
+            "Emergency change: approved by the CIO or the Plant Director, may run outside "
+            "the windows, reviewed by the normal chain within 5 days."
+        ),
     )
-    emergency_reason = models.TextField(blank=True, help_text="Why this cannot wait for a normal window.")
+    emergency_reason = models.TextField(
+        blank=True, help_text=gettext_lazy("Why this cannot wait for a normal window.")
+    )
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="rfcs")
     state = models.CharField(max_length=12, choices=RfcState.choices, default=RfcState.DRAFT, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -148,7 +168,7 @@ class Rfc(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        verbose_name = "RFC"
+        verbose_name = gettext_lazy("RFC")
         indexes = [
             models.Index(fields=["state", "-created_at"], name="rfc_state_idx"),
             models.Index(fields=["author", "-created_at"], name="rfc_author_idx"),
@@ -200,10 +220,10 @@ class Impact(models.Model):
 
     rfc = models.ForeignKey(Rfc, on_delete=models.CASCADE, related_name="impacts")
     site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+")
-    lines = models.JSONField(default=list, help_text="Affected production lines.")
-    modules = models.JSONField(default=list, help_text="Affected modules.")
+    lines = models.JSONField(default=list, help_text=gettext_lazy("Affected production lines."))
+    modules = models.JSONField(default=list, help_text=gettext_lazy("Affected modules."))
     interfaces = models.JSONField(
-        default=list, blank=True, help_text="Affected interfaces (ERP, WMS, scales …)."
+        default=list, blank=True, help_text=gettext_lazy("Affected interfaces (ERP, WMS, scales …).")
     )
     notes = models.TextField(blank=True)
 
@@ -222,10 +242,10 @@ class Impact(models.Model):
 
 
 class EvidenceKind(models.TextChoices):
-    SCREENSHOT = "screenshot", "Screenshot"
-    LOG = "log", "Log"
-    TEST_REPORT = "test_report", "Test report"
-    SIGNOFF = "signoff", "Sign-off document"
+    SCREENSHOT = "screenshot", gettext_lazy("Screenshot")
+    LOG = "log", gettext_lazy("Log")
+    TEST_REPORT = "test_report", gettext_lazy("Test report")
+    SIGNOFF = "signoff", gettext_lazy("Sign-off document")
 
 
 class Evidence(models.Model):
@@ -246,7 +266,7 @@ class Evidence(models.Model):
 
     class Meta:
         ordering = ["uploaded_at", "id"]
-        verbose_name_plural = "evidence"
+        verbose_name_plural = gettext_lazy("evidence")
 
     def __str__(self) -> str:
         return f"{self.original_name} ({self.get_kind_display()})"
@@ -291,8 +311,8 @@ class GateWaiver(models.Model):
     rfc = models.ForeignKey(Rfc, on_delete=models.PROTECT, related_name="waivers")
     gate = models.CharField(max_length=100)
     artifact_sha256 = models.CharField(max_length=64)
-    reason = models.TextField(help_text="Why the RFC may go ahead although the gate fails.")
-    failing_reason = models.TextField(help_text="What the gate said when it was waived.")
+    reason = models.TextField(help_text=gettext_lazy("Why the RFC may go ahead although the gate fails."))
+    failing_reason = models.TextField(help_text=gettext_lazy("What the gate said when it was waived."))
     waived_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     waived_at = models.DateTimeField()
     revoked_by = models.ForeignKey(
@@ -337,7 +357,9 @@ class Ring(models.Model):
     plan = models.ForeignKey(RolloutPlan, on_delete=models.CASCADE, related_name="rings")
     position = models.PositiveSmallIntegerField()
     soak_minutes = models.PositiveIntegerField(
-        help_text="How long every site of this ring runs the release in PROD before the next ring may start."
+        help_text=gettext_lazy(
+            "How long every site of this ring runs the release in PROD before the next ring may start."
+        )
     )
     sites = models.ManyToManyField(Site, related_name="+")
 
@@ -355,7 +377,7 @@ class GateRefusal(models.Model):
     ("gate failure reasons by frequency") and links each count to the RFCs behind it."""
 
     rfc = models.ForeignKey(Rfc, on_delete=models.CASCADE, related_name="gate_refusals")
-    stage = models.CharField(max_length=10, help_text="submit, schedule or deploy")
+    stage = models.CharField(max_length=10, help_text=gettext_lazy("submit, schedule or deploy"))
     gate = models.CharField(max_length=100)
     reason = models.TextField(blank=True)
     occurred_at = models.DateTimeField()

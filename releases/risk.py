@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 
 from releases.models import RISK_SCALE, RiskLevel, RiskQuestion
 
 SCALE = dict(RISK_SCALE)
 TOP = max(SCALE)
-BY_LABEL = {label.lower(): value for value, label in RISK_SCALE}
+# The answers the API takes by name besides 0–3: the scale's English words, whatever the language.
+BY_LABEL = {"none": 0, "low": 1, "medium": 2, "high": 3}
 
 
 @dataclass
@@ -86,17 +88,19 @@ def clean(raw) -> dict[str, int]:
     if raw in (None, ""):
         return {}
     if not isinstance(raw, dict):
-        raise ValidationError({"risk_answers": "Give the answers as an object: question key → 0 to 3."})
+        raise ValidationError({"risk_answers": _("Give the answers as an object: question key → 0 to 3.")})
     ensure_default_questions()
     known = {q.key for q in RiskQuestion.objects.all()}
     cleaned = {}
     for key, value in raw.items():
         if key not in known:
-            raise ValidationError({"risk_answers": f"{str(key)[:40]!r} is not a risk question."})
+            raise ValidationError(
+                {"risk_answers": _("%(key)s is not a risk question.") % {"key": repr(str(key)[:40])}}
+            )
         if isinstance(value, str) and value.strip().lower() in BY_LABEL:
             value = BY_LABEL[value.strip().lower()]
         if isinstance(value, bool) or not isinstance(value, int) or value not in SCALE:
-            raise ValidationError({"risk_answers": f"{key}: answer 0 (none) to 3 (high)."})
+            raise ValidationError({"risk_answers": _("%(key)s: answer 0 (none) to 3 (high).") % {"key": key}})
         cleaned[key] = value
     return cleaned
 
@@ -152,7 +156,7 @@ def rows(rfc) -> list[dict]:
             {
                 "key": question.key,
                 "question": question.text,
-                "answer": SCALE.get(answer, str(answer)),
+                "answer": str(SCALE.get(answer, answer)),
                 "value": answer,
                 "weight": question.weight,
                 "computed": bool(question.computed),

@@ -9,6 +9,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet, Subquery
 from django.http import Http404
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from audit.services import record
 from core import clock
@@ -60,7 +62,12 @@ def target_site(user, rfc: Rfc, code: str) -> Site:
     """One of the RFC's target sites, by code, that the user may see; a clear 400 otherwise."""
     site = access.visible_site(user, code)
     if site is None or site.pk not in {s.pk for s in rfc_sites(rfc)}:
-        raise ValidationError({"site": f"{str(code)[:20]!r} is not a target site of {rfc.number}."})
+        raise ValidationError(
+            {
+                "site": _("%(site)s is not a target site of %(rfc)s.")
+                % {"site": repr(str(code)[:20]), "rfc": rfc.number}
+            }
+        )
     return site
 
 
@@ -87,17 +94,22 @@ def create_release(
     bounds, and every installer's dry run for the product says it can install it. A URL artifact has
     no file to check: it is recorded, and its first deployment (DEV, by the promotion order) proves it."""
     if not access.has_any_role(user, FILERS):
-        raise PermissionDenied("Only developers, release managers and admins create releases.")
+        raise PermissionDenied(_("Only developers, release managers and admins create releases."))
     if Release.objects.filter(product=product, version=version).exists():
-        raise ValidationError({"version": f"{product} {version} exists already."})
+        raise ValidationError(
+            {
+                "version": _("%(product)s %(version)s exists already.")
+                % {"product": product, "version": version}
+            }
+        )
     if artifact is not None and artifact_url:
-        raise ValidationError({"artifact": "Upload a file or give a URL, not both."})
+        raise ValidationError({"artifact": _("Upload a file or give a URL, not both.")})
     digest = artifact_sha256.strip().lower()
     if artifact is None:
         if artifact_url and not _SHA256.match(digest):
-            raise ValidationError({"artifact_sha256": "A URL artifact needs its SHA-256 (64 hex digits)."})
+            raise ValidationError({"artifact_sha256": _("A URL artifact needs its SHA-256 (64 hex digits).")})
         if digest and not artifact_url:
-            raise ValidationError({"artifact_url": "A checksum without an artifact URL means nothing."})
+            raise ValidationError({"artifact_url": _("A checksum without an artifact URL means nothing.")})
     release = Release(
         product=product.strip(),
         version=version.strip(),
@@ -118,8 +130,11 @@ def create_release(
             uploads.discard("artifacts", stored.stored_name)
             raise ValidationError(
                 {
-                    "artifact_sha256": f"The uploaded file's SHA-256 is {stored.sha256}, not the "
-                    f"{digest} you gave: the artifact changed on its way."
+                    "artifact_sha256": _(
+                        "The uploaded file's SHA-256 is %(actual)s, not the %(given)s you gave: the "
+                        "artifact changed on its way."
+                    )
+                    % {"actual": stored.sha256, "given": digest}
                 }
             )
         try:  # an archive within bounds, accepted by the installers that will install it (X5)
@@ -167,7 +182,7 @@ def classify_rfc(release: Release, sites: Sequence[Site]) -> ChangeClass:
     (downtime, operators trained), a 0.x one minor or patch.
     """
     if not sites:
-        raise VersionRefused("Name at least one target site.")
+        raise VersionRefused(_("Name at least one target site."))
     same_product = ProductVersion.objects.filter(environment=OuterRef("pk"), product=release.product)
     running = {
         site_id: version
@@ -177,13 +192,16 @@ def classify_rfc(release: Release, sites: Sequence[Site]) -> ChangeClass:
     }
     no_prod = [site.code for site in sites if site.pk not in running]
     if no_prod:
-        raise VersionRefused(f"{', '.join(no_prod)} has no PROD environment.")
+        raise VersionRefused(_("%(sites)s has no PROD environment.") % {"sites": ", ".join(no_prod)})
     classes = []
     for site in sites:
         try:
             classes.append(classify(release.version, running[site.pk]))
         except VersionRefused as exc:
-            raise VersionRefused(f"{site.code}: {release.product} {exc}") from None
+            raise VersionRefused(
+                _("%(site)s: %(product)s %(refusal)s")
+                % {"site": site.code, "product": release.product, "refusal": exc}
+            ) from None
     return highest(classes)
 
 
@@ -200,23 +218,23 @@ def _next_number() -> str:
 def _clean_impacts(user, impacts: Sequence[dict]) -> list[dict]:
     if not impacts:
         raise ValidationError(
-            {"impacts": "Name at least one target site with its affected lines or modules."}
+            {"impacts": _("Name at least one target site with its affected lines or modules.")}
         )
     seen, cleaned = set(), []
     visible = {site.code: site for site in access.visible_sites(user)}
     for item in impacts:
         if not isinstance(item, dict) or not item.get("site"):
-            raise ValidationError({"impacts": "Each impact names its site."})
+            raise ValidationError({"impacts": _("Each impact names its site.")})
         for key in ("lines", "modules"):
             if not isinstance(item.get(key, []), list | tuple):
-                raise ValidationError({"impacts": f"{key} is a list of names."})
+                raise ValidationError({"impacts": _("%(key)s is a list of names.") % {"key": key}})
         site = item["site"] if isinstance(item["site"], Site) else visible.get(str(item["site"]))
         if site is None or site.code not in visible:
-            raise ValidationError({"impacts": f"Unknown site {item['site']!r}."})
+            raise ValidationError({"impacts": _("Unknown site %(site)s.") % {"site": repr(item["site"])}})
         if site.pk in seen:
-            raise ValidationError({"impacts": f"{site.code} is named twice."})
+            raise ValidationError({"impacts": _("%(site)s is named twice.") % {"site": site.code}})
         if not access.has_any_role(user, FILERS, site):
-            raise PermissionDenied(f"You do not file changes for {site.code}.")
+            raise PermissionDenied(_("You do not file changes for %(site)s.") % {"site": site.code})
         seen.add(site.pk)
         named = {
             key: [str(x).strip() for x in item.get(key, None) or [] if str(x).strip()]
@@ -243,11 +261,21 @@ def _known_items(site: Site, named: dict[str, list[str]]) -> dict[str, list[str]
             continue
         unknown = [n for n in names if n.lower() not in known]
         if unknown:
-            label = ItemKind(ITEM_KINDS[key]).label.lower()
+            message = {
+                "lines": _(
+                    "%(unknown)s: not a production line of %(site)s. Its production lines: %(known)s."
+                ),
+                "modules": _("%(unknown)s: not a module of %(site)s. Its modules: %(known)s."),
+                "interfaces": _("%(unknown)s: not a interface of %(site)s. Its interfaces: %(known)s."),
+            }[key]
             raise ValidationError(
                 {
-                    "impacts": f"{', '.join(unknown)}: not a {label} of {site.code}. "
-                    f"Its {label}s: {', '.join(sorted(known.values()))}."
+                    "impacts": message
+                    % {
+                        "unknown": ", ".join(unknown),
+                        "site": site.code,
+                        "known": ", ".join(sorted(known.values())),
+                    }
                 }
             )
         result[key] = [known[n.lower()] for n in names]
@@ -261,7 +289,7 @@ def _apply_class(rfc: Rfc, sites: list[Site]) -> None:
         raise ValidationError({"release": str(exc)}) from None
     if rfc.emergency and not rfc.emergency_reason.strip():
         raise ValidationError(
-            {"emergency_reason": "An emergency change says why it cannot wait for a window."}
+            {"emergency_reason": _("An emergency change says why it cannot wait for a window.")}
         )
     gaps = major_change_gaps(rfc.change_class, rfc.estimated_downtime_minutes, rfc.retraining_note)
     if gaps:
@@ -301,10 +329,11 @@ def edit_refusal(user, rfc: Rfc):
     """Why `user` may not edit `rfc` now, as the exception the service raises (None: they may)."""
     if rfc.state not in EDITABLE_STATES:
         return StateConflict(
-            f"{rfc.number} is {rfc.get_state_display().lower()}; only a draft can be edited."
+            _("%(rfc)s is %(state)s; only a draft can be edited.")
+            % {"rfc": rfc.number, "state": rfc.get_state_display().lower()}
         )
     if rfc.author_id != user.pk:
-        return PermissionDenied("Only the author edits an RFC.")
+        return PermissionDenied(_("Only the author edits an RFC."))
     return None
 
 
@@ -381,13 +410,15 @@ def may_sign_off(user, rfc: Rfc, site: Site) -> bool:
 
 def _require_evidence_rights(user, rfc: Rfc) -> None:
     if not may_add_evidence(user, rfc):
-        raise PermissionDenied("You may not add evidence to this RFC.")
+        raise PermissionDenied(_("You may not add evidence to this RFC."))
 
 
-def _lock_draft(rfc: Rfc, what: str) -> Rfc:
+def _lock_draft(rfc: Rfc, refusal: str) -> Rfc:
+    """The RFC locked, while it is a draft; `refusal` (marked with gettext_noop, naming %(rfc)s and
+    %(state)s) says why not otherwise."""
     locked = Rfc.objects.select_for_update().get(pk=rfc.pk)
     if locked.state not in EDITABLE_STATES:
-        raise StateConflict(f"{locked.number} is {locked.get_state_display().lower()}; {what} only in draft.")
+        raise StateConflict(_(refusal) % {"rfc": locked.number, "state": locked.get_state_display().lower()})
     return locked
 
 
@@ -395,12 +426,14 @@ def add_evidence(
     user, rfc: Rfc, upload, kind: str, description: str = "", supersedes: Evidence | None = None
 ) -> Evidence:
     if kind not in EvidenceKind.values:
-        raise ValidationError({"kind": f"Kind must be one of {', '.join(EvidenceKind.values)}."})
+        raise ValidationError(
+            {"kind": _("Kind must be one of %(kinds)s.") % {"kinds": ", ".join(EvidenceKind.values)}}
+        )
     _require_evidence_rights(user, rfc)
     stored = uploads.store(upload, "evidence")
     try:
         with transaction.atomic():
-            locked = _lock_draft(rfc, "evidence is added")
+            locked = _lock_draft(rfc, gettext_noop("%(rfc)s is %(state)s; evidence is added only in draft."))
             evidence = Evidence.objects.create(
                 rfc=locked,
                 kind=kind,
@@ -421,7 +454,7 @@ def add_evidence(
             if supersedes is not None:
                 old = Evidence.objects.select_for_update().get(pk=supersedes.pk, rfc=locked)
                 if old.superseded_by_id:
-                    raise StateConflict(f"{old.original_name} is already superseded.")
+                    raise StateConflict(_("%(name)s is already superseded.") % {"name": old.original_name})
                 old.superseded_by = evidence
                 old.save(update_fields=["superseded_by"])
                 record(
@@ -439,6 +472,9 @@ def add_evidence(
     return evidence
 
 
+EVIDENCE_REMOVED_IN_DRAFT = gettext_noop("%(rfc)s is %(state)s; evidence is removed only in draft.")
+
+
 def evidence_deletion_refusal(user, rfc: Rfc, evidence: Evidence, *, in_signoff: bool | None = None):
     """Why `user` may not delete `evidence` now, as the exception the service raises (None: they may).
 
@@ -447,16 +483,16 @@ def evidence_deletion_refusal(user, rfc: Rfc, evidence: Evidence, *, in_signoff:
     """
     if rfc.state not in EDITABLE_STATES:
         return StateConflict(
-            f"{rfc.number} is {rfc.get_state_display().lower()}; evidence is removed only in draft."
+            _(EVIDENCE_REMOVED_IN_DRAFT) % {"rfc": rfc.number, "state": rfc.get_state_display().lower()}
         )
     if rfc.submitted_at is not None:
         return StateConflict(
-            "This RFC has been submitted before: supersede the evidence instead of deleting it."
+            _("This RFC has been submitted before: supersede the evidence instead of deleting it.")
         )
     if user.pk not in (rfc.author_id, evidence.uploaded_by_id):
-        return PermissionDenied("Only the author or the uploader removes evidence.")
+        return PermissionDenied(_("Only the author or the uploader removes evidence."))
     if in_signoff if in_signoff is not None else evidence.signoffs.exists():
-        return StateConflict("This file belongs to a UAT sign-off.")
+        return StateConflict(_("This file belongs to a UAT sign-off."))
     return None
 
 
@@ -467,7 +503,7 @@ def may_delete_evidence(user, rfc: Rfc, evidence: Evidence, *, in_signoff: bool 
 def delete_evidence(user, evidence: Evidence) -> None:
     """Only before the RFC was ever submitted; after that evidence is superseded, never deleted."""
     with transaction.atomic():
-        locked = _lock_draft(evidence.rfc, "evidence is removed")
+        locked = _lock_draft(evidence.rfc, EVIDENCE_REMOVED_IN_DRAFT)
         refused = evidence_deletion_refusal(user, locked, evidence)
         if refused is not None:
             raise refused
@@ -491,20 +527,25 @@ def sign_off_uat(
     `ready(locked_rfc)` raises when a higher layer's rule refuses (the workflow: promotion, X5); it is
     asked after who, where and what, with the RFC locked."""
     if rfc.author_id == user.pk:
-        raise PermissionDenied("The author cannot sign off their own RFC.")
+        raise PermissionDenied(_("The author cannot sign off their own RFC."))
     if not may_sign_off(user, rfc, site):
-        raise PermissionDenied(f"Only a key user of {site.code} signs off its UAT.")
+        raise PermissionDenied(_("Only a key user of %(site)s signs off its UAT.") % {"site": site.code})
     if site.pk not in {s.pk for s in rfc_sites(rfc)}:
-        raise ValidationError({"site": f"{site.code} is not a target of {rfc.number}."})
+        raise ValidationError(
+            {"site": _("%(site)s is not a target of %(rfc)s.") % {"site": site.code, "rfc": rfc.number}}
+        )
     if not comment or not comment.strip():
-        raise ValidationError({"comment": "Say what you tested and what you saw."})
+        raise ValidationError({"comment": _("Say what you tested and what you saw.")})
     cite = list(cite)
     if any(e.rfc_id != rfc.pk or e.superseded_by_id is not None for e in cite):
-        raise ValidationError({"cite": "Cite only the RFC's own current evidence."})
+        raise ValidationError({"cite": _("Cite only the RFC's own current evidence.")})
     if not files and not cite:
         raise ValidationError(
             {
-                "files": "Attach at least one evidence file (screenshot, log or report), or cite one already attached."
+                "files": _(
+                    "Attach at least one evidence file (screenshot, log or report), or cite one already "
+                    "attached."
+                )
             }
         )
     stored = []
@@ -512,7 +553,7 @@ def sign_off_uat(
         for upload in files:
             stored.append(uploads.store(upload, "evidence"))
         with transaction.atomic():
-            locked = _lock_draft(rfc, "UAT is signed off")
+            locked = _lock_draft(rfc, gettext_noop("%(rfc)s is %(state)s; UAT is signed off only in draft."))
             if ready is not None:
                 ready(locked)
             # A key user's newer sign-off replaces their own; another key user's stands beside it (a

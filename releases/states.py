@@ -5,21 +5,22 @@ workflow/transitions.py; `workflow.services.transition()` is the only code that 
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy
 
 
 class RfcState(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    SUBMITTED = "submitted", "Submitted"
-    IN_APPROVAL = "in_approval", "In approval"
-    APPROVED = "approved", "Approved"
-    SCHEDULED = "scheduled", "Scheduled"
-    DEPLOYING = "deploying", "Deploying"
-    DEPLOYED = "deployed", "Deployed"
-    ROLLED_BACK = "rolled_back", "Rolled back"
-    FAILED = "failed", "Failed"
-    CLOSED = "closed", "Closed"
-    REJECTED = "rejected", "Rejected"
-    CANCELLED = "cancelled", "Cancelled"
+    DRAFT = "draft", gettext_lazy("Draft")
+    SUBMITTED = "submitted", gettext_lazy("Submitted")
+    IN_APPROVAL = "in_approval", gettext_lazy("In approval")
+    APPROVED = "approved", gettext_lazy("Approved")
+    SCHEDULED = "scheduled", gettext_lazy("Scheduled")
+    DEPLOYING = "deploying", gettext_lazy("Deploying")
+    DEPLOYED = "deployed", gettext_lazy("Deployed")
+    ROLLED_BACK = "rolled_back", gettext_lazy("Rolled back")
+    FAILED = "failed", gettext_lazy("Failed")
+    CLOSED = "closed", gettext_lazy("Closed")
+    REJECTED = "rejected", gettext_lazy("Rejected")
+    CANCELLED = "cancelled", gettext_lazy("Cancelled")
 
 
 S = RfcState

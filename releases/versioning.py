@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import semver
 from django.db import models
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 
 class ChangeClass(models.TextChoices):
-    PATCH = "patch", "Patch"
-    MINOR = "minor", "Minor (feature)"
-    MAJOR = "major", "Major (breaking)"
+    PATCH = "patch", gettext_lazy("Patch")
+    MINOR = "minor", gettext_lazy("Minor (feature)")
+    MAJOR = "major", gettext_lazy("Major (breaking)")
 
 
 CLASS_RANK = {ChangeClass.PATCH: 0, ChangeClass.MINOR: 1, ChangeClass.MAJOR: 2}
@@ -28,15 +30,18 @@ def classify(new: str, current: str | None) -> ChangeClass:
     try:
         target = semver.Version.parse(new)
     except ValueError:
-        raise VersionRefused(f"{new!r} is not a semantic version (MAJOR.MINOR.PATCH).") from None
+        raise VersionRefused(
+            _("%(version)s is not a semantic version (MAJOR.MINOR.PATCH).") % {"version": repr(new)}
+        ) from None
     if target.prerelease:
-        raise VersionRefused(f"{new} is a pre-release; only releases go to PROD.")
+        raise VersionRefused(_("%(version)s is a pre-release; only releases go to PROD.") % {"version": new})
     running = semver.Version.parse(current) if current else semver.Version(0, 0, 0)
     if target == running:
-        raise VersionRefused(f"{new} already runs in PROD.")
+        raise VersionRefused(_("%(version)s already runs in PROD.") % {"version": new})
     if target < running:
         raise VersionRefused(
-            f"{new} is older than {running}, which runs in PROD: a downgrade is not a release."
+            _("%(version)s is older than %(running)s, which runs in PROD: a downgrade is not a release.")
+            % {"version": new, "running": running}
         )
     if target.major != running.major:
         return ChangeClass.MAJOR
@@ -58,9 +63,11 @@ def major_change_gaps(change_class: str, downtime_minutes: int, retraining_note:
         return {}
     gaps = {}
     if downtime_minutes <= 0:
-        gaps["estimated_downtime_minutes"] = "A major change means downtime: estimate it (minutes above 0)."
+        gaps["estimated_downtime_minutes"] = _(
+            "A major change means downtime: estimate it (minutes above 0)."
+        )
     if not retraining_note.strip():
-        gaps["retraining_note"] = "A major change needs operators retrained: say how."
+        gaps["retraining_note"] = _("A major change needs operators retrained: say how.")
     return gaps
 
 

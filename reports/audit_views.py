@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from audit import trail
@@ -100,6 +101,7 @@ def verify_now(request):
     except Exception:  # the broker is down: verify here, the trail is the truth either way
         verify_chain()
     messages.success(
-        request, "Verification started: the result appears here when the worker has recomputed the chain."
+        request,
+        _("Verification started: the result appears here when the worker has recomputed the chain."),
     )
     return redirect("audit:list")

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.utils.translation import gettext as _
+
 from approvals.models import StandardChangeUse
 from deployments import conflicts
 from deployments.models import Deployment
@@ -43,8 +45,10 @@ class Row:
     @property
     def risk(self) -> str:
         rfc = self.rfc
-        level = rfc.get_risk_level_display() if rfc.risk_level else "not assessed"
-        return f"{level} (treated as high)" if rfc.high_risk and rfc.risk_level != "high" else level
+        level = rfc.get_risk_level_display() if rfc.risk_level else _("not assessed")
+        if rfc.high_risk and rfc.risk_level != "high":
+            return _("%(level)s (treated as high)") % {"level": level}
+        return str(level)
 
 
 def week(user, start: datetime, *, with_gates: bool = True) -> list[Row]:
@@ -77,11 +81,11 @@ def week(user, start: datetime, *, with_gates: bool = True) -> list[Row]:
         zone = d.environment.site.zone
         local_start, local_end = d.scheduled_start.astimezone(zone), d.scheduled_end.astimezone(zone)
         model = (
-            "Emergency"
+            _("Emergency")
             if d.rfc.emergency
-            else f"Standard: {standard[d.rfc_id]}"
+            else _("Standard: %(name)s") % {"name": standard[d.rfc_id]}
             if d.rfc_id in standard
-            else "Normal"
+            else _("Normal")
         )
         row = Row(d, f"{local_start:%a %d %b}", f"{local_start:%H:%M}–{local_end:%H:%M %Z}", model)
         mine = impacts.get((d.rfc_id, d.environment.site_id), {})
@@ -96,7 +100,12 @@ def week(user, start: datetime, *, with_gates: bool = True) -> list[Row]:
             shared = sorted(set(mine) & set(impacts.get((other.rfc_id, other.environment.site_id), {})))
             if shared:
                 row.conflicts.append(
-                    f"{other.rfc.number} in {other.environment.tier}: {', '.join(mine[key] for key in shared)}"
+                    _("%(rfc)s in %(tier)s: %(shared)s")
+                    % {
+                        "rfc": other.rfc.number,
+                        "tier": other.environment.tier,
+                        "shared": ", ".join(mine[key] for key in shared),
+                    }
                 )
         if with_gates:
             row.failing = [f"{g.name}: {g.reason}" for g in gates.failing(d.rfc, "deploy")]
@@ -132,7 +141,7 @@ def csv_rows(rows: list[Row]) -> list[list[str]]:
             row.risk,
             row.model,
             " | ".join(row.conflicts),
-            "ready" if not row.failing else " | ".join(row.failing),
+            _("ready") if not row.failing else " | ".join(row.failing),
         ]
         for row in rows
     ]

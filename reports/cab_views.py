@@ -10,6 +10,8 @@ from itertools import groupby
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.utils import translation
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from core import clock
@@ -23,9 +25,11 @@ def _start(raw: str) -> tuple[datetime, str]:
     try:
         day = date.fromisoformat(raw[:10]) if raw else today
     except ValueError:
-        return datetime.combine(today, datetime.min.time(), UTC), "Give the start as a date, e.g. 2026-12-07."
+        return datetime.combine(today, datetime.min.time(), UTC), _(
+            "Give the start as a date, e.g. 2026-12-07."
+        )
     if abs((day - today).days) > 3660:
-        return datetime.combine(today, datetime.min.time(), UTC), "Pick a week within ten years of today."
+        return datetime.combine(today, datetime.min.time(), UTC), _("Pick a week within ten years of today.")
     return datetime.combine(day, datetime.min.time(), UTC), ""
 
 
@@ -34,14 +38,15 @@ def _start(raw: str) -> tuple[datetime, str]:
 def cab_page(request):
     start, problem = _start(request.GET.get("start", ""))
     fmt = request.GET.get("format", "")
-    rows = cab.week(request.user, start)
     stamp = f"{start:%Y-%m-%d}"
     if fmt == "csv":
         out = io.StringIO()
-        csv.writer(out).writerows(cab.csv_rows(rows))
+        with translation.override(None):  # the CSV is for programs: English whatever the reader's language
+            csv.writer(out).writerows(cab.csv_rows(cab.week(request.user, start)))
         response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="change-advisory-{stamp}.csv"'
         return response
+    rows = cab.week(request.user, start)
     if fmt == "pdf":
         response = HttpResponse(_pdf(rows, start), content_type="application/pdf")
         response["Content-Disposition"] = f'attachment; filename="change-advisory-{stamp}.pdf"'
@@ -83,38 +88,48 @@ def _pdf(rows: list[cab.Row], start: datetime) -> bytes:
         rightMargin=12 * mm,
         topMargin=12 * mm,
         bottomMargin=12 * mm,
-        title=f"Change advisory {start:%Y-%m-%d}",
+        title=_("Change advisory %(start)s") % {"start": f"{start:%Y-%m-%d}"},
         author="Plant Change Control",
     )
     story = [
         Paragraph(
-            f"Change advisory — PROD changes from {start:%Y-%m-%d} for {cab.DAYS} days", styles["Title"]
+            escape(
+                _("Change advisory — PROD changes from %(start)s for %(days)s days")
+                % {"start": f"{start:%Y-%m-%d}", "days": cab.DAYS}
+            ),
+            styles["Title"],
         ),
         Paragraph(
-            f"Plant Change Control v{__version__}, generated {clock.now():%Y-%m-%d %H:%M} UTC; "
-            "times in each site's own zone.",
+            escape(
+                _(
+                    "Plant Change Control v%(version)s, generated %(generated)s UTC; times in each site's own zone."
+                )
+                % {"version": __version__, "generated": f"{clock.now():%Y-%m-%d %H:%M}"}
+            ),
             small,
         ),
         Spacer(1, 4 * mm),
     ]
     lines = cab.csv_rows(rows)
     header = [
-        "Site",
-        "Day",
-        "Time",
+        _("Site"),
+        _("Day"),
+        _("Time"),
         "RFC",
-        "Title",
-        "Release",
-        "Class",
-        "Risk",
-        "Model",
-        "Conflicts",
-        "Gates",
+        _("Title"),
+        _("Release"),
+        _("Class"),
+        _("Risk"),
+        _("Model"),
+        _("Conflicts"),
+        _("Gates"),
     ]
-    data = [[Paragraph(f"<b>{h}</b>", small) for h in header]]
+    data = [[Paragraph(f"<b>{escape(h)}</b>", small) for h in header]]
     data += [[Paragraph(escape(cell), small) for cell in line] for line in lines[1:]]
     if len(data) == 1:
-        data.append([Paragraph("No PROD change is booked in this week.", small)] + [""] * (len(header) - 1))
+        data.append(
+            [Paragraph(escape(_("No PROD change is booked in this week.")), small)] + [""] * (len(header) - 1)
+        )
     widths = [14, 20, 26, 22, 40, 24, 18, 20, 26, 38, 25]
     table = Table(data, colWidths=[w * mm for w in widths], repeatRows=1)
     table.setStyle(

@@ -16,7 +16,9 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.dateformat import format as date_format
 from django.utils.http import urlencode
+from django.utils.translation import gettext, gettext_lazy, pgettext
 
 from core import clock, inputs
 from deployments.models import Deployment
@@ -39,14 +41,14 @@ KIND_ORDER = {
     "deployment": 6,
 }
 LEGEND = [
-    ("window", "Deployment window"),
-    ("handover", "Shift handover (with buffer)"),
-    ("deployment", "Scheduled deployment"),
-    ("emergency", "Emergency change"),
-    ("freeze", "Freeze"),
-    ("holiday", "Public holiday"),
-    ("quarter", "Quarter close"),
-    ("friday", "Friday, no deployments"),
+    ("window", gettext_lazy("Deployment window")),
+    ("handover", gettext_lazy("Shift handover (with buffer)")),
+    ("deployment", gettext_lazy("Scheduled deployment")),
+    ("emergency", gettext_lazy("Emergency change")),
+    ("freeze", gettext_lazy("Freeze")),
+    ("holiday", gettext_lazy("Public holiday")),
+    ("quarter", gettext_lazy("Quarter close")),
+    ("friday", gettext_lazy("Friday, no deployments")),
 ]
 
 
@@ -111,9 +113,9 @@ def _span_label(
     site's date is not the (UTC) date the entry is listed under."""
     label = f"{_hm(start, tz)}–{_hm(end, tz)}"
     if start.astimezone(tz).date() != end.astimezone(tz).date():
-        label = f"{_hm(start, tz)}–{end.astimezone(tz):%a %H:%M}"
+        label = f"{_hm(start, tz)}–{date_format(end.astimezone(tz), 'D')} {_hm(end, tz)}"
     if shown_in is not None and start.astimezone(tz).date() != start.astimezone(shown_in).date():
-        label = f"{start.astimezone(tz):%a} {label}"
+        label = f"{date_format(start.astimezone(tz), 'D')} {label}"
     return f"{label} {_zone_abbr(start, tz)}" if with_zone else label
 
 
@@ -165,11 +167,15 @@ def _site_entries(
     for block in blocks:
         if block.kind in WHOLE_DAY_KINDS:
             local_day = block.start.astimezone(tz).date()
-            title = {
-                "friday": "Friday: no deployments",
-                "quarter": block.reason.removeprefix("freeze: ").capitalize(),
-                "holiday": block.reason.removeprefix("public holiday: "),
-            }[block.kind]
+            if block.kind == "friday":
+                title = gettext("Friday: no deployments")
+            elif block.kind == "quarter":
+                title = gettext("Q%(quarter)s close (last %(days)s days of the quarter)") % {
+                    "quarter": (local_day.month - 1) // 3 + 1,
+                    "days": rules.quarter_close_days,
+                }
+            else:
+                title = block.reason.removeprefix("public holiday: ")
             whole_day.setdefault(local_day, []).append(title)
             placed.append(
                 (
@@ -180,20 +186,28 @@ def _site_entries(
                         block.start,
                         block.end,
                         title,
-                        "all day",
+                        gettext("all day"),
                         all_day=True,
-                        detail=block.reason,
+                        detail=block.label or block.reason,
                     ),
                 )
             )
         elif block.kind == "handover":
             moment = block.start + (block.end - block.start) / 2
-            title = f"Shift handover {_hm(moment, tz)}"
+            title = gettext("Shift handover %(at)s") % {"at": _hm(moment, tz)}
             when = _span_label(block.start, block.end, tz, with_zone=with_zone, shown_in=display_tz)
             placed.append(
                 (
                     block.start.astimezone(display_tz).date(),
-                    Entry("handover", site, block.start, block.end, title, when, detail=block.reason),
+                    Entry(
+                        "handover",
+                        site,
+                        block.start,
+                        block.end,
+                        title,
+                        when,
+                        detail=block.label or block.reason,
+                    ),
                 )
             )
         else:  # a one-off freeze, possibly over many days: on each day it touches
@@ -211,15 +225,15 @@ def _site_entries(
                 all_day = block.start <= day_lo and block.end >= day_hi
                 zone = f" {_zone_abbr(block.start, tz)}" if with_zone else ""
                 if all_day:
-                    when = "all day"
+                    when = gettext("all day")
                 elif block.start >= day_lo and block.end <= day_hi:
                     when = _span_label(block.start, block.end, tz, with_zone=with_zone, shown_in=display_tz)
                 elif block.start >= day_lo:
-                    when = f"from {_hm(block.start, tz)}{zone}"
+                    when = gettext("from %(time)s") % {"time": f"{_hm(block.start, tz)}{zone}"}
                 else:
-                    when = f"until {_hm(block.end, tz)}{zone}"
+                    when = gettext("until %(time)s") % {"time": f"{_hm(block.end, tz)}{zone}"}
                 if all_day and display_tz == tz:
-                    whole_day.setdefault(shown_day, []).append(block.reason.capitalize())
+                    whole_day.setdefault(shown_day, []).append((block.label or block.reason).capitalize())
                 placed.append(
                     (
                         shown_day,
@@ -242,7 +256,7 @@ def _site_entries(
             site,
             w_start,
             w_end,
-            "Deployment window",
+            gettext("Deployment window"),
             _span_label(w_start, w_end, tz, with_zone=with_zone, shown_in=display_tz),
         )
         entry.blocked = any(b_lo < w_end and b_hi > w_start for b_lo, b_hi in closing)
@@ -278,7 +292,8 @@ def _deployment_entry(deployment: Deployment, display_tz: ZoneInfo, *, with_zone
         tier=env.tier,
         emergency=deployment.emergency or rfc.emergency,
         state=deployment.get_state_display(),
-        detail=f"{env} · {deployment.duration_minutes} min + smoke test + rollback budget",
+        detail=gettext("%(environment)s · %(minutes)s min + smoke test + rollback budget")
+        % {"environment": env, "minutes": deployment.duration_minutes},
     )
 
 
@@ -372,16 +387,19 @@ def calendar_page(request, code: str | None = None):
 
     ordered = [days[key] for key in sorted(days)]
     if view == "week":
-        heading = f"Week of {first.day} {first:%b} – {last.day} {last:%b %Y}"
+        heading = gettext("Week of %(first)s – %(last)s") % {
+            "first": date_format(first, pgettext("date format: day and short month", "j M")),
+            "last": date_format(last, pgettext("date format: day, short month and year", "j M Y")),
+        }
     else:
-        heading = f"{anchor:%B %Y}"
+        heading = date_format(anchor, "F Y")
     context = {
         "site": site,
         "sites": sites,
         "all_sites": all_sites,
         "view": view,
         "heading": heading,
-        "zone_label": site.timezone if site else "UTC dates, each event in its site's local time",
+        "zone_label": site.timezone if site else gettext("UTC dates, each event in its site's local time"),
         "days": ordered,
         "weeks": [ordered[n : n + 7] for n in range(0, len(ordered), 7)],
         "weekday_names": calendar.SHORT_WEEKDAYS,
@@ -394,7 +412,7 @@ def calendar_page(request, code: str | None = None):
         "anchor": anchor,
         "site_links": [
             {
-                "label": "All sites",
+                "label": gettext("All sites"),
                 "url": f"{reverse('environments:calendar')}?{urlencode({'view': view})}",
                 "current": all_sites,
             },

@@ -10,6 +10,8 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import render
+from django.utils.dateformat import format as date_format
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_GET
 
 from environments import access
@@ -27,7 +29,7 @@ def scope(request) -> tuple[list, list, str, metrics.Period, dict[str, list[str]
     if code:
         sites = [s for s in visible if s.code == code]
         if not sites:
-            errors["site"] = ["Choose one of your sites."]
+            errors["site"] = [gettext("Choose one of your sites.")]
             sites, code = visible, ""
     try:
         period = metrics.period(request.GET.get("since"), request.GET.get("until"), metrics.zone_for(sites))
@@ -38,16 +40,16 @@ def scope(request) -> tuple[list, list, str, metrics.Period, dict[str, list[str]
 
 
 OUTCOME_COLOURS = (
-    ("succeeded", "Succeeded", "#1f7a3a"),
-    ("rolled_back", "Rolled back", "#b35c00"),
-    ("failed", "Failed", "#b3261e"),
+    ("succeeded", gettext_lazy("Succeeded"), "#1f7a3a"),
+    ("rolled_back", gettext_lazy("Rolled back"), "#b35c00"),
+    ("failed", gettext_lazy("Failed"), "#b3261e"),
 )
 
 
 def outcome_series(rows: list[dict]) -> list[dict]:
     """Chart series of PROD outcomes (succeeded, rolled back, failed) over `rows`."""
     return [
-        {"label": label, "data": [r[key] for r in rows], "color": colour}
+        {"label": str(label), "data": [r[key] for r in rows], "color": colour}
         for key, label, colour in OUTCOME_COLOURS
     ]
 
@@ -63,12 +65,12 @@ def dashboard_page(request):
     adherence = [
         (key, label, o[key], link(key))
         for key, label in (
-            ("on_time", "Started on time"),
-            ("late", "Started late"),
-            ("missed", "Missed the window"),
-            ("refused", "Refused at the start"),
-            ("cancelled", "Cancelled"),
-            ("to_come", "Still to come"),
+            ("on_time", gettext("Started on time")),
+            ("late", gettext("Started late")),
+            ("missed", gettext("Missed the window")),
+            ("refused", gettext("Refused at the start")),
+            ("cancelled", gettext("Cancelled")),
+            ("to_come", gettext("Still to come")),
         )
     ]
     for row in board.approvals:
@@ -83,21 +85,26 @@ def dashboard_page(request):
         "deployments": {
             "type": "bar",
             "stacked": True,
-            "labels": [f"{row['day']:%d %b}" for row in board.series],
+            "labels": [date_format(row["day"], "d M") for row in board.series],
             "series": outcome_series(board.series),
         },
         "adherence": {
             "type": "bar",
             "labels": [label for _, label, _, _ in adherence],
-            "series": [{"label": "Bookings", "data": [n for _, _, n, _ in adherence], "color": "#0b4f7c"}],
+            "series": [
+                {"label": gettext("Bookings"), "data": [n for _, _, n, _ in adherence], "color": "#0b4f7c"}
+            ],
         },
         "approvals": {
             "type": "bar",
             "horizontal": True,
-            "labels": [f"Step {r['step']}: {r['role_label']}" for r in board.approvals],
+            "labels": [
+                gettext("Step %(step)s: %(role)s") % {"step": r["step"], "role": r["role_label"]}
+                for r in board.approvals
+            ],
             "series": [
                 {
-                    "label": "Mean hours",
+                    "label": gettext("Mean hours"),
                     "data": [
                         round(r["mean"].total_seconds() / 3600, 2) if r["mean"] else 0
                         for r in board.approvals
@@ -110,7 +117,9 @@ def dashboard_page(request):
             "type": "bar",
             "horizontal": True,
             "labels": [r["gate"] for r in board.gates],
-            "series": [{"label": "Refusals", "data": [r["count"] for r in board.gates], "color": "#8a5a00"}],
+            "series": [
+                {"label": gettext("Refusals"), "data": [r["count"] for r in board.gates], "color": "#8a5a00"}
+            ],
         },
         "sites": {
             "type": "bar",
@@ -132,7 +141,7 @@ def dashboard_page(request):
             "adherence": adherence,
             "charts": charts,
             "errors": errors,
-            "bucket_label": "Day" if period.bucket == "day" else "Week of",
+            "bucket_label": gettext("Day") if period.bucket == "day" else gettext("Week of"),
         },
         status=400 if errors else 200,
     )

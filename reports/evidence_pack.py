@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Prefetch
+from django.utils.translation import gettext
 
 from approvals import services as approvals
 from audit.models import AuditEvent
@@ -414,7 +415,7 @@ def _text(value, limit: int | None = CELL_LIMIT) -> str:
     """User text made safe for a Paragraph: control characters dropped, markup escaped, newlines kept."""
     text = _CONTROL.sub("", "" if value is None else str(value))
     if limit and len(text) > limit:
-        text = text[:limit] + " … (shortened; the JSON pack has the full text)"
+        text = text[:limit] + gettext(" … (shortened; the JSON pack has the full text)")
     return escape(text).replace("\n", "<br/>")
 
 
@@ -422,7 +423,7 @@ def _mono_text(value, limit: int | None = None) -> str:
     # The Type 1 mono face covers WinAnsi only; anything else becomes "?" rather than a broken glyph.
     text = _CONTROL.sub("", "" if value is None else str(value)).encode("cp1252", "replace").decode("cp1252")
     if limit and len(text) > limit:
-        text = text[:limit] + " ... (shortened; the JSON pack has the full text)"
+        text = text[:limit] + gettext(" ... (shortened; the JSON pack has the full text)")
     return escape(text).replace("\n", "<br/>").replace("  ", "&nbsp; ")
 
 
@@ -620,21 +621,21 @@ class _Builder:
         d = self.data
         self.title_block()
         self.rfc_section()
-        self.heading("Release")
+        self.heading(gettext("Release"))
         rel = d["release"]
         artifact = rel["artifact_name"] or rel["artifact_url"] or "—"
         self.facts(
             [
-                ("Product and version", _text(f"{rel['product']} {rel['version']}")),
+                (gettext("Product and version"), _text(f"{rel['product']} {rel['version']}")),
                 (
-                    "Artifact",
+                    gettext("Artifact"),
                     _text(artifact) + (f" ({_size(rel['artifact_size'])})" if rel["artifact_size"] else ""),
                 ),
-                ("Artifact SHA-256", _hash(rel["artifact_sha256"], per_line=64, size=7.5)),
+                (gettext("Artifact SHA-256"), _hash(rel["artifact_sha256"], per_line=64, size=7.5)),
             ]
         )
-        self.block("SQL migration", rel["migration_sql"], mono=True)
-        self.block("Undo script", rel["undo_sql"], mono=True)
+        self.block(gettext("SQL migration"), rel["migration_sql"], mono=True)
+        self.block(gettext("Undo script"), rel["undo_sql"], mono=True)
         self.impact_section()
         self.risk_section()
         self.gates_section()
@@ -651,7 +652,9 @@ class _Builder:
         d, r = self.data, self.data["rfc"]
         from reportlab.platypus import Paragraph
 
-        self.story.append(Paragraph("EVIDENCE PACK · PLANT CHANGE CONTROL", self.s.kicker))
+        self.story.append(
+            Paragraph(escape(gettext("Evidence pack")) + " · Plant Change Control", self.s.kicker)
+        )
         self.story.append(Paragraph(f"{escape(r['number'])} — {_text(r['title'], limit=None)}", self.s.h1))
         valid = [
             s
@@ -665,68 +668,84 @@ class _Builder:
         last = d["deployments"][-1] if d["deployments"] else None
         self.facts(
             [
-                ("Portal version", f"v{escape(d['portal_version'])}"),
-                ("Generated", _when(d["generated_at"])),
+                (gettext("Portal version"), f"v{escape(d['portal_version'])}"),
+                (gettext("Generated"), _when(d["generated_at"])),
                 (
-                    "State",
+                    gettext("State"),
                     escape(r["state_label"])
-                    + (" · <b>high risk</b>" if r["high_risk"] else "")
-                    + (" · <b>emergency change</b>" if r["emergency"] else ""),
+                    + (" · <b>" + escape(gettext("high risk")) + "</b>" if r["high_risk"] else "")
+                    + (" · <b>" + escape(gettext("emergency change")) + "</b>" if r["emergency"] else ""),
                 ),
-                ("Class of change", escape(r["change_class_label"])),
-                ("Readiness gates", f"{passed} of {len(d['gates'])} pass"),
+                (gettext("Class of change"), escape(r["change_class_label"])),
                 (
-                    "Signatures",
-                    f"{len(valid)} valid electronic signature(s) in {len(d['approval_rounds'])} round(s)",
+                    gettext("Readiness gates"),
+                    escape(
+                        gettext("%(passed)s of %(total)s pass") % {"passed": passed, "total": len(d["gates"])}
+                    ),
                 ),
                 (
-                    "Latest deployment",
-                    "none"
+                    gettext("Signatures"),
+                    escape(
+                        gettext("%(valid)s valid electronic signature(s) in %(rounds)s round(s)")
+                        % {"valid": len(valid), "rounds": len(d["approval_rounds"])}
+                    ),
+                ),
+                (
+                    gettext("Latest deployment"),
+                    escape(gettext("none"))
                     if last is None
                     else f"{escape(last['environment'])}: {escape(last['state_label'])}",
                 ),
-                ("Content hash now", _hash(d["current_content_hash"], per_line=64, size=7.5)),
+                (gettext("Content hash now"), _hash(d["current_content_hash"], per_line=64, size=7.5)),
             ]
         )
         self.note(
-            "All times are UTC unless a site's local time is given with its zone. Hashes are SHA-256. "
-            "The JSON form of this pack holds the same record, including full texts and step output."
+            escape(
+                gettext(
+                    "All times are UTC unless a site's local time is given with its zone. Hashes are SHA-256. "
+                    "The JSON form of this pack holds the same record, including full texts and step output."
+                )
+            )
         )
 
     def rfc_section(self) -> None:
         r = self.data["rfc"]
-        self.heading("Request for change")
+        self.heading(gettext("Request for change"))
+        yes, no = escape(gettext("yes")), escape(gettext("no"))
         self.facts(
             [
-                ("Author", _text(f"{_name(r['author'])} ({r['author']['username']})")),
-                ("Filed", _when(r["created_at_utc"])),
-                ("Submitted", _when(r["submitted_at_utc"])),
+                (gettext("Author"), _text(f"{_name(r['author'])} ({r['author']['username']})")),
+                (gettext("Filed"), _when(r["created_at_utc"])),
+                (gettext("Submitted"), _when(r["submitted_at_utc"])),
                 (
-                    "Estimated downtime",
-                    f"{r['estimated_downtime_minutes']} min"
+                    gettext("Estimated downtime"),
+                    escape(gettext("%(minutes)s min") % {"minutes": r["estimated_downtime_minutes"]})
                     if r["estimated_downtime_minutes"]
-                    else "none declared",
+                    else escape(gettext("none declared")),
                 ),
-                ("Requested timing", _text(r["requested_timing"] or "—")),
-                ("High risk", "yes" if r["high_risk"] else "no"),
+                (gettext("Requested timing"), _text(r["requested_timing"] or "—")),
+                (gettext("High risk"), yes if r["high_risk"] else no),
                 (
-                    "Risk assessment",
-                    f"{r['risk']['level']} (score {r['risk']['score']} of 100)"
+                    gettext("Risk assessment"),
+                    escape(
+                        gettext("%(level)s (score %(score)s of 100)")
+                        % {"level": r["risk"]["level"], "score": r["risk"]["score"]}
+                    )
                     if r["risk"]["level"]
-                    else "not complete",
+                    else escape(gettext("not complete")),
                 ),
-                ("Emergency", "yes" if r["emergency"] else "no"),
+                (gettext("Emergency"), yes if r["emergency"] else no),
             ]
         )
-        self.block("Description", r["description"])
+        self.block(gettext("Description"), r["description"])
         if r["emergency"]:
-            self.block("Emergency reason", r["emergency_reason"])
+            self.block(gettext("Emergency reason"), r["emergency_reason"])
         if r["retraining_note"]:
-            self.block("Operator retraining", r["retraining_note"])
-        self.block("Rollback plan", r["rollback_plan"])
+            self.block(gettext("Operator retraining"), r["retraining_note"])
+        self.block(gettext("Rollback plan"), r["rollback_plan"])
 
     def impact_section(self) -> None:
-        self.heading("Impact per site")
+        self.heading(gettext("Impact per site"))
         rows = [
             [
                 _text(f"{i['site']} — {i['site_name']}")
@@ -739,26 +758,42 @@ class _Builder:
             for i in self.data["impacts"]
         ]
         if rows:
-            self.table(["Site", "Lines", "Modules", "Interfaces", "Notes"], rows, [36, 34, 34, 34, 36])
+            self.table(
+                [
+                    gettext("Site"),
+                    gettext("Lines"),
+                    gettext("Modules"),
+                    gettext("Interfaces"),
+                    gettext("Notes"),
+                ],
+                rows,
+                [36, 34, 34, 34, 36],
+            )
         else:
-            self.note("No site is named.")
+            self.note(escape(gettext("No site is named.")))
 
     def risk_section(self) -> None:
         r = self.data["rfc"]["risk"]
-        self.heading("Risk assessment")
+        self.heading(gettext("Risk assessment"))
         rows = [
             [
                 _text(a["question"]),
-                _text(a["answer"] + (" (from the RFC)" if a["computed"] else "")),
+                _text(
+                    gettext("%(answer)s (from the RFC)") % {"answer": a["answer"]}
+                    if a["computed"]
+                    else a["answer"]
+                ),
                 str(a["weight"]),
-                "makes it high" if a["forces_high"] else "",
+                escape(gettext("makes it high")) if a["forces_high"] else "",
             ]
             for a in r["answers"]
         ]
         if rows:
-            self.table(["Question", "Answer", "Weight", ""], rows, [96, 34, 16, 28])
+            self.table(
+                [gettext("Question"), gettext("Answer"), gettext("Weight"), ""], rows, [96, 34, 16, 28]
+            )
         else:
-            self.note("No risk assessment on record (filed before the assessment existed).")
+            self.note(escape(gettext("No risk assessment on record (filed before the assessment existed).")))
 
     def gates_section(self) -> None:
         """The gates as they stood when the newest PROD deployment started (what let it start), beside
@@ -769,13 +804,16 @@ class _Builder:
         def result(x: dict | None) -> str:
             if x is None:
                 return "—"
-            return "<b>WAIVED</b>" if x.get("waived") else "<b>PASS</b>" if x["passed"] else "<b>FAIL</b>"
+            word = (
+                gettext("WAIVED") if x.get("waived") else gettext("PASS") if x["passed"] else gettext("FAIL")
+            )
+            return f"<b>{escape(word)}</b>"
 
         if not started:
-            self.heading("Readiness gates (now)")
+            self.heading(gettext("Readiness gates (now)"))
             rows = [[_text(x["name"]), result(x), _text(x["reason"])] for x in g]
             self.table(
-                ["Gate", "Result", "Reason and evidence"],
+                [gettext("Gate"), gettext("Result"), gettext("Reason and evidence")],
                 rows,
                 [42, 16, 116],
                 result_col=1,
@@ -783,7 +821,10 @@ class _Builder:
             )
             return
         last = started[-1]
-        self.heading(f"Readiness gates when PROD started ({_when(last['started_at_utc'])}) and now")
+        self.heading(
+            gettext("Readiness gates when PROD started (%(when)s) and now")
+            % {"when": _when(last["started_at_utc"])}
+        )
         at_start = {x["name"]: x for x in last["gates_at_start"]}
         now = {x["name"]: x for x in g}
         names = list(at_start) + [name for name in now if name not in at_start]
@@ -797,7 +838,7 @@ class _Builder:
             for name in names
         ]
         self.table(
-            ["Gate", "At start", "Now", "Reason and evidence at start"],
+            [gettext("Gate"), gettext("At start"), gettext("Now"), gettext("Reason and evidence at start")],
             rows,
             [40, 15, 15, 104],
             result_col=1,
@@ -808,14 +849,16 @@ class _Builder:
         waivers = self.data.get("waivers") or []
         if not waivers:
             return
-        self.heading("Gate waivers")
+        self.heading(gettext("Gate waivers"))
         rows = []
         for w in waivers:
-            status = "counts" if w["counts"] else "for an earlier artifact"
+            status = gettext("counts") if w["counts"] else gettext("for an earlier artifact")
             if w["revoked_at_utc"]:
-                status = (
-                    f"revoked {_when(w['revoked_at_utc'])} by {_name(w['revoked_by'])}: {w['revoke_reason']}"
-                )
+                status = gettext("revoked %(when)s by %(name)s: %(reason)s") % {
+                    "when": _when(w["revoked_at_utc"]),
+                    "name": _name(w["revoked_by"]),
+                    "reason": w["revoke_reason"],
+                }
             rows.append(
                 [
                     _text(w["gate"]),
@@ -825,18 +868,30 @@ class _Builder:
                     _text(status),
                 ]
             )
-        self.table(["Gate", "Waived by", "Reason", "The gate said", "Status"], rows, [28, 30, 44, 48, 24])
+        self.table(
+            [
+                gettext("Gate"),
+                gettext("Waived by"),
+                gettext("Reason"),
+                gettext("The gate said"),
+                gettext("Status"),
+            ],
+            rows,
+            [28, 30, 44, 48, 24],
+        )
 
     def evidence_section(self) -> None:
-        self.heading("Evidence")
+        self.heading(gettext("Evidence"))
         items = self.data["evidence"]
         if not items:
-            self.note("No evidence attached.")
+            self.note(escape(gettext("No evidence attached.")))
             return
         rows = []
         for e in items:
             superseded = (
-                f"superseded by {_text(e['superseded_by']['name'])}" if e["superseded_by"] else "current"
+                escape(gettext("superseded by %(name)s")) % {"name": _text(e["superseded_by"]["name"])}
+                if e["superseded_by"]
+                else escape(gettext("current"))
             )
             rows.append(
                 [
@@ -849,15 +904,24 @@ class _Builder:
                 ]
             )
         self.table(
-            ["File, kind, description", "Size", "SHA-256", "Uploaded", "Status"], rows, [46, 15, 46, 43, 24]
+            [
+                gettext("File, kind, description"),
+                gettext("Size"),
+                "SHA-256",
+                gettext("Uploaded"),
+                gettext("Status"),
+            ],
+            rows,
+            [46, 15, 46, 43, 24],
         )
 
     def signoff_section(self) -> None:
-        self.heading("UAT sign-off")
+        self.heading(gettext("UAT sign-off"))
         items = self.data["uat_signoffs"]
         if not items:
-            self.note("No UAT sign-off.")
+            self.note(escape(gettext("No UAT sign-off.")))
             return
+        void, valid = escape(gettext("VOID")), escape(gettext("valid"))
         rows = [
             [
                 f"{escape(s['site'])}<br/>{_text(s['release'])}",
@@ -865,20 +929,32 @@ class _Builder:
                 f"{_when(s['signed_at_utc'])}<br/>{escape(s['signed_at_local'] or '')}",
                 _text(s["comment"])
                 + (
-                    f"<br/><font size=6.5>evidence {len(s['evidence_sha256'])} file(s): "
-                    + ", ".join(f'<font face="{MONO}">{escape(h[:12])}</font>' for h in s["evidence_sha256"])
+                    "<br/><font size=6.5>"
+                    + escape(gettext("evidence %(count)s file(s): %(hashes)s"))
+                    % {
+                        "count": len(s["evidence_sha256"]),
+                        "hashes": ", ".join(
+                            f'<font face="{MONO}">{escape(h[:12])}</font>' for h in s["evidence_sha256"]
+                        ),
+                    }
                     + "</font>"
                     if s["evidence_sha256"]
                     else ""
                 ),
-                f"<b>VOID</b> {_when(s['voided_at_utc'])}: {_text(s['void_reason'])}"
+                f"<b>{void}</b> {_when(s['voided_at_utc'])}: {_text(s['void_reason'])}"
                 if s["voided"]
-                else "valid",
+                else valid,
             ]
             for s in items
         ]
         self.table(
-            ["Site, release", "Signed by", "Time (UTC / site)", "Comment", "Status"],
+            [
+                gettext("Site, release"),
+                gettext("Signed by"),
+                gettext("Time (UTC / site)"),
+                gettext("Comment"),
+                gettext("Status"),
+            ],
             rows,
             [22, 22, 38, 72, 20],
             result_col=4,
@@ -888,37 +964,51 @@ class _Builder:
     def approvals_section(self) -> None:
         from reportlab.platypus import Paragraph
 
-        self.heading("Approvals and electronic signatures (21 CFR Part 11 §11.50)")
+        self.heading(gettext("Approvals and electronic signatures (21 CFR Part 11 §11.50)"))
         rounds = self.data["approval_rounds"]
         if not rounds:
-            self.note("Not submitted for approval.")
+            self.note(escape(gettext("Not submitted for approval.")))
             return
+        void, valid = escape(gettext("VOID")), escape(gettext("valid"))
         for rnd in rounds:
             self.keep_room(40)
             self.story.append(
                 Paragraph(
-                    f"Round {rnd['number']} · {escape(rnd['purpose'])} · {escape(rnd['state'])} · opened "
-                    f"{_when(rnd['created_at_utc'])}"
-                    + (f" · closed {_when(rnd['closed_at_utc'])}" if rnd["closed_at_utc"] else ""),
+                    escape(gettext("Round %(number)s · %(purpose)s · %(state)s · opened %(when)s"))
+                    % {
+                        "number": rnd["number"],
+                        "purpose": escape(rnd["purpose"]),
+                        "state": escape(rnd["state"]),
+                        "when": _when(rnd["created_at_utc"]),
+                    }
+                    + (
+                        " · " + escape(gettext("closed %(when)s")) % {"when": _when(rnd["closed_at_utc"])}
+                        if rnd["closed_at_utc"]
+                        else ""
+                    ),
                     self.s.h3,
                 )
             )
             self.note(
-                "Steps: "
-                + "; ".join(
-                    f"{st['order']}. {_text(st['label'])}"
-                    + (f" ({_text(st['note'])})" if st["note"] else "")
-                    + f" — {escape(st['state'])}"
-                    for st in rnd["steps"]
-                )
-                + f" · content hash at submission <font face='{MONO}'>{escape(rnd['content_hash'])}</font>"
+                escape(gettext("Steps: %(steps)s · content hash at submission %(hash)s"))
+                % {
+                    "steps": "; ".join(
+                        f"{st['order']}. {_text(st['label'])}"
+                        + (f" ({_text(st['note'])})" if st["note"] else "")
+                        + f" — {escape(st['state'])}"
+                        for st in rnd["steps"]
+                    ),
+                    "hash": f"<font face='{MONO}'>{escape(rnd['content_hash'])}</font>",
+                }
             )
             rows, results = [], []
             for st in rnd["steps"]:
                 for a in st["approvals"]:
                     for s in a["signatures"]:
                         behalf = (
-                            f"<br/>on behalf of {_text(_name(s['on_behalf_of']))}"
+                            "<br/>"
+                            + escape(gettext("on behalf of %(name)s"))
+                            % {"name": _text(_name(s["on_behalf_of"]))}
                             if s["on_behalf_of"]
                             else ""
                         )
@@ -929,9 +1019,9 @@ class _Builder:
                                 f"{escape(s['via'])}<br/>{_text(s['reason'] or '—')}",
                                 _hash(s["content_hash"]),
                                 (
-                                    f"<b>VOID</b> {_when(s['voided_at_utc'])}<br/>{_text(s['void_reason'])}"
+                                    f"<b>{void}</b> {_when(s['voided_at_utc'])}<br/>{_text(s['void_reason'])}"
                                     if s["voided"]
-                                    else "valid"
+                                    else valid
                                 ),
                             ]
                         )
@@ -939,11 +1029,11 @@ class _Builder:
             if rows:
                 self.table(
                     [
-                        "Printed name and meaning",
-                        "Signed (UTC / site)",
-                        "Via, reason",
-                        "Content hash",
-                        "Status",
+                        gettext("Printed name and meaning"),
+                        gettext("Signed (UTC / site)"),
+                        gettext("Via, reason"),
+                        gettext("Content hash"),
+                        gettext("Status"),
                     ],
                     rows,
                     [44, 38, 26, 46, 20],
@@ -951,37 +1041,42 @@ class _Builder:
                     results=results,
                 )
             else:
-                self.note("No signature in this round yet.")
+                self.note(escape(gettext("No signature in this round yet.")))
 
     def deployments_section(self) -> None:
         from reportlab.platypus import Paragraph
 
-        self.heading("Deployments")
+        self.heading(gettext("Deployments"))
         deployments = self.data["deployments"]
         if not deployments:
-            self.note("Not deployed.")
+            self.note(escape(gettext("Not deployed.")))
             return
         for dep in deployments:
             self.keep_room(40)
             self.story.append(
                 Paragraph(
                     f"{escape(dep['environment'])} · {escape(dep['state_label'])}"
-                    + (" · emergency" if dep["emergency"] else ""),
+                    + (" · " + escape(gettext("emergency")) if dep["emergency"] else ""),
                     self.s.h3,
                 )
             )
             self.facts(
                 [
                     (
-                        "Scheduled",
-                        f"{_when(dep['scheduled_start_utc'])} ({escape(dep['scheduled_start_local'])}), "
-                        f"{dep['duration_minutes']} min, by {_text(_name(dep['scheduled_by']))}",
+                        gettext("Scheduled"),
+                        escape(gettext("%(when)s (%(local)s), %(minutes)s min, by %(name)s"))
+                        % {
+                            "when": _when(dep["scheduled_start_utc"]),
+                            "local": escape(dep["scheduled_start_local"]),
+                            "minutes": dep["duration_minutes"],
+                            "name": _text(_name(dep["scheduled_by"])),
+                        },
                     ),
                     (
-                        "Started / finished",
+                        gettext("Started / finished"),
                         f"{_when(dep['started_at_utc'])} / {_when(dep['finished_at_utc'])}",
                     ),
-                    ("Outcome", _text(dep["outcome"] or dep["cancel_reason"] or "—")),
+                    (gettext("Outcome"), _text(dep["outcome"] or dep["cancel_reason"] or "—")),
                 ]
             )
             if dep["steps"]:
@@ -998,7 +1093,14 @@ class _Builder:
                 ]
                 verdict = {"succeeded": True, "failed": False, "interrupted": False}
                 self.table(
-                    ["#", "Step", "Phase", "State", "Adapter", "Duration"],
+                    [
+                        "#",
+                        gettext("Step"),
+                        gettext("Phase"),
+                        gettext("State"),
+                        gettext("Adapter"),
+                        gettext("Duration"),
+                    ],
                     rows,
                     [8, 50, 20, 24, 50, 22],
                     result_col=3,
@@ -1006,10 +1108,12 @@ class _Builder:
                 )
 
     def checks_section(self) -> None:
-        self.heading("Computed checks (rehearsals on a copy of UAT, or of DEV where a site has none)")
+        self.heading(
+            gettext("Computed checks (rehearsals on a copy of UAT, or of DEV where a site has none)")
+        )
         checks = self.data["checks"]
         if not checks:
-            self.note("No computed check has run.")
+            self.note(escape(gettext("No computed check has run.")))
             return
         rows = [
             [
@@ -1021,14 +1125,29 @@ class _Builder:
             ]
             for c in checks
         ]
-        self.table(["Check", "Environment", "State", "Finished", "Summary"], rows, [30, 22, 16, 30, 76])
+        self.table(
+            [
+                gettext("Check"),
+                gettext("Environment"),
+                gettext("State"),
+                gettext("Finished"),
+                gettext("Summary"),
+            ],
+            rows,
+            [30, 22, 16, 30, 76],
+        )
 
     def audit_section(self) -> None:
-        self.heading("Audit trail of this RFC")
+        self.heading(gettext("Audit trail of this RFC"))
         events = self.data["audit_events"]
         self.note(
-            f"{len(events)} event(s) from the hash-chained trail, in order. Each hash can be checked with "
-            "manage.py audit_verify."
+            escape(
+                gettext(
+                    "%(count)s event(s) from the hash-chained trail, in order. Each hash can be checked with "
+                    "manage.py audit_verify."
+                )
+                % {"count": len(events)}
+            )
         )
         rows = [
             [
@@ -1043,11 +1162,20 @@ class _Builder:
         ]
         if rows:
             self.table(
-                ["Seq", "Time (UTC)", "Actor", "Action", "Reason", "Hash"], rows, [8, 28, 20, 50, 22, 46]
+                [
+                    gettext("Seq"),
+                    gettext("Time (UTC)"),
+                    gettext("Actor"),
+                    gettext("Action"),
+                    gettext("Reason"),
+                    gettext("Hash"),
+                ],
+                rows,
+                [8, 28, 20, 50, 22, 46],
             )
 
 
-def _numbered_canvas(footer: str):
+def _numbered_canvas(rfc_number: str):
     from reportlab.lib.units import mm
     from reportlab.pdfgen import canvas
 
@@ -1064,13 +1192,18 @@ def _numbered_canvas(footer: str):
 
         def save(self):
             total = len(self._pages)
-            for number, state in enumerate(self._pages, 1):
+            for page, state in enumerate(self._pages, 1):
                 self.__dict__.update(state)
                 width, _ = self._pagesize
                 self.setFont(SANS, 7)
                 self.setFillGray(0.35)
                 self.line(18 * mm, 13 * mm, width - 18 * mm, 13 * mm)
-                self.drawString(18 * mm, 9 * mm, f"{footer} — page {number} of {total}")
+                self.drawString(
+                    18 * mm,
+                    9 * mm,
+                    gettext("%(number)s evidence pack — page %(page)s of %(total)s")
+                    % {"number": rfc_number, "page": page, "total": total},
+                )
                 self.drawRightString(width - 18 * mm, 9 * mm, f"Plant Change Control v{__version__}")
                 super().showPage()
             super().save()
@@ -1094,12 +1227,12 @@ def render_pdf(data: dict) -> bytes:
         rightMargin=18 * mm,
         topMargin=16 * mm,
         bottomMargin=20 * mm,
-        title=f"{number} evidence pack",
+        title=gettext("%(number)s evidence pack") % {"number": number},
         author=f"Plant Change Control v{data['portal_version']}",
         subject=data["rfc"]["title"],
         creator="Plant Change Control",
         initialFontName=SANS,
     )
     story = _Builder(data, doc.width).build()
-    doc.build(story, canvasmaker=_numbered_canvas(f"{number} evidence pack"))
+    doc.build(story, canvasmaker=_numbered_canvas(number))
     return buffer.getvalue()

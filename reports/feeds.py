@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -144,8 +145,11 @@ def build_feed(site: Site, now: datetime) -> icalendar.Calendar:
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
     cal.add("method", "PUBLISH")
-    cal.add("x-wr-calname", f"{site.code} change calendar")
-    cal.add("x-wr-caldesc", f"Scheduled deployments, freezes, quarter closes and holidays of {site.name}")
+    cal.add("x-wr-calname", _("%(site)s change calendar") % {"site": site.code})
+    cal.add(
+        "x-wr-caldesc",
+        _("Scheduled deployments, freezes, quarter closes and holidays of %(site)s") % {"site": site.name},
+    )
     cal.add("x-wr-timezone", site.timezone)
     cal.add("x-published-ttl", "PT1H")
     cal.add("refresh-interval", timedelta(hours=1), parameters={"VALUE": "DURATION"})
@@ -167,11 +171,12 @@ def build_feed(site: Site, now: datetime) -> icalendar.Calendar:
         local = deployment.scheduled_start.astimezone(tz)
         description = "\n".join(
             [
-                f"Environment: {deployment.environment}",
-                f"State: {deployment.get_state_display()}",
-                f"Local start: {local:%Y-%m-%d %H:%M} {local.tzname()}",
-                f"Duration: {deployment.duration_minutes} min (the slot includes the smoke test and rollback budget)",
-                *(["EMERGENCY CHANGE"] if emergency else []),
+                _("Environment: %(environment)s") % {"environment": deployment.environment},
+                _("State: %(state)s") % {"state": deployment.get_state_display()},
+                _("Local start: %(start)s") % {"start": f"{local:%Y-%m-%d %H:%M} {local.tzname()}"},
+                _("Duration: %(minutes)s min (the slot includes the smoke test and rollback budget)")
+                % {"minutes": deployment.duration_minutes},
+                *([_("EMERGENCY CHANGE")] if emergency else []),
                 link,
             ]
         )
@@ -180,28 +185,31 @@ def build_feed(site: Site, now: datetime) -> icalendar.Calendar:
         cal.add_component(
             _event(
                 _uid("deployment", str(deployment.uuid)),
-                f"{'[EMERGENCY] ' if emergency else ''}{rfc.number} {rfc.title}{outcome}",
+                (_("[EMERGENCY] %(rfc)s") if emergency else "%(rfc)s")
+                % {"rfc": f"{rfc.number} {rfc.title}{outcome}"},
                 start,
                 end,
                 now,
                 description,
                 link,
-                "Emergency deployment" if emergency else "Deployment",
+                _("Emergency deployment") if emergency else _("Deployment"),
             )
         )
 
     freezes = Freeze.objects.filter(Q(site=site) | Q(site__isnull=True), starts_at__lt=hi, ends_at__gt=lo)
     for freeze in freezes:
-        scope = "every site" if freeze.site_id is None else site.code
+        scope = _("every site") if freeze.site_id is None else site.code
         cal.add_component(
             _event(
                 _uid("freeze", str(freeze.pk)),
-                f"Freeze: {freeze.name}",
+                _("Freeze: %(name)s") % {"name": freeze.name},
                 freeze.starts_at,
                 freeze.ends_at,
                 now,
-                "\n".join(filter(None, [freeze.reason, f"No deployments to PROD ({scope})."])),
-                categories="Freeze",
+                "\n".join(
+                    filter(None, [freeze.reason, _("No deployments to PROD (%(scope)s).") % {"scope": scope}])
+                ),
+                categories=_("Freeze"),
             )
         )
 
@@ -220,24 +228,26 @@ def build_feed(site: Site, now: datetime) -> icalendar.Calendar:
         cal.add_component(
             _event(
                 _uid("quarter", f"{site.code}-{last.year}Q{quarter}"),
-                f"Freeze: Q{quarter} {last.year} close",
+                _("Freeze: Q%(quarter)s %(year)s close") % {"quarter": quarter, "year": last.year},
                 first,
                 last + timedelta(days=1),
                 now,
-                f"The last {rules.quarter_close_days} days of the quarter: no deployments to PROD.",
-                categories="Freeze",
+                _("The last %(days)s days of the quarter: no deployments to PROD.")
+                % {"days": rules.quarter_close_days},
+                categories=_("Freeze"),
             )
         )
     for day, name in holidays:
         cal.add_component(
             _event(
                 _uid("holiday", f"{site.code}-{day.isoformat()}"),
-                f"Holiday: {name}",
+                _("Holiday: %(name)s") % {"name": name},
                 day,
                 day + timedelta(days=1),
                 now,
-                f"Public holiday at {site.code} ({site.country}-{site.subdivision}): no deployments to PROD.",
-                categories="Holiday",
+                _("Public holiday at %(site)s (%(region)s): no deployments to PROD.")
+                % {"site": site.code, "region": f"{site.country}-{site.subdivision}"},
+                categories=_("Holiday"),
             )
         )
     return cal

@@ -8,6 +8,8 @@ from datetime import timedelta
 
 from django.urls import reverse
 from django.utils.http import urlencode
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from workflow import metrics
 
@@ -18,14 +20,10 @@ def hours(value: timedelta | None) -> str:
         return "—"
     seconds = value.total_seconds()
     if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
+        return _("%(minutes)s min") % {"minutes": f"{seconds / 60:.0f}"}
     if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
-
-
-def plural(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+        return _("%(hours)s h") % {"hours": f"{seconds / 3600:.1f}"}
+    return _("%(days)s days") % {"days": f"{seconds / 86400:.1f}"}
 
 
 def percent(value: float | None) -> str:
@@ -38,60 +36,78 @@ def key_figures(board: metrics.Dashboard, link: Callable[[str], str]) -> list[di
     period, o = board.period, board.outcomes
     return [
         {
-            "label": "Deployment frequency",
-            "value": f"{board.frequency * 7:.1f} a week",
-            "detail": f"{plural(o['succeeded'], 'PROD deployment')} succeeded in {period.days} days",
+            "label": _("Deployment frequency"),
+            "value": _("%(count)s a week") % {"count": f"{board.frequency * 7:.1f}"},
+            "detail": ngettext(
+                "%(count)s PROD deployment succeeded in %(days)s days",
+                "%(count)s PROD deployments succeeded in %(days)s days",
+                o["succeeded"],
+            )
+            % {"count": o["succeeded"], "days": period.days},
             "href": link("succeeded"),
             "testid": "frequency",
         },
         {
-            "label": "Lead time",
+            "label": _("Lead time"),
             "value": hours(board.lead_time.median),
-            "detail": f"median from submission to PROD success (mean {hours(board.lead_time.mean)}, "
-            f"{plural(board.lead_time.count, 'deployment')})",
+            "detail": ngettext(
+                "median from submission to PROD success (mean %(mean)s, %(count)s deployment)",
+                "median from submission to PROD success (mean %(mean)s, %(count)s deployments)",
+                board.lead_time.count,
+            )
+            % {"mean": hours(board.lead_time.mean), "count": board.lead_time.count},
             "href": link("succeeded"),
             "testid": "lead-time",
         },
         {
-            "label": "Change failure rate",
+            "label": _("Change failure rate"),
             "value": percent(board.failure_rate),
-            "detail": f"{o['rolled_back'] + o['failed']} of {o['started']} PROD deployments rolled back or failed",
+            "detail": _("%(bad)s of %(started)s PROD deployments rolled back or failed")
+            % {"bad": o["rolled_back"] + o["failed"], "started": o["started"]},
             "href": link("started"),
             "testid": "failure-rate",
         },
         {
-            "label": "Time to restore",
+            "label": _("Time to restore"),
             "value": hours(board.restore.median),
-            "detail": f"median rollback duration (mean {hours(board.restore.mean)}, "
-            f"{plural(board.restore.count, 'rollback')})",
+            "detail": ngettext(
+                "median rollback duration (mean %(mean)s, %(count)s rollback)",
+                "median rollback duration (mean %(mean)s, %(count)s rollbacks)",
+                board.restore.count,
+            )
+            % {"mean": hours(board.restore.mean), "count": board.restore.count},
             "href": link("rolled_back"),
             "testid": "restore",
         },
         {
-            "label": "Change success rate",
+            "label": _("Change success rate"),
             "value": percent(board.success_rate),
-            "detail": f"{o['succeeded']} of {o['started']} succeeded",
+            "detail": _("%(succeeded)s of %(started)s succeeded")
+            % {"succeeded": o["succeeded"], "started": o["started"]},
             "href": link("succeeded"),
             "testid": "success-rate",
         },
         {
-            "label": "Rollback rate",
+            "label": _("Rollback rate"),
             "value": percent(board.rollback_rate),
-            "detail": f"{o['rolled_back']} of {o['started']} rolled back",
+            "detail": _("%(rolled_back)s of %(started)s rolled back")
+            % {"rolled_back": o["rolled_back"], "started": o["started"]},
             "href": link("rolled_back"),
             "testid": "rollback-rate",
         },
         {
-            "label": "Emergency ratio",
+            "label": _("Emergency ratio"),
             "value": percent(board.emergency_ratio),
-            "detail": f"{board.emergencies} of {board.rfcs_submitted} RFCs submitted were emergencies",
+            "detail": _("%(emergencies)s of %(submitted)s RFCs submitted were emergencies")
+            % {"emergencies": board.emergencies, "submitted": board.rfcs_submitted},
             "href": link("emergency"),
             "testid": "emergency-ratio",
         },
         {
-            "label": "Schedule adherence",
+            "label": _("Schedule adherence"),
             "value": percent(board.adherence),
-            "detail": f"{o['on_time']} of {o['on_time'] + o['late'] + o['missed']} bookings started on time",
+            "detail": _("%(on_time)s of %(booked)s bookings started on time")
+            % {"on_time": o["on_time"], "booked": o["on_time"] + o["late"] + o["missed"]},
             "href": link("on_time"),
             "testid": "adherence",
         },

@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from core import clock
 
@@ -33,7 +34,7 @@ class PeriodicReview(models.Model):
 
     since = models.DateField()
     until = models.DateField()
-    sites = models.JSONField(default=list, help_text="Site codes the review covers.")
+    sites = models.JSONField(default=list, help_text=_("Site codes the review covers."))
     content = models.JSONField(editable=False)
     content_hash = models.CharField(max_length=64, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")

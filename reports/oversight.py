@@ -17,6 +17,7 @@ from django.contrib.auth.models import User
 from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils.http import urlencode
+from django.utils.translation import gettext as _
 
 from audit.models import AuditEvent, ChainHead
 from audit.trail import published_heads
@@ -122,12 +123,13 @@ def auditor_home(user) -> AuditorHome:
     codes = dict(access.visible_sites(user).values_list("pk", "code"))
     for person in admins:
         where = [
-            f"{'every site' if g.site_id is None else codes.get(g.site_id, 'another site')} ({g.via})"
+            (_("every site") if g.site_id is None else codes.get(g.site_id, _("another site")))
+            + f" ({g.via})"
             for g in held[person.pk]
             if g.role == Role.ADMIN
         ]
         if person.is_superuser:
-            where.append("every site (superuser)")
+            where.append(_("every site (superuser)"))
         if where:
             home.admins.append((person, where))
     recent = AuditEvent.objects.filter(occurred_at__gte=since)

@@ -19,6 +19,9 @@ from datetime import date
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count, Q
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, gettext_noop
 
 from approvals import services as approvals
 from audit.actions import label as action_label
@@ -38,7 +41,10 @@ from reports.oversight import ROLE_CHANGES, chain_status
 from workflow import metrics
 from workflow.models import Review
 
-MEANING = "Reviewed: the system remains in a validated state, with the follow-ups named in the conclusion"
+# Stored in English with the signature (and in the audit trail); translated where it is printed.
+MEANING = gettext_noop(
+    "Reviewed: the system remains in a validated state, with the follow-ups named in the conclusion"
+)
 ROWS = 200  # per section; the count says when there were more
 # Operations, not configuration: the trail's other events.
 OPERATIONAL = (
@@ -258,19 +264,22 @@ def access_users():
 
 def create(user, since: str | date | None, until: str | date | None, site_code: str = "") -> PeriodicReview:
     if not _may_review(user):
-        raise PermissionDenied("Only auditors and admins draw up a periodic review.")
+        raise PermissionDenied(_("Only auditors and admins draw up a periodic review."))
     visible = list(access.visible_sites(user).order_by("code"))
     sites = visible
     if site_code:
         sites = [s for s in visible if s.code == site_code]
         if not sites:
-            raise ValidationError({"site": "Choose one of your sites."})
+            raise ValidationError({"site": _("Choose one of your sites.")})
     if not sites:
-        raise ValidationError({"site": "You see no site to review."})
+        raise ValidationError({"site": _("You see no site to review.")})
     period = metrics.period(since, until, metrics.ZONE_UTC)
     if period.until > clock.now().date():
-        raise ValidationError({"until": "A review covers days that have passed."})
-    content = build(user, sites, period)
+        raise ValidationError({"until": _("A review covers days that have passed.")})
+    # The content is a frozen record with its hash: written in English whoever draws it up (its
+    # labels are translated where the review is shown and printed).
+    with translation.override(None):
+        content = build(user, sites, period)
     review = PeriodicReview.objects.create(
         since=period.since,
         until=period.until,
@@ -300,30 +309,32 @@ class WrongPassword(ValidationError):
 def sign(user, review: PeriodicReview, conclusion: str, password: str, otp_code: str = "") -> PeriodicReview:
     """The reviewer's electronic signature: who, when, the meaning, bound to the content's SHA-256."""
     if not _may_review(user):
-        raise PermissionDenied("Only auditors and admins sign a periodic review.")
+        raise PermissionDenied(_("Only auditors and admins sign a periodic review."))
     conclusion = (conclusion or "").strip()
     if not conclusion:
         raise ValidationError(
-            {"conclusion": "Write the review's conclusion: what you found and what follows."}
+            {"conclusion": _("Write the review's conclusion: what you found and what follows.")}
         )
     if len(conclusion) > 5000:
-        raise ValidationError({"conclusion": "A conclusion has at most 5000 characters."})
+        raise ValidationError({"conclusion": _("A conclusion has at most 5000 characters.")})
     approvals.require_password(
         user,
         password,
         review,
         "reports.periodic_review.signature_refused",
         {"content_hash": review.content_hash},
-        lambda why: WrongPassword({"password": f"{why}: the review was not signed."}),
+        lambda why: WrongPassword({"password": _("%(why)s: the review was not signed.") % {"why": why}}),
         otp_code=otp_code,
-        code_error=lambda message: WrongPassword({"otp_code": f"{message} The review was not signed."}),
+        code_error=lambda message: WrongPassword(
+            {"otp_code": _("%(message)s The review was not signed.") % {"message": message}}
+        ),
     )
     with transaction.atomic():
         locked = PeriodicReview.objects.select_for_update().get(pk=review.pk)
         if locked.signed:
-            raise StateConflict("This review is signed already.")
+            raise StateConflict(_("This review is signed already."))
         if hashlib.sha256(canonical(locked.content)).hexdigest() != locked.content_hash:
-            raise StateConflict("The review's content no longer matches its hash: it cannot be signed.")
+            raise StateConflict(_("The review's content no longer matches its hash: it cannot be signed."))
         locked.signed_by, locked.signed_at = user, clock.now()
         locked.printed_name = user.get_full_name() or user.get_username()
         locked.meaning, locked.conclusion = MEANING, conclusion
@@ -342,23 +353,36 @@ def sign(user, review: PeriodicReview, conclusion: str, password: str, otp_code:
 # (title, part of content["deviations"], column headers, row keys, column widths as page fractions)
 DEVIATION_TABLES = (
     (
-        "Deviations: waived gates",
+        gettext_lazy("Deviations: waived gates"),
         "waivers",
-        ["RFC", "Gate", "By", "When", "Reason", "Revoked"],
+        [
+            "RFC",
+            gettext_lazy("Gate"),
+            gettext_lazy("By"),
+            gettext_lazy("When"),
+            gettext_lazy("Reason"),
+            gettext_lazy("Revoked"),
+        ],
         ["rfc", "gate", "by", "at", "reason", "revoked"],
         [0.14, 0.16, 0.14, 0.17, 0.25, 0.14],
     ),
     (
-        "Deviations: emergency changes",
+        gettext_lazy("Deviations: emergency changes"),
         "emergencies",
-        ["RFC", "Title", "Submitted", "State", "Why"],
+        ["RFC", gettext_lazy("Title"), gettext_lazy("Submitted"), gettext_lazy("State"), gettext_lazy("Why")],
         ["rfc", "title", "submitted", "state", "reason"],
         [0.14, 0.26, 0.18, 0.12, 0.3],
     ),
     (
-        "Deviations: shift-handover overrides",
+        gettext_lazy("Deviations: shift-handover overrides"),
         "handover_overrides",
-        ["RFC", "Site", "Start", "Booked by", "State"],
+        [
+            "RFC",
+            gettext_lazy("Site"),
+            gettext_lazy("Start"),
+            gettext_lazy("Booked by"),
+            gettext_lazy("State"),
+        ],
         ["rfc", "site", "start", "by", "state"],
         [0.2, 0.12, 0.26, 0.2, 0.22],
     ),
@@ -381,7 +405,7 @@ def pdf(review: PeriodicReview) -> bytes:
         data = [[Paragraph(f"<b>{t(h)}</b>", s["small"]) for h in header]]
         data += [[Paragraph(t(cell), s["small"]) for cell in row] for row in rows]
         if len(data) == 1:
-            data.append([Paragraph("None.", s["small"])] + [""] * (len(header) - 1))
+            data.append([Paragraph(t(_("None.")), s["small"])] + [""] * (len(header) - 1))
         cols = [w * width for w in widths] if widths else None
         tbl = Table(data, colWidths=cols, repeatRows=1)
         tbl.setStyle(
@@ -395,36 +419,51 @@ def pdf(review: PeriodicReview) -> bytes:
         )
         return tbl
 
-    def section(title: str, count: int | None = None):
+    def section(title, count: int | None = None):
         suffix = f" ({count})" if count is not None else ""
-        return [Spacer(1, 3 * mm), Paragraph(t(title + suffix), s["Heading2"])]
+        return [Spacer(1, 3 * mm), Paragraph(t(f"{title}{suffix}"), s["Heading2"])]
+
+    def label(stored: str) -> str:
+        """A label the content keeps in English (a figure's, a state's), in the reader's language."""
+        return _(stored) if stored else stored
 
     story = [
-        Paragraph("Periodic review of Plant Change Control", s["Title"]),
+        Paragraph(t(_("Periodic review of Plant Change Control")), s["Title"]),
         Paragraph(
             t(
-                f"Period {c['period']['since']} to {c['period']['until']} ({c['period']['zone']}), sites "
-                f"{', '.join(c['sites'])}. Generated {c['generated_at']} by {c['generated_by']} with portal "
-                f"v{c['portal_version']}. Content SHA-256 {review.content_hash}."
+                _(
+                    "Period %(since)s to %(until)s (%(zone)s), sites %(sites)s. Generated %(generated_at)s by "
+                    "%(generated_by)s with portal v%(version)s. Content SHA-256 %(hash)s."
+                )
+                % {
+                    "since": c["period"]["since"],
+                    "until": c["period"]["until"],
+                    "zone": c["period"]["zone"],
+                    "sites": ", ".join(c["sites"]),
+                    "generated_at": c["generated_at"],
+                    "generated_by": c["generated_by"],
+                    "version": c["portal_version"],
+                    "hash": review.content_hash,
+                }
             ),
             s["small"],
         ),
     ]
-    story += section("How change went")
+    story += section(_("How change went"))
     story.append(
         table(
-            ["Figure", "Value", "Detail"],
-            [[f["label"], f["value"], f["detail"]] for f in c["figures"]],
+            [_("Figure"), _("Value"), _("Detail")],
+            [[label(f["label"]), f["value"], f["detail"]] for f in c["figures"]],
             [0.28, 0.17, 0.55],
         )
     )
     inc = c["incidents"]
-    story += section("Incidents: rollbacks, failed rollbacks and failures", inc["count"])
+    story += section(_("Incidents: rollbacks, failed rollbacks and failures"), inc["count"])
     story.append(
         table(
-            ["RFC", "Site", "Tier", "Outcome", "Ended"],
+            ["RFC", _("Site"), _("Tier"), _("Outcome"), _("Ended")],
             [
-                [r["rfc"] + " " + r["title"], r["site"], r["tier"], r["state"], r["ended"]]
+                [r["rfc"] + " " + r["title"], r["site"], r["tier"], label(r["state"]), r["ended"]]
                 for r in inc["rows"]
             ],
             [0.42, 0.1, 0.1, 0.16, 0.22],
@@ -433,27 +472,36 @@ def pdf(review: PeriodicReview) -> bytes:
     dev = c["deviations"]
     for title, part, header, keys, widths in DEVIATION_TABLES:
         story += section(title, dev[part]["count"])
-        story.append(table(header, [[row[k] for k in keys] for row in dev[part]["rows"]], widths))
+        rows = [[label(row[k]) if k == "state" else row[k] for k in keys] for row in dev[part]["rows"]]
+        story.append(table(header, rows, widths))
     acc = c["access"]
-    story += section("Access review", len(acc["users"]))
+    story += section(_("Access review"), len(acc["users"]))
     story.append(
         Paragraph(
             t(
-                f"Admins: {', '.join(acc['admins']) or 'none'}. Role grants changed in the period: {acc['role_changes']}. Failed sign-ins: {acc['failed_logins']}."
+                _(
+                    "Admins: %(admins)s. Role grants changed in the period: %(role_changes)s. "
+                    "Failed sign-ins: %(failed_logins)s."
+                )
+                % {
+                    "admins": ", ".join(acc["admins"]) or _("none"),
+                    "role_changes": acc["role_changes"],
+                    "failed_logins": acc["failed_logins"],
+                }
             ),
             s["small"],
         )
     )
     story.append(
         table(
-            ["User", "Name", "Active", "Last sign-in", "Roles"],
+            [_("User"), _("Name"), _("Active"), _("Last sign-in"), _("Roles")],
             [
                 [
                     u["username"],
                     u["name"],
-                    "yes" if u["active"] else "no",
+                    _("yes") if u["active"] else _("no"),
                     u["last_login"],
-                    "; ".join(u["roles"]) or "none",
+                    "; ".join(u["roles"]) or _("none"),
                 ]
                 for u in acc["users"]
             ],
@@ -461,50 +509,86 @@ def pdf(review: PeriodicReview) -> bytes:
         )
     )
     ch = c["audit_chain"]
-    story += section("Audit trail")
-    state = {"intact": "intact", "broken": "BROKEN", "unverified": "not verified"}.get(
+    story += section(_("Audit trail"))
+    state = {"intact": _("intact"), "broken": _("BROKEN"), "unverified": _("not verified")}.get(
         ch["state"], ch["state"]
     )
     story.append(
         Paragraph(
             t(
-                f"Chain {state}; last verified {ch['last_verified'] or 'never'} over {ch['verified_events']} events"
-                f"{(': ' + ch['problem']) if ch['problem'] else ''}. Head at generation: event {ch['head']}; last published head: "
-                f"event {ch['published_head'] if ch['published_head'] is not None else 'none'}. Verifications in the period: "
-                f"{ch['verifications_in_period']}, of which broken: {ch['broken_verifications_in_period']}."
+                _(
+                    "Chain %(state)s; last verified %(last_verified)s over %(events)s events%(problem)s. "
+                    "Head at generation: event %(head)s; last published head: event %(published)s. "
+                    "Verifications in the period: %(verifications)s, of which broken: %(broken)s."
+                )
+                % {
+                    "state": state,
+                    "last_verified": ch["last_verified"] or _("never"),
+                    "events": ch["verified_events"],
+                    "problem": (": " + ch["problem"]) if ch["problem"] else "",
+                    "head": ch["head"],
+                    "published": ch["published_head"] if ch["published_head"] is not None else _("none"),
+                    "verifications": ch["verifications_in_period"],
+                    "broken": ch["broken_verifications_in_period"],
+                }
             ),
             s["small"],
         )
     )
-    story += section("Configuration changes", sum(r["count"] for r in c["configuration"]))
+    story += section(_("Configuration changes"), sum(r["count"] for r in c["configuration"]))
     story.append(
         table(
-            ["Change", "Event", "Count"],
-            [[r["label"], r["action"], r["count"]] for r in c["configuration"]],
+            [_("Change"), _("Event"), _("Count")],
+            [[label(r["label"]), r["action"], r["count"]] for r in c["configuration"]],
             [0.5, 0.38, 0.12],
         )
     )
-    story += section("Follow-ups from post-implementation reviews", len(c["follow_ups"]))
+
+    def review_state(stored: str) -> str:
+        if stored == "open":
+            return _("open")
+        if stored.startswith("completed "):
+            return _("completed %(when)s") % {"when": stored.removeprefix("completed ")}
+        return stored
+
+    story += section(_("Follow-ups from post-implementation reviews"), len(c["follow_ups"]))
     story.append(
         table(
-            ["RFC", "Review", "Follow-ups"],
-            [[f["rfc"] + " " + f["title"], f["review"], f["follow_ups"]] for f in c["follow_ups"]],
+            ["RFC", _("Review"), _("Follow-ups")],
+            [
+                [f["rfc"] + " " + f["title"], review_state(f["review"]), f["follow_ups"]]
+                for f in c["follow_ups"]
+            ],
             [0.35, 0.2, 0.45],
         )
     )
-    story += section("Signature")
+    story += section(_("Signature"))
     if review.signed:
         story.append(
             Paragraph(
                 t(
-                    f"Signed electronically by {review.printed_name} ({review.signed_by.get_username()}) on "
-                    f"{review.signed_at:%Y-%m-%d %H:%M} UTC. Meaning: {review.meaning}. Bound to content SHA-256 "
-                    f"{review.content_hash}."
+                    _(
+                        "Signed electronically by %(name)s (%(username)s) on %(when)s UTC. Meaning: %(meaning)s. "
+                        "Bound to content SHA-256 %(hash)s."
+                    )
+                    % {
+                        "name": review.printed_name,
+                        "username": review.signed_by.get_username(),
+                        "when": f"{review.signed_at:%Y-%m-%d %H:%M}",
+                        "meaning": label(review.meaning),
+                        "hash": review.content_hash,
+                    }
                 ),
                 s["BodyText"],
             )
         )
-        story.append(Paragraph(t(f"Conclusion: {review.conclusion}"), s["BodyText"]))
+        story.append(
+            Paragraph(t(_("Conclusion: %(conclusion)s") % {"conclusion": review.conclusion}), s["BodyText"])
+        )
     else:
-        story.append(Paragraph("DRAFT — not signed yet.", s["BodyText"]))
-    return render(f"Periodic review {c['period']['since']} – {c['period']['until']}", story)
+        story.append(Paragraph(t(_("DRAFT — not signed yet.")), s["BodyText"]))
+    return render(
+        _("Periodic review %(since)s – %(until)s")
+        % {"since": c["period"]["since"], "until": c["period"]["until"]},
+        story,
+    )

@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core import clock
@@ -54,7 +55,7 @@ def review_list(request):
         except ValidationError as refused:
             errors = _errors(refused)
         else:
-            messages.success(request, "The periodic review is drawn up: read it, then sign it.")
+            messages.success(request, _("The periodic review is drawn up: read it, then sign it."))
             return redirect(reverse("audit:periodic_review", args=[review.pk]))
     return render(
         request,
@@ -103,7 +104,7 @@ def review_sign(request, pk: int):
             },
             status=409 if isinstance(refused, StateConflict) else 400,
         )
-    messages.success(request, "You signed the periodic review.")
+    messages.success(request, _("You signed the periodic review."))
     return redirect(reverse("audit:periodic_review", args=[review.pk]))
 
 

@@ -16,15 +16,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
 from audit.trail import neutralise
 
 REQUIREMENTS = Path(__file__).resolve().parent / "data" / "requirements.json"
 OUTCOMES = ("passed", "failed", "skipped")
+# In English in the CSV (machine-readable); translated on the page and in the PDF (Row.status_text).
 STATUS_TEXT = {
-    "passing": "Passing",
-    "failing": "Failing",
-    "not_run": "Not run (skipped)",
-    "untested": "No test",
+    "passing": gettext_noop("Passing"),
+    "failing": gettext_noop("Failing"),
+    "not_run": gettext_noop("Not run (skipped)"),
+    "untested": gettext_noop("No test"),
 }
 
 
@@ -126,7 +130,7 @@ class Row:
 
     @property
     def status_text(self) -> str:
-        return STATUS_TEXT[self.status]
+        return _(STATUS_TEXT[self.status])
 
     @property
     def gap(self) -> bool:
@@ -184,7 +188,7 @@ def csv_text(rows: list[Row], *, commit: str, run_version: str, portal_version: 
                     row.id,
                     row.area,
                     row.text,
-                    row.status_text,
+                    STATUS_TEXT[row.status],
                     len(row.tests),
                     row.passed,
                     row.failed,
@@ -209,36 +213,55 @@ def pdf_bytes(
     s = styles()
     counts = summary(rows)
     story = [
-        Paragraph("Traceability matrix", s["Title"]),
+        Paragraph(escape(_("Traceability matrix")), s["Title"]),
         Paragraph(
             escape(
-                f"Plant Change Control v{portal_version}; tests of commit {commit or 'unknown'} "
-                f"(portal v{run_version or 'unknown'}); generated {generated}."
+                _(
+                    "Plant Change Control v%(version)s; tests of commit %(commit)s (portal v%(run_version)s); "
+                    "generated %(generated)s."
+                )
+                % {
+                    "version": portal_version,
+                    "commit": commit or _("unknown"),
+                    "run_version": run_version or _("unknown"),
+                    "generated": generated,
+                }
             ),
             s["small"],
         ),
         Paragraph(
             escape(
-                f"{len(rows)} requirements: {counts['passing']} passing, {counts['failing']} failing, "
-                f"{counts['not_run']} not run, {counts['untested']} without a test."
+                _(
+                    "%(requirements)s requirements: %(passing)s passing, %(failing)s failing, "
+                    "%(not_run)s not run, %(untested)s without a test."
+                )
+                % {"requirements": len(rows), **counts}
             ),
             s["BodyText"],
         ),
         Spacer(1, 3 * mm),
     ]
     gaps = [row for row in rows if row.gap]
-    story.append(Paragraph("Gaps: requirements without a passing test", s["Heading2"]))
+    story.append(Paragraph(escape(_("Gaps: requirements without a passing test")), s["Heading2"]))
     if gaps:
         for row in gaps:
-            detail = f" — failing: {', '.join(row.failing_tests[:5])}" if row.failing_tests else ""
-            story.append(Paragraph(escape(f"{row.id} ({row.status_text}): {row.text}{detail}"), s["small"]))
+            if row.failing_tests:
+                line = _("%(id)s (%(status)s): %(text)s — failing: %(tests)s") % {
+                    "id": row.id,
+                    "status": row.status_text,
+                    "text": row.text,
+                    "tests": ", ".join(row.failing_tests[:5]),
+                }
+            else:
+                line = f"{row.id} ({row.status_text}): {row.text}"
+            story.append(Paragraph(escape(line), s["small"]))
     else:
-        story.append(Paragraph("None: every requirement has a passing test.", s["small"]))
-    story += [Spacer(1, 3 * mm), Paragraph("Every requirement", s["Heading2"])]
+        story.append(Paragraph(escape(_("None: every requirement has a passing test.")), s["small"]))
+    story += [Spacer(1, 3 * mm), Paragraph(escape(_("Every requirement")), s["Heading2"])]
     data = [
         [
-            Paragraph(f"<b>{h}</b>", s["small"])
-            for h in ("ID", "Requirement", "Tests", "Passed", "Failed", "Status")
+            Paragraph(f"<b>{escape(h)}</b>", s["small"])
+            for h in ("ID", _("Requirement"), _("Tests"), _("Passed"), _("Failed"), _("Status"))
         ]
     ]
     for row in rows:
@@ -263,4 +286,4 @@ def pdf_bytes(
             style.append(("BACKGROUND", (0, index), (-1, index), colors.HexColor("#fdecea")))
     table.setStyle(TableStyle(style))
     story.append(table)
-    return render("Traceability matrix", story)
+    return render(_("Traceability matrix"), story)

@@ -71,11 +71,15 @@ def _missing(name: str) -> str | None:
         from tests.e2e.judges import missing_judges
 
         return missing_judges()
+    if name == "gettext":
+        from tests.changecontrol.catalog import missing_gettext
+
+        return missing_gettext()
     raise ValueError(name)
 
 
 def pytest_runtest_setup(item):
-    for name in ("postgres", "redis", "browser", "ldap", "oidc", "judges"):
+    for name in ("postgres", "redis", "browser", "ldap", "oidc", "judges", "gettext"):
         if item.get_closest_marker(name) is None:
             continue
         reason = _missing(name)

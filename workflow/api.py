@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from django.http import Http404
+from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -188,7 +189,7 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         if data["supersedes"] is not None:
             supersedes = Evidence.objects.filter(rfc=rfc, uuid=data["supersedes"]).first()
             if supersedes is None:
-                raise ValidationError({"supersedes": "No such evidence on this RFC."})
+                raise ValidationError({"supersedes": _("No such evidence on this RFC.")})
         evidence = wf.add_evidence(
             request.user, rfc, data["file"], data["kind"], data["description"], supersedes=supersedes
         )
@@ -233,7 +234,9 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         rfc = self.get_object()
         stage = request.query_params.get("stage", "submit")
         if stage not in GATE_STAGES:
-            raise ValidationError({"stage": f"Stage must be one of {', '.join(GATE_STAGES)}."})
+            raise ValidationError(
+                {"stage": _("Stage must be one of %(stages)s.") % {"stages": ", ".join(GATE_STAGES)}}
+            )
         return Response([gate.as_dict() for gate in gates.evaluate(rfc, stage)])
 
     @extend_schema(

@@ -22,6 +22,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.utils.timezone import make_aware
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from approvals import services
@@ -120,7 +122,9 @@ def _decide(request, approval: Approval, via: str, link: EmailLink | None = None
             status = refused.status
         else:
             messages.success(
-                request, f"{approval.rfc.number}: {signature.meaning}. Your signature is recorded."
+                request,
+                _("%(rfc)s: %(meaning)s. Your signature is recorded.")
+                % {"rfc": approval.rfc.number, "meaning": signature.meaning},
             )
             return redirect("releases:detail", approval.rfc.uuid)
         context["form"] = {"decision": decision, "reason": reason}
@@ -128,39 +132,46 @@ def _decide(request, approval: Approval, via: str, link: EmailLink | None = None
 
 
 # --- The email link ---------------------------------------------------------------------------------
+# (status, title, detail); the detail may name %(hours)s, %(owner)s and %(user)s.
 LINK_PROBLEMS = {
     "unknown": (
         404,
-        "This approval link is not valid",
-        "Check that you opened the whole link from the email.",
+        gettext_lazy("This approval link is not valid"),
+        gettext_lazy("Check that you opened the whole link from the email."),
     ),
     "used": (
         410,
-        "This approval link has been used",
-        "Each link works once. The RFC page shows the decision.",
+        gettext_lazy("This approval link has been used"),
+        gettext_lazy("Each link works once. The RFC page shows the decision."),
     ),
     "expired": (
         410,
-        "This approval link has expired",
-        "Links expire after {hours} hours. Open the RFC in the "
-        "portal or wait for the reminder with a new link.",
+        gettext_lazy("This approval link has expired"),
+        gettext_lazy(
+            "Links expire after %(hours)s hours. Open the RFC in the "
+            "portal or wait for the reminder with a new link."
+        ),
     ),
     "decided": (
         409,
-        "This approval no longer waits for a decision",
-        "Someone decided it already, or the RFC was withdrawn.",
+        gettext_lazy("This approval no longer waits for a decision"),
+        gettext_lazy("Someone decided it already, or the RFC was withdrawn."),
     ),
     "stale": (
         409,
-        "The RFC changed after this link was sent",
-        "Its content is not what you were asked to "
-        "approve. A new request follows when it is submitted again.",
+        gettext_lazy("The RFC changed after this link was sent"),
+        gettext_lazy(
+            "Its content is not what you were asked to "
+            "approve. A new request follows when it is submitted again."
+        ),
     ),
     "other_user": (
         403,
-        "This link was sent to someone else",
-        "It belongs to {owner}; you are logged in as "
-        "{user}. Log out and log in as {owner}, or open your own email.",
+        gettext_lazy("This link was sent to someone else"),
+        gettext_lazy(
+            "It belongs to %(owner)s; you are logged in as "
+            "%(user)s. Log out and log in as %(owner)s, or open your own email."
+        ),
     ),
 }
 
@@ -180,9 +191,11 @@ def link(request, token: str):
             object_id="" if found else token_hash(token)[:16],
             after={"method": request.method, "link_owner": owner},
         )
-        detail = detail.format(
-            hours=settings.APPROVAL_LINK_HOURS, owner=owner, user=request.user.get_username()
-        )
+        detail = str(detail) % {
+            "hours": settings.APPROVAL_LINK_HOURS,
+            "owner": owner,
+            "user": request.user.get_username(),
+        }
         return render(
             request,
             "approvals/link_problem.html",
@@ -221,7 +234,9 @@ def absences(request):
             context["errors"], status = {"general": [str(exc)]}, 403
         else:
             messages.success(
-                request, f"Absence recorded: {delegate.get_full_name() or delegate} signs for you."
+                request,
+                _("Absence recorded: %(delegate)s signs for you.")
+                % {"delegate": delegate.get_full_name() or delegate},
             )
             return redirect("approvals:absences")
     context["absences"] = Absence.objects.filter(user=user).select_related("delegate")
@@ -236,7 +251,7 @@ def _local_datetime(value: str | None):
     except ValueError:  # well formed but no such day or time, e.g. 2026-13-45T09:00
         parsed = None
     if parsed is None:
-        raise ValidationError({"starts_at": "Give the start and the end as date and time."})
+        raise ValidationError({"starts_at": _("Give the start and the end as date and time.")})
     check_moment(parsed, "starts_at")
     return parsed if parsed.tzinfo else make_aware(parsed)
 
@@ -250,7 +265,7 @@ def cancel_absence(request, pk: int):
     except StateConflict as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, "Absence cancelled.")
+        messages.success(request, _("Absence cancelled."))
     return redirect("approvals:absences")
 
 

@@ -1,9 +1,10 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy
 
 
 class WorkflowConfig(AppConfig):
     name = "workflow"
-    verbose_name = "RFC workflow"
+    verbose_name = gettext_lazy("RFC workflow")
 
     def ready(self) -> None:
         from deployments.states import follow_with

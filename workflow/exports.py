@@ -13,6 +13,7 @@ import re
 import tempfile
 
 from django.http import FileResponse, StreamingHttpResponse
+from django.utils import translation
 
 from audit.trail import neutralise
 from core import clock
@@ -25,20 +26,22 @@ _ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 def cells(rfc) -> list[str]:
-    return [
-        neutralise(cell)
-        for cell in (
-            rfc.number,
-            rfc.title,
-            rfc.get_state_display(),
-            rfc.get_change_class_display(),
-            rfc.get_risk_level_display() if rfc.risk_level else "",
-            str(rfc.release),
-            " ".join(i.site.code for i in rfc.impacts.all()),
-            rfc.author.get_username(),
-            f"{rfc.created_at:%Y-%m-%d %H:%M}",
-        )
-    ]
+    # An export is machine-readable: its labels stay English whatever the reader's language.
+    with translation.override(None):
+        return [
+            neutralise(cell)
+            for cell in (
+                rfc.number,
+                rfc.title,
+                rfc.get_state_display(),
+                rfc.get_change_class_display(),
+                rfc.get_risk_level_display() if rfc.risk_level else "",
+                str(rfc.release),
+                " ".join(i.site.code for i in rfc.impacts.all()),
+                rfc.author.get_username(),
+                f"{rfc.created_at:%Y-%m-%d %H:%M}",
+            )
+        ]
 
 
 def _filename(extension: str) -> str:

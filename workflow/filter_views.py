@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.http import QueryDict
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from workflow import saved_filters
@@ -31,7 +32,15 @@ def save_filter(request):
         for text in refused.messages:
             messages.error(request, text)
         return redirect(back)
-    messages.success(request, f"Saved the filter “{saved.name}”{' for everyone' if saved.shared else ''}.")
+    messages.success(
+        request,
+        (
+            _("Saved the filter “%(name)s” for everyone.")
+            if saved.shared
+            else _("Saved the filter “%(name)s”.")
+        )
+        % {"name": saved.name},
+    )
     return redirect(saved_filters.address(saved))
 
 
@@ -39,5 +48,5 @@ def save_filter(request):
 @require_POST
 def delete_filter(request, pk: int):
     saved_filters.delete(request.user, pk)
-    messages.success(request, "Deleted the filter.")
+    messages.success(request, _("Deleted the filter."))
     return redirect(reverse("releases:list"))

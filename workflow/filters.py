@@ -12,6 +12,7 @@ import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils.translation import gettext_lazy
 
 from core.filters import SITE_CODE_MAX, TEXT_MAX, USERNAME_MAX
 from environments import access
@@ -65,37 +66,43 @@ class RfcFilterForm(forms.Form):
 class RfcFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(
         method="search",
-        label="Search",
+        label=gettext_lazy("Search"),
         max_length=TEXT_MAX,
         help_text="Text in the number, title, description or product (case-insensitive).",
         widget=forms.TextInput(
-            attrs={"placeholder": "Number, title, description or product", "type": "search"}
+            attrs={"placeholder": gettext_lazy("Number, title, description or product"), "type": "search"}
         ),
     )
     state = django_filters.ChoiceFilter(
         method="filter_state",
-        choices=[(OPEN, "Open"), *RfcState.choices],
-        empty_label="Any state",
+        label=gettext_lazy("State"),
+        choices=[(OPEN, gettext_lazy("Open")), *RfcState.choices],
+        empty_label=gettext_lazy("Any state"),
         help_text='A state, or "open" for every state that is not finished.',
     )
     site = django_filters.CharFilter(
         method="filter_site", max_length=SITE_CODE_MAX, help_text="Site code: RFCs with an impact there."
     )
     change_class = django_filters.ChoiceFilter(
-        field_name="change_class", choices=ChangeClass.choices, label="Class", empty_label="Any class"
+        field_name="change_class",
+        choices=ChangeClass.choices,
+        label=gettext_lazy("Class"),
+        empty_label=gettext_lazy("Any class"),
     )
     author = django_filters.CharFilter(
         field_name="author__username",
         lookup_expr="iexact",
-        label="Author",
+        label=gettext_lazy("Author"),
         max_length=USERNAME_MAX,
         help_text="The author's username (case-insensitive).",
-        widget=forms.TextInput(attrs={"placeholder": "Author's username"}),
+        widget=forms.TextInput(attrs={"placeholder": gettext_lazy("Author's username")}),
     )
-    mine = CheckboxFilter(method="filter_mine", label="Only mine", help_text="Only the caller's own RFCs.")
+    mine = CheckboxFilter(
+        method="filter_mine", label=gettext_lazy("Only mine"), help_text="Only the caller's own RFCs."
+    )
     metric = django_filters.CharFilter(
         method="filter_metric",
-        label="Dashboard figure",
+        label=gettext_lazy("Dashboard figure"),
         max_length=120,
         help_text="The RFCs behind a dashboard figure (e.g. succeeded, rolled_back, emergency, "
         "gate:<gate name>, approval:<step>:<role>) over since–until, in the site's zone (UTC without "
@@ -105,7 +112,7 @@ class RfcFilterSet(django_filters.FilterSet):
     until = django_filters.DateFilter(method="unfiltered", help_text="Last day of a figure's period.")
     sort = StableOrdering(
         fields=[(field, name) for name, field in SORTS.items()],
-        label="Sort",
+        label=gettext_lazy("Sort"),
         help_text="A column to sort by (number, title, class, state, filed), '-' first for descending; "
         "default: the newest filed first.",
     )

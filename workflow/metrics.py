@@ -41,6 +41,7 @@ from django.db.models import (
     QuerySet,
 )
 from django.db.models.functions import Trunc
+from django.utils.translation import gettext, gettext_lazy
 
 from approvals.models import Approval
 from core import clock
@@ -104,16 +105,16 @@ def period(since: str | date | None, until: str | date | None, zone: ZoneInfo) -
         try:
             return date.fromisoformat(str(value).strip()[:10])
         except ValueError:
-            raise ValidationError({name: "Give the date as YYYY-MM-DD, e.g. 2026-11-01."}) from None
+            raise ValidationError({name: gettext("Give the date as YYYY-MM-DD, e.g. 2026-11-01.")}) from None
 
     last = read(until, "until") or today
     first = read(since, "since") or last - timedelta(days=DEFAULT_DAYS - 1)
     if abs((last - today).days) > 3660 or abs((first - today).days) > 3660:
-        raise ValidationError({"since": "Choose dates within ten years of today."})
+        raise ValidationError({"since": gettext("Choose dates within ten years of today.")})
     if first > last:
-        raise ValidationError({"until": "The period ends before it starts."})
+        raise ValidationError({"until": gettext("The period ends before it starts.")})
     if (last - first).days >= MAX_DAYS:
-        raise ValidationError({"since": "Choose a period of at most three years."})
+        raise ValidationError({"since": gettext("Choose a period of at most three years.")})
     return Period(first, last, zone)
 
 
@@ -350,34 +351,37 @@ def _gates(site_ids, p: Period) -> list[dict]:
 
 # --- The RFCs behind a figure (the RFC list's `metric` filter) ------------------------------------
 FIGURES = {
-    "succeeded": "succeeded in PROD",
-    "rolled_back": "rolled back in PROD",
-    "failed": "failed in PROD after starting",
-    "started": "deployed to PROD (any outcome)",
-    "booked": "booked to start in PROD",
-    "on_time": "started in PROD on time",
-    "late": "started in PROD late",
-    "missed": "missed their PROD window",
-    "refused": "refused by a gate at the PROD start",
-    "cancelled": "had a PROD booking cancelled",
-    "to_come": "still booked in PROD",
-    "submitted": "submitted",
-    "emergency": "submitted as emergency changes",
+    "succeeded": gettext_lazy("succeeded in PROD"),
+    "rolled_back": gettext_lazy("rolled back in PROD"),
+    "failed": gettext_lazy("failed in PROD after starting"),
+    "started": gettext_lazy("deployed to PROD (any outcome)"),
+    "booked": gettext_lazy("booked to start in PROD"),
+    "on_time": gettext_lazy("started in PROD on time"),
+    "late": gettext_lazy("started in PROD late"),
+    "missed": gettext_lazy("missed their PROD window"),
+    "refused": gettext_lazy("refused by a gate at the PROD start"),
+    "cancelled": gettext_lazy("had a PROD booking cancelled"),
+    "to_come": gettext_lazy("still booked in PROD"),
+    "submitted": gettext_lazy("submitted"),
+    "emergency": gettext_lazy("submitted as emergency changes"),
 }
 
 
 def describe(metric: str, *, strict: bool = False) -> str:
     """What a figure counts, in words; `strict` refuses one the dashboard does not show."""
     if metric.startswith("gate:") and metric[5:].strip():
-        return f"refused by the gate “{metric[5:]}”"
+        return gettext("refused by the gate “%(gate)s”") % {"gate": gettext(metric[5:])}
     if metric.startswith("approval:"):
         _, step, role = (metric.split(":", 2) + ["", ""])[:3]
         if step.isdigit() and role in Role.values:
-            return f"decided by the {Role(role).label} at step {step}"
+            return gettext("decided by the %(role)s at step %(step)s") % {
+                "role": Role(role).label,
+                "step": step,
+            }
     if metric in FIGURES:
-        return FIGURES[metric]
+        return str(FIGURES[metric])
     if strict:
-        raise ValidationError({"metric": "There is no such figure on the dashboard."})
+        raise ValidationError({"metric": gettext("There is no such figure on the dashboard.")})
     return metric
 
 
@@ -408,4 +412,4 @@ def behind(metric: str, site_ids, p: Period) -> Q:
     conditions = _outcomes(p)
     if metric in conditions:
         return Q(Exists(_prod(site_ids).filter(conditions[metric], rfc=OuterRef("pk"))))
-    raise ValidationError({"metric": "There is no such figure on the dashboard."})
+    raise ValidationError({"metric": gettext("There is no such figure on the dashboard.")})

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy
 
 from core import clock
 
 
 class CloseCode(models.TextChoices):
-    SUCCESSFUL = "successful", "Successful"
-    WITH_ISSUES = "with_issues", "Successful with issues"
-    ROLLED_BACK = "rolled_back", "Rolled back"
-    FAILED = "failed", "Failed"
+    SUCCESSFUL = "successful", gettext_lazy("Successful")
+    WITH_ISSUES = "with_issues", gettext_lazy("Successful with issues")
+    ROLLED_BACK = "rolled_back", gettext_lazy("Rolled back")
+    FAILED = "failed", gettext_lazy("Failed")
 
 
 # The close code a review starts from, by how the RFC's PROD deployments ended.
@@ -29,7 +30,9 @@ class Review(models.Model):
 
     rfc = models.ForeignKey("releases.Rfc", on_delete=models.PROTECT, related_name="reviews")
     opened_at = models.DateTimeField(default=clock.now)
-    outcome = models.CharField(max_length=20, help_text="The RFC's state when the review opened.")
+    outcome = models.CharField(
+        max_length=20, help_text=gettext_lazy("The RFC's state when the review opened.")
+    )
     # The attempt it reviews: the RFC's deployments up to this id (a re-planned RFC's next attempt
     # is judged by its own deployments only).
     last_deployment_id = models.BigIntegerField(default=0)
@@ -68,7 +71,9 @@ class SavedFilter(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     name = models.CharField(max_length=80)
     query = models.CharField(max_length=1000)
-    shared = models.BooleanField(default=False, help_text="Everyone sees it in their list of filters.")
+    shared = models.BooleanField(
+        default=False, help_text=gettext_lazy("Everyone sees it in their list of filters.")
+    )
     created_at = models.DateTimeField(default=clock.now)
 
     class Meta:

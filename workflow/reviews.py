@@ -9,6 +9,9 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Max
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from audit.services import record
 from core import clock
@@ -22,7 +25,7 @@ from releases.models import Rfc
 from releases.states import RfcState
 from workflow.models import CloseCode, Review
 
-RULE = "Post-implementation review"
+RULE = gettext_noop("Post-implementation review")  # the rule's name: a key, translated where shown
 # The states in which an RFC's PROD deployments have ended and its review is (or becomes) open.
 ENDED = frozenset({RfcState.DEPLOYED, RfcState.ROLLED_BACK, RfcState.FAILED})
 
@@ -38,9 +41,9 @@ def open_review(ctx) -> None:
             last_deployment_id=_last_deployment(ctx.rfc),
         )
         record("releases.review.opened", review, actor_name="system", after={"outcome": review.outcome})
-        events.emit(
-            "review.due", ctx.rfc, data={"reason": f"The change ended {ctx.rfc.get_state_display().lower()}."}
-        )
+        with translation.override(None):  # the event's facts are kept (mail outbox, webhooks): in English
+            ended = ctx.rfc.get_state_display().lower()
+        events.emit("review.due", ctx.rfc, data={"reason": f"The change ended {ended}."})
 
 
 def _last_deployment(rfc: Rfc) -> int:
@@ -72,26 +75,28 @@ def review_of(rfc: Rfc) -> Review | None:
     return review
 
 
-def require_done(rfc: Rfc, what: str = "closing it") -> None:
+CLOSING = gettext_noop("Complete the post-implementation review of %(rfc)s before closing it.")
+REPLANNING = gettext_noop("Complete the post-implementation review of %(rfc)s before re-planning it.")
+
+
+def require_done(rfc: Rfc, refusal: str = CLOSING) -> None:
     """Closing or re-planning needs the last attempt's review completed (fail closed: no review at
-    all is not a completed one)."""
+    all is not a completed one). `refusal` (CLOSING or REPLANNING) says so."""
     review = review_of(rfc)
     if review is None or not review.done:
-        raise RuleViolation(
-            f"Complete the post-implementation review of {rfc.number} before {what}.", rule=RULE
-        )
+        raise RuleViolation(_(refusal) % {"rfc": rfc.number}, rule=RULE)
 
 
 def complete(user, rfc: Rfc, *, close_code: str, what_happened: str, follow_ups: str = "") -> Review:
     what_happened, follow_ups = (what_happened or "").strip(), (follow_ups or "").strip()
     errors = {}
     if close_code not in CloseCode.values:
-        errors["close_code"] = "Choose how the change ended."
+        errors["close_code"] = _("Choose how the change ended.")
     if not what_happened:
-        errors["what_happened"] = "Say what happened."
+        errors["what_happened"] = _("Say what happened.")
     for name, value in (("what_happened", what_happened), ("follow_ups", follow_ups)):
         if len(value) > 10_000:
-            errors[name] = "At most 10,000 characters."
+            errors[name] = _("At most 10,000 characters.")
     if errors:
         raise ValidationError(errors)
     with transaction.atomic():
@@ -108,10 +113,12 @@ def complete(user, rfc: Rfc, *, close_code: str, what_happened: str, follow_ups:
             )
         if review is None:
             if current.state in ENDED or current.state == RfcState.CLOSED:
-                raise StateConflict(f"The review of {rfc.number} is complete already.")
-            raise StateConflict(f"{rfc.number} has no review open: its PROD deployment has not ended.")
+                raise StateConflict(_("The review of %(rfc)s is complete already.") % {"rfc": rfc.number})
+            raise StateConflict(
+                _("%(rfc)s has no review open: its PROD deployment has not ended.") % {"rfc": rfc.number}
+            )
         if not may_review(user, rfc):
-            raise PermissionDenied(f"You may not review {rfc.number}.")
+            raise PermissionDenied(_("You may not review %(rfc)s.") % {"rfc": rfc.number})
         review.close_code, review.what_happened, review.follow_ups = close_code, what_happened, follow_ups
         review.completed_by, review.completed_at = user, clock.now()
         review.save()

@@ -27,6 +27,8 @@ from functools import partial
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import translation
+from django.utils.translation import gettext, gettext_noop, ngettext
 
 from audit.services import record
 from core import clock
@@ -39,7 +41,7 @@ from releases.models import Impact, Release, Rfc, Ring, RolloutPlan
 from releases.states import RfcState
 from workflow.models import CloseCode, Review
 
-RULE = "Release rings"
+RULE = gettext_noop("Release rings")  # the gate's name: a key, translated where shown
 MAX_RINGS = 4
 MAX_SOAK_MINUTES = 90 * 24 * 60
 REVIEW_FAILURES = frozenset({CloseCode.ROLLED_BACK, CloseCode.FAILED})
@@ -71,24 +73,35 @@ class SiteRollout:
     @property
     def label(self) -> str:
         return {
-            "waiting": "Not scheduled",
-            "scheduled": "Scheduled",
-            "running": "Deploying",
-            "succeeded": "Succeeded",
-            "rolled_back": "Rolled back",
-            "failed": "Failed",
+            "waiting": gettext("Not scheduled"),
+            "scheduled": gettext("Scheduled"),
+            "running": gettext("Deploying"),
+            "succeeded": gettext("Succeeded"),
+            "rolled_back": gettext("Rolled back"),
+            "failed": gettext("Failed"),
         }[self.state]
 
     def problem(self, release: Release) -> str | None:
         """Why this site does not yet let the next ring go, or None."""
         code = self.site.code
         if self.state != "succeeded":
-            return f"{code} has not run {release} in PROD successfully yet ({self.label.lower()})."
+            return gettext("%(site)s has not run %(release)s in PROD successfully yet (%(state)s).") % {
+                "site": code,
+                "release": release,
+                "state": self.label.lower(),
+            }
         if self.review is None or not self.review.done:
             number = self.deployment.rfc.number
-            return f"{code}: the post-implementation review of {number} is not complete."
+            return gettext("%(site)s: the post-implementation review of %(rfc)s is not complete.") % {
+                "site": code,
+                "rfc": number,
+            }
         if self.review.close_code in REVIEW_FAILURES:
-            return f"{code}: the review of {self.review.rfc.number} reports {self.review.get_close_code_display().lower()}."
+            return gettext("%(site)s: the review of %(rfc)s reports %(code)s.") % {
+                "site": code,
+                "rfc": self.review.rfc.number,
+                "code": self.review.get_close_code_display().lower(),
+            }
         return None
 
 
@@ -104,7 +117,7 @@ class RingRollout:
 
     @property
     def soak_text(self) -> str:
-        return _duration(self.soak_minutes) if self.soak_minutes else "no soak time"
+        return _duration(self.soak_minutes) if self.soak_minutes else gettext("no soak time")
 
     @property
     def failed(self) -> list[SiteRollout]:
@@ -130,16 +143,16 @@ class Rollout:
         missing = [site_id for site_id, ring in rings.items() if ring is None]
         if missing:
             codes = ", ".join(sorted(Site.objects.filter(pk__in=missing).values_list("code", flat=True)))
-            return (
-                f"{codes} is not in the rollout plan of {self.release}: a release manager adds it to a ring "
+            return gettext(
+                "%(sites)s is not in the rollout plan of %(release)s: a release manager adds it to a ring "
                 "on the release's rollout page."
-            )
+            ) % {"sites": codes, "release": self.release}
         positions = sorted({ring.position for ring in rings.values()})
         if len(positions) > 1:
-            return (
-                f"The RFC targets sites in rings {', '.join(map(str, positions))} of the rollout of {self.release}: "
+            return gettext(
+                "The RFC targets sites in rings %(rings)s of the rollout of %(release)s: "
                 "file one RFC per ring, so that each ring waits for the one before it."
-            )
+            ) % {"rings": ", ".join(map(str, positions)), "release": self.release}
         ring = rings[next(iter(rings))]
         retry = all(site_id in self.failed_sites for site_id in site_ids)
         if self.halted and ring.position >= self.halted_ring and not retry:
@@ -148,21 +161,26 @@ class Rollout:
             return ring.blocked
         if ring.next_start is not None and now < ring.next_start:
             before = self.rings[ring.position - 1]
-            return (
-                f"Ring {before.position} soaks until {ring.next_start:%Y-%m-%d %H:%M} UTC "
-                f"({_duration(before.soak_minutes)} after its last site finished): ring {ring.position} starts after that."
-            )
+            return gettext(
+                "Ring %(before)s soaks until %(until)s UTC (%(soak)s after its last site finished): "
+                "ring %(ring)s starts after that."
+            ) % {
+                "before": before.position,
+                "until": f"{ring.next_start:%Y-%m-%d %H:%M}",
+                "soak": _duration(before.soak_minutes),
+                "ring": ring.position,
+            }
         return None
 
 
 def _duration(minutes: int) -> str:
     if minutes % (24 * 60) == 0 and minutes:
         days = minutes // (24 * 60)
-        return f"{days} day{'s' if days != 1 else ''}"
+        return ngettext("%(count)s day", "%(count)s days", days) % {"count": days}
     if minutes % 60 == 0 and minutes:
         hours = minutes // 60
-        return f"{hours} hour{'s' if hours != 1 else ''}"
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+        return ngettext("%(count)s hour", "%(count)s hours", hours) % {"count": hours}
+    return ngettext("%(count)s minute", "%(count)s minutes", minutes) % {"count": minutes}
 
 
 def _planned_rings(release: Release) -> tuple[RolloutPlan | None, list[tuple[int, list[Site]]]]:
@@ -249,11 +267,24 @@ def status(release: Release, now: datetime | None = None) -> Rollout:
         if ring.failed and not rollout.halted:
             rollout.halted_ring = ring.position
             worst = ring.failed[0]
+            facts = {
+                "release": release,
+                "state": worst.label.lower(),
+                "site": worst.site.code,
+                "rfc": worst.deployment.rfc.number if worst.deployment else "",
+                "ring": ring.position,
+            }
             rollout.halted = (
-                f"{release} {worst.label.lower()} at {worst.site.code}"
-                f"{f' ({worst.deployment.rfc.number})' if worst.deployment else ''} in ring {ring.position}: "
-                "the rollout is halted; no other site may start until that site succeeds again."
-            )
+                gettext(
+                    "%(release)s %(state)s at %(site)s (%(rfc)s) in ring %(ring)s: the rollout is halted; "
+                    "no other site may start until that site succeeds again."
+                )
+                if worst.deployment
+                else gettext(
+                    "%(release)s %(state)s at %(site)s in ring %(ring)s: the rollout is halted; "
+                    "no other site may start until that site succeeds again."
+                )
+            ) % facts
     # When may each ring start? The first at once; each later one once every earlier ring passed and soaked.
     start: datetime | None = None
     blocked = ""
@@ -265,7 +296,10 @@ def status(release: Release, now: datetime | None = None) -> Rollout:
         if ring.failed:
             blocked = rollout.halted
         elif ring.problems:
-            blocked = f"Ring {ring.position} is not done: " + " ".join(ring.problems)
+            blocked = gettext("Ring %(ring)s is not done: %(problems)s") % {
+                "ring": ring.position,
+                "problems": " ".join(ring.problems),
+            }
         else:
             start = max(start, ring.soaked_at) if start else ring.soaked_at
     return rollout
@@ -276,24 +310,36 @@ def ring_gate(rfc) -> gates.Gate:
     rollout = status(rfc.release)
     site_ids = [impact.site_id for impact in rfc.impacts.all()]
     if not site_ids:
-        return gates.Gate(RULE, False, "The RFC names no site.")
+        return gates.Gate(RULE, False, gettext("The RFC names no site."))
     refused = rollout.refusal(site_ids, clock.now())
     if refused:
         return gates.Gate(RULE, False, refused)
     ring = rollout.ring_of(site_ids[0])
     if len(rollout.rings) == 1:
-        return gates.Gate(RULE, True, f"{rfc.release} has one ring: no earlier sites to wait for.")
+        return gates.Gate(
+            RULE,
+            True,
+            gettext("%(release)s has one ring: no earlier sites to wait for.") % {"release": rfc.release},
+        )
     if ring.position == 0:
         return gates.Gate(
-            RULE, True, f"Ring 0 of {len(rollout.rings)}: the first sites to take {rfc.release}."
+            RULE,
+            True,
+            gettext("Ring 0 of %(rings)s: the first sites to take %(release)s.")
+            % {"rings": len(rollout.rings), "release": rfc.release},
         )
     before = rollout.rings[ring.position - 1]
     done = ", ".join(s.site.code for s in before.sites)
     return gates.Gate(
         RULE,
         True,
-        f"Ring {ring.position}: ring {before.position} ({done}) succeeded, was reviewed and soaked for "
-        f"{_duration(before.soak_minutes)}.",
+        gettext("Ring %(ring)s: ring %(before)s (%(sites)s) succeeded, was reviewed and soaked for %(soak)s.")
+        % {
+            "ring": ring.position,
+            "before": before.position,
+            "sites": done,
+            "soak": _duration(before.soak_minutes),
+        },
     )
 
 
@@ -332,10 +378,11 @@ def halt(deployment_id: int, hold: Callable[[Rfc, str], object]) -> list[Rfc]:
         .values_list("rfc_id", flat=True)
         .distinct()
     )
-    reason = (
-        f"Rollout of {release} halted: {failed.get_state_display().lower()} at {failed.environment.site.code} "
-        f"({failed.rfc.number}) in ring {ring.position}."
-    )
+    with translation.override(None):  # the reason is a record (audit, cancelled bookings): in English
+        reason = (
+            f"Rollout of {release} halted: {failed.get_state_display().lower()} at {failed.environment.site.code} "
+            f"({failed.rfc.number}) in ring {ring.position}."
+        )
     told = []
     for rfc_id in sorted(set(victims)):
         with transaction.atomic():
@@ -383,22 +430,26 @@ def save_plan(user, release: Release, rings: list[tuple[int, list[Site]]]) -> Ro
     """Save the release's rings [(soak minutes, sites)] in order; empty rings are dropped."""
     rings = [(soak, sites) for soak, sites in rings if sites]
     if not rings:
-        raise ValidationError({"rings": "Put at least one site in a ring."})
+        raise ValidationError({"rings": gettext("Put at least one site in a ring.")})
     if len(rings) > MAX_RINGS:
-        raise ValidationError({"rings": f"A rollout has at most {MAX_RINGS} rings."})
+        raise ValidationError({"rings": gettext("A rollout has at most %(max)s rings.") % {"max": MAX_RINGS}})
     seen: set[int] = set()
     for soak, sites in rings:
         if not 0 <= soak <= MAX_SOAK_MINUTES:
             raise ValidationError(
-                {"soak": f"A soak time is between 0 and {MAX_SOAK_MINUTES} minutes (90 days)."}
+                {
+                    "soak": gettext("A soak time is between 0 and %(max)s minutes (90 days).")
+                    % {"max": MAX_SOAK_MINUTES}
+                }
             )
         for site in sites:
             if site.pk in seen:
-                raise ValidationError({"rings": f"{site.code} is in two rings."})
+                raise ValidationError({"rings": gettext("%(site)s is in two rings.") % {"site": site.code}})
             seen.add(site.pk)
             if not may_schedule(user, site):
                 raise PermissionDenied(
-                    f"Only a release manager or an admin of {site.code} plans its rollout."
+                    gettext("Only a release manager or an admin of %(site)s plans its rollout.")
+                    % {"site": site.code}
                 )
     with transaction.atomic():
         Release.objects.select_for_update().get(pk=release.pk)
@@ -426,7 +477,8 @@ def reset_plan(user, release: Release) -> None:
             for site in ring.sites.all():
                 if not may_schedule(user, site):
                     raise PermissionDenied(
-                        f"Only a release manager or an admin of {site.code} plans its rollout."
+                        gettext("Only a release manager or an admin of %(site)s plans its rollout.")
+                        % {"site": site.code}
                     )
         before = describe(status(release))
         plan.delete()

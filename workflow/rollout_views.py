@@ -7,6 +7,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from core import clock
@@ -25,14 +26,21 @@ def _rings_from(post, sites: list[Site]) -> list[tuple[int, list[Site]]]:
     for position in RING_CHOICES:
         raw = (post.get(f"soak_{position}") or "0").strip()
         if not raw.isdigit() or len(raw) > 7:
-            raise ValidationError({"soak": f"Ring {position}: give the soak time in whole minutes."})
+            raise ValidationError(
+                {"soak": _("Ring %(ring)s: give the soak time in whole minutes.") % {"ring": position}}
+            )
         rings.append((int(raw), []))
     for site in sites:
         choice = post.get(f"ring_{site.pk}", "")
         if choice == "":
             continue
         if choice not in {str(p) for p in RING_CHOICES}:
-            raise ValidationError({"rings": f"{site.code}: choose a ring from 0 to {rollout.MAX_RINGS - 1}."})
+            raise ValidationError(
+                {
+                    "rings": _("%(site)s: choose a ring from 0 to %(last)s.")
+                    % {"site": site.code, "last": rollout.MAX_RINGS - 1}
+                }
+            )
         rings[int(choice)][1].append(site)
     return rings
 
@@ -54,7 +62,7 @@ def _rows(rollout_status: rollout.Rollout, now) -> list[dict]:
             elif d is not None:
                 when = _local(d.finished_at or d.scheduled_end, zone)
             elif ring.next_start and ring.next_start > now:
-                when = "not before " + _local(ring.next_start, zone)
+                when = _("not before %(start)s") % {"start": _local(ring.next_start, zone)}
             sites.append({"entry": entry, "when": when})
         done = not ring.problems
         rows.append({"ring": ring, "sites": sites, "done": done, "soaked": done and ring.soaked_at <= now})
@@ -70,17 +78,19 @@ def rollout_page(request, uuid):
     error, status = "", 200
     if request.method == "POST":
         if not may_plan:
-            error, status = "Only a release manager or an admin plans a rollout.", 403
+            error, status = _("Only a release manager or an admin plans a rollout."), 403
         else:
             try:
                 if request.POST.get("action") == "reset":
                     rollout.reset_plan(request.user, release)
                     messages.success(
-                        request, f"The rollout of {release} follows the sites' risk tiers again."
+                        request,
+                        _("The rollout of %(release)s follows the sites' risk tiers again.")
+                        % {"release": release},
                     )
                 else:
                     rollout.save_plan(request.user, release, _rings_from(request.POST, sites))
-                    messages.success(request, f"Rollout rings of {release} saved.")
+                    messages.success(request, _("Rollout rings of %(release)s saved.") % {"release": release})
                 return redirect("releases:rollout", uuid=release.uuid)
             except REFUSED as exc:
                 found = refusal(exc)

@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.http import Http404, QueryDict
 from django.urls import reverse
+from django.utils.translation import gettext
 
 from core.inputs import no_line_breaks
 from workflow.filters import RfcFilterSet
@@ -39,7 +40,7 @@ def clean_query(params: QueryDict, request=None) -> str:
     what is wrong, and an empty filter is refused too (there is nothing to save)."""
     kept = QueryDict(kept_query(params))
     if not kept:
-        raise ValidationError({"query": "Filter the list first: there is nothing to save."})
+        raise ValidationError({"query": gettext("Filter the list first: there is nothing to save.")})
     filterset = RfcFilterSet(kept, request=request)
     if not filterset.is_valid():
         raise ValidationError(
@@ -47,16 +48,16 @@ def clean_query(params: QueryDict, request=None) -> str:
         )
     query = kept.urlencode()
     if len(query) > SavedFilter._meta.get_field("query").max_length:
-        raise ValidationError({"query": "These filters are too long to save."})
+        raise ValidationError({"query": gettext("These filters are too long to save.")})
     return query
 
 
 def clean_name(name: str) -> str:
     name = " ".join(str(name or "").split()) if "\x00" not in str(name or "") else ""
     if not name:
-        raise ValidationError({"name": "Give the filter a name."})
+        raise ValidationError({"name": gettext("Give the filter a name.")})
     if len(name) > NAME_MAX:
-        raise ValidationError({"name": f"A name has at most {NAME_MAX} characters."})
+        raise ValidationError({"name": gettext("A name has at most %(max)s characters.") % {"max": NAME_MAX}})
     no_line_breaks(name)
     return name
 
@@ -71,12 +72,19 @@ def save(user, name: str, params: QueryDict, shared: bool = False, request=None)
             existing.save(update_fields=["query", "shared"])
             return existing
         if SavedFilter.objects.filter(owner=user).count() >= MAX_PER_USER:
-            raise ValidationError({"name": f"You keep {MAX_PER_USER} filters already; delete one first."})
+            raise ValidationError(
+                {
+                    "name": gettext("You keep %(max)s filters already; delete one first.")
+                    % {"max": MAX_PER_USER}
+                }
+            )
         try:
             with transaction.atomic():
                 return SavedFilter.objects.create(owner=user, name=name, query=query, shared=bool(shared))
         except IntegrityError:  # the same name saved at the same moment in another tab
-            raise ValidationError({"name": "A filter of that name was just saved; try again."}) from None
+            raise ValidationError(
+                {"name": gettext("A filter of that name was just saved; try again.")}
+            ) from None
 
 
 def visible(user):

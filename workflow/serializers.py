@@ -3,6 +3,7 @@ releases.services and is applied there (the pages call the same functions)."""
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -119,7 +120,7 @@ class RfcWriteSerializer(serializers.Serializer):
     def validate_release(self, value):
         release = Release.objects.filter(uuid=value).first()
         if release is None:
-            raise serializers.ValidationError("Unknown release.")
+            raise serializers.ValidationError(_("Unknown release."))
         return release
 
 
@@ -156,7 +157,7 @@ class SignerFieldsMixin:
     def validate(self, attrs):
         user = self.context["request"].user
         if not attrs.get("password") and not mfa.signs_with_code_only(user):
-            raise serializers.ValidationError({"password": ["This field is required."]})
+            raise serializers.ValidationError({"password": [_("This field is required.")]})
         return attrs
 
 

@@ -12,6 +12,8 @@ from functools import partial
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Prefetch
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from approvals import services as approvals
 from approvals import standard
@@ -64,9 +66,9 @@ def transition(user, rfc: Rfc, name: str, reason: str = "", data: dict | None = 
     """
     spec = TRANSITIONS.get(name)
     if spec is None:
-        raise ValidationError({"name": f"There is no transition {name!r}."})
+        raise ValidationError({"name": _("There is no transition %(name)s.") % {"name": repr(name)}})
     if spec.needs_reason and not reason.strip():
-        raise ValidationError({"reason": f"{spec.label} needs a reason."})
+        raise ValidationError({"reason": _("%(action)s needs a reason.") % {"action": spec.label}})
     with gates.noting_refusals(rfc, name), transaction.atomic():
         locked = Rfc.objects.select_for_update().get(pk=rfc.pk)
         current = (
@@ -79,23 +81,27 @@ def transition(user, rfc: Rfc, name: str, reason: str = "", data: dict | None = 
         )
         if current.state not in spec.sources:
             raise StateConflict(
-                f"{current.number} is {current.get_state_display().lower()}; "
-                f"'{spec.label}' is not possible from there."
+                _("%(rfc)s is %(state)s; '%(action)s' is not possible from there.")
+                % {"rfc": current.number, "state": current.get_state_display().lower(), "action": spec.label}
             )
         if user is not None and not may_transition(user, current, name):
-            raise PermissionDenied(f"You may not {spec.label.lower()} {current.number}.")
+            raise PermissionDenied(
+                _("You may not %(action)s %(rfc)s.") % {"action": spec.label.lower(), "rfc": current.number}
+            )
         if user is None and SYSTEM not in spec.allowed:
-            raise PermissionDenied(f"'{spec.label}' is taken by a person, not by the portal.")
+            raise PermissionDenied(
+                _("'%(action)s' is taken by a person, not by the portal.") % {"action": spec.label}
+            )
         extra: dict = {}
         if name == "schedule" and not scheduling.all_sites_booked(current):
             raise RuleViolation(
-                "Book a PROD slot for every target site first (the scheduling form).",
-                rule="Deployment window",
+                _("Book a PROD slot for every target site first (the scheduling form)."),
+                rule=scheduling.WINDOW_GATE,
             )
         if name == "close":
             reviews.require_done(current)
         if name in ("rework", "reschedule"):
-            reviews.require_done(current, "re-planning it")
+            reviews.require_done(current, reviews.REPLANNING)
         fixed = None
         if name == "rework":
             data = dict(data or {})
@@ -110,7 +116,8 @@ def transition(user, rfc: Rfc, name: str, reason: str = "", data: dict | None = 
             failed = gates.failing(current, "submit")
             if failed:
                 raise RuleViolation(
-                    "Not ready to submit: " + "; ".join(f"{g.name} — {g.reason}" for g in failed),
+                    _("Not ready to submit: %(gates)s")
+                    % {"gates": "; ".join(f"{_(g.name)} — {g.reason}" for g in failed)},
                     rule=failed[0].name,
                     failed=[g.as_dict() for g in failed],
                 )
@@ -153,13 +160,17 @@ def _fixed_release(rfc: Rfc, release):
         except (ValidationError, ValueError):
             release = None
     if release is None:
-        raise ValidationError({"release": "Choose the fixed release to attach."})
+        raise ValidationError({"release": _("Choose the fixed release to attach.")})
     if release.pk == rfc.release_id or (
         release.artifact_sha256 and release.artifact_sha256 == rfc.release.artifact_sha256
     ):
-        raise ValidationError({"release": f"{release} is the build that failed; attach a fixed one."})
+        raise ValidationError(
+            {"release": _("%(release)s is the build that failed; attach a fixed one.") % {"release": release}}
+        )
     if release.product != rfc.release.product:
-        raise ValidationError({"release": f"Choose a release of {rfc.release.product}."})
+        raise ValidationError(
+            {"release": _("Choose a release of %(product)s.") % {"product": rfc.release.product}}
+        )
     return release
 
 
@@ -356,7 +367,9 @@ def follow_deployment(deployment: Deployment, source: str, target: str, *, actor
         # The rollout halts once this move has committed (E10): the other sites' bookings are freed.
         transaction.on_commit(partial(_halt_rollout, deployment.pk))
         # A standard change that led to a rollback or failure is suspended at once.
-        standard.after_failure(rfc, deployment.get_state_display().lower())
+        with translation.override(None):  # the suspension's reason is a record: in English
+            ended = deployment.get_state_display().lower()
+        standard.after_failure(rfc, ended)
     attempt = Deployment.objects.filter(rfc=rfc, environment__tier=Tier.PROD)
     # A re-planned RFC's earlier attempt ended (and its review opened) before anything of this
     # attempt started: only this attempt's deployments decide how it ends.

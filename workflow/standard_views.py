@@ -9,6 +9,8 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from approvals import standard
@@ -22,17 +24,31 @@ from releases.versioning import ChangeClass
 
 
 class TemplateForm(ServiceErrors, forms.Form):
-    name = forms.CharField(max_length=120, help_text="The routine work, e.g. Label template update.")
-    description = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 4}), help_text="What the work is and how it is done safely."
+    name = forms.CharField(
+        label=gettext_lazy("Name"),
+        max_length=120,
+        help_text=gettext_lazy("The routine work, e.g. Label template update."),
     )
-    products = forms.CharField(max_length=300, help_text="Products it covers, comma-separated, e.g. MES.")
-    sites = forms.ModelMultipleChoiceField(queryset=Site.objects.none(), widget=forms.CheckboxSelectMultiple)
+    description = forms.CharField(
+        label=gettext_lazy("Description"),
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=gettext_lazy("What the work is and how it is done safely."),
+    )
+    products = forms.CharField(
+        label=gettext_lazy("Products"),
+        max_length=300,
+        help_text=gettext_lazy("Products it covers, comma-separated, e.g. MES."),
+    )
+    sites = forms.ModelMultipleChoiceField(
+        label=gettext_lazy("Sites"), queryset=Site.objects.none(), widget=forms.CheckboxSelectMultiple
+    )
     max_class = forms.ChoiceField(
-        label="Highest class of change", choices=ChangeClass.choices, initial=ChangeClass.PATCH
+        label=gettext_lazy("Highest class of change"), choices=ChangeClass.choices, initial=ChangeClass.PATCH
     )
     expires_on = forms.DateField(
-        label="Expires on", widget=forms.DateInput(attrs={"type": "date"}), help_text="Two years at most."
+        label=gettext_lazy("Expires on"),
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=gettext_lazy("Two years at most."),
     )
 
     def __init__(self, *args, user, **kwargs):
@@ -78,7 +94,9 @@ def template_list(request):
                 else:
                     form.add_error(None, refusal(exc).message)
             else:
-                messages.success(request, f"{template.name} proposed: the approvers sign it now.")
+                messages.success(
+                    request, _("%(name)s proposed: the approvers sign it now.") % {"name": template.name}
+                )
                 return redirect("approvals:standard", uuid=template.uuid)
         status = 400
     templates = StandardChange.objects.prefetch_related("sites").order_by("state", "name")
@@ -97,7 +115,10 @@ def _detail(request, template: StandardChange, status: int = 200, error: str = "
         {
             "template": template,
             "steps": standard.steps_text(template),
-            "open": [" or ".join(Role(r).label for r in roles) for roles in standard.open_steps(template)]
+            "open": [
+                (" " + pgettext("roles, one signs", "or") + " ").join(str(Role(r).label) for r in roles)
+                for roles in standard.open_steps(template)
+            ]
             if template.state == "proposed"
             else [],
             "signatures": template.signatures.select_related("signed_by"),
@@ -131,7 +152,7 @@ def template_sign(request, uuid):
     except REFUSED as exc:
         found = refusal(exc)
         return _detail(request, template, status=found.status, error=found.message)
-    messages.success(request, f"You signed {template.name}.")
+    messages.success(request, _("You signed %(name)s.") % {"name": template.name})
     return redirect("approvals:standard", uuid=template.uuid)
 
 
@@ -144,5 +165,5 @@ def template_suspend(request, uuid):
     except REFUSED as exc:
         found = refusal(exc)
         return _detail(request, template, status=found.status, error=found.message)
-    messages.success(request, f"{template.name} suspended.")
+    messages.success(request, _("%(name)s suspended.") % {"name": template.name})
     return redirect("approvals:standard", uuid=template.uuid)

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.utils.translation import gettext_lazy
+
 from audit.actions import canonical
 from core.roles import Role
 from releases.states import BEFORE_DEPLOYMENT, RfcState
@@ -33,7 +35,7 @@ class Transition:
     sources: frozenset[str]
     target: str
     allowed: frozenset[str]  # roles at the RFC's sites, AUTHOR or SYSTEM
-    label: str
+    label: str  # lazy: read in the reader's language
     needs_reason: bool = False
     past: str = ""  # the audit action's last word, where the name alone does not give it
 
@@ -46,20 +48,32 @@ class Transition:
 TRANSITIONS: dict[str, Transition] = {
     t.name: t
     for t in [
-        Transition("submit", frozenset({S.DRAFT}), S.SUBMITTED, frozenset({AUTHOR}), "Submit for approval"),
+        Transition(
+            "submit",
+            frozenset({S.DRAFT}),
+            S.SUBMITTED,
+            frozenset({AUTHOR}),
+            gettext_lazy("Submit for approval"),
+        ),
         # Submission opens the approval chain; the first signature moves the RFC into approval and
         # the last one approves it (approvals.services.sign).
         Transition(
-            "start_approval", frozenset({S.SUBMITTED}), S.IN_APPROVAL, frozenset({SYSTEM}), "Start approval"
+            "start_approval",
+            frozenset({S.SUBMITTED}),
+            S.IN_APPROVAL,
+            frozenset({SYSTEM}),
+            gettext_lazy("Start approval"),
         ),
-        Transition("approve", frozenset({S.IN_APPROVAL}), S.APPROVED, frozenset({SYSTEM}), "Approve"),
+        Transition(
+            "approve", frozenset({S.IN_APPROVAL}), S.APPROVED, frozenset({SYSTEM}), gettext_lazy("Approve")
+        ),
         # A rejection returns the RFC to draft so the author can mend it.
         Transition(
             "reject",
             frozenset({S.SUBMITTED, S.IN_APPROVAL}),
             S.DRAFT,
             frozenset({SYSTEM}),
-            "Reject",
+            gettext_lazy("Reject"),
             needs_reason=True,
         ),
         # An approver asks the author a question: back to draft, the round closed without approval.
@@ -68,7 +82,7 @@ TRANSITIONS: dict[str, Transition] = {
             frozenset({S.SUBMITTED, S.IN_APPROVAL}),
             S.DRAFT,
             frozenset({SYSTEM}),
-            "Request changes",
+            gettext_lazy("Request changes"),
             needs_reason=True,
             past="changes_requested",
         ),
@@ -78,7 +92,7 @@ TRANSITIONS: dict[str, Transition] = {
             frozenset({S.DRAFT, S.SUBMITTED, S.IN_APPROVAL, S.APPROVED, S.SCHEDULED}),
             S.REJECTED,
             frozenset({SYSTEM}),
-            "Reject for good",
+            gettext_lazy("Reject for good"),
             needs_reason=True,
         ),
         # Withdrawing an approved RFC lets its author edit it; the edit voids the signatures (A6).
@@ -87,7 +101,7 @@ TRANSITIONS: dict[str, Transition] = {
             frozenset({S.SUBMITTED, S.IN_APPROVAL, S.APPROVED}),
             S.DRAFT,
             frozenset({AUTHOR}),
-            "Withdraw to draft",
+            gettext_lazy("Withdraw to draft"),
             needs_reason=True,
         ),
         Transition(
@@ -95,14 +109,14 @@ TRANSITIONS: dict[str, Transition] = {
             frozenset({S.APPROVED}),
             S.SCHEDULED,
             frozenset({Role.RELEASE_MANAGER, Role.ADMIN}),
-            "Schedule",
+            gettext_lazy("Schedule"),
         ),
         Transition(
             "unschedule",
             frozenset({S.SCHEDULED}),
             S.APPROVED,
             frozenset({Role.RELEASE_MANAGER, Role.ADMIN}),
-            "Unschedule",
+            gettext_lazy("Unschedule"),
             needs_reason=True,
         ),
         # A rollback or failure elsewhere halted the release's rollout (E10, workflow/rollout.py):
@@ -112,12 +126,16 @@ TRANSITIONS: dict[str, Transition] = {
             frozenset({S.SCHEDULED}),
             S.APPROVED,
             frozenset({SYSTEM}),
-            "Hold (rollout halted)",
+            gettext_lazy("Hold (rollout halted)"),
             needs_reason=True,
             past="halted",
         ),
         Transition(
-            "start_deployment", frozenset({S.SCHEDULED}), S.DEPLOYING, frozenset({SYSTEM}), "Start deployment"
+            "start_deployment",
+            frozenset({S.SCHEDULED}),
+            S.DEPLOYING,
+            frozenset({SYSTEM}),
+            gettext_lazy("Start deployment"),
         ),
         # Its window passed before a worker could start: back to approved, to be booked again.
         Transition(
@@ -125,20 +143,32 @@ TRANSITIONS: dict[str, Transition] = {
             frozenset({S.SCHEDULED}),
             S.APPROVED,
             frozenset({SYSTEM}),
-            "Window missed",
+            gettext_lazy("Window missed"),
             needs_reason=True,
         ),
-        Transition("mark_deployed", frozenset({S.DEPLOYING}), S.DEPLOYED, frozenset({SYSTEM}), "Deployed"),
         Transition(
-            "mark_rolled_back", frozenset({S.DEPLOYING}), S.ROLLED_BACK, frozenset({SYSTEM}), "Rolled back"
+            "mark_deployed",
+            frozenset({S.DEPLOYING}),
+            S.DEPLOYED,
+            frozenset({SYSTEM}),
+            gettext_lazy("Deployed"),
         ),
-        Transition("mark_failed", frozenset({S.DEPLOYING}), S.FAILED, frozenset({SYSTEM}), "Failed"),
+        Transition(
+            "mark_rolled_back",
+            frozenset({S.DEPLOYING}),
+            S.ROLLED_BACK,
+            frozenset({SYSTEM}),
+            gettext_lazy("Rolled back"),
+        ),
+        Transition(
+            "mark_failed", frozenset({S.DEPLOYING}), S.FAILED, frozenset({SYSTEM}), gettext_lazy("Failed")
+        ),
         Transition(
             "close",
             frozenset({S.DEPLOYED, S.ROLLED_BACK, S.FAILED}),
             S.CLOSED,
             frozenset({AUTHOR, Role.RELEASE_MANAGER, Role.ADMIN}),
-            "Close",
+            gettext_lazy("Close"),
         ),
         # Re-planning after a rollback or a failure, once the attempt's review is done: a fixed release
         # takes the RFC back to draft (its history kept, the signatures voided by the content change,
@@ -149,7 +179,7 @@ TRANSITIONS: dict[str, Transition] = {
             frozenset({S.ROLLED_BACK, S.FAILED}),
             S.DRAFT,
             frozenset({AUTHOR}),
-            "Attach a fixed release",
+            gettext_lazy("Attach a fixed release"),
             needs_reason=True,
             past="reworked",
         ),
@@ -158,7 +188,7 @@ TRANSITIONS: dict[str, Transition] = {
             frozenset({S.ROLLED_BACK, S.FAILED}),
             S.APPROVED,
             frozenset({AUTHOR, Role.RELEASE_MANAGER, Role.ADMIN}),
-            "Reschedule",
+            gettext_lazy("Reschedule"),
             needs_reason=True,
             past="rescheduled",
         ),
@@ -167,7 +197,7 @@ TRANSITIONS: dict[str, Transition] = {
             BEFORE_DEPLOYMENT,
             S.CANCELLED,
             frozenset({AUTHOR, Role.RELEASE_MANAGER, Role.ADMIN}),
-            "Cancel",
+            gettext_lazy("Cancel"),
             needs_reason=True,
         ),
     ]

@@ -17,6 +17,7 @@ from django.db.models import Count, OuterRef, Prefetch, Subquery
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from approvals import services as approvals
@@ -148,7 +149,7 @@ def my_rfcs(request):
 # --- Filing and editing -------------------------------------------------------------------------
 def _require_filer(user) -> None:
     if not access.has_any_role(user, services.FILERS):
-        raise PermissionDenied("Only developers, release managers and admins file RFCs.")
+        raise PermissionDenied(gettext("Only developers, release managers and admins file RFCs."))
 
 
 @login_required
@@ -166,7 +167,9 @@ def rfc_create(request):
             form.add_service_errors(exc)
         else:
             messages.success(
-                request, f"{rfc.number} filed as a draft. Add evidence, get UAT signed off, then submit."
+                request,
+                gettext("%(rfc)s filed as a draft. Add evidence, get UAT signed off, then submit.")
+                % {"rfc": rfc.number},
             )
             return redirect("releases:detail", rfc.uuid)
     return render(
@@ -179,12 +182,12 @@ def rfc_create(request):
 def rfc_edit(request, uuid):
     rfc = services.rfc_or_404(request.user, uuid)
     if rfc.author_id != request.user.pk:
-        raise PermissionDenied("Only the author edits an RFC.")
+        raise PermissionDenied(gettext("Only the author edits an RFC."))
     if rfc.state not in EDITABLE_STATES:
         messages.error(
             request,
-            f"{rfc.number} is {rfc.get_state_display().lower()}; only a draft can be edited. "
-            "Withdraw it to draft first.",
+            gettext("%(rfc)s is %(state)s; only a draft can be edited. Withdraw it to draft first.")
+            % {"rfc": rfc.number, "state": rfc.get_state_display().lower()},
         )
         return redirect("releases:detail", rfc.uuid)
     form = RfcForm(request.POST or None, user=request.user, rfc=rfc)
@@ -198,7 +201,7 @@ def rfc_edit(request, uuid):
             form.add_error(None, refusal(exc).message)
             status = refusal(exc).status
         else:
-            messages.success(request, f"{rfc.number} saved.")
+            messages.success(request, gettext("%(rfc)s saved.") % {"rfc": rfc.number})
             return redirect("releases:detail", rfc.uuid)
     if status == 200 and form.errors:
         status = 400
@@ -245,7 +248,9 @@ def release_create(request):
             form.add_service_errors(exc)
         else:
             messages.success(
-                request, f"Release {release} recorded with SHA-256 {release.artifact_sha256[:12]}…."
+                request,
+                gettext("Release %(release)s recorded with SHA-256 %(digest)s….")
+                % {"release": release, "digest": release.artifact_sha256[:12]},
             )
             return redirect(f"{reverse('releases:create')}?release={release.pk}")
     return render(request, "releases/release_form.html", {"form": form}, status=400 if form.errors else 200)
@@ -474,7 +479,9 @@ def review_complete(request, uuid):
         return _render_detail(request, rfc, status=status, action_error=message, failed_gates=failed)
     rfc = services.rfc_or_404(request.user, uuid)
     messages.success(
-        request, f"The review of {rfc.number} is complete; {rfc.number} is {rfc.get_state_display().lower()}."
+        request,
+        gettext("The review of %(rfc)s is complete; %(rfc)s is %(state)s.")
+        % {"rfc": rfc.number, "state": rfc.get_state_display().lower()},
     )
     return redirect("releases:detail", rfc.uuid)
 
@@ -503,7 +510,10 @@ def rfc_transition(request, uuid, name: str):
             action_name=name,
         )
     rfc = services.rfc_or_404(request.user, uuid)
-    messages.success(request, f"{rfc.number} is now {rfc.get_state_display().lower()}.")
+    messages.success(
+        request,
+        gettext("%(rfc)s is now %(state)s.") % {"rfc": rfc.number, "state": rfc.get_state_display().lower()},
+    )
     return redirect("releases:detail", rfc.uuid)
 
 
@@ -521,7 +531,7 @@ def evidence_add(request, uuid):
         if supersedes is None:
             raise Http404
         if len(files) > 1:
-            form.add_error("file", "A file that supersedes another is uploaded on its own.")
+            form.add_error("file", gettext("A file that supersedes another is uploaded on its own."))
             return _render_detail(request, rfc, status=400, evidence_form=form)
     added = []
     try:
@@ -548,7 +558,11 @@ def evidence_add(request, uuid):
             request, services.rfc_or_404(request.user, uuid), status=status, evidence_form=form
         )
     for evidence in added:
-        messages.success(request, f"{evidence.original_name} added (SHA-256 {evidence.sha256[:12]}…).")
+        messages.success(
+            request,
+            gettext("%(name)s added (SHA-256 %(digest)s…).")
+            % {"name": evidence.original_name, "digest": evidence.sha256[:12]},
+        )
     return redirect(f"{reverse('releases:detail', args=[rfc.uuid])}#evidence")
 
 
@@ -571,7 +585,7 @@ def evidence_delete(request, uuid, evidence_uuid):
         return _render_detail(
             request, services.rfc_or_404(request.user, uuid), status=status, action_error=message
         )
-    messages.success(request, f"{evidence.original_name} removed.")
+    messages.success(request, gettext("%(name)s removed.") % {"name": evidence.original_name})
     return redirect(f"{reverse('releases:detail', args=[evidence.rfc.uuid])}#evidence")
 
 
@@ -631,9 +645,9 @@ def signoff(request, uuid):
     cited, unknown = _cited_evidence(rfc, request.POST.getlist("cite"))
     if not form.is_valid() or site is None or unknown:
         if site is None:
-            form.add_error("site", "Choose one of the RFC's sites.")
+            form.add_error("site", gettext("Choose one of the RFC's sites."))
         if unknown:
-            form.add_error(None, "Cite only evidence attached to this RFC.")
+            form.add_error(None, gettext("Cite only evidence attached to this RFC."))
         return _render_detail(request, rfc, status=400, signoff_form=form)
     try:
         wf.sign_off_uat(request.user, rfc, site, form.cleaned_data["comment"], files, cite=cited)
@@ -643,7 +657,9 @@ def signoff(request, uuid):
         return _render_detail(
             request, services.rfc_or_404(request.user, uuid), status=status, signoff_form=form
         )
-    messages.success(request, f"UAT of {rfc.number} signed off for {site.code}.")
+    messages.success(
+        request, gettext("UAT of %(rfc)s signed off for %(site)s.") % {"rfc": rfc.number, "site": site.code}
+    )
     return redirect(f"{reverse('releases:detail', args=[rfc.uuid])}#uat")
 
 
@@ -680,10 +696,12 @@ def rfc_schedule(request, uuid):
     rfc = services.rfc_or_404(request.user, uuid)
     sites = [s for s in services.rfc_sites(rfc) if scheduling.may_schedule(request.user, s)]
     if not sites:
-        raise PermissionDenied("Only a release manager or an admin of the RFC's sites schedules it.")
+        raise PermissionDenied(gettext("Only a release manager or an admin of the RFC's sites schedules it."))
     if rfc.state != RfcState.APPROVED:
         messages.error(
-            request, f"{rfc.number} is {rfc.get_state_display().lower()}; only an approved RFC is scheduled."
+            request,
+            gettext("%(rfc)s is %(state)s; only an approved RFC is scheduled.")
+            % {"rfc": rfc.number, "state": rfc.get_state_display().lower()},
         )
         return redirect("releases:detail", rfc.uuid)
     booked = scheduling.booked_sites(rfc)
@@ -716,7 +734,9 @@ def rfc_schedule(request, uuid):
                 "conflicts": getattr(exc, "rule", "") == conflicts.RULE,
             }
         else:
-            messages.success(request, f"{rfc.number} booked for {site.code} PROD.")
+            messages.success(
+                request, gettext("%(rfc)s booked for %(site)s PROD.") % {"rfc": rfc.number, "site": site.code}
+            )
             return redirect("releases:detail", rfc.uuid)
     elif request.method == "POST":
         status = 400
@@ -750,7 +770,9 @@ def waive_gate(request, uuid):
             waive_error=message,
             waive_gate=gate,
         )
-    messages.success(request, f"{gate} waived for {rfc.number}.")
+    messages.success(
+        request, gettext("%(gate)s waived for %(rfc)s.") % {"gate": gettext(gate), "rfc": rfc.number}
+    )
     return redirect(f"{reverse('releases:detail', args=[rfc.uuid])}#readiness")
 
 
@@ -768,7 +790,7 @@ def revoke_waiver(request, uuid, waiver_id: int):
         return _render_detail(
             request, services.rfc_or_404(request.user, uuid), status=status, waive_error=message
         )
-    messages.success(request, f"The waiver of {waiver.gate} is revoked.")
+    messages.success(request, gettext("The waiver of %(gate)s is revoked.") % {"gate": gettext(waiver.gate)})
     return redirect(f"{reverse('releases:detail', args=[rfc.uuid])}#readiness")
 
 
@@ -790,6 +812,6 @@ def request_check(request, uuid):
         messages.error(request, message)
     else:
         messages.success(
-            request, "Check queued: a worker runs it against a scratch copy of the proving tier."
+            request, gettext("Check queued: a worker runs it against a scratch copy of the proving tier.")
         )
     return redirect(f"{reverse('releases:detail', args=[rfc.uuid])}#evidence-computed")

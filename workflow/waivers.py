@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from approvals import services as approvals
 from audit.services import record
@@ -53,17 +55,21 @@ def waive(user, rfc: Rfc, gate: str, reason: str, password: str, otp_code: str =
     """Waive the failing gate `gate` for `rfc`'s current artifact."""
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError({"reason": "A waiver needs a reason."})
+        raise ValidationError({"reason": _("A waiver needs a reason.")})
     if not gates.registered(gate):
-        raise ValidationError({"gate": f"There is no gate {gate!r}."})
+        raise ValidationError({"gate": _("There is no gate %(gate)s.") % {"gate": repr(gate)}})
     if not may_waive(user, rfc):
         raise PermissionDenied(
-            f"Only a release manager or an admin of every target site waives a gate of {rfc.number}, "
-            "before it deploys."
+            _(
+                "Only a release manager or an admin of every target site waives a gate of %(rfc)s, "
+                "before it deploys."
+            )
+            % {"rfc": rfc.number}
         )
     if not gates.waivable(gate):
         raise RuleViolation(
-            f"{gate} may not be waived: only the computed evidence about the pipeline is waivable.",
+            _("%(gate)s may not be waived: only the computed evidence about the pipeline is waivable.")
+            % {"gate": _(gate)},
             rule=gate,
         )
     approvals.require_password(
@@ -72,27 +78,32 @@ def waive(user, rfc: Rfc, gate: str, reason: str, password: str, otp_code: str =
         rfc,
         "releases.gate.waiver_refused",
         {"gate": gate},
-        lambda why: WrongPassword({"password": f"{why}: the waiver was not recorded."}),
+        lambda why: WrongPassword({"password": _("%(why)s: the waiver was not recorded.") % {"why": why}}),
         otp_code=otp_code,
-        code_error=lambda message: WrongPassword({"otp_code": f"{message} The waiver was not recorded."}),
+        code_error=lambda message: WrongPassword(
+            {"otp_code": _("%(message)s The waiver was not recorded.") % {"message": message}}
+        ),
     )
     with transaction.atomic():
         locked = Rfc.objects.select_for_update().get(pk=rfc.pk)
         current = Rfc.objects.select_related("release").get(pk=locked.pk)
         if current.state not in BEFORE_DEPLOYMENT:
             raise StateConflict(
-                f"{current.number} is {current.get_state_display().lower()}: too late to waive."
+                _("%(rfc)s is %(state)s: too late to waive.")
+                % {"rfc": current.number, "state": current.get_state_display().lower()}
             )
         sha256 = current.release.artifact_sha256
         if len(sha256) != 64:
             raise RuleViolation(
-                "A waiver is bound to the artifact's SHA-256, and none is recorded.", rule=gate
+                _("A waiver is bound to the artifact's SHA-256, and none is recorded."), rule=gate
             )
-        said = gates.unwaived(current, gate)
+        # What the gate said is kept with the waiver and in the audit trail: in English.
+        with translation.override(None):
+            said = gates.unwaived(current, gate)
         if said.passed:
-            raise StateConflict(f"{gate} passes: there is nothing to waive.")
+            raise StateConflict(_("%(gate)s passes: there is nothing to waive.") % {"gate": _(gate)})
         if gates.live_waivers(current, [gate]).exists():
-            raise StateConflict(f"{gate} is already waived for this artifact.")
+            raise StateConflict(_("%(gate)s is already waived for this artifact.") % {"gate": _(gate)})
         waiver = GateWaiver.objects.create(
             rfc=current,
             gate=gate,
@@ -122,16 +133,16 @@ def revoke(user, waiver: GateWaiver, reason: str) -> GateWaiver:
     """Withdraw a waiver: the gate fails again until its check passes."""
     reason = (reason or "").strip()
     if not reason:
-        raise ValidationError({"reason": "Revoking a waiver needs a reason."})
+        raise ValidationError({"reason": _("Revoking a waiver needs a reason.")})
     with transaction.atomic():
         rfc = Rfc.objects.select_for_update().get(pk=waiver.rfc_id)
         if not _holds_every_site(user, rfc):
             raise PermissionDenied(
-                "Only a release manager or an admin of every target site revokes a waiver."
+                _("Only a release manager or an admin of every target site revokes a waiver.")
             )
         current = GateWaiver.objects.select_for_update().get(pk=waiver.pk)
         if current.revoked_at is not None:
-            raise StateConflict("This waiver is already revoked.")
+            raise StateConflict(_("This waiver is already revoked."))
         current.revoked_by, current.revoked_at, current.revoke_reason = user, clock.now(), reason
         current.save(update_fields=["revoked_by", "revoked_at", "revoke_reason"])
         record(

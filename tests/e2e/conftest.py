@@ -108,9 +108,10 @@ def portal(live_server, demo_data) -> str:
 def submit_login(page, base_url: str, username: str, password: str) -> None:
     """Open the login page, fill the form by its labels and submit it (no assumption on the outcome)."""
     page.goto(f"{base_url}/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
+    # By the fields' ids, not their labels: the same helper signs in on an English or a German page.
+    page.locator("#id_username").fill(username)
+    page.locator("#id_password").fill(password)
+    page.locator("form:has(#id_password) button[type=submit]").click()
     page.wait_for_load_state()
 
 
@@ -122,5 +123,5 @@ def login(page, base_url: str, username: str, password: str) -> None:
 
 def logout(page) -> None:
     """Log out through the user menu and wait for the login page."""
-    page.locator(".usermenu").get_by_role("button", name="Log out").click()
+    page.locator(".usermenu form[action$='/logout/'] button").click()
     page.wait_for_url("**/accounts/login/")
