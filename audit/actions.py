@@ -138,6 +138,7 @@ LABELS.update(
     {
         "environments.items.imported": _("Configuration items imported from CSV"),
         "environments.item.created": _("Configuration item added"),
+        "environments.terminal_token.issued": _("Terminal token issued"),
         "releases.deployment.conflict_acknowledged": _("Booked beside a conflicting change (acknowledged)"),
     }
 )

@@ -13,6 +13,7 @@ from deployments.api import DeploymentViewSet
 from discussion import urls as discussion_urls
 from environments import windows_api
 from environments.admin_site import portal_admin
+from plant import terminal_api
 from plant import urls as plant_urls
 from plant.api import ConfigurationItemViewSet, EnvironmentViewSet, SiteViewSet
 from releases.api import ReleaseViewSet, RiskQuestionViewSet
@@ -76,6 +77,9 @@ urlpatterns = [
     path("api/v1/auth/token/", obtain_token, name="api-token"),
     path("api/v1/windows/check/", windows_api.check, name="windows-check"),
     path("api/v1/windows/next/", windows_api.next_slots, name="windows-next"),
+    path("api/v1/terminals/report/", terminal_api.report, name="terminal-report"),
+    path("api/v1/terminals/badge.json", terminal_api.badge_json, name="terminal-badge-json"),
+    path("api/v1/terminals/badge.svg", terminal_api.badge_svg, name="terminal-badge-svg"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

@@ -589,3 +589,40 @@ class ConfigurationItem(models.Model):
     @property
     def audit_site_code(self) -> str:
         return self.site.code
+
+
+# --- Terminals: shop-floor clients report the version they run (issue 19, seed 002) ---------
+class TerminalToken(models.Model):
+    """The one secret a site's terminals report with (only its hash is kept; a new one replaces it)."""
+
+    site = models.OneToOneField(Site, on_delete=models.CASCADE, related_name="terminal_token")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=clock.now)
+    created_by = models.ForeignKey(
+        "auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"Terminal token of {self.site.code}"
+
+
+class Terminal(models.Model):
+    """A client (MES terminal, label station, scanner PC …) and the version of a product it last
+    said it runs. One row per environment, name and product; each report updates it."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="terminals")
+    name = models.CharField(max_length=100)
+    product = models.CharField(max_length=100)
+    version = models.CharField(max_length=64, validators=[validate_semver])
+    first_seen_at = models.DateTimeField(default=clock.now)
+    reported_at = models.DateTimeField(default=clock.now)
+    address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["environment", "name", "product"], name="terminal_unique_name")
+        ]
+        indexes = [models.Index(fields=["environment", "product", "version"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.product} {self.version})"

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from environments import access
 from environments.forms import EnvironmentForm
@@ -36,7 +36,12 @@ def _environment(request, code: str, tier: str) -> Environment:
 
 @login_required
 def detail(request, code: str, tier: str):
-    env = _environment(request, code, tier)
+    return _render_detail(request, _environment(request, code, tier))
+
+
+def _render_detail(request, env: Environment, **extra):
+    from environments import terminals
+
     siblings = sorted(env.site.environments.prefetch_related("products"), key=lambda e: TIER_ORDER[e.tier])
     return render(
         request,
@@ -45,9 +50,25 @@ def detail(request, code: str, tier: str):
             "env": env,
             "siblings": siblings,
             "may_configure": access.can(request.user, "configure", env),
+            "terminals": terminals.status(env),
             **evidence_context(env),
+            **extra,
         },
     )
+
+
+@login_required
+@require_POST
+def terminal_token(request, code: str, tier: str):
+    """A new terminal token for the site, shown once on the page (the old one stops working)."""
+    from environments import terminals
+
+    env = _environment(request, code, tier)
+    access.require(request.user, "configure", env)
+    raw = terminals.issue_token(env.site, by=request.user)
+    response = _render_detail(request, env, new_terminal_token=raw)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required

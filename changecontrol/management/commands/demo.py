@@ -183,6 +183,7 @@ class Command(BaseCommand):
         demo_rfcs.plan_rollout(users["releasemgr"])
         demo_rfcs.standard_change(users, password)
         self.computed_evidence()
+        self.terminals()
 
         self.stdout.write(
             self.style.SUCCESS(
@@ -191,6 +192,25 @@ class Command(BaseCommand):
                 f"sites {', '.join(s['code'] for s in SITES)}; {len(rfcs)} new demo RFCs."
             )
         )
+
+    def terminals(self) -> None:
+        """Berlin's shop-floor terminals as they last reported: two on PROD's MES, one left behind."""
+        from environments.models import Terminal
+
+        env = Environment.objects.get(site__code="BER", tier=Tier.PROD)
+        active = env.versions.get("MES", "")
+        if not active:
+            return
+        major, minor, patch = (int(part) for part in active.split(".")[:3])
+        older = f"{major}.{minor}.{max(patch - 1, 0)}" if patch else f"{major}.{max(minor - 1, 0)}.0"
+        for name, version in (
+            ("line1-hmi-01", active),
+            ("line2-hmi-01", active),
+            ("line2-label-station", older),
+        ):
+            Terminal.objects.get_or_create(
+                environment=env, name=name, product="MES", defaults={"version": version}
+            )
 
     def configuration_items(self) -> None:
         """The demo line's lines, modules and interfaces as records: its RFCs pick from them."""
