@@ -8,9 +8,16 @@ person's last browser, else the portal's default.
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.signals import user_logged_in
 from django.dispatch import receiver
+from django.shortcuts import redirect, render
 from django.utils import translation
+from django.utils.translation import gettext
+from django.views.decorators.http import require_http_methods
+
+from accounts.models import Profile
 
 SESSION_KEY = "pcc_language"
 
@@ -27,8 +34,6 @@ def supported(code: str | None) -> str:
 
 def language_for(user) -> str:
     """The language to write to ``user`` in when no request is at hand (mails, reminders)."""
-    from accounts.models import Profile
-
     if user is not None and getattr(user, "pk", None):
         profile = Profile.objects.filter(user_id=user.pk).values("language", "browser_language").first()
         if profile:
@@ -42,8 +47,6 @@ def language_for(user) -> str:
 
 def choose(request, user, language: str) -> str:
     """Save ``user``'s choice ('' = follow the browser) and apply it to this session at once."""
-    from accounts.models import Profile
-
     language = supported(language)
     Profile.objects.update_or_create(user=user, defaults={"language": language})
     if language:
@@ -55,8 +58,6 @@ def choose(request, user, language: str) -> str:
 
 @receiver(user_logged_in, dispatch_uid="accounts-language-login")
 def _remember_on_login(sender, request, user, **kwargs):
-    from accounts.models import Profile
-
     if request is None or not hasattr(request, "session"):
         return
     browser = supported(translation.get_language_from_request(request))
@@ -86,26 +87,13 @@ class UserLanguageMiddleware:
 
 def choices() -> list[tuple[str, str]]:
     """The Language page's options: follow the browser, or one of the portal's languages (each in its own name)."""
-    from django.utils.translation import gettext
-
     return [("", gettext("As my browser asks"))] + [(code, name) for code, name in settings.LANGUAGES]
 
 
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
 def language_page(request):
     """GET: the person's choice; POST: save it (400 with the choices again for anything else)."""
-    from django.contrib import messages
-    from django.http import HttpResponseNotAllowed
-    from django.shortcuts import redirect, render
-    from django.utils.translation import gettext
-
-    from accounts.models import Profile
-
-    if not request.user.is_authenticated:
-        from django.contrib.auth.views import redirect_to_login
-
-        return redirect_to_login(request.get_full_path())
-    if request.method not in ("GET", "HEAD", "POST"):
-        return HttpResponseNotAllowed(["GET", "HEAD", "POST"])
     options = choices()
     profile = Profile.objects.filter(user=request.user).first()
     current = profile.language if profile else ""

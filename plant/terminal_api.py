@@ -130,7 +130,6 @@ BADGE_PARAMS = [
 
 def _badge(request) -> dict:
     env = _environment(request.auth, request.query_params.get("tier", ""))
-    env = Environment.objects.select_related("site").prefetch_related("products").get(pk=env.pk)
     return terminals.badge(env, request.query_params.get("product", "").strip())
 
 
