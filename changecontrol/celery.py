@@ -62,6 +62,12 @@ def _schedule(sender: Celery, **kwargs) -> None:
         sender.signature("deployments.tasks.sweep_evidence"),
         name="environments: run queued refreshes and checks",
     )
+    # Business signals of PROD read as readiness (plant/signals.py): the gate before PROD judges them.
+    sender.add_periodic_task(
+        float(settings.SIGNALS_READ_SECONDS),
+        sender.signature("deployments.tasks.read_signals"),
+        name="environments: read PROD business signals",
+    )
     sender.add_periodic_task(
         crontab(hour=2, minute=30),
         sender.signature("deployments.tasks.refresh_due"),

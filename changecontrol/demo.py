@@ -105,6 +105,15 @@ DEMO_RFCS = [
         "rollback_plan": "Restore the application snapshot and the database backup taken before the apply.",
         "then": "approved",
     },
+    {
+        "title": "ERP confirmation rework on the demo line",
+        "release": ("MES", "2.4.6"),
+        "sites": {"OPEN": (["Line 1"], ["Labelling"])},
+        "description": "Production confirmations posted to the ERP in batches. (Demo: labels print and the "
+        "smoke test passes, but the confirmations fail: the business signal rolls it back.)",
+        "rollback_plan": "Run the undo script and restore the application snapshot; production data is kept.",
+        "then": "approved",
+    },
 ]
 # The demo's routine changes: nothing at stake on any question.
 LOW_RISK = {"gxp": 0, "safety": 0, "production": 1, "rollback": 0, "novelty": 0}

@@ -440,6 +440,10 @@ SLOT_STEP_MINUTES = env_int("SLOT_STEP_MINUTES", 15, minimum=1, maximum=240)
 # X3: the smoke test's latency may exceed the baseline's by 20 % and at least this many milliseconds
 # (measurement noise: a 20 ms call that takes 30 ms is no regression) before the deployment rolls back.
 SMOKE_NOISE_MS = env_int("SMOKE_NOISE_MS", 15, minimum=0, maximum=60_000)
+# Business signals (plant/signals.py): the worker reads PROD's readiness signals this often; the gate
+# before PROD trusts a reading this many minutes old at most (the deployment reads them again anyway).
+SIGNALS_READ_SECONDS = env_int("SIGNALS_READ_SECONDS", 300, minimum=10, maximum=3600)
+SIGNALS_FRESH_MINUTES = env_int("SIGNALS_FRESH_MINUTES", 15, minimum=1, maximum=1440)
 ROLLOUT_SOAK_MINUTES = env_int("ROLLOUT_SOAK_MINUTES", 24 * 60, minimum=0, maximum=90 * 24 * 60)
 
 # --- Mail outbox (outbox/): every mail is a row, delivered by a worker and retried ----------------

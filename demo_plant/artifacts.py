@@ -1,4 +1,5 @@
-"""Write the demo release artifacts: one good, one that fails the smoke test, one too slow.
+"""Write the demo release artifacts: one good, one that fails the smoke test, one too slow, and one
+that passes the smoke test but stops confirming production to the ERP (a business signal catches it).
 
     python -m demo_plant.artifacts --out DIR
 
@@ -19,11 +20,18 @@ RELEASES = {
     "good": {"product": "MES", "version": "2.4.1", "label_delay_ms": 60, "broken": False},
     "bad": {"product": "MES", "version": "2.4.2", "label_delay_ms": 60, "broken": True},
     "slow": {"product": "MES", "version": "2.4.3", "label_delay_ms": 600, "broken": False},
+    "unconfirmed": {
+        "product": "MES",
+        "version": "2.4.6",
+        "label_delay_ms": 60,
+        "broken": False,
+        "confirmations_broken": True,
+    },
 }
 
 
 def build(out_dir: str | Path) -> dict[str, Path]:
-    """Write the artifacts (byte-identical on every run) and return {"good"|"bad"|"slow": path}."""
+    """Write the artifacts (byte-identical on every run) and return {"good"|"bad"|"slow"|"unconfirmed": path}."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}

@@ -26,6 +26,9 @@ CREATE TABLE IF NOT EXISTS labels (
 CREATE TABLE IF NOT EXISTS cycles (
     id INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL, completed_at TEXT NOT NULL,
     good_parts INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS confirmations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, ref INTEGER NOT NULL, sent_at TEXT NOT NULL,
+    status TEXT NOT NULL);
 """
 
 
@@ -51,7 +54,11 @@ def validate_release(data: object) -> dict:
         raise ValueError("label_delay_ms must be an integer from 0 to 60000")
     if not isinstance(broken, bool):
         raise ValueError("broken must be true or false")
-    return {"version": version, "label_delay_ms": delay, "broken": broken}
+    unconfirmed = data.get("confirmations_broken", False)
+    if not isinstance(unconfirmed, bool):
+        raise ValueError("confirmations_broken must be true or false")
+    release = {"version": version, "label_delay_ms": delay, "broken": broken}
+    return {**release, "confirmations_broken": True} if unconfirmed else release
 
 
 def write_release(app_dir: Path, release: dict) -> Path:

@@ -2,7 +2,9 @@
 
 Snapshot the app directory, back up the environment's SQLite database, apply the release's SQL and
 install the artifact, push the label layout to the line (equipment: simulated outside PROD; undone by
-pushing the previous layout back), then smoke-test by printing a label. The installer's ``--check``
+pushing the previous layout back), then smoke-test by printing a label. Business signals: the ERP
+confirmations that failed (compared with the baseline after the apply: any new failure rolls back),
+cycles per minute (may not halve), and the queue of unconfirmed messages (at most 50: PROD readiness). The installer's ``--check``
 is the dry run the portal asks when an MES artifact is recorded.
 """
 
@@ -42,6 +44,31 @@ def pipeline(root: str | Path, site: str, tier: str, base_url: str, smoke_delay_
                 "cwd": str(REPO),
                 "timeout": 60,
                 "writes_equipment": True,
+            },
+        ],
+        "signals": [
+            {
+                "adapter": "http",
+                "name": "ERP confirmations failed",
+                "url": f"{base_url.rstrip('/')}/{site}/{tier}/signals?window={{window}}",
+                "field": "confirmations_failed",
+                "good": "lower",
+                "tolerance": 0,
+            },
+            {
+                "adapter": "http",
+                "name": "Cycles per minute",
+                "url": f"{base_url.rstrip('/')}/{site}/{tier}/signals?window={{window}}",
+                "field": "cycles_per_minute",
+                "good": "higher",
+                "tolerance": 0.5,
+            },
+            {
+                "adapter": "sql",
+                "name": "Unconfirmed queue depth",
+                "database": f"sqlite:///{env_dir / 'mes.sqlite3'}",
+                "query": "SELECT count(*) FROM confirmations WHERE status = 'failed'",
+                "max": 50,
             },
         ],
         "smoke": {

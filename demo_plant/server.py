@@ -4,7 +4,10 @@
 
 Routes, for each ``<SITE>/<TIER>`` that exists under the root (404 JSON otherwise):
 ``GET /<SITE>/<TIER>/health``, ``POST /<SITE>/<TIER>/label``, ``POST /<SITE>/<TIER>/cycle``,
-and ``GET /`` lists the environments. ``app/release.json`` is read on every request. With
+``GET /<SITE>/<TIER>/signals?window=SECONDS`` (the business indicators the portal's signals read),
+and ``GET /`` lists the environments. Every label and cycle is confirmed to the ERP (a row in
+``confirmations``); a release with ``"confirmations_broken": true`` prints and counts as usual but
+its confirmations fail — the smoke test passes, the signals do not. ``app/release.json`` is read on every request. With
 ``--produce-every N`` each PROD line writes a production cycle every N seconds.
 """
 
@@ -21,6 +24,7 @@ import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs
 
 from demo_plant.layout import NAME, connect, default_root, validate_release
 
@@ -45,13 +49,52 @@ def environments(root: Path) -> list[tuple[str, str, Path]]:
     return found
 
 
-def insert(env_dir: Path, sql: str, params: tuple) -> int:
+def insert(env_dir: Path, sql: str, params: tuple, confirm: str = "", failed: bool = False) -> int:
+    """Insert one row; with `confirm` (its source, "label" or "cycle") also its ERP confirmation, in the
+    same transaction — failed when the installed release cannot confirm."""
     conn = connect(env_dir)
     try:
         with conn:  # commits, or rolls back on error
-            return conn.execute(sql, params).lastrowid
+            row = conn.execute(sql, params).lastrowid
+            if confirm:
+                conn.execute(
+                    "INSERT INTO confirmations (source, ref, sent_at, status) VALUES (?, ?, ?, ?)",
+                    (confirm, row, now(), "failed" if failed else "sent"),
+                )
+            return row
     finally:
         conn.close()
+
+
+def signals(env_dir: Path, window: int) -> dict:
+    """The business indicators over the last `window` seconds (seed 001: order throughput, production
+    confirmation timing, integration errors, queue depth)."""
+    since = datetime.fromtimestamp(time.time() - window, UTC).isoformat(timespec="milliseconds")
+    conn = connect(env_dir)
+    try:
+        cycles = conn.execute("SELECT count(*) FROM cycles WHERE completed_at >= ?", (since,)).fetchone()[0]
+        labels = conn.execute("SELECT count(*) FROM labels WHERE printed_at >= ?", (since,)).fetchone()[0]
+        sent, failed = conn.execute(
+            "SELECT coalesce(sum(status = 'sent'), 0), coalesce(sum(status = 'failed'), 0) "
+            "FROM confirmations WHERE sent_at >= ?",
+            (since,),
+        ).fetchone()
+        queue, oldest = conn.execute(
+            "SELECT count(*), min(sent_at) FROM confirmations WHERE status = 'failed'"
+        ).fetchone()
+    finally:
+        conn.close()
+    age = (datetime.now(UTC) - datetime.fromisoformat(oldest)).total_seconds() if oldest else 0
+    return {
+        "window_seconds": window,
+        "cycles_per_minute": round(cycles * 60 / window, 3),
+        "labels_per_minute": round(labels * 60 / window, 3),
+        "confirmations_sent": sent,
+        "confirmations_failed": failed,
+        "integration_errors": failed,
+        "queue_depth": queue,
+        "oldest_unconfirmed_seconds": round(age, 1),
+    }
 
 
 def now() -> str:
@@ -96,14 +139,29 @@ class Handler(BaseHTTPRequestHandler):
         if self.path.split("?", 1)[0] == "/":
             return self.index()
         found = self.find_env()
-        if found is None or found[2] != "health":
+        if found is None or found[2] not in ("health", "signals"):
             return self.send_json(404, {"error": "no such environment or route"})
-        site, tier, _, env_dir = found
+        site, tier, action, env_dir = found
+        if action == "signals":
+            return self.send_signals(env_dir)
         try:
             release = read_release(env_dir)
         except ReleaseError as exc:
             return self.send_json(500, {"status": "error", "error": str(exc), "site": site, "tier": tier})
         self.send_json(200, {"status": "ok", "version": release["version"], "site": site, "tier": tier})
+
+    def send_signals(self, env_dir: Path) -> None:
+        query = parse_qs(self.path.split("?", 1)[1] if "?" in self.path else "")
+        try:
+            window = int(query.get("window", ["900"])[0])
+            if not 1 <= window <= 86400:
+                raise ValueError
+        except ValueError:
+            return self.send_json(400, {"error": "window is a whole number of seconds from 1 to 86400"})
+        try:
+            return self.send_json(200, signals(env_dir, window))
+        except sqlite3.Error as exc:
+            return self.send_json(500, {"error": f"database error: {exc}"})
 
     def do_POST(self):
         found = self.find_env()
@@ -132,7 +190,11 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(500, {"printed": False, "error": "label template missing"})
         text = f"{site}/{tier} {line} v{release['version']}"
         n = insert(
-            env_dir, "INSERT INTO labels (line, printed_at, text) VALUES (?, ?, ?)", (line, now(), text)
+            env_dir,
+            "INSERT INTO labels (line, printed_at, text) VALUES (?, ?, ?)",
+            (line, now(), text),
+            confirm="label",
+            failed=release.get("confirmations_broken", False),
         )
         self.send_json(200, {"printed": True, "label": n, "version": release["version"]})
 
@@ -140,7 +202,11 @@ class Handler(BaseHTTPRequestHandler):
         if release["broken"]:
             return self.send_json(500, {"error": "cycle failed: release is broken"})
         n = insert(
-            env_dir, "INSERT INTO cycles (line, completed_at, good_parts) VALUES (?, ?, 100)", (line, now())
+            env_dir,
+            "INSERT INTO cycles (line, completed_at, good_parts) VALUES (?, ?, 100)",
+            (line, now()),
+            confirm="cycle",
+            failed=release.get("confirmations_broken", False),
         )
         self.send_json(200, {"cycle": n, "good_parts": 100, "version": release["version"]})
 
@@ -177,10 +243,16 @@ def produce(root: Path, every: float, stop: threading.Event) -> None:
             if tier != "PROD":
                 continue
             try:
+                try:
+                    unconfirmed = read_release(env_dir).get("confirmations_broken", False)
+                except ReleaseError:
+                    unconfirmed = True  # no readable MES: nothing confirms the cycle
                 insert(
                     env_dir,
                     "INSERT INTO cycles (line, completed_at, good_parts) VALUES (?, ?, ?)",
                     ("Line 1", now(), 100),
+                    confirm="cycle",
+                    failed=unconfirmed,
                 )
             except sqlite3.Error as exc:  # a locked database during a restore: the next cycle writes
                 sys.stderr.write(f"demo_plant: cycle not written to {env_dir}: {exc}\n")

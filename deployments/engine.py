@@ -37,7 +37,7 @@ from environments import calendar
 from environments.models import Environment, Tier
 from environments.windows import rules_for
 from outbox import services as outbox
-from plant import adapters, uploads
+from plant import adapters, signals, uploads
 from plant.plantdb import SqliteDatabase, database_of
 from releases import gates
 
@@ -50,11 +50,13 @@ FORWARD = [
     "vm_snapshot",
     "snapshot",
     "backup",
+    "signal_baseline",
     "apply",
     "equipment",
     "wait",
     "smoke",
     "compare",
+    "signals",
     "commit",
 ]
 # Rollback (R3, X4): the equipment's previous recipe back, the application files back, then the
@@ -379,7 +381,7 @@ class _Runner:
                 return self.rollback("Rollback requested by a release manager.")
             outcome = getattr(self, f"do_{name}")()
             if outcome == "wait":
-                return "waiting for the smoke test"
+                return "waiting for the smoke test" if name == "wait" else "waiting for the terminals"
             if outcome is not True:
                 return self.rollback(outcome)
         return self.finish(S.SUCCEEDED, "Deployed and verified.")
@@ -405,6 +407,7 @@ class _Runner:
             )
             return S.FAILED
         if self.env.tier == Tier.PROD:
+            signals.take_reading(self.env, "deployment")  # the readiness signals as they are now
             failed = gates.failing(rfc, "deploy")
             if failed:
                 gates.note_refusal(rfc, "deploy", [g.as_dict() for g in failed])
@@ -607,6 +610,79 @@ class _Runner:
 
         result = self.step("forward", "compare", action)
         return True if result.ok else "Performance is more than 20 % worse than before the change."
+
+    def do_signal_baseline(self):
+        """The business signals just before the apply: the baseline they are compared with after it."""
+
+        def action():
+            if not any("good" in spec for spec in signals.declared(self.env)):
+                return None
+            values = signals.baseline(self.env)
+            lines = [
+                f"[{name}] {v['value']:g}" if "value" in v else f"[{name}] could not be read: {v['error']}"
+                for name, v in values.items()
+            ]
+            return adapters.StepResult(True, "\n".join(lines), {"adapter": "signals", "signals": values})
+
+        self.step("forward", "signal_baseline", action)
+        return True  # a signal that could not be read fails after the apply, where it is judged
+
+    def do_signals(self):
+        """After the smoke test: each business signal against its baseline, and every terminal on the
+        new version within its `within_minutes` (waiting for them as for the smoke test). A breach rolls
+        back and names the signal."""
+        d, release = self.deployment, self.deployment.rfc.release
+        waiting_for = signals.terminal_specs(self.env)
+        if waiting_for and not self.finished("signals"):
+            applied = (
+                DeploymentStep.objects.filter(deployment=d, phase="forward", name="apply")
+                .values_list("finished_at", flat=True)
+                .first()
+            ) or clock.now()
+            deadline = applied + timedelta(minutes=max(int(s.get("within_minutes", 30)) for s in waiting_for))
+            behind = any(signals.terminals_behind(self.env, spec, release.version) for spec in waiting_for)
+            now = clock.now()
+            if behind and now < deadline:
+                due = min(deadline, now + timedelta(seconds=60))
+                if d.state == S.RUNNING:
+                    self.set_state(S.VERIFYING, next_action_at=due)
+                else:
+                    Deployment.objects.filter(pk=d.pk).update(next_action_at=due)
+                return "wait"
+        baseline = (
+            DeploymentStep.objects.filter(deployment=d, phase="forward", name="signal_baseline")
+            .values_list("result", flat=True)
+            .first()
+        ) or {}
+
+        def action():
+            if not signals.declared(self.env):
+                return None
+            readings = signals.compare(self.env, baseline.get("signals") or {})
+            for spec in waiting_for:
+                behind = signals.terminals_behind(self.env, spec, release.version)
+                text = (
+                    f"{len(behind)} terminal(s) not on {release.version} after {spec.get('within_minutes', 30)} "
+                    f"minutes: {', '.join(behind[:5])}"
+                    if behind
+                    else f"every terminal runs {release.version}"
+                )
+                readings.append(
+                    signals.Reading(spec["name"], "terminals", not behind, text, float(len(behind)))
+                )
+            if not readings:
+                return None
+            return adapters.StepResult(
+                all(r.ok for r in readings),
+                "\n".join(f"[{r.name}] {'ok' if r.ok else 'BREACHED'}: {r.text}" for r in readings),
+                {"adapter": "signals", "signals": [r.as_dict() for r in readings]},
+            )
+
+        result = self.step("forward", "signals", action)
+        if result.ok:
+            return True
+        breached = [r for r in result.data.get("signals", []) if not r["ok"]]
+        return "Business signal breached: " + "; ".join(f"{r['name']} — {r['text']}" for r in breached) + "."
 
     def do_commit(self):
         def action():

@@ -161,6 +161,8 @@ class DeploymentStep(models.Model):
         "verify_checksum": gettext_lazy("Verify checksum"),
         "smoke": gettext_lazy("Smoke test"),
         "compare": gettext_lazy("Performance compare"),
+        "signal_baseline": gettext_lazy("Business signals before"),
+        "signals": gettext_lazy("Business signals after"),
         "restore_vm": gettext_lazy("Restore VM snapshot"),
         "revert_equipment": gettext_lazy("Revert equipment (previous recipe)"),
         "undo": gettext_lazy("Undo script"),

@@ -50,3 +50,55 @@ def prod_pipeline_complete(rfc) -> gates.Gate:
         True,
         _("%(sites)s: snapshot, backup and smoke test configured for PROD.") % {"sites": ", ".join(fine)},
     )
+
+
+SIGNALS = gettext_noop("Business signals ready")
+
+
+@gates.gate(SIGNALS, applies_from=frozenset({"deploy"}))
+def business_signals_ready(rfc) -> gates.Gate:
+    """Seed 001's production-readiness gates: each target PROD's readiness signals (queue depth stable,
+    0 critical integration failures, terminals on the active version …) in range in a fresh reading.
+    The worker reads them every few minutes and again right before it touches PROD (plant/signals.py).
+    Fail closed: no fresh reading, or a signal that could not be read, fails the gate."""
+    from plant import signals
+
+    prods = list(
+        Environment.objects.filter(
+            site__in=[impact.site_id for impact in rfc.impacts.all()], tier=Tier.PROD
+        ).select_related("site")
+    )
+    watched = [env for env in prods if any(signals.judged_as_readiness(s) for s in signals.declared(env))]
+    if not watched:
+        return gates.Gate(
+            SIGNALS, True, _("No readiness signals are declared for the target PROD environments.")
+        )
+    readings = signals.latest(watched)
+    refused, fine = [], []
+    for env in watched:
+        reading = readings.get(env.pk)
+        if reading is None:
+            refused.append(
+                _(
+                    "%(environment)s: no reading in the last %(minutes)d minutes — the worker reads them every "
+                    "few minutes (is it running?), or read them now on the environment page."
+                )
+                % {"environment": env, "minutes": signals.fresh_for().seconds // 60}
+            )
+            continue
+        said = "; ".join(
+            f"{r['name']}: {r['text']}" for r in reading.readings if not reading.ok and not r["ok"]
+        )
+        if not reading.ok:
+            refused.append(_("%(environment)s: %(signals)s") % {"environment": env, "signals": said})
+        else:
+            fine.append(
+                _("%(environment)s: %(signals)s")
+                % {
+                    "environment": env,
+                    "signals": "; ".join(f"{r['name']} {r['text']}" for r in reading.readings),
+                }
+            )
+    if refused:
+        return gates.Gate(SIGNALS, False, " ".join(refused))
+    return gates.Gate(SIGNALS, True, " ".join(fine))

@@ -75,3 +75,11 @@ def sweep_evidence() -> dict:
         )[:5]
     ]
     return {"refreshes": len(refreshed), "checks": len(checked)}
+
+
+@shared_task(name="deployments.tasks.read_signals", ignore_result=True)
+def read_signals() -> int:
+    """Read PROD's readiness signals (plant/signals.py) for the gate before PROD."""
+    from plant import signals
+
+    return signals.read_due()

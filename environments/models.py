@@ -626,3 +626,21 @@ class Terminal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.product} {self.version})"
+
+
+class SignalReading(models.Model):
+    """The environment's readiness signals read at one moment (plant/signals.py): what the "Business
+    signals ready" gate judges before PROD. Read by the worker every few minutes, by the deployment
+    right before it touches PROD, and on demand from the environment page. Texts are records (English)."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="signal_readings")
+    taken_at = models.DateTimeField(default=clock.now)
+    ok = models.BooleanField()
+    readings = models.JSONField(default=list)  # [{"name", "adapter", "ok", "text", "value"}]
+    trigger = models.CharField(max_length=20)  # "schedule", "deployment" or "request"
+
+    class Meta:
+        indexes = [models.Index(fields=["environment", "-taken_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.environment} signals at {self.taken_at:%Y-%m-%d %H:%M} ({'ok' if self.ok else 'not ready'})"

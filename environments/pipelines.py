@@ -21,7 +21,7 @@ from django.utils.translation import pgettext
 
 # Steps in the order the engine runs them, then the pipeline's own settings.
 STEPS = ("vm_snapshot", "snapshot", "backup", "apply", "equipment", "smoke")
-SETTINGS = ("smoke_delay_seconds",)
+SETTINGS = ("smoke_delay_seconds", "signals")
 COMMON_KEYS = ("adapter", "name")  # `name`: a person's label for the check, echoed in the journal
 
 
@@ -126,6 +126,79 @@ def spec_problems(spec) -> list[str]:
     return problems
 
 
+# --- Business signals (read as PROD readiness, compared with their baseline after the apply) ------
+SIGNAL_KINDS = {
+    "sql": Kind(("database", "query"), ("timeout",)),
+    "http": Kind(("url", "field"), ("timeout",)),
+    "terminals": Kind((), ("within_minutes", "product")),
+}
+SIGNAL_KEYS = ("name", "good", "tolerance", "allowance", "min", "max", "window_seconds")
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def signal_problems(spec) -> list[str]:
+    """What is wrong with one business signal: a number read from the plant (one SQL query's first
+    column, or one field of an HTTP probe's JSON), or the count of terminals not on the version."""
+    if not isinstance(spec, dict):
+        return [
+            _('a signal is a JSON object such as {"adapter": "sql", "name": …}, not %(spec)s')
+            % {"spec": repr(spec)}
+        ]
+    kind = spec.get("adapter")
+    if kind not in SIGNAL_KINDS:
+        return [
+            _("unknown signal adapter %(kind)s; use one of %(kinds)s")
+            % {"kind": repr(kind), "kinds": ", ".join(SIGNAL_KINDS)}
+        ]
+    allowed = SIGNAL_KINDS[kind]
+    problems = [
+        _("the %(kind)s signal needs %(key)s") % {"kind": kind, "key": repr(key)}
+        for key in ("name", *allowed.required)
+        if key not in spec
+    ]
+    unknown = sorted(set(spec) - {"adapter", *SIGNAL_KEYS, *allowed.required, *allowed.optional})
+    if unknown:
+        problems.append(
+            _("the %(kind)s signal does not know %(unknown)s")
+            % {"kind": kind, "unknown": ", ".join(map(repr, unknown))}
+        )
+    if "name" in spec and not (isinstance(spec["name"], str) and spec["name"].strip()):
+        problems.append(_('a signal\'s "name" is a label such as "Orders per minute"'))
+    if "good" in spec and spec["good"] not in ("higher", "lower"):
+        problems.append(_('"good" is "higher" or "lower": which way the signal gets better'))
+    for key in ("tolerance", "allowance"):
+        if key in spec and not (_number(spec[key]) and spec[key] >= 0):
+            problems.append(_("%(key)s is a number, 0 or more") % {"key": repr(key)})
+    for key in ("min", "max"):
+        if key in spec and not _number(spec[key]):
+            problems.append(_("%(key)s is a number") % {"key": repr(key)})
+    window = spec.get("window_seconds", 900)
+    if isinstance(window, bool) or not isinstance(window, int) or not 60 <= window <= 86400:
+        problems.append(_('"window_seconds" is a whole number of seconds from 60 to 86400'))
+    within = spec.get("within_minutes", 30)
+    if isinstance(within, bool) or not isinstance(within, int) or not 0 <= within <= 1440:
+        problems.append(_('"within_minutes" is a whole number of minutes from 0 to 1440'))
+    if kind == "http" and "url" in spec and not str(spec["url"]).startswith(("http://", "https://")):
+        problems.append(_("the http signal takes an http:// or https:// URL"))
+    if kind == "http" and "field" in spec and not (isinstance(spec["field"], str) and spec["field"].strip()):
+        problems.append(_('"field" names the number in the JSON answer, e.g. "queue.depth"'))
+    if kind == "sql" and "database" in spec and not _DATABASE_URL.match(str(spec["database"])):
+        problems.append(_("the sql signal's database is sqlite:///path or postgres://…"))
+    if kind == "sql" and "query" in spec and not (isinstance(spec["query"], str) and spec["query"].strip()):
+        problems.append(_("the sql signal's query is empty"))
+    if kind != "terminals" and not {"good", "min", "max"} & set(spec):
+        problems.append(
+            _(
+                'say how to judge it: "good": "higher" or "lower" (compared with the baseline after the apply), '
+                'or "min"/"max" (read as readiness before PROD)'
+            )
+        )
+    return problems
+
+
 def _specs(value) -> list:
     if value in (None, {}, []):
         return []
@@ -150,6 +223,11 @@ def pipeline_problems(pipeline, tier: str, vm_name: str = "") -> list[str]:
                 "settings": ", ".join(SETTINGS),
             }
         )
+    for index, spec in enumerate(_specs(pipeline.get("signals"))):
+        problems += [
+            _("signals #%(n)d: %(problem)s.") % {"n": index + 1, "problem": found}
+            for found in signal_problems(spec)
+        ]
     delay = pipeline.get("smoke_delay_seconds", 0)
     if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:
         problems.append(_("smoke_delay_seconds is a whole number of seconds, 0 or more."))

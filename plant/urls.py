@@ -9,5 +9,6 @@ urlpatterns = [
     path("<str:code>/<str:tier>/edit/", views.edit, name="edit"),
     path("<str:code>/<str:tier>/refresh/", views.refresh, name="refresh"),
     path("<str:code>/<str:tier>/fingerprint/", views.fingerprint, name="fingerprint"),
+    path("<str:code>/<str:tier>/read-signals/", views.read_signals, name="read_signals"),
     path("<str:code>/<str:tier>/terminal-token/", views.terminal_token, name="terminal_token"),
 ]

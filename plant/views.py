@@ -51,6 +51,7 @@ def _render_detail(request, env: Environment, **extra):
             "siblings": siblings,
             "may_configure": access.can(request.user, "configure", env),
             "terminals": terminals.status(env),
+            "signals": signals_context(env),
             **evidence_context(env),
             **extra,
         },
@@ -91,6 +92,75 @@ def edit(request, code: str, tier: str):
     return render(
         request, "environments/edit.html", {"env": env, "form": form}, status=400 if form.errors else 200
     )
+
+
+# --- Business signals on the environment page ---------------------------------------------------
+def _judged(spec: dict) -> str:
+    """How the portal judges one signal, in the reader's language."""
+    said = []
+    bounds = {"min": _("at least %(n)s"), "max": _("at most %(n)s")}
+    limits = [bounds[key] % {"n": f"{spec[key]:g}"} for key in ("min", "max") if key in spec]
+    if limits:
+        said.append(_("before PROD: %(limits)s") % {"limits": ", ".join(limits)})
+    if "good" in spec:
+        direction = _("higher is better") if spec["good"] == "higher" else _("lower is better")
+        said.append(
+            _("after a deployment: %(direction)s, at most %(tolerance)s %% worse than before")
+            % {"direction": direction, "tolerance": f"{float(spec.get('tolerance', 0.2)) * 100:g}"}
+        )
+    if spec["adapter"] == "terminals":
+        said.append(
+            _("every terminal on the new version within %(minutes)d minutes of the apply")
+            % {"minutes": int(spec.get("within_minutes", 30))}
+        )
+    return "; ".join(said)
+
+
+def signals_context(env: Environment) -> dict:
+    from environments.models import SignalReading
+    from plant import signals
+
+    declared = signals.declared(env)
+    reading = (
+        SignalReading.objects.filter(environment=env).order_by("-taken_at", "-pk").first()
+        if declared
+        else None
+    )
+    last = {r["name"]: r for r in (reading.readings if reading else [])}
+    sources = {"sql": _("SQL query"), "http": _("HTTP probe"), "terminals": _("Terminal reports")}
+    return {
+        "rows": [
+            {
+                "name": s["name"],
+                "source": sources[s["adapter"]],
+                "judged": _judged(s),
+                "last": last.get(s["name"]),
+            }
+            for s in declared
+        ],
+        "reading": reading,
+        "readable": any(signals.judged_as_readiness(s) for s in declared),
+    }
+
+
+@login_required
+@require_POST
+def read_signals(request, code: str, tier: str):
+    """Read the environment's readiness signals now (what the gate before PROD judges)."""
+    from plant import signals
+
+    env = _environment(request, code, tier)
+    access.require(request.user, "configure", env)
+    reading = signals.take_reading(env, "request")
+    if reading is None:
+        messages.error(request, _("%(environment)s declares no readiness signals.") % {"environment": env})
+    elif reading.ok:
+        messages.success(request, _("Signals of %(environment)s read: all in range.") % {"environment": env})
+    else:
+        messages.error(
+            request, _("Signals of %(environment)s read: not ready — see below.") % {"environment": env}
+        )
+    return redirect("environments:detail", code=env.site.code, tier=env.tier)
 
 
 # --- Computed evidence on the environment page ---------------------------------------------

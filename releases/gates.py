@@ -70,11 +70,24 @@ def registered(name: str) -> bool:
     return any(known == name for known, _, _ in _REGISTRY)
 
 
-def evaluate(rfc, stage: str = "submit") -> list[Gate]:
-    """Every gate for `stage`, always on freshly read data: a gate never passes on a stale copy.
-    A failing waivable gate with a live waiver for the RFC's artifact reads as passed and waived."""
+def evaluate(rfc, stage: str = "submit", only=None) -> list[Gate]:
+    """Every gate for `stage` (or only those named in `only`), always on freshly read data: a gate never
+    passes on a stale copy. A failing waivable gate with a live waiver for the RFC's artifact reads as
+    passed and waived."""
     fresh = _fresh(rfc)
-    return _with_waivers(fresh, [check(fresh) for _, check, stages in _REGISTRY if stage in stages])
+    return _with_waivers(
+        fresh,
+        [
+            check(fresh)
+            for name, check, stages in _REGISTRY
+            if stage in stages and (only is None or name in only)
+        ],
+    )
+
+
+def only_at_start() -> set[str]:
+    """The gates asked only when a deployment starts (they read the plant as it is then)."""
+    return {name for name, _, stages in _REGISTRY if stages == frozenset({"deploy"})}
 
 
 def unwaived(rfc, name: str) -> Gate | None:

@@ -290,7 +290,12 @@ def _detail_context(request, rfc: Rfc) -> dict:
         Comment.objects.filter(rfc=rfc).select_related("author").annotate(revision_count=Count("revisions")),
     )
     shown_gates = gates.evaluate(rfc, stage)
-    later_gates = [g for g in gates.evaluate(rfc, "deploy") if stage == "submit" and g.name in LATER_GATES]
+    if stage == "submit":
+        later_gates = gates.evaluate(rfc, "deploy", only=LATER_GATES)
+    elif rfc.state in (RfcState.APPROVED, RfcState.SCHEDULED):  # read from the plant when it starts
+        later_gates = gates.evaluate(rfc, "deploy", only=gates.only_at_start())
+    else:
+        later_gates = []
     may_waive = waivers.may_waive(user, rfc)
     review = reviews.review_of(rfc)  # no query for an RFC still on its way
     review_pending = review is not None and not review.done
@@ -311,6 +316,7 @@ def _detail_context(request, rfc: Rfc) -> dict:
         "gates": shown_gates,
         "gate_stage": stage,
         "later_gates": later_gates,
+        "later_gates_read_at_start": stage != "submit",
         # A release manager may waive a failing gate that is waivable (the computed evidence).
         "waivable_gates": {
             g.name

@@ -118,11 +118,13 @@ def test_success_applies_verifies_and_commits(cast, site_a, plant, artifacts):
         "forward:vm_snapshot": "skipped",
         "forward:snapshot": "succeeded",
         "forward:backup": "succeeded",
+        "forward:signal_baseline": "succeeded",
         "forward:apply": "succeeded",
         "forward:equipment": "simulated",
         "forward:wait": "succeeded",
         "forward:smoke": "succeeded",
         "forward:compare": "succeeded",
+        "forward:signals": "succeeded",
         "forward:commit": "succeeded",
     }
     assert app_version(plant, site_a, "DEV") == "2.4.1" and "label_layouts" in tables(plant, site_a, "DEV")

@@ -1,5 +1,6 @@
 """Journey: a release manager schedules the demo's good release on the always-open demo line
-and watches it deploy; then the bad one, and watches it fail its smoke test and roll back by itself.
+and watches it deploy; then the bad one, and watches it fail its smoke test and roll back by itself;
+then one that passes the smoke test but breaks the ERP confirmations, caught by a business signal.
 Real parts: the demo plant's HTTP server, a Celery worker and beat, the browser."""
 
 from __future__ import annotations
@@ -85,14 +86,36 @@ def test_watch_a_good_release_deploy_and_a_bad_one_roll_back(page, plant_portal,
                 "Rolled back",
                 "deployment-rolled-back",
             )
+            expect(page.get_by_test_id("deployment-outcome")).to_contain_text("smoke test failed")
+            expect(page.locator('[data-step="rollback:verify_undo"]')).to_contain_text("Succeeded")
+            # R3: rolled back by the undo script; the cycles the line wrote since the backup are still there.
+            expect(page.get_by_test_id("deployment-rpo")).to_contain_text("No production data was discarded")
+            page.get_by_test_id("deployment-rpo").scroll_into_view_if_needed()
+            screenshot(page, "deployment-rolled-back-rpo")
+            # Issue 19 item 3: the smoke test passes; the ERP confirmations fail; the signal rolls it back.
+            unconfirmed = schedule_and_watch(
+                page,
+                plant_portal,
+                "ERP confirmation rework on the demo line",
+                "Rolled back",
+                "deployment-signal-rolled-back",
+            )
         except AssertionError:
             raise AssertionError("worker log:\n" + "".join(worker.log[-60:])) from None
-    expect(page.get_by_test_id("deployment-outcome")).to_contain_text("smoke test failed")
-    expect(page.locator('[data-step="rollback:verify_undo"]')).to_contain_text("Succeeded")
-    # R3: rolled back by the undo script; the cycles the line wrote since the backup are still there.
-    expect(page.get_by_test_id("deployment-rpo")).to_contain_text("No production data was discarded")
-    page.get_by_test_id("deployment-rpo").scroll_into_view_if_needed()
-    screenshot(page, "deployment-rolled-back-rpo")
+    expect(page.get_by_test_id("deployment-outcome")).to_contain_text(
+        "Business signal breached: ERP confirmations failed"
+    )
+    expect(page.locator('[data-step="forward:smoke"]')).to_contain_text("Succeeded")
+    expect(page.locator('[data-step="forward:signals"]')).to_contain_text("Failed")
+    page.locator('[data-step="forward:signals"]').scroll_into_view_if_needed()
+    screenshot(page, "deployment-signal-breached")
+    page.goto(f"{plant_portal}/environments/OPEN/PROD/")
+    expect(page.get_by_test_id("signal-rows")).to_contain_text("ERP confirmations failed")
+    expect(page.get_by_test_id("signal-rows")).to_contain_text("Unconfirmed queue depth")
+    page.get_by_test_id("signals").scroll_into_view_if_needed()
+    screenshot(page, "environment-signals")
+    unconfirmed.refresh_from_db()
+    assert unconfirmed.state == "rolled_back" and unconfirmed.rpo["kept"], unconfirmed.outcome
     bad.refresh_from_db()
     assert bad.rpo["kept"] and bad.rpo["rows_kept"]["cycles"] >= 1, bad.rpo
     assert good.state == "succeeded" and bad.state == "rolled_back"

@@ -251,7 +251,8 @@ class Command(BaseCommand):
             env.save(update_fields=["pipeline"])
 
     def plant_releases(self, author) -> None:
-        """A good and a bad release with real artifacts the demo plant installs."""
+        """Releases with real artifacts the demo plant installs: a good one, and one for each way the
+        engine catches a bad one (smoke test, performance compare, business signal)."""
         with tempfile.TemporaryDirectory() as folder:
             built = build(folder)
             for key, version, notes in (
@@ -267,6 +268,12 @@ class Command(BaseCommand):
                     "2.4.3",
                     "Label rendering with a slow font cache (10× slower: "
                     "the performance compare rolls it back).",
+                ),
+                (
+                    "unconfirmed",
+                    "2.4.6",
+                    "ERP confirmation rework (labels print and the smoke test passes, but production "
+                    "confirmations to the ERP fail: the signal 'ERP confirmations failed' rolls it back).",
                 ),
             ):
                 if Release.objects.filter(product="MES", version=version).exists():
