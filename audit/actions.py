@@ -143,6 +143,17 @@ LABELS.update(
     }
 )
 
+# Feature flags switched per site as standard changes (deployments/flags.py)
+LABELS.update(
+    {
+        "deployments.flag.requested": _("Feature flag switch requested"),
+        "deployments.flag.switched_on": _("Feature flag turned on and verified"),
+        "deployments.flag.switched_off": _("Feature flag turned off"),
+        "deployments.flag.rolled_back": _("Feature flag turned off again after a failed check"),
+        "deployments.flag.failed": _("Feature flag switch failed"),
+    }
+)
+
 # Validation evidence the portal prints about itself (reports/traceability.py, reports/review.py)
 LABELS.update(
     {

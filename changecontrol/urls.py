@@ -54,7 +54,12 @@ urlpatterns = [
     path("accounts/", include((accounts_urls.urlpatterns, "accounts"))),
     path(
         "environments/",
-        include((reports_urls.calendar_patterns + plant_urls.urlpatterns, "environments")),
+        include(
+            (
+                reports_urls.calendar_patterns + plant_urls.urlpatterns + deployments_urls.flag_patterns,
+                "environments",
+            )
+        ),
     ),
     path("audit/", include("reports.audit_urls")),
     path(

@@ -46,6 +46,23 @@ def pipeline(root: str | Path, site: str, tier: str, base_url: str, smoke_delay_
                 "writes_equipment": True,
             },
         ],
+        # Feature flags (the portal's standard changes): app/flags.json, read by the server.
+        "flags": {
+            "adapter": "command",
+            "command": [
+                python,
+                "-m",
+                "demo_plant.flags",
+                "--env-dir",
+                str(env_dir),
+                "--flag",
+                "{flag}",
+                "--state",
+                "{state}",
+            ],
+            "cwd": str(REPO),
+            "timeout": 30,
+        },
         "signals": [
             {
                 "adapter": "http",

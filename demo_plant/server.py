@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs
 
+from demo_plant.flags import read_flags
 from demo_plant.layout import NAME, connect, default_root, validate_release
 
 
@@ -34,11 +35,16 @@ class ReleaseError(Exception):
 
 
 def read_release(env_dir: Path) -> dict:
+    """The installed release, with its feature flags: batch confirmations (a flag) fail like a release
+    whose confirmations are broken."""
     try:
         data = json.loads((env_dir / "app" / "release.json").read_text(encoding="utf-8"))
-        return validate_release(data)
+        release = validate_release(data)
     except (OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise ReleaseError(f"release.json unreadable: {exc}") from exc
+    if read_flags(env_dir / "app").get("erp_batch_confirmations"):
+        release["confirmations_broken"] = True
+    return release
 
 
 def environments(root: Path) -> list[tuple[str, str, Path]]:

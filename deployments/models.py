@@ -218,3 +218,42 @@ class CheckRun(models.Model):
     @property
     def audit_object_id(self) -> str:
         return self.rfc.number
+
+
+class FlagChangeState(models.TextChoices):
+    QUEUED = "queued", gettext_lazy("Queued")
+    RUNNING = "running", gettext_lazy("Running")
+    SUCCEEDED = "succeeded", gettext_lazy("Succeeded")
+    ROLLED_BACK = "rolled_back", gettext_lazy("Turned off again")
+    FAILED = "failed", gettext_lazy("Failed")
+
+
+class FlagChange(models.Model):
+    """A feature flag switched on or off at one environment (deployments/flags.py): a standard change —
+    pre-approved by the approved release that declared it, recorded, inside a window unless the flag is
+    declared safe, checked like a deployment, and turned off again by itself when the check fails."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    environment = models.ForeignKey(
+        "environments.Environment", on_delete=models.CASCADE, related_name="flag_changes"
+    )
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="+")  # that declared it
+    key = models.CharField(max_length=63)
+    on = models.BooleanField()
+    reason = models.CharField(max_length=300)
+    state = models.CharField(max_length=12, choices=FlagChangeState.choices, default=FlagChangeState.QUEUED)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.TextField(blank=True)
+    journal = models.JSONField(default=list)  # [{"step", "ok", "output"}], in English (a record)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["environment", "key", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.key} {'on' if self.on else 'off'} at {self.environment_id} ({self.state})"

@@ -83,3 +83,11 @@ def read_signals() -> int:
     from plant import signals
 
     return signals.read_due()
+
+
+@shared_task(name="deployments.tasks.run_flag_change", ignore_result=True)
+def run_flag_change(change_id: int) -> str:
+    """Switch a feature flag and check it (deployments/flags.py)."""
+    from deployments import flags
+
+    return flags.run(change_id)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from deployments import views
+from deployments import flag_views, views
 
 # Under an RFC's address, composed into the RFC pages' namespace.
 rfc_patterns = [
@@ -16,4 +16,10 @@ rfc_patterns = [
         views.deployment_cancel,
         name="deployment_cancel",
     ),
+]
+
+# Under an environment's address, composed into the environments namespace.
+flag_patterns = [
+    path("<str:code>/<str:tier>/flags/", flag_views.flags_page, name="flags"),
+    path("<str:code>/<str:tier>/flags/switch/", flag_views.flag_switch, name="flag_switch"),
 ]

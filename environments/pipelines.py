@@ -21,7 +21,7 @@ from django.utils.translation import pgettext
 
 # Steps in the order the engine runs them, then the pipeline's own settings.
 STEPS = ("vm_snapshot", "snapshot", "backup", "apply", "equipment", "smoke")
-SETTINGS = ("smoke_delay_seconds", "signals")
+SETTINGS = ("smoke_delay_seconds", "signals", "flags")
 COMMON_KEYS = ("adapter", "name")  # `name`: a person's label for the check, echoed in the journal
 
 
@@ -199,6 +199,24 @@ def signal_problems(spec) -> list[str]:
     return problems
 
 
+def flag_switch_problems(spec) -> list[str]:
+    """The command that switches a feature flag: a command adapter whose arguments hold {flag} and {state}."""
+    if not isinstance(spec, dict) or spec.get("adapter") != "command":
+        return [
+            _(
+                'the flag switch is a command adapter: {"adapter": "command", "command": ["…", "{flag}", "{state}"]}'
+            )
+        ]
+    problems = spec_problems(spec)
+    if not problems and not all(
+        any(mark in part for part in spec["command"]) for mark in ("{flag}", "{state}")
+    ):
+        problems.append(
+            _('its command takes the flag as "{flag}" and on/off as "{state}" among its arguments')
+        )
+    return problems
+
+
 def _specs(value) -> list:
     if value in (None, {}, []):
         return []
@@ -227,6 +245,10 @@ def pipeline_problems(pipeline, tier: str, vm_name: str = "") -> list[str]:
         problems += [
             _("signals #%(n)d: %(problem)s.") % {"n": index + 1, "problem": found}
             for found in signal_problems(spec)
+        ]
+    if pipeline.get("flags") not in (None, {}):
+        problems += [
+            _("flags: %(problem)s.") % {"problem": found} for found in flag_switch_problems(pipeline["flags"])
         ]
     delay = pipeline.get("smoke_delay_seconds", 0)
     if isinstance(delay, bool) or not isinstance(delay, int) or delay < 0:

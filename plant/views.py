@@ -25,7 +25,8 @@ def board(request):
     return render(request, "environments/board.html", {"rows": rows, "tiers": list(Tier)})
 
 
-def _environment(request, code: str, tier: str) -> Environment:
+def environment_or_404(request, code: str, tier: str) -> Environment:
+    """The environment at this address, if the user may see it (404 otherwise)."""
     return access.get_visible_or_404(
         Environment.objects.select_related("site").prefetch_related("products"),
         request.user,
@@ -36,7 +37,7 @@ def _environment(request, code: str, tier: str) -> Environment:
 
 @login_required
 def detail(request, code: str, tier: str):
-    return _render_detail(request, _environment(request, code, tier))
+    return _render_detail(request, environment_or_404(request, code, tier))
 
 
 def _render_detail(request, env: Environment, **extra):
@@ -64,7 +65,7 @@ def terminal_token(request, code: str, tier: str):
     """A new terminal token for the site, shown once on the page (the old one stops working)."""
     from environments import terminals
 
-    env = _environment(request, code, tier)
+    env = environment_or_404(request, code, tier)
     access.require(request.user, "configure", env)
     raw = terminals.issue_token(env.site, by=request.user)
     response = _render_detail(request, env, new_terminal_token=raw)
@@ -75,7 +76,7 @@ def terminal_token(request, code: str, tier: str):
 @login_required
 @require_http_methods(["GET", "POST"])
 def edit(request, code: str, tier: str):
-    env = _environment(request, code, tier)
+    env = environment_or_404(request, code, tier)
     access.require(request.user, "configure", env)
     can_set_version = access.can(request.user, "set_version", env)
     form = EnvironmentForm(
@@ -149,7 +150,7 @@ def read_signals(request, code: str, tier: str):
     """Read the environment's readiness signals now (what the gate before PROD judges)."""
     from plant import signals
 
-    env = _environment(request, code, tier)
+    env = environment_or_404(request, code, tier)
     access.require(request.user, "configure", env)
     reading = signals.take_reading(env, "request")
     if reading is None:
@@ -186,7 +187,7 @@ def refresh(request, code: str, tier: str):
     from core.errors import StateConflict
     from plant.evidence import request_refresh
 
-    env = _environment(request, code, tier)
+    env = environment_or_404(request, code, tier)
     try:
         request_refresh(request.user, env)
     except (ValidationError, StateConflict) as exc:
@@ -205,7 +206,7 @@ def refresh(request, code: str, tier: str):
 def fingerprint(request, code: str, tier: str):
     from plant.evidence import record_fingerprint
 
-    env = _environment(request, code, tier)
+    env = environment_or_404(request, code, tier)
     access.require(request.user, "configure", env)
     record_fingerprint(env)
     messages.success(request, _("Fingerprint of %(environment)s recorded.") % {"environment": env})

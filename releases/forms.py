@@ -267,6 +267,23 @@ class ReleaseForm(ServiceErrors, forms.Form):
         widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}),
         help_text=gettext_lazy("Required when there is a migration."),
     )
+    flags = forms.CharField(
+        label=gettext_lazy("Feature flags"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
+        help_text=gettext_lazy(
+            "One per line, key: what turning it on does; end the line with [safe] when it may be switched "
+            "outside a deployment window. Each site turns them on later, as a standard change."
+        ),
+    )
+
+    def clean_flags(self):
+        from releases import flags
+
+        try:
+            return flags.parse(self.cleaned_data["flags"])
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict["flags"]) from None
 
 
 MAX_FILES_PER_UPLOAD = 10

@@ -40,6 +40,8 @@ class Release(models.Model):
         blank=True,
         help_text=gettext_lazy("The exact script that undoes the migration."),
     )
+    # Feature flags the release brings (releases/flags.py): switched per site as standard changes.
+    flags = models.JSONField(default=list, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

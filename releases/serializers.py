@@ -9,8 +9,19 @@ from releases.models import Evidence, EvidenceKind, Impact, Release, RiskQuestio
 
 
 # --- Releases ---------------------------------------------------------------------------------
+class FlagSerializer(serializers.Serializer):
+    """A feature flag the release declares; each site turns it on later as a standard change."""
+
+    key = serializers.RegexField(r"^[a-z][a-z0-9_]{1,62}$", help_text="The key the plant's software reads.")
+    description = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    safe = serializers.BooleanField(
+        required=False, default=False, help_text="May be switched outside a deployment window."
+    )
+
+
 class ReleaseSerializer(serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    flags = FlagSerializer(many=True, read_only=True)
     artifact_url = UrlOrNullField(
         read_only=True, help_text="Where the artifact is fetched from; null when uploaded."
     )
@@ -28,6 +39,7 @@ class ReleaseSerializer(serializers.ModelSerializer):
             "artifact_sha256",
             "migration_sql",
             "undo_sql",
+            "flags",
             "created_by",
             "created_at",
         ]
@@ -62,6 +74,7 @@ class ReleaseCreateSerializer(serializers.Serializer):
     )
     migration_sql = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
     undo_sql = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
+    flags = FlagSerializer(many=True, required=False, default=list)
 
 
 class ReleaseFilterSerializer(serializers.Serializer):

@@ -19,6 +19,7 @@ from core.roles import Role
 from environments import access
 from environments.models import ConfigurationItem, Environment, ItemKind, ProductVersion, Site, Tier
 from plant import artifacts, uploads
+from releases import flags as release_flags
 from releases import risk
 from releases.models import Evidence, EvidenceKind, Impact, Release, Rfc, RfcCounter, UatSignoff
 from releases.states import EDITABLE_STATES
@@ -87,6 +88,7 @@ def create_release(
     artifact_sha256: str = "",
     migration_sql: str = "",
     undo_sql: str = "",
+    flags: list | None = None,
 ) -> Release:
     """A release with its artifact: an uploaded file (hashed here, once) or a URL plus checksum.
 
@@ -117,6 +119,7 @@ def create_release(
         artifact_url=artifact_url,
         migration_sql=migration_sql,
         undo_sql=undo_sql,
+        flags=release_flags.clean(flags),
         created_by=user,
         artifact_sha256=digest if artifact is None else "",
     )

@@ -243,6 +243,7 @@ def release_create(request):
                 artifact_sha256=data["artifact_sha256"],
                 migration_sql=data["migration_sql"],
                 undo_sql=data["undo_sql"],
+                flags=data["flags"],
             )
         except ValidationError as exc:
             form.add_service_errors(exc)

@@ -17,7 +17,6 @@ import time_machine
 
 from audit.models import AuditEvent
 from core import clock
-from demo_plant.artifacts import build
 from deployments import engine, readiness
 from deployments.models import DeploymentState, StepState
 from environments.models import Environment, SignalReading, Terminal
@@ -25,7 +24,6 @@ from environments.pipelines import pipeline_problems
 from plant import signals
 from releases import gates
 from tests import factories
-from tests.demo_plant_server import site_plant
 from tests.deployments.test_engine import (
     TUESDAY_9,
     app_version,
@@ -35,25 +33,8 @@ from tests.deployments.test_engine import (
     scheduled_prod,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media")]
 S = DeploymentState
-
-
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.VAR_DIR = tmp_path / "var"
-
-
-@pytest.fixture
-def plant(tmp_path, site_a):
-    with site_plant(tmp_path / "plant", site_a) as root:
-        yield root
-
-
-@pytest.fixture
-def artifacts(tmp_path):
-    return build(tmp_path / "artifacts")
 
 
 def spec(env, name):

@@ -18,7 +18,6 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from approvals.models import Signature
 from audit.models import AuditEvent
-from demo_plant.artifacts import build
 from deployments import engine, scheduling
 from deployments.models import Deployment, DeploymentState, DeploymentStep, StepState
 from environments.models import Environment
@@ -27,31 +26,13 @@ from releases import services
 from releases.models import Rfc
 from releases.states import RfcState
 from tests import factories
-from tests.demo_plant_server import site_plant
 from workflow import services as wf
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media")]
 S = DeploymentState
 BERLIN = ZoneInfo("Europe/Berlin")
 MIGRATION = "CREATE TABLE IF NOT EXISTS label_layouts (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
 UNDO = "DROP TABLE IF EXISTS label_layouts;"
-
-
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.VAR_DIR = tmp_path / "var"
-
-
-@pytest.fixture
-def plant(tmp_path, site_a):
-    with site_plant(tmp_path / "plant", site_a) as root:
-        yield root
-
-
-@pytest.fixture
-def artifacts(tmp_path):
-    return build(tmp_path / "artifacts")
 
 
 def artifact_release(user, path: Path, version: str, behaviour: dict | None = None):

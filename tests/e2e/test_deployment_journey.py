@@ -100,20 +100,35 @@ def test_watch_a_good_release_deploy_and_a_bad_one_roll_back(page, plant_portal,
                 "Rolled back",
                 "deployment-signal-rolled-back",
             )
+            expect(page.get_by_test_id("deployment-outcome")).to_contain_text(
+                "Business signal breached: ERP confirmations failed"
+            )
+            expect(page.locator('[data-step="forward:smoke"]')).to_contain_text("Succeeded")
+            expect(page.locator('[data-step="forward:signals"]')).to_contain_text("Failed")
+            page.locator('[data-step="forward:signals"]').scroll_into_view_if_needed()
+            screenshot(page, "deployment-signal-breached")
+            page.goto(f"{plant_portal}/environments/OPEN/PROD/")
+            expect(page.get_by_test_id("signal-rows")).to_contain_text("ERP confirmations failed")
+            expect(page.get_by_test_id("signal-rows")).to_contain_text("Unconfirmed queue depth")
+            page.get_by_test_id("signals").scroll_into_view_if_needed()
+            screenshot(page, "environment-signals")
+            # Issue 19 item 5: 2.4.1 brought two flags; turning the unsafe one on breaks the ERP
+            # confirmations, and the worker turns it off again — a rollback that restores nothing.
+            page.goto(f"{plant_portal}/environments/OPEN/PROD/flags/")
+            row = page.get_by_test_id("flag-erp_batch_confirmations")
+            row.get_by_label("Why").fill("Pilot batch confirmations on the demo line.")
+            row.get_by_role("button", name="Turn on").click()
+            expect(page.get_by_test_id("flag-change").first).to_contain_text(
+                "Turned off again", timeout=TIMEOUT
+            )
+            page.reload()
+            expect(page.get_by_test_id("flag-change").first).to_contain_text("ERP confirmations failed")
+            expect(
+                page.get_by_test_id("flag-erp_batch_confirmations").get_by_test_id("flag-state")
+            ).to_have_text("Off")
+            screenshot(page, "environment-flags")
         except AssertionError:
             raise AssertionError("worker log:\n" + "".join(worker.log[-60:])) from None
-    expect(page.get_by_test_id("deployment-outcome")).to_contain_text(
-        "Business signal breached: ERP confirmations failed"
-    )
-    expect(page.locator('[data-step="forward:smoke"]')).to_contain_text("Succeeded")
-    expect(page.locator('[data-step="forward:signals"]')).to_contain_text("Failed")
-    page.locator('[data-step="forward:signals"]').scroll_into_view_if_needed()
-    screenshot(page, "deployment-signal-breached")
-    page.goto(f"{plant_portal}/environments/OPEN/PROD/")
-    expect(page.get_by_test_id("signal-rows")).to_contain_text("ERP confirmations failed")
-    expect(page.get_by_test_id("signal-rows")).to_contain_text("Unconfirmed queue depth")
-    page.get_by_test_id("signals").scroll_into_view_if_needed()
-    screenshot(page, "environment-signals")
     unconfirmed.refresh_from_db()
     assert unconfirmed.state == "rolled_back" and unconfirmed.rpo["kept"], unconfirmed.outcome
     bad.refresh_from_db()

@@ -122,6 +122,7 @@ def test_every_page_passes_axe_and_the_nu_html_checker(page, portal, language):
             "/rfcs/",
             "/dashboard/",
             "/environments/calendar/",
+            "/environments/OPEN/PROD/flags/",
             "/audit/",
             f"/audit/periodic-reviews/{review.pk}/",
             "/approvals/standard/",

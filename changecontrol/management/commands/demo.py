@@ -286,9 +286,19 @@ class Command(BaseCommand):
                     artifact=SimpleUploadedFile(built[key].name, built[key].read_bytes()),
                     migration_sql=LAYOUT_SQL,
                     undo_sql=LAYOUT_UNDO,
+                    flags=DEMO_FLAGS if key == "good" else [],
                 )
 
 
+# MES 2.4.1 brings two flags, off until a site turns them on (deployments/flags.py).
+DEMO_FLAGS = [
+    {"key": "bold_batch_number", "description": "Print the batch number in bold.", "safe": True},
+    {
+        "key": "erp_batch_confirmations",
+        "description": "Post production confirmations to the ERP in batches of ten.",
+        "safe": False,
+    },
+]
 LAYOUT_SQL = "CREATE TABLE IF NOT EXISTS label_layouts (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
 LAYOUT_UNDO = "DROP TABLE IF EXISTS label_layouts;"
 
