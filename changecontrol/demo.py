@@ -114,6 +114,15 @@ DEMO_RFCS = [
         "rollback_plan": "Run the undo script and restore the application snapshot; production data is kept.",
         "then": "approved",
     },
+    {
+        "title": "Scrap reason mapping for the ERP on the demo line",
+        "release": ("MES-config", "0.1.0"),
+        "sites": {"OPEN": (["Line 1"], ["Labelling"])},
+        "description": "Configuration only: map scrap reason 03 (quality) and confirm to the ERP in batches "
+        "of five. The bundles are promoted DEV → UAT → PROD unchanged.",
+        "rollback_plan": "The previous configuration files are put back; no database change.",
+        "then": "approved",
+    },
 ]
 # The demo's routine changes: nothing at stake on any question.
 LOW_RISK = {"gxp": 0, "safety": 0, "production": 1, "rollback": 0, "novelty": 0}

@@ -71,12 +71,32 @@ def write_release(app_dir: Path, release: dict) -> Path:
     return target
 
 
+def config_of(site: str, tier: str) -> dict[str, dict]:
+    """The demo's configuration bundles as a new environment starts: the same ERP settings and mappings
+    everywhere but the label printer, which PROD has its own of (drift by key, on purpose)."""
+    return {
+        "erp-settings": {
+            "plant.code": f"{site}-1000",
+            "currency": "EUR",
+            "confirmation.batch_size": "1",
+            "label.printer": "ZT410" if tier == "PROD" else "ZT230",
+        },
+        "integration-mappings": {"scrap.reason.01": "SCRAP-MAT", "scrap.reason.02": "SCRAP-SETUP"},
+    }
+
+
 def ensure_environment(root: str | Path, site: str, tier: str, version: str = "2.3.1") -> Path:
-    """Create one environment if it is missing; an existing release or database is left alone."""
+    """Create one environment if it is missing; an existing release, database or configuration is left alone."""
     if not NAME.match(site) or not NAME.match(tier):
         raise ValueError(f"bad site or tier name: {site!r}/{tier!r}")
     env_dir = Path(root) / site / tier
     (env_dir / "app").mkdir(parents=True, exist_ok=True)
+    if not (env_dir / "config").exists():
+        (env_dir / "config").mkdir()
+        for name, settings in config_of(site, tier).items():
+            (env_dir / "config" / f"{name}.json").write_text(
+                json.dumps(settings, indent=2) + "\n", encoding="utf-8"
+            )
     if not (env_dir / "app" / "release.json").exists():
         write_release(env_dir / "app", {**BASELINE, "version": version})
     connect(env_dir).close()

@@ -46,6 +46,8 @@ def pipeline(root: str | Path, site: str, tier: str, base_url: str, smoke_delay_
                 "writes_equipment": True,
             },
         ],
+        # Configuration bundles (ERP settings, integration mappings): one JSON file each.
+        "config": {"adapter": "config_dir", "path": str(env_dir / "config")},
         # Feature flags (the portal's standard changes): app/flags.json, read by the server.
         "flags": {
             "adapter": "command",

@@ -17,6 +17,7 @@ import os
 import socket
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
@@ -34,10 +35,12 @@ from deployments import promotion
 from deployments.models import Deployment, DeploymentState, DeploymentStep, StepState
 from deployments.states import IN_PROGRESS, TERMINAL, move
 from environments import calendar
+from environments import config as release_config
 from environments.models import Environment, Tier
 from environments.windows import rules_for
 from outbox import services as outbox
 from plant import adapters, signals, uploads
+from plant import config as plant_config
 from plant.plantdb import SqliteDatabase, database_of
 from releases import gates
 
@@ -52,6 +55,7 @@ FORWARD = [
     "backup",
     "signal_baseline",
     "apply",
+    "config",
     "equipment",
     "wait",
     "smoke",
@@ -66,6 +70,7 @@ FORWARD = [
 ROLLBACK = [
     "revert_equipment",
     "restore_snapshot",
+    "restore_config",
     "undo",
     "verify_undo",
     "restore_vm",
@@ -477,6 +482,13 @@ class _Runner:
 
         def action():
             ctx = self.context()
+            if release.config and release_config.checksum(release.config) != release.config_sha256:
+                return adapters.StepResult(
+                    False,
+                    f"the configuration bundles' SHA-256 is {release_config.checksum(release.config)}, not the "
+                    f"{release.config_sha256} recorded with the release",
+                    {"adapter": "checksum"},
+                )
             if not ctx.artifact_path:
                 return adapters.StepResult(
                     bool(release.artifact_sha256),
@@ -533,7 +545,51 @@ class _Runner:
     def do_apply(self):
         if not self.finished("apply") and self.window_closed():
             return "The window closed before the apply step could start."
+        if self.deployment.rfc.release.config_only:  # nothing to install: the config step applies it
+            self.step(
+                "forward",
+                "apply",
+                lambda: adapters.StepResult(
+                    True, "configuration-only release: nothing to install or migrate", {"adapter": "none"}
+                ),
+            )
+            return True
         return True if self.adapter_step("forward", "apply", "apply").ok else "Apply failed."
+
+    def config_keep(self) -> Path:
+        return adapters.work_dir(self.deployment.uuid) / "config-before"
+
+    def do_config(self):
+        """The release's configuration bundles written to the environment's configuration folder, the
+        files they replace kept for the rollback. Fail closed: configuration and nowhere to put it."""
+        release = self.deployment.rfc.release
+        folder = plant_config.folder_of(self.env)
+
+        def action():
+            if not release.config:
+                return None
+            if folder is None:
+                return adapters.StepResult(
+                    False,
+                    f"the release carries configuration ({', '.join(release.config)}) but {self.env} has no "
+                    'folder for it: add "config": {"adapter": "config_dir", "path": "<folder>"} to its pipeline',
+                )
+            before = plant_config.read(folder) if folder.is_dir() else {}
+            written = plant_config.write(folder, release.config, self.config_keep())
+            changed = release_config.diff(before, {**before, **release.config})
+            lines = [f"{b} · {k}: {x if x is not None else '—'} → {y}" for b, k, x, y in changed[:50]]
+            return adapters.StepResult(
+                True,
+                f"wrote {', '.join(written)} to {folder} ({len(changed)} setting(s) changed)\n"
+                + "\n".join(lines),
+                {"adapter": "config_dir", "bundles": written, "changed": len(changed)},
+            )
+
+        try:
+            result = self.step("forward", "config", action)
+        except plant_config.ConfigError as exc:
+            return f"Configuration not written: {exc}"
+        return True if result.ok else "Configuration not written."
 
     def do_equipment(self):
         if not self.finished("equipment") and self.window_closed():
@@ -722,6 +778,8 @@ class _Runner:
             results.append(self.adapter_step("rollback", "revert_equipment", "equipment", restore=True))
         if "snapshot" in taken:  # application files: no production data in them
             results.append(self.adapter_step("rollback", "restore_snapshot", "snapshot", restore=True))
+        if "config" in taken and steps["config"].result.get("bundles"):  # the settings as they were
+            results.append(self.step("rollback", "restore_config", self.restore_config))
         kept = self.undo(steps.get("apply"))
         if kept is None:  # no undo script, or it failed or did not verify: restore, and say what is lost
             if "vm_snapshot" in taken:
@@ -755,6 +813,18 @@ class _Runner:
         )
         self.alert()
         return S.ROLLBACK_FAILED
+
+    def restore_config(self) -> adapters.StepResult:
+        folder = plant_config.folder_of(self.env)
+        try:
+            restored = plant_config.restore(folder, self.config_keep())
+        except (plant_config.ConfigError, OSError, TypeError) as exc:
+            return adapters.StepResult(False, f"configuration not restored: {exc}")
+        return adapters.StepResult(
+            True,
+            f"restored {', '.join(restored)} in {folder}",
+            {"adapter": "config_dir", "bundles": restored},
+        )
 
     def undo(self, apply_row) -> adapters.StepResult | None:
         """R3: the release's undo script in one transaction, then the smoke test. The result when the

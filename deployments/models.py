@@ -162,6 +162,8 @@ class DeploymentStep(models.Model):
         "smoke": gettext_lazy("Smoke test"),
         "compare": gettext_lazy("Performance compare"),
         "signal_baseline": gettext_lazy("Business signals before"),
+        "config": gettext_lazy("Configuration"),
+        "restore_config": gettext_lazy("Restore the configuration"),
         "signals": gettext_lazy("Business signals after"),
         "restore_vm": gettext_lazy("Restore VM snapshot"),
         "revert_equipment": gettext_lazy("Revert equipment (previous recipe)"),

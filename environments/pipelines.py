@@ -21,7 +21,7 @@ from django.utils.translation import pgettext
 
 # Steps in the order the engine runs them, then the pipeline's own settings.
 STEPS = ("vm_snapshot", "snapshot", "backup", "apply", "equipment", "smoke")
-SETTINGS = ("smoke_delay_seconds", "signals", "flags")
+SETTINGS = ("smoke_delay_seconds", "signals", "flags", "config")
 COMMON_KEYS = ("adapter", "name")  # `name`: a person's label for the check, echoed in the journal
 
 
@@ -199,6 +199,21 @@ def signal_problems(spec) -> list[str]:
     return problems
 
 
+def config_problems(spec) -> list[str]:
+    """Where the environment's configuration lives: a folder of one JSON file per bundle."""
+    if (
+        not isinstance(spec, dict)
+        or spec.get("adapter") != "config_dir"
+        or set(spec) - {"adapter", "path", "name"}
+        or not isinstance(spec.get("path"), str)
+        or not spec["path"].strip()
+    ):
+        return [
+            _('configuration lives in a folder of JSON files: {"adapter": "config_dir", "path": "<folder>"}')
+        ]
+    return []
+
+
 def flag_switch_problems(spec) -> list[str]:
     """The command that switches a feature flag: a command adapter whose arguments hold {flag} and {state}."""
     if not isinstance(spec, dict) or spec.get("adapter") != "command":
@@ -245,6 +260,10 @@ def pipeline_problems(pipeline, tier: str, vm_name: str = "") -> list[str]:
         problems += [
             _("signals #%(n)d: %(problem)s.") % {"n": index + 1, "problem": found}
             for found in signal_problems(spec)
+        ]
+    if pipeline.get("config") not in (None, {}):
+        problems += [
+            _("config: %(problem)s.") % {"problem": found} for found in config_problems(pipeline["config"])
         ]
     if pipeline.get("flags") not in (None, {}):
         problems += [

@@ -18,7 +18,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from audit.services import record
 from core import clock, jobs
@@ -189,6 +189,13 @@ def compute_fingerprint(environment: Environment) -> dict:
     snapshot = pipeline.get("snapshot") or {}
     if snapshot.get("adapter") == "directory":
         fingerprint["application"] = _directory_hash(snapshot.get("path", ""))
+    if pipeline.get("config"):  # the configuration as it is there, setting by setting
+        from plant import config
+
+        try:
+            fingerprint["config"] = config.present(environment)
+        except config.ConfigError as exc:
+            fingerprint["config_error"] = str(exc)
     return fingerprint
 
 
@@ -210,7 +217,10 @@ LABELS = {
     "tables": gettext_lazy("tables"),
     "application": gettext_lazy("application files"),
     "database_error": gettext_lazy("database"),
+    "config": gettext_lazy("configuration"),
+    "config_error": gettext_lazy("configuration"),
 }
+CONFIG_LINES = 20  # settings that differ, listed one by one; the rest counted
 
 
 def _version_drift(lower: Environment, higher: Environment, a: dict, b: dict) -> list[str]:
@@ -230,6 +240,25 @@ def _version_drift(lower: Environment, higher: Environment, a: dict, b: dict) ->
             )
         elif a[product] != b[product]:
             lines.append(f"{product}: {lower.tier} {a[product]}, {higher.tier} {b[product]}")
+    return lines
+
+
+def config_drift(low: str, high: str, a: dict, b: dict) -> list[str]:
+    """A line per setting that differs between two tiers' configuration ("erp-settings · plant.currency:
+    UAT EUR, PROD USD"; "—" where a tier lacks it), the first CONFIG_LINES of them."""
+    from environments.config import diff
+
+    rows = diff(a, b)
+    lines = [
+        f"{bundle} · {key}: {low} {'—' if x is None else x}, {high} {'—' if y is None else y}"
+        for bundle, key, x, y in rows[:CONFIG_LINES]
+    ]
+    if len(rows) > CONFIG_LINES:
+        more = len(rows) - CONFIG_LINES
+        lines.append(
+            ngettext("… and %(count)d more setting differs", "… and %(count)d more settings differ", more)
+            % {"count": more}
+        )
     return lines
 
 
@@ -261,6 +290,8 @@ def drift(lower: Environment, higher: Environment) -> list[str]:
                 )
         elif key == "versions":
             lines.extend(_version_drift(lower, higher, a.get(key) or {}, b.get(key) or {}))
+        elif key == "config":
+            lines.extend(config_drift(lower.tier, higher.tier, a.get(key) or {}, b.get(key) or {}))
         elif key == "version":
             lines.append(f"{label}: {lower.tier} {a.get(key) or '—'}, {higher.tier} {b.get(key) or '—'}")
         elif key == "adapters":

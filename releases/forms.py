@@ -277,6 +277,26 @@ class ReleaseForm(ServiceErrors, forms.Form):
         ),
     )
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["config_files"] = MultipleFileField(
+            label=gettext_lazy("Configuration bundles"),
+            required=False,
+            help_text=gettext_lazy(
+                "JSON files, each a flat set of settings (ERP settings, workflow rules, integration mappings); "
+                "the file's name is the bundle's. Without an artifact, the release changes configuration only."
+            ),
+        )
+
+    def clean_config_files(self):
+        from environments import config
+
+        files = [f for f in self.cleaned_data.get("config_files") or [] if f]
+        try:
+            return config.from_files(files)
+        except ValidationError as exc:
+            raise ValidationError(exc.message_dict["config"]) from None
+
     def clean_flags(self):
         from releases import flags
 

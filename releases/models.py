@@ -42,6 +42,9 @@ class Release(models.Model):
     )
     # Feature flags the release brings (releases/flags.py): switched per site as standard changes.
     flags = models.JSONField(default=list, blank=True)
+    # Configuration bundles it carries (environments/config.py) and their checksum, recorded once.
+    config = models.JSONField(default=dict, blank=True)
+    config_sha256 = models.CharField(max_length=64, blank=True, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -55,6 +58,13 @@ class Release(models.Model):
     @property
     def semver(self) -> semver.Version:
         return semver.Version.parse(self.version)
+
+    @property
+    def config_only(self) -> bool:
+        """Carries configuration and nothing to install or migrate: its checksum is its artifact's."""
+        return bool(self.config) and not (
+            self.artifact_file or self.artifact_url or self.migration_sql.strip()
+        )
 
 
 class RiskLevel(models.TextChoices):

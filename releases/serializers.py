@@ -40,6 +40,8 @@ class ReleaseSerializer(serializers.ModelSerializer):
             "migration_sql",
             "undo_sql",
             "flags",
+            "config",
+            "config_sha256",
             "created_by",
             "created_at",
         ]
@@ -75,6 +77,12 @@ class ReleaseCreateSerializer(serializers.Serializer):
     migration_sql = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
     undo_sql = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
     flags = FlagSerializer(many=True, required=False, default=list)
+    config = serializers.JSONField(
+        required=False,
+        default=dict,
+        help_text="Configuration bundles, {bundle: {key: value}} (flat; text, numbers or true/false). Without "
+        "an artifact the release changes configuration only, and their SHA-256 is its artifact's.",
+    )
 
 
 class ReleaseFilterSerializer(serializers.Serializer):

@@ -17,6 +17,7 @@ from core import clock
 from core.errors import StateConflict
 from core.roles import Role
 from environments import access
+from environments import config as release_config
 from environments.models import ConfigurationItem, Environment, ItemKind, ProductVersion, Site, Tier
 from plant import artifacts, uploads
 from releases import flags as release_flags
@@ -89,6 +90,7 @@ def create_release(
     migration_sql: str = "",
     undo_sql: str = "",
     flags: list | None = None,
+    config: dict | None = None,
 ) -> Release:
     """A release with its artifact: an uploaded file (hashed here, once) or a URL plus checksum.
 
@@ -123,6 +125,10 @@ def create_release(
         created_by=user,
         artifact_sha256=digest if artifact is None else "",
     )
+    release.config = release_config.clean(config)
+    release.config_sha256 = release_config.checksum(release.config)
+    if release.config_only:  # the configuration is the artifact: its checksum is checked like one
+        release.artifact_sha256 = release.config_sha256
     release.full_clean(exclude=["created_by"])
     stored, checked = None, None
     if artifact is not None:
@@ -164,8 +170,12 @@ def create_release(
                     "version": release.version,
                     "artifact_sha256": release.artifact_sha256,
                     "artifact_url": release.artifact_url,
+                    "config_sha256": release.config_sha256,
+                    "config_bundles": sorted(release.config),
                     "artifact_checked": checked
                     if stored
+                    else "configuration only: the bundles' checksum is the artifact's"
+                    if release.config_only
                     else "held by URL: not inspected here; its first deployment proves it",
                 },
             )

@@ -244,6 +244,7 @@ def release_create(request):
                 migration_sql=data["migration_sql"],
                 undo_sql=data["undo_sql"],
                 flags=data["flags"],
+                config=data["config_files"],
             )
         except ValidationError as exc:
             form.add_service_errors(exc)
@@ -330,6 +331,7 @@ def _detail_context(request, rfc: Rfc) -> dict:
         ],
         "may_waive": may_waive,
         "evidence_rows": _evidence_rows(user, rfc, sites),
+        "config_changes": _config_changes(rfc, sites),
         "current_evidence": current_evidence,
         "superseded_evidence": [e for e in evidence if e.superseded_by_id is not None],
         "signoffs": list(rfc.signoffs.all()),
@@ -402,6 +404,24 @@ def _promotion(user, rfc: Rfc, sites, deployments) -> list[dict]:
 
 
 LATER_GATES = {"UAT data fresh", "SQL idempotent", "Rollback rehearsed"}
+
+
+def _config_changes(rfc: Rfc, sites) -> list[tuple]:
+    """Per target site, each setting the release's configuration changes against what PROD had when
+    its fingerprint was last recorded: (site, [(bundle, key, PROD now, this release)]). No query
+    without configuration."""
+    if not rfc.release.config:
+        return []
+    from environments.config import diff
+    from environments.models import Environment, Tier
+
+    prods = {e.site_id: e for e in Environment.objects.filter(site__in=[s.pk for s in sites], tier=Tier.PROD)}
+    rows = []
+    for site in sites:
+        present = ((prods.get(site.pk) and prods[site.pk].fingerprint) or {}).get("config") or {}
+        changed = diff({b: present.get(b, {}) for b in rfc.release.config}, rfc.release.config)
+        rows.append((site, changed))
+    return rows
 
 
 def _evidence_rows(user, rfc: Rfc, sites) -> list[dict]:

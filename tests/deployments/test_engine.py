@@ -101,6 +101,7 @@ def test_success_applies_verifies_and_commits(cast, site_a, plant, artifacts):
         "forward:backup": "succeeded",
         "forward:signal_baseline": "succeeded",
         "forward:apply": "succeeded",
+        "forward:config": "skipped",
         "forward:equipment": "simulated",
         "forward:wait": "succeeded",
         "forward:smoke": "succeeded",

@@ -437,10 +437,10 @@ def test_a_new_step_is_journaled_in_its_place_with_its_outcome(cast, site_a, clo
     rows = {s.name: s for s in DeploymentStep.objects.filter(deployment=d)}
     assert {n: (s.order, s.phase, s.state) for n, s in rows.items()} == {
         "snapshot": (3, "forward", StepState.SUCCEEDED),
-        "equipment": (7, "forward", StepState.SIMULATED),
-        "restore_backup": (105, "rollback", StepState.SKIPPED),
-        "smoke": (9, "forward", StepState.FAILED),
-        "commit": (12, "forward", StepState.FAILED),
+        "equipment": (8, "forward", StepState.SIMULATED),
+        "restore_backup": (106, "rollback", StepState.SKIPPED),
+        "smoke": (10, "forward", StepState.FAILED),
+        "commit": (13, "forward", StepState.FAILED),
         "backup": (4, "forward", StepState.SUCCEEDED),
     }
     assert rows["snapshot"].adapter == "directory" and rows["snapshot"].worker == "worker-1"

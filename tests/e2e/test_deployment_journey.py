@@ -112,6 +112,12 @@ def test_watch_a_good_release_deploy_and_a_bad_one_roll_back(page, plant_portal,
             expect(page.get_by_test_id("signal-rows")).to_contain_text("Unconfirmed queue depth")
             page.get_by_test_id("signals").scroll_into_view_if_needed()
             screenshot(page, "environment-signals")
+            # Issue 19 item 2: a configuration-only RFC shows each setting it changes against PROD.
+            config_rfc = Rfc.objects.get(title="Scrap reason mapping for the ERP on the demo line")
+            page.goto(f"{plant_portal}/rfcs/{config_rfc.uuid}/")
+            expect(page.get_by_test_id("config-changes")).to_contain_text("scrap.reason.03")
+            page.get_by_test_id("config-changes").scroll_into_view_if_needed()
+            screenshot(page, "rfc-configuration-only")
             # Issue 19 item 5: 2.4.1 brought two flags; turning the unsafe one on breaks the ERP
             # confirmations, and the worker turns it off again — a rollback that restores nothing.
             page.goto(f"{plant_portal}/environments/OPEN/PROD/flags/")

@@ -288,8 +288,31 @@ class Command(BaseCommand):
                     undo_sql=LAYOUT_UNDO,
                     flags=DEMO_FLAGS if key == "good" else [],
                 )
+            if not Release.objects.filter(product="MES-config", version="0.1.0").exists():
+                # A change of configuration alone: its bundles' checksum is its artifact's.
+                services.create_release(
+                    author,
+                    product="MES-config",
+                    version="0.1.0",
+                    notes="Scrap reason 03 (quality) mapped for the ERP; ERP confirmations in batches of five.",
+                    config=DEMO_CONFIG,
+                )
 
 
+# The configuration-only release: two bundles, as the demo plant keeps them (demo_plant/layout.py).
+DEMO_CONFIG = {
+    "erp-settings": {
+        "plant.code": "OPEN-1000",
+        "currency": "EUR",
+        "confirmation.batch_size": "5",
+        "label.printer": "ZT410",
+    },
+    "integration-mappings": {
+        "scrap.reason.01": "SCRAP-MAT",
+        "scrap.reason.02": "SCRAP-SETUP",
+        "scrap.reason.03": "SCRAP-QUALITY",
+    },
+}
 # MES 2.4.1 brings two flags, off until a site turns them on (deployments/flags.py).
 DEMO_FLAGS = [
     {"key": "bold_batch_number", "description": "Print the batch number in bold.", "safe": True},
