@@ -243,3 +243,70 @@ def test_the_evidence_pack_carries_the_reconciliation(cast, site_a, uat, tmp_pat
     assert "1 matched, 1 differing, 1 missing, 1 duplicated" in text
     assert "M2 differing PO-2 · 10 PO-2 · 11" in text
     assert "M4 duplicated" in text
+
+
+# --- The same reconciliation on both vendors, with plain SQL ------------------------------------------------
+PLAIN = {
+    "messages": "SELECT message_key, interface, payload FROM messages ORDER BY id",
+    "query": "INSERT INTO confirmations (message_key, order_no, qty) "
+    "SELECT :key, order_no, qty FROM routing WHERE order_no = :payload",
+    "output": "SELECT order_no, qty FROM confirmations WHERE message_key = :key ORDER BY order_no, qty",
+}
+PLAIN_SEED = (
+    "CREATE TABLE messages (id INTEGER PRIMARY KEY, message_key TEXT, interface TEXT, payload TEXT);"
+    "CREATE TABLE confirmations (message_key TEXT, order_no TEXT, qty INTEGER);"
+    "CREATE TABLE routing (order_no TEXT, qty INTEGER);"
+    "INSERT INTO messages VALUES (1, 'M1', 'erp.order', 'PO-1'), (2, 'M2', 'erp.order', 'PO-2'),"
+    " (3, 'M3', 'erp.order', 'PO-3'), (4, 'M4', 'erp.order', 'PO-4');"
+    "INSERT INTO routing VALUES ('PO-1', 10), ('PO-2', 10), ('PO-3', 10), ('PO-4', 10);"
+)
+# PO-2 routed with another quantity, PO-3 no longer routed, PO-4 routed twice.
+PLAIN_CHANGE = (
+    "UPDATE routing SET qty = 11 WHERE order_no = 'PO-2'; DELETE FROM routing WHERE order_no = 'PO-3';"
+    "INSERT INTO routing VALUES ('PO-4', 10);"
+)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_uat(request, site_a):
+    """Site A's UAT on a SQLite file or on a PostgreSQL database of its own, seeded with messages."""
+    import uuid
+
+    from django.db import connection
+
+    from plant.plantdb import PostgresDatabase
+
+    env = Environment.objects.get(site=site_a, tier="UAT")
+    made = None
+    if request.param == "sqlite":
+        db = database_of(env)
+    else:
+        s = connection.settings_dict
+        base = f"postgresql://{s['USER']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}"
+        admin = PostgresDatabase(f"{base}/postgres")
+        made = f"cc_replay_{uuid.uuid4().hex[:8]}"
+        with admin._connect(autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{made}"')
+        db = PostgresDatabase(f"{base}/{made}")
+        env.pipeline = {**env.pipeline, "backup": {"adapter": "postgres", "dsn": db.target}}
+    db.run_script(PLAIN_SEED)
+    env.pipeline = {**env.pipeline, "replay": PLAIN}
+    env.save(update_fields=["pipeline"])
+    yield env
+    if made:
+        with admin._connect(autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{made}" WITH (FORCE)')
+
+
+def test_the_reconciliation_is_the_same_on_sqlite_and_postgresql(cast, site_a, any_uat):
+    rfc = factories.rfc(cast["dev"], site_a, release=release_with(cast, "1.0.1", PLAIN_CHANGE))
+    run = checks.request_check(cast["dev"], rfc, CheckKind.REPLAY, site_a)
+    assert checks.run_check(run.pk) == "failed"
+    run.refresh_from_db()
+    assert run.result["counts"] == {"matched": 1, "differing": 1, "missing": 1, "duplicated": 1}
+    assert [m["key"] for k in ("differing", "missing", "duplicated") for m in run.result[k]] == [
+        "M2",
+        "M3",
+        "M4",
+    ]
+    assert run.result["duplicated"][0]["after"] == [["PO-4", 10], ["PO-4", 10]]
