@@ -223,7 +223,8 @@ class SqliteDatabase(PlantDatabase):
             connection.close()
 
     def replay(self, messages: str, statements: list[str], output: str) -> list[dict]:
-        """Each recorded message in order: its statements, then its output rows (or the error)."""
+        """Each recorded message in order (each in a savepoint of its own): its statements, then its
+        output rows (or the error)."""
         connection = self._connect()
         try:
             try:
@@ -233,12 +234,15 @@ class SqliteDatabase(PlantDatabase):
             done = []
             for key, interface, payload in recorded:
                 params = {"key": key, "interface": interface, "payload": payload}
+                connection.execute("SAVEPOINT pcc_message")  # a message that fails leaves nothing behind
                 try:
                     for statement in statements:
                         connection.execute(statement, params)
                     rows = _plain(connection.execute(output, params).fetchall())
                 except sqlite3.Error as exc:
+                    connection.execute("ROLLBACK TO pcc_message")
                     rows = [[f"error: {exc}"]]
+                connection.execute("RELEASE pcc_message")
                 done.append({"key": key, "interface": interface, "output": rows})
             return done
         finally:

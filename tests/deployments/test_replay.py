@@ -310,3 +310,15 @@ def test_the_reconciliation_is_the_same_on_sqlite_and_postgresql(cast, site_a, a
         "M4",
     ]
     assert run.result["duplicated"][0]["after"] == [["PO-4", 10], ["PO-4", 10]]
+
+
+def test_a_message_whose_replay_fails_is_differing_and_leaves_nothing_behind(cast, site_a, uat):
+    """After the migration the interface refuses PO-1: that message is differing, with the error."""
+    sql = "ALTER TABLE confirmations ADD COLUMN plant TEXT NOT NULL DEFAULT 'x'; CREATE TRIGGER IF NOT EXISTS refuse "
+    sql += "BEFORE INSERT ON confirmations WHEN NEW.order_no = 'PO-1' BEGIN SELECT RAISE(ABORT, 'plant required'); END;"
+    rfc = factories.rfc(cast["dev"], site_a, release=release_with(cast, "1.0.1", sql))
+    run = checks.request_check(cast["dev"], rfc, CheckKind.REPLAY, site_a)
+    assert checks.run_check(run.pk) == "failed"
+    run.refresh_from_db()
+    assert run.result["counts"] == {"matched": 3, "differing": 1, "missing": 0, "duplicated": 0}
+    assert run.result["differing"][0]["after"] == [["error: plant required"]]
