@@ -586,8 +586,8 @@ def _check_gate(rfc, kind: str, name: str) -> gates.Gate:
         where = _where(site, env)
         if kind in DECLARED and not declares(env, kind):
             parts.append(
-                _("%(where)s: not configured for %(environment)s (its pipeline declares no %(key)s)")
-                % {"where": where, "environment": env, "key": DECLARED[kind]}
+                _("not configured for %(environment)s (its pipeline declares no %(key)s)")
+                % {"environment": env, "key": DECLARED[kind]}
             )
             continue
         if not has_database(env):
