@@ -1,4 +1,5 @@
-"""Create demo environments: ``<root>/<SITE>/<TIER>/`` with ``app/release.json`` and ``mes.sqlite3``.
+"""Create demo environments: ``<root>/<SITE>/<TIER>/`` with ``app/release.json`` and ``mes.sqlite3``
+(PROD's with the ERP messages it recorded).
 
     python -m demo_plant.layout --root var/plant --sites BER,CHI,OPEN
 
@@ -8,6 +9,7 @@ Idempotent: an existing environment keeps its installed release and its database
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -29,7 +31,24 @@ CREATE TABLE IF NOT EXISTS cycles (
 CREATE TABLE IF NOT EXISTS confirmations (
     id INTEGER PRIMARY KEY AUTOINCREMENT, source TEXT NOT NULL, ref INTEGER NOT NULL, sent_at TEXT NOT NULL,
     status TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS erp_messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, message_key TEXT NOT NULL, interface TEXT NOT NULL,
+    payload TEXT NOT NULL, sender TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS erp_confirmations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, message_key TEXT NOT NULL, order_no TEXT NOT NULL,
+    line TEXT NOT NULL, qty INTEGER NOT NULL);
 """
+# The production orders the ERP sent PROD, recorded as they arrived: the message set a release's
+# replay reconciliation replays (UAT receives it, masked, with the data refresh).
+RECORDED_MESSAGES = [
+    (f"ORD-{number}", "erp.production_order", json.dumps({"order": f"PO-{number}", "line": line, "qty": qty}))
+    for number, line, qty in (
+        (4711, "Line 1", 120),
+        (4712, "Line 2", 80),
+        (4713, "Line 2", 200),
+        (4714, "Line 3", 40),
+    )
+]
 
 
 def default_root() -> Path:
@@ -99,7 +118,12 @@ def ensure_environment(root: str | Path, site: str, tier: str, version: str = "2
             )
     if not (env_dir / "app" / "release.json").exists():
         write_release(env_dir / "app", {**BASELINE, "version": version})
-    connect(env_dir).close()
+    with contextlib.closing(connect(env_dir)) as conn, conn:
+        if tier == "PROD" and not conn.execute("SELECT 1 FROM erp_messages LIMIT 1").fetchone():
+            conn.executemany(
+                "INSERT INTO erp_messages (message_key, interface, payload, sender) VALUES (?, ?, ?, 'erp-prod')",
+                RECORDED_MESSAGES,
+            )
     return env_dir
 
 

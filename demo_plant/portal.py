@@ -4,7 +4,9 @@ Snapshot the app directory, back up the environment's SQLite database, apply the
 install the artifact, push the label layout to the line (equipment: simulated outside PROD; undone by
 pushing the previous layout back), then smoke-test by printing a label. Business signals: the ERP
 confirmations that failed (compared with the baseline after the apply: any new failure rolls back),
-cycles per minute (may not halve), and the queue of unconfirmed messages (at most 50: PROD readiness). The installer's ``--check``
+cycles per minute (may not halve), and the queue of unconfirmed messages (at most 50: PROD readiness).
+Before a release, its recorded ERP messages are replayed and a production report is run on copies of
+the database before and after the migration. The installer's ``--check``
 is the dry run the portal asks when an MES artifact is recorded.
 """
 
@@ -99,4 +101,19 @@ def pipeline(root: str | Path, site: str, tier: str, base_url: str, smoke_delay_
             "expect_body": "printed",
             "samples": 5,
         },
+        # Computed evidence on scratch copies of this database (deployments/checks.py): the recorded
+        # ERP production orders replayed before and after the migration, and a report compared.
+        "replay": {
+            "messages": "SELECT message_key, interface, payload FROM erp_messages ORDER BY id",
+            "query": "INSERT INTO erp_confirmations (message_key, order_no, line, qty) VALUES (:key, "
+            "json_extract(:payload, '$.order'), json_extract(:payload, '$.line'), json_extract(:payload, '$.qty'))",
+            "output": "SELECT order_no, line, qty FROM erp_confirmations WHERE message_key = :key ORDER BY id",
+        },
+        "parallel": [
+            {
+                "name": "Daily output by line",
+                "query": "SELECT line, substr(completed_at, 1, 10) AS day, count(*), sum(good_parts) "
+                "FROM cycles GROUP BY line, day ORDER BY line, day",
+            }
+        ],
     }

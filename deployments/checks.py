@@ -11,14 +11,23 @@ says what to configure or run. One exemption, by definition: a release without S
 (there is nothing to run twice). Its rollback is still rehearsed for real: the database backup is
 restored into a scratch copy and compared, and a directory snapshot of the application is taken and
 restored on a copy of the application directory, with the recovery time recorded (C3).
+
+Two more kinds compare a scratch copy before the release's migration with one after it. The replay
+reconciliation replays the recorded interface messages the pipeline's `replay` names — a table PROD
+records, brought to UAT by the masked refresh, so the set is masked like the rest of the data — and
+compares each message's output; the parallel run compares the pipeline's `parallel` queries (reports,
+planning). Their gates apply only where the proving tier's pipeline declares the step: there the run
+must have passed for this artifact; elsewhere the gate passes and says it is not configured.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -34,6 +43,7 @@ from deployments import promotion
 from deployments.models import CheckKind, CheckRun
 from environments import access
 from environments.models import Environment, RunState, Tier
+from environments.pipelines import ADD_EVIDENCE, evidence_problems
 from plant import evidence
 from plant.adapters import Context, DirectorySnapshotAdapter
 from plant.plantdb import PlantDbError, database_of, has_database
@@ -83,6 +93,8 @@ def request_check(user, rfc: Rfc, kind: str, site) -> CheckRun:
     environment = proving_of(site)
     if not has_database(environment):
         raise ValidationError({"site": no_database(environment)})
+    if kind in DECLARED and not declares(environment, kind):
+        raise ValidationError({"kind": not_declared(environment, kind)})
     release = rfc.release
     with transaction.atomic():
         if CheckRun.objects.filter(
@@ -114,7 +126,7 @@ def run_check(run_id: int) -> str:
         return "not queued"
     run = CheckRun.objects.select_related("release", "environment", "environment__site", "rfc").get(pk=run.pk)
     try:
-        passed, summary, result = (_idempotency if run.kind == CheckKind.IDEMPOTENCY else _rehearsal)(run)
+        passed, summary, result = RUNNERS[run.kind](run)
     except PlantDbError as exc:
         passed, summary, result = False, f"Could not run: {exc}", {"error": str(exc)}
     run.state = RunState.PASSED if passed else RunState.FAILED
@@ -129,7 +141,7 @@ def run_check(run_id: int) -> str:
             "environment": str(run.environment),
             "summary": summary,
             "artifact_sha256": run.artifact_sha256,
-            **{k: v for k, v in result.items() if k != "tables"},
+            **{k: v for k, v in result.items() if k not in DETAIL},
         },
     )
     return run.state
@@ -258,6 +270,193 @@ def _restore_rehearsal(run: CheckRun) -> tuple[bool, str, dict]:
     )
 
 
+# --- Replay reconciliation and parallel run -----------------------------------------------------------
+DECLARED = {CheckKind.REPLAY: "replay", CheckKind.PARALLEL: "parallel"}  # kind → its pipeline key
+# The run keeps these lists; its audit event keeps the counts.
+DETAIL = frozenset({"tables", "matched", "differing", "missing", "duplicated", "queries"})
+LISTED = 50  # rows or keys kept per category; the counts are always whole
+
+
+def declares(environment: Environment, kind: str) -> bool:
+    return (environment.pipeline or {}).get(DECLARED[kind]) is not None
+
+
+def not_declared(environment: Environment, kind: str) -> str:
+    return _("%(environment)s's pipeline declares no %(key)s: add %(add)s") % {
+        "environment": environment,
+        "key": DECLARED[kind],
+        "add": ADD_EVIDENCE[DECLARED[kind]],
+    }
+
+
+def _spec_refused(run: CheckRun) -> tuple[bool, str, dict] | None:
+    """Fail closed when the step is not declared or badly declared, saying what to write."""
+    if not declares(run.environment, run.kind):
+        text = not_declared(run.environment, run.kind)
+        return False, text, {"error": text}
+    key = DECLARED[run.kind]
+    problems = [p for p in evidence_problems({key: run.environment.pipeline[key]}) if p]
+    if problems:
+        return False, " ".join(problems), {"error": " ".join(problems)}
+    return None
+
+
+def _before_and_after(run: CheckRun, measure) -> tuple[object, object]:
+    """`measure(copy)` on a scratch copy as it is and on one after the release's migration; a failing
+    migration is a PlantDbError, so the run fails and says so."""
+    source = database_of(run.environment)
+    with source.scratch() as before_copy, source.scratch() as after_copy:
+        before = measure(before_copy)
+        if run.release.migration_sql.strip():
+            try:
+                after_copy.run_script(run.release.migration_sql)
+            except PlantDbError as exc:
+                raise PlantDbError(
+                    f"the migration fails on a copy of {run.environment.tier}: {exc}"
+                ) from None
+        return before, measure(after_copy)
+
+
+def reconcile(before: list[dict], after: list[dict]) -> dict:
+    """Per message key: matched, differing (another output after), missing (an output before, none
+    after) or duplicated (the key recorded twice, or the output produced again after the change)."""
+    outputs = {}
+    for side, replayed in (("before", before), ("after", after)):
+        for message in replayed:
+            entry = outputs.setdefault(message["key"], {"interface": message["interface"], "seen": 0})
+            entry[side] = entry.get(side, []) + message["output"]
+            entry["seen"] += side == "before"
+    result = {name: [] for name in ("matched", "differing", "missing", "duplicated")}
+    for key, entry in outputs.items():
+        old, new = entry.get("before", []), entry.get("after", [])
+        was = Counter(json.dumps(row) for row in old)
+        now = Counter(json.dumps(row) for row in new)
+        if entry["seen"] > 1 or (was and now > was):
+            category = "duplicated"
+        elif was == now:
+            category = "matched"
+        elif old and not new:
+            category = "missing"
+        else:
+            category = "differing"
+        if category == "matched":
+            result["matched"].append(key)
+        else:
+            result[category].append(
+                {"key": key, "interface": entry["interface"], "before": old[:LISTED], "after": new[:LISTED]}
+            )
+    result["counts"] = {name: len(result[name]) for name in ("matched", "differing", "missing", "duplicated")}
+    for name in ("matched", "differing", "missing", "duplicated"):
+        result[name] = result[name][:LISTED]
+    return result
+
+
+def _replay(run: CheckRun) -> tuple[bool, str, dict]:
+    """The recorded messages replayed on a scratch copy before and one after the migration; every
+    message must give the same output."""
+    refused = _spec_refused(run)
+    if refused:
+        return refused
+    spec = run.environment.pipeline["replay"]
+    statements = spec["query"] if isinstance(spec["query"], list) else [spec["query"]]
+    before, after = _before_and_after(
+        run, lambda copy: copy.replay(spec["messages"], statements, spec["output"])
+    )
+    result = {
+        "messages": len(before),
+        "message_set_sha256": hashlib.sha256(
+            json.dumps([(m["key"], m["interface"]) for m in before]).encode()
+        ).hexdigest(),
+        **reconcile(before, after),
+    }
+    counts = result["counts"]
+    summary = (
+        f"{len(before)} recorded message(s) replayed before and after the migration on copies of "
+        f"{run.environment.tier}: {counts['matched']} matched, {counts['differing']} differing, "
+        f"{counts['missing']} missing, {counts['duplicated']} duplicated."
+    )
+    if not before:
+        return (
+            False,
+            f"No recorded message to replay: the messages query found none on {run.environment}.",
+            result,
+        )
+    return not (counts["differing"] or counts["missing"] or counts["duplicated"]), summary, result
+
+
+def compare_rows(before: list[list], after: list[list]) -> dict:
+    """Rows named by their first column: only before, only after, changed (same name, other values)."""
+
+    def grouped(rows):
+        groups = {}
+        for row in rows:
+            groups.setdefault(json.dumps(row[:1]), []).append(row)
+        return {name: sorted(group, key=json.dumps) for name, group in groups.items()}
+
+    old, new = grouped(before), grouped(after)
+    only_before = [row for name in old if name not in new for row in old[name]]
+    only_after = [row for name in new if name not in old for row in new[name]]
+    changed = [
+        {"before": old[name], "after": new[name]} for name in old if name in new and old[name] != new[name]
+    ]
+    return {
+        "rows_before": len(before),
+        "rows_after": len(after),
+        "differences": len(only_before) + len(only_after) + len(changed),
+        "only_before": only_before[:LISTED],
+        "only_after": only_after[:LISTED],
+        "changed": changed[:LISTED],
+    }
+
+
+def _parallel(run: CheckRun) -> tuple[bool, str, dict]:
+    """The pipeline's named reports and planning queries on a scratch copy before and one after the
+    migration; their results must be equal."""
+    refused = _spec_refused(run)
+    if refused:
+        return refused
+    queries = run.environment.pipeline["parallel"]
+
+    def measure(copy):
+        answers = []
+        for query in queries:
+            try:
+                answers.append(copy.rows(query["query"]))
+            except PlantDbError as exc:
+                answers.append([[f"error: {exc}"]])
+        return answers
+
+    before, after = _before_and_after(run, measure)
+    compared = [
+        {"name": q["name"], "query": q["query"], **compare_rows(old, new)}
+        for q, old, new in zip(queries, before, after, strict=True)
+    ]
+    unequal = [c["name"] for c in compared if c["differences"]]
+    result = {"queries": compared, "unequal": unequal}
+    if unequal:
+        return (
+            False,
+            "Results differ after the migration: "
+            + "; ".join(
+                f"{c['name']} ({c['differences']} difference(s))" for c in compared if c["differences"]
+            ),
+            result,
+        )
+    return (
+        True,
+        f"{len(compared)} query result(s) equal before and after the migration on copies of {run.environment.tier}.",
+        result,
+    )
+
+
+RUNNERS = {
+    CheckKind.IDEMPOTENCY: _idempotency,
+    CheckKind.REHEARSAL: _rehearsal,
+    CheckKind.REPLAY: _replay,
+    CheckKind.PARALLEL: _parallel,
+}
+
+
 def _file_hashes(folder: Path) -> dict[str, str]:
     return {
         str(item.relative_to(folder)): hashlib.sha256(item.read_bytes()).hexdigest()
@@ -341,6 +540,8 @@ def _where(site, environment: Environment) -> str:
 UAT_FRESH = gettext_noop("UAT data fresh")
 SQL_IDEMPOTENT = gettext_noop("SQL idempotent")
 ROLLBACK_REHEARSED = gettext_noop("Rollback rehearsed")
+MESSAGES_RECONCILED = gettext_noop("Messages reconciled")
+PARALLEL_EQUAL = gettext_noop("Parallel run equal")
 
 
 @gates.gate(UAT_FRESH, applies_from=STAGES, waivable=True)
@@ -371,9 +572,11 @@ def uat_fresh(rfc) -> gates.Gate:
 def _check_gate(rfc, kind: str, name: str) -> gates.Gate:
     if kind == CheckKind.IDEMPOTENCY and not rfc.release.migration_sql.strip():
         return gates.Gate(name, True, _("The release has no SQL migration: there is nothing to run twice."))
-    runs = latest(rfc, kind)
+    proving = proving_environments(rfc)
+    declared = kind not in DECLARED or any(env is not None and declares(env, kind) for _site, env in proving)
+    runs = latest(rfc, kind) if declared else {}  # no query where no tier declares the step
     parts, ok = [], True
-    for site, env in proving_environments(rfc):
+    for site, env in proving:
         if env is None:
             ok = False
             parts.append(
@@ -381,6 +584,12 @@ def _check_gate(rfc, kind: str, name: str) -> gates.Gate:
             )
             continue
         where = _where(site, env)
+        if kind in DECLARED and not declares(env, kind):
+            parts.append(
+                _("not configured for %(environment)s (its pipeline declares no %(key)s)")
+                % {"environment": env, "key": DECLARED[kind]}
+            )
+            continue
         if not has_database(env):
             ok = False
             parts.append(
@@ -421,6 +630,16 @@ def sql_idempotent(rfc) -> gates.Gate:
 @gates.gate(ROLLBACK_REHEARSED, applies_from=STAGES, waivable=True)
 def rollback_rehearsed(rfc) -> gates.Gate:
     return _check_gate(rfc, CheckKind.REHEARSAL, ROLLBACK_REHEARSED)
+
+
+@gates.gate(MESSAGES_RECONCILED, applies_from=STAGES, waivable=True)
+def messages_reconciled(rfc) -> gates.Gate:
+    return _check_gate(rfc, CheckKind.REPLAY, MESSAGES_RECONCILED)
+
+
+@gates.gate(PARALLEL_EQUAL, applies_from=STAGES, waivable=True)
+def parallel_equal(rfc) -> gates.Gate:
+    return _check_gate(rfc, CheckKind.PARALLEL, PARALLEL_EQUAL)
 
 
 # --- E8: passed in DEV, failed in UAT ------------------------------------------------------------------

@@ -187,6 +187,8 @@ class DeploymentStep(models.Model):
 class CheckKind(models.TextChoices):
     IDEMPOTENCY = "idempotency", gettext_lazy("SQL idempotent")
     REHEARSAL = "rehearsal", gettext_lazy("Rollback rehearsed")
+    REPLAY = "replay", gettext_lazy("Messages reconciled")
+    PARALLEL = "parallel", gettext_lazy("Parallel run equal")
 
 
 class CheckRun(models.Model):

@@ -246,7 +246,7 @@ def pipeline_problems(pipeline, tier: str, vm_name: str = "") -> list[str]:
     if not isinstance(pipeline, dict):
         return [_("The pipeline is a JSON object of steps (snapshot, backup, apply, equipment, smoke).")]
     problems = []
-    unknown = sorted(set(pipeline) - set(STEPS) - set(SETTINGS))
+    unknown = sorted(set(pipeline) - set(STEPS) - set(SETTINGS) - set(EVIDENCE))
     if unknown:
         problems.append(
             _("Unknown pipeline key(s) %(keys)s; the steps are %(steps)s and the setting %(settings)s.")
@@ -298,6 +298,7 @@ def pipeline_problems(pipeline, tier: str, vm_name: str = "") -> list[str]:
                     if key not in spec
                 ]
             problems += [f"{step}: {text}." for text in found]
+    problems += evidence_problems(pipeline)
     if tier != "PROD":
         return problems
     present = {step for step in STEPS if _specs(pipeline.get(step))}
@@ -339,4 +340,75 @@ def pipeline_problems(pipeline, tier: str, vm_name: str = "") -> list[str]:
                 )
                 % {"what": repr(what)}
             )
+    return problems
+
+
+# --- Replay and parallel runs: computed evidence on scratch copies, not deployment steps ----------------
+EVIDENCE = ("replay", "parallel")
+ADD_EVIDENCE = {
+    "replay": '"replay": {"messages": "SELECT key, interface, payload FROM <recorded messages>", '
+    '"query": "<SQL run per message, with :key, :interface, :payload>", '
+    '"output": "SELECT … WHERE … = :key"}',
+    "parallel": '"parallel": [{"name": "Daily output by line", "query": "SELECT line, sum(good_parts) '
+    'FROM cycles GROUP BY line"}]',
+}
+REPLAY_KEYS = ("messages", "query", "output")
+
+
+def _text(value) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def evidence_problems(pipeline) -> list[str]:
+    """What is wrong with the pipeline's `replay` (recorded messages replayed before and after the
+    migration) and `parallel` (named queries compared before and after); empty when both are absent."""
+    problems = []
+    replay = pipeline.get("replay")
+    if replay is not None:
+        if not isinstance(replay, dict):
+            replay = {}
+        missing = [key for key in REPLAY_KEYS if key not in replay]
+        unknown = sorted(set(replay) - set(REPLAY_KEYS) - {"name"})
+        statements = replay.get("query")
+        bad = [
+            key
+            for key in REPLAY_KEYS
+            if key in replay
+            and not (
+                _text(replay[key])
+                or (
+                    key == "query"
+                    and isinstance(statements, list)
+                    and statements
+                    and all(map(_text, statements))
+                )
+            )
+        ]
+        if missing or unknown or bad:
+            problems.append(
+                _("replay: %(problem)s; write %(add)s.")
+                % {
+                    "problem": "; ".join(
+                        [_("it needs %(key)s") % {"key": repr(key)} for key in missing]
+                        + [_("it does not know %(key)s") % {"key": repr(key)} for key in unknown]
+                        + [_("%(key)s is SQL text, not empty") % {"key": repr(key)} for key in bad]
+                    ),
+                    "add": ADD_EVIDENCE["replay"],
+                }
+            )
+    parallel = pipeline.get("parallel")
+    if parallel is not None:
+        names = [q.get("name") for q in parallel if isinstance(q, dict)] if isinstance(parallel, list) else []
+        if (
+            not isinstance(parallel, list)
+            or not parallel
+            or any(not isinstance(q, dict) or set(q) != {"name", "query"} for q in parallel)
+            or not all(_text(q["name"]) and _text(q["query"]) for q in parallel)
+        ):
+            problems.append(
+                _("parallel: a list of named queries, each with only a 'name' and a 'query'; write %(add)s.")
+                % {"add": ADD_EVIDENCE["parallel"]}
+            )
+        elif len(set(names)) != len(names):
+            problems.append(_("parallel: each query has a name of its own."))
     return problems

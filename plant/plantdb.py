@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -95,6 +96,25 @@ def _digest(rows) -> str:
     return digest.hexdigest()
 
 
+def _plain(rows) -> list[list]:
+    """Rows as JSON values (a CheckRun's result keeps them): numbers and text as they are, the rest as text."""
+    return [[v if v is None or isinstance(v, int | float | str) else str(v) for v in row] for row in rows]
+
+
+def _recorded(rows) -> list[tuple]:
+    """The messages query's rows: (key, interface, payload) each, as text."""
+    if any(len(row) < 3 for row in rows):
+        raise PlantDbError(
+            "the replay's messages query must return key, interface and payload (three columns)"
+        )
+    return [tuple("" if v is None else str(v) for v in row[:3]) for row in rows]
+
+
+# Replayed statements name a message's parts :key, :interface, :payload (SQLite's style); PostgreSQL's
+# driver takes %(key)s, so a literal % is doubled first.
+_PARAM = re.compile(r"(?<!:):(key|interface|payload)\b")
+
+
 class PlantDatabase:
     kind = ""
 
@@ -107,6 +127,8 @@ class PlantDatabase:
     def checksum(self) -> Checksum: ...
     def apply_masks(self, rules) -> dict: ...
     def size(self) -> int: ...
+    def rows(self, query: str) -> list[list]: ...
+    def replay(self, messages: str, statements: list[str], output: str) -> list[dict]: ...
 
     @contextlib.contextmanager
     def scratch(self) -> Iterator[PlantDatabase]: ...
@@ -188,6 +210,41 @@ class SqliteDatabase(PlantDatabase):
         except sqlite3.Error as exc:
             connection.execute("ROLLBACK")
             raise PlantDbError(str(exc)) from None
+        finally:
+            connection.close()
+
+    def rows(self, query: str) -> list[list]:
+        connection = self._connect()
+        try:
+            return _plain(connection.execute(query).fetchall())
+        except sqlite3.Error as exc:
+            raise PlantDbError(str(exc)) from None
+        finally:
+            connection.close()
+
+    def replay(self, messages: str, statements: list[str], output: str) -> list[dict]:
+        """Each recorded message in order (each in a savepoint of its own): its statements, then its
+        output rows (or the error)."""
+        connection = self._connect()
+        try:
+            try:
+                recorded = _recorded(connection.execute(messages).fetchall())
+            except sqlite3.Error as exc:
+                raise PlantDbError(f"the messages query fails: {exc}") from None
+            done = []
+            for key, interface, payload in recorded:
+                params = {"key": key, "interface": interface, "payload": payload}
+                connection.execute("SAVEPOINT pcc_message")  # a message that fails leaves nothing behind
+                try:
+                    for statement in statements:
+                        connection.execute(statement, params)
+                    rows = _plain(connection.execute(output, params).fetchall())
+                except sqlite3.Error as exc:
+                    connection.execute("ROLLBACK TO pcc_message")
+                    rows = [[f"error: {exc}"]]
+                connection.execute("RELEASE pcc_message")
+                done.append({"key": key, "interface": interface, "output": rows})
+            return done
         finally:
             connection.close()
 
@@ -315,6 +372,42 @@ class PostgresDatabase(PlantDatabase):
                 connection.execute(script)
         except psycopg.Error as exc:
             raise PlantDbError(str(exc).strip()) from None
+
+    def rows(self, query: str) -> list[list]:
+        import psycopg
+
+        try:
+            with self._connect() as connection:
+                return _plain(connection.execute(query).fetchall())
+        except psycopg.Error as exc:
+            raise PlantDbError(str(exc).strip()) from None
+
+    def replay(self, messages: str, statements: list[str], output: str) -> list[dict]:
+        """Each recorded message in order (each in its own transaction): its statements, then its
+        output rows (or the error)."""
+        import psycopg
+
+        def bound(sql: str) -> str:
+            return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+        statements, output = [bound(s) for s in statements], bound(output)
+        with self._connect(autocommit=True) as connection:
+            try:
+                recorded = _recorded(connection.execute(messages).fetchall())
+            except psycopg.Error as exc:
+                raise PlantDbError(f"the messages query fails: {str(exc).strip()}") from None
+            done = []
+            for key, interface, payload in recorded:
+                params = {"key": key, "interface": interface, "payload": payload}
+                try:
+                    with connection.transaction():
+                        for statement in statements:
+                            connection.execute(statement, params)
+                        rows = _plain(connection.execute(output, params).fetchall())
+                except psycopg.Error as exc:
+                    rows = [[f"error: {str(exc).strip()}"]]
+                done.append({"key": key, "interface": interface, "output": rows})
+            return done
 
     def checksum(self) -> Checksum:
         with self._connect() as connection:

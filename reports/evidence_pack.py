@@ -327,6 +327,8 @@ def pack_data(rfc: Rfc) -> dict:
                 "requested_by": _person(c.requested_by),
                 "started_at_utc": _utc(c.started_at),
                 "finished_at_utc": _utc(c.finished_at),
+                # The replay's and the parallel run's report: what the page shows, per key and row.
+                **({"result": c.result} if c.kind in ("replay", "parallel") else {}),
             }
             for c in rfc.checks.all()
         ],
@@ -1136,6 +1138,55 @@ class _Builder:
             rows,
             [30, 22, 16, 30, 76],
         )
+        for c in checks:
+            self.check_detail(c)
+
+    def check_detail(self, c: dict) -> None:
+        """The replay's keys that did not match and the parallel run's differing rows, in small tables."""
+        result = c.get("result") or {}
+
+        def cell(rows) -> str:
+            return "<br/>".join(_text(" · ".join(map(str, row)), limit=200) for row in rows) or "—"
+
+        rows = [
+            [_text(m["key"]), escape(outcome), cell(m["before"]), cell(m["after"])]
+            for outcome, key in (
+                (gettext("differing"), "differing"),
+                (gettext("missing"), "missing"),
+                (gettext("duplicated"), "duplicated"),
+            )
+            for m in result.get(key, [])
+        ]
+        if "counts" in result:
+            self.note(
+                escape(
+                    gettext(
+                        "%(environment)s, messages replayed: %(matched)s matched, %(differing)s differing, "
+                        "%(missing)s missing, %(duplicated)s duplicated."
+                    )
+                    % {"environment": c["environment"], **result["counts"]}
+                )
+            )
+        if rows:
+            self.table(
+                [gettext("Message"), gettext("Outcome"), gettext("Output before"), gettext("Output after")],
+                rows,
+                [34, 22, 59, 59],
+            )
+        for q in result.get("queries", []):
+            rows = (
+                [[escape(gettext("only before")), cell([r]), "—"] for r in q["only_before"]]
+                + [[escape(gettext("only after")), "—", cell([r])] for r in q["only_after"]]
+                + [[escape(gettext("changed")), cell(d["before"]), cell(d["after"])] for d in q["changed"]]
+            )
+            self.note(
+                escape(
+                    gettext("%(environment)s, parallel run of %(name)s: %(count)s difference(s).")
+                    % {"environment": c["environment"], "name": q["name"], "count": q["differences"]}
+                )
+            )
+            if rows:
+                self.table([gettext("Difference"), gettext("Before"), gettext("After")], rows, [34, 70, 70])
 
     def audit_section(self) -> None:
         self.heading(gettext("Audit trail of this RFC"))

@@ -403,7 +403,13 @@ def _promotion(user, rfc: Rfc, sites, deployments) -> list[dict]:
     return rows
 
 
-LATER_GATES = {"UAT data fresh", "SQL idempotent", "Rollback rehearsed"}
+LATER_GATES = {
+    "UAT data fresh",
+    "SQL idempotent",
+    "Rollback rehearsed",
+    "Messages reconciled",
+    "Parallel run equal",
+}
 
 
 def _config_changes(rfc: Rfc, sites) -> list[tuple]:
@@ -426,8 +432,9 @@ def _config_changes(rfc: Rfc, sites) -> list[tuple]:
 
 def _evidence_rows(user, rfc: Rfc, sites) -> list[dict]:
     """Per site: the latest idempotency check and rollback rehearsal for this artifact in the tier that
-    proves the release (UAT, or DEV where the site has none), and its drift against PROD."""
-    from deployments.checks import CHECKERS, latest, proving_environments
+    proves the release (UAT, or DEV where the site has none), its replay reconciliation and parallel
+    run where that tier's pipeline declares them, and its drift against PROD."""
+    from deployments.checks import CHECKERS, declares, latest, proving_environments
     from deployments.models import CheckKind
     from environments.models import Environment
     from plant.evidence import drift
@@ -435,8 +442,13 @@ def _evidence_rows(user, rfc: Rfc, sites) -> list[dict]:
 
     prods = {e.site_id: e for e in Environment.objects.filter(site__in=sites, tier="PROD")}
     idempotency, rehearsal = latest(rfc, CheckKind.IDEMPOTENCY), latest(rfc, CheckKind.REHEARSAL)
+    proving_tiers = proving_environments(rfc)
+    replay, parallel = (
+        latest(rfc, kind) if any(env and declares(env, kind) for _site, env in proving_tiers) else {}
+        for kind in (CheckKind.REPLAY, CheckKind.PARALLEL)
+    )
     rows = []
-    for site, proving in proving_environments(rfc):
+    for site, proving in proving_tiers:
         if proving is None:
             continue
         prod = prods.get(site.pk)
@@ -447,6 +459,10 @@ def _evidence_rows(user, rfc: Rfc, sites) -> list[dict]:
                 "has_database": has_database(proving),
                 "idempotency": idempotency.get(proving.pk),
                 "rehearsal": rehearsal.get(proving.pk),
+                "replay_declared": declares(proving, CheckKind.REPLAY),
+                "replay": replay.get(proving.pk),
+                "parallel_declared": declares(proving, CheckKind.PARALLEL),
+                "parallel": parallel.get(proving.pk),
                 "drift": drift(proving, prod) if prod is not None else [],
                 "may_check": access.has_any_role(user, CHECKERS, site),
             }

@@ -334,6 +334,10 @@ def _masking_and_refresh() -> None:
     MaskingRule.objects.get_or_create(
         site=None, table="labels", column="text", defaults={"method": "fixed", "value": "masked label"}
     )
+    # The recorded ERP messages come to UAT with the refresh, their sender masked like any column.
+    MaskingRule.objects.get_or_create(
+        site=None, table="erp_messages", column="sender", defaults={"method": "fixed", "value": "masked"}
+    )
     from deployments import promotion
 
     for site in Site.objects.all():
@@ -346,8 +350,9 @@ def _masking_and_refresh() -> None:
 
 
 def _computed_evidence() -> None:
-    """The approved demo RFCs carry real idempotency checks and rollback rehearsals, run on the tier
-    that proves them (UAT, or DEV at the DEV-and-PROD site)."""
+    """The approved demo RFCs carry real idempotency checks, rollback rehearsals, replay
+    reconciliations and parallel runs, run on the tier that proves them (UAT, or DEV at the
+    DEV-and-PROD site)."""
     from deployments import checks
     from deployments.models import CheckKind, CheckRun
     from plant.plantdb import has_database
@@ -356,8 +361,11 @@ def _computed_evidence() -> None:
     for rfc in Rfc.objects.filter(state="approved").select_related("release"):
         # A release without SQL has its restore path rehearsed (with its RTO) like any other.
         for impact in rfc.impacts.select_related("site"):
-            if not has_database(checks.proving_of(impact.site)):
+            proving = checks.proving_of(impact.site)
+            if not has_database(proving):
                 continue
             for kind in CheckKind.values:
+                if kind in checks.DECLARED and not checks.declares(proving, kind):
+                    continue
                 if not CheckRun.objects.filter(rfc=rfc, kind=kind, state="passed").exists():
                     checks.run_check(checks.request_check(None, rfc, kind, impact.site).pk)
