@@ -60,3 +60,21 @@ def test_the_plant_director_accepts_the_simulated_wms(page, portal):
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(page, "fidelity-accepted-phone")
+
+
+def test_the_release_manager_records_a_dependency(page, portal):
+    """The register's form: a release manager adds the Historian to Berlin's PROD; axe-clean, phone-wide."""
+    login(page, portal, "releasemgr", demo_password())
+    page.goto(f"{portal}/environments/BER/PROD/")
+    form = page.get_by_test_id("dependency-form")
+    form.get_by_label("Dependency").fill("Scale terminals")
+    form.get_by_label("How this tier has it").select_option("real")
+    form.get_by_label("Criticality").select_option("high")
+    form.get_by_label("Note").fill("Checkweighers on line 2")
+    form.get_by_role("button", name="Save the dependency").click()
+    row = page.get_by_test_id("fidelity-register").get_by_role("row", name="Scale terminals")
+    expect(row).to_contain_text("Checkweighers on line 2")
+    judged(page, "fidelity-register-edit")
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(page, "fidelity-register-phone")
