@@ -22,7 +22,7 @@ from django.utils.translation import gettext_noop
 
 from deployments.promotion import proving_among
 from environments.fidelity import key
-from environments.models import Criticality, DependencyKind, Environment, Site, Tier
+from environments.models import FAITHFUL_KINDS, Criticality, DependencyKind, Environment, Site, Tier
 from releases import gates
 
 RULE = gettext_noop("Staging gaps accepted")  # the gate's name: a key, translated where shown
@@ -43,7 +43,7 @@ class Touch:
 
     @property
     def faithful(self) -> bool:
-        return self.kind in (DependencyKind.REAL, DependencyKind.TEST_ENDPOINT)
+        return self.kind in FAITHFUL_KINDS
 
     @property
     def kind_label(self) -> str:

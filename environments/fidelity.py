@@ -21,11 +21,6 @@ def key(name: str) -> str:
     return name.strip().casefold()
 
 
-def register(env: Environment) -> dict[str, Dependency]:
-    """{name key: dependency} of one environment."""
-    return {key(d.name): d for d in env.dependencies.all()}
-
-
 def save_dependency(
     user, env: Environment, *, name: str, kind: str, criticality: str, note: str = ""
 ) -> Dependency:

@@ -57,6 +57,7 @@ def test_the_plant_director_accepts_the_simulated_wms(page, portal):
     expect(page.get_by_test_id("acceptance")).to_contain_text("Accepted by Piet Dekker")
     expect(gates).to_contain_text("Accepted: BER UAT has WMS as simulator")
     assert RiskAcceptance.objects.get(rfc=rfc).accepted_by.username == "plantdirector"
+    judged(page, "fidelity-accepted")
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     screenshot(page, "fidelity-accepted-phone")

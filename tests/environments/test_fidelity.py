@@ -5,8 +5,6 @@ that risk as a signed (C2), audited (C1) act bound to the artifact's SHA-256 (X5
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from django.urls import reverse
 
@@ -127,27 +125,16 @@ def test_a_nul_byte_is_refused(cast):
 
 def test_the_admin_edits_the_register_inline_audited(cast, site_a):
     """C1: the admin's environment form carries the register; the change is in the audit trail."""
+    from tests.environments.test_calendar_admin import _inline
+    from tests.plant.test_pipeline_rules import _admin_data
+
     uat = env(site_a, Tier.UAT)
     client = client_for(cast["admin"])
     url = reverse("admin:environments_environment_change", args=[uat.pk])
-    form = client.get(url).context["adminform"].form
     data = {
-        key: value for key, value in form.initial.items() if value is not None and not isinstance(value, dict)
+        **_admin_data(uat, uat.pipeline),
+        **_inline("dependencies", [], {"name": "WMS", "kind": "simulator", "criticality": "high"}),
     }
-    data.update(
-        {
-            "site": site_a.pk,
-            "pipeline": json.dumps(uat.pipeline),
-            "audit_reason": "Record the WMS simulator",
-            "products-TOTAL_FORMS": "0",
-            "products-INITIAL_FORMS": "0",
-            "dependencies-TOTAL_FORMS": "1",
-            "dependencies-INITIAL_FORMS": "0",
-            "dependencies-0-name": "WMS",
-            "dependencies-0-kind": "simulator",
-            "dependencies-0-criticality": "high",
-        }
-    )
     response = client.post(url, data)
     assert response.status_code == 302
     assert uat.dependencies.get().kind == "simulator"
