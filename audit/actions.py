@@ -154,6 +154,17 @@ LABELS.update(
     }
 )
 
+# The fidelity register and staging risks accepted (environments/fidelity.py, workflow/fidelity.py)
+LABELS.update(
+    {
+        "environments.dependency.added": _("Dependency added to the register"),
+        "environments.dependency.changed": _("Dependency in the register changed"),
+        "environments.dependency.removed": _("Dependency removed from the register"),
+        "releases.staging_gaps.accepted": _("Staging risk accepted by the business"),
+        "releases.staging_gaps.acceptance_refused": _("Staging risk acceptance refused"),
+    }
+)
+
 # Validation evidence the portal prints about itself (reports/traceability.py, reports/review.py)
 LABELS.update(
     {

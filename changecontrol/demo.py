@@ -36,6 +36,8 @@ DEMO_RFCS = [
         "description": "Operators pick a downtime reason on the line terminal instead of paper sheets.",
         "rollback_plan": "Redeploy MES 2.3.1 from the artifact store and run undo_2.4.0.sql.",
         "requested_timing": "Next Tuesday morning window",
+        # Downtime books against ERP orders and holds WMS picks: Berlin's UAT only simulates the WMS.
+        "dependencies": ["ERP", "WMS"],
         "then": "draft",
     },
     {
@@ -186,6 +188,7 @@ def seed(users: dict) -> list[Rfc]:
             retraining_note=spec.get("retraining_note", ""),
             high_risk=spec.get("high_risk", False),
             risk_answers={**LOW_RISK, **spec.get("risk", {})},
+            dependencies=spec.get("dependencies", []),
             impacts=[
                 {"site": code, "lines": lines, "modules": modules}
                 for code, (lines, modules) in spec["sites"].items()

@@ -6,6 +6,6 @@ class DeploymentsConfig(AppConfig):
     verbose_name = "Deployments"
 
     def ready(self) -> None:
-        # Register the "Deployment window", "PROD pipeline complete" and computed-evidence gates
-        # in the one readiness checklist (C5).
-        from deployments import checks, promotion, readiness, scheduling  # noqa: F401
+        # Register the "Deployment window", "PROD pipeline complete", "Staging gaps accepted" and
+        # computed-evidence gates in the one readiness checklist (C5).
+        from deployments import checks, fidelity, promotion, readiness, scheduling  # noqa: F401

@@ -37,7 +37,14 @@ def previous(environment: Environment) -> Environment | None:
 
 def proving(site_id: int) -> Environment | None:
     """Where a release is proven before PROD and signed off: UAT, or DEV where the site has none."""
-    below = [env for env in path(site_id) if env.tier != Tier.PROD]
+    return proving_among(path(site_id))
+
+
+def proving_among(environments) -> Environment | None:
+    """`proving` among a site's environments already at hand."""
+    below = sorted(
+        (env for env in environments if env.tier != Tier.PROD), key=lambda env: TIER_ORDER[env.tier]
+    )
     return below[-1] if below else None
 
 

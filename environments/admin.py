@@ -7,6 +7,7 @@ from core import clock
 from environments.admin_site import AdminRoleOnly, AuditedAdmin, portal_admin
 from environments.models import (
     ConfigurationItem,
+    Dependency,
     DeploymentWindow,
     Environment,
     Freeze,
@@ -82,10 +83,19 @@ class ProductVersionInline(AdminRoleOnly, admin.TabularInline):
     readonly_fields = ("updated_at",)
 
 
-class EnvironmentAdmin(AuditedAdmin):
-    """An environment and, inline, the version of each product it runs; audited with those rows."""
+class DependencyInline(AdminRoleOnly, admin.TabularInline):
+    """The environment's fidelity register (environments/fidelity.py)."""
 
-    inlines = [ProductVersionInline]
+    model = Dependency
+    extra = 0
+    fields = ("name", "kind", "criticality", "note")
+
+
+class EnvironmentAdmin(AuditedAdmin):
+    """An environment and, inline, the version of each product it runs and its dependencies; audited
+    with those rows."""
+
+    inlines = [ProductVersionInline, DependencyInline]
     list_display = (
         "site",
         "tier",
@@ -107,12 +117,14 @@ class EnvironmentAdmin(AuditedAdmin):
     def audit_snapshot(self, obj) -> dict:
         snapshot = super().audit_snapshot(obj)
         snapshot["versions"] = dict(obj.products.order_by("product").values_list("product", "version"))
+        snapshot["dependencies"] = [d.snapshot() for d in obj.dependencies.order_by("name")]
         return snapshot
 
     def save_formset(self, request, form, formset, change):
         # A version set by hand is stamped now, so the derived active version follows it.
         for row in formset.save(commit=False):
-            row.updated_at = clock.now()
+            if isinstance(row, ProductVersion):
+                row.updated_at = clock.now()
             row.save()
         for row in formset.deleted_objects:
             row.delete()

@@ -2,7 +2,7 @@ from django import forms
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from environments.models import Environment, ProductVersion, validate_semver
+from environments.models import Criticality, DependencyKind, Environment, ProductVersion, validate_semver
 
 PRODUCT_MAX = ProductVersion._meta.get_field("product").max_length
 
@@ -96,3 +96,18 @@ class EnvironmentForm(forms.ModelForm):
         if versions:
             result["versions"] = versions
         return result
+
+
+class DependencyForm(forms.Form):
+    """Add a dependency to an environment's register, or change the one of that name."""
+
+    name = forms.CharField(
+        label=gettext_lazy("Dependency"),
+        max_length=60,
+        help_text=gettext_lazy("ERP, WMS, Supplier API, Identity, Historian, PLC gateway …"),
+    )
+    kind = forms.ChoiceField(label=gettext_lazy("How this tier has it"), choices=DependencyKind.choices)
+    criticality = forms.ChoiceField(
+        label=gettext_lazy("Criticality"), choices=Criticality.choices, initial=Criticality.MEDIUM
+    )
+    note = forms.CharField(label=gettext_lazy("Note"), max_length=200, required=False)

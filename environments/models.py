@@ -9,10 +9,12 @@ import semver
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from core import clock
+from core.inputs import no_line_breaks
 from core.roles import SITE_ROLE_PERMISSIONS, Role
 from environments.pipelines import pipeline_problems
 
@@ -644,3 +646,74 @@ class SignalReading(models.Model):
 
     def __str__(self) -> str:
         return f"{self.environment} signals at {self.taken_at:%Y-%m-%d %H:%M} ({'ok' if self.ok else 'not ready'})"
+
+
+# --- The fidelity register: how faithfully an environment stands in for PROD (issue 19) -------
+class DependencyKind(models.TextChoices):
+    """How an environment has an external system: only `real` and `test endpoint` say much about PROD."""
+
+    REAL = "real", gettext_lazy("Real")
+    TEST_ENDPOINT = "test_endpoint", gettext_lazy("Test endpoint")
+    SIMULATOR = "simulator", gettext_lazy("Simulator")
+    REPLAY = "replay", gettext_lazy("Replay")
+    ABSENT = "absent", gettext_lazy("Absent")
+
+
+FAITHFUL_KINDS = frozenset({DependencyKind.REAL, DependencyKind.TEST_ENDPOINT})
+
+
+class Criticality(models.TextChoices):
+    LOW = "low", gettext_lazy("Low")
+    MEDIUM = "medium", gettext_lazy("Medium")
+    HIGH = "high", gettext_lazy("High")
+
+
+class Dependency(models.Model):
+    """One external system an environment talks to (ERP, WMS, a supplier API …) and how: real, a
+    test endpoint, a simulator, a replay of recorded traffic, or not at all. An RFC names the
+    dependencies it touches; the RFC page and the "Staging gaps accepted" gate read this register."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="dependencies")
+    name = models.CharField(
+        gettext_lazy("dependency"),
+        max_length=60,
+        validators=[no_line_breaks],
+        help_text=gettext_lazy("The system, e.g. ERP, WMS, Supplier API, Identity, Historian, PLC gateway."),
+    )
+    kind = models.CharField(
+        gettext_lazy("how this tier has it"), max_length=13, choices=DependencyKind.choices
+    )
+    criticality = models.CharField(
+        gettext_lazy("criticality"), max_length=6, choices=Criticality.choices, default=Criticality.MEDIUM
+    )
+    note = models.CharField(gettext_lazy("note"), max_length=200, blank=True, validators=[no_line_breaks])
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = gettext_lazy("dependency")
+        verbose_name_plural = gettext_lazy("dependencies")
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                "environment",
+                name="dependency_unique_name",
+                violation_error_message=gettext_lazy(
+                    "This environment already lists a dependency of that name."
+                ),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+    @property
+    def faithful(self) -> bool:
+        return self.kind in FAITHFUL_KINDS
+
+    def snapshot(self) -> dict:
+        return {
+            "dependency": self.name,
+            "kind": self.kind,
+            "criticality": self.criticality,
+            "note": self.note,
+        }

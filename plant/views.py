@@ -3,11 +3,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from environments import access
-from environments.forms import EnvironmentForm
+from environments import access, fidelity
+from environments.forms import DependencyForm, EnvironmentForm
 from environments.models import TIER_ORDER, Environment, Tier
 from environments.services import update_environment
 
@@ -53,6 +54,8 @@ def _render_detail(request, env: Environment, **extra):
             "may_configure": access.can(request.user, "configure", env),
             "terminals": terminals.status(env),
             "signals": signals_context(env),
+            "dependencies": list(env.dependencies.all()),
+            "dependency_form": extra.pop("dependency_form", None) or DependencyForm(),
             **evidence_context(env),
             **extra,
         },
@@ -71,6 +74,46 @@ def terminal_token(request, code: str, tier: str):
     response = _render_detail(request, env, new_terminal_token=raw)
     response["Cache-Control"] = "no-store"
     return response
+
+
+@login_required
+@require_POST
+def dependency_save(request, code: str, tier: str):
+    """Add a dependency to the fidelity register, or change the one of that name."""
+    env = environment_or_404(request, code, tier)
+    access.require(request.user, "configure", env)
+    form = DependencyForm(request.POST)
+    if form.is_valid():
+        try:
+            fidelity.save_dependency(request.user, env, **form.cleaned_data)
+        except ValidationError as exc:
+            for field, errors in getattr(exc, "error_dict", {None: exc.error_list}).items():
+                form.add_error(field if field in form.fields else None, errors)
+    if form.errors:
+        response = _render_detail(request, env, dependency_form=form)
+        response.status_code = 400
+        return response
+    messages.success(
+        request,
+        _("%(dependency)s saved in the register of %(environment)s.")
+        % {"dependency": form.cleaned_data["name"], "environment": env},
+    )
+    return redirect(f"{reverse('environments:detail', args=[env.site.code, env.tier])}#fidelity")
+
+
+@login_required
+@require_POST
+def dependency_remove(request, code: str, tier: str, dependency_id: int):
+    env = environment_or_404(request, code, tier)
+    try:
+        fidelity.remove_dependency(request.user, env, dependency_id)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(
+            request, _("Dependency removed from the register of %(environment)s.") % {"environment": env}
+        )
+    return redirect(f"{reverse('environments:detail', args=[env.site.code, env.tier])}#fidelity")
 
 
 @login_required

@@ -104,6 +104,16 @@ class RfcForm(ServiceErrors, forms.Form):
         help_text=gettext_lazy("Why it cannot wait for the next window."),
     )
 
+    dependencies = forms.CharField(
+        label=gettext_lazy("Dependencies it touches"),
+        required=False,
+        max_length=1500,
+        help_text=gettext_lazy(
+            "External systems the change talks to, as named in the sites' dependency registers "
+            "(e.g. ERP, WMS), separated by commas."
+        ),
+    )
+
     def __init__(self, *args, user, rfc: Rfc | None = None, **kwargs):
         if rfc is not None and not kwargs.get("data"):
             kwargs.setdefault(
@@ -119,6 +129,7 @@ class RfcForm(ServiceErrors, forms.Form):
                     "requested_timing": rfc.requested_timing,
                     "emergency": rfc.emergency,
                     "emergency_reason": rfc.emergency_reason,
+                    "dependencies": ", ".join(rfc.dependencies),
                 },
             )
         super().__init__(*args, **kwargs)
@@ -228,7 +239,9 @@ class RfcForm(ServiceErrors, forms.Form):
             for bound in self.risk_fields
             if self.cleaned_data.get(bound.name) is not None
         }
-        return {**{name: self.cleaned_data[name] for name in RFC_FIELDS}, "risk_answers": answers}
+        fields = {name: self.cleaned_data[name] for name in RFC_FIELDS}
+        fields["dependencies"] = split_names(fields["dependencies"])
+        return {**fields, "risk_answers": answers}
 
 
 class ReleaseForm(ServiceErrors, forms.Form):

@@ -172,6 +172,13 @@ class Rfc(models.Model):
     emergency_reason = models.TextField(
         blank=True, help_text=gettext_lazy("Why this cannot wait for a normal window.")
     )
+    # The external systems the change touches, by their names in the sites' fidelity registers
+    # (environments.models.Dependency): the RFC page and the "Staging gaps accepted" gate read them.
+    dependencies = models.JSONField(
+        default=list,
+        blank=True,
+        help_text=gettext_lazy("External systems the change touches (ERP, WMS, Supplier API …)."),
+    )
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="rfcs")
     state = models.CharField(max_length=12, choices=RfcState.choices, default=RfcState.DRAFT, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -218,6 +225,8 @@ class Rfc(models.Model):
             "emergency_reason": self.emergency_reason,
             "impact": [impact.snapshot() for impact in self.impacts.all()],
         }
+        if self.dependencies:  # RFCs filed before dependencies were named keep their signed content
+            content["dependencies"] = self.dependencies
         if self.risk_answers or self.risk_level:  # RFCs filed before the assessment keep their hash
             content["risk"] = {
                 "answers": self.risk_answers,
@@ -349,6 +358,31 @@ class GateWaiver(models.Model):
     @property
     def waived_by_name(self) -> str:
         return self.waived_by.get_full_name() or self.waived_by.get_username()
+
+
+class RiskAcceptance(models.Model):
+    """A business owner's signed acceptance that UAT does not have some high-criticality dependencies
+    the RFC touches as they are in PROD (issue 19): the "Staging gaps accepted" gate then passes for
+    exactly these gaps and this artifact. A new artifact, or a gap that changes (the register says
+    "absent" where it said "simulator"), needs a new acceptance. Recorded by `workflow.fidelity`."""
+
+    rfc = models.ForeignKey(Rfc, on_delete=models.PROTECT, related_name="risk_acceptances")
+    artifact_sha256 = models.CharField(max_length=64)
+    # [{"site": "BER", "tier": "UAT", "dependency": "WMS", "kind": "simulator"}, …] as accepted.
+    gaps = models.JSONField(default=list)
+    reason = models.TextField(help_text=gettext_lazy("Why the business accepts the risk."))
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    accepted_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["accepted_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Staging gaps of {self.rfc_id} accepted by {self.accepted_by_name}"
+
+    @property
+    def accepted_by_name(self) -> str:
+        return self.accepted_by.get_full_name() or self.accepted_by.get_username()
 
 
 class RolloutPlan(models.Model):

@@ -320,11 +320,36 @@ RFC_FIELDS = (
     "requested_timing",
     "emergency",
     "emergency_reason",
+    "dependencies",
 )
+MAX_DEPENDENCIES = 20
+
+
+def _clean_dependencies(fields: dict) -> None:
+    """The dependency names an RFC touches: trimmed, each once (whatever its case), 1–60 characters
+    on one line, at most 20."""
+    if "dependencies" not in fields:
+        return
+    names: dict[str, str] = {}
+    for raw in fields["dependencies"] or []:
+        name = str(raw).strip()
+        if not name:
+            continue
+        if len(name) > 60 or any(ch in name for ch in "\r\n\x00"):
+            raise ValidationError(
+                {"dependencies": _("Name each dependency on one line, in at most 60 characters.")}
+            )
+        names.setdefault(name.casefold(), name)
+    if len(names) > MAX_DEPENDENCIES:
+        raise ValidationError(
+            {"dependencies": _("Name at most %(count)s dependencies.") % {"count": MAX_DEPENDENCIES}}
+        )
+    fields["dependencies"] = list(names.values())
 
 
 def create_rfc(user, *, impacts: Sequence[dict], **fields) -> Rfc:
     cleaned = _clean_impacts(user, impacts)
+    _clean_dependencies(fields)
     rfc = Rfc(author=user, **{name: fields[name] for name in RFC_FIELDS if name in fields})
     _apply_class(rfc, [item["site"] for item in cleaned])
     risk.apply(rfc, len(cleaned), risk.clean(fields.get("risk_answers")))
@@ -364,6 +389,7 @@ def update_rfc(user, rfc: Rfc, *, impacts: Sequence[dict] | None = None, **field
         current = rfc_detail_queryset(user).get(pk=rfc.pk)
         before = current.snapshot()
         old_release_id = current.release_id
+        _clean_dependencies(fields)
         for name in RFC_FIELDS:
             if name in fields:
                 setattr(current, name, fields[name])

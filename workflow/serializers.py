@@ -72,6 +72,7 @@ class RfcDetailSerializer(RfcListSerializer):
             "rollback_plan",
             "emergency_reason",
             "risk_answers",
+            "dependencies",
             "impacts",
             "evidence",
             "signoffs",
@@ -116,6 +117,13 @@ class RfcWriteSerializer(serializers.Serializer):
     requested_timing = serializers.CharField(required=False, allow_blank=True, max_length=200)
     emergency = serializers.BooleanField(required=False, help_text="Emergency change.")
     emergency_reason = serializers.CharField(required=False, allow_blank=True)
+    dependencies = serializers.ListField(
+        child=serializers.CharField(max_length=60),
+        required=False,
+        max_length=20,
+        help_text="External systems the change touches, as named in the sites' dependency registers "
+        '(e.g. ["ERP", "WMS"]): the "Staging gaps accepted" gate compares them with UAT and PROD.',
+    )
 
     def validate_release(self, value):
         release = Release.objects.filter(uuid=value).first()

@@ -27,5 +27,6 @@ urlpatterns = [
     path("<uuid:uuid>/schedule/", views.rfc_schedule, name="schedule"),
     path("<uuid:uuid>/checks/", views.request_check, name="request_check"),
     path("<uuid:uuid>/waivers/", views.waive_gate, name="waive"),
+    path("<uuid:uuid>/staging-risk/", views.accept_staging_gaps, name="accept_staging_gaps"),
     path("<uuid:uuid>/waivers/<int:waiver_id>/revoke/", views.revoke_waiver, name="revoke_waiver"),
 ]

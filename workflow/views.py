@@ -26,6 +26,7 @@ from audit.models import AuditEvent
 from core import clock
 from core.refusals import REFUSED, filter_error_items, refusal
 from deployments import conflicts, scheduling
+from deployments import fidelity as staging
 from deployments.forms import ScheduleForm
 from deployments.states import ACTIVE as ACTIVE_DEPLOYMENT_STATES
 from discussion.models import Comment
@@ -38,7 +39,7 @@ from releases.forms import EvidenceForm, ReleaseForm, RfcForm, SignoffForm
 from releases.models import Evidence, Impact, Rfc
 from releases.states import EDITABLE_STATES, RfcState
 from releases.versioning import VersionRefused
-from workflow import exports, metrics, reviews, saved_filters, waivers
+from workflow import exports, fidelity, metrics, reviews, saved_filters, waivers
 from workflow import services as wf
 from workflow.filters import SORTS, RfcFilterSet
 from workflow.models import CloseCode
@@ -299,6 +300,8 @@ def _detail_context(request, rfc: Rfc) -> dict:
     else:
         later_gates = []
     may_waive = waivers.may_waive(user, rfc)
+    touched = staging.touches(rfc)
+    gaps = staging.open_gaps(rfc, touched) if touched else []
     review = reviews.review_of(rfc)  # no query for an RFC still on its way
     review_pending = review is not None and not review.done
     return {
@@ -330,6 +333,10 @@ def _detail_context(request, rfc: Rfc) -> dict:
             for w in waivers.waivers_of(rfc)
         ],
         "may_waive": may_waive,
+        "fidelity_rows": _fidelity_rows(touched),
+        "staging_rule": staging.RULE,
+        "may_accept_gaps": bool(gaps) and fidelity.may_accept(user, rfc, gaps),
+        "acceptances": fidelity.acceptances_of(rfc) if touched else [],
         "evidence_rows": _evidence_rows(user, rfc, sites),
         "config_changes": _config_changes(rfc, sites),
         "current_evidence": current_evidence,
@@ -409,7 +416,18 @@ LATER_GATES = {
     "Rollback rehearsed",
     "Messages reconciled",
     "Parallel run equal",
+    staging.RULE,
 }
+
+
+def _fidelity_rows(touched) -> list[dict]:
+    """Per target site: the tier that proves the change and the dependencies the RFC touches there."""
+    rows: list[dict] = []
+    for t in touched:
+        if not rows or rows[-1]["site"].pk != t.site.pk:
+            rows.append({"site": t.site, "env": t.proving, "tier": t.tier, "touches": []})
+        rows[-1]["touches"].append(t)
+    return rows
 
 
 def _config_changes(rfc: Rfc, sites) -> list[tuple]:
@@ -816,6 +834,28 @@ def waive_gate(request, uuid):
     messages.success(
         request, gettext("%(gate)s waived for %(rfc)s.") % {"gate": gettext(gate), "rfc": rfc.number}
     )
+    return redirect(f"{reverse('releases:detail', args=[rfc.uuid])}#readiness")
+
+
+@login_required
+@require_POST
+def accept_staging_gaps(request, uuid):
+    """A business owner accepts the RFC's staging gaps for its artifact, re-entering the password."""
+    rfc = services.rfc_or_404(request.user, uuid)
+    try:
+        fidelity.accept(
+            request.user,
+            rfc,
+            request.POST.get("reason", ""),
+            request.POST.get("password", ""),
+            otp_code=request.POST.get("otp_code", ""),
+        )
+    except REFUSED as exc:
+        status, message, _ = _refused(exc)
+        return _render_detail(
+            request, services.rfc_or_404(request.user, uuid), status=status, accept_error=message
+        )
+    messages.success(request, gettext("The staging risk of %(rfc)s is accepted.") % {"rfc": rfc.number})
     return redirect(f"{reverse('releases:detail', args=[rfc.uuid])}#readiness")
 
 

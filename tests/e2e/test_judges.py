@@ -137,6 +137,9 @@ def test_every_page_passes_axe_and_the_nu_html_checker(page, portal, language):
     walk.judge("new rfc refused")
     walk.visit("/rfcs/?state=nonsense", "rfc list refused filter")
     walk.visit("/dashboard/?since=2026-13-01", "dashboard refused period")
+    walk.visit("/environments/BER/UAT/", "environment")
+    page.get_by_test_id("dependency-form").locator("button[type=submit]").click()
+    walk.judge("dependency refused")
     logout(page)
 
     # An approver's queue and decision page, on a desktop and on a phone: the first approver the demo

@@ -68,7 +68,7 @@ def test_file_sign_off_submit_and_approve_from_the_emailed_link(page, portal, tm
     # --- The developer records the release and files the RFC ---------------------------------
     login(page, portal, "dev", password)
     page.get_by_role("link", name="RFCs", exact=True).click()
-    expect(page.get_by_test_id("rfc-row")).to_have_count(8)  # the demo's RFCs
+    expect(page.get_by_test_id("rfc-row")).to_have_count(10)  # the demo's RFCs
     page.get_by_role("link", name="Number").click()  # sorted by number, then the other way round
     expect(page.get_by_role("columnheader", name="Number")).to_have_attribute("aria-sort", "ascending")
     first = page.get_by_test_id("rfc-row").first.locator("strong").inner_text()

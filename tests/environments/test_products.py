@@ -260,6 +260,7 @@ def test_the_admin_edits_products_inline_audited(cast, site_a):
         "pipeline": json.dumps(prod.pipeline),
         "audit_reason": "MES hotfix installed by the vendor",
         **_inline("products", rows, {"environment": prod.pk, "product": "LABELS", "version": "0.3.0"}),
+        **_inline("dependencies", []),
     }
     response = client_for(cast["admin"]).post(f"/admin/environments/environment/{prod.pk}/change/", data)
     assert response.status_code == 302, response.content.decode()[:3000]

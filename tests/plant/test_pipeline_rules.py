@@ -154,6 +154,7 @@ def _admin_data(env: Environment, pipeline: dict, **changes) -> dict:
     ]
     data = {
         **_inline("products", products),
+        **_inline("dependencies", []),
         "site": env.site_id,
         "tier": env.tier,
         "purpose": env.purpose,

@@ -24,6 +24,8 @@ from environments import access
 from environments.models import (
     TIER_DEFAULTS,
     ConfigurationItem,
+    Dependency,
+    DependencyKind,
     DeploymentWindow,
     Environment,
     ItemKind,
@@ -102,6 +104,27 @@ DEMO_ITEMS = [
 ]
 DEMO_SMOKE_DELAY_SECONDS = 20  # seconds in the demo; 15 minutes in a plant (X2)
 
+# The fidelity register (issue 19): how each demo tier has the plant's external systems. Berlin's UAT
+# only simulates its WMS (high criticality), so an RFC touching WMS needs the business to accept it.
+REAL, TEST, SIM, REPLAY, ABSENT = (
+    DependencyKind.REAL,
+    DependencyKind.TEST_ENDPOINT,
+    DependencyKind.SIMULATOR,
+    DependencyKind.REPLAY,
+    DependencyKind.ABSENT,
+)
+DEPENDENCIES = {
+    "BER": [  # name, criticality, how UAT has it, note
+        ("ERP", "high", TEST, "SAP QA client 200"),
+        ("WMS", "high", SIM, "Vendor simulator: picks always succeed"),
+        ("Supplier API", "medium", REPLAY, "Last week's PROD traffic, replayed"),
+        ("Identity", "medium", REAL, ""),
+        ("Historian", "low", ABSENT, ""),
+        ("PLC gateway", "high", SIM, "Soft PLCs, no real line"),
+    ],
+    "CHI": [("ERP", "high", TEST, ""), ("WMS", "high", REAL, "Shared with PROD, test warehouse")],
+}
+
 RELEASES = [
     ("MES", "2.3.1", "Label printer driver timeout raised from 2 s to 5 s."),
     ("MES", "2.3.2", "Scanner input debounced by 150 ms on line 2."),
@@ -179,6 +202,7 @@ class Command(BaseCommand):
         self.plant_releases(users["dev"])
         self.masking_and_refresh()
         self.configuration_items()
+        self.fidelity_register()
         rfcs = demo_rfcs.seed(users)
         demo_rfcs.plan_rollout(users["releasemgr"])
         demo_rfcs.standard_change(users, password)
@@ -211,6 +235,23 @@ class Command(BaseCommand):
             Terminal.objects.get_or_create(
                 environment=env, name=name, product="MES", defaults={"version": version}
             )
+
+    def fidelity_register(self) -> None:
+        """Berlin's and Chicago's dependencies: PROD has each for real, UAT as DEPENDENCIES says (a row
+        edited since is left as it is)."""
+        for code, rows in DEPENDENCIES.items():
+            for tier in (Tier.UAT, Tier.PROD):
+                env = Environment.objects.get(site__code=code, tier=tier)
+                for name, criticality, uat_kind, note in rows:
+                    Dependency.objects.get_or_create(
+                        environment=env,
+                        name=name,
+                        defaults={
+                            "kind": uat_kind if tier == Tier.UAT else REAL,
+                            "criticality": criticality,
+                            "note": note if tier == Tier.UAT else "",
+                        },
+                    )
 
     def configuration_items(self) -> None:
         """The demo line's lines, modules and interfaces as records: its RFCs pick from them."""
