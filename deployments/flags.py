@@ -69,18 +69,15 @@ def available(environment: Environment) -> list[dict]:
 
 
 def _window_refusal(environment: Environment, now) -> str | None:
-    rules = rules_for(environment)
-    if not rules.enforced:
+    """The calendar's one rule (the same `calendar.check` the scheduler and the worker ask): a switch
+    needs MINUTES inside a window, clear of freezes, holidays and shift handovers."""
+    decision = calendar.check(rules_for(environment), now, MINUTES)
+    if decision.allowed:
         return None
-    from datetime import timedelta
-
-    for lo, hi in calendar.free_intervals(rules, now - timedelta(days=1), now + timedelta(days=1)):
-        if lo <= now and now + timedelta(minutes=MINUTES) <= hi:
-            return None
     return _(
-        "%(environment)s is outside its deployment windows now: switch this flag inside a window (the "
+        "%(environment)s cannot be switched now (%(reasons)s): switch this flag inside a window (the "
         "calendar shows them), or declare it safe in the release if switching it cannot disturb the line."
-    ) % {"environment": environment}
+    ) % {"environment": environment, "reasons": "; ".join(str(r) for r in decision.reasons)}
 
 
 def request(user, environment: Environment, key: str, on: bool, reason: str) -> FlagChange:

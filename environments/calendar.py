@@ -76,7 +76,12 @@ class Window:
     end: time
 
     def label(self) -> str:
-        return f"{self.start:%H:%M}–{self.end:%H:%M}"
+        return window_span(self.start, self.end)
+
+
+def window_span(start: time, end: time) -> str:
+    """'22:00–24:00': a window that ends at 00:00 ends at midnight, the end of its day."""
+    return f"{start:%H:%M}–{'24:00' if end == time(0) else format(end, '%H:%M')}"
 
 
 @dataclass(frozen=True)

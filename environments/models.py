@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy
 from core import clock
 from core.inputs import no_line_breaks
 from core.roles import SITE_ROLE_PERMISSIONS, Role
+from environments.calendar import window_span
 from environments.pipelines import pipeline_problems
 
 
@@ -323,21 +324,28 @@ class DeploymentWindow(models.Model):
     weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
     starts = models.TimeField(help_text=gettext_lazy("Local time at the site."))
     ends = models.TimeField(
-        help_text=gettext_lazy("Local time at the site; the deployment and its checks must end by then.")
+        help_text=gettext_lazy(
+            "Local time at the site; the deployment and its checks must end by then. 00:00 means midnight at "
+            "the end of the day."
+        )
     )
 
     class Meta:
         ordering = ["site", "weekday", "starts"]
         constraints = [
+            # Ending at 00:00 is midnight at the end of the day, so a plant open round the clock has
+            # no minute between one day's window and the next.
             models.CheckConstraint(
-                condition=models.Q(ends__gt=models.F("starts")),
+                condition=models.Q(ends__gt=models.F("starts")) | models.Q(ends=datetime.time(0)),
                 name="window_ends_after_start",
-                violation_error_message=gettext_lazy("A window ends after it starts (same day)."),
+                violation_error_message=gettext_lazy(
+                    "A window ends after it starts on the same day, or at 00:00 for midnight."
+                ),
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_weekday_display()} {self.starts:%H:%M}–{self.ends:%H:%M}"
+        return f"{self.get_weekday_display()} {window_span(self.starts, self.ends)}"
 
 
 class ShiftHandover(models.Model):

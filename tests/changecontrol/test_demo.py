@@ -94,6 +94,10 @@ def test_demo_plant_is_connected_and_the_open_line_takes_prod_any_time(settings)
     assert (settings.VAR_DIR / "plant" / "OPEN" / "PROD" / "app" / "release.json").exists()
     friday_night = datetime(2026, 11, 27, 21, 0, tzinfo=UTC)  # a Friday, at a shift handover elsewhere
     assert check(rules_for(prod), friday_night, 30).allowed
+    # Not even a minute closed at midnight: the journeys that book and switch here run at any hour.
+    for minute in (49, 55, 59):
+        just_before_midnight = datetime(2026, 12, 4, 22, minute, 30, tzinfo=UTC)  # 23:xx:30 in Berlin
+        assert check(rules_for(prod), just_before_midnight, 10).allowed, minute
     good, bad = Release.objects.get(version="2.4.1"), Release.objects.get(version="2.4.2")
     assert good.artifact_file and bad.artifact_file and good.artifact_sha256 != bad.artifact_sha256
     assert set(Rfc.objects.filter(impacts__site__code="OPEN").values_list("state", flat=True)) == {"approved"}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -107,7 +107,7 @@ def test_a_flag_that_breaks_a_signal_is_turned_off_again_with_nothing_restored(
 def test_outside_a_window_only_a_safe_flag_switches(cast, site_a, plant, prod):
     """PROD's default calendar: no window at 03:00 on a Sunday."""
     with time_machine.travel(datetime(2026, 12, 6, 3, 0, tzinfo=BERLIN), tick=False):
-        with pytest.raises(ValidationError, match="outside its deployment windows"):
+        with pytest.raises(ValidationError, match="cannot be switched now \\(no deployment window on Sunday"):
             flags.request(cast["releasemgr"], prod, "erp_batch_confirmations", True, "Pilot.")
         assert flags.request(cast["releasemgr"], prod, "bold_batch_number", True, "Pilot.").state == S.QUEUED
     assert FlagChange.objects.count() == 1
@@ -243,3 +243,17 @@ def test_a_pipeline_flag_switch_must_take_the_flag_and_its_state():
     assert problem.startswith("flags: its command takes the flag as")
     (problem,) = pipeline_problems({"flags": {"adapter": "http", "url": "http://x"}}, "DEV")
     assert "the flag switch is a command adapter" in problem
+
+
+def test_a_freeze_refuses_a_switch_inside_a_window(cast, site_a, plant, prod, open_calendar):
+    """The window rule is the calendar's one rule (calendar.check): a freeze holds for flags too (W4)."""
+    from core import clock
+    from environments.models import Freeze
+
+    now = clock.now()
+    Freeze.objects.create(
+        site=site_a, name="Audit week", starts_at=now - timedelta(hours=1), ends_at=now + timedelta(days=1)
+    )
+    with pytest.raises(ValidationError, match="cannot be switched now \\(.*Audit week"):
+        flags.request(cast["releasemgr"], prod, "erp_batch_confirmations", True, "Pilot.")
+    assert flags.request(cast["releasemgr"], prod, "bold_batch_number", True, "Pilot.").state == S.QUEUED

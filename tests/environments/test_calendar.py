@@ -337,3 +337,46 @@ def test_a_zero_length_need_at_the_first_minute_of_a_holiday_is_blocked():
     decision = check(rules, new_year, 0)
     assert not decision.allowed and any("holiday" in reason.lower() for reason in decision.reasons)
     assert check(rules, new_year + timedelta(days=7), 0).allowed  # the Thursday after is an ordinary one
+
+
+# --- A window until midnight (W1) ----------------------------------------------------------------
+def test_a_window_ending_at_midnight_leaves_no_minute_between_days():
+    """00:00 as a window's end is midnight: a plant open round the clock is open at 23:59:30 too, so a
+    ten-minute change at 23:55 fits (the demo's open line; its journeys must not depend on the hour)."""
+    rules = Rules(
+        timezone="Europe/Berlin",
+        enforced=True,
+        windows=tuple(Window(day, time(0), time(0)) for day in range(7)),
+        block_fridays=False,
+        quarter_close_days=0,
+        smoke_test_minutes=15,
+        rollback_budget_minutes=30,
+    )
+    late = datetime(2026, 12, 4, 23, 55, tzinfo=BERLIN)
+    assert check(rules, late, 10).allowed
+    assert check(rules, late + timedelta(minutes=4, seconds=30), 10).allowed
+    spans = calendar.free_intervals(rules, late - timedelta(days=2), late + timedelta(days=2))
+    assert (
+        len(spans) == 1
+        and spans[0][0] <= late - timedelta(days=2)
+        and spans[0][1] >= late + timedelta(days=2)
+    )
+    assert Window(4, time(22), time(0)).label() == "22:00–24:00"
+    assert not check(
+        Rules(timezone="Europe/Berlin", windows=(Window(4, time(22), time(23, 59)),), block_fridays=False),
+        late,
+        10,
+    ).allowed
+
+
+@pytest.mark.django_db
+def test_a_stored_window_may_end_at_midnight_but_not_before_it_starts(site_a):
+    from django.core.exceptions import ValidationError
+
+    until_midnight = DeploymentWindow(site=site_a, weekday=4, starts=time(22), ends=time(0))
+    until_midnight.full_clean()
+    until_midnight.save()
+    assert str(until_midnight) == "Friday 22:00–24:00"
+    backwards = DeploymentWindow(site=site_a, weekday=4, starts=time(22), ends=time(21))
+    with pytest.raises(ValidationError, match="or at 00:00 for midnight"):
+        backwards.full_clean()

@@ -268,11 +268,12 @@ class Command(BaseCommand):
         _computed_evidence()
 
     def open_calendar(self, site: Site) -> None:
-        """Windows every day 00:00–23:59, no handovers, no Friday or quarter-close freeze."""
+        """Windows every day 00:00–24:00 (no minute between one day and the next, so the journeys do
+        not depend on the time of day), no handovers, no Friday or quarter-close freeze."""
         site.windows.all().delete()
         site.handovers.all().delete()
         DeploymentWindow.objects.bulk_create(
-            [DeploymentWindow(site=site, weekday=day, starts=time(0), ends=time(23, 59)) for day in range(7)]
+            [DeploymentWindow(site=site, weekday=day, starts=time(0), ends=time(0)) for day in range(7)]
         )
         site.block_fridays, site.quarter_close_days = False, 0
         site.save(update_fields=["block_fridays", "quarter_close_days"])
