@@ -2,6 +2,7 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
+from celery.signals import beat_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "changecontrol.settings")
 
@@ -79,3 +80,16 @@ def _schedule(sender: Celery, **kwargs) -> None:
         sender.signature("accounts.tasks.expire_grants"),
         name="accounts: remove expired time-bound role grants",
     )
+
+
+@beat_init.connect
+def _start_dispatcher(sender=None, **kwargs) -> None:
+    """Beat's process also runs the deployment dispatcher (deployments/dispatcher.py): due deployments
+    start within a second of their booked time instead of at beat's next tick. Two beats run two
+    dispatchers; rows are claimed with skip_locked, so a deployment still starts once."""
+    from django.conf import settings
+
+    if settings.DEPLOYMENT_DISPATCHER:
+        from deployments import dispatcher
+
+        dispatcher.start_in_thread()

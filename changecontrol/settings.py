@@ -384,6 +384,13 @@ APPROVAL_SWEEP_SECONDS = env_int("APPROVAL_SWEEP_SECONDS", 60, minimum=5, maximu
 # Beat claims due deployments this often; a worker's lease on a deployment lasts this long and is
 # renewed while it works; a dispatched deployment nobody picked up (a flushed Redis) is sent again.
 DEPLOYMENT_DISPATCH_SECONDS = env_int("DEPLOYMENT_DISPATCH_SECONDS", 5, minimum=1, maximum=60)
+# Beside that periodic claim, each beat process runs the dispatcher (deployments/dispatcher.py): it
+# sleeps until the next due time, wakes on PostgreSQL NOTIFY when a booking changes, and polls at
+# least this often (milliseconds), so a deployment starts within a second of its booked time.
+DEPLOYMENT_DISPATCHER = env_bool("DEPLOYMENT_DISPATCHER", True)
+DEPLOYMENT_DISPATCH_POLL_SECONDS = (
+    env_int("DEPLOYMENT_DISPATCH_POLL_MS", 1000, minimum=100, maximum=60000) / 1000
+)
 DEPLOYMENT_LEASE_SECONDS = env_int("DEPLOYMENT_LEASE_SECONDS", 120, minimum=3, maximum=3600)
 # Computed evidence: UAT data must have been refreshed from PROD within this many days.
 UAT_FRESHNESS_DAYS = env_int("UAT_FRESHNESS_DAYS", 30, minimum=1, maximum=365)

@@ -21,7 +21,7 @@ from core import clock, jobs
 from core.errors import RuleViolation, StateConflict
 from core.inputs import check_moment
 from core.roles import Role
-from deployments import conflicts, promotion
+from deployments import conflicts, dispatcher, promotion
 from deployments.models import Deployment, DeploymentState
 from deployments.states import ACTIVE as ACTIVE_DEPLOYMENT_STATES
 from deployments.states import ROLLBACK_REQUESTABLE, move
@@ -285,6 +285,7 @@ def book(
             scheduled_by=user,
             artifact_sha256=locked.release.artifact_sha256,
         )
+        dispatcher.wake()  # the dispatcher re-reads its next due time when this commits
         local = deployment.scheduled_start.astimezone(site.zone)
         record(
             "releases.deployment.scheduled",
@@ -434,6 +435,7 @@ def deploy_now(user, rfc: Rfc, environment: Environment, duration: int = 30) -> 
             actor=user,
             after={"environment": str(environment), "start": start.isoformat(), "immediate": True},
         )
+        dispatcher.wake()
         jobs.nudge(DISPATCH_TASK)
     return deployment
 
@@ -456,6 +458,7 @@ def request_rollback(user, deployment: Deployment, reason: str) -> Deployment:
         locked.next_action_at = clock.now()
         locked.save(update_fields=["rollback_requested_by", "outcome", "next_action_at"])
         record("releases.deployment.rollback_requested", locked, actor=user, reason=reason.strip())
+        dispatcher.wake()
         jobs.nudge(DISPATCH_TASK)
     return locked
 
