@@ -601,8 +601,12 @@ def _check_gate(rfc, kind: str, name: str) -> gates.Gate:
         if run is None:
             ok = False
             parts.append(
-                _("%(where)s: no run for artifact %(artifact)s…")
-                % {"where": where, "artifact": rfc.release.artifact_sha256[:12]}
+                _("%(where)s: the check “%(check)s” has no run for artifact %(artifact)s…")
+                % {
+                    "where": where,
+                    "check": CheckKind(kind).label,
+                    "artifact": rfc.release.artifact_sha256[:12],
+                }
             )
             continue
         who = run.requested_by.get_username() if run.requested_by else _("system")

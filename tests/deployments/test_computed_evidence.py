@@ -230,7 +230,7 @@ def test_a_new_artifact_needs_a_new_run(cast, site_a, plant):
     wf.update_rfc(cast["dev"], rfc, release=release_with(cast, "1.0.2", sql))
     rfc.refresh_from_db()
     gate = next(g for g in gates.evaluate(rfc, "schedule") if g.name == "SQL idempotent")
-    assert not gate.passed and "no run for artifact" in gate.reason
+    assert not gate.passed and "has no run for artifact" in gate.reason
 
 
 # --- Rollback rehearsal (R7, C3) --------------------------------------------------------------------------
@@ -275,7 +275,7 @@ def test_rehearsal_without_sql_restores_the_backup_into_a_scratch_copy(cast, sit
     until that ran for this artifact, and UAT itself is never touched."""
     rfc = factories.rfc(cast["dev"], site_a, release=release_with(cast, "1.0.1", ""))
     rehearsed = next(g for g in gates.evaluate(rfc, "schedule") if g.name == "Rollback rehearsed")
-    assert not rehearsed.passed and "no run for artifact" in rehearsed.reason
+    assert not rehearsed.passed and "has no run for artifact" in rehearsed.reason
     uat_before = plant["UAT"].checksum()
     run = checks.request_check(cast["dev"], rfc, CheckKind.REHEARSAL, site_a)
     assert checks.run_check(run.pk) == "passed"

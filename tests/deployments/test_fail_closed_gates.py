@@ -78,7 +78,10 @@ def test_a_site_with_dev_and_prod_is_judged_on_devs_copy(cast, db):
         (CheckKind.IDEMPOTENCY, "SQL idempotent"),
         (CheckKind.REHEARSAL, "Rollback rehearsed"),
     ):
-        assert not gate(rfc, name).passed and "no run for artifact" in gate(rfc, name).reason
+        assert (
+            not gate(rfc, name).passed
+            and f"the check “{name}” has no run for artifact" in gate(rfc, name).reason
+        )
         run = checks.request_check(cast["dev"], rfc, kind, site)
         assert run.environment == dev
         assert checks.run_check(run.pk) == "passed"
@@ -110,7 +113,7 @@ def test_without_sql_idempotency_passes_and_the_restore_path_is_rehearsed(cast, 
     idempotent = gate(rfc, "SQL idempotent")
     assert idempotent.passed and "nothing to run twice" in idempotent.reason
     rehearsed = gate(rfc, "Rollback rehearsed")
-    assert not rehearsed.passed and "no run for artifact" in rehearsed.reason
+    assert not rehearsed.passed and "has no run for artifact" in rehearsed.reason
 
     uat = Environment.objects.get(site=site_a, tier=Tier.UAT)
     application = Path(uat.pipeline["snapshot"]["path"])

@@ -88,7 +88,7 @@ def test_equal_results_pass_and_a_new_artifact_needs_a_new_run(cast, site_a, uat
     wf.update_rfc(cast["dev"], rfc, release=release_with(cast, "1.0.2", clean))
     rfc.refresh_from_db()
     gate = gate_of(rfc)
-    assert not gate.passed and "no run for artifact" in gate.reason
+    assert not gate.passed and "has no run for artifact" in gate.reason
 
 
 def test_the_gate_passes_where_no_parallel_run_is_declared_and_is_waivable(cast, site_a):

@@ -145,7 +145,7 @@ def test_a_clean_replay_passes_and_a_new_artifact_needs_a_new_run(cast, site_a, 
     wf.update_rfc(cast["dev"], rfc, release=release_with(cast, "1.0.2", CLEAN))
     rfc.refresh_from_db()
     gate = gate_of(rfc)
-    assert not gate.passed and "no run for artifact" in gate.reason
+    assert not gate.passed and "has no run for artifact" in gate.reason
 
 
 def test_the_gate_applies_only_where_the_pipeline_declares_the_replay(cast, site_a):
@@ -160,7 +160,7 @@ def test_the_gate_applies_only_where_the_pipeline_declares_the_replay(cast, site
     uat.pipeline = {**uat.pipeline, "replay": REPLAY}
     uat.save(update_fields=["pipeline"])
     gate = gate_of(rfc)
-    assert not gate.passed and "no run for artifact" in gate.reason
+    assert not gate.passed and "has no run for artifact" in gate.reason
 
 
 def test_no_recorded_message_fails_closed(cast, site_a, uat):
