@@ -313,12 +313,13 @@ class SqliteDatabase(PlantDatabase):
 
     @staticmethod
     def _table_hash(connection: sqlite3.Connection, name: str) -> dict:
-        """The table's rows in primary-key order (else ordered by every column), fetched BATCH_ROWS at
-        a time and folded into SHA-256 as Python literals (repr tells 1, 1.0, '1' and b'1' apart, and
-        escapes newlines, so one line is one row)."""
+        """The table's rows in primary-key order (else ordered by every column, its value's type and
+        bytes breaking SQLite's ties: 1 = 1.0, and 'a' = 'A' in a NOCASE column), fetched BATCH_ROWS
+        at a time and folded into SHA-256 as Python literals (repr tells 1, 1.0, '1' and b'1' apart,
+        and escapes newlines, so one line is one row)."""
         info = connection.execute(f"PRAGMA table_info({quote(name)})").fetchall()
-        key = [row[1] for row in sorted((row for row in info if row[5]), key=lambda row: row[5])]
-        order = ", ".join(quote(column) for column in key or [row[1] for row in info])
+        key = [quote(row[1]) for row in sorted((row for row in info if row[5]), key=lambda row: row[5])]
+        order = ", ".join(key or [f"{quote(row[1])} COLLATE BINARY, typeof({quote(row[1])})" for row in info])
         cursor = connection.execute(f"SELECT * FROM {quote(name)} ORDER BY {order}")  # noqa: S608
         digest, rows = hashlib.sha256(), 0
         while batch := cursor.fetchmany(BATCH_ROWS):

@@ -143,6 +143,20 @@ def test_a_row_duplicated_in_a_table_without_a_key_is_a_difference(new_db):
     assert before.differences(db.checksum()) == ["readings: 4 → 5 rows"]
 
 
+def test_sqlite_rows_that_compare_equal_hash_alike_whichever_came_first(tmp_path):
+    """SQLite compares 1 with 1.0, and 'a' with 'A' in a NOCASE column, as equal: a table without a
+    key holding such rows hashes alike whichever was written first."""
+    rows = [(1, "a"), (1.0, "a"), (1, "A")]
+    checksums = []
+    for order, written in (("forwards", rows), ("backwards", rows[::-1])):
+        db = SqliteDatabase(str(tmp_path / f"{order}.sqlite3"))
+        sqlite3.connect(db.target).close()
+        db.run_script("CREATE TABLE tags (n, label TEXT COLLATE NOCASE);")
+        _insert(db, "tags", written)
+        checksums.append(db.checksum())
+    assert checksums[0] == checksums[1] and checksums[0].tables["tags"]["rows"] == 3
+
+
 def test_the_schema_stays_covered(new_db):
     """R8: an index or a column is a schema change, even with the data unchanged."""
     db = fill(new_db())
