@@ -55,14 +55,35 @@ def _run(argv: list[str], timeout: int = 3600) -> subprocess.CompletedProcess:
     return done
 
 
+# What a table's hash is made of. 1: every row read into memory, sorted, hashed as JSON. 2: rows
+# streamed in primary-key order (else a whole-row order) and folded into SHA-256 as they arrive —
+# PostgreSQL's COPY text output (or each row's MD5 for a table without a key), SQLite's rows as
+# Python literals. Hashes of different formats are not comparable; row counts and the schema are.
+CHECKSUM_FORMAT = 2
+# What the schema digest is made of (columns and indexes; SQLite: sqlite_master). Unchanged since
+# the first fingerprints, so fingerprints recorded before this field existed count as format 1; bump
+# it when the digest changes, and drift stops comparing a fingerprint with one of another format.
+SCHEMA_FORMAT = 1
+BATCH_ROWS = 5000  # SQLite rows fetched at a time: memory stays flat whatever the table's size
+
+
+@dataclass(frozen=True)
+class Structure:
+    """The database's shape without its data: the schema digest and the tables' names."""
+
+    schema: str
+    tables: list[str]
+
+
 @dataclass(frozen=True)
 class Checksum:
     schema: str
     data: str
     tables: dict  # name → {"rows": n, "hash": sha256}
+    format: int = CHECKSUM_FORMAT
 
     def as_dict(self) -> dict:
-        return {"schema": self.schema, "data": self.data, "tables": self.tables}
+        return {"schema": self.schema, "data": self.data, "tables": self.tables, "format": self.format}
 
     def differences(self, other: Checksum) -> list[str]:
         """What changed from self to other, in words a reviewer reads."""
@@ -75,12 +96,17 @@ class Checksum:
             ]
             if not added and not dropped:
                 lines.append("the schema changed (columns, indexes or definitions)")
+        comparable = self.format == other.format
         for name in sorted(set(self.tables) & set(other.tables)):
             a, b = self.tables[name], other.tables[name]
             if a["rows"] != b["rows"]:
                 lines.append(f"{name}: {a['rows']} → {b['rows']} rows")
-            elif a["hash"] != b["hash"]:
+            elif comparable and a["hash"] != b["hash"]:
                 lines.append(f"{name}: same {a['rows']} rows, different content")
+        if not comparable:
+            lines.append(
+                f"contents not compared: checksum format {self.format} and {other.format} hash rows differently"
+            )
         return lines
 
 
@@ -94,6 +120,20 @@ def _digest(rows) -> str:
     for row in rows:
         digest.update(json.dumps(row, default=str, sort_keys=True).encode())
     return digest.hexdigest()
+
+
+def _tables_digest(tables: dict) -> str:
+    return _digest(sorted((name, table["hash"]) for name, table in tables.items()))
+
+
+# A value's text depends on the session (dates, time zones, floats, bytea, money, encoding): pinned
+# for the checksum's transaction, so equal data gives equal text whatever the database's defaults.
+_PINNED_OUTPUT = (
+    "SELECT set_config('DateStyle', 'ISO, MDY', true), set_config('IntervalStyle', 'postgres', true), "
+    "set_config('TimeZone', 'UTC', true), set_config('extra_float_digits', '1', true), "
+    "set_config('bytea_output', 'hex', true), set_config('lc_monetary', 'C', true), "
+    "set_config('client_encoding', 'UTF8', true)"
+)
 
 
 def _plain(rows) -> list[list]:
@@ -125,6 +165,7 @@ class PlantDatabase:
     def copy_into(self, other: PlantDatabase) -> int: ...
     def run_script(self, script: str) -> None: ...
     def checksum(self) -> Checksum: ...
+    def structure(self) -> Structure: ...
     def apply_masks(self, rules) -> dict: ...
     def size(self) -> int: ...
     def rows(self, query: str) -> list[list]: ...
@@ -248,23 +289,58 @@ class SqliteDatabase(PlantDatabase):
         finally:
             connection.close()
 
+    @staticmethod
+    def _structure(connection: sqlite3.Connection) -> Structure:
+        schema = connection.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
+        ).fetchall()
+        names = [
+            name
+            for (name,) in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
+        return Structure(_digest(schema), names)
+
+    def structure(self) -> Structure:
+        connection = self._connect()
+        try:
+            return self._structure(connection)
+        except sqlite3.Error as exc:
+            raise PlantDbError(str(exc)) from None
+        finally:
+            connection.close()
+
+    @staticmethod
+    def _table_hash(connection: sqlite3.Connection, name: str) -> dict:
+        """The table's rows in primary-key order (else ordered by every column, its value's type and
+        bytes breaking SQLite's ties: 1 = 1.0, and 'a' = 'A' in a NOCASE column), fetched BATCH_ROWS
+        at a time and folded into SHA-256 as Python literals (repr tells 1, 1.0, '1' and b'1' apart,
+        and escapes newlines, so one line is one row)."""
+        info = connection.execute(f"PRAGMA table_info({quote(name)})").fetchall()
+        key = [quote(row[1]) for row in sorted((row for row in info if row[5]), key=lambda row: row[5])]
+        order = ", ".join(key or [f"{quote(row[1])} COLLATE BINARY, typeof({quote(row[1])})" for row in info])
+        cursor = connection.execute(f"SELECT * FROM {quote(name)} ORDER BY {order}")  # noqa: S608
+        digest, rows = hashlib.sha256(), 0
+        while batch := cursor.fetchmany(BATCH_ROWS):
+            rows += len(batch)
+            digest.update("".join([f"{row!r}\n" for row in batch]).encode())
+        return {"rows": rows, "hash": digest.hexdigest()}
+
     def checksum(self) -> Checksum:
         connection = self._connect()
         try:
-            schema = connection.execute(
-                "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
-            ).fetchall()
-            tables = {}
-            for (name,) in connection.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
-            ):
-                columns = [row[1] for row in connection.execute(f"PRAGMA table_info({quote(name)})")]
-                order = ", ".join(quote(c) for c in columns)
-                rows = connection.execute(f"SELECT * FROM {quote(name)} ORDER BY {order}").fetchall()  # noqa: S608
-                tables[name] = {"rows": len(rows), "hash": _digest(rows)}
+            connection.execute("BEGIN")  # one read transaction: every table as of the same moment
+            try:
+                structure = self._structure(connection)
+                tables = {name: self._table_hash(connection, name) for name in structure.tables}
+            finally:
+                connection.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            raise PlantDbError(str(exc)) from None
         finally:
             connection.close()
-        return Checksum(_digest(schema), _digest(sorted((k, v["hash"]) for k, v in tables.items())), tables)
+        return Checksum(structure.schema, _tables_digest(tables), tables)
 
     def apply_masks(self, rules) -> dict:
         connection = self._connect()
@@ -409,30 +485,92 @@ class PostgresDatabase(PlantDatabase):
                 done.append({"key": key, "interface": interface, "output": rows})
             return done
 
+    @staticmethod
+    def _structure(connection) -> Structure:
+        schema = connection.execute(
+            "SELECT table_name, column_name, data_type, is_nullable, column_default FROM "
+            "information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2"
+        ).fetchall()
+        indexes = connection.execute(
+            "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1, 2"
+        ).fetchall()
+        names = [
+            row[0]
+            for row in connection.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
+            )
+        ]
+        return Structure(_digest([*schema, *indexes]), names)
+
+    def structure(self) -> Structure:
+        import psycopg
+
+        try:
+            with self._connect() as connection:
+                connection.execute(_PINNED_OUTPUT)  # column defaults are written out as text too
+                structure = self._structure(connection)
+                connection.rollback()
+                return structure
+        except psycopg.Error as exc:
+            raise PlantDbError(str(exc).strip()) from None
+
+    @staticmethod
+    def _keys(connection) -> dict[str, str]:
+        """Each public table's primary key as an ORDER BY, text columns in the "C" collation (two
+        databases with different collations order their rows alike)."""
+        keys: dict[str, list[str]] = {}
+        for table, column, collatable in connection.execute(
+            "SELECT c.relname, a.attname, a.attcollation <> 0 FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public' "
+            "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, position) "
+            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
+            "WHERE i.indisprimary ORDER BY c.relname, k.position"
+        ):
+            keys.setdefault(table, []).append(quote(column) + (' COLLATE "C"' if collatable else ""))
+        return {table: ", ".join(columns) for table, columns in keys.items()}
+
+    @staticmethod
+    def _table_hash(connection, name: str, key: str) -> dict:
+        """The table streamed through COPY (text format, settings pinned by checksum()) and folded
+        into SHA-256 as it arrives: neither this process nor the server holds the table — the server
+        reads it in key order through the primary key's index, or sorts within work_mem, spilling to
+        disk. With a primary key: the rows as COPY writes them, in key order. Without one: each row's
+        MD5 (of its text), in the order of those MD5s — a whole-row order that any column type has and
+        that ties only identical rows (ordering by the columns would tie 1.0 and 1.00 in a numeric)."""
+        table = f"public.{quote(name)}"
+        if key:
+            sql = f"COPY (SELECT * FROM {table} ORDER BY {key}) TO STDOUT"  # noqa: S608
+        else:
+            sql = (
+                'COPY (SELECT pcc_md5 FROM (SELECT md5((pcc_row.*)::text) COLLATE "C" AS pcc_md5 '  # noqa: S608
+                f"FROM {table} AS pcc_row) AS hashed ORDER BY pcc_md5) TO STDOUT"
+            )
+        digest = hashlib.sha256()
+        with connection.cursor() as cursor:
+            with cursor.copy(sql) as copy:
+                for chunk in copy:
+                    digest.update(chunk)
+            return {"rows": cursor.rowcount, "hash": digest.hexdigest()}
+
     def checksum(self) -> Checksum:
-        with self._connect() as connection:
-            schema = connection.execute(
-                "SELECT table_name, column_name, data_type, is_nullable, column_default FROM "
-                "information_schema.columns WHERE table_schema = 'public' ORDER BY 1, 2"
-            ).fetchall()
-            indexes = connection.execute(
-                "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE "
-                "schemaname = 'public' ORDER BY 1, 2"
-            ).fetchall()
-            tables = {}
-            names = [
-                row[0]
-                for row in connection.execute(
-                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
-                )
-            ]
-            for name in names:
-                rows = connection.execute(f"SELECT * FROM {quote(name)}").fetchall()  # noqa: S608
-                rows = sorted(rows, key=lambda r: json.dumps(r, default=str))
-                tables[name] = {"rows": len(rows), "hash": _digest(rows)}
-        return Checksum(
-            _digest([*schema, *indexes]), _digest(sorted((k, v["hash"]) for k, v in tables.items())), tables
-        )
+        import psycopg
+
+        try:
+            with self._connect() as connection:
+                # One snapshot for every table; writes nothing, so a standby can be checksummed too.
+                connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+                connection.read_only = True
+                connection.execute(_PINNED_OUTPUT)
+                structure = self._structure(connection)
+                keys = self._keys(connection)
+                tables = {
+                    name: self._table_hash(connection, name, keys.get(name, "")) for name in structure.tables
+                }
+                connection.rollback()
+        except psycopg.Error as exc:
+            raise PlantDbError(str(exc).strip()) from None
+        return Checksum(structure.schema, _tables_digest(tables), tables)
 
     def apply_masks(self, rules) -> dict:
         import psycopg
