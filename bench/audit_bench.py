@@ -64,12 +64,16 @@ COPY_COLUMNS = (
 
 
 # --- Throwaway database (bench/benchdb.py) ---------------------------------------------------------
-def create_bench_db(url: str) -> tuple[str, str]:
-    return benchdb.create(url, BENCH_DB)
+def create_bench_db(url: str, name: str = BENCH_DB, reuse: bool = False) -> tuple[str, str]:
+    if reuse:
+        admin, bench = benchdb.urls(url, name)
+        if benchdb.exists(admin, name):
+            return admin, bench
+    return benchdb.create(url, name)
 
 
-def drop_bench_db(admin: str) -> None:
-    benchdb.drop(admin, BENCH_DB)
+def drop_bench_db(admin: str, name: str = BENCH_DB) -> None:
+    benchdb.drop(admin, name)
 
 
 # --- Machine and process facts ----------------------------------------------------------------------
@@ -408,6 +412,20 @@ def main(argv: list[str] | None = None) -> int:
         help="about this many events are exported (capped at half the trail)",
     )
     parser.add_argument("--runs", type=int, default=5, help="timed runs per page (after one warm-up)")
+    parser.add_argument("--db", default=BENCH_DB, help="the throwaway database's name")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the database afterwards (for --reuse; drop it yourself)"
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse a database kept by --keep when it already holds --events events (skips the load)",
+    )
+    parser.add_argument(
+        "--only",
+        default="pages,export,verify,search",
+        help="comma-separated parts to run: pages, export, verify, search (the load always runs)",
+    )
     args = parser.parse_args(argv)
     if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
         parser.error("set DATABASE_URL to a PostgreSQL server (postgres://user@host:port/db)")
@@ -422,16 +440,20 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["DJANGO_SETTINGS_MODULE"] = "changecontrol.settings"
         os.environ["DEBUG"] = "0"  # connection.queries must not grow over millions of rows
         os.environ["LOG_LEVEL"] = "WARNING"
-        admin_url, os.environ["DATABASE_URL"] = create_bench_db(os.environ["DATABASE_URL"])
+        admin_url, os.environ["DATABASE_URL"] = create_bench_db(
+            os.environ["DATABASE_URL"], args.db, args.reuse
+        )
         return _run(args)
     finally:
         with suppress(Exception):  # django may never have been set up
             from django.db import connections
 
             connections.close_all()
-        if admin_url:
-            drop_bench_db(admin_url)
-            print(f"\n(database {BENCH_DB} dropped, {tmp} removed)")
+        if admin_url and not args.keep:
+            drop_bench_db(admin_url, args.db)
+            print(f"\n(database {args.db} dropped, {tmp} removed)")
+        elif admin_url:
+            print(f"\n(database {args.db} kept, {tmp} removed)")
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -474,20 +496,34 @@ def _run(args) -> int:
     header(args)
     n = args.events
 
-    print(f"\n1. Load {n:,} chained events (batches of {BATCH:,}, COPY, all indexes in place)")
-    facts = load(n)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM audit_auditevent")
+        present = cursor.fetchone()[0]
+    facts = None
+    if args.reuse and present == n:
+        print(f"\n1. Load: reusing {args.db} with its {n:,} events")
+    else:
+        if present:
+            parser_error = f"{args.db} holds {present:,} events, not {n:,}: drop it or leave out --reuse"
+            raise SystemExit(parser_error)
+        print(f"\n1. Load {n:,} chained events (batches of {BATCH:,}, COPY, all indexes in place)")
+        facts = load(n)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_relation_size('audit_auditevent'), pg_indexes_size('audit_auditevent'), "
             "count(*) FROM pg_indexes WHERE tablename = 'audit_auditevent'"
         )
         table_bytes, index_bytes, index_count = cursor.fetchone()
-    print(
-        f"  load: {facts['load_s']:.1f} s ({n / facts['load_s']:,.0f} events/s) = generate+hash "
-        f"{facts['generate_hash_s']:.1f} s + COPY {facts['copy_s']:.1f} s; VACUUM (ANALYZE) "
-        f"{facts['vacuum_analyze_s']:.1f} s"
-    )
+    if facts:
+        print(
+            f"  load: {facts['load_s']:.1f} s ({n / facts['load_s']:,.0f} events/s) = generate+hash "
+            f"{facts['generate_hash_s']:.1f} s + COPY {facts['copy_s']:.1f} s; VACUUM (ANALYZE) "
+            f"{facts['vacuum_analyze_s']:.1f} s"
+        )
     print(f"  size: table {table_bytes / 2**20:,.0f} MB, {index_count} indexes {index_bytes / 2**20:,.0f} MB")
+    parts = {part.strip() for part in args.only.split(",") if part.strip()}
+    if not parts:
+        return 0
 
     results: dict[str, float] = {}
     page_benchmarks(args, n, results)
