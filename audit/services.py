@@ -235,7 +235,7 @@ def _walk_values(walker: chain.Chain, chunk_size: int) -> None:
         last = rows[-1][0]
 
 
-def verify(chunk_size: int = 20_000) -> Verification:
+def verify(chunk_size: int = 5000) -> Verification:
     """Recompute the chain in order; report the first event whose link or content is wrong."""
     from audit.trail import published_heads
 

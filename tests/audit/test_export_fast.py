@@ -24,7 +24,9 @@ def _reference(filters: trail.Filters) -> str:
 
 def _tricky() -> None:
     events = _events(30)
-    for n, text in enumerate(['=cmd|"/c calc"!A1', "+1", "-1", "@SUM(1)", "\tx", "\rx", "ok"]):
+    for n, text in enumerate(
+        ['=cmd|"/c calc"!A1', "+1", "-1", "@SUM(1)", "\tx", "\rx", "ok", "a, b", "x\ny", 'q"']
+    ):
         events[n].reason = text
         events[n].object_repr = text
         events[n].actor_name = text
