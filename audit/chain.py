@@ -246,3 +246,37 @@ class Chain:
         self.expected_seq, self.expected_prev = expected_seq, expected_prev
         self.last_hash = expected_prev  # the last good row's hash
         return self.bad is None
+
+
+# --- A second process for the upper half of the chain (audit.services.verify) -------------------------
+def verify_range(conninfo: dict, first_seq: int, published: dict, chunk_size: int) -> tuple:
+    """Check the rows from first_seq on, in a process of its own (no Django: a bare psycopg connection
+    with its own server-side cursor). Starts trusting the first row's link; the caller checks that it
+    links to the lower half's last hash. Returns (bad, count, first_prev, last_hash)."""
+    import psycopg
+    from psycopg.types.string import TextLoader
+
+    walker = Chain(expected_seq=first_seq, expected_prev=None, published=published)
+    select = "SELECT " + ", ".join(COLUMNS) + " FROM audit_auditevent WHERE seq >= %s ORDER BY seq"  # noqa: S608
+    with psycopg.connect(**conninfo) as conn:
+        for name in ("timestamptz", "jsonb", "inet"):
+            conn.adapters.register_loader(name, TextLoader)
+        conn.execute("SET DateStyle = 'ISO'")
+        conn.execute("SET TimeZone = 'UTC'")
+        with conn.transaction(), conn.cursor(name="audit_verify_range") as cursor:
+            cursor.itersize = chunk_size
+            cursor.execute(select, [first_seq])
+            while rows := cursor.fetchmany(chunk_size):
+                if not walker.feed(rows):
+                    break
+    return walker.bad, walker.count, walker.first_prev, walker.last_hash
+
+
+def verify_range_into(pipe, *args) -> None:
+    """verify_range() in a child process, its result (or its error, as text) sent through the pipe."""
+    try:
+        pipe.send(("ok", verify_range(*args)))
+    except Exception as exc:  # reported to the parent, which then checks this half itself
+        pipe.send(("error", f"{exc.__class__.__name__}: {exc}"))
+    finally:
+        pipe.close()

@@ -6,6 +6,8 @@ import contextlib
 import functools
 import hashlib
 import json
+import logging
+import os
 import queue
 import threading
 from dataclasses import dataclass
@@ -21,6 +23,8 @@ from audit import chain
 from audit.models import AuditEvent, ChainHead
 from core import clock
 from core.context import current_context
+
+logger = logging.getLogger("audit.verify")
 
 HASHED_FIELDS = (
     "seq",
@@ -198,7 +202,9 @@ def prefetched(fetch, depth: int = 2):
         worker.join()
 
 
-def _walk_postgres(walker: chain.Chain, chunk_size: int) -> None:
+def _walk_postgres(
+    walker: chain.Chain, chunk_size: int, upto: int | None = None, after: int | None = None
+) -> None:
     """Every row in seq order through one server-side cursor, as text tuples: no model instances, no
     datetime or JSON objects (the canonical form is written from PostgreSQL's text); the next batch
     is fetched in a thread while this one is hashed."""
@@ -214,7 +220,12 @@ def _walk_postgres(walker: chain.Chain, chunk_size: int) -> None:
             for name in ("timestamptz", "jsonb", "inet"):
                 server.adapters.register_loader(name, TextLoader)
             server.itersize = chunk_size
-            server.execute(_SELECT + " ORDER BY seq")
+            if upto is not None:
+                server.execute(_SELECT + " WHERE seq <= %s ORDER BY seq", [upto])
+            elif after is not None:
+                server.execute(_SELECT + " WHERE seq > %s ORDER BY seq", [after])
+            else:
+                server.execute(_SELECT + " ORDER BY seq")
             for rows in prefetched(lambda: server.fetchmany(chunk_size)):
                 if not walker.feed(rows):
                     break
@@ -235,14 +246,95 @@ def _walk_values(walker: chain.Chain, chunk_size: int) -> None:
         last = rows[-1][0]
 
 
-def verify(chunk_size: int = 5000) -> Verification:
-    """Recompute the chain in order; report the first event whose link or content is wrong."""
+def _conninfo() -> dict:
+    """psycopg.connect() arguments for a second connection to the same database (a child process)."""
+    params = connection.settings_dict
+    info = {
+        "dbname": params["NAME"],
+        "user": params.get("USER") or None,
+        "password": params.get("PASSWORD") or None,
+        "host": params.get("HOST") or None,
+        "port": params.get("PORT") or None,
+    }
+    info.update(
+        {key: value for key, value in params.get("OPTIONS", {}).items() if isinstance(value, (str, int))}
+    )
+    return {key: value for key, value in info.items() if value is not None}
+
+
+def _walk_in_two(walker: chain.Chain, chunk_size: int, middle: int, published: dict) -> bool:
+    """The upper half (seq > middle) checked by a second process while this one checks the lower
+    half; the halves are joined only when both are clean and the upper one's first link is the lower
+    one's last hash. Anything else (a problem in the upper half, a bad boundary, the child failing)
+    and this process walks the upper half itself, from where the lower one ended: the result is
+    exactly the one-pass result. False when no child could be started (a daemonic Celery worker)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    hashes = {seq: {"hash": entry["hash"]} for seq, entry in published.items() if seq > middle}
+    try:
+        child = context.Process(
+            target=chain.verify_range_into,
+            args=(sender, _conninfo(), middle + 1, hashes, chunk_size),
+            name="audit-verify-upper",
+            daemon=True,
+        )
+        child.start()
+    except Exception:  # e.g. "daemonic processes are not allowed to have children"
+        logger.info("audit verify: no second process, one pass", exc_info=True)
+        return False
+    sender.close()
+    try:
+        _walk_postgres(walker, chunk_size, upto=middle)
+        if walker.bad is not None:
+            return True
+        if walker.count != middle:  # a row of the lower half is missing: one pass from here on
+            _walk_postgres(walker, chunk_size, after=middle)
+            return True
+        try:
+            status, outcome = receiver.recv()
+        except EOFError:
+            status, outcome = "error", "the child ended without a result"
+        if status == "ok":
+            bad, count, first_prev, last_hash = outcome
+            if bad is None and (count == 0 or first_prev == walker.last_hash):
+                walker.count += count
+                walker.expected_seq += count
+                if count:
+                    walker.last_hash = walker.expected_prev = last_hash
+                return True
+        else:
+            logger.warning("audit verify: the second process failed (%s); checking its half here", outcome)
+        _walk_postgres(walker, chunk_size, after=middle)
+        return True
+    finally:
+        receiver.close()
+        if child.is_alive():
+            child.terminate()
+        child.join()
+
+
+def verify(chunk_size: int = 5000, workers: int | None = None, parallel_from: int = 500_000) -> Verification:
+    """Recompute the chain in order; report the first event whose link or content is wrong.
+
+    On PostgreSQL a trail of at least `parallel_from` events is checked by `workers` processes (default
+    settings.AUDIT_VERIFY_WORKERS, else 1: opt-in; at most the CPUs) in two halves, unless the caller is inside
+    a transaction (a second connection would not see its rows)."""
     from audit.trail import published_heads
 
     published = {entry["seq"]: entry for entry in published_heads()}
     walker = chain.Chain(published=published)
     if connection.vendor == "postgresql":
-        _walk_postgres(walker, chunk_size)
+        if workers is None:
+            workers = getattr(settings, "AUDIT_VERIFY_WORKERS", 1)
+        workers = min(workers, os.cpu_count() or 1)
+        head = ChainHead.objects.filter(id=1).values_list("seq", flat=True).first() or 0
+        done = False
+        if workers > 1 and head >= max(parallel_from, 2) and not connection.in_atomic_block:
+            done = _walk_in_two(walker, chunk_size, head // 2, published)
+        if not done:
+            _walk_postgres(walker, chunk_size)
     else:
         _walk_values(walker, chunk_size)
     count, last_hash = walker.count, walker.last_hash

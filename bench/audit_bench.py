@@ -419,6 +419,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--runs", type=int, default=5, help="timed runs per page (after one warm-up)")
     parser.add_argument("--verify-runs", type=int, default=3, help="verify() runs (the best is reported)")
+    parser.add_argument(
+        "--verify-workers",
+        type=int,
+        default=1,
+        help="verify(workers=N): 2 checks the upper half in a second process",
+    )
     parser.add_argument("--profile", action="store_true", help="print cProfile's top entries for verify()")
     parser.add_argument("--db", default=BENCH_DB, help="the throwaway database's name")
     parser.add_argument(
@@ -746,13 +752,13 @@ def verify_benchmark(args) -> dict:
     rss_before = maxrss_mb()
     for _ in range(max(1, args.verify_runs)):
         cpu0, t0 = time.process_time(), time.perf_counter()
-        result = verify()
+        result = verify(workers=args.verify_workers, parallel_from=0)
         samples.append((time.perf_counter() - t0, time.process_time() - cpu0))
     rss_after = maxrss_mb()
     seconds, cpu = min(samples)
     rate = result.count / seconds
     print(
-        f"  verify: best of {len(samples)}: {seconds:.2f} s (all: {', '.join(f'{s:.2f}' for s, _ in samples)}) = "
+        f"  verify (workers={args.verify_workers}): best of {len(samples)}: {seconds:.2f} s (all: {', '.join(f'{s:.2f}' for s, _ in samples)}) = "
         f"{rate:,.0f} events/s, {seconds / copy_s:.2f}× the COPY; CPU of this process {cpu:.2f} s "
         f"({result.count / cpu:,.0f} events per CPU-second); "
         f"ru_maxrss {rss_before:.0f} → {rss_after:.0f} MB; {result.as_dict()} {result.problem}".rstrip()

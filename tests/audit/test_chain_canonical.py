@@ -237,3 +237,44 @@ def test_verify_reports_what_the_model_verifier_reported(case, published, settin
     expected = _reference_verify()
     for chunk_size in (1, 5, 20_000):
         assert services.verify(chunk_size=chunk_size) == expected, (case, chunk_size)
+
+
+PARALLEL_TAMPERING = {
+    "intact": [],
+    "edited upper": [("UPDATE audit_auditevent SET reason = 'x' WHERE seq = 19", ())],
+    "edited lower": [("UPDATE audit_auditevent SET reason = 'x' WHERE seq = 3", ())],
+    "deleted at the boundary": [("DELETE FROM audit_auditevent WHERE seq = 10", ())],
+    "deleted after the boundary": [("DELETE FROM audit_auditevent WHERE seq = 11", ())],
+    "boundary link": [("UPDATE audit_auditevent SET prev_hash = %s WHERE seq = 11", ("f" * 64,))],
+    "deleted last": [("DELETE FROM audit_auditevent WHERE seq = 20", ())],
+}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("case", list(PARALLEL_TAMPERING))
+def test_two_processes_report_what_one_pass_reports(case, settings, tmp_path, monkeypatch):
+    """verify(workers=2): the upper half (seq > 10) in a child process on its own connection."""
+    started = []
+    walk_in_two = services._walk_in_two
+
+    def spy(*args, **kwargs):
+        started.append(walk_in_two(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(services, "_walk_in_two", spy)
+    settings.AUDIT_HEADS_FILE = tmp_path / "heads.jsonl"
+    events = _store(_events(20))
+    heads = [{"published_at": "2026-01-01T00:00:00+00:00", "seq": 15, "hash": events[14].hash}]
+    settings.AUDIT_HEADS_FILE.write_text("".join(json.dumps(h) + "\n" for h in heads))
+    for sql, params in PARALLEL_TAMPERING[case]:
+        with connection.cursor() as cursor:
+            cursor.execute("SET session_replication_role = replica")
+            try:
+                cursor.execute(sql, params)
+            finally:
+                cursor.execute("SET session_replication_role = origin")
+    expected = _reference_verify()
+    assert services.verify(workers=2, parallel_from=2) == expected
+    assert started == [True]  # the child process ran (no fallback to one pass)
+    assert services.verify(workers=1) == expected
