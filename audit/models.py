@@ -7,7 +7,9 @@ triggers refuse UPDATE, DELETE and TRUNCATE on the table (migration 0002).
 
 from django.db import models
 
-GENESIS_HASH = "0" * 64
+from audit.chain import GENESIS_HASH
+
+__all__ = ["GENESIS_HASH", "AuditEvent", "ChainHead"]
 
 
 class AuditEvent(models.Model):

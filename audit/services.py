@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
+import logging
+import os
+import queue
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import translation
 
-from audit.models import GENESIS_HASH, AuditEvent, ChainHead
+from audit import chain
+from audit.models import AuditEvent, ChainHead
 from core import clock
 from core.context import current_context
+
+logger = logging.getLogger("audit.verify")
 
 HASHED_FIELDS = (
     "seq",
@@ -143,39 +151,196 @@ class Verification:
         return {"ok": self.ok, "count": self.count, "head": self.head, "first_bad": self.first_bad}
 
 
-def verify(chunk_size: int = 5000) -> Verification:
-    """Recompute the chain in order; report the first event whose link or content is wrong."""
-    expected_prev = GENESIS_HASH
-    expected_seq = 1
-    count = 0
-    last_hash = GENESIS_HASH
+def _problem(seq: int, kind: str, published: dict) -> str:
+    if kind == chain.PUBLISHED:
+        return (
+            f"#{seq} differs from the head published {published[seq]['published_at']}: "
+            "the trail was rewritten"
+        )
+    if kind == chain.GAP:
+        return f"sequence gap before #{seq}"
+    if kind == chain.LINK:
+        return f"#{seq} does not link to its predecessor"
+    return f"#{seq} content does not match its hash"
+
+
+_SELECT = "SELECT " + ", ".join(chain.COLUMNS) + " FROM audit_auditevent"  # noqa: S608 (constant names)
+
+
+def prefetched(fetch, depth: int = 2):
+    """Yield fetch()'s batches until an empty one, fetching the next batch in a thread while the
+    caller works on this one: PostgreSQL reads and sends rows (psycopg waits without the GIL) while
+    Python hashes, on the second core."""
+    batches: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            while not stop.is_set():
+                rows = fetch()
+                batches.put(rows)
+                if not rows:
+                    return
+        except BaseException as exc:  # handed to the consumer, raised there
+            batches.put(exc)
+
+    worker = threading.Thread(target=run, name="audit-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            rows = batches.get()
+            if isinstance(rows, BaseException):
+                raise rows
+            if not rows:
+                return
+            yield rows
+    finally:
+        stop.set()
+        while worker.is_alive():  # let a blocked put() finish, then the thread ends
+            with contextlib.suppress(queue.Empty):
+                batches.get(timeout=0.05)
+        worker.join()
+
+
+def _walk_postgres(
+    walker: chain.Chain, chunk_size: int, upto: int | None = None, after: int | None = None
+) -> None:
+    """Every row in seq order through one server-side cursor, as text tuples: no model instances, no
+    datetime or JSON objects (the canonical form is written from PostgreSQL's text); the next batch
+    is fetched in a thread while this one is hashed."""
+    from psycopg.types.string import TextLoader
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting('DateStyle'), current_setting('TimeZone'), "
+            "set_config('DateStyle', 'ISO', true), set_config('TimeZone', 'UTC', true)"
+        )
+        date_style, time_zone, _, _ = cursor.fetchone()
+        with connection.connection.cursor(name="audit_verify") as server:
+            for name in ("timestamptz", "jsonb", "inet"):
+                server.adapters.register_loader(name, TextLoader)
+            server.itersize = chunk_size
+            if upto is not None:
+                server.execute(_SELECT + " WHERE seq <= %s ORDER BY seq", [upto])
+            elif after is not None:
+                server.execute(_SELECT + " WHERE seq > %s ORDER BY seq", [after])
+            else:
+                server.execute(_SELECT + " ORDER BY seq")
+            for rows in prefetched(lambda: server.fetchmany(chunk_size)):
+                if not walker.feed(rows):
+                    break
+        cursor.execute(
+            "SELECT set_config('DateStyle', %s, true), set_config('TimeZone', %s, true)",
+            [date_style, time_zone],
+        )
+
+
+def _walk_values(walker: chain.Chain, chunk_size: int) -> None:
+    """Keyset batches of plain value tuples (SQLite, or any backend): no model instances."""
+    rows_from = AuditEvent.objects.order_by("seq").values_list(*chain.COLUMNS)
+    last = None
+    while True:
+        rows = list((rows_from if last is None else rows_from.filter(seq__gt=last))[:chunk_size])
+        if not rows or not walker.feed(rows, text=False):
+            return
+        last = rows[-1][0]
+
+
+def _conninfo() -> dict:
+    """psycopg.connect() arguments for a second connection to the same database (a child process)."""
+    params = connection.settings_dict
+    info = {
+        "dbname": params["NAME"],
+        "user": params.get("USER") or None,
+        "password": params.get("PASSWORD") or None,
+        "host": params.get("HOST") or None,
+        "port": params.get("PORT") or None,
+    }
+    info.update(
+        {key: value for key, value in params.get("OPTIONS", {}).items() if isinstance(value, (str, int))}
+    )
+    return {key: value for key, value in info.items() if value is not None}
+
+
+def _walk_in_two(walker: chain.Chain, chunk_size: int, middle: int, published: dict) -> bool:
+    """The upper half (seq > middle) checked by a second process while this one checks the lower
+    half; the halves are joined only when both are clean and the upper one's first link is the lower
+    one's last hash. Anything else (a problem in the upper half, a bad boundary, the child failing)
+    and this process walks the upper half itself, from where the lower one ended: the result is
+    exactly the one-pass result. False when no child could be started (a daemonic Celery worker)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    hashes = {seq: {"hash": entry["hash"]} for seq, entry in published.items() if seq > middle}
+    try:
+        child = context.Process(
+            target=chain.verify_range_into,
+            args=(sender, _conninfo(), middle + 1, hashes, chunk_size),
+            name="audit-verify-upper",
+            daemon=True,
+        )
+        child.start()
+    except Exception:  # e.g. "daemonic processes are not allowed to have children"
+        logger.info("audit verify: no second process, one pass", exc_info=True)
+        return False
+    sender.close()
+    try:
+        _walk_postgres(walker, chunk_size, upto=middle)
+        if walker.bad is not None:
+            return True
+        if walker.count != middle:  # a row of the lower half is missing: one pass from here on
+            _walk_postgres(walker, chunk_size, after=middle)
+            return True
+        try:
+            status, outcome = receiver.recv()
+        except EOFError:
+            status, outcome = "error", "the child ended without a result"
+        if status == "ok":
+            bad, count, first_prev, last_hash = outcome
+            if bad is None and (count == 0 or first_prev == walker.last_hash):
+                walker.count += count
+                walker.expected_seq += count
+                if count:
+                    walker.last_hash = walker.expected_prev = last_hash
+                return True
+        else:
+            logger.warning("audit verify: the second process failed (%s); checking its half here", outcome)
+        _walk_postgres(walker, chunk_size, after=middle)
+        return True
+    finally:
+        receiver.close()
+        if child.is_alive():
+            child.terminate()
+        child.join()
+
+
+def verify(chunk_size: int = 5000, workers: int | None = None, parallel_from: int = 500_000) -> Verification:
+    """Recompute the chain in order; report the first event whose link or content is wrong.
+
+    On PostgreSQL a trail of at least `parallel_from` events is checked by `workers` processes (default
+    settings.AUDIT_VERIFY_WORKERS, else 1: opt-in; at most the CPUs) in two halves, unless the caller is inside
+    a transaction (a second connection would not see its rows)."""
     from audit.trail import published_heads
 
     published = {entry["seq"]: entry for entry in published_heads()}
-    for event in AuditEvent.objects.order_by("seq").iterator(chunk_size=chunk_size):
-        count += 1
-        head_then = published.get(event.seq)
-        if head_then is not None and head_then["hash"] != event.hash and event.seq == expected_seq:
-            return Verification(
-                False,
-                count,
-                last_hash,
-                event.seq,
-                f"#{event.seq} differs from the head published {head_then['published_at']}: "
-                "the trail was rewritten",
-            )
-        if event.seq != expected_seq:
-            return Verification(False, count, last_hash, event.seq, f"sequence gap before #{event.seq}")
-        if event.prev_hash != expected_prev:
-            return Verification(
-                False, count, last_hash, event.seq, f"#{event.seq} does not link to its predecessor"
-            )
-        if compute_hash(event) != event.hash:
-            return Verification(
-                False, count, last_hash, event.seq, f"#{event.seq} content does not match its hash"
-            )
-        expected_prev = last_hash = event.hash
-        expected_seq += 1
+    walker = chain.Chain(published=published)
+    if connection.vendor == "postgresql":
+        if workers is None:
+            workers = getattr(settings, "AUDIT_VERIFY_WORKERS", 1)
+        workers = min(workers, os.cpu_count() or 1)
+        head = ChainHead.objects.filter(id=1).values_list("seq", flat=True).first() or 0
+        done = False
+        if workers > 1 and head >= max(parallel_from, 2) and not connection.in_atomic_block:
+            done = _walk_in_two(walker, chunk_size, head // 2, published)
+        if not done:
+            _walk_postgres(walker, chunk_size)
+    else:
+        _walk_values(walker, chunk_size)
+    count, last_hash = walker.count, walker.last_hash
+    if walker.bad is not None:
+        seq, kind = walker.bad
+        return Verification(False, count, last_hash, seq, _problem(seq, kind, published))
     beyond = [seq for seq in published if seq > count]
     if beyond:
         return Verification(

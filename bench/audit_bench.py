@@ -1,11 +1,13 @@
 """Benchmark: the audit trail on millions of events, on PostgreSQL.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/audit_bench.py \
-        [--events 2000000] [--export-rows 1000000] [--runs 5]
+        [--events 2000000] [--export-rows 1000000] [--runs 5] [--verify-runs 3] [--profile] \
+        [--db NAME] [--keep] [--reuse] [--only pages,search,export,verify]
 
 Everything runs against a throwaway set-up: VAR_DIR is a fresh temp dir and a database
-`cc_audit_bench` is (re)created next to the one named by DATABASE_URL, migrated, and dropped at the
-end. The developer's var/ and databases are never touched.
+`cc_audit_bench` (--db) is (re)created next to the one named by DATABASE_URL, migrated, and dropped at
+the end (--keep keeps it, --reuse loads nothing when it already holds --events events). The
+developer's var/ and databases are never touched.
 
 1. Load: N hash-chained events (each prev_hash = the previous hash, hash = audit.services.compute_hash),
    generated in batches and written with COPY; then the chain head, VACUUM (ANALYZE).
@@ -13,7 +15,11 @@ end. The developer's var/ and databases are never touched.
    (EXPLAIN (ANALYZE, BUFFERS) of the SQL Django sends): first page, filtered pages, deep pages.
 3. Export (audit.trail.export_csv) of ~EXPORT_ROWS events selected by a start date: time, rows,
    bytes, time to first row, process RSS (ru_maxrss) and, in a second pass, tracemalloc's peak.
-4. A full audit.services.verify() over the N events.
+   Its ratio to a COPY (same query) TO STDOUT of the same rows, read and discarded, and as CSV.
+4. audit.services.verify() over the N events (best of --verify-runs): events/s, the CPU of this
+   process, and the ratio to `COPY (SELECT <the hashed columns> … ORDER BY seq) TO STDOUT` read and
+   discarded; --profile prints cProfile's top entries (where the time goes).
+5. The text search (pg_trgm GIN indexes, audit/search.py): median ms per term, with the plans.
 """
 
 from __future__ import annotations
@@ -64,12 +70,16 @@ COPY_COLUMNS = (
 
 
 # --- Throwaway database (bench/benchdb.py) ---------------------------------------------------------
-def create_bench_db(url: str) -> tuple[str, str]:
-    return benchdb.create(url, BENCH_DB)
+def create_bench_db(url: str, name: str = BENCH_DB, reuse: bool = False) -> tuple[str, str]:
+    if reuse:
+        admin, bench = benchdb.urls(url, name)
+        if benchdb.exists(admin, name):
+            return admin, bench
+    return benchdb.create(url, name)
 
 
-def drop_bench_db(admin: str) -> None:
-    benchdb.drop(admin, BENCH_DB)
+def drop_bench_db(admin: str, name: str = BENCH_DB) -> None:
+    benchdb.drop(admin, name)
 
 
 # --- Machine and process facts ----------------------------------------------------------------------
@@ -213,7 +223,7 @@ REASONS = (
     "Re-run after the network outage.",
 )
 RFCS = 5000
-RARE_WORD = "calibration drift"  # in ~1 reason in 20,000: the text filter's worst case (no text index)
+RARE_WORD = "calibration drift"  # in ~1 reason in 20,000: the worst case without a trigram index
 
 
 def rfc_number(index: int, first_year: int) -> str:
@@ -408,6 +418,28 @@ def main(argv: list[str] | None = None) -> int:
         help="about this many events are exported (capped at half the trail)",
     )
     parser.add_argument("--runs", type=int, default=5, help="timed runs per page (after one warm-up)")
+    parser.add_argument("--verify-runs", type=int, default=3, help="verify() runs (the best is reported)")
+    parser.add_argument(
+        "--verify-workers",
+        type=int,
+        default=1,
+        help="verify(workers=N): 2 checks the upper half in a second process",
+    )
+    parser.add_argument("--profile", action="store_true", help="print cProfile's top entries for verify()")
+    parser.add_argument("--db", default=BENCH_DB, help="the throwaway database's name")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the database afterwards (for --reuse; drop it yourself)"
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse a database kept by --keep when it already holds --events events (skips the load)",
+    )
+    parser.add_argument(
+        "--only",
+        default="pages,export,verify,search",
+        help="comma-separated parts to run: pages, export, verify, search (the load always runs)",
+    )
     args = parser.parse_args(argv)
     if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
         parser.error("set DATABASE_URL to a PostgreSQL server (postgres://user@host:port/db)")
@@ -422,16 +454,20 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["DJANGO_SETTINGS_MODULE"] = "changecontrol.settings"
         os.environ["DEBUG"] = "0"  # connection.queries must not grow over millions of rows
         os.environ["LOG_LEVEL"] = "WARNING"
-        admin_url, os.environ["DATABASE_URL"] = create_bench_db(os.environ["DATABASE_URL"])
+        admin_url, os.environ["DATABASE_URL"] = create_bench_db(
+            os.environ["DATABASE_URL"], args.db, args.reuse
+        )
         return _run(args)
     finally:
         with suppress(Exception):  # django may never have been set up
             from django.db import connections
 
             connections.close_all()
-        if admin_url:
-            drop_bench_db(admin_url)
-            print(f"\n(database {BENCH_DB} dropped, {tmp} removed)")
+        if admin_url and not args.keep:
+            drop_bench_db(admin_url, args.db)
+            print(f"\n(database {args.db} dropped, {tmp} removed)")
+        elif admin_url:
+            print(f"\n(database {args.db} kept, {tmp} removed)")
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -474,42 +510,80 @@ def _run(args) -> int:
     header(args)
     n = args.events
 
-    print(f"\n1. Load {n:,} chained events (batches of {BATCH:,}, COPY, all indexes in place)")
-    facts = load(n)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM audit_auditevent")
+        present = cursor.fetchone()[0]
+    facts = None
+    if args.reuse and present == n:
+        print(f"\n1. Load: reusing {args.db} with its {n:,} events")
+    else:
+        if present:
+            parser_error = f"{args.db} holds {present:,} events, not {n:,}: drop it or leave out --reuse"
+            raise SystemExit(parser_error)
+        print(f"\n1. Load {n:,} chained events (batches of {BATCH:,}, COPY, all indexes in place)")
+        facts = load(n)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_relation_size('audit_auditevent'), pg_indexes_size('audit_auditevent'), "
             "count(*) FROM pg_indexes WHERE tablename = 'audit_auditevent'"
         )
         table_bytes, index_bytes, index_count = cursor.fetchone()
-    print(
-        f"  load: {facts['load_s']:.1f} s ({n / facts['load_s']:,.0f} events/s) = generate+hash "
-        f"{facts['generate_hash_s']:.1f} s + COPY {facts['copy_s']:.1f} s; VACUUM (ANALYZE) "
-        f"{facts['vacuum_analyze_s']:.1f} s"
-    )
+    if facts:
+        print(
+            f"  load: {facts['load_s']:.1f} s ({n / facts['load_s']:,.0f} events/s) = generate+hash "
+            f"{facts['generate_hash_s']:.1f} s + COPY {facts['copy_s']:.1f} s; VACUUM (ANALYZE) "
+            f"{facts['vacuum_analyze_s']:.1f} s"
+        )
     print(f"  size: table {table_bytes / 2**20:,.0f} MB, {index_count} indexes {index_bytes / 2**20:,.0f} MB")
+    parts = {part.strip() for part in args.only.split(",") if part.strip()}
+    if not parts:
+        return 0
 
     results: dict[str, float] = {}
-    page_benchmarks(args, n, results)
-    export = export_benchmark(args, n)
-    verification = verify_benchmark()
+    export = verification = search = None
+    if "pages" in parts:
+        page_benchmarks(args, n, results)
+    if "search" in parts:
+        search = search_benchmark(args, results)
+    if "export" in parts:
+        export = export_benchmark(args, n)
+    if "verify" in parts:
+        verification = verify_benchmark(args)
 
     print("\nSummary")
-    print(
-        f"  events {n:,}; load {facts['load_s']:.1f} s (+ VACUUM ANALYZE {facts['vacuum_analyze_s']:.1f} s)"
-    )
+    if facts:
+        print(
+            f"  events {n:,}; load {facts['load_s']:.1f} s (+ VACUUM ANALYZE {facts['vacuum_analyze_s']:.1f} s)"
+        )
+    else:
+        print(f"  events {n:,} (reused)")
     for label, value in results.items():
         print(f"  {label:<58} {value:9.2f} ms")
-    print(
-        f"  export CSV: {export['rows']:,} rows, {export['bytes'] / 2**20:,.1f} MB in {export['seconds']:.1f} s "
-        f"({export['rows'] / export['seconds']:,.0f} rows/s; first row after {export['first_row_s']:.2f} s); "
-        f"peak Python allocations {export['tracemalloc_peak_mb']:.1f} MB; max RSS {export['rss_before_mb']:.0f} → "
-        f"{export['rss_after_mb']:.0f} MB"
-    )
-    print(
-        f"  verify: {verification['seconds']:.1f} s, ok={verification['ok']}, count={verification['count']:,}"
-    )
-    return 0 if verification["ok"] else 1
+    if search:
+        print(
+            f"  text search (pg_trgm indexes {'in place' if search['indexed'] else 'MISSING'}): worst median "
+            f"{search['worst_ms']:.1f} ms (target < 50 ms)"
+        )
+    if export:
+        print(
+            f"  export CSV: {export['rows']:,} rows, {export['bytes'] / 2**20:,.1f} MB in {export['seconds']:.2f} s "
+            f"= {export['rows'] / export['seconds']:,.0f} events/s (target ≥ 100,000; CPU of this process "
+            f"{export['cpu_s']:.2f} s = {export['rows'] / export['cpu_s']:,.0f} events per CPU-second); "
+            f"{export['ratio_copy']:.2f}× a COPY of the same rows ({export['copy_s']:.2f} s) and "
+            f"{export['ratio_copy_csv']:.2f}× a COPY … CSV ({export['copy_csv_s']:.2f} s); first chunk after "
+            f"{export['first_row_s']:.2f} s; peak Python allocations {export['tracemalloc_peak_mb']:.1f} MB; "
+            f"max RSS {export['rss_before_mb']:.0f} → {export['rss_after_mb']:.0f} MB"
+        )
+    if verification:
+        print(
+            f"  verify: {verification['count']:,} events in {verification['seconds']:.2f} s = "
+            f"{verification['rate']:,.0f} events/s (target ≥ 200,000; CPU {verification['cpu_s']:.2f} s in this "
+            f"process = {verification['count'] / verification['cpu_s']:,.0f} events per CPU-second); {verification['ratio_copy']:.2f}× a COPY of the hashed columns read and discarded "
+            f"({verification['copy_s']:.2f} s = {verification['count'] / verification['copy_s']:,.0f} rows/s); "
+            f"max RSS {verification['rss_before_mb']:.0f} → {verification['rss_after_mb']:.0f} MB; "
+            f"ok={verification['ok']}"
+        )
+    return 0 if verification is None or verification["ok"] else 1
 
 
 def page_benchmarks(args, n: int, results: dict) -> None:
@@ -567,7 +641,22 @@ def page_benchmarks(args, n: int, results: dict) -> None:
         args.runs,
         results,
     )
-    timed(f"text = '{RARE_WORD}' (rare)", page_outcome(Filters(text=RARE_WORD)), args.runs, results)
+
+
+def copy_seconds(sql: str, params=None, options: str = "") -> tuple[float, int]:
+    """COPY (sql) TO STDOUT, every block read and discarded: the floor for streaming these rows out."""
+    from django.db import connection
+    from psycopg import ClientCursor
+
+    connection.ensure_connection()
+    query = ClientCursor(connection.connection).mogrify(sql, params) if params else sql
+    size = 0
+    with connection.cursor() as cursor:
+        t0 = time.perf_counter()
+        with cursor.cursor.copy(f"COPY ({query}) TO STDOUT{options}") as copy:
+            for block in copy:
+                size += len(block)
+        return time.perf_counter() - t0, size
 
 
 def export_benchmark(args, n: int) -> dict:
@@ -581,34 +670,41 @@ def export_benchmark(args, n: int) -> dict:
     filters = Filters(start=start)
     matching = filters.apply(AuditEvent.objects.all()).count()
     print(f"\n3. Export CSV (audit.trail.export_csv), Filters(start={start!r}): {matching:,} events match")
-    query = filters.apply(AuditEvent.objects.order_by("seq"))
+    query = filters.apply(AuditEvent.objects.order_by("seq")).values_list(*trail.COLUMNS)
     sql, params = query.query.sql_with_params()
     print_plans([{"sql": sql, "params": params}], max_lines=20)
     print(
-        "    (the export runs it through a WITH HOLD server-side cursor, chunks of 2,000: Django's .iterator() "
-        "in autocommit)"
+        "    (the export runs it through a server-side cursor as text tuples, batches of 5,000 rows, one "
+        "response chunk per batch)"
     )
 
-    def stream() -> tuple[int, int, float]:
-        rows = size = 0
+    def stream() -> tuple[int, float]:
+        size = 0
         first = 0.0
         t0 = time.perf_counter()
-        for line in trail.export_csv(filters):
-            if rows == 1:
+        for number, chunk in enumerate(trail.export_csv(filters)):
+            if number == 1:
                 first = time.perf_counter() - t0
-            rows += 1
-            size += len(line.encode())
-        return rows - 1, size, first
+            size += len(chunk.encode())
+        return size, first
 
+    copy_s, copy_bytes = copy_seconds(sql, params)
+    copy_csv_s, _ = copy_seconds(sql, params, " (FORMAT csv, HEADER)")
+    print(
+        f"  COPY of the same rows read and discarded: {copy_s:.2f} s ({copy_bytes / 2**20:,.1f} MB); "
+        f"as CSV {copy_csv_s:.2f} s"
+    )
     reset = reset_peak_rss()
     rss_before, before = proc_status_mb("VmRSS"), maxrss_mb()
-    t0 = time.perf_counter()
-    rows, size, first = stream()
-    seconds = time.perf_counter() - t0
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    size, first = stream()
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     rss_after, after = proc_status_mb("VmRSS"), maxrss_mb()
+    rows = matching
     print(
-        f"  pass 1 (timed): {rows:,} rows, {size:,} bytes ({size / 2**20:,.1f} MB) in {seconds:.1f} s "
-        f"= {rows / seconds:,.0f} rows/s, {size / 2**20 / seconds:.1f} MB/s; first row after {first:.2f} s"
+        f"  pass 1 (timed): {rows:,} rows, {size:,} bytes ({size / 2**20:,.1f} MB) in {seconds:.2f} s "
+        f"= {rows / seconds:,.0f} rows/s, {size / 2**20 / seconds:.1f} MB/s; first chunk after {first:.2f} s; "
+        f"{seconds / copy_s:.2f}× the COPY; CPU of this process {cpu:.2f} s = {rows / cpu:,.0f} rows per CPU-second"
     )
     print(
         f"    ru_maxrss {before:.1f} → {after:.1f} MB (peak reset before the export: {'yes' if reset else 'no'}); "
@@ -616,37 +712,97 @@ def export_benchmark(args, n: int) -> dict:
     )
     tracemalloc.start()
     t0 = time.perf_counter()
-    rows2, _, _ = stream()
+    stream()
     traced_seconds = time.perf_counter() - t0
     current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     print(
-        f"  pass 2 (tracemalloc on): {rows2:,} rows in {traced_seconds:.1f} s; peak Python allocations "
+        f"  pass 2 (tracemalloc on): {traced_seconds:.1f} s; peak Python allocations "
         f"{peak / 2**20:.2f} MB (left allocated {current / 2**20:.2f} MB)"
     )
     return {
         "rows": rows,
         "bytes": size,
         "seconds": seconds,
+        "cpu_s": cpu,
         "first_row_s": first,
+        "copy_s": copy_s,
+        "copy_csv_s": copy_csv_s,
+        "ratio_copy": seconds / copy_s,
+        "ratio_copy_csv": seconds / copy_csv_s,
         "tracemalloc_peak_mb": peak / 2**20,
         "rss_before_mb": before,
         "rss_after_mb": after,
     }
 
 
-def verify_benchmark() -> dict:
+def verify_benchmark(args) -> dict:
+    from audit import chain
     from audit.services import verify
 
     print("\n4. audit.services.verify() over the whole trail")
-    t0 = time.perf_counter()
-    result = verify()
-    seconds = time.perf_counter() - t0
+    columns = ", ".join(chain.COLUMNS)
+    copy_s, copy_bytes = copy_seconds(f"SELECT {columns} FROM audit_auditevent ORDER BY seq")  # noqa: S608
     print(
-        f"  verify: {seconds:.1f} s ({result.count / seconds:,.0f} events/s); {result.as_dict()} "
-        f"{result.problem}".rstrip()
+        f"  COPY (SELECT <the {len(chain.COLUMNS)} hashed columns + hash> … ORDER BY seq) TO STDOUT, read and "
+        f"discarded: {copy_s:.2f} s ({copy_bytes / 2**20:,.0f} MB)"
     )
-    return {"seconds": seconds, "ok": result.ok, "count": result.count}
+    samples = []
+    reset_peak_rss()
+    rss_before = maxrss_mb()
+    for _ in range(max(1, args.verify_runs)):
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        result = verify(workers=args.verify_workers, parallel_from=0)
+        samples.append((time.perf_counter() - t0, time.process_time() - cpu0))
+    rss_after = maxrss_mb()
+    seconds, cpu = min(samples)
+    rate = result.count / seconds
+    print(
+        f"  verify (workers={args.verify_workers}): best of {len(samples)}: {seconds:.2f} s (all: {', '.join(f'{s:.2f}' for s, _ in samples)}) = "
+        f"{rate:,.0f} events/s, {seconds / copy_s:.2f}× the COPY; CPU of this process {cpu:.2f} s "
+        f"({result.count / cpu:,.0f} events per CPU-second); "
+        f"ru_maxrss {rss_before:.0f} → {rss_after:.0f} MB; {result.as_dict()} {result.problem}".rstrip()
+    )
+    if args.profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        verify()
+        profiler.disable()
+        print("  cProfile of one verify() (slower under the profiler), top entries by own time:")
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(14)
+    return {
+        "seconds": seconds,
+        "cpu_s": cpu,
+        "rate": rate,
+        "copy_s": copy_s,
+        "ratio_copy": seconds / copy_s,
+        "ok": result.ok,
+        "count": result.count,
+        "rss_before_mb": rss_before,
+        "rss_after_mb": rss_after,
+    }
+
+
+def search_benchmark(args, results: dict) -> dict:
+    from django.db import connection
+
+    from audit.search import has_trigram_indexes
+    from audit.trail import Filters
+
+    indexed = has_trigram_indexes(connection)
+    print(
+        f"\n5. Text search (the trail's `text` filter: reason or object name contains, any case); pg_trgm "
+        f"indexes {'in place' if indexed else 'MISSING (a full scan)'}; median of {args.runs}"
+    )
+    worst = 0.0
+    for term in (RARE_WORD, "CAPA-2291", "weigh-scale", "no such words anywhere"):
+        label = f"text = {term!r}"
+        timed(label, page_outcome(Filters(text=term)), args.runs, results)
+        worst = max(worst, results[label])
+    return {"indexed": indexed, "worst_ms": worst}
 
 
 if __name__ == "__main__":

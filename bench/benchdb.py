@@ -31,3 +31,10 @@ def create(url: str, name: str) -> tuple[str, str]:
 
 def drop(admin: str, name: str) -> None:
     _run(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def exists(admin: str, name: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True) as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
