@@ -246,12 +246,24 @@ def sign(
     signature to the content it was sent with (A5)."""
     approvals.check_decision(decision, reason)
     approvals.verify_password(user, password, approval, decision, via, otp_code=otp_code)
-    with transaction.atomic():
-        _lock(approval.rfc_id)
-        if link is not None:
-            approvals.claim_link(link)
-            expected_hash = link.content_hash
-        return sign_verified(user, approval, decision, reason, via, expected_hash)
+    try:
+        with transaction.atomic():
+            _lock(approval.rfc_id)
+            if link is not None:
+                approvals.claim_link(link)
+                expected_hash = link.content_hash
+            return sign_verified(user, approval, decision, reason, via, expected_hash)
+    except StateConflict as exc:
+        # The losing attempt of a race (or a late one) is audited too, after its transaction rolled back
+        # (FAULTS 8: both attempts are in the trail).
+        record(
+            "approvals.signature.conflict",
+            approval,
+            actor=user,
+            reason=str(exc),
+            after={"decision": decision, "via": via},
+        )
+        raise
 
 
 def sign_verified(
