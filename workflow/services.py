@@ -253,14 +253,17 @@ def sign(
                 approvals.claim_link(link)
                 expected_hash = link.content_hash
             return sign_verified(user, approval, decision, reason, via, expected_hash)
-    except StateConflict as exc:
-        # The losing attempt of a race (or a late one) is audited too, after its transaction rolled back
-        # (FAULTS 8: both attempts are in the trail).
+    except (StateConflict, PermissionDenied) as exc:
+        # A refusal after the password is audited too, after its transaction rolled back: the losing
+        # attempt of a race (FAULTS 8: both attempts are in the trail) and a signer who may not sign
+        # this one, e.g. its author (FAULTS 7: separation of duties).
         record(
-            "approvals.signature.conflict",
+            "approvals.signature.conflict"
+            if isinstance(exc, StateConflict)
+            else "approvals.signature.refused",
             approval,
             actor=user,
-            reason=str(exc),
+            reason=" ".join(str(message) for message in getattr(exc, "messages", [exc])),
             after={"decision": decision, "via": via},
         )
         raise

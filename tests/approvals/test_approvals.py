@@ -163,6 +163,9 @@ def test_author_cannot_approve_even_holding_the_role(managers, site_a):
     with pytest.raises(PermissionDenied, match="wrote this RFC"):
         approve(author, rfc, "it_manager")
     assert not Signature.objects.exists()
+    # FAULTS 7: the refusal is in the trail, with its reason (written after the signing rolled back).
+    event = AuditEvent.objects.get(action="approvals.signature.refused")
+    assert event.actor_name == "devlead" and "separation of duties" in event.reason
 
 
 def test_uat_signer_cannot_approve(managers, site_a):
