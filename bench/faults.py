@@ -1408,7 +1408,7 @@ def run_delegated(stack: Stack, numbers: list[int]) -> dict[int, tuple[str, str]
         elif all(v == "passed" for v in mine.values()):
             out[n] = (
                 "PASS",
-                f"{len(mine)} real-worker/PG test(s) passed: {', '.join(sorted({k.split('::')[-1][:60] for k in mine}))[:160]}",
+                f"{len(mine)} suite test(s) passed on PostgreSQL + Redis: {', '.join(sorted({k.split('::')[-1][:60] for k in mine}))[:160]}",
             )
         else:
             bad = {k.split("::")[-1]: v for k, v in mine.items() if v != "passed"}
