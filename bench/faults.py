@@ -339,9 +339,11 @@ class Api:
 def password_hash() -> str:
     """PASSWORD hashed once for every user the cases make. FAULTS_MD5_PASSWORDS=1 (tests/pcc's run
     against the suite's live server, which checks MD5 only) makes it the suite's fast hash."""
-    from django.contrib.auth.hashers import make_password
+    from django.contrib.auth.hashers import MD5PasswordHasher, make_password
 
-    return make_password(PASSWORD, hasher="md5" if os.environ.get("FAULTS_MD5_PASSWORDS") else "default")
+    if os.environ.get("FAULTS_MD5_PASSWORDS"):
+        return MD5PasswordHasher().encode(PASSWORD, MD5PasswordHasher().salt())
+    return make_password(PASSWORD)
 
 
 _VERSIONS = itertools.count(secrets.randbelow(10**6) * 1000 + 1)
