@@ -93,6 +93,7 @@ LABELS.update(
 LABELS.update(
     {
         "approvals.signature.changes_requested": _("Signed: changes requested"),
+        "approvals.signature.conflict": _("Signature not recorded: decided or changed a moment before"),
         "releases.rfc.changes_requested": _("Sent back to the author with a question"),
     }
 )

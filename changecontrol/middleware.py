@@ -7,6 +7,7 @@ import logging
 import re
 import uuid
 
+from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import JsonResponse, QueryDict
 from django.http.multipartparser import MultiPartParserError
@@ -98,8 +99,29 @@ def bad_request(
     return render(request, "errors/400.html", {"message": detail}, status=status)
 
 
+def body_limit() -> int:
+    """The largest body any view takes: the largest upload (an artifact or an evidence file) plus the
+    form fields around it."""
+    return (
+        max(settings.ARTIFACT_MAX_BYTES, settings.EVIDENCE_MAX_BYTES) + settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    )
+
+
+def _declared_too_big(request) -> bool:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0) > body_limit()
+    except ValueError:
+        return False
+
+
 def _refused(request):
     """The refusal for a request no view should see, or None."""
+    if _declared_too_big(request):
+        # Refused on its Content-Length, before a byte of the body is read or spooled to a temp file
+        # (FAULTS 13: a 2 GB upload never reaches the parser).
+        return bad_request(
+            request, gettext_noop("The request body is larger than the limit."), status=413, code="too_large"
+        )
     if NUL in request.path_info:
         return bad_request(request, gettext_noop("The address contains a null character."))
     for key, value in request.META.items():

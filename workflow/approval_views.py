@@ -26,10 +26,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts import lockout
 from approvals import services
 from approvals.mail import token_hash
 from approvals.models import Absence, Approval, EmailLink
 from audit.services import record
+from core.clientip import client_ip
 from core.errors import StateConflict
 from core.inputs import check_moment
 from core.refusals import REFUSED, refusal
@@ -178,8 +180,28 @@ LINK_PROBLEMS = {
 
 @require_http_methods(["GET", "HEAD", "POST"])
 def link(request, token: str):
+    # Guessing tokens (FAULTS 33) counts like guessing passwords: LOCKOUT_FAILURES unknown links from
+    # one address within LOCKOUT_MINUTES lock that address out (audited, as a password lockout is).
+    address = client_ip(request)
+    try:
+        lockout.check(None, address, entry="approval_link")
+    except lockout.Locked as locked:
+        response = render(
+            request,
+            "approvals/link_problem.html",
+            {
+                "title": _("Too many invalid approval links"),
+                "detail": _("Approval links from your network address are refused until %(until)s.")
+                % {"until": locked.lock.until_text},
+            },
+            status=429,
+        )
+        response["Retry-After"] = str(locked.lock.retry_after())
+        return response
     found = services.find_link(token_hash(token))
     problem = services.link_problem(found, request.user)
+    if problem == "unknown":
+        lockout.failed(None, address, entry="approval_link")
     if problem:
         status, title, detail = LINK_PROBLEMS[problem]
         owner = found.user.get_username() if found else ""

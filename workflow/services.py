@@ -246,12 +246,27 @@ def sign(
     signature to the content it was sent with (A5)."""
     approvals.check_decision(decision, reason)
     approvals.verify_password(user, password, approval, decision, via, otp_code=otp_code)
-    with transaction.atomic():
-        _lock(approval.rfc_id)
-        if link is not None:
-            approvals.claim_link(link)
-            expected_hash = link.content_hash
-        return sign_verified(user, approval, decision, reason, via, expected_hash)
+    try:
+        with transaction.atomic():
+            _lock(approval.rfc_id)
+            if link is not None:
+                approvals.claim_link(link)
+                expected_hash = link.content_hash
+            return sign_verified(user, approval, decision, reason, via, expected_hash)
+    except (StateConflict, PermissionDenied) as exc:
+        # A refusal after the password is audited too, after its transaction rolled back: the losing
+        # attempt of a race (FAULTS 8: both attempts are in the trail) and a signer who may not sign
+        # this one, e.g. its author (FAULTS 7: separation of duties).
+        record(
+            "approvals.signature.conflict"
+            if isinstance(exc, StateConflict)
+            else "approvals.signature.refused",
+            approval,
+            actor=user,
+            reason=" ".join(str(message) for message in getattr(exc, "messages", [exc])),
+            after={"decision": decision, "via": via},
+        )
+        raise
 
 
 def sign_verified(

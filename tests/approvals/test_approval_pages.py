@@ -168,6 +168,25 @@ def test_unknown_link(client):
     assert "not valid" in response.content.decode()
 
 
+def test_guessing_links_locks_the_address_out_like_guessing_passwords(people, requested, settings):
+    """FAULTS 33: random tokens are all refused, and after LOCKOUT_FAILURES of them one address is
+    locked out (429, audited as a lockout) — even for a real link — while another address is not."""
+    rfc, url = requested
+    settings.TRUSTED_PROXIES = ["127.0.0.1"]
+    guesser = Client(HTTP_X_FORWARDED_FOR="203.0.113.9")
+    codes = [guesser.get(f"/approvals/link/guess-{n}/").status_code for n in range(settings.LOCKOUT_FAILURES)]
+    assert codes == [404] * settings.LOCKOUT_FAILURES
+    locked = guesser.get(path_of(url))
+    assert locked.status_code == 429 and int(locked["Retry-After"]) > 0
+    assert "Too many invalid approval links" in locked.content.decode()
+    lock = AuditEvent.objects.get(action="accounts.lockout.locked")
+    assert lock.after["entry"] == "approval_link" and lock.after["address"] == "203.0.113.9"
+    assert AuditEvent.objects.filter(action="accounts.lockout.refused").exists()
+    elsewhere = Client(HTTP_X_FORWARDED_FOR="198.51.100.7")
+    assert elsewhere.get(path_of(url)).status_code == 302  # to the sign-in, as before
+    assert EmailLink.objects.get(user=people["itmanager"]).used_at is None
+
+
 def test_portal_sign_page_and_queue(people, requested):
     rfc, _ = requested
     client = client_for(people["itmanager"])

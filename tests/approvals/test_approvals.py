@@ -163,6 +163,9 @@ def test_author_cannot_approve_even_holding_the_role(managers, site_a):
     with pytest.raises(PermissionDenied, match="wrote this RFC"):
         approve(author, rfc, "it_manager")
     assert not Signature.objects.exists()
+    # FAULTS 7: the refusal is in the trail, with its reason (written after the signing rolled back).
+    event = AuditEvent.objects.get(action="approvals.signature.refused")
+    assert event.actor_name == "devlead" and "separation of duties" in event.reason
 
 
 def test_uat_signer_cannot_approve(managers, site_a):
@@ -236,6 +239,20 @@ def test_a_second_signature_on_the_same_approval_is_a_conflict(managers, site_a)
     with pytest.raises(StateConflict):
         wf.sign(managers["itmanager_a"], approval, "approve", PASSWORD)
     assert Signature.objects.count() == 1
+
+
+def test_the_losing_signature_attempt_is_audited_too(managers, site_a):
+    """FAULTS 8: of two approvals at the same instant one signs, the other gets a 409 — and both
+    attempts are in the audit trail (the loser's event outlives its rolled-back transaction)."""
+    rfc = submitted(managers, site_a)
+    approval = pending(rfc, "it_manager")
+    wf.sign(managers["itmanager"], approval, "approve", PASSWORD)
+    with pytest.raises(StateConflict):
+        wf.sign(managers["itmanager_a"], approval, "approve", PASSWORD, via="email")
+    event = AuditEvent.objects.get(action="approvals.signature.conflict")
+    assert event.actor_name == "itmanager_a" and event.object_id == rfc.number
+    assert event.after == {"decision": "approve", "via": "email"} and "nothing to sign" in event.reason
+    assert AuditEvent.objects.filter(action="approvals.signature.approved").count() == 1
 
 
 # --- Delegation ----------------------------------------------------------------------

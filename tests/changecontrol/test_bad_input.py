@@ -286,3 +286,31 @@ def test_the_reproductions_on_postgresql(world):
     ]:
         api = url.startswith("/api/")
         assert_refused(_client(world, user, api=api).get(url), api)
+
+
+class _Unreadable:
+    """A request body that must not be read: the refusal comes from its Content-Length alone."""
+
+    def read(self, *args):
+        raise AssertionError("the body of an over-limit request was read")
+
+    readline = read
+
+
+@pytest.mark.parametrize("path", ["/api/v1/releases/", "/rfcs/new/", "/accounts/login/"])
+def test_a_body_declared_over_the_limit_is_413_before_it_is_read(path):
+    """FAULTS 13: a 2 GB upload is refused on its Content-Length, before any byte is read or spooled
+    to a temp file (the answer speaks JSON under /api/, the error page elsewhere)."""
+    from changecontrol.middleware import body_limit
+
+    response = Client().generic(
+        "POST",
+        path,
+        content_type="multipart/form-data; boundary=x",
+        CONTENT_LENGTH=str(2 * 1024**3),
+        **{"wsgi.input": _Unreadable()},
+    )
+    assert body_limit() < 2 * 1024**3
+    assert response.status_code == 413
+    if path.startswith("/api/"):
+        assert response.json()["code"] == "too_large"
