@@ -38,6 +38,7 @@ import argparse
 import os
 import platform
 import random
+import re
 import shutil
 import signal
 import sys
@@ -383,7 +384,7 @@ def check(booked: list[dict], root: Path, envs) -> tuple[dict, list[str]]:
     S = DeploymentState
     anomalies: list[str] = []
     ids = [b["pk"] for b in booked]
-    rows = {d.pk: d for d in Deployment.objects.filter(pk__in=ids).select_related("environment__site")}
+    rows = {d.pk: d for d in Deployment.objects.filter(pk__in=ids).select_related("rfc", "environment__site")}
     lost = [pk for pk in ids if pk not in rows]
     anomalies += [f"deployment {pk} lost: no row" for pk in lost]
     stuck = [d for d in rows.values() if d.state not in TERMINAL]
@@ -454,6 +455,23 @@ def check(booked: list[dict], root: Path, envs) -> tuple[dict, list[str]]:
                     f"deployment {d.pk} ({b['kind']} release) ended {d.state}: {d.outcome[:200]!r}"
                 )
 
+    # Each ending is in the audit trail once, in the same transaction as the state (FAULTS 24).
+    from audit.actions import canonical
+    from audit.models import AuditEvent
+
+    endings = Counter(
+        AuditEvent.objects.filter(
+            object_type="deployments.deployment", object_id__in=[d.rfc.number for d in rows.values()]
+        ).values_list("object_id", "action")
+    )
+    unaudited = 0
+    for d in rows.values():
+        if d.state in TERMINAL and endings[(d.rfc.number, canonical(f"releases.deployment.{d.state}"))] != 1:
+            unaudited += 1
+            anomalies.append(
+                f"deployment {d.pk}: {endings[(d.rfc.number, canonical(f'releases.deployment.{d.state}'))]} "
+                f"audit events for its ending '{d.state}', not 1"
+            )
     chain = verify()
     if not chain.ok:
         anomalies.append(f"audit chain INVALID: {chain}")
@@ -462,6 +480,7 @@ def check(booked: list[dict], root: Path, envs) -> tuple[dict, list[str]]:
         "lost": len(lost),
         "stuck": len(stuck),
         "twice": twice,
+        "unaudited": unaudited,
         "disagree": disagree,
         "audit": chain,
         "attempts": Counter(d.attempts for d in rows.values()),
@@ -650,9 +669,16 @@ def report(args, figures, anomalies, chaos: Chaos, elapsed: float, fleet: Fleet)
     print("  lateness:    " + summary(figures["lateness"], "s") + "  (scheduled start → first journal step)")
     print("  duration:    " + summary(figures["duration"], "s") + "  (started → finished)")
     print(f"  worker logs: {len(errors)} tracebacks/CRITICAL lines (kills and restarts cause some)")
+    kinds = Counter(
+        line.strip()[:110]
+        for line in fleet.logs
+        if re.match(r"^[A-Za-z_.]+(Error|Exception|Lost|Interrupt)\b", line.strip())
+    )
+    for text, n in kinds.most_common(6):
+        print(f"    {n}× {text}")
     print(
         f"  checks:      lost {figures['lost']}, not terminal {figures['stuck']}, applied twice {figures['twice']}, "
-        f"plant≠journal {figures['disagree']}, audit chain {'valid' if figures['audit'].ok else 'INVALID'} "
+        f"plant≠journal {figures['disagree']}, endings not audited once {figures['unaudited']}, audit chain {'valid' if figures['audit'].ok else 'INVALID'} "
         f"({figures['audit'].count} events)"
     )
     print(f"  anomalies:   {len(anomalies)}")
