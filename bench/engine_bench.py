@@ -10,8 +10,8 @@ broker under the temp VAR_DIR. The developer's var/ and databases are never touc
 
 1. Dispatch lateness: N deployments to a DEV environment with a near-empty pipeline, scheduled over
    the next ~60 s; K worker subprocesses; this script plays beat and calls `engine.dispatch()`
-   every PERIOD seconds and, in the default mode `wake`, runs the dispatcher beat's process runs
-   (deployments/dispatcher.py: sleeps until the next due time, wakes on NOTIFY, polls every second).
+   every PERIOD seconds and, in the default mode `wake`, also runs the dispatcher that beat's process
+   runs (deployments/dispatcher.py: sleeps until the next due time, wakes on NOTIFY, polls every second).
    `--mode poll` measures beat's period alone. Lateness = first journal step's started_at −
    scheduled_start. Target: p99 ≤ 1 s with 2 workers on PostgreSQL + Redis.
 2. Smoke failure → rollback start: M deployments of the demo plant's "bad" release (its smoke test
@@ -23,19 +23,14 @@ broker under the temp VAR_DIR. The developer's var/ and databases are never touc
 from __future__ import annotations
 
 import argparse
-import http.client
-import math
 import os
 import platform
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, suppress
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 import benchdb  # noqa: E402
+from harness import celery_worker, demo_plant_server, summary  # noqa: E402
 
 BENCH_DB = "cc_bench"
 MIGRATION = "CREATE TABLE bench_layouts (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
@@ -56,121 +52,6 @@ def create_bench_db(url: str) -> tuple[str, str]:
 
 def drop_bench_db(admin: str) -> None:
     benchdb.drop(admin, BENCH_DB)
-
-
-# --- Processes ------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
-@contextmanager
-def celery_worker(name: str, env: dict, ready_timeout: float = 60):
-    """A real worker subprocess, as tests/workers.py starts it (solo pool, one task at a time)."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "changecontrol",
-            "worker",
-            "--pool=solo",
-            "--concurrency=1",
-            "--loglevel=INFO",
-            f"--hostname={name}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def pump() -> None:
-        for line in process.stdout:
-            lines.append(line)
-            if " ready." in line:
-                ready.set()
-
-    threading.Thread(target=pump, daemon=True).start()
-    try:
-        if not ready.wait(ready_timeout):
-            raise RuntimeError(f"Celery worker {name} did not start:\n" + "".join(lines[-40:]))
-        process.log = lines  # type: ignore[attr-defined]
-        yield process
-    finally:
-        stop(process)
-
-
-@contextmanager
-def demo_plant_server(root: Path):
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "demo_plant.server", "--port", str(port), "--root", str(root)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-                conn.request("GET", "/")
-                conn.getresponse().read()
-                conn.close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("the demo plant server did not start") from None
-                time.sleep(0.1)
-        yield base
-    finally:
-        stop(process)
-
-
-# --- Statistics -----------------------------------------------------------------------------------
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
-def summary(values: list[float], unit: str, scale: float = 1.0, fmt: str = "{:.3f}") -> str:
-    if not values:
-        return "no samples"
-    v = [x * scale for x in values]
-    return "  ".join(
-        [f"count {len(v)}"]
-        + [
-            f"{label} {fmt.format(x)} {unit}"
-            for label, x in (
-                ("min", min(v)),
-                ("p50", pct(v, 50)),
-                ("p90", pct(v, 90)),
-                ("p99", pct(v, 99)),
-                ("max", max(v)),
-            )
-        ]
-    )
 
 
 # --- The benchmark --------------------------------------------------------------------------------

@@ -5,7 +5,8 @@
 ``--revert`` pushes the recipe that ran before back (the rollback's undo of the push).
 
 The portal decides whether an environment may write to equipment (only PROD) and passes
-``PCC_SIMULATION=1`` otherwise; then nothing is written.
+``PCC_SIMULATION=1`` otherwise; then nothing is written. Every push and revert, simulated or not, is
+counted in the environment's ledger (demo_plant/ledger.py).
 """
 
 from __future__ import annotations
@@ -16,9 +17,12 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from demo_plant import ledger
+
 
 def push_recipe(env_dir: Path, recipe: str, simulation: bool, revert: bool = False) -> str:
     what = f"the recipe before {recipe}" if revert else f"recipe {recipe}"
+    ledger.record(env_dir, "revert" if revert else "push", recipe=recipe, simulated=simulation)
     if simulation:
         return f"SIMULATED: would push {what} to the line PLC"
     with (env_dir / "equipment.log").open("a", encoding="utf-8") as log:

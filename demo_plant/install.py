@@ -6,6 +6,7 @@
 The artifact is a JSON file {"product": "MES", "version", "label_delay_ms", "broken"}, or a .zip
 that holds such a ``release.json``. Exit codes: 0 installed, 1 ``--fail`` (nothing changed),
 2 artifact or app directory missing or unreadable, 3 checksum mismatch (nothing changed).
+Each install is counted in the environment's ledger (demo_plant/ledger.py, beside the app directory).
 
 ``--check`` is the dry run the portal asks when an artifact is recorded: it reads and validates
 the artifact, checks its version is $PCC_RELEASE_VERSION when that is set, and changes nothing;
@@ -22,6 +23,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+from demo_plant import ledger
 from demo_plant.layout import validate_release, write_release
 
 
@@ -76,6 +78,7 @@ def install(app_dir: Path, artifact: Path, expected_sha256: str | None) -> str:
     except (OSError, ValueError, AttributeError):
         previous = "none"
     write_release(app_dir, release)
+    ledger.record(app_dir.parent, "install", version=release["version"])
     return (
         f"installed MES {release['version']} into {app_dir} (was {previous}); "
         f"label_delay_ms={release['label_delay_ms']} broken={str(release['broken']).lower()}"

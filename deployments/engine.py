@@ -77,8 +77,11 @@ ROLLBACK = [
     "restore_backup",
     "verify_rollback",
 ]
-# A step that may have half-run is never repeated: the deployment rolls back instead.
-UNSAFE_TO_REPEAT = {"apply", "equipment"}
+# A step that may have half-run is never repeated (FAULTS 22: each step's effect at most once). A forward
+# one: the deployment rolls back instead. A rollback one goes on without it: a half-run undo script
+# counts as a failed one (the backup is restored), a half-run equipment revert leaves the rollback
+# failed for a person to check the line's recipe.
+UNSAFE_TO_REPEAT = {"apply", "equipment", "undo", "revert_equipment"}
 PERFORMANCE_TOLERANCE = 0.20  # X3: more than 20 % slower than the baseline fails…
 # …and by more than measurement noise (settings.SMOKE_NOISE_MS, 15 ms by default): a 20 ms call that
 # takes 30 ms is not a regression.
@@ -276,9 +279,12 @@ class _Runner:
             and row.state in (StepState.RUNNING, StepState.INTERRUPTED)
             and name in UNSAFE_TO_REPEAT
         ):
-            row.state, row.finished_at = StepState.INTERRUPTED, clock.now()
-            row.output += "\nThe worker running this step stopped; it is not repeated: rolling back."
-            row.save(update_fields=["state", "finished_at", "output"])
+            if row.state == StepState.RUNNING:  # said once, however often the rollback resumes
+                row.state, row.finished_at = StepState.INTERRUPTED, clock.now()
+                row.output += "\nThe worker running this step stopped; it is not repeated: " + (
+                    "rolling back." if phase == "forward" else "the rollback goes on without it."
+                )
+                row.save(update_fields=["state", "finished_at", "output"])
             return adapters.StepResult(False, row.output, {"interrupted": True})
         self.refresh()
         now = clock.now()

@@ -18,10 +18,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from approvals.models import Signature
 from audit.models import AuditEvent
+from demo_plant import ledger
 from deployments import engine, scheduling
 from deployments.models import Deployment, DeploymentState, DeploymentStep, StepState
 from environments.models import Environment
 from outbox import services as outbox
+from plant import adapters
 from releases import services
 from releases.models import Rfc
 from releases.states import RfcState
@@ -285,6 +287,81 @@ def test_interrupted_apply_is_never_repeated(cast, site_a, plant, artifacts):
     apply = deployment.steps.get(name="apply")
     assert apply.state == StepState.INTERRUPTED and "not repeated" in apply.output
     assert app_version(plant, site_a, "DEV") == "2.3.1"
+
+
+def die_after_running(monkeypatch, step_name: str) -> None:
+    """The next worker to reach the rollback step `step_name` runs its effect on the plant, then dies
+    before its journal row is closed (a SIGKILL, or PostgreSQL gone at that moment)."""
+    original = engine._Runner.adapter_step
+
+    def adapter_step(runner, phase, name, key, **options):
+        if name != step_name:
+            return original(runner, phase, name, key, **options)
+        monkeypatch.setattr(engine._Runner, "adapter_step", original)  # only the first time
+        DeploymentStep.objects.create(
+            deployment=runner.deployment,
+            order=100 + engine.ROLLBACK.index(name),
+            phase=phase,
+            name=name,
+            started_at=datetime.now(UTC),
+            worker=runner.owner,
+        )
+        specs = runner.pipeline[key] if isinstance(runner.pipeline[key], list) else [runner.pipeline[key]]
+        only = options.get("only")
+        for spec in specs:
+            if only is None or only(spec):
+                adapters.build(spec, restore=options.get("restore", False)).run(runner.context())
+        raise engine.LeaseLost  # the worker is gone; its journal row still says "running"
+
+    monkeypatch.setattr(engine._Runner, "adapter_step", adapter_step)
+
+
+def test_an_interrupted_equipment_revert_is_not_pushed_twice(cast, site_a, plant, artifacts, monkeypatch):
+    """A rollback step that changes the plant is not repeated either (FAULTS 22): the line's recipe may
+    or may not be back, so the rollback ends failed and a person checks it — never a second push."""
+    release = artifact_release(cast["dev"], artifacts["bad"], "2.4.2")
+    rfc = major_rfc(cast, site_a, release)
+    deployment = scheduling.deploy_now(cast["dev"], rfc, env_of(site_a, "DEV"))
+    die_after_running(monkeypatch, "revert_equipment")
+    assert engine.run(deployment.pk, owner="dying-worker") == "lease lost"
+    assert engine.run(deployment.pk, owner="next-worker") == S.ROLLBACK_FAILED
+    deployment.refresh_from_db()
+    revert = deployment.steps.get(phase="rollback", name="revert_equipment")
+    assert revert.state == StepState.INTERRUPTED and "not repeated" in revert.output
+    reverts = [line for line in ledger.read(plant / site_a.code / "DEV") if line["action"] == "revert"]
+    assert len(reverts) == 1 and reverts[0]["deployment"] == str(deployment.pk)
+    # The rest of the rollback still ran: the application and the database are back.
+    journal = steps(deployment)
+    assert journal["rollback:restore_snapshot"] == journal["rollback:undo"] == "succeeded"
+    assert app_version(plant, site_a, "DEV") == "2.3.1" and "label_layouts" not in tables(
+        plant, site_a, "DEV"
+    )
+    assert "revert_equipment" in deployment.outcome  # the manual-recovery instructions name it
+    # Resumed once more, it does not push either.
+    assert engine.run(deployment.pk, owner="third-worker") == S.ROLLBACK_FAILED
+    assert sum(line["action"] == "revert" for line in ledger.read(plant / site_a.code / "DEV")) == 1
+
+
+def test_an_interrupted_undo_script_is_not_run_twice_the_backup_is_restored(
+    cast, site_a, plant, artifacts, monkeypatch
+):
+    """The undo script may have committed before its worker died: running it again could undo twice.
+    It counts as a failed undo: the backup is restored instead, and verified."""
+    release = artifact_release(cast["dev"], artifacts["bad"], "2.4.2")
+    rfc = major_rfc(cast, site_a, release)
+    deployment = scheduling.deploy_now(cast["dev"], rfc, env_of(site_a, "DEV"))
+    die_after_running(monkeypatch, "undo")
+    assert engine.run(deployment.pk, owner="dying-worker") == "lease lost"
+    assert engine.run(deployment.pk, owner="next-worker") == S.ROLLED_BACK
+    deployment.refresh_from_db()
+    journal = steps(deployment)
+    assert journal["rollback:undo"] == StepState.INTERRUPTED
+    assert "rollback:verify_undo" not in journal
+    assert journal["rollback:restore_backup"] == journal["rollback:verify_rollback"] == "succeeded"
+    assert deployment.rpo["how"] == "backup restore"
+    assert app_version(plant, site_a, "DEV") == "2.3.1" and "label_layouts" not in tables(
+        plant, site_a, "DEV"
+    )
 
 
 def test_manual_rollback_by_a_release_manager(cast, site_a, plant, artifacts):
