@@ -338,7 +338,9 @@ class Action:
 @pytest.mark.parametrize("state", [StepState.RUNNING, StepState.INTERRUPTED])
 @pytest.mark.parametrize("name", ["apply", "equipment"])
 def test_a_half_run_step_that_changes_the_plant_is_never_repeated(cast, site_a, clock, name, state):
-    """X4: a worker died inside apply or equipment: the step is not run again, the deployment rolls back."""
+    """X4: a worker died inside apply or equipment: the step is not run again, the deployment rolls back.
+    A row already marked interrupted (the rollback resumed once more) is said so only once."""
+    said = "started\nThe worker running this step stopped; it is not repeated: rolling back."
     d = deployment(cast, site_a, state=S.RUNNING)
     row = DeploymentStep.objects.create(
         deployment=d,
@@ -347,17 +349,18 @@ def test_a_half_run_step_that_changes_the_plant_is_never_repeated(cast, site_a, 
         name=name,
         state=state,
         worker="dead",
-        output="started",
+        output="started" if state == StepState.RUNNING else said,
         started_at=TUESDAY_9_BERLIN - timedelta(minutes=5),
+        finished_at=None if state == StepState.RUNNING else TUESDAY_9_BERLIN,
     )
     action = Action(adapters.StepResult(True, "applied"))
     result = runner(d).step("forward", name, action)
     assert action.calls == 0
     assert (result.ok, result.data) == (False, {"interrupted": True})
-    assert result.output == "started\nThe worker running this step stopped; it is not repeated: rolling back."
+    assert result.output == said
     row.refresh_from_db()
     assert (row.state, row.finished_at, row.worker) == (StepState.INTERRUPTED, TUESDAY_9_BERLIN, "dead")
-    assert row.output == "started\nThe worker running this step stopped; it is not repeated: rolling back."
+    assert row.output == said
 
 
 def test_a_half_run_side_effect_free_step_is_run_again(cast, site_a, clock):
