@@ -248,7 +248,7 @@ def uat_signoff(rfc) -> Gate:
     who = ", ".join(
         gettext("%(site)s by %(name)s")
         % {"site": s.site.code, "name": s.signed_by.get_full_name() or s.signed_by.username}
-        for s in signed.values()
+        for s in sorted(signed.values(), key=lambda s: s.site.code)  # the same order on every database
     )
     return Gate(UAT_SIGNOFF, True, gettext("Signed off in UAT: %(who)s.") % {"who": who})
 
