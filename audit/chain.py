@@ -18,8 +18,8 @@ from json.scanner import c_make_scanner
 
 GENESIS_HASH = "0" * 64
 
-# The columns a verifier reads, in this order (hash last).
-COLUMNS = (
+# The fields an event's hash covers: the one list (compute_hash and the verifier use it).
+HASHED_FIELDS = (
     "seq",
     "occurred_at",
     "actor_id",
@@ -35,8 +35,9 @@ COLUMNS = (
     "ip_address",
     "reason",
     "prev_hash",
-    "hash",
 )
+# The columns a verifier reads, in this order (hash last).
+COLUMNS = (*HASHED_FIELDS, "hash")
 # The canonical JSON object, keys in sorted order (json.dumps(sort_keys=True)).
 _TEMPLATE = (
     '{"action":%s,"actor_id":%s,"actor_name":%s,"after":%s,"before":%s,"ip_address":%s,'

@@ -20,29 +20,12 @@ from django.db import connection, transaction
 from django.utils import translation
 
 from audit import chain
+from audit.chain import HASHED_FIELDS
 from audit.models import AuditEvent, ChainHead
 from core import clock
 from core.context import current_context
 
 logger = logging.getLogger("audit.verify")
-
-HASHED_FIELDS = (
-    "seq",
-    "occurred_at",
-    "actor_id",
-    "actor_name",
-    "action",
-    "object_type",
-    "object_id",
-    "object_repr",
-    "site_code",
-    "before",
-    "after",
-    "request_id",
-    "ip_address",
-    "reason",
-    "prev_hash",
-)
 
 
 def _normalise(value: Any) -> Any:
