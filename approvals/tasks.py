@@ -13,3 +13,11 @@ def send_notifications() -> int:
 @shared_task(name="approvals.tasks.sweep")
 def sweep() -> dict[str, int]:
     return mail.sweep()
+
+
+@shared_task(name="approvals.tasks.verify_signatures", acks_late=True)
+def verify_signatures() -> dict:
+    """Nightly from beat: every live signature against its RFC (approvals/integrity.py)."""
+    from approvals import integrity
+
+    return integrity.verify_signatures()

@@ -181,3 +181,11 @@ LABELS.update(
         "reports.periodic_review.signature_refused": _("Periodic review signature refused"),
     }
 )
+
+# The signatures' integrity check (approvals/integrity.py)
+LABELS.update(
+    {
+        "approvals.signature.tampered": _("Signed RFC changed outside the portal: incident raised"),
+        "approvals.signatures.verified": _("Signatures checked against their RFCs"),
+    }
+)

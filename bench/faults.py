@@ -728,10 +728,25 @@ def db_tamper(stack: Stack):
         conn.execute(f"UPDATE {Rfc._meta.db_table} SET title = 'Tampered' WHERE id = %s", [rfc.pk])  # noqa: S608
     complete, reason = services.approvals_complete(Rfc.objects.get(pk=rfc.pk))
     check(not complete, "the tampered RFC still counts as approved")
-    raise Skip(
-        "no integrity job re-hashes signed RFCs yet: the approvals gate does see the mismatch "
-        f"({reason!s}), but nothing reports it or raises an incident"
+    # The integrity job (nightly from beat; here run as its command would be by plant IT).
+    job = subprocess.run(
+        [sys.executable, "manage.py", "verify_signatures"],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
+    check(job.returncode != 0, "the integrity job passed a tampered RFC")
+    check(f"{rfc.number}: signature" in job.stderr and "fields.title" in job.stderr, job.stderr[-300:])
+    from approvals.integrity import TAMPERED
+    from audit.models import AuditEvent
+    from outbox.models import Mail
+
+    incident = AuditEvent.objects.filter(action=TAMPERED, object_id=rfc.number).first()
+    check(incident is not None, "no incident in the audit trail")
+    mailed = Mail.objects.filter(kind="approvals.integrity", object_id=rfc.number).exists()
+    return f"gate refuses ({reason!s}); job exit {job.returncode}, incident #{incident.seq}, mailed: {mailed}"
 
 
 @case(11, "Audit-table mutation")

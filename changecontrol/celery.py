@@ -21,6 +21,13 @@ def _schedule(sender: Celery, **kwargs) -> None:
         sender.signature("audit.tasks.verify_chain"),
         name="audit: verify the hash chain",
     )
+    # Then every live signature against the RFC it signed: a change made outside the portal is an
+    # incident (approvals/integrity.py).
+    sender.add_periodic_task(
+        crontab(hour=settings.AUDIT_VERIFY_HOUR_UTC, minute=15),
+        sender.signature("approvals.tasks.verify_signatures"),
+        name="approvals: check signed RFCs against their signatures",
+    )
     # Approval requests, reminders and escalations come from database rows.
     sender.add_periodic_task(
         float(settings.APPROVAL_SWEEP_SECONDS),

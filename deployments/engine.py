@@ -11,6 +11,7 @@ The smoke delay is a due time on the row, not a sleeping task or a long ETA (CEL
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -208,6 +209,15 @@ def run(deployment_id: int, owner: str | None = None) -> str:
         release(deployment_id, owner)
 
 
+@functools.cache
+def _MUTABLE_FIELDS() -> tuple[str, ...]:  # noqa: N802 (a constant, computed once the models are ready)
+    return tuple(
+        field.attname
+        for field in Deployment._meta.concrete_fields
+        if field.name not in ("id", "rfc", "environment")
+    )
+
+
 class _Runner:
     def __init__(self, deployment_id: int, owner: str):
         self.owner = owner
@@ -219,7 +229,10 @@ class _Runner:
 
     # --- helpers ---
     def refresh(self) -> Deployment:
-        self.deployment.refresh_from_db()
+        """The row's own columns again (its lease, state, rollback request); the RFC, its release and
+        the environment stay as loaded: a deployment never changes them, and refetching them per
+        step was most of a run's queries."""
+        self.deployment.refresh_from_db(fields=_MUTABLE_FIELDS())
         if self.deployment.lease_owner != self.owner:
             raise LeaseLost
         return self.deployment
@@ -973,17 +986,8 @@ def deployment_url(deployment: Deployment) -> str:
 
 
 def urgent(subject: str, body: str, to: list[str], *, about) -> None:
-    """An urgent alert through the outbox (recorded, retried, never lost), sent as soon as the current
-    transaction commits rather than at the next delivery beat."""
-    outbox.queue(
-        to=to,
-        subject=subject,
-        body=body,
-        headers={"Importance": "high", "X-Priority": "1"},
-        kind="deployments.alert",
-        about=about,
-    )
-    transaction.on_commit(outbox.deliver)
+    """An urgent deployment alert through the outbox (recorded, retried, never lost)."""
+    outbox.urgent(subject, body, to, about=about, kind="deployments.alert")
 
 
 def responders(site) -> list[str]:

@@ -69,6 +69,21 @@ def queue(
     return mail
 
 
+def urgent(subject: str, body: str, to: list[str], *, about, kind: str) -> Mail:
+    """An urgent alert (marked high importance): queued like any mail, and sent as soon as the
+    current transaction commits rather than at the next delivery beat."""
+    mail = queue(
+        to=to,
+        subject=subject,
+        body=body,
+        headers={"Importance": "high", "X-Priority": "1"},
+        kind=kind,
+        about=about,
+    )
+    transaction.on_commit(deliver)
+    return mail
+
+
 def _wake() -> None:
     try:
         current_app.send_task("outbox.tasks.deliver")

@@ -6,6 +6,7 @@ These tests call the engine in-process; tests/deployments/test_engine_workers.py
 
 from __future__ import annotations
 
+import collections
 import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from approvals.models import Signature
 from audit.models import AuditEvent
@@ -237,6 +240,28 @@ def test_a_live_lease_stops_a_second_worker_and_a_finished_deployment_is_left_al
         engine.run(deployment.pk, owner="worker-c") == S.SUCCEEDED
     )  # a duplicate delivery: nothing runs again
     assert list(deployment.steps.values_list("pk", "finished_at")) == before
+
+
+def test_a_run_reads_the_rfc_and_its_release_once_not_per_step(cast, site_a, plant, artifacts):
+    """Issue 20 (dispatch under load): a worker re-reads the deployment's own row before each step
+    (its lease, a rollback request) but not the RFC, the release and the environment, which a
+    deployment never changes; refetching them per step was a fifth of a run's queries."""
+    release = artifact_release(cast["dev"], artifacts["good"], "2.4.1")
+    rfc = major_rfc(cast, site_a, release)
+    deployment = scheduling.deploy_now(cast["dev"], rfc, env_of(site_a, "DEV"))
+    with CaptureQueriesContext(connection) as run:
+        assert engine.run(deployment.pk, owner="w") == S.SUCCEEDED
+    reads = collections.Counter(
+        table
+        for query in run.captured_queries
+        if query["sql"].startswith("SELECT")
+        for table in ("releases_rfc", "releases_release", "environments_environment")
+        if f'FROM "{table}"' in query["sql"]
+    )
+    assert deployment.steps.count() == 14  # every forward step ran (each re-read the deployment's row)
+    # One read to start, one by the RFC workflow following the move, the gates' own: never one per step.
+    assert reads["releases_rfc"] <= 5 and reads["releases_release"] <= 5, reads
+    assert reads["environments_environment"] <= 5, reads
 
 
 def test_the_smoke_delay_is_a_due_row_not_a_sleeping_task(cast, site_a, plant, artifacts):
