@@ -547,12 +547,13 @@ def _run(args) -> int:
     if search:
         print(
             f"  text search (pg_trgm indexes {'in place' if search['indexed'] else 'MISSING'}): worst median "
-            f"{search['worst_ms']:.1f} ms (target < 50 ms)"
+            f"{search['worst_ms']:.1f} ms (target < 50 ms: {'met' if search['worst_ms'] < 50 else 'NOT met'})"
         )
     if export:
         print(
             f"  export CSV: {export['rows']:,} rows, {export['bytes'] / 2**20:,.1f} MB in {export['seconds']:.2f} s "
-            f"= {export['rows'] / export['seconds']:,.0f} events/s (target ≥ 100,000; CPU of this process "
+            f"= {export['rows'] / export['seconds']:,.0f} events/s (target ≥ 100,000: "
+            f"{'met' if export['rows'] / export['seconds'] >= 100_000 else 'NOT met'}; CPU of this process "
             f"{export['cpu_s']:.2f} s = {export['rows'] / export['cpu_s']:,.0f} events per CPU-second); "
             f"{export['ratio_copy']:.2f}× a COPY of the same rows ({export['copy_s']:.2f} s) and "
             f"{export['ratio_copy_csv']:.2f}× a COPY … CSV ({export['copy_csv_s']:.2f} s); first chunk after "
@@ -562,7 +563,8 @@ def _run(args) -> int:
     if verification:
         print(
             f"  verify: {verification['count']:,} events in {verification['seconds']:.2f} s = "
-            f"{verification['rate']:,.0f} events/s (target ≥ 200,000; CPU {verification['cpu_s']:.2f} s in this "
+            f"{verification['rate']:,.0f} events/s (target ≥ 200,000: "
+            f"{'met' if verification['rate'] >= 200_000 else 'NOT met'}; CPU {verification['cpu_s']:.2f} s in this "
             f"process = {verification['count'] / verification['cpu_s']:,.0f} events per CPU-second); {verification['ratio_copy']:.2f}× a COPY of the hashed columns read and discarded "
             f"({verification['copy_s']:.2f} s = {verification['count'] / verification['copy_s']:,.0f} rows/s); "
             f"max RSS {verification['rss_before_mb']:.0f} → {verification['rss_after_mb']:.0f} MB; "

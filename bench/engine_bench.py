@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 import benchdb  # noqa: E402
-from harness import celery_worker, demo_plant_server, summary  # noqa: E402
+from harness import celery_worker, demo_plant_server, pct, summary  # noqa: E402
 
 BENCH_DB = "cc_bench"
 MIGRATION = "CREATE TABLE bench_layouts (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
@@ -359,6 +359,11 @@ def _run(args, tmp: Path) -> int:
         )
         lateness = lateness_run(user, site, envs["DEV"], args.deployments, args.spread, period, workers)
         print("  lateness: " + summary(lateness, "s"))
+        p99 = pct(lateness, 99) if lateness else float("inf")
+        print(
+            f"  target lateness p99 ≤ 1 s (issue 20): {'met' if p99 <= 1.0 else 'NOT met'} "
+            f"(p99 {p99:.3f} s, load average {os.getloadavg()[0]:.2f})"
+        )
         if args.rollbacks:
             print(
                 f"\n2. Smoke failure → rollback start (smoke step finished → first rollback step started), "
