@@ -25,7 +25,9 @@ the environment's `ledger.jsonl` (demo_plant/ledger.py) with the deployment that
 
 Chaos, spread over the run by progress: SIGKILL of a worker (chosen by watching the journal: one whose
 deployment is inside its apply step, one inside a rollback step, or any busy one), restarted at once;
-FLUSHALL of the private Redis; restart of the private PostgreSQL.
+FLUSHALL of the private Redis; restart of the private PostgreSQL. `--signal QUIT` (or TERM) sends that
+signal twice instead of SIGKILL: Celery's cold shutdown around a step's commit (FAULTS.md case 23); a
+worker still alive 30 s later is killed.
 
 At the end: every deployment terminal, none lost, its outcome the one its release and the chaos allow,
 every plant effect counted at most once and as often as the journal says it ran, the audit chain valid.
@@ -41,6 +43,7 @@ import random
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -205,8 +208,9 @@ def make_deployment(i: int, kind: str, env, user, templates):
 class Fleet:
     """The workers: killed by pid, restarted at once under the same name."""
 
-    def __init__(self, env: dict):
+    def __init__(self, env: dict, signal_name: str = "KILL"):
         self.env = env
+        self.signal = getattr(signal, f"SIG{signal_name}")
         self.workers: dict[str, object] = {}
         self.logs: list[str] = []
         self.lock = threading.Lock()
@@ -220,8 +224,19 @@ class Fleet:
     def kill(self, name: str) -> None:
         with self.lock:
             process = self.workers[name]
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+            if self.signal == signal.SIGKILL:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+            else:  # twice, as an operator's impatient shutdown: Celery's cold shutdown
+                os.kill(process.pid, self.signal)
+                time.sleep(0.05)
+                with suppress(ProcessLookupError):
+                    os.kill(process.pid, self.signal)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.kill(process.pid, signal.SIGKILL)
+                    process.wait(timeout=10)
             self.logs.extend(process.log)
             self.start(name)
 
@@ -261,7 +276,8 @@ class Chaos(threading.Thread):
                     if self.stopping.wait(0.1):
                         return
                 if what == "kill":
-                    self.kill(self.targets[k % len(self.targets)])
+                    if not self.kill(self.targets[k % len(self.targets)]):
+                        continue  # the run ended first: not counted (the end says "only N of M kills")
                 elif what == "flush":
                     self.redis.flushall()
                     say("chaos: FLUSHALL on the private Redis")
@@ -294,7 +310,7 @@ class Chaos(threading.Thread):
                 return name, row
         return None
 
-    def kill(self, target: str) -> None:
+    def kill(self, target: str) -> bool:
         """SIGKILL a worker inside a `target` step (watching the journal); after 60 s of looking, any
         worker inside any step; after 30 s more, any worker."""
         began = time.monotonic()
@@ -309,7 +325,7 @@ class Chaos(threading.Thread):
             if found is None:
                 time.sleep(0.02)
         if found is None:
-            return
+            return False
         name, row = found
         self.fleet.kill(name)
         where = f"{row.phase} step '{row.name}' of deployment {row.deployment_id}" if row else "between steps"
@@ -321,7 +337,8 @@ class Chaos(threading.Thread):
                 "deployment": row.deployment_id if row else None,
             }
         )
-        say(f"chaos: SIGKILL {name} in the {where} (aimed at: {target}); restarted")
+        say(f"chaos: SIG{self.fleet.signal.name[3:]} {name} in the {where} (aimed at: {target}); restarted")
+        return True
 
 
 # --- The run ---------------------------------------------------------------------------------------
@@ -517,6 +534,12 @@ def main(argv: list[str] | None = None) -> int:
         "--bad-share", type=float, default=0.3, help="share of releases whose smoke test fails"
     )
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--signal",
+        choices=("KILL", "QUIT", "TERM"),
+        default="KILL",
+        help="what a kill sends: SIGKILL (default), or SIGQUIT/SIGTERM twice (cold shutdown)",
+    )
     parser.add_argument("--timeout", type=float, default=None, help="seconds for the whole run to end")
     args = parser.parse_args(argv)
     defaults = (50, 3, 1, 1) if args.short else (1000, 20, 5, 3)
@@ -581,7 +604,7 @@ def run(args, tmp: Path, pg: PrivatePostgres, redis: PrivateRedis) -> int:
     )
     print(
         f"  run:      {args.deployments} deployments over {args.lanes} DEV environments, {args.bad_share:.0%} bad "
-        f"releases, {WORKERS} workers, {BEATS} beats; chaos: {args.kills} kills, {args.flushes} flushes, "
+        f"releases, {WORKERS} workers, {BEATS} beats; chaos: {args.kills} kills (SIG{args.signal}), {args.flushes} flushes, "
         f"{args.restarts} restarts; seed {args.seed}"
     )
     print(
@@ -599,7 +622,7 @@ def run(args, tmp: Path, pg: PrivatePostgres, redis: PrivateRedis) -> int:
         for e in envs:
             e.pipeline = pipeline(root, e.site.code, e.tier, base, smoke_delay_seconds=SMOKE_DELAY_SECONDS)
             e.save(update_fields=["pipeline"])
-        fleet = Fleet(env)
+        fleet = Fleet(env, args.signal)
         stack.callback(fleet.close)
         for n in range(WORKERS):
             fleet.start(f"soak{n + 1}")

@@ -191,6 +191,19 @@ class LeaseLost(Exception):
     pass
 
 
+class WorkerStopping(Exception):
+    """The worker is in a cold shutdown: the running step is left to the next worker (the journal row
+    stays running), never recorded as failed."""
+
+
+def cold_shutdown() -> bool:
+    """True while this process is a Celery worker in a cold shutdown (SIGQUIT, or SIGTERM remapped):
+    Celery then raises inside the running task."""
+    from celery.worker import state
+
+    return state.should_terminate is not None and state.should_terminate is not False
+
+
 # --- Running a deployment -------------------------------------------------------------------------
 def run(deployment_id: int, owner: str | None = None) -> str:
     """Advance one deployment as far as it can go now. Safe to call any number of times."""
@@ -205,6 +218,11 @@ def run(deployment_id: int, owner: str | None = None) -> str:
             return _Runner(deployment_id, owner).advance()
     except LeaseLost:
         return "lease lost"
+    except WorkerStopping as exc:
+        logger.warning(
+            "deployment %s: worker stopping in step %s; left to the next worker", deployment_id, exc
+        )
+        return "worker stopping"
     finally:
         release(deployment_id, owner)
 
@@ -319,8 +337,16 @@ class _Runner:
             except adapters.AdapterError as exc:
                 result = adapters.StepResult(False, f"configuration error: {exc}")
             except Exception as exc:  # an adapter bug must still end in a journal row and a rollback
+                if cold_shutdown():
+                    raise WorkerStopping(name) from exc
                 logger.exception("step %s of deployment %s crashed", name, self.deployment.pk)
                 result = adapters.StepResult(False, f"{type(exc).__name__}: {exc}")
+            if result is not None and not result.ok and cold_shutdown():
+                # The worker is being stopped (SIGQUIT, FAULTS case 23): Celery raises inside the running
+                # task, and an adapter may have reported that as its own failure. Neither is the step
+                # failing: the row stays running, as if the worker had been killed, and the next worker
+                # runs it again or, for a step unsafe to repeat, marks it interrupted and rolls back.
+                raise WorkerStopping(name)
         if result is None:  # not configured for this environment
             row.state, row.output = StepState.SKIPPED, "not configured for this environment"
             row.result = {}

@@ -314,6 +314,59 @@ def test_interrupted_apply_is_never_repeated(cast, site_a, plant, artifacts):
     assert app_version(plant, site_a, "DEV") == "2.3.1"
 
 
+@pytest.mark.parametrize(
+    ("step_name", "how", "ends"),
+    [
+        ("baseline", "raises", S.SUCCEEDED),  # side-effect free: the next worker runs it again
+        ("baseline", "reports a failure", S.SUCCEEDED),  # an adapter that caught Celery's exception
+        ("apply", "raises", S.ROLLED_BACK),  # unsafe to repeat: interrupted, rolled back
+    ],
+)
+def test_a_cold_shutdown_inside_a_step_is_not_the_step_failing(
+    cast, site_a, plant, artifacts, monkeypatch, step_name, how, ends
+):
+    """FAULTS.md case 23: SIGQUIT to a worker makes Celery raise inside the running task (with the solo
+    pool: "does not implement kill_job"). That is the worker stopping, not the step or the environment
+    failing: the journal row stays running, as after a SIGKILL, and the next worker takes over."""
+    from celery.worker import state as worker_state
+
+    release = artifact_release(cast["dev"], artifacts["good"], "2.4.1")
+    rfc = major_rfc(cast, site_a, release)
+    deployment = scheduling.deploy_now(cast["dev"], rfc, env_of(site_a, "DEV"))
+    original = engine._Runner.step
+
+    def step(runner, phase, name, action):
+        if name != step_name:
+            return original(runner, phase, name, action)
+        monkeypatch.setattr(engine._Runner, "step", original)  # only the first time
+
+        def stopped():
+            monkeypatch.setattr(worker_state, "should_terminate", 1)  # what Celery's handler sets
+            if how == "raises":
+                raise NotImplementedError(
+                    "<class 'celery.concurrency.solo.TaskPool'> does not implement kill_job"
+                )
+            return adapters.StepResult(False, "error: interrupted system call")
+
+        return original(runner, phase, name, stopped)
+
+    monkeypatch.setattr(engine._Runner, "step", step)
+    assert engine.run(deployment.pk, owner="stopping-worker") == "worker stopping"
+    deployment.refresh_from_db()
+    row = deployment.steps.get(name=step_name)
+    assert row.state == StepState.RUNNING and deployment.state == S.RUNNING and not deployment.lease_owner
+    assert not deployment.steps.filter(state=StepState.FAILED).exists()
+
+    monkeypatch.setattr(worker_state, "should_terminate", None)  # a fresh worker
+    assert engine.run(deployment.pk, owner="next-worker") == ends
+    row.refresh_from_db()
+    if ends == S.SUCCEEDED:
+        assert row.state == StepState.SUCCEEDED and row.worker == "next-worker"
+    else:
+        assert row.state == StepState.INTERRUPTED and "not repeated" in row.output
+        assert app_version(plant, site_a, "DEV") == "2.3.1"
+
+
 def die_after_running(monkeypatch, step_name: str) -> None:
     """The next worker to reach the rollback step `step_name` runs its effect on the plant, then dies
     before its journal row is closed (a SIGKILL, or PostgreSQL gone at that moment)."""
