@@ -40,7 +40,7 @@ def test_record_appends_linked_events():
     assert (first.seq, second.seq) == (1, 2)
     assert first.prev_hash == GENESIS_HASH and second.prev_hash == first.hash
     assert len(second.hash) == 64 and second.hash != first.hash
-    head = ChainHead.objects.get()
+    head = ChainHead.objects.get(id=1)  # one connection, one after another: all in lane 1
     assert (head.seq, head.hash) == (2, second.hash)
     assert verify().as_dict() == {"ok": True, "count": 2, "head": second.hash, "first_bad": None}
 
