@@ -82,16 +82,19 @@ _ENSURE: dict[int, str] = {}
 
 
 def _ensure_sql(count: int) -> str:
-    """One statement: create the missing lane rows 1..count; when it created any, bring the sequence
+    """One statement: create the missing lane rows 1..count (only those missing: an INSERT that met a
+    lane row another writer is updating would wait for its transaction); when it created any, bring the sequence
     up to max(seq) + 1 (or back to it when it created them all: a flushed or rolled-back test
-    database), where this role may (setval needs UPDATE on the sequence; the app role has not)."""
+    database), where this role may (setval needs UPDATE on the sequence; the app role has not).
+    Returns (rows created, setval's result)."""
     if count not in _ENSURE:
-        values = ", ".join(["(%s, 0, %s)"] * count)
+        values = ", ".join(["(%s::int, %s::varchar)"] * count)
         _ENSURE[count] = (
-            "WITH made AS (INSERT INTO audit_chainhead (id, seq, hash) VALUES "  # noqa: S608 (placeholders)
+            "WITH made AS (INSERT INTO audit_chainhead (id, seq, hash) SELECT v.id, 0, v.hash FROM (VALUES "  # noqa: S608 (placeholders)
             + values
-            + " ON CONFLICT (id) DO NOTHING RETURNING id), n AS (SELECT count(*) AS made FROM made) "
-            "SELECT CASE WHEN n.made > 0 THEN ("
+            + ") AS v (id, hash) WHERE NOT EXISTS (SELECT 1 FROM audit_chainhead AS h WHERE h.id = v.id)"
+            " ON CONFLICT (id) DO NOTHING RETURNING id), n AS (SELECT count(*) AS made FROM made) "
+            "SELECT n.made, CASE WHEN n.made > 0 THEN ("
             " SELECT CASE WHEN has_sequence_privilege('audit_event_seq', 'UPDATE')"
             "  AND (n.made = %s OR needed > next) THEN setval('audit_event_seq', needed, false) END"
             " FROM (SELECT COALESCE(MAX(seq), 0) + 1 AS needed,"
@@ -125,6 +128,8 @@ def _take_lane() -> tuple[int, int, str, int]:
     with connection.cursor() as cursor:
         values = [value for lane in range(1, count + 1) for value in (lane, chain.lane_genesis(lane))]
         cursor.execute(_ensure_sql(count), [*values, count])
+        if cursor.fetchone()[0] == count:  # a new trail (or a flushed one): it starts in lane 1
+            preferred = 1
         cursor.execute(_TAKE, [count, preferred])
         row = cursor.fetchone()
         if row is None:
