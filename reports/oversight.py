@@ -88,8 +88,8 @@ def chain_status() -> Chain:
     # The trail is written in lanes (docs/audit-chain.md): its length is the lanes' counts added up,
     # its head the last event's hash (as audit.services.verify() reports them).
     counts = list(ChainHead.objects.values_list("seq", flat=True))
-    last = AuditEvent.objects.order_by("-seq").values_list("hash", flat=True).first()
-    head = {"seq": sum(counts), "hash": last or ""}
+    tip = AuditEvent.objects.order_by("-seq").values_list("hash", flat=True).first()
+    head = {"seq": sum(counts), "hash": tip or ""}
     heads = published_heads()
     published = dict(heads[-1]) if heads else None
     if published:
