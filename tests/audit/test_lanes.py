@@ -346,3 +346,17 @@ def test_a_trail_from_before_lanes_verifies_after_the_migration(migrator):
         list(AuditEvent.objects.filter(seq__lte=3).order_by("seq").values_list("hash", flat=True)) == hashes
     )
     assert verify().ok and verify().count == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_processes_fall_back_to_one_pass_when_events_are_in_several_lanes(monkeypatch):
+    from audit import services
+
+    started = []
+    monkeypatch.setattr(services, "_walk_in_two", lambda *args: started.append(args) or True)
+    events = _two_lanes()
+    _raw("UPDATE audit_auditevent SET reason = 'forged' WHERE seq = %s", [events[5].seq])
+    result = services.verify(workers=2, parallel_from=2)
+    assert started == []  # lane 2 has events: one pass
+    assert (result.ok, result.first_bad) == (False, events[5].seq)
+    assert result == services.verify(workers=1)
