@@ -82,11 +82,11 @@ _ENSURE: dict[int, str] = {}
 
 
 def _ensure_sql(count: int) -> str:
-    """One statement: create the missing lane rows 1..count (only those missing: an INSERT that met a
-    lane row another writer is updating would wait for its transaction); when it created any, bring the sequence
-    up to max(seq) + 1 (or back to it when it created them all: a flushed or rolled-back test
-    database), where this role may (setval needs UPDATE on the sequence; the app role has not).
-    Returns (rows created, setval's result)."""
+    """One statement: create the missing lane rows 1..count (only those missing: an INSERT that met
+    a lane row another writer is updating would wait for its transaction); when it created any, bring
+    the sequence up to max(seq) + 1 (or back to it when it created them all: a flushed or rolled-back
+    test database), where this role may (setval needs UPDATE on the sequence; the app role has not).
+    Its row: (lane rows created, setval's result or NULL)."""
     if count not in _ENSURE:
         values = ", ".join(["(%s::int, %s::varchar)"] * count)
         _ENSURE[count] = (
@@ -132,9 +132,13 @@ def _take_lane() -> tuple[int, int, str, int]:
             preferred = 1
         cursor.execute(_TAKE, [count, preferred])
         row = cursor.fetchone()
-        if row is None:
-            cursor.execute(_WAIT, [preferred])
+        for lane in dict.fromkeys((preferred, 1)):  # all held by others: wait for this one's lane
+            if row is not None:
+                break
+            cursor.execute(_WAIT, [lane])
             row = cursor.fetchone()
+    if row is None:  # (lane rows deleted under a running writer)
+        raise RuntimeError("no audit lane row to write to")
     connection.audit_lane = row[0]
     return row
 

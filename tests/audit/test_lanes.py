@@ -360,3 +360,61 @@ def test_two_processes_fall_back_to_one_pass_when_events_are_in_several_lanes(mo
     assert started == []  # lane 2 has events: one pass
     assert (result.ok, result.first_bad) == (False, events[5].seq)
     assert result == services.verify(workers=1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_when_every_lane_is_held_a_writer_waits_for_one(settings):
+    """One lane (the old behaviour): a second writer waits for the first's commit, then links after it."""
+    settings.AUDIT_LANES = 1
+    record("tests.lane.first", actor_name="first")  # the lane exists, committed
+    held, release, errors, waiter_pid = threading.Event(), threading.Event(), [], []
+
+    def holder() -> None:
+        try:
+            with transaction.atomic():
+                record("tests.lane.held", actor_name="holder")
+                held.set()
+                assert release.wait(timeout=30)
+        except Exception as exc:  # asserted below
+            errors.append(exc)
+            held.set()
+        finally:
+            connections.close_all()
+
+    def waiter() -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                waiter_pid.append(cursor.fetchone()[0])
+            record("tests.lane.waited", actor_name="waiter")
+        except Exception as exc:  # asserted below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    first = threading.Thread(target=holder)
+    first.start()
+    assert held.wait(timeout=30)
+    second = threading.Thread(target=waiter)
+    second.start()
+    try:
+        with connection.cursor() as cursor:  # the waiter is blocked on the lane's row lock
+            for _ in range(3000):
+                cursor.execute(
+                    "SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted",
+                    [waiter_pid[0] if waiter_pid else 0],
+                )
+                if cursor.fetchone()[0]:
+                    break
+                cursor.execute("SELECT pg_sleep(0.01)")
+            else:
+                pytest.fail("the second writer never waited for the lane")
+    finally:
+        release.set()
+        first.join(timeout=30)
+        second.join(timeout=30)
+    assert errors == []
+    held_event = AuditEvent.objects.get(action="tests.lane.held")
+    waited = AuditEvent.objects.get(action="tests.lane.waited")
+    assert (waited.prev_hash, waited.seq > held_event.seq) == (held_event.hash, True)
+    assert verify().ok and verify().count == 3
