@@ -17,6 +17,19 @@ from json.encoder import c_make_encoder, encode_basestring_ascii
 from json.scanner import c_make_scanner
 
 GENESIS_HASH = "0" * 64
+MAX_LANES = 64
+
+
+def lane_genesis(lane: int) -> str:
+    """The hash a lane's first event links to: lane 1 (the chain written before lanes) starts at
+    GENESIS_HASH, lane k >= 2 at "0"*60 + k in four digits (distinct: prev_hash is unique)."""
+    return GENESIS_HASH if lane == 1 else "0" * 60 + f"{lane:04d}"
+
+
+def geneses(lanes: int = MAX_LANES) -> dict[str, int]:
+    """{genesis hash: lane} for lanes 1..lanes."""
+    return {lane_genesis(lane): lane for lane in range(1, lanes + 1)}
+
 
 # The fields an event's hash covers: the one list (compute_hash and the verifier use it).
 HASHED_FIELDS = (
@@ -249,16 +262,134 @@ class Chain:
         return self.bad is None
 
 
+class Lanes:
+    """Walks rows in seq order as Chain does, for a trail written in lanes (PostgreSQL): each event
+    must link to the tip of a lane already open or to the genesis of a lane not yet started; the
+    global seq may have gaps (rolled-back transactions). Stops at the first bad row: a broken link, a
+    published head of its lane that differs, content that does not match its hash. `published` is
+    {(lane, n): entry}: the n-th event of that lane as published. `trust_first` starts mid-trail
+    trusting the first row's link as lane 1's tip, with no lane genesis allowed (a worker's range of a
+    trail with one lane; the caller checks the boundary); `start` is lane 1's count before it."""
+
+    def __init__(self, published=None, trust_first: bool = False, start: int = 0):
+        self.tips: dict[str, int] = {}  # the open tips, {hash: lane}
+        self.starts: dict[str, int] = {} if trust_first else geneses()  # lanes not yet started
+        self.counts = [0] * (MAX_LANES + 1)
+        self.counts[1] = start
+        self.trust_first = trust_first
+        self.first_prev: str | None = None
+        self.count = 0
+        self.last_hash = GENESIS_HASH  # the last good row's hash
+        self.last_seq = 0
+        self.published = published or {}
+        self.bad: tuple[int, str] | None = None  # (seq, kind)
+        self.bad_entry: dict | None = None  # the published head that differs
+
+    def ends(self) -> dict[int, str]:
+        """{lane: tip} of every lane started."""
+        return {lane: tip for tip, lane in self.tips.items()}
+
+    def feed(self, rows, text: bool = True) -> bool:
+        """Check a batch; False once a bad row is found (self.bad, self.count include it)."""
+        if self.bad is not None:
+            return False
+        if not rows:
+            return True
+        if self.trust_first and self.first_prev is None:
+            self.first_prev = rows[0][14]
+            self.tips[self.first_prev] = 1
+        tips, starts, counts, published = self.tips, self.starts, self.counts, self.published
+        tips_pop, starts_pop = tips.pop, starts.pop
+        count, last_hash, last_seq = self.count, self.last_hash, self.last_seq
+        # The hot loop: Chain.feed's, with the link looked up among the open tips.
+        esc, template, sha256, memo_get = _esc, _TEMPLATE, hashlib.sha256, _memo.get
+        for row in rows:
+            count += 1
+            seq = row[0]
+            lane = tips_pop(row[14], None)
+            if lane is None:
+                lane = starts_pop(row[14], None)
+                if lane is None:
+                    self.bad = (seq, LINK)
+                    break
+            n = counts[lane] + 1
+            counts[lane] = n
+            if published:
+                head_then = published.get((lane, n))
+                if head_then is not None and head_then["hash"] != row[15]:
+                    self.bad, self.bad_entry = (seq, PUBLISHED), head_then
+                    break
+            if text:
+                occurred = row[1]
+                if len(occurred) == 29 and occurred[26:] == "+00" and occurred[10] == " ":
+                    occurred = '"' + occurred[:10] + "T" + occurred[11:26] + '+00:00"'
+                else:
+                    occurred = iso_timestamp_text(occurred)
+                before, after = row[9], row[10]
+                before = "null" if before is None else (memo_get(before) or canonical_json_text(before))
+                after = "null" if after is None else (memo_get(after) or canonical_json_text(after))
+            else:
+                occurred = iso_timestamp(row[1])
+                before, after = canonical_json(row[9]), canonical_json(row[10])
+            actor_id, ip_address = row[2], row[12]
+            try:
+                content = template % (
+                    esc(row[4]),
+                    "null" if actor_id is None else int(actor_id),
+                    esc(row[3]),
+                    after,
+                    before,
+                    "null" if ip_address is None else esc(ip_address),
+                    esc(row[6]),
+                    esc(row[7]),
+                    esc(row[5]),
+                    occurred,
+                    esc(row[14]),
+                    esc(row[13]),
+                    esc(row[11]),
+                    int(seq),
+                    esc(row[8]),
+                )
+            except TypeError:
+                content = canonical(row, occurred, before, after)
+            last = row[15]
+            if sha256(content.encode("ascii")).hexdigest() != last:
+                self.bad = (seq, CONTENT)
+                break
+            tips[last] = lane
+            last_hash, last_seq = last, seq
+        self.count, self.last_hash, self.last_seq = count, last_hash, last_seq
+        return self.bad is None
+
+
+def lane_position(rows, lane: int, n: int) -> int | None:
+    """The seq of the n-th event of `lane`, from (seq, prev_hash, hash) rows in seq order (the links
+    replayed as Lanes does; a report's detail, not on the verifier's hot path)."""
+    tips: dict[str, int] = {}
+    starts = geneses()
+    counts = [0] * (MAX_LANES + 1)
+    for seq, prev, own in rows:
+        found = tips.pop(prev, None) or starts.pop(prev, None)
+        if found is None:
+            continue
+        counts[found] += 1
+        if found == lane and counts[found] == n:
+            return seq
+        tips[own] = found
+    return None
+
+
 # --- A second process for the upper half of the chain (audit.services.verify) -------------------------
-def verify_range(conninfo: dict, first_seq: int, published: dict, chunk_size: int) -> tuple:
-    """Check the rows from first_seq on, in a process of its own (no Django: a bare psycopg connection
-    with its own server-side cursor). Starts trusting the first row's link; the caller checks that it
-    links to the lower half's last hash. Returns (bad, count, first_prev, last_hash)."""
+def verify_range(conninfo: dict, after: int, published: dict, start: int, chunk_size: int) -> tuple:
+    """Check the rows after seq `after`, in a process of its own (no Django: a bare psycopg connection
+    with its own server-side cursor), as one lane (lane 1) whose count so far is `start`. Starts
+    trusting the first row's link; the caller checks that it links to the lower half's lane-1 tip.
+    Returns (bad, count, first_prev, last_hash, last_seq)."""
     import psycopg
     from psycopg.types.string import TextLoader
 
-    walker = Chain(expected_seq=first_seq, expected_prev=None, published=published)
-    select = "SELECT " + ", ".join(COLUMNS) + " FROM audit_auditevent WHERE seq >= %s ORDER BY seq"  # noqa: S608
+    walker = Lanes(published=published, trust_first=True, start=start)
+    select = "SELECT " + ", ".join(COLUMNS) + " FROM audit_auditevent WHERE seq > %s ORDER BY seq"  # noqa: S608
     with psycopg.connect(**conninfo) as conn:
         for name in ("timestamptz", "jsonb", "inet"):
             conn.adapters.register_loader(name, TextLoader)
@@ -266,11 +397,11 @@ def verify_range(conninfo: dict, first_seq: int, published: dict, chunk_size: in
         conn.execute("SET TimeZone = 'UTC'")
         with conn.transaction(), conn.cursor(name="audit_verify_range") as cursor:
             cursor.itersize = chunk_size
-            cursor.execute(select, [first_seq])
+            cursor.execute(select, [after])
             while rows := cursor.fetchmany(chunk_size):
                 if not walker.feed(rows):
                     break
-    return walker.bad, walker.count, walker.first_prev, walker.last_hash
+    return walker.bad, walker.count, walker.first_prev, walker.last_hash, walker.last_seq
 
 
 def verify_range_into(pipe, *args) -> None:

@@ -62,15 +62,19 @@ class AuditEvent(models.Model):
 
 
 class ChainHead(models.Model):
-    """One row that every writer locks, so concurrent writers append one after another and the
-    chain cannot fork (the unique constraints on seq and prev_hash back this up)."""
+    """The head of one lane (id 1..64): an independent hash chain that one writer at a time locks and
+    appends to, so writers in different lanes do not wait on each other; seq is the number of events
+    in the lane, hash its last event's hash (or the lane's genesis). Lane 1 is the chain written
+    before lanes existed (docs/audit-chain.md, "Writers without a global lock")."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
     seq = models.BigIntegerField(default=0)
     hash = models.CharField(max_length=64, default=GENESIS_HASH)
 
     class Meta:
-        constraints = [models.CheckConstraint(condition=models.Q(id=1), name="audit_single_head")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(id__gte=1, id__lte=64), name="audit_single_head")
+        ]
 
     def __str__(self) -> str:
-        return f"chain head #{self.seq}"
+        return f"lane {self.id} head #{self.seq}"

@@ -204,6 +204,9 @@ AUDIT_VERIFY_HOUR_UTC = env_int("AUDIT_VERIFY_HOUR_UTC", 2, minimum=0, maximum=2
 # The chain head (sequence and hash) is appended here every night: outside the database, so a
 # rewrite of the whole table is detectable. Point it at storage the database admins cannot edit.
 AUDIT_HEADS_FILE = Path(env_str("AUDIT_HEADS_FILE", str(VAR_DIR / "audit-heads.jsonl")))
+# Audit writers append to K independent hash chains ("lanes", docs/audit-chain.md), so concurrent
+# writers do not queue on one row. SQLite serialises writers anyway: always one lane there.
+AUDIT_LANES = env_int("AUDIT_LANES", 8 if DB_VENDOR == "postgresql" else 1, minimum=1, maximum=64)
 
 # --- Auth -----------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [

@@ -85,7 +85,11 @@ def chain_status() -> Chain:
         .values("occurred_at", "after")
         .first()
     )
-    head = ChainHead.objects.filter(id=1).values("seq", "hash").first() or {"seq": 0, "hash": ""}
+    # The trail is written in lanes (docs/audit-chain.md): its length is the lanes' counts added up,
+    # its head the last event's hash (as audit.services.verify() reports them).
+    counts = list(ChainHead.objects.values_list("seq", flat=True))
+    tip = AuditEvent.objects.order_by("-seq").values_list("hash", flat=True).first()
+    head = {"seq": sum(counts), "hash": tip or ""}
     heads = published_heads()
     published = dict(heads[-1]) if heads else None
     if published:

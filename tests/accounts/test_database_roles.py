@@ -96,7 +96,7 @@ with connection.cursor() as cursor:
     cursor.execute("SELECT current_user")
     user = cursor.fetchone()[0]
 print(json.dumps({"user": user, "seqs": [first.seq, second.seq], "events": AuditEvent.objects.count(),
-                  "head": ChainHead.objects.get().seq, "ok": verify().ok,
+                  "head": ChainHead.objects.get(id=1).seq, "ok": verify().ok,
                   "windows": site.windows.count()}))
 """
 

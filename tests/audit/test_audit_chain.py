@@ -40,7 +40,7 @@ def test_record_appends_linked_events():
     assert (first.seq, second.seq) == (1, 2)
     assert first.prev_hash == GENESIS_HASH and second.prev_hash == first.hash
     assert len(second.hash) == 64 and second.hash != first.hash
-    head = ChainHead.objects.get()
+    head = ChainHead.objects.get(id=1)  # one connection, one after another: all in lane 1
     assert (head.seq, head.hash) == (2, second.hash)
     assert verify().as_dict() == {"ok": True, "count": 2, "head": second.hash, "first_bad": None}
 
@@ -226,3 +226,19 @@ def test_the_hash_of_a_fixed_event_never_changes():
         prev_hash="0" * 64,
     )
     assert compute_hash(event) == "c55e3f658845cda0af7a696e86add3e7a4b2447d6735a8d46546cdf012b39767"
+
+
+@pytest.mark.django_db
+def test_sqlite_writes_one_lane_whatever_the_setting(settings):
+    """Audit lanes are a PostgreSQL matter: SQLite serialises writers, one chain, seq = head + 1."""
+    from audit.services import lanes
+
+    settings.AUDIT_LANES = 8
+    first = record("tests.thing.created", actor_name="alice")
+    second = record("tests.thing.created", actor_name="alice")
+    if connection.vendor == "postgresql":
+        assert lanes() == 8
+        return
+    assert lanes() == 1
+    assert (first.seq, second.seq, second.prev_hash) == (1, 2, first.hash)
+    assert list(ChainHead.objects.values_list("id", "seq")) == [(1, 2)]

@@ -148,29 +148,36 @@ def test_rows_as_the_database_gives_them_hash_like_model_instances():
 
 
 def _reference_verify() -> Verification:
-    """The model-by-model verifier the fast one replaced (v0.37), kept as the oracle."""
+    """The model-by-model verifier the fast one replaced (v0.37), kept as the oracle. On PostgreSQL
+    the trail is in lanes and the global sequence may have gaps: no gap check there, a missing event
+    is a broken link (these chains are all in lane 1)."""
+    lanes = connection.vendor == "postgresql"
     from audit.trail import published_heads
 
     expected_prev, expected_seq, count, last_hash = GENESIS_HASH, 1, 0, GENESIS_HASH
     published = {entry["seq"]: entry for entry in published_heads()}
     for event in AuditEvent.objects.order_by("seq").iterator(chunk_size=5000):
         count += 1
-        head_then = published.get(event.seq)
-        if head_then is not None and head_then["hash"] != event.hash and event.seq == expected_seq:
-            return Verification(
-                False,
-                count,
-                last_hash,
-                event.seq,
-                f"#{event.seq} differs from the head published {head_then['published_at']}: "
-                "the trail was rewritten",
-            )
-        if event.seq != expected_seq:
+        head_then = published.get(expected_seq if lanes else event.seq)  # lanes: the lane's n-th event
+        differs = head_then is not None and head_then["hash"] != event.hash
+        rewritten = Verification(
+            False,
+            count,
+            last_hash,
+            event.seq,
+            f"#{event.seq} differs from the head published {head_then and head_then['published_at']}: "
+            "the trail was rewritten",
+        )
+        if differs and event.seq == expected_seq and not lanes:
+            return rewritten
+        if event.seq != expected_seq and not lanes:
             return Verification(False, count, last_hash, event.seq, f"sequence gap before #{event.seq}")
         if event.prev_hash != expected_prev:
             return Verification(
                 False, count, last_hash, event.seq, f"#{event.seq} does not link to its predecessor"
             )
+        if differs and lanes:  # the link first: it says which lane, and which of its events
+            return rewritten
         if compute_hash(event) != event.hash:
             return Verification(
                 False, count, last_hash, event.seq, f"#{event.seq} content does not match its hash"

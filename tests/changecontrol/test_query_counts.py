@@ -131,10 +131,13 @@ def _bulk_rfcs(count: int, *, authors, release, site_a, site_b) -> None:
 
 
 def _bulk_audit(numbers: list[str]) -> None:
-    """One event per RFC, chained as `record()` chains them (the trail stays verifiable)."""
+    """One event per RFC, chained as `record()` chains them in lane 1 (the trail stays verifiable):
+    the global seq after the last event's (PostgreSQL's sequence may have left gaps), then the
+    sequence moved past them."""
     ChainHead.objects.get_or_create(id=1)
     head = ChainHead.objects.get(id=1)
-    seq, prev = head.seq, head.hash or GENESIS_HASH
+    prev = head.hash or GENESIS_HASH
+    seq = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
     events = []
     for number in numbers:
         seq += 1
@@ -154,7 +157,10 @@ def _bulk_audit(numbers: list[str]) -> None:
         prev = event.hash
         events.append(event)
     AuditEvent.objects.bulk_create(events, batch_size=500)
-    ChainHead.objects.filter(id=1).update(seq=seq, hash=prev)
+    ChainHead.objects.filter(id=1).update(seq=head.seq + len(events), hash=prev)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT setval('audit_event_seq', %s + 1, false)", [seq])
 
 
 def _count(client, url: str, **kwargs) -> int:
