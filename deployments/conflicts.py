@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.db.models import Q
 from django.utils import translation
 from django.utils.translation import gettext, gettext_noop
 
@@ -85,9 +86,10 @@ def touching(rfc, site, start: datetime, end: datetime) -> list[Conflict]:
     return found
 
 
-def neighbours(rfc, impacts) -> dict[int, list[dict]]:
+def neighbours(rfc, impacts, limit: int | None = None, left_out: dict | None = None) -> dict[int, list[dict]]:
     """Per site of `impacts` (the RFC's): the other open RFCs that name an item it names there, with
-    the items they share and their booked or running deployments at that site (two queries)."""
+    the items they share and their booked or running deployments at that site (two queries). With
+    `limit`, at most that many per site (by number); `left_out` gets how many more each site has."""
     from releases.states import OPEN_STATES
 
     mine = {i.site_id: i for i in impacts}
@@ -95,7 +97,7 @@ def neighbours(rfc, impacts) -> dict[int, list[dict]]:
     if not any(keys.values()):
         return {}
     others = (
-        Impact.objects.filter(site_id__in=list(mine), rfc__state__in=OPEN_STATES)
+        Impact.objects.filter(_naming_any(mine.values()), site_id__in=list(mine), rfc__state__in=OPEN_STATES)
         .exclude(rfc=rfc)
         .select_related("rfc")
         .order_by("rfc__number")
@@ -104,6 +106,10 @@ def neighbours(rfc, impacts) -> dict[int, list[dict]]:
     for other in others:
         shared = keys[other.site_id] & set(labelled(other))
         if shared:
+            if limit is not None and len(found.get(other.site_id, ())) >= limit:
+                if left_out is not None:
+                    left_out[other.site_id] = left_out.get(other.site_id, 0) + 1
+                continue
             names = labelled(mine[other.site_id])
             found.setdefault(other.site_id, []).append(
                 {"rfc": other.rfc, "shared": [names[key] for key in sorted(shared)], "bookings": []}
@@ -124,6 +130,22 @@ def neighbours(rfc, impacts) -> dict[int, list[dict]]:
                     f"{d.environment.tier} {d.scheduled_start.astimezone(zone):%a %d %b %H:%M %Z}"
                 )
     return found
+
+
+_FIELDS = {"line": "lines", "module": "modules", "interface": "interfaces"}
+
+
+def _naming_any(impacts) -> Q:
+    """The database's first pass over the other impacts: those whose item lists hold one of the names
+    as text, whatever the case (a superset; `labelled` compares the items exactly after). A name
+    that is not plain ASCII may be escaped in the stored JSON: then every impact passes."""
+    wanted = Q(pk__in=[])
+    for impact in impacts:
+        for kind, name in _named(impact):
+            if not name.isascii() or '"' in name or "\\" in name:
+                return Q()
+            wanted |= Q(**{f"{_FIELDS[kind]}__icontains": name})
+    return wanted
 
 
 def _named(impact) -> list[tuple[str, str]]:
