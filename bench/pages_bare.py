@@ -136,12 +136,12 @@ def queue(request):
 
 @login_required
 def calendar_month(request):
-    today = clock.now().date().replace(day=1)
-    start = today - timedelta(days=7)
-    end = today + timedelta(days=42)
+    first = clock.now().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    start = first - timedelta(days=7)  # the month view's weeks start before the 1st and end after
+    end = first + timedelta(days=42)
     rows = [
         [d.rfc.number, d.rfc.title, d.environment, d.get_state_display(), d.scheduled_start, d.scheduled_end]
-        for d in Deployment.objects.filter(scheduled_start__date__gte=start, scheduled_start__date__lt=end)
+        for d in Deployment.objects.filter(scheduled_start__gte=start, scheduled_start__lt=end)
         .select_related("rfc", "environment", "environment__site")
         .order_by("scheduled_start")
     ]
