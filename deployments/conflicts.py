@@ -88,32 +88,41 @@ def touching(rfc, site, start: datetime, end: datetime) -> list[Conflict]:
 
 def neighbours(rfc, impacts, limit: int | None = None, left_out: dict | None = None) -> dict[int, list[dict]]:
     """Per site of `impacts` (the RFC's): the other open RFCs that name an item it names there, with
-    the items they share and their booked or running deployments at that site (two queries). With
-    `limit`, at most that many per site (by number); `left_out` gets how many more each site has."""
+    the items they share and their booked or running deployments at that site (three queries: the
+    impacts' item lists, the RFCs shown, their deployments). With `limit`, at most that many per site
+    (by number); `left_out` gets how many more each site has."""
+    from releases.models import Rfc
     from releases.states import OPEN_STATES
 
     mine = {i.site_id: i for i in impacts}
-    keys = {site_id: set(labelled(i)) for site_id, i in mine.items()}
+    keys = {site_id: _keys(i.lines, i.modules, i.interfaces) for site_id, i in mine.items()}
     if not any(keys.values()):
         return {}
+    # The lists alone, not model instances: on a busy line thousands of open changes may share an item.
     others = (
         Impact.objects.filter(_naming_any(mine.values()), site_id__in=list(mine), rfc__state__in=OPEN_STATES)
         .exclude(rfc=rfc)
-        .select_related("rfc")
-        .order_by("rfc__number")
+        .order_by("rfc__number", "site_id")
+        .values_list("site_id", "rfc_id", "lines", "modules", "interfaces")
     )
+    kept: dict[int, list[tuple[int, set]]] = {}
+    for site_id, rfc_id, lines, modules, interfaces in others:
+        shared = keys[site_id] & _keys(lines, modules, interfaces)
+        if not shared:
+            continue
+        if limit is not None and len(kept.get(site_id, ())) >= limit:
+            if left_out is not None:
+                left_out[site_id] = left_out.get(site_id, 0) + 1
+            continue
+        kept.setdefault(site_id, []).append((rfc_id, shared))
+    rfcs = Rfc.objects.in_bulk({rfc_id for entries in kept.values() for rfc_id, _ in entries}) if kept else {}
     found: dict[int, list[dict]] = {}
-    for other in others:
-        shared = keys[other.site_id] & set(labelled(other))
-        if shared:
-            if limit is not None and len(found.get(other.site_id, ())) >= limit:
-                if left_out is not None:
-                    left_out[other.site_id] = left_out.get(other.site_id, 0) + 1
-                continue
-            names = labelled(mine[other.site_id])
-            found.setdefault(other.site_id, []).append(
-                {"rfc": other.rfc, "shared": [names[key] for key in sorted(shared)], "bookings": []}
-            )
+    for site_id, entries in kept.items():
+        names = labelled(mine[site_id])
+        found[site_id] = [
+            {"rfc": rfcs[rfc_id], "shared": [names[key] for key in sorted(shared)], "bookings": []}
+            for rfc_id, shared in entries
+        ]
     if found:
         by_rfc = {
             (entry["rfc"].pk, site_id): entry for site_id, entries in found.items() for entry in entries
@@ -130,6 +139,15 @@ def neighbours(rfc, impacts, limit: int | None = None, left_out: dict | None = N
                     f"{d.environment.tier} {d.scheduled_start.astimezone(zone):%a %d %b %H:%M %Z}"
                 )
     return found
+
+
+def _keys(lines, modules, interfaces) -> set[tuple[str, str]]:
+    """The items an impact names, as `labelled` keys them (kind, name in lower case), without labels."""
+    return (
+        {("line", n.lower()) for n in lines or ()}
+        | {("module", n.lower()) for n in modules or ()}
+        | {("interface", n.lower()) for n in interfaces or ()}
+    )
 
 
 _FIELDS = {"line": "lines", "module": "modules", "interface": "interfaces"}
