@@ -11,7 +11,7 @@ from datetime import timedelta
 from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.db.models import Prefetch
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template import engines
 
@@ -52,9 +52,17 @@ _TABLE = engines["django"].from_string(
 )
 
 
-def _render(rows) -> str:
-    from django.http import HttpResponse
+# The same rows inside the portal's layout (`?base=1`): what base.html and its context cost by itself.
+_IN_BASE = engines["django"].from_string(
+    '{% extends "base.html" %}{% block title %}bare{% endblock %}{% block content %}<table>'
+    "{% for row in rows %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>{% endfor %}"
+    "</table>{% endblock %}"
+)
 
+
+def _render(rows, request=None) -> HttpResponse:
+    if request is not None and request.GET.get("base"):
+        return HttpResponse(_IN_BASE.render({"rows": rows}, request))
     return HttpResponse(_TABLE.render({"rows": rows}))
 
 
@@ -105,12 +113,12 @@ def home(request):
     ]
     rows += [_approval_row(a) for a in _pending(user)[:10]]
     rows += [_rfc_row(r) for r in _rfcs().filter(state=RfcState.APPROVED).order_by("-updated_at")[:10]]
-    return _render(rows)
+    return _render(rows, request)
 
 
 @login_required
 def rfc_list(request):
-    return _render([_rfc_row(r) for r in _rfcs().order_by("-created_at", "-id")[:ROWS]])
+    return _render([_rfc_row(r) for r in _rfcs().order_by("-created_at", "-id")[:ROWS]], request)
 
 
 @login_required
@@ -126,12 +134,12 @@ def rfc_page(request, uuid):
         [e.seq, e.occurred_at, e.actor_name, e.action, e.object_repr]
         for e in AuditEvent.objects.filter(object_type="releases.rfc", object_id=rfc.number).order_by("seq")
     ]
-    return _render(rows)
+    return _render(rows, request)
 
 
 @login_required
 def queue(request):
-    return _render([_approval_row(a) for a in _pending(request.user)[:ROWS]])
+    return _render([_approval_row(a) for a in _pending(request.user)[:ROWS]], request)
 
 
 @login_required
@@ -145,7 +153,7 @@ def calendar_month(request):
         .select_related("rfc", "environment", "environment__site")
         .order_by("scheduled_start")
     ]
-    return _render(rows)
+    return _render(rows, request)
 
 
 @login_required

@@ -14,7 +14,8 @@ the one DATABASE_URL names, migrated, and dropped at the end.
    pages, and beside them (bench/pages_urls.py, bench/pages_bare.py) a bare view of each page's
    rows, rendered with a minimal template and no base.html; every response says its query count.
 3. Per page, signed in as its role: p50 and p95 of RUNS requests, the same for its bare view
-   (interleaved, so both see the same machine), the ratio of the p50s and the queries.
+   (interleaved, so both see the same machine), the ratio of the p50s and the queries; and the p50 of
+   the bare rows rendered inside base.html (`?base=1`), the layout's own share.
    --check-constant also counts each page's queries at a tenth of the rows (2,000 RFCs by default)
    before loading the rest, and fails when a count differs.
    --profile PAGE prints cProfile's top 25 for one page, asked in-process: by own time, and by
@@ -360,7 +361,8 @@ def measure(server: Server, cookies, table, runs: int) -> list[dict]:
         for _ in range(2):  # warm both
             server.get(url, cookies[who])
             server.get(bare, cookies[who])
-        page_t, bare_t, queries, bare_q = [], [], 0, 0
+        in_base = None if bare.startswith("/_bare/api/") else bare + ("&" if "?" in bare else "?") + "base=1"
+        page_t, bare_t, base_t, queries, bare_q = [], [], [], 0, 0
         for _ in range(runs):
             took, status, queries = server.get(url, cookies[who])
             if status != 200:
@@ -370,18 +372,23 @@ def measure(server: Server, cookies, table, runs: int) -> list[dict]:
             if status != 200:
                 raise RuntimeError(f"{name}: bare {bare} answered {status}")
             bare_t.append(took * 1000)
+            if in_base:
+                took, status, _q = server.get(in_base, cookies[who])
+                base_t.append(took * 1000)
         row = {
             "page": name,
             "p50": harness.pct(page_t, 50),
             "p95": harness.pct(page_t, 95),
             "bare": harness.pct(bare_t, 50),
+            "in_base": harness.pct(base_t, 50) if base_t else None,
             "queries": queries,
             "bare_queries": bare_q,
         }
         row["ratio"] = row["p50"] / row["bare"]
         rows.append(row)
+        base = f"{row['in_base']:8.1f}" if row["in_base"] is not None else f"{'-':>8}"
         print(f"   {name:<28} {row['p50']:8.1f} {row['p95']:8.1f} {row['bare']:8.1f} {row['ratio']:6.1f}x "
-              f"{queries:5d} {bare_q:4d}", flush=True)  # fmt: skip
+              f"{queries:7d} {bare_q:4d} {base}", flush=True)  # fmt: skip
     return rows
 
 
@@ -457,7 +464,12 @@ def _run(args) -> int:
         print(
             f"\n2. Through gunicorn (2 workers), {args.runs} runs each; times in ms, ratio = p50 / bare p50"
         )
-        print(f"   {'page':<28} {'p50':>8} {'p95':>8} {'bare p50':>8} {'ratio':>7} {'queries':>5} bare")
+        print(
+            "   bare: the same rows, minimal template; in base.html: the same rows inside the portal's layout"
+        )
+        print(
+            f"   {'page':<28} {'p50':>8} {'p95':>8} {'bare p50':>8} {'ratio':>7} {'queries':>7} bare {'in base.html p50':>8}"
+        )
         rows = measure(server, cookies, table, args.runs)
     finally:
         server.close()
