@@ -347,11 +347,15 @@ class Server:
 def count_queries(server: Server, cookies, table) -> dict[str, int]:
     found = {}
     for name, who, url, _bare in table:
-        server.get(url, cookies[who])  # warm
-        _t, status, queries = server.get(url, cookies[who])
-        if status != 200:
-            raise RuntimeError(f"{name}: {url} answered {status}")
-        found[name] = queries
+        # Each of the two workers fills its own caches (content types) on its first requests: the
+        # fewest of a few answers is the page's own count.
+        counts = []
+        for _ in range(4):
+            _t, status, queries = server.get(url, cookies[who])
+            if status != 200:
+                raise RuntimeError(f"{name}: {url} answered {status}")
+            counts.append(queries)
+        found[name] = min(counts)
     return found
 
 
@@ -362,9 +366,10 @@ def measure(server: Server, cookies, table, runs: int) -> list[dict]:
             server.get(url, cookies[who])
             server.get(bare, cookies[who])
         in_base = None if bare.startswith("/_bare/api/") else bare + ("&" if "?" in bare else "?") + "base=1"
-        page_t, bare_t, base_t, queries, bare_q = [], [], [], 0, 0
+        page_t, bare_t, base_t, counts, bare_q = [], [], [], [], 0
         for _ in range(runs):
             took, status, queries = server.get(url, cookies[who])
+            counts.append(queries)
             if status != 200:
                 raise RuntimeError(f"{name}: {url} answered {status}")
             page_t.append(took * 1000)
@@ -375,6 +380,7 @@ def measure(server: Server, cookies, table, runs: int) -> list[dict]:
             if in_base:
                 took, status, _q = server.get(in_base, cookies[who])
                 base_t.append(took * 1000)
+        queries = min(counts)
         row = {
             "page": name,
             "p50": harness.pct(page_t, 50),
