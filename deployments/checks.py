@@ -523,8 +523,18 @@ STAGES = frozenset({"schedule", "deploy"})
 
 
 def proving_environments(rfc) -> list[tuple[object, Environment | None]]:
-    """(site, the environment that proves the release there, or None) for every target site."""
-    return [(impact.site, promotion.proving(impact.site_id)) for impact in rfc.impacts.all()]
+    """(site, the environment that proves the release there, or None) for every target site: one
+    query, kept on the RFC object (the gates evaluate a freshly read one, and ask this once per gate)."""
+    cached = getattr(rfc, "_proving_environments", None)
+    if cached is not None:
+        return cached
+    impacts = list(rfc.impacts.all())
+    by_site: dict[int, list[Environment]] = {}
+    for env in Environment.objects.filter(site_id__in={i.site_id for i in impacts}).select_related("site"):
+        by_site.setdefault(env.site_id, []).append(env)
+    found = [(impact.site, promotion.proving_among(by_site.get(impact.site_id, []))) for impact in impacts]
+    rfc._proving_environments = found
+    return found
 
 
 def _where(site, environment: Environment) -> str:

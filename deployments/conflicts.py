@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.db.models import Q
 from django.utils import translation
 from django.utils.translation import gettext, gettext_noop
 
@@ -85,29 +86,43 @@ def touching(rfc, site, start: datetime, end: datetime) -> list[Conflict]:
     return found
 
 
-def neighbours(rfc, impacts) -> dict[int, list[dict]]:
+def neighbours(rfc, impacts, limit: int | None = None, left_out: dict | None = None) -> dict[int, list[dict]]:
     """Per site of `impacts` (the RFC's): the other open RFCs that name an item it names there, with
-    the items they share and their booked or running deployments at that site (two queries)."""
+    the items they share and their booked or running deployments at that site (three queries: the
+    impacts' item lists, the RFCs shown, their deployments). With `limit`, at most that many per site
+    (by number); `left_out` gets how many more each site has."""
+    from releases.models import Rfc
     from releases.states import OPEN_STATES
 
     mine = {i.site_id: i for i in impacts}
-    keys = {site_id: set(labelled(i)) for site_id, i in mine.items()}
+    keys = {site_id: _keys(i.lines, i.modules, i.interfaces) for site_id, i in mine.items()}
     if not any(keys.values()):
         return {}
+    # The lists alone, not model instances: on a busy line thousands of open changes may share an item.
     others = (
-        Impact.objects.filter(site_id__in=list(mine), rfc__state__in=OPEN_STATES)
+        Impact.objects.filter(_naming_any(mine.values()), site_id__in=list(mine), rfc__state__in=OPEN_STATES)
         .exclude(rfc=rfc)
-        .select_related("rfc")
-        .order_by("rfc__number")
+        .order_by("rfc__number", "site_id")
+        .values_list("site_id", "rfc_id", "lines", "modules", "interfaces")
     )
+    kept: dict[int, list[tuple[int, set]]] = {}
+    for site_id, rfc_id, lines, modules, interfaces in others:
+        shared = keys[site_id] & _keys(lines, modules, interfaces)
+        if not shared:
+            continue
+        if limit is not None and len(kept.get(site_id, ())) >= limit:
+            if left_out is not None:
+                left_out[site_id] = left_out.get(site_id, 0) + 1
+            continue
+        kept.setdefault(site_id, []).append((rfc_id, shared))
+    rfcs = Rfc.objects.in_bulk({rfc_id for entries in kept.values() for rfc_id, _ in entries}) if kept else {}
     found: dict[int, list[dict]] = {}
-    for other in others:
-        shared = keys[other.site_id] & set(labelled(other))
-        if shared:
-            names = labelled(mine[other.site_id])
-            found.setdefault(other.site_id, []).append(
-                {"rfc": other.rfc, "shared": [names[key] for key in sorted(shared)], "bookings": []}
-            )
+    for site_id, entries in kept.items():
+        names = labelled(mine[site_id])
+        found[site_id] = [
+            {"rfc": rfcs[rfc_id], "shared": [names[key] for key in sorted(shared)], "bookings": []}
+            for rfc_id, shared in entries
+        ]
     if found:
         by_rfc = {
             (entry["rfc"].pk, site_id): entry for site_id, entries in found.items() for entry in entries
@@ -124,6 +139,31 @@ def neighbours(rfc, impacts) -> dict[int, list[dict]]:
                     f"{d.environment.tier} {d.scheduled_start.astimezone(zone):%a %d %b %H:%M %Z}"
                 )
     return found
+
+
+def _keys(lines, modules, interfaces) -> set[tuple[str, str]]:
+    """The items an impact names, as `labelled` keys them (kind, name in lower case), without labels."""
+    return (
+        {("line", n.lower()) for n in lines or ()}
+        | {("module", n.lower()) for n in modules or ()}
+        | {("interface", n.lower()) for n in interfaces or ()}
+    )
+
+
+_FIELDS = {"line": "lines", "module": "modules", "interface": "interfaces"}
+
+
+def _naming_any(impacts) -> Q:
+    """The database's first pass over the other impacts: those whose item lists hold one of the names
+    as text, whatever the case (a superset; `labelled` compares the items exactly after). A name
+    that is not plain ASCII may be escaped in the stored JSON: then every impact passes."""
+    wanted = Q(pk__in=[])
+    for impact in impacts:
+        for kind, name in _named(impact):
+            if not name.isascii() or '"' in name or "\\" in name:
+                return Q()
+            wanted |= Q(**{f"{_FIELDS[kind]}__icontains": name})
+    return wanted
 
 
 def _named(impact) -> list[tuple[str, str]]:

@@ -70,11 +70,12 @@ def registered(name: str) -> bool:
     return any(known == name for known, _, _ in _REGISTRY)
 
 
-def evaluate(rfc, stage: str = "submit", only=None) -> list[Gate]:
+def evaluate(rfc, stage: str = "submit", only=None, *, fresh=None) -> list[Gate]:
     """Every gate for `stage` (or only those named in `only`), always on freshly read data: a gate never
     passes on a stale copy. A failing waivable gate with a live waiver for the RFC's artifact reads as
-    passed and waived."""
-    fresh = _fresh(rfc)
+    passed and waived. `fresh`: the RFC as `read()` gave it in this request (a page asking two stages
+    reads the RFC once)."""
+    fresh = fresh if fresh is not None else _fresh(rfc)
     return _with_waivers(
         fresh,
         [
@@ -137,6 +138,11 @@ def _with_waivers(rfc, results: list[Gate]) -> list[Gate]:
             )
         )
     return shown
+
+
+def read(rfc):
+    """The RFC read afresh with what the gates look at, for `evaluate(..., fresh=)`."""
+    return _fresh(rfc)
 
 
 def _fresh(rfc):

@@ -17,6 +17,7 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -73,12 +74,43 @@ def _approval_queryset():
     )
 
 
+QUEUE_PAGE = 25  # rows per page of the queue: two queries (the count, the page) however many wait
+
+
+def page_links(page, around: int = 2) -> list[int | None]:
+    """The page numbers a pager shows: the first, the last and `around` either side of the current
+    one; None where numbers are left out."""
+    last = page.paginator.num_pages
+    shown = sorted({1, last, *range(max(1, page.number - around), min(last, page.number + around) + 1)})
+    links: list[int | None] = []
+    for number in shown:
+        if links and number - (links[-1] or 0) > 1:
+            links.append(None)
+        links.append(number)
+    return links
+
+
 @login_required
 def queue(request):
-    """Everything waiting for the user's signature (htmx refreshes the table)."""
-    items = services.approvals_for(request.user)
+    """What waits for the user's signature, oldest first, a page at a time (htmx refreshes the page
+    shown)."""
+    page = Paginator(services.approvals_for(request.user).order_by("pk"), QUEUE_PAGE).get_page(
+        request.GET.get("page")
+    )
+    query = request.GET.copy()
+    for key in ("page", "poll"):
+        query.pop(key, None)
     template = "approvals/queue.html#queue" if request.htmx else "approvals/queue.html"
-    return render(request, template, {"items": items})
+    return render(
+        request,
+        template,
+        {
+            "items": page.object_list,
+            "page": page,
+            "page_links": page_links(page) if page.has_other_pages() else [],
+            "query": query.urlencode(),
+        },
+    )
 
 
 @login_required

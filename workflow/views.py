@@ -292,11 +292,12 @@ def _detail_context(request, rfc: Rfc) -> dict:
         AuditEvent.objects.filter(object_type__in=AUDITED_TYPES, object_id=rfc.number).order_by("seq"),
         Comment.objects.filter(rfc=rfc).select_related("author").annotate(revision_count=Count("revisions")),
     )
-    shown_gates = gates.evaluate(rfc, stage)
+    fresh = gates.read(rfc)  # once for both lists of gates
+    shown_gates = gates.evaluate(rfc, stage, fresh=fresh)
     if stage == "submit":
-        later_gates = gates.evaluate(rfc, "deploy", only=LATER_GATES)
+        later_gates = gates.evaluate(rfc, "deploy", only=LATER_GATES, fresh=fresh)
     elif rfc.state in (RfcState.APPROVED, RfcState.SCHEDULED):  # read from the plant when it starts
-        later_gates = gates.evaluate(rfc, "deploy", only=gates.only_at_start())
+        later_gates = gates.evaluate(rfc, "deploy", only=gates.only_at_start(), fresh=fresh)
     else:
         later_gates = []
     may_waive = waivers.may_waive(user, rfc)
@@ -312,12 +313,7 @@ def _detail_context(request, rfc: Rfc) -> dict:
         "close_codes": CloseCode.choices,
         "changes_requested": approvals.changes_requested(rfc) if rfc.state == RfcState.DRAFT else None,
         "impacts": list(rfc.impacts.all()),
-        "neighbours": [
-            (impact.site.code, found[impact.site_id])
-            for found in [conflicts.neighbours(rfc, rfc.impacts.all())]
-            for impact in rfc.impacts.all()
-            if impact.site_id in found
-        ],
+        "neighbours": _neighbours(rfc),
         "gates": shown_gates,
         "gate_stage": stage,
         "later_gates": later_gates,
@@ -373,6 +369,21 @@ def _detail_context(request, rfc: Rfc) -> dict:
         "may_schedule": rfc.state == RfcState.APPROVED
         and any(scheduling.may_schedule(user, s) for s in sites),
     }
+
+
+NEIGHBOURS_SHOWN = 10  # per site: the page stays the same size however many changes share a line
+
+
+def _neighbours(rfc: Rfc) -> list[tuple[str, list[dict], int]]:
+    """(site code, the first other open RFCs sharing an item there, how many more do)."""
+    impacts = list(rfc.impacts.all())
+    more: dict[int, int] = {}
+    found = conflicts.neighbours(rfc, impacts, limit=NEIGHBOURS_SHOWN, left_out=more)
+    return [
+        (impact.site.code, found[impact.site_id], more.get(impact.site_id, 0))
+        for impact in impacts
+        if impact.site_id in found
+    ]
 
 
 def _promotion(user, rfc: Rfc, sites, deployments) -> list[dict]:

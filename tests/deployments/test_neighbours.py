@@ -1,0 +1,73 @@
+"""The RFC page's other open changes touching the same items (issue 20 item 4): the database leaves out
+the impacts that cannot share an item, the comparison stays exact and case-blind, and the page shows
+at most ten per site with the count of the rest."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from deployments import conflicts
+from releases.models import Impact
+from tests import factories
+from tests.conftest import client_for
+from workflow.views import NEIGHBOURS_SHOWN
+
+pytestmark = pytest.mark.django_db
+
+
+def _rfc(people, site, version, lines, modules=("Scanning",)):
+    return factories.rfc(
+        people["dev"],
+        site,
+        version=version,
+        impacts=[{"site": site, "lines": list(lines), "modules": list(modules)}],
+    )
+
+
+def test_only_changes_sharing_an_item_are_read(people, site_a):
+    ours = _rfc(people, site_a, "1.0.1", ["Line 2"])
+    same = _rfc(people, site_a, "1.0.2", ["line 2"], ["Other"])  # another spelling: the same line
+    module = _rfc(people, site_a, "1.0.3", ["Line 7"], ["SCANNING"])
+    _rfc(people, site_a, "1.0.4", ["Line 20"], ["Weighing"])  # "Line 2" as text, not as an item
+    _rfc(people, site_a, "1.0.5", ["Line 9"], ["Other"])
+    with CaptureQueriesContext(connection) as ctx:
+        found = conflicts.neighbours(ours, ours.impacts.all())
+    assert sorted(n["rfc"].number for n in found[site_a.pk]) == sorted([same.number, module.number])
+    shared = {n["rfc"].number: n["shared"] for n in found[site_a.pk]}
+    assert shared[same.number] == ["production line Line 2"] and shared[module.number] == ["module Scanning"]
+    # The impacts query names the items: the database leaves out those naming none of them.
+    impacts_sql = next(
+        q["sql"] for q in ctx.captured_queries if Impact._meta.db_table in q["sql"].split("FROM")[1]
+    )
+    assert "LIKE" in impacts_sql.upper()
+
+
+def test_a_name_beyond_ascii_is_still_found(people, site_a):
+    ours = _rfc(people, site_a, "1.0.1", ["Linie Süd"], ["Wägen"])
+    theirs = _rfc(people, site_a, "1.0.2", ["linie süd"], ["Other"])
+    found = conflicts.neighbours(ours, ours.impacts.all())
+    assert [n["rfc"].number for n in found[site_a.pk]] == [theirs.number]
+
+
+def test_the_page_shows_ten_per_site_and_counts_the_rest(people, site_a):
+    ours = _rfc(people, site_a, "1.0.1", ["Line 2"])
+    release = ours.release
+    others = [
+        factories.rfc(
+            people["dev"],
+            site_a,
+            release=release,
+            impacts=[{"site": site_a, "lines": ["Line 2"], "modules": ["Other"]}],
+        )
+        for _ in range(NEIGHBOURS_SHOWN + 3)
+    ]
+    more: dict[int, int] = {}
+    found = conflicts.neighbours(ours, ours.impacts.all(), limit=NEIGHBOURS_SHOWN, left_out=more)
+    assert [n["rfc"].number for n in found[site_a.pk]] == sorted(o.number for o in others)[:NEIGHBOURS_SHOWN]
+    assert more == {site_a.pk: 3}
+    page = client_for(people["dev"]).get(reverse("releases:detail", args=[ours.uuid])).content.decode()
+    listed = page.split('data-testid="neighbours"')[1].split("</ul>")[0]
+    assert listed.count("<li>") == NEIGHBOURS_SHOWN + 1 and "and 3 more open changes" in listed
