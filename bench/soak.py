@@ -26,7 +26,7 @@ the environment's `ledger.jsonl` (demo_plant/ledger.py) with the deployment that
 Chaos, spread over the run by progress: SIGKILL of a worker (chosen by watching the journal: one whose
 deployment is inside its apply step, one inside a rollback step, or any busy one), restarted at once;
 FLUSHALL of the private Redis; restart of the private PostgreSQL. `--signal QUIT` (or TERM) sends that
-signal twice instead of SIGKILL: Celery's cold shutdown around a step's commit (FAULTS.md case 23); a
+signal up to three times instead of SIGKILL: Celery's cold shutdown around a step's commit (FAULTS.md case 23); a
 worker still alive 30 s later is killed.
 
 At the end: every deployment terminal, none lost, its outcome the one its release and the chaos allow,
@@ -227,13 +227,17 @@ class Fleet:
             if self.signal == signal.SIGKILL:
                 os.kill(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
-            else:  # twice, as an operator's impatient shutdown: Celery's cold shutdown
-                os.kill(process.pid, self.signal)
-                time.sleep(0.05)
-                with suppress(ProcessLookupError):
-                    os.kill(process.pid, self.signal)
+            else:  # three times, as an impatient operator: Celery's cold shutdown, then its forced end
+                for _ in range(3):
+                    with suppress(ProcessLookupError):
+                        os.kill(process.pid, self.signal)
+                    try:
+                        process.wait(timeout=0.2)
+                        break
+                    except subprocess.TimeoutExpired:
+                        continue
                 try:
-                    process.wait(timeout=30)
+                    process.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     os.kill(process.pid, signal.SIGKILL)
                     process.wait(timeout=10)
@@ -538,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
         "--signal",
         choices=("KILL", "QUIT", "TERM"),
         default="KILL",
-        help="what a kill sends: SIGKILL (default), or SIGQUIT/SIGTERM twice (cold shutdown)",
+        help="what a kill sends: SIGKILL (default), or SIGQUIT/SIGTERM up to three times (cold shutdown)",
     )
     parser.add_argument("--timeout", type=float, default=None, help="seconds for the whole run to end")
     args = parser.parse_args(argv)
