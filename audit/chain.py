@@ -176,89 +176,37 @@ PUBLISHED, GAP, LINK, CONTENT = "published", "gap", "link", "content"
 
 
 class Chain:
-    """Walks rows in seq order and stops at the first bad one, as audit.services.verify() reports it:
-    a published head that differs (only where the sequence is intact), a sequence gap, a broken link,
-    content that does not match its hash. `expected_prev=None` starts mid-chain trusting the first
-    row's link (a worker's range; the caller checks the boundary)."""
+    """The single chain (SQLite, one lane, seq = head.seq + 1): walks rows read as Python values in seq
+    order and stops at the first bad one, as audit.services.verify() reports it: a published head that
+    differs (only where the sequence is intact), a sequence gap, a broken link, content that does not
+    match its hash. (PostgreSQL's text rows go through Lanes and its written-out hot loop.)"""
 
-    def __init__(self, expected_seq: int = 1, expected_prev: str | None = GENESIS_HASH, published=None):
-        self.expected_seq = expected_seq
-        self.expected_prev = expected_prev
-        self.first_prev: str | None = None
+    def __init__(self, published=None):
+        self.expected_seq = 1
         self.count = 0
-        self.last_hash = expected_prev if expected_prev is not None else ""
+        self.last_hash = GENESIS_HASH
         self.published = published or {}
         self.bad: tuple[int, str] | None = None  # (seq, kind)
 
-    def feed(self, rows, text: bool = True) -> bool:
+    def feed(self, rows) -> bool:
         """Check a batch; False once a bad row is found (self.bad, self.count include it)."""
-        if self.bad is not None:
-            return False
-        if not rows:
-            return True
-        expected_seq, expected_prev, published = self.expected_seq, self.expected_prev, self.published
-        if expected_prev is None:
-            expected_prev = self.first_prev = rows[0][14]
-        count = self.count
-        # The hot loop: canonical() and row_hash_text() written out (no call per field), the JSON
-        # memo read inline; a row with a NULL in a NOT NULL column (impossible through Django, not
-        # through SQL) takes the general path.
-        esc, template, sha256, memo_get = _esc, _TEMPLATE, hashlib.sha256, _memo.get
         for row in rows:
-            count += 1
+            if self.bad is not None:
+                break
+            self.count += 1
             seq = row[0]
-            if published:
-                head_then = published.get(seq)
-                if head_then is not None and head_then["hash"] != row[15] and seq == expected_seq:
-                    self.bad = (seq, PUBLISHED)
-                    break
-            if seq != expected_seq:
+            head_then = self.published.get(seq)
+            if head_then is not None and head_then["hash"] != row[15] and seq == self.expected_seq:
+                self.bad = (seq, PUBLISHED)
+            elif seq != self.expected_seq:
                 self.bad = (seq, GAP)
-                break
-            if row[14] != expected_prev:
+            elif row[14] != self.last_hash:
                 self.bad = (seq, LINK)
-                break
-            if text:
-                occurred = row[1]
-                if len(occurred) == 29 and occurred[26:] == "+00" and occurred[10] == " ":
-                    occurred = '"' + occurred[:10] + "T" + occurred[11:26] + '+00:00"'
-                else:
-                    occurred = iso_timestamp_text(occurred)
-                before, after = row[9], row[10]
-                before = "null" if before is None else (memo_get(before) or canonical_json_text(before))
-                after = "null" if after is None else (memo_get(after) or canonical_json_text(after))
-            else:
-                occurred = iso_timestamp(row[1])
-                before, after = canonical_json(row[9]), canonical_json(row[10])
-            actor_id, ip_address = row[2], row[12]
-            try:
-                content = template % (
-                    esc(row[4]),
-                    "null" if actor_id is None else int(actor_id),
-                    esc(row[3]),
-                    after,
-                    before,
-                    "null" if ip_address is None else esc(ip_address),
-                    esc(row[6]),
-                    esc(row[7]),
-                    esc(row[5]),
-                    occurred,
-                    esc(row[14]),
-                    esc(row[13]),
-                    esc(row[11]),
-                    int(seq),
-                    esc(row[8]),
-                )
-            except TypeError:
-                content = canonical(row, occurred, before, after)
-            if sha256(content.encode("ascii")).hexdigest() != row[15]:
+            elif row_hash_values(row) != row[15]:
                 self.bad = (seq, CONTENT)
-                break
-            expected_prev = row[15]
-            expected_seq += 1
-        self.count = count
-        self.expected_seq, self.expected_prev = expected_seq, expected_prev
-        self.last_hash = expected_prev  # the last good row's hash
+            else:
+                self.last_hash = row[15]
+                self.expected_seq += 1
         return self.bad is None
 
 

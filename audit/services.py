@@ -304,7 +304,7 @@ def _walk_values(walker: chain.Chain, chunk_size: int) -> None:
     last = None
     while True:
         rows = list((rows_from if last is None else rows_from.filter(seq__gt=last))[:chunk_size])
-        if not rows or not walker.feed(rows, text=False):
+        if not rows or not walker.feed(rows):
             return
         last = rows[-1][0]
 

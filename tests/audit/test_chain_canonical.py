@@ -121,11 +121,10 @@ def _store(events: list[AuditEvent]) -> list[AuditEvent]:
 
 class _Collect:
     def __init__(self):
-        self.rows, self.text = [], None
+        self.rows = []
 
-    def feed(self, rows, text=True):
+    def feed(self, rows):
         self.rows.extend(rows)
-        self.text = text
         return True
 
 
@@ -133,11 +132,12 @@ class _Collect:
 def test_rows_as_the_database_gives_them_hash_like_model_instances():
     _store(_events())
     collect = _Collect()
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql":  # text tuples
         services._walk_postgres(collect, chunk_size=7)
-    else:
+        row_hash = chain.row_hash_text
+    else:  # Python values
         services._walk_values(collect, chunk_size=7)
-    row_hash = chain.row_hash_text if collect.text else chain.row_hash_values
+        row_hash = chain.row_hash_values
     models = {event.seq: event for event in AuditEvent.objects.all()}
     assert [row[0] for row in collect.rows] == sorted(models)
     for row in collect.rows:
