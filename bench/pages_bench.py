@@ -2,7 +2,8 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/12 \
         .venv/bin/python bench/pages_bench.py [--rfcs 20000] [--events 500000] [--runs 20] \
-        [--check-constant] [--profile PAGE]
+        [--check-constant] [--profile PAGE[,PAGE…]] [--queries PAGE[,PAGE…]]
+        [--db NAME]
 
 A throwaway set-up: VAR_DIR is a fresh temp dir, a database `cc_pages_bench` is (re)created next to
 the one DATABASE_URL names, migrated, and dropped at the end.
@@ -70,7 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=500_000)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--check-constant", action="store_true")
-    parser.add_argument("--profile", metavar="PAGE", help="a page's name as the table prints it")
+    parser.add_argument(
+        "--profile", metavar="PAGE", help="a page's name as the table prints it (several: comma-separated)"
+    )
+    parser.add_argument(
+        "--queries",
+        metavar="PAGE",
+        help="print each statement of a page (several: comma-separated), slowest first",
+    )
+    parser.add_argument("--db", default=BENCH_DB, help="the throwaway database's name")
     parser.add_argument("--only", help="measure only the pages whose name contains this")
     args = parser.parse_args(argv)
     if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
@@ -85,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["DEBUG"] = "0"
         os.environ["LOG_LEVEL"] = "WARNING"
         os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/12")
-        admin_url, os.environ["DATABASE_URL"] = benchdb.create(os.environ["DATABASE_URL"], BENCH_DB)
+        admin_url, os.environ["DATABASE_URL"] = benchdb.create(os.environ["DATABASE_URL"], args.db)
         return _run(args)
     finally:
         with suppress(Exception):
@@ -93,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
 
             connections.close_all()
         if admin_url:
-            benchdb.drop(admin_url, BENCH_DB)
-            print(f"\n(database {BENCH_DB} dropped, {tmp} removed)")
+            benchdb.drop(admin_url, args.db)
+            print(f"\n(database {args.db} dropped, {tmp} removed)")
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -416,12 +425,45 @@ def profile(world: World, table, name: str) -> None:
     profiler.disable()
     for order, restriction, what in (
         ("tottime", (), "own time"),
-        ("cumulative", (rf"^{ROOT}/(?!bench/)",), "cumulative time, the project's own functions"),
+        ("cumulative", (rf"^{ROOT}/(?!bench/|\.venv/)",), "cumulative time, the project's own functions"),
     ):
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(*restriction, 25)
         print(f"\ncProfile of {name} ({url}, 5 requests in-process), top 25 by {what}:")
         print(out.getvalue().split("\n\n", 1)[-1].strip("\n"))
+
+
+def statements(world: World, table, name: str) -> None:
+    """Each statement one request of the page sends, with its time (the median of 5 requests)."""
+    from django.db import connection
+    from django.test import Client
+
+    chosen = [row for row in table if row[0] == name]
+    if not chosen:
+        raise SystemExit(f"no page named {name!r}; the pages: {', '.join(row[0] for row in table)}")
+    _name, who, url, _bare = chosen[0]
+    client = Client()
+    client.force_login(world.users[who])
+    client.get(url)
+    runs = []
+    for _ in range(5):
+        seen = []
+
+        def timed(execute, sql, params, many, context, seen=seen):
+            began = time.perf_counter()
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                seen.append(((time.perf_counter() - began) * 1000, sql))
+
+        began = time.perf_counter()
+        with connection.execute_wrapper(timed):
+            client.get(url)
+        runs.append(((time.perf_counter() - began) * 1000, seen))
+    total, seen = sorted(runs, key=lambda run: run[0])[len(runs) // 2]
+    print(f"\nStatements of {name} ({url}): {len(seen)}, {sum(t for t, _ in seen):.1f} of {total:.1f} ms")
+    for took, sql in sorted(seen, key=lambda item: -item[0]):
+        print(f"  {took:7.2f} ms  {' '.join(sql.split())[:400]}")
 
 
 def _run(args) -> int:
@@ -461,8 +503,14 @@ def _run(args) -> int:
     table = pages(world)
     if args.only:
         table = [row for row in table if args.only in row[0]]
+    if args.queries:
+        for name in args.queries.split(","):
+            statements(world, table, name.strip())
+        if not args.profile:
+            return 0
     if args.profile:
-        profile(world, table, args.profile)
+        for name in args.profile.split(","):
+            profile(world, table, name.strip())
         return 0
     cookies = sessions(world)
     server = Server()
