@@ -109,6 +109,13 @@ _TAKE = (
     " ORDER BY (id = %s) DESC, id FOR UPDATE SKIP LOCKED LIMIT 1)"
     " SELECT id, seq, hash, nextval('audit_event_seq') FROM lane"
 )
+# The same when this connection made every lane row before: the seq only if all K rows still exist
+# (a cheap count on the primary key; CASE leaves the sequence alone otherwise), so such a connection
+# skips _ensure_sql and still notices rows gone since (a migration, a flushed test database).
+_TAKE_IF_ALL = _TAKE.replace(
+    "nextval('audit_event_seq')",
+    "CASE WHEN (SELECT count(*) FROM audit_chainhead WHERE id <= %s) = %s THEN nextval('audit_event_seq') END",
+)
 _WAIT = (
     "WITH lane AS MATERIALIZED (SELECT id, seq, hash FROM audit_chainhead WHERE id = %s FOR UPDATE)"
     " SELECT id, seq, hash, nextval('audit_event_seq') FROM lane"
@@ -126,12 +133,20 @@ def _take_lane() -> tuple[int, int, str, int]:
     if preferred > count:
         preferred = 1
     with connection.cursor() as cursor:
-        values = [value for lane in range(1, count + 1) for value in (lane, chain.lane_genesis(lane))]
-        cursor.execute(_ensure_sql(count), [*values, count])
-        if cursor.fetchone()[0] == count:  # a new trail (or a flushed one): it starts in lane 1
-            preferred = 1
-        cursor.execute(_TAKE, [count, preferred])
-        row = cursor.fetchone()
+        row = None
+        if getattr(connection, "audit_lanes_ready", None) == count:  # this connection made them all
+            cursor.execute(_TAKE_IF_ALL, [count, preferred, count, count])
+            row = cursor.fetchone()
+            if row is not None and row[3] is None:  # some were removed since
+                preferred, row = row[0], None  # (this transaction keeps that lane: it is taken again)
+        if row is None:  # lane rows may be missing (a new, flushed or rolled-back trail): make them
+            values = [value for lane in range(1, count + 1) for value in (lane, chain.lane_genesis(lane))]
+            cursor.execute(_ensure_sql(count), [*values, count])
+            if cursor.fetchone()[0] == count:  # a new trail (or a flushed one): it starts in lane 1
+                preferred = 1
+            connection.audit_lanes_ready = count
+            cursor.execute(_TAKE, [count, preferred])
+            row = cursor.fetchone()
         for lane in dict.fromkeys((preferred, 1)):  # all held by others: wait for this one's lane
             if row is not None:
                 break
@@ -171,8 +186,10 @@ def record(
         if connection.vendor == "postgresql":
             lane, lane_seq, prev_hash, seq = _take_lane()
         else:  # SQLite serialises writers anyway: one lane, seq = head.seq + 1 (as before lanes)
-            ChainHead.objects.bulk_create([ChainHead(id=1)], ignore_conflicts=True)
-            head = ChainHead.objects.select_for_update().get(id=1)
+            head = ChainHead.objects.select_for_update().filter(id=1).first()
+            if head is None:  # a new (or flushed) trail
+                ChainHead.objects.bulk_create([ChainHead(id=1)], ignore_conflicts=True)
+                head = ChainHead.objects.select_for_update().get(id=1)
             lane, lane_seq, prev_hash, seq = 1, head.seq, head.hash, head.seq + 1
         event = AuditEvent(
             seq=seq,

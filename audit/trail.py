@@ -8,7 +8,7 @@ import csv
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -45,6 +45,8 @@ class Filters:
     object_id: str = ""
     object_type: str = ""
     site_code: str = ""
+    # The FilterSet once validated (errors()), so apply() filters without validating again.
+    _checked: AuditEventFilterSet | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_query(cls, query) -> Filters:
@@ -64,13 +66,20 @@ class Filters:
         )
 
     def errors(self) -> list[str]:
-        filterset = self.filterset(AuditEvent.objects.none())
-        return [] if filterset.is_valid() else filter_errors(filterset)
+        if not self.as_dict():  # the whole trail, nothing to validate (the page's first and usual view)
+            return []
+        self._checked = self.filterset(AuditEvent.objects.none())
+        return [] if self._checked.is_valid() else filter_errors(self._checked)
 
     def apply(self, queryset: QuerySet) -> QuerySet:
         """Every filter is an indexed column or a prefix of one (see the indexes on AuditEvent)."""
-        filterset = self.filterset(queryset)
-        return filterset.qs if filterset.is_valid() else queryset.none()
+        if not self.as_dict():
+            return queryset
+        if self._checked is None or self._checked.data != self.as_dict():  # (a field changed since)
+            self.errors()
+        if not self._checked.is_valid():
+            return queryset.none()
+        return self._checked.filter_queryset(queryset)
 
 
 def page(

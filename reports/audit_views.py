@@ -3,6 +3,8 @@
 Reading the trail is itself recorded (Annex 11 §9): every page, export and verification request.
 """
 
+from dataclasses import dataclass
+from datetime import UTC
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -12,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from audit import trail
+from audit import actions, trail
 from audit.models import AuditEvent
 from audit.services import record
 from core import clock
@@ -24,6 +26,52 @@ def _int(value):
         return int(value) if value not in (None, "") else None
     except (TypeError, ValueError):
         return None
+
+
+@dataclass(slots=True)
+class Row:
+    """One event as the trail page shows it: every value already a display string, so 50 rows render
+    as plain substitutions (the per-row time zone switch, date and truncation filters cost more than
+    the page's queries)."""
+
+    seq: int
+    when: str  # UTC
+    actor: str
+    label: str
+    action: str
+    object_id: str
+    object_repr: str
+    site: str
+    reason: str
+    change: str  # "before\n→ after", or "" when the event records neither
+
+
+def _cut(text: str, length: int) -> str:
+    """Django's truncatechars: at most `length` characters, the last an ellipsis when cut."""
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def rows(events) -> list[Row]:
+    labels: dict[str, str] = {}
+    shown = []
+    for e in events:
+        if e.action not in labels:
+            labels[e.action] = actions.label(e.action)
+        shown.append(
+            Row(
+                seq=e.seq,
+                when=e.occurred_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                actor=e.actor_name or "—",
+                label=labels[e.action],
+                action=actions.canonical(e.action),
+                object_id=e.object_id or "—",
+                object_repr=_cut(e.object_repr or "", 60),
+                site=e.site_code or "",
+                reason=_cut(e.reason or "", 200),
+                change=f"{e.before or '—'}\n→ {e.after or '—'}" if e.before or e.after else "",
+            )
+        )
+    return shown
 
 
 def _last_verification():
@@ -51,6 +99,7 @@ def event_list(request):
         template,
         {
             "events": events,
+            "rows": rows(events),
             "older": older,
             "newer": newer,
             "filters": filters,

@@ -278,3 +278,40 @@ def test_the_object_permissions_page_asks_for_a_reason(cast, site_a):
     client.post(url, {"permissions": [permission.codename], "audit_reason": "Covers Ingrid during the audit"})
     granted = AuditEvent.objects.filter(action="accounts.object_permission.granted").latest("seq")
     assert granted.reason == "Covers Ingrid during the audit" and granted.actor_name == "admin"
+
+
+def test_a_row_shows_the_event_in_utc_with_its_label_cut_texts_and_change(cast, settings):
+    """The page renders prepared rows (reports.audit_views.rows) for speed: each value must read as
+    the event says — the time in UTC whatever the portal's zone, the action's label and code, texts cut
+    with an ellipsis, empty values as a dash, before/after only when recorded (C1)."""
+    from datetime import UTC, datetime
+
+    import time_machine
+    from django.contrib.auth.models import User
+    from django.utils import timezone
+
+    settings.TIME_ZONE = "America/Chicago"
+    named = User.objects.create_user("<b>" + "x" * 70)
+    with time_machine.travel(datetime(2026, 3, 1, 23, 30, 5, tzinfo=UTC), tick=False):
+        event = record(
+            "releases.rfc.submitted",
+            named,
+            actor_name="",
+            reason="r" * 250 + " <script>",
+            before={"state": "draft"},
+            after={"state": "submitted"},
+        )
+    bare = record("tests.thing.changed", actor_name="alice", object_type="x", object_id="")
+    with timezone.override("America/Chicago"):
+        response = client_for(cast["auditor"]).get(reverse("audit:list"))
+    html = response.content.decode()
+    newest, submitted = html.split('data-testid="audit-row"')[2:4]  # the page read itself is the first row
+    assert f"<td>{bare.seq}</td>" in newest and "<details>" not in newest and "<td>alice</td>" in newest
+    assert "<td>—<br>" in newest  # no object id
+    assert f"<td>{event.seq}</td>" in submitted
+    assert '<td class="nowrap">2026-03-01 23:30:05</td>' in submitted  # UTC, not Chicago's 17:30
+    assert "<td>—</td>" in submitted  # no actor
+    assert 'data-action="releases.rfc.submitted"' in submitted and "RFC submitted" in submitted
+    assert '<small class="muted">&lt;b&gt;' + "x" * 56 + "…</small>" in submitted  # 60 characters, escaped
+    assert "r" * 199 + "…<details>" in submitted and "<script>" not in html
+    assert "{&#x27;state&#x27;: &#x27;draft&#x27;}\n→ {&#x27;state&#x27;: &#x27;submitted&#x27;}" in submitted

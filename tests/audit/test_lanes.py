@@ -418,3 +418,26 @@ def test_when_every_lane_is_held_a_writer_waits_for_one(settings):
     waited = AuditEvent.objects.get(action="tests.lane.waited")
     assert (waited.prev_hash, waited.seq > held_event.seq) == (held_event.hash, True)
     assert verify().ok and verify().count == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_that_made_the_lanes_takes_one_in_one_statement_and_notices_missing_rows(settings):
+    """Making the lane rows (_ensure_sql) is one statement per connection, not one per event; a
+    connection that made them still notices rows deleted since, makes them again, and the sequence
+    has no gap."""
+    from django.test.utils import CaptureQueriesContext
+
+    settings.AUDIT_LANES = 8
+    first = record("tests.lanes.first", actor_name="a")
+    with CaptureQueriesContext(connection) as seen:
+        second = record("tests.lanes.second", actor_name="a")
+    statements = [q["sql"] for q in seen.captured_queries]
+    assert not any("WITH made AS" in sql for sql in statements), statements
+    assert second.seq == first.seq + 1
+    _raw("DELETE FROM audit_chainhead WHERE id > 1")
+    with CaptureQueriesContext(connection) as seen:
+        third = record("tests.lanes.third", actor_name="a")
+    assert any("WITH made AS" in q["sql"] for q in seen.captured_queries)
+    assert ChainHead.objects.count() == 8
+    assert third.seq == second.seq + 1  # the first try took no number
+    assert verify().ok
