@@ -1,6 +1,7 @@
 """One place decides who may see and do what (E4, E7)."""
 
 import pytest
+from django.db import connection
 
 from audit.models import AuditEvent
 from core.roles import Role
@@ -137,3 +138,43 @@ def test_the_one_site_lookup_answers_only_for_visible_sites_and_refuses_odd_code
     assert access.visible_site(cast["admin"], site_b.code) == site_b
     for odd in ("", None, "\x00", "A" * 21, f"{site_a.code}\x00"):
         assert access.visible_site(cast["admin"], odd) is None
+
+
+def test_the_role_map_reads_every_way_a_role_is_held_in_one_statement(db, site_a, site_b):
+    """E7: a role held through a group, as the user's own global permission, through a group's or the
+    user's own permission on one site, or by a time-bound grant (everywhere or at one site) counts
+    where it is held; an expired grant does not; a superuser is an admin. One query for all of it."""
+    from datetime import timedelta
+
+    from django.contrib.auth.models import Group, Permission
+    from django.test.utils import CaptureQueriesContext
+    from guardian.shortcuts import assign_perm
+
+    from core import clock
+    from environments.models import TimedRoleGrant
+
+    user = make_user("many", Role.DEVELOPER)  # the Developer role group
+    user.user_permissions.add(Permission.objects.get(codename=Role.KEY_USER.codename))
+    crew = Group.objects.create(name="Line B crew")
+    crew.user_set.add(user)
+    assign_perm(Role.OPERATIONS_MANAGER.codename, crew, site_b)
+    assign_perm(Role.IT_MANAGER.codename, user, site_a)
+    now = clock.now()
+    for role, site, expires_at in (
+        (Role.ADMIN, None, now + timedelta(hours=1)),
+        (Role.RELEASE_MANAGER, site_a, now + timedelta(hours=1)),
+        (Role.AUDITOR, site_b, now - timedelta(seconds=1)),  # expired
+    ):
+        TimedRoleGrant.objects.create(user=user, role=role, site=site, expires_at=expires_at, granted_at=now)
+    other = make_user("other", Role.AUDITOR)
+    other.is_superuser = True
+    access.forget(user)
+    with CaptureQueriesContext(connection) as seen:
+        access.prime([user, other])
+    assert len(seen.captured_queries) == 1
+    assert access.role_map(user) == {
+        None: {Role.DEVELOPER, Role.KEY_USER, Role.ADMIN},
+        site_a.pk: {Role.IT_MANAGER, Role.RELEASE_MANAGER},
+        site_b.pk: {Role.OPERATIONS_MANAGER},
+    }
+    assert access.role_map(other) == {None: {Role.AUDITOR, Role.ADMIN}}
