@@ -56,11 +56,10 @@ def inbox(user) -> Inbox:
         ),
         may_file=access.has_any_role(user, FILERS),
     )
-    rfcs = (
-        visible_rfcs(user)
-        .select_related("release")
-        .prefetch_related(Prefetch("impacts", queryset=Impact.objects.select_related("site")))
-    )
+    rfcs = visible_rfcs(user)
+    # Every list shows an RFC's number, title and state; those to sign off or to schedule its sites
+    # (and the release) besides: only they read the impacts.
+    with_sites = rfcs.prefetch_related(Prefetch("impacts", queryset=Impact.objects.select_related("site")))
     result.mine = list(rfcs.filter(author=user, state__in=OPEN_STATES).order_by("-updated_at")[:ROWS])
     # Ended changes wait for their review and a next step (re-plan or close): the author's own, and
     # those at the sites where the user is a release manager.
@@ -96,7 +95,9 @@ def inbox(user) -> Inbox:
             .exclude(Exists(live_signoff))
             .values("rfc")
         )
-        result.to_sign_off = list(rfcs.filter(pk__in=waiting).order_by("-created_at")[:ROWS])
+        result.to_sign_off = list(
+            with_sites.select_related("release").filter(pk__in=waiting).order_by("-created_at")[:ROWS]
+        )
     result.is_approver = bool(access.all_roles(user) & access.APPROVER_ROLES)
     if result.is_approver:
         # Only what the list shows (the RFC and the site): each further join costs the planner more
@@ -105,7 +106,7 @@ def inbox(user) -> Inbox:
             approvals_for(user).select_related(None).select_related("rfc", "site").order_by("pk")[:ROWS]
         )
     if access.has_any_role(user, [Role.RELEASE_MANAGER, Role.ADMIN]):
-        result.to_schedule = list(rfcs.filter(state=RfcState.APPROVED).order_by("-updated_at")[:ROWS])
+        result.to_schedule = list(with_sites.filter(state=RfcState.APPROVED).order_by("-updated_at")[:ROWS])
         result.deployments = [
             (d, f"{d.scheduled_start.astimezone(d.environment.site.zone):%a %-d %b %H:%M %Z}")
             for d in Deployment.objects.filter(rfc_visible(user, "rfc"), state__in=ACTIVE_DEPLOYMENT_STATES)
