@@ -27,6 +27,22 @@ from workflow.reviews import ENDED
 
 ROWS = 10
 FAILURE_DAYS = 14
+# The columns the lists show (templates/home.html): reading no others keeps each list's query and its
+# rows cheap. A column shown later must be named here, or each row costs a query of its own (the
+# home pages' counts in tests/changecontrol/query_counts.json say so).
+RFC_SHOWN = ("uuid", "number", "title", "state")
+DEPLOYMENT_SHOWN = (
+    "uuid",
+    "state",
+    "emergency",
+    "scheduled_start",
+    "finished_at",
+    "rfc__uuid",
+    "rfc__number",
+    "environment__tier",
+    "environment__site__code",
+    "environment__site__timezone",
+)
 
 
 @dataclass
@@ -59,8 +75,9 @@ def inbox(user) -> Inbox:
     rfcs = visible_rfcs(user)
     # Every list shows an RFC's number, title and state; those to sign off or to schedule its sites
     # (and the release) besides: only they read the impacts.
-    with_sites = rfcs.prefetch_related(Prefetch("impacts", queryset=Impact.objects.select_related("site")))
-    result.mine = list(rfcs.filter(author=user, state__in=OPEN_STATES).order_by("-updated_at")[:ROWS])
+    shown = rfcs.only(*RFC_SHOWN)
+    impacts = Prefetch("impacts", queryset=Impact.objects.select_related("site"))
+    result.mine = list(shown.filter(author=user, state__in=OPEN_STATES).order_by("-updated_at")[:ROWS])
     # Ended changes wait for their review and a next step (re-plan or close): the author's own, and
     # those at the sites where the user is a release manager.
     rm_sites = [s for s in sites if access.has_any_role(user, [Role.RELEASE_MANAGER, Role.ADMIN], s)]
@@ -73,7 +90,7 @@ def inbox(user) -> Inbox:
     else:
         concerned = Q(author=user) | Exists(Impact.objects.filter(rfc=OuterRef("pk"), site__in=rm_sites))
     result.ended = list(
-        rfcs.filter(concerned, state__in=ENDED)
+        shown.filter(concerned, state__in=ENDED)
         .annotate(
             review_open=Exists(Review.objects.filter(rfc=OuterRef("pk"), completed_at__isnull=True)),
             reviewed=Exists(Review.objects.filter(rfc=OuterRef("pk"))),
@@ -96,7 +113,10 @@ def inbox(user) -> Inbox:
             .values("rfc")
         )
         result.to_sign_off = list(
-            with_sites.select_related("release").filter(pk__in=waiting).order_by("-created_at")[:ROWS]
+            rfcs.select_related("release")
+            .prefetch_related(impacts)
+            .filter(pk__in=waiting)
+            .order_by("-created_at")[:ROWS]
         )
     result.is_approver = bool(access.all_roles(user) & access.APPROVER_ROLES)
     if result.is_approver:
@@ -106,11 +126,14 @@ def inbox(user) -> Inbox:
             approvals_for(user).select_related(None).select_related("rfc", "site").order_by("pk")[:ROWS]
         )
     if access.has_any_role(user, [Role.RELEASE_MANAGER, Role.ADMIN]):
-        result.to_schedule = list(with_sites.filter(state=RfcState.APPROVED).order_by("-updated_at")[:ROWS])
+        result.to_schedule = list(
+            shown.prefetch_related(impacts).filter(state=RfcState.APPROVED).order_by("-updated_at")[:ROWS]
+        )
         result.deployments = [
             (d, f"{d.scheduled_start.astimezone(d.environment.site.zone):%a %-d %b %H:%M %Z}")
             for d in Deployment.objects.filter(rfc_visible(user, "rfc"), state__in=ACTIVE_DEPLOYMENT_STATES)
             .select_related("rfc", "environment", "environment__site")
+            .only(*DEPLOYMENT_SHOWN)
             .order_by("scheduled_start")[:ROWS]
         ]
         result.failures = [
@@ -121,6 +144,7 @@ def inbox(user) -> Inbox:
                 finished_at__gte=clock.now() - timedelta(days=FAILURE_DAYS),
             )
             .select_related("rfc", "environment", "environment__site")
+            .only(*DEPLOYMENT_SHOWN)
             .order_by("-finished_at", "-pk")[:ROWS]
         ]
     return result
