@@ -44,7 +44,7 @@ ROLE_CHANGES = (
 )
 MANAGER_ROLES = (Role.IT_MANAGER, Role.OPERATIONS_MANAGER, Role.PLANT_DIRECTOR, Role.CIO)
 # How old the managers' home figures may be: a month's figures hardly move in minutes, and computing
-# them is most of what the page costs (docs: the pages benchmark).
+# them makes the page cost 40 ms instead of 23 (bench/pages_bench.py, 20,000 RFCs).
 FIGURES_FOR = timedelta(minutes=5)
 
 
@@ -171,7 +171,7 @@ class ManagerSummary:
     link: str  # the dashboard for these sites and this period
     figures: list[dict]
     as_of: datetime  # when the figures were computed
-    as_of_local: str = ""  # the same in the period's zone, as the page shows it
+    as_of_local: str  # the same in the period's zone, as the page shows it
 
 
 def manager_summary(user) -> ManagerSummary | None:
