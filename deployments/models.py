@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy
 
-from deployments.states import DeploymentState
+from deployments.states import ACTIVE, DeploymentState
 from environments.models import RunState
 from releases.models import Release, Rfc
 
@@ -90,6 +90,13 @@ class Deployment(models.Model):
             models.Index(fields=["state", "next_action_at"], name="deployment_state_next_idx"),
             # The dashboard's periods: deployments ended (or booked to start) in a span, per environment.
             models.Index(fields=["environment", "finished_at"], name="deployment_env_finished_idx"),
+            # The home page's "running and next" (E9): the bookings that hold a slot, the soonest first,
+            # read in order until ten the user may see (no sort of every booking).
+            models.Index(
+                fields=["scheduled_start"],
+                condition=models.Q(state__in=ACTIVE),
+                name="deployment_active_start_idx",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

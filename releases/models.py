@@ -12,7 +12,7 @@ from django.utils.translation import gettext, gettext_lazy
 
 from core.inputs import no_line_breaks
 from environments.models import Site, validate_semver
-from releases.states import RfcState
+from releases.states import ENDED_STATES, RfcState
 from releases.versioning import ChangeClass
 
 
@@ -194,6 +194,19 @@ class Rfc(models.Model):
             models.Index(fields=["submitted_at"], name="rfc_submitted_idx"),
             # The RFC list's and the API's order: the first page without sorting every RFC.
             models.Index(fields=["-created_at", "-id"], name="rfc_created_idx"),
+            # The home page's lists, the last changed first (E9): approved RFCs to schedule, ended ones
+            # to review or close. Only the RFCs in those states, in that order, so the database reads
+            # the first rows the user may see and stops instead of sorting every RFC of the states.
+            models.Index(
+                fields=["-updated_at"],
+                condition=models.Q(state=RfcState.APPROVED),
+                name="rfc_approved_updated_idx",
+            ),
+            models.Index(
+                fields=["-updated_at"],
+                condition=models.Q(state__in=sorted(ENDED_STATES)),
+                name="rfc_ended_updated_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -30,3 +30,6 @@ BEFORE_DEPLOYMENT = frozenset({S.DRAFT, S.SUBMITTED, S.IN_APPROVAL, S.APPROVED, 
 EDITABLE_STATES = frozenset({S.DRAFT})
 # Not finished: what "open" means in the RFC list's filter and on the home page.
 OPEN_STATES = BEFORE_DEPLOYMENT | {S.DEPLOYING}
+# The PROD deployments have ended (deployed, rolled back or failed): the post-implementation review is
+# (or becomes) open (workflow/reviews.py); the home page lists them to review, re-plan or close.
+ENDED_STATES = frozenset({S.DEPLOYED, S.ROLLED_BACK, S.FAILED})

@@ -30,7 +30,7 @@ def percent(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.0f}%"
 
 
-def key_figures(board: metrics.Dashboard, link: Callable[[str], str]) -> list[dict]:
+def key_figures(board: metrics.Figures, link: Callable[[str], str]) -> list[dict]:
     """DORA's four keys, then success, rollback, emergency and adherence: label, value, detail and the
     address of the RFCs behind each (`link(metric)`)."""
     period, o = board.period, board.outcomes

@@ -90,6 +90,16 @@ def pytest_runtest_setup(item):
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache (the default keeps it in memory for the whole run, and a
+    later test's sites may have an earlier one's primary keys)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _test_settings(settings, tmp_path):
     # Each test publishes audit chain heads to its own file (they outlive the test database otherwise).
     settings.AUDIT_HEADS_FILE = tmp_path / "audit-heads.jsonl"

@@ -193,18 +193,16 @@ def _duration(value) -> timedelta | None:
 
 
 @dataclass
-class Dashboard:
+class Figures:
+    """The key figures (reports/figures.py `key_figures`): what the managers' home page shows."""
+
     sites: list[Site]
     period: Period
     outcomes: dict[str, int]
-    series: list[dict]
     lead_time: Stats
     restore: Stats
     rfcs_submitted: int
     emergencies: int
-    approvals: list[dict]
-    gates: list[dict]
-    per_site: list[dict]
 
     def rate(self, part: str, whole: str = "started") -> float | None:
         total = self.outcomes.get(whole) or 0
@@ -237,15 +235,25 @@ class Dashboard:
         return None if not started else self.outcomes["on_time"] / started
 
 
-def dashboard(sites: list[Site], p: Period) -> Dashboard:
-    """Every figure for `sites` over `p`: a constant number of queries (eleven at most)."""
+@dataclass
+class Dashboard(Figures):
+    """The key figures and what the dashboard charts besides: per day, per approval step, per gate and
+    per site."""
+
+    series: list[dict]
+    approvals: list[dict]
+    gates: list[dict]
+    per_site: list[dict]
+
+
+def figures(sites: list[Site], p: Period) -> Figures:
+    """The key figures for `sites` over `p`, and nothing else: six queries at most."""
     site_ids = [s.pk for s in sites]
     prod = _prod(site_ids)
     conditions = _outcomes(p)
     outcomes = prod.filter(_in("finished_at", p) | _in("scheduled_start", p)).aggregate(
         **{key: Count("pk", filter=q) for key, q in conditions.items()}
     )
-    series = _series(prod, p)
     lead_time = _stats(
         prod.filter(conditions["succeeded"], rfc__submitted_at__isnull=False),
         _span("finished_at", "rfc__submitted_at"),
@@ -257,6 +265,21 @@ def dashboard(sites: list[Site], p: Period) -> Dashboard:
     submitted = _submitted(site_ids, p).aggregate(
         total=Count("pk"), emergency=Count("pk", filter=Q(emergency=True))
     )
+    return Figures(
+        sites=sites,
+        period=p,
+        outcomes=outcomes,
+        lead_time=lead_time,
+        restore=restore,
+        rfcs_submitted=submitted["total"],
+        emergencies=submitted["emergency"],
+    )
+
+
+def dashboard(sites: list[Site], p: Period) -> Dashboard:
+    """Every figure for `sites` over `p`: a constant number of queries (eleven at most)."""
+    site_ids = [s.pk for s in sites]
+    prod = _prod(site_ids)
     per_site = []
     if len(sites) > 1:
         per_site = list(
@@ -274,14 +297,8 @@ def dashboard(sites: list[Site], p: Period) -> Dashboard:
             row["started"] = started
             row["failure_rate"] = (row["rolled_back"] + row["failed"]) / started if started else None
     return Dashboard(
-        sites=sites,
-        period=p,
-        outcomes=outcomes,
-        series=series,
-        lead_time=lead_time,
-        restore=restore,
-        rfcs_submitted=submitted["total"],
-        emergencies=submitted["emergency"],
+        **vars(figures(sites, p)),
+        series=_series(prod, p),
         approvals=_approvals(site_ids, p),
         gates=_gates(site_ids, p),
         per_site=per_site,

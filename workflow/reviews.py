@@ -22,12 +22,12 @@ from environments import access
 from notify import events
 from releases import services as rfc_services
 from releases.models import Rfc
-from releases.states import RfcState
+from releases.states import ENDED_STATES, RfcState
 from workflow.models import CloseCode, Review
 
 RULE = gettext_noop("Post-implementation review")  # the rule's name: a key, translated where shown
 # The states in which an RFC's PROD deployments have ended and its review is (or becomes) open.
-ENDED = frozenset({RfcState.DEPLOYED, RfcState.ROLLED_BACK, RfcState.FAILED})
+ENDED = ENDED_STATES
 
 
 def open_review(ctx) -> None:

@@ -19,6 +19,7 @@ from audit.services import record
 from core.roles import Role
 from deployments.states import DeploymentState as S
 from releases.models import GateWaiver, Rfc
+from reports import oversight
 from tests import factories
 from tests.conftest import client_for, make_user
 
@@ -170,3 +171,42 @@ def test_the_auditor_home_costs_the_same_queries_however_much_happened(people, s
         make_user(f"admin{n}", Role.ADMIN)
         fail_sign_in(f"guess{n}", 2)
     assert count() == few
+
+
+def summary_of(user) -> tuple[str, int]:
+    """The home's summary for `user`, and how many of the figures' aggregates the view asked for."""
+    with CaptureQueriesContext(connection) as seen:
+        html = home(user)
+    computed = [q for q in seen.captured_queries if 'COUNT("releases_deployment"."id")' in q["sql"]]
+    return section(html, "home-summary"), len(computed)
+
+
+def test_the_managers_figures_are_kept_a_few_minutes_and_say_as_of_when(people, site_a):
+    """The key figures are computed once per FIGURES_FOR for the same sites and period (the first
+    view computes them, the next ones read them from the cache) and the page says as of when; once
+    that time has passed the next view computes them afresh."""
+    manager = people["itmanager"]
+    first, computed = summary_of(manager)
+    assert computed and "as of 12:00 UTC" in first  # PLA and PLB: the period is in UTC
+    assert "0 PROD deployments succeeded in 30 days" in first
+    item = factories.rfc(people["dev"], site_a, title="Done")
+    factories.booking(
+        item,
+        site_a,
+        people["releasemgr"],
+        hours_ahead=-3,
+        state=S.SUCCEEDED,
+        started_at=NOW - timedelta(hours=3),
+        finished_at=NOW - timedelta(hours=2),
+    )
+    with time_machine.travel(NOW + oversight.FIGURES_FOR - timedelta(seconds=1), tick=False):
+        kept, computed = summary_of(manager)
+        assert computed == 0 and "as of 12:00 UTC" in kept
+        assert "0 PROD deployments succeeded in 30 days" in kept
+        # Another manager of the same sites reads the same figures; one of PLA alone has its own.
+        assert summary_of(people["opsmanager"]) == (kept, 0)
+        assert summary_of(make_user("plantdirector_a", Role.PLANT_DIRECTOR, site=site_a))[1] > 0
+    with time_machine.travel(NOW + oversight.FIGURES_FOR + timedelta(minutes=1), tick=False):
+        fresh, computed = summary_of(manager)
+    assert computed and "as of 12:06 UTC" in fresh
+    assert "1 PROD deployment succeeded in 30 days" in fresh

@@ -187,6 +187,7 @@ def test_queries_per_page_do_not_grow_and_match_the_baseline(people, site_a, sit
     clients = {
         "dev": client_for(dev),
         "itmanager": client_for(itmanager),
+        "releasemgr": client_for(people["releasemgr"]),
         "auditor": client_for(people["auditor"]),
         "dev api": api_client_for(dev),
         "releasemgr api": api_client_for(people["releasemgr"]),
@@ -195,6 +196,7 @@ def test_queries_per_page_do_not_grow_and_match_the_baseline(people, site_a, sit
     pages = {
         "home (developer)": ("dev", reverse("home"), {}),
         "home (approver with pending approvals)": ("itmanager", reverse("home"), {}),
+        "home (release manager)": ("releasemgr", reverse("home"), {}),
         "RFC list": ("dev", reverse("releases:list"), {}),
         "RFC list, filtered": ("dev", reverse("releases:list") + "?state=open&site=PLA&q=change", {}),
         "my RFCs": ("dev", reverse("releases:mine"), {"follow": True}),
@@ -216,6 +218,8 @@ def test_queries_per_page_do_not_grow_and_match_the_baseline(people, site_a, sit
     # Every list has rows at the small size already (an empty list skips its prefetch queries).
     home = clients["itmanager"].get(reverse("home")).content.decode()
     assert 'data-testid="home-approve"' in home and detailed.number in home
+    home = clients["releasemgr"].get(reverse("home")).content.decode()
+    assert 'data-testid="home-deployments"' in home and 'data-testid="home-schedule"' in home
     assert 'data-testid="queue-row"' in clients["itmanager"].get(reverse("approvals:queue")).content.decode()
     for who, url, _ in (
         pages["approvals API"],

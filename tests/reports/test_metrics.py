@@ -196,15 +196,19 @@ def test_the_rfcs_behind_each_figure_are_those_it_counts(history, site_a):
 
 
 def test_queries_per_dashboard_do_not_grow_with_the_rfcs(people, site_a, site_b):
-    def count(p):
+    def count(p, compute=metrics.dashboard):
         with CaptureQueriesContext(connection) as seen:
-            metrics.dashboard([site_a, site_b], p)
+            compute([site_a, site_b], p)
         return len(seen)
 
     p = metrics.period("2026-11-01", "2027-02-28", UTC_ZONE)
     many(people, site_a, 10)
-    few = count(p)
+    few, few_keys = count(p), count(p, metrics.figures)
     many(people, site_b, 1000)
     board = metrics.dashboard([site_a, site_b], p)
     assert board.outcomes["started"] == 1010
     assert count(p) == few <= 11
+    # The key figures alone (the managers' home page): the same numbers, fewer queries.
+    keys = metrics.figures([site_a, site_b], p)
+    assert vars(keys) == {name: getattr(board, name) for name in vars(keys)}
+    assert count(p, metrics.figures) == few_keys <= 6
