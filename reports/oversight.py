@@ -28,7 +28,7 @@ from core import clock
 from core.roles import Role
 from environments import access
 from releases.models import GateWaiver
-from releases.services import visible_rfcs
+from releases.services import rfc_visible, visible_rfcs
 from reports import figures
 from reports.figures import figure_link
 from workflow import metrics
@@ -119,7 +119,7 @@ def auditor_home(user) -> AuditorHome:
     since = period.start
     home = AuditorHome(since=since, chain=chain_status())
     waivers = GateWaiver.objects.filter(Q(revoked_at__isnull=True) | Q(waived_at__gte=since)).filter(
-        rfc__in=visible_rfcs(user)
+        rfc_visible(user, "rfc")  # asked per waiver, not by gathering every visible RFC first
     )
     home.waiver_count = waivers.count()
     home.waivers = list(waivers.select_related("rfc", "waived_by").order_by("-waived_at", "-pk")[:ROWS])
