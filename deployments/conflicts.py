@@ -11,13 +11,13 @@ not compared: every change of a product's release touches the product.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import BooleanField, Count, F, Q, Window
+from django.db.models import BooleanField, Q
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import RowNumber
 from django.utils import translation
 from django.utils.translation import gettext, gettext_noop
 
@@ -159,6 +159,20 @@ _NOT_ASCII = (
 )
 
 
+_RANKED = """
+    WITH judged (site_id, rfc_id, number, sure, unsure) AS ({judged}),
+    ranked AS (
+        SELECT site_id, rfc_id, number, sure,
+               row_number() OVER (PARTITION BY site_id, sure ORDER BY number) AS rank,
+               count(*) OVER (PARTITION BY site_id, sure) AS sure_count
+        FROM judged WHERE sure OR unsure
+    )
+    SELECT ranked.site_id, ranked.rfc_id, i.lines, i.modules, i.interfaces, ranked.sure, ranked.sure_count
+    FROM ranked JOIN {table} AS i ON i.rfc_id = ranked.rfc_id AND i.site_id = ranked.site_id
+    WHERE NOT ranked.sure OR ranked.rank <= %s
+    ORDER BY ranked.number, ranked.site_id"""
+
+
 def _matching_in_database(others, keys, limit, left_out) -> dict[int, list[tuple[int, set]]]:
     """PostgreSQL compares the items and returns only the rows shown, with the count of the rest: on a
     busy line hundreds of open changes share an item. An item written in plain ASCII matches in SQL
@@ -178,19 +192,23 @@ def _matching_in_database(others, keys, limit, left_out) -> dict[int, list[tuple
     # Bound parameters only; the SQL text is built from the constants above.
     sure = RawSQL(" OR ".join(sure_sql) or "FALSE", sure_params, BooleanField())  # noqa: S611
     unsure = RawSQL(" OR ".join(_NOT_ASCII.format(column=c) for c in _FIELDS.values()), [], BooleanField())  # noqa: S611
-    ranked = (
+    # Each impact judged once, then ranked per site: only the rows shown come back with their lists.
+    judged, params = (
         others.annotate(sure=sure, unsure=unsure)
-        .filter(Q(sure=True) | Q(unsure=True))
-        .annotate(
-            rank=Window(RowNumber(), partition_by=[F("site_id"), F("sure")], order_by=F("rfc__number").asc()),
-            sure_count=Window(Count("pk"), partition_by=[F("site_id"), F("sure")]),
-        )
+        .values_list("site_id", "rfc_id", "rfc__number", "sure", "unsure")
+        .order_by()
+        .query.sql_with_params()
     )
-    if limit is not None:
-        ranked = ranked.filter(Q(sure=False) | Q(rank__lte=limit))
-    rows = ranked.order_by("rfc__number", "site_id").values_list(
-        "site_id", "rfc_id", "lines", "modules", "interfaces", "sure", "sure_count"
-    )
+    table = connection.ops.quote_name(Impact._meta.db_table)
+    # The judged query is Django's, its values bound parameters.
+    sql = _RANKED.format(judged=judged, table=table)
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (*params, limit if limit is not None else 2**31 - 1))
+        rows = [
+            (site_id, rfc_id, *(_decoded(v) for v in lists), is_sure, sure_count)
+            for site_id, rfc_id, *lists, is_sure, sure_count in cursor.fetchall()
+        ]
     found: dict[int, list[tuple[int, set]]] = {}
     sure_total: dict[int, int] = {}  # per site: how many impacts matched in SQL, shown or not
     unsure_total: dict[int, int] = {}
@@ -212,6 +230,10 @@ def _matching_in_database(others, keys, limit, left_out) -> dict[int, list[tuple
         if more and left_out is not None:
             left_out[site_id] = left_out.get(site_id, 0) + more
     return kept
+
+
+def _decoded(value):
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 def _keys(lines, modules, interfaces) -> set[tuple[str, str]]:
