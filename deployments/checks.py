@@ -506,16 +506,20 @@ def _rehearse_directory(run: CheckRun, application: Path) -> dict:
 
 
 def latest(rfc: Rfc, kind: str) -> dict[int, CheckRun]:
-    """The newest finished run of `kind` per environment, for this exact artifact."""
-    runs = {}
-    for run in CheckRun.objects.filter(
-        release=rfc.release,
-        artifact_sha256=rfc.release.artifact_sha256,
-        kind=kind,
-        state__in=[RunState.PASSED, RunState.FAILED],
-    ).order_by("finished_at"):
-        runs[run.environment_id] = run
-    return runs
+    """The newest finished run of `kind` per environment, for this exact artifact. Every kind is read
+    in one query, kept on the RFC object like `proving_environments` (the gates evaluate a freshly
+    read one; the RFC page asks for four kinds, from the gates and for its evidence table)."""
+    cached = getattr(rfc, "_latest_runs", None)
+    if cached is None:
+        cached = {}
+        for run in CheckRun.objects.filter(
+            release=rfc.release,
+            artifact_sha256=rfc.release.artifact_sha256,
+            state__in=[RunState.PASSED, RunState.FAILED],
+        ).order_by("finished_at"):
+            cached.setdefault(run.kind, {})[run.environment_id] = run
+        rfc._latest_runs = cached
+    return dict(cached.get(kind, {}))
 
 
 # --- Gates (C5) ---------------------------------------------------------------------------------------

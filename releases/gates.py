@@ -70,11 +70,12 @@ def registered(name: str) -> bool:
     return any(known == name for known, _, _ in _REGISTRY)
 
 
-def evaluate(rfc, stage: str = "submit", only=None, *, fresh=None) -> list[Gate]:
+def evaluate(rfc, stage: str = "submit", only=None, *, fresh=None, waivers=None) -> list[Gate]:
     """Every gate for `stage` (or only those named in `only`), always on freshly read data: a gate never
     passes on a stale copy. A failing waivable gate with a live waiver for the RFC's artifact reads as
     passed and waived. `fresh`: the RFC as `read()` gave it in this request (a page asking two stages
-    reads the RFC once)."""
+    reads the RFC once); `waivers`: every waiver of the RFC as read in this request (the page lists
+    them anyway), of which those that count are picked here."""
     fresh = fresh if fresh is not None else _fresh(rfc)
     return _with_waivers(
         fresh,
@@ -83,6 +84,7 @@ def evaluate(rfc, stage: str = "submit", only=None, *, fresh=None) -> list[Gate]
             for name, check, stages in _REGISTRY
             if stage in stages and (only is None or name in only)
         ],
+        waivers,
     )
 
 
@@ -116,11 +118,19 @@ def waived_reason(waiver) -> str:
     }
 
 
-def _with_waivers(rfc, results: list[Gate]) -> list[Gate]:
+def _with_waivers(rfc, results: list[Gate], every=None) -> list[Gate]:
     waivable_failing = [g.name for g in results if not g.passed and g.name in _WAIVABLE]
     if not waivable_failing or len(rfc.release.artifact_sha256) != 64:
         return results
-    waivers = {w.gate: w for w in live_waivers(rfc, waivable_failing)}
+    if every is None:
+        waivers = {w.gate: w for w in live_waivers(rfc, waivable_failing)}
+    else:  # the same choice as live_waivers, over the rows already read
+        sha = rfc.release.artifact_sha256
+        waivers = {
+            w.gate: w
+            for w in every
+            if w.artifact_sha256 == sha and w.revoked_at is None and w.gate in waivable_failing
+        }
     shown = []
     for g in results:
         waiver = waivers.get(g.name) if not g.passed else None

@@ -268,7 +268,10 @@ def merged_timeline(audit_events, comments) -> list[dict]:
     return sorted(entries, key=lambda entry: (entry["at"], "comment" in entry))
 
 
-def _detail_context(request, rfc: Rfc) -> dict:
+def _detail_context(request, rfc: Rfc, *, just_read: bool = False) -> dict:
+    """`just_read`: `rfc` comes straight from `rfc_or_404` in this GET, read with what the gates look at
+    (`rfc_detail_queryset` prefetches all that `gates.read` does): the gates take it as read afresh.
+    After a POST the RFC may have been changed in memory, so the gates read it again."""
     user = request.user
     sites = services.rfc_sites(rfc)
     is_draft = rfc.state in EDITABLE_STATES
@@ -292,12 +295,15 @@ def _detail_context(request, rfc: Rfc) -> dict:
         AuditEvent.objects.filter(object_type__in=AUDITED_TYPES, object_id=rfc.number).order_by("seq"),
         Comment.objects.filter(rfc=rfc).select_related("author").annotate(revision_count=Count("revisions")),
     )
-    fresh = gates.read(rfc)  # once for both lists of gates
-    shown_gates = gates.evaluate(rfc, stage, fresh=fresh)
+    fresh = rfc if just_read else gates.read(rfc)  # once for both lists of gates
+    every_waiver = list(waivers.waivers_of(rfc))  # listed below; the gates pick those that count
+    shown_gates = gates.evaluate(rfc, stage, fresh=fresh, waivers=every_waiver)
     if stage == "submit":
-        later_gates = gates.evaluate(rfc, "deploy", only=LATER_GATES, fresh=fresh)
+        later_gates = gates.evaluate(rfc, "deploy", only=LATER_GATES, fresh=fresh, waivers=every_waiver)
     elif rfc.state in (RfcState.APPROVED, RfcState.SCHEDULED):  # read from the plant when it starts
-        later_gates = gates.evaluate(rfc, "deploy", only=gates.only_at_start(), fresh=fresh)
+        later_gates = gates.evaluate(
+            rfc, "deploy", only=gates.only_at_start(), fresh=fresh, waivers=every_waiver
+        )
     else:
         later_gates = []
     may_waive = waivers.may_waive(user, rfc)
@@ -326,7 +332,7 @@ def _detail_context(request, rfc: Rfc) -> dict:
         },
         "waivers": [
             (w, w.revoked_at is None and w.artifact_sha256 == rfc.release.artifact_sha256)
-            for w in waivers.waivers_of(rfc)
+            for w in every_waiver
         ],
         "may_waive": may_waive,
         "fidelity_rows": _fidelity_rows(touched),
@@ -499,8 +505,8 @@ def _evidence_rows(user, rfc: Rfc, sites) -> list[dict]:
     return rows
 
 
-def _render_detail(request, rfc: Rfc, status: int = 200, **extra):
-    context = _detail_context(request, rfc)
+def _render_detail(request, rfc: Rfc, status: int = 200, just_read: bool = False, **extra):
+    context = _detail_context(request, rfc, just_read=just_read)
     # A refused POST answers at its own address (/do/submit/, /evidence/ …): the address bar shows
     # the RFC's (static/js/portal.js), so a reload or a shared link opens the RFC, not the action.
     context["canonical_url"] = reverse("releases:detail", args=[rfc.uuid])
@@ -511,7 +517,7 @@ def _render_detail(request, rfc: Rfc, status: int = 200, **extra):
 @login_required
 @require_GET
 def rfc_detail(request, uuid):
-    return _render_detail(request, services.rfc_or_404(request.user, uuid))
+    return _render_detail(request, services.rfc_or_404(request.user, uuid), just_read=True)
 
 
 def _replan(user, rfc: Rfc, review_pending: bool) -> dict | None:

@@ -71,3 +71,79 @@ def test_the_page_shows_ten_per_site_and_counts_the_rest(people, site_a):
     page = client_for(people["dev"]).get(reverse("releases:detail", args=[ours.uuid])).content.decode()
     listed = page.split('data-testid="neighbours"')[1].split("</ul>")[0]
     assert listed.count("<li>") == NEIGHBOURS_SHOWN + 1 and "and 3 more open changes" in listed
+
+
+def _sharing(people, site, release, lines, modules=("Other",), interfaces=()):
+    return factories.rfc(
+        people["dev"],
+        site,
+        release=release,
+        impacts=[
+            {"site": site, "lines": list(lines), "modules": list(modules), "interfaces": list(interfaces)}
+        ],
+    )
+
+
+def _mixed(people, site):
+    """Ours names a line, a module beyond ASCII and an interface; the others spell them every way."""
+    ours = factories.rfc(
+        people["dev"],
+        site,
+        version="1.0.1",
+        impacts=[{"site": site, "lines": ["Line 2"], "modules": ["Wägen"], "interfaces": ["ERP"]}],
+    )
+    release = ours.release
+    sharing = [
+        _sharing(people, site, release, ["LINE 2"]),
+        _sharing(people, site, release, ["line 2", "Linie Süd"]),  # beyond ASCII, sharing the line
+        _sharing(people, site, release, ["Line 9"], ["WÄGEN"]),  # shares only the module beyond ASCII
+        _sharing(people, site, release, ["Line 9"], ["Scanning"], ["erp"]),
+        _sharing(people, site, release, ["Line 3"], ["wägen", "Scanning"]),
+    ]
+    for lines, modules, interfaces in (
+        (["Line  2"], ["Other"], []),  # another spacing: another line
+        (["Line 20"], ["Wägen 2"], ["ERP 2"]),  # the names as text, not as items
+        (["Linie Süd"], ["Wiegen"], []),  # beyond ASCII, sharing nothing
+    ):
+        _sharing(people, site, release, lines, modules, interfaces)
+    return ours, sharing
+
+
+@pytest.mark.parametrize("limit", [None, 1, 2, 4, 5, 10])
+def test_mixed_spellings_are_found_and_counted_alike(people, site_a, limit):
+    ours, sharing = _mixed(people, site_a)
+    more: dict[int, int] = {}
+    found = conflicts.neighbours(ours, ours.impacts.all(), limit=limit, left_out=more)
+    expected = sorted(o.number for o in sharing)
+    shown = expected if limit is None else expected[:limit]
+    assert [n["rfc"].number for n in found[site_a.pk]] == shown
+    assert more == ({site_a.pk: len(expected) - len(shown)} if len(shown) < len(expected) else {})
+    shared = {n["rfc"].number: n["shared"] for n in found[site_a.pk]}
+    if limit is None:
+        assert shared[sharing[2].number] == ["module Wägen"]
+        assert shared[sharing[3].number] == ["interface ERP"]
+
+
+def test_the_database_and_python_agree(people, site_a):
+    if connection.vendor != "postgresql":
+        pytest.skip("the comparison in SQL is PostgreSQL's")
+    ours, _ = _mixed(people, site_a)
+    impact = ours.impacts.get()
+    keys = {site_a.pk: conflicts._keys(impact.lines, impact.modules, impact.interfaces)}
+    others = Impact.objects.filter(site_id=site_a.pk).exclude(rfc=ours)
+    for limit in (None, 1, 3, 10):
+        here, there = {}, {}
+        assert conflicts._matching_here(others, keys, limit, here) == conflicts._matching_in_database(
+            others, keys, limit, there
+        )
+        assert here == there
+
+
+def test_the_page_counts_the_rest_with_spellings_beyond_ascii(people, site_a):
+    ours, sharing = _mixed(people, site_a)
+    release = ours.release
+    sharing += [_sharing(people, site_a, release, ["Line 2", "Linie Süd"]) for _ in range(NEIGHBOURS_SHOWN)]
+    page = client_for(people["dev"]).get(reverse("releases:detail", args=[ours.uuid])).content.decode()
+    listed = page.split('data-testid="neighbours"')[1].split("</ul>")[0]
+    more = len(sharing) - NEIGHBOURS_SHOWN
+    assert listed.count("<li>") == NEIGHBOURS_SHOWN + 1 and f"and {more} more open changes" in listed
