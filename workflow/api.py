@@ -36,6 +36,7 @@ from workflow import waivers as waiving
 from workflow.filters import RfcFilterSet
 from workflow.rollout import status as rollout_status
 from workflow.serializers import (
+    RFC_LIST_COLUMNS,
     RfcDetailSerializer,
     RfcListSerializer,
     RfcWriteSerializer,
@@ -44,6 +45,7 @@ from workflow.serializers import (
     WaiverRequestSerializer,
     WaiverRevokeSerializer,
     WaiverSerializer,
+    rfc_list_rows,
 )
 
 GATE_STAGES = ("submit", "schedule", "deploy")
@@ -92,6 +94,7 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return (
             services.visible_rfcs(user)
             .select_related("release", "author")
+            .only(*RFC_LIST_COLUMNS)
             .prefetch_related(Prefetch("impacts", queryset=Impact.objects.select_related("site")))
         )
 
@@ -118,7 +121,9 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     @extend_schema(summary="RFCs")
     def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
+        # RfcListSerializer's shape, written out (rfc_list_rows): the same JSON at a fraction of the cost.
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(rfc_list_rows(page))
 
     @extend_schema(
         summary="File an RFC (a draft)",

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from approvals import services as approvals
 from approvals import standard
 from audit.models import AuditEvent
-from core import clock
+from core import clock, listing
 from core.refusals import REFUSED, filter_error_items, refusal
 from deployments import conflicts, scheduling
 from deployments import fidelity as staging
@@ -38,7 +38,7 @@ from releases import gates, risk, services
 from releases.forms import EvidenceForm, ReleaseForm, RfcForm, SignoffForm
 from releases.models import Evidence, Impact, Rfc
 from releases.states import EDITABLE_STATES, RfcState
-from releases.versioning import VersionRefused
+from releases.versioning import ChangeClass, VersionRefused
 from workflow import exports, fidelity, metrics, reviews, saved_filters, waivers
 from workflow import services as wf
 from workflow.filters import SORTS, RfcFilterSet
@@ -79,7 +79,7 @@ def rfc_list(request):
         rows = rows.order_by("-created_at", "-id")
     if request.GET.get("format") in exports.FORMATS and not errors:
         return exports.response(rows, request.GET["format"])
-    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(rows.only(*LIST_COLUMNS), PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -89,6 +89,7 @@ def rfc_list(request):
             "form": filterset.form,
             "errors": errors,
             "page": page,
+            "rows": _list_rows(page.object_list),
             "query": query.urlencode(),
             "columns": _sort_columns(request.GET, sort),
             "sort": sort,
@@ -102,6 +103,50 @@ def rfc_list(request):
         },
         status=400 if errors else 200,
     )
+
+
+# What `_list_rows` reads: a page of rows without the long texts and JSON no row shows.
+LIST_COLUMNS = (
+    "uuid",
+    "number",
+    "title",
+    "high_risk",
+    "risk_level",
+    "emergency",
+    "change_class",
+    "state",
+    "created_at",
+    "release__product",
+    "release__version",
+    "author__username",
+    "author__first_name",
+    "author__last_name",
+)
+
+
+def _list_rows(rfcs) -> list[dict]:
+    """The list's rows as plain values: labels and addresses made once per page (core.listing)."""
+    states = listing.labels(RfcState.choices)
+    classes = listing.labels(ChangeClass.choices)
+    detail = listing.address("releases:detail")
+    return [
+        {
+            "url": detail(rfc.uuid),
+            "number": rfc.number,
+            "title": rfc.title,
+            "high_risk": rfc.is_high_risk,
+            "emergency": rfc.emergency,
+            "release": str(rfc.release),
+            "change_class": rfc.change_class,
+            "class_label": classes.get(rfc.change_class, rfc.change_class),
+            "sites": ", ".join(impact.site.code for impact in rfc.impacts.all()),
+            "state": rfc.state,
+            "state_label": states.get(rfc.state, rfc.state),
+            "author": rfc.author.get_full_name() or rfc.author.username,
+            "created_at": rfc.created_at,
+        }
+        for rfc in rfcs
+    ]
 
 
 def _figure(filterset) -> dict | None:
