@@ -51,6 +51,19 @@ def rfc_visible(user, rfc: str = "pk") -> Exists:
     return Exists(impacts)
 
 
+def site_codes(rfcs) -> dict[int, list[str]]:
+    """{RFC id: its sites' codes in order} for a page of RFCs, in one query: what a list row shows of
+    the impacts, without an Impact and a Site object per row (`prefetch_related` gives the same)."""
+    codes: dict[int, list[str]] = {rfc.pk: [] for rfc in rfcs}
+    if codes:
+        rows = (
+            Impact.objects.filter(rfc_id__in=codes).order_by("site__code").values_list("rfc_id", "site__code")
+        )
+        for rfc_id, code in rows:
+            codes[rfc_id].append(code)
+    return codes
+
+
 def rfc_detail_queryset(user) -> QuerySet[Rfc]:
     return (
         visible_rfcs(user)

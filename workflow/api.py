@@ -5,7 +5,6 @@ are mapped to statuses by changecontrol.api.exception_handler (400/403/404/409/4
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.db.models import Prefetch
 from django.http import Http404
 from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
@@ -24,7 +23,7 @@ from deployments.serializers import (
     ScheduleRequestSerializer,
 )
 from releases import gates, services
-from releases.models import RFC_NUMBER, Evidence, Impact, Rfc
+from releases.models import RFC_NUMBER, Evidence, Rfc
 from releases.serializers import (
     EvidenceSerializer,
     EvidenceUploadSerializer,
@@ -91,12 +90,7 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         user = self.request.user
         if self.action != "list":
             return services.rfc_detail_queryset(user).prefetch_related("signoffs__release")
-        return (
-            services.visible_rfcs(user)
-            .select_related("release", "author")
-            .only(*RFC_LIST_COLUMNS)
-            .prefetch_related(Prefetch("impacts", queryset=Impact.objects.select_related("site")))
-        )
+        return services.visible_rfcs(user).select_related("release", "author").only(*RFC_LIST_COLUMNS)
 
     def get_object(self) -> Rfc:
         value = str(self.kwargs[self.lookup_field])

@@ -17,6 +17,7 @@ from releases.serializers import (
     ReleaseRefSerializer,
     SignoffSerializer,
 )
+from releases.services import site_codes
 from workflow.transitions import TRANSITIONS
 
 
@@ -75,6 +76,8 @@ def rfc_list_rows(rfcs) -> list[dict]:
     row, which cost a 50-row page more than its queries. RfcListSerializer stays the documented
     shape; tests/workflow/test_rfc_list_rows.py holds the two equal."""
     when = _WHEN.to_representation
+    rfcs = list(rfcs)
+    sites = site_codes(rfcs)
     rows = []
     for rfc in rfcs:
         release = rfc.release
@@ -91,7 +94,7 @@ def rfc_list_rows(rfcs) -> list[dict]:
                     "version": release.version,
                     "name": str(release),
                 },
-                "sites": [impact.site.code for impact in rfc.impacts.all()],
+                "sites": sites[rfc.pk],
                 "author": rfc.author.username,
                 "high_risk": rfc.high_risk,
                 "risk_level": rfc.risk_level,
