@@ -275,3 +275,22 @@ def test_one_query_tells_a_users_roles(cast, site_a, site_b):
         site_b.pk: frozenset({Role.OPERATIONS_MANAGER, Role.IT_MANAGER}),
     }
     assert access.role_map(User.objects.get(pk=cast["nobody"].pk)) == {}
+
+
+@pytest.mark.parametrize("language", ["en-gb", "de"])
+def test_the_filter_bars_drop_downs_are_djangos_select(language):
+    """Made once and kept per language and value: the same HTML as Django's Select, and a value
+    outside the choices (bad input) is rendered as usual and not kept."""
+    from django import forms
+
+    from workflow.filters import FixedSelect, RfcFilterSet
+
+    field = RfcFilterSet().form.fields["state"]
+    with translation.override(language):
+        for value in (None, "", "open", "draft", "bogus", "<script>"):
+            attrs = {"id": "id_state"}
+            expected = forms.Select(choices=field.choices).render("state", value, attrs)
+            fixed = FixedSelect(choices=field.choices)
+            assert fixed.render("state", value, attrs) == expected
+            assert fixed.render("state", value, attrs) == expected
+    assert not any("bogus" in key or "<script>" in key for key in FixedSelect._made)
