@@ -335,9 +335,12 @@ def approvals_for(user) -> QuerySet:
         for role in mine:
             if access.has_role(holder, role) or access.sites_with_role(holder, role):
                 allowed |= _held_at(holder, role)
-    # Separation of duties (as in `capacity`): never the author, nor who signed off the UAT.
+    # Separation of duties (as in `capacity`): never the author, nor who signed off the UAT. The
+    # author's own RFCs as a subquery (a few ids from rfc_author_idx), not a join: the count of a
+    # long queue then reads approvals alone instead of every RFC.
+    own = Rfc.objects.filter(author=user).values("pk")
     signed_off = UatSignoff.objects.filter(rfc=OuterRef("rfc"), signed_by=user)
-    return pending.filter(allowed).exclude(rfc__author=user).exclude(Exists(signed_off))
+    return pending.filter(allowed).exclude(rfc__in=own).exclude(Exists(signed_off))
 
 
 # --- Signing ---------------------------------------------------------------------------------------

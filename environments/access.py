@@ -255,6 +255,15 @@ def visible_sites(user) -> QuerySet:
     return Site.objects.filter(pk__in=[key for key in roles if key is not None])
 
 
+def visible_site_ids(user) -> list[int] | None:
+    """The ids of `visible_sites(user)` without asking the database, or None when the user sees
+    every site: a filter on a site foreign key then needs no condition at all."""
+    roles = role_map(user)
+    if roles.get(GLOBAL):
+        return None
+    return sorted(key for key in roles if key is not None)
+
+
 def visible_site(user, code: str):
     """The site with this code if the user may see it, else None: the one site lookup."""
     code = str(code or "")

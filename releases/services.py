@@ -39,8 +39,29 @@ def visible_rfcs(user) -> QuerySet[Rfc]:
 def rfc_visible(user, rfc: str = "pk") -> Exists:
     """`visible_rfcs` as a condition on each row of a list that names its RFC in the field `rfc`
     (`"rfc"` for a deployment): asked row by row, so the database can read an ordered index and stop at
-    the first rows the user may see, where `rfc__in=visible_rfcs(user)` makes it gather every one."""
-    return Exists(Impact.objects.filter(rfc=OuterRef(rfc), site__in=access.visible_sites(user)))
+    the first rows the user may see, where `rfc__in=visible_rfcs(user)` makes it gather every one.
+
+    An impact's site is a foreign key that cannot dangle (NOT NULL, PROTECT), so for a user who sees
+    every site "an impact at a visible site" is "an impact": the same rows, and a count the planner
+    answers from two indexes instead of joining the sites table into the semi-join."""
+    impacts = Impact.objects.filter(rfc=OuterRef(rfc))
+    site_ids = access.visible_site_ids(user)
+    if site_ids is not None:
+        impacts = impacts.filter(site_id__in=site_ids)
+    return Exists(impacts)
+
+
+def site_codes(rfcs) -> dict[int, list[str]]:
+    """{RFC id: its sites' codes in order} for a page of RFCs, in one query: what a list row shows of
+    the impacts, without an Impact and a Site object per row (`prefetch_related` gives the same)."""
+    codes: dict[int, list[str]] = {rfc.pk: [] for rfc in rfcs}
+    if codes:
+        rows = (
+            Impact.objects.filter(rfc_id__in=codes).order_by("site__code").values_list("rfc_id", "site__code")
+        )
+        for rfc_id, code in rows:
+            codes[rfc_id].append(code)
+    return codes
 
 
 def rfc_detail_queryset(user) -> QuerySet[Rfc]:

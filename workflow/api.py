@@ -5,7 +5,6 @@ are mapped to statuses by changecontrol.api.exception_handler (400/403/404/409/4
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.db.models import Prefetch
 from django.http import Http404
 from django.utils.translation import gettext as _
 from django_filters.rest_framework import DjangoFilterBackend
@@ -24,7 +23,7 @@ from deployments.serializers import (
     ScheduleRequestSerializer,
 )
 from releases import gates, services
-from releases.models import RFC_NUMBER, Evidence, Impact, Rfc
+from releases.models import RFC_NUMBER, Evidence, Rfc
 from releases.serializers import (
     EvidenceSerializer,
     EvidenceUploadSerializer,
@@ -36,6 +35,7 @@ from workflow import waivers as waiving
 from workflow.filters import RfcFilterSet
 from workflow.rollout import status as rollout_status
 from workflow.serializers import (
+    RFC_LIST_COLUMNS,
     RfcDetailSerializer,
     RfcListSerializer,
     RfcWriteSerializer,
@@ -44,6 +44,7 @@ from workflow.serializers import (
     WaiverRequestSerializer,
     WaiverRevokeSerializer,
     WaiverSerializer,
+    rfc_list_rows,
 )
 
 GATE_STAGES = ("submit", "schedule", "deploy")
@@ -89,11 +90,7 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         user = self.request.user
         if self.action != "list":
             return services.rfc_detail_queryset(user).prefetch_related("signoffs__release")
-        return (
-            services.visible_rfcs(user)
-            .select_related("release", "author")
-            .prefetch_related(Prefetch("impacts", queryset=Impact.objects.select_related("site")))
-        )
+        return services.visible_rfcs(user).select_related("release", "author").only(*RFC_LIST_COLUMNS)
 
     def get_object(self) -> Rfc:
         value = str(self.kwargs[self.lookup_field])
@@ -118,7 +115,9 @@ class RfcViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     @extend_schema(summary="RFCs")
     def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
+        # RfcListSerializer's shape, written out (rfc_list_rows): the same JSON at a fraction of the cost.
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(rfc_list_rows(page))
 
     @extend_schema(
         summary="File an RFC (a draft)",

@@ -12,7 +12,7 @@ import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.utils.translation import gettext_lazy
+from django.utils.translation import get_language, gettext_lazy
 
 from core.filters import SITE_CODE_MAX, TEXT_MAX, USERNAME_MAX
 from environments import access
@@ -28,6 +28,24 @@ class CheckboxFilter(django_filters.BooleanFilter):
     """A tick box: absent or unticked means "no filter", ticked ("on", "true", "1") means filter."""
 
     field_class = forms.BooleanField
+
+
+class FixedSelect(forms.Select):
+    """A drop-down whose choices are fixed in code: its HTML for a (language, name, chosen value) is
+    made once per process and reused, instead of a template rendered per option on every page. A value
+    outside the choices (bad input) is rendered as usual and not kept, so what is kept stays small."""
+
+    _made: dict[tuple, str] = {}
+
+    def render(self, name, value, attrs=None, renderer=None):
+        chosen = "" if value is None else str(value)
+        if chosen and chosen not in {str(option) for option, _label in self.choices}:
+            return super().render(name, value, attrs, renderer)
+        key = (get_language(), name, chosen, tuple(sorted((attrs or {}).items())), type(renderer))
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = super().render(name, value, attrs, renderer)
+        return made
 
 
 class StableOrdering(django_filters.OrderingFilter):
@@ -78,6 +96,7 @@ class RfcFilterSet(django_filters.FilterSet):
         label=gettext_lazy("State"),
         choices=[(OPEN, gettext_lazy("Open")), *RfcState.choices],
         empty_label=gettext_lazy("Any state"),
+        widget=FixedSelect,
         help_text='A state, or "open" for every state that is not finished.',
     )
     site = django_filters.CharFilter(
@@ -88,6 +107,7 @@ class RfcFilterSet(django_filters.FilterSet):
         choices=ChangeClass.choices,
         label=gettext_lazy("Class"),
         empty_label=gettext_lazy("Any class"),
+        widget=FixedSelect,
     )
     author = django_filters.CharFilter(
         field_name="author__username",

@@ -17,6 +17,7 @@ from releases.serializers import (
     ReleaseRefSerializer,
     SignoffSerializer,
 )
+from releases.services import site_codes
 from workflow.transitions import TRANSITIONS
 
 
@@ -56,6 +57,57 @@ class RfcListSerializer(serializers.ModelSerializer):
 
     def get_sites(self, obj) -> list[str]:
         return [impact.site.code for impact in obj.impacts.all()]
+
+
+# The fields RfcListSerializer reads, for `.only()`: a page of 50 without the long texts and JSON.
+RFC_LIST_COLUMNS = (
+    *(name for name in RfcListSerializer.Meta.fields if name not in ("release", "sites", "author")),
+    "release__uuid",
+    "release__product",
+    "release__version",
+    "author__username",
+)
+_WHEN = serializers.DateTimeField(read_only=True)
+
+
+def rfc_list_rows(rfcs) -> list[dict]:
+    """`RfcListSerializer(rfcs, many=True).data`, written out: the same keys in the same order and
+    the same values (DRF's own field formats dates), without DRF building and walking 17 fields per
+    row, which cost a 50-row page more than its queries. RfcListSerializer stays the documented
+    shape; tests/workflow/test_rfc_list_rows.py holds the two equal."""
+    when = _WHEN.to_representation
+    rfcs = list(rfcs)
+    sites = site_codes(rfcs)
+    rows = []
+    for rfc in rfcs:
+        release = rfc.release
+        rows.append(
+            {
+                "uuid": str(rfc.uuid),
+                "number": rfc.number,
+                "title": rfc.title,
+                "state": rfc.state,
+                "change_class": rfc.change_class,
+                "release": {
+                    "uuid": str(release.uuid),
+                    "product": release.product,
+                    "version": release.version,
+                    "name": str(release),
+                },
+                "sites": sites[rfc.pk],
+                "author": rfc.author.username,
+                "high_risk": rfc.high_risk,
+                "risk_level": rfc.risk_level,
+                "risk_score": rfc.risk_score,
+                "emergency": rfc.emergency,
+                "estimated_downtime_minutes": rfc.estimated_downtime_minutes,
+                "requested_timing": rfc.requested_timing,
+                "created_at": when(rfc.created_at),
+                "updated_at": when(rfc.updated_at),
+                "submitted_at": when(rfc.submitted_at),
+            }
+        )
+    return rows
 
 
 class RfcDetailSerializer(RfcListSerializer):

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from approvals import services as approvals
 from approvals import standard
 from audit.models import AuditEvent
-from core import clock
+from core import clock, listing
 from core.refusals import REFUSED, filter_error_items, refusal
 from deployments import conflicts, scheduling
 from deployments import fidelity as staging
@@ -38,7 +38,7 @@ from releases import gates, risk, services
 from releases.forms import EvidenceForm, ReleaseForm, RfcForm, SignoffForm
 from releases.models import Evidence, Impact, Rfc
 from releases.states import EDITABLE_STATES, RfcState
-from releases.versioning import VersionRefused
+from releases.versioning import ChangeClass, VersionRefused
 from workflow import exports, fidelity, metrics, reviews, saved_filters, waivers
 from workflow import services as wf
 from workflow.filters import SORTS, RfcFilterSet
@@ -65,11 +65,7 @@ REPLAN = ("rework", "reschedule")
 def rfc_list(request):
     """The RFC list; `RfcFilterSet` filters and sorts it exactly as it does `GET /api/v1/rfcs/`;
     `?format=csv` exports every row the filters keep."""
-    rfcs = (
-        services.visible_rfcs(request.user)
-        .select_related("release", "author")
-        .prefetch_related(Prefetch("impacts", queryset=Impact.objects.select_related("site")))
-    )
+    rfcs = services.visible_rfcs(request.user).select_related("release", "author")
     filterset = RfcFilterSet(request.GET or None, queryset=rfcs, request=request)
     # A filter the FilterSet refuses shows its message and no rows, as the API answers 400.
     errors = [] if not filterset.is_bound or filterset.is_valid() else filter_error_items(filterset)
@@ -78,8 +74,9 @@ def rfc_list(request):
     if not sort:
         rows = rows.order_by("-created_at", "-id")
     if request.GET.get("format") in exports.FORMATS and not errors:
-        return exports.response(rows, request.GET["format"])
-    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+        impacts = Prefetch("impacts", queryset=Impact.objects.select_related("site"))
+        return exports.response(rows.prefetch_related(impacts), request.GET["format"])
+    page = Paginator(rows.only(*LIST_COLUMNS), PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -89,6 +86,7 @@ def rfc_list(request):
             "form": filterset.form,
             "errors": errors,
             "page": page,
+            "rows": _list_rows(page.object_list),
             "query": query.urlencode(),
             "columns": _sort_columns(request.GET, sort),
             "sort": sort,
@@ -102,6 +100,52 @@ def rfc_list(request):
         },
         status=400 if errors else 200,
     )
+
+
+# What `_list_rows` reads: a page of rows without the long texts and JSON no row shows.
+LIST_COLUMNS = (
+    "uuid",
+    "number",
+    "title",
+    "high_risk",
+    "risk_level",
+    "emergency",
+    "change_class",
+    "state",
+    "created_at",
+    "release__product",
+    "release__version",
+    "author__username",
+    "author__first_name",
+    "author__last_name",
+)
+
+
+def _list_rows(rfcs) -> list[dict]:
+    """The list's rows as plain values: labels and addresses made once per page (core.listing)."""
+    states = listing.labels(RfcState.choices)
+    classes = listing.labels(ChangeClass.choices)
+    detail = listing.address("releases:detail")
+    rfcs = list(rfcs)
+    sites = services.site_codes(rfcs)
+    return [
+        {
+            "url": detail(rfc.uuid),
+            "number": rfc.number,
+            "title": rfc.title,
+            "high_risk": rfc.is_high_risk,
+            "emergency": rfc.emergency,
+            "release": str(rfc.release),
+            "change_class": rfc.change_class,
+            "class_label": classes.get(rfc.change_class, rfc.change_class),
+            "sites": ", ".join(sites[rfc.pk]),
+            "state": rfc.state,
+            "state_label": states.get(rfc.state, rfc.state),
+            "author": rfc.author.get_full_name() or rfc.author.username,
+            "created_at": rfc.created_at,
+        }
+        for rfc in rfcs
+    ]
 
 
 def _figure(filterset) -> dict | None:
