@@ -273,6 +273,8 @@ def load_events(world: World, upto: int) -> None:
     from audit.models import ChainHead
 
     ChainHead.objects.update_or_create(id=1, defaults={"seq": upto, "hash": digest})
+    with connection.cursor() as cursor:  # the next event written takes the number after the loaded ones
+        cursor.execute("SELECT setval('audit_event_seq', %s)", [upto])
     world.events = upto
     print(f"   {upto:,} audit events")
 
