@@ -409,7 +409,8 @@ def measure(server: Server, cookies, table, runs: int) -> list[dict]:
     return rows
 
 
-def profile(world: World, table, name: str) -> None:
+def _signed_in(world: World, table, name: str):
+    """(the page's URL, an in-process client signed in as its role) for the page named `name`."""
     from django.test import Client
 
     chosen = [row for row in table if row[0] == name]
@@ -418,6 +419,11 @@ def profile(world: World, table, name: str) -> None:
     _name, who, url, _bare = chosen[0]
     client = Client()
     client.force_login(world.users[who])
+    return url, client
+
+
+def profile(world: World, table, name: str) -> None:
+    url, client = _signed_in(world, table, name)
     for _ in range(2):
         assert client.get(url).status_code == 200
     profiler = cProfile.Profile()
@@ -438,14 +444,8 @@ def profile(world: World, table, name: str) -> None:
 def statements(world: World, table, name: str) -> None:
     """Each statement one request of the page sends, with its time (the median of 5 requests)."""
     from django.db import connection
-    from django.test import Client
 
-    chosen = [row for row in table if row[0] == name]
-    if not chosen:
-        raise SystemExit(f"no page named {name!r}; the pages: {', '.join(row[0] for row in table)}")
-    _name, who, url, _bare = chosen[0]
-    client = Client()
-    client.force_login(world.users[who])
+    url, client = _signed_in(world, table, name)
     client.get(url)
     runs = []
     for _ in range(5):

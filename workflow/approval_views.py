@@ -40,8 +40,8 @@ from core.refusals import REFUSED, refusal
 from core.roles import Role
 from environments import access
 from releases import gates
-from releases.versioning import ChangeClass
 from workflow import services as wf
+from workflow.rows import rfc_cells
 
 
 def _decision_context(approval: Approval) -> dict:
@@ -114,20 +114,13 @@ QUEUE_COLUMNS = (
 
 def _queue_rows(approvals) -> list[dict]:
     """The queue's rows as plain values: labels and addresses made once per page (core.listing)."""
-    classes = listing.labels(ChangeClass.choices)
+    rfc = rfc_cells()
     roles = listing.labels(Role.choices)
-    detail = listing.address("releases:detail")
     decide = listing.address("approvals:decide", int)
     return [
         {
-            "url": detail(a.rfc.uuid),
-            "number": a.rfc.number,
-            "title": a.rfc.title,
-            "high_risk": a.rfc.is_high_risk,
-            "emergency": a.rfc.emergency,
+            **rfc(a.rfc),
             "review": a.step.round.is_review,
-            "change_class": a.rfc.change_class,
-            "class_label": classes.get(a.rfc.change_class, a.rfc.change_class),
             "role": roles.get(a.role, a.role),
             "site": a.site.code,
             "since": a.step.activated_at,

@@ -38,11 +38,12 @@ from releases import gates, risk, services
 from releases.forms import EvidenceForm, ReleaseForm, RfcForm, SignoffForm
 from releases.models import Evidence, Impact, Rfc
 from releases.states import EDITABLE_STATES, RfcState
-from releases.versioning import ChangeClass, VersionRefused
+from releases.versioning import VersionRefused
 from workflow import exports, fidelity, metrics, reviews, saved_filters, waivers
 from workflow import services as wf
 from workflow.filters import SORTS, RfcFilterSet
 from workflow.models import CloseCode
+from workflow.rows import rfc_cells
 
 PAGE_SIZE = 25
 
@@ -124,20 +125,13 @@ LIST_COLUMNS = (
 def _list_rows(rfcs) -> list[dict]:
     """The list's rows as plain values: labels and addresses made once per page (core.listing)."""
     states = listing.labels(RfcState.choices)
-    classes = listing.labels(ChangeClass.choices)
-    detail = listing.address("releases:detail")
+    cells = rfc_cells()
     rfcs = list(rfcs)
     sites = services.site_codes(rfcs)
     return [
         {
-            "url": detail(rfc.uuid),
-            "number": rfc.number,
-            "title": rfc.title,
-            "high_risk": rfc.is_high_risk,
-            "emergency": rfc.emergency,
+            **cells(rfc),
             "release": str(rfc.release),
-            "change_class": rfc.change_class,
-            "class_label": classes.get(rfc.change_class, rfc.change_class),
             "sites": ", ".join(sites[rfc.pk]),
             "state": rfc.state,
             "state_label": states.get(rfc.state, rfc.state),
