@@ -17,7 +17,7 @@ from django.contrib.auth.models import Permission
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import translation
 from django.utils.translation import gettext, gettext_lazy, gettext_noop, ngettext
 
@@ -597,28 +597,44 @@ def _finish_round(rnd: ApprovalRound, step: ApprovalStep, state: str, now) -> No
 
 
 # --- Reading a chain -------------------------------------------------------------------------
-def rounds_of(rfc: Rfc) -> QuerySet:
-    return (
-        ApprovalRound.objects.filter(rfc=rfc)
-        .order_by("-number")
-        .select_related("standard_use__template")
-        .prefetch_related(
-            Prefetch(
-                "steps",
-                queryset=ApprovalStep.objects.order_by("order").prefetch_related(
-                    Prefetch(
-                        "approvals",
-                        queryset=Approval.objects.select_related("site").prefetch_related(
-                            Prefetch(
-                                "signatures",
-                                queryset=Signature.objects.select_related("signer", "on_behalf_of"),
-                            )
-                        ),
-                    )
-                ),
-            )
-        )
+def rounds_of(rfc: Rfc, latest: bool = False) -> list[ApprovalRound]:
+    """The RFC's approval rounds, the last first (only the last with `latest`), each with its steps in
+    order (`round.step_list`), each step with its approvals by site and role (`step.approval_list`),
+    each approval with its signatures as signed (`approval.signature_list`). Four queries at most, and
+    fewer for a chain not yet started: each level is asked for by the ids above it, in its own order
+    (the models' default orders would join up to the RFC to sort)."""
+    rounds = (
+        ApprovalRound.objects.filter(rfc=rfc).select_related("standard_use__template").order_by("-number")
     )
+    rounds = list(rounds[:1] if latest else rounds)
+    steps = _grouped(rounds, ApprovalStep.objects.filter(round__in=rounds).order_by("order"), "round_id")
+    approvals = _grouped(
+        steps,
+        Approval.objects.filter(step__in=steps).select_related("site").order_by("site__code", "role", "pk"),
+        "step_id",
+    )
+    _grouped(
+        approvals,
+        Signature.objects.filter(approval__in=approvals)
+        .select_related("signer", "on_behalf_of")
+        .order_by("signed_at", "pk"),
+        "approval_id",
+    )
+    return rounds
+
+
+_CHILDREN = {ApprovalRound: "step_list", ApprovalStep: "approval_list", Approval: "signature_list"}
+
+
+def _grouped(parents: list, children: QuerySet, parent_field: str) -> list:
+    """Sets each parent's list of `children` (read only when there is a parent); returns the children."""
+    found = list(children) if parents else []
+    by_parent = {parent.pk: [] for parent in parents}
+    for child in found:
+        by_parent[getattr(child, parent_field)].append(child)
+    for parent in parents:
+        setattr(parent, _CHILDREN[type(parent)], by_parent[parent.pk])
+    return found
 
 
 def approvals_complete(rfc: Rfc) -> tuple[bool, str]:

@@ -81,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--db", default=BENCH_DB, help="the throwaway database's name")
     parser.add_argument("--only", help="measure only the pages whose name contains this")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the loaded database afterwards (to look into a page by hand)",
+    )
     args = parser.parse_args(argv)
     if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
         parser.error("set DATABASE_URL to a PostgreSQL server (postgres://user@host:port/db)")
@@ -101,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
             from django.db import connections
 
             connections.close_all()
-        if admin_url:
+        if admin_url and args.keep:
+            print(f"\n(database {args.db} kept: DATABASE_URL={os.environ['DATABASE_URL']})")
+        elif admin_url:
             benchdb.drop(admin_url, args.db)
             print(f"\n(database {args.db} dropped, {tmp} removed)")
         shutil.rmtree(tmp, ignore_errors=True)

@@ -9,13 +9,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.core.exceptions import PermissionDenied
-from django.db import models
 from django.db.models import QuerySet
 from django.http import Http404
 from django.urls import reverse
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -54,7 +54,7 @@ def prime(users: Iterable) -> None:
     if not todo:
         return
     result: dict[int, dict[int | None, set[Role]]] = {pk: {} for pk in todo}
-    for user_id, site, codename in _role_rows(todo):
+    for user_id, site, codename, _group, _expires in _role_rows(todo):
         role = Role.from_codename(codename)
         if role:
             result[user_id].setdefault(None if site is None else int(site), set()).add(role)
@@ -67,11 +67,12 @@ def prime(users: Iterable) -> None:
             setattr(user, _CACHE_ATTR, frozen)
 
 
-def _role_rows(user_ids) -> list[tuple[int, str | None, str]]:
-    """(user id, site id as text or None for every site, role codename) for each way these users hold
-    a role: their groups' and their own global permissions, their time-bound grants still running,
-    their own and their groups' permissions on a site. One UNION ALL, written once as SQL: every page
-    asks it, and composing five ORM querysets cost more than running them."""
+def _role_rows(user_ids) -> list[tuple[int, str | None, str, str | None, datetime | None]]:
+    """(user id, site id as text or None for every site, role codename, the group it comes through or
+    None, when a time-bound grant ends or None) for each way these users hold a role: their groups' and
+    their own global permissions, their time-bound grants still running, their own and their groups'
+    permissions on a site. One UNION ALL, written once as SQL: every page asks it (`prime`), the
+    access review too (`grants`); composing five ORM querysets cost more than running them."""
     from django.contrib.contenttypes.models import ContentType
     from django.db import connection
 
@@ -85,9 +86,18 @@ def _role_rows(user_ids) -> list[tuple[int, str | None, str]]:
     with connection.cursor() as cursor:
         cursor.execute(
             _role_sql().format(users=marks),
-            [site_ct, *ids, site_ct, *ids, now, *ids, site_ct, *ids, site_ct, *ids],
+            [now, *ids, site_ct, *ids, site_ct, *ids, site_ct, *ids, site_ct, *ids],
         )
-        return cursor.fetchall()
+        rows = cursor.fetchall()
+    if connection.vendor == "sqlite":  # a raw SQLite row holds the time without its zone: UTC
+        rows = [(*row[:4], _utc(row[4])) for row in rows]
+    return rows
+
+
+def _utc(value) -> datetime | None:
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 @functools.cache
@@ -103,30 +113,25 @@ def _role_sql() -> str:
         "user_group": User.groups.through._meta.db_table,
         "user_perm": User.user_permissions.through._meta.db_table,
         "timed": TimedRoleGrant._meta.db_table,
+        "group": Group._meta.db_table,
         "user_obj": UserObjectPermission._meta.db_table,
         "group_obj": GroupObjectPermission._meta.db_table,
     }
+    # The time-bound grants first: their row gives the columns their types (a NULL does not).
     return (  # noqa: S608 (table names from the models; every value is a parameter)
-        "SELECT ug.user_id, NULL, p.codename FROM {perm} p JOIN {group_perm} gp ON gp.permission_id = p.id"
-        " JOIN {user_group} ug ON ug.group_id = gp.group_id WHERE p.content_type_id = %s AND ug.user_id IN ({{users}})"
-        " UNION ALL SELECT up.user_id, NULL, p.codename FROM {perm} p JOIN {user_perm} up ON up.permission_id = p.id"
-        " WHERE p.content_type_id = %s AND up.user_id IN ({{users}})"
-        " UNION ALL SELECT t.user_id, CAST(t.site_id AS VARCHAR(20)), 'role_' || t.role FROM {timed} t"
+        "SELECT t.user_id, CAST(t.site_id AS VARCHAR(20)), 'role_' || t.role, NULL, t.expires_at FROM {timed} t"
         " WHERE t.expires_at > %s AND t.user_id IN ({{users}})"
-        " UNION ALL SELECT o.user_id, o.object_pk, p.codename FROM {user_obj} o JOIN {perm} p ON p.id = o.permission_id"
-        " WHERE o.content_type_id = %s AND o.user_id IN ({{users}})"
-        " UNION ALL SELECT ug.user_id, o.object_pk, p.codename FROM {group_obj} o"
-        " JOIN {user_group} ug ON ug.group_id = o.group_id JOIN {perm} p ON p.id = o.permission_id"
-        " WHERE o.content_type_id = %s AND ug.user_id IN ({{users}})"
+        " UNION ALL SELECT ug.user_id, NULL, p.codename, g.name, NULL FROM {perm} p"
+        " JOIN {group_perm} gp ON gp.permission_id = p.id JOIN {user_group} ug ON ug.group_id = gp.group_id"
+        " JOIN {group} g ON g.id = ug.group_id WHERE p.content_type_id = %s AND ug.user_id IN ({{users}})"
+        " UNION ALL SELECT up.user_id, NULL, p.codename, NULL, NULL FROM {perm} p"
+        " JOIN {user_perm} up ON up.permission_id = p.id WHERE p.content_type_id = %s AND up.user_id IN ({{users}})"
+        " UNION ALL SELECT o.user_id, o.object_pk, p.codename, NULL, NULL FROM {user_obj} o"
+        " JOIN {perm} p ON p.id = o.permission_id WHERE o.content_type_id = %s AND o.user_id IN ({{users}})"
+        " UNION ALL SELECT ug.user_id, o.object_pk, p.codename, g.name, NULL FROM {group_obj} o"
+        " JOIN {user_group} ug ON ug.group_id = o.group_id JOIN {group} g ON g.id = ug.group_id"
+        " JOIN {perm} p ON p.id = o.permission_id WHERE o.content_type_id = %s AND ug.user_id IN ({{users}})"
     ).format(**names)
-
-
-def _timed_grants() -> QuerySet:
-    """Time-bound grants still running now (environments.models.TimedRoleGrant)."""
-    from core import clock
-    from environments.models import TimedRoleGrant
-
-    return TimedRoleGrant.objects.filter(expires_at__gt=clock.now())
 
 
 @dataclass(frozen=True)
@@ -141,54 +146,23 @@ class Grant:
 
 
 def grants(users: Iterable) -> dict[int, list[Grant]]:
-    """Every role grant of these users, however it is held, for the access review: the same sources
-    `role_map` reads (plus the holder's group), five queries whatever the number of users. Listed for
-    inactive users too (whose roles count nowhere) so that a review sees what would come back."""
-    from django.contrib.auth.models import Permission
-    from django.contrib.contenttypes.models import ContentType
-    from guardian.models import GroupObjectPermission, UserObjectPermission
-
-    from environments.models import Site
-
+    """Every role grant of these users, however it is held, for the access review: the rows `role_map`
+    reads (`_role_rows`, with the group each comes through), one query whatever the number of users.
+    Listed for inactive users too (whose roles count nowhere) so that a review sees what would come
+    back."""
     users = list(users)
-    ids = [user.pk for user in users]
-    found: dict[int, list[Grant]] = {pk: [] for pk in ids}
-    if not ids:
+    found: dict[int, list[Grant]] = {user.pk: [] for user in users}
+    if not found:
         return found
-    site_ct = ContentType.objects.get_for_model(Site)
-    role_perms = Permission.objects.filter(content_type=site_ct, codename__startswith="role_").order_by()
-    rows = list(
-        role_perms.filter(group__user__in=ids)
-        .values_list("group__user", "codename", "group__name")
-        .union(role_perms.filter(user__in=ids).values_list("user", "codename", models.Value("")), all=True)
-    )
-    for user_id, codename, group in rows:
+    for user_id, site, codename, group, expires_at in _role_rows(found):
         role = Role.from_codename(codename)
-        if role:
-            found[user_id].append(
-                Grant(role, GLOBAL, _("group %(name)s") % {"name": group} if group else _("direct"))
-            )
-    object_rows = list(
-        UserObjectPermission.objects.filter(user__in=ids, content_type=site_ct)
-        .order_by()
-        .values_list("user_id", "object_pk", "permission__codename", models.Value(""))
-        .union(
-            GroupObjectPermission.objects.filter(group__user__in=ids, content_type=site_ct)
-            .order_by()
-            .values_list("group__user", "object_pk", "permission__codename", "group__name"),
-            all=True,
-        )
-    )
-    for user_id, object_pk, codename, group in object_rows:
-        role = Role.from_codename(codename)
-        if role:
-            found[user_id].append(
-                Grant(role, int(object_pk), _("group %(name)s") % {"name": group} if group else _("direct"))
-            )
-    for user_id, site_id, value, expires_at in (
-        _timed_grants().filter(user__in=ids).values_list("user", "site_id", "role", "expires_at")
-    ):
-        found[user_id].append(Grant(Role(value), site_id, _("time-bound"), expires_at))
+        if not role:
+            continue
+        if expires_at is not None:
+            via = _("time-bound")
+        else:
+            via = _("group %(name)s") % {"name": group} if group else _("direct")
+        found[user_id].append(Grant(role, None if site is None else int(site), via, expires_at))
     for user in users:
         if user.is_superuser:
             found[user.pk].append(Grant(Role.ADMIN, GLOBAL, _("superuser")))

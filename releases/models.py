@@ -207,6 +207,11 @@ class Rfc(models.Model):
                 condition=models.Q(state__in=sorted(ENDED_STATES)),
                 name="rfc_ended_updated_idx",
             ),
+            # The auditor's home: the emergency changes of the last days, counted and listed newest
+            # first, read off this small index (about one RFC in fifty) instead of every submitted one.
+            models.Index(
+                fields=["-submitted_at", "-id"], condition=models.Q(emergency=True), name="rfc_emergency_idx"
+            ),
         ]
 
     def __str__(self) -> str:

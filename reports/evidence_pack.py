@@ -108,7 +108,7 @@ def _rounds(rfc: Rfc) -> list[dict]:
     rounds = []
     for rnd in sorted(approvals.rounds_of(rfc), key=lambda r: r.number):
         steps = []
-        for step in rnd.steps.all():
+        for step in rnd.step_list:
             steps.append(
                 {
                     "order": step.order,
@@ -125,10 +125,10 @@ def _rounds(rfc: Rfc) -> list[dict]:
                             "state": approval.state,
                             "decided_at_utc": _utc(approval.decided_at),
                             "signatures": [
-                                _signature(sig, approval.site.zone) for sig in approval.signatures.all()
+                                _signature(sig, approval.site.zone) for sig in approval.signature_list
                             ],
                         }
-                        for approval in step.approvals.all()
+                        for approval in step.approval_list
                     ],
                 }
             )

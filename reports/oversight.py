@@ -125,7 +125,9 @@ def auditor_home(user) -> AuditorHome:
     home.waivers = list(waivers.select_related("rfc", "waived_by").order_by("-waived_at", "-pk")[:ROWS])
     emergencies = visible_rfcs(user).filter(emergency=True, submitted_at__gte=since)
     home.emergency_count = emergencies.count()
-    home.emergencies = list(emergencies.order_by("-submitted_at", "-pk")[:ROWS])
+    home.emergencies = list(
+        emergencies.only("uuid", "number", "title", "state").order_by("-submitted_at", "-pk")[:ROWS]
+    )
     home.emergency_link = f"{reverse('releases:list')}?" + urlencode(
         {"metric": "emergency", "since": f"{period.since:%Y-%m-%d}", "until": f"{period.until:%Y-%m-%d}"}
     )

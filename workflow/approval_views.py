@@ -58,7 +58,7 @@ def _decision_context(approval: Approval) -> dict:
         "bookings": list(
             rfc.deployments.filter(state="scheduled").select_related("environment", "environment__site")
         ),
-        "rounds": services.rounds_of(rfc)[:1],
+        "rounds": services.rounds_of(rfc, latest=True),
         "impacts": list(rfc.impacts.select_related("site")),
     }
 

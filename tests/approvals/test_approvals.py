@@ -392,3 +392,33 @@ def test_a_rolled_back_send_mails_nothing(managers, site_a, mailoutbox, monkeypa
     assert mailoutbox == []
     sent = mail.send_notifications()
     assert sent >= 1 and len(mailoutbox) == sent
+
+
+def test_the_chain_is_read_in_four_queries_in_its_order(managers, site_a, django_assert_num_queries):
+    """The chain an RFC page and the evidence pack show (A6): the last round first, its steps in order,
+    approvals by site and role, signatures as signed, voided ones kept; four queries however long the
+    chain, one when none has started."""
+    rfc = factories.ready_rfc(managers["dev"], managers["tester"], site_a, change_class="minor")
+    with django_assert_num_queries(1):
+        assert services.rounds_of(rfc) == []
+    wf.submit(managers["dev"], rfc)
+    approve(managers["itmanager"], rfc, "it_manager")  # the first of two steps
+    wf.transition(managers["dev"], Rfc.objects.get(pk=rfc.pk), "withdraw", reason="Typo in the rollback plan")
+    wf.update_rfc(managers["dev"], Rfc.objects.get(pk=rfc.pk), rollback_plan="Redeploy 1.0.0 only")
+    wf.submit(managers["dev"], Rfc.objects.get(pk=rfc.pk))
+    with django_assert_num_queries(4):
+        rounds = services.rounds_of(rfc)
+    assert [r.number for r in rounds] == [2, 1]
+    for rnd in rounds:
+        assert [s.pk for s in rnd.step_list] == list(rnd.steps.order_by("order").values_list("pk", flat=True))
+        for step in rnd.step_list:
+            assert [(a.site.code, a.role) for a in step.approval_list] == sorted(
+                step.approvals.values_list("site__code", "role")
+            )
+            for approval in step.approval_list:
+                assert approval.signature_list == list(approval.signatures.order_by("signed_at", "pk"))
+    signed = [sig for step in rounds[1].step_list for a in step.approval_list for sig in a.signature_list]
+    assert len(signed) == 1 and signed[0].voided_at is not None  # the edit voided it; still shown
+    assert rounds[1].step_list[0].approval_list[0].signature_list == signed
+    with django_assert_num_queries(4):
+        assert [r.number for r in services.rounds_of(rfc, latest=True)] == [2]

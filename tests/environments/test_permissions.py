@@ -178,3 +178,19 @@ def test_the_role_map_reads_every_way_a_role_is_held_in_one_statement(db, site_a
         site_b.pk: {Role.OPERATIONS_MANAGER},
     }
     assert access.role_map(other) == {None: {Role.AUDITOR, Role.ADMIN}}
+    # The access review reads the same statement, with where each grant comes from (E7, A2).
+    with CaptureQueriesContext(connection) as seen:
+        held = access.grants([user, other])
+    assert len(seen.captured_queries) == 1
+    assert {(g.role, g.site_id, g.via, g.expires_at) for g in held[user.pk]} == {
+        (Role.DEVELOPER, None, "group Developer", None),
+        (Role.KEY_USER, None, "direct", None),
+        (Role.ADMIN, None, "time-bound", now + timedelta(hours=1)),
+        (Role.IT_MANAGER, site_a.pk, "direct", None),
+        (Role.RELEASE_MANAGER, site_a.pk, "time-bound", now + timedelta(hours=1)),
+        (Role.OPERATIONS_MANAGER, site_b.pk, "group Line B crew", None),
+    }
+    assert {(g.role, g.via) for g in held[other.pk]} == {
+        (Role.AUDITOR, "group Auditor"),
+        (Role.ADMIN, "superuser"),
+    }

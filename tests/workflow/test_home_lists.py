@@ -164,6 +164,15 @@ def test_the_long_lists_are_read_in_order_from_their_own_index(plant):
     """The approved and ended RFCs and the bookings that hold a slot each come from a partial index in
     the list's order, so the database reads until ten rows the user may see, whatever the number of
     RFCs. With sorting and full scans priced out, a plan that had to sort shows a Sort node."""
+    plans = _plans(lambda: inbox(plant["releasemgr"]))
+    for index in ("rfc_approved_updated_idx", "rfc_ended_updated_idx", "deployment_active_start_idx"):
+        using = [plan for plan in plans.values() if index in plan]
+        assert using, f"no list reads {index}"
+        assert all("Sort" not in plan for plan in using), using
+
+
+def _plans(call) -> dict[str, str]:
+    """The plan of each limited SELECT `call` sends, with sorting and full scans priced out."""
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     statements = []
@@ -173,7 +182,7 @@ def test_the_long_lists_are_read_in_order_from_their_own_index(plant):
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(grab):
-        inbox(plant["releasemgr"])
+        call()
     plans = {}
     with connection.cursor() as cursor:
         cursor.execute("SET enable_sort = off")
@@ -186,7 +195,24 @@ def test_the_long_lists_are_read_in_order_from_their_own_index(plant):
         finally:
             cursor.execute("RESET enable_sort")
             cursor.execute("RESET enable_seqscan")
-    for index in ("rfc_approved_updated_idx", "rfc_ended_updated_idx", "deployment_active_start_idx"):
-        using = [plan for plan in plans.values() if index in plan]
-        assert using, f"no list reads {index}"
-        assert all("Sort" not in plan for plan in using), using
+    return plans
+
+
+@pytest.mark.postgres
+def test_the_auditors_emergency_changes_come_from_their_own_index(plant, people):
+    """The auditor's home lists the emergency changes of the last 30 days newest first (issue 17): read
+    in that order off an index of emergency RFCs alone, not sorted out of every submitted RFC."""
+    from reports.oversight import ROWS as SHOWN
+    from reports.oversight import auditor_home
+
+    rfcs = list(Rfc.objects.order_by("pk"))
+    for n, rfc in enumerate(rfcs[:15]):
+        rfc.emergency, rfc.submitted_at = True, NOW - timedelta(days=n * 3)  # 10 within 30 days
+    Rfc.objects.bulk_update(rfcs[:15], ["emergency", "submitted_at"])
+    home = auditor_home(people["auditor"])
+    recent = sorted(rfcs[:10], key=lambda r: (r.submitted_at, r.pk), reverse=True)
+    assert home.emergency_count == 10
+    assert [r.pk for r in home.emergencies] == [r.pk for r in recent][:SHOWN]
+    plans = _plans(lambda: auditor_home(people["auditor"]))
+    using = [plan for plan in plans.values() if "rfc_emergency_idx" in plan]
+    assert using and all("Sort" not in plan for plan in using), plans
