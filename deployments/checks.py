@@ -49,6 +49,7 @@ from plant.adapters import Context, DirectorySnapshotAdapter
 from plant.plantdb import PlantDbError, database_of, has_database
 from releases import gates
 from releases.models import Rfc
+from releases.services import site_environments
 
 CHECKERS = frozenset({Role.DEVELOPER, Role.KEY_USER, Role.RELEASE_MANAGER, Role.ADMIN})
 CONFIGURE_DATABASE = gettext_lazy(
@@ -527,14 +528,15 @@ STAGES = frozenset({"schedule", "deploy"})
 
 
 def proving_environments(rfc) -> list[tuple[object, Environment | None]]:
-    """(site, the environment that proves the release there, or None) for every target site: one
-    query, kept on the RFC object (the gates evaluate a freshly read one, and ask this once per gate)."""
+    """(site, the environment that proves the release there, or None) for every target site: worked
+    out once per RFC object from its sites' environments (`site_environments`: the gates evaluate a
+    freshly read RFC, and ask this once per gate)."""
     cached = getattr(rfc, "_proving_environments", None)
     if cached is not None:
         return cached
     impacts = list(rfc.impacts.all())
     by_site: dict[int, list[Environment]] = {}
-    for env in Environment.objects.filter(site_id__in={i.site_id for i in impacts}).select_related("site"):
+    for env in site_environments(rfc):
         by_site.setdefault(env.site_id, []).append(env)
     found = [(impact.site, promotion.proving_among(by_site.get(impact.site_id, []))) for impact in impacts]
     rfc._proving_environments = found

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.db.models import Value
+
 from notify.models import Mute, Watcher, WatchReason
 
 
@@ -39,5 +41,12 @@ def muted_ids(rfc) -> set[int]:
 
 
 def state(user, rfc) -> dict[str, bool]:
-    """Whether `user` follows and whether they muted `rfc` (for its page)."""
-    return {"watching": watching(user, rfc), "muted": Mute.objects.filter(rfc=rfc, user=user).exists()}
+    """Whether `user` follows and whether they muted `rfc` (for its page), in one query."""
+    found = (
+        Watcher.objects.filter(rfc=rfc, user=user)
+        .order_by()
+        .values_list(Value("watching"))
+        .union(Mute.objects.filter(rfc=rfc, user=user).order_by().values_list(Value("muted")), all=True)
+    )
+    held = {kind for (kind,) in found}
+    return {"watching": "watching" in held, "muted": "muted" in held}

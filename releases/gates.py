@@ -224,10 +224,10 @@ def rollback_plan(rfc) -> Gate:
 
 @gate(DOWNTIME_MATCHES_CLASS)
 def downtime_matches_class(rfc) -> Gate:
-    from releases.services import classify_rfc
+    from releases.services import classify_rfc, site_environments
 
     try:
-        change_class = classify_rfc(rfc.release, [i.site for i in rfc.impacts.all()])
+        change_class = classify_rfc(rfc.release, [i.site for i in rfc.impacts.all()], site_environments(rfc))
     except VersionRefused as exc:
         return Gate(DOWNTIME_MATCHES_CLASS, False, str(exc))
     gaps = major_change_gaps(change_class, rfc.estimated_downtime_minutes, rfc.retraining_note)

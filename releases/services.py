@@ -213,23 +213,22 @@ def create_release(
     return release
 
 
-def classify_rfc(release: Release, sites: Sequence[Site]) -> ChangeClass:
+def classify_rfc(release: Release, sites: Sequence[Site], environments=None) -> ChangeClass:
     """The class against the release's product in each target site's PROD (R5); the highest counts.
 
     Only the same product is compared: an ERP release against the ERP that runs in PROD, whatever
     version of MES runs beside it. A product new to a site's PROD is a new installation, counted
     from 0.0.0 as `classify` counts an empty PROD: any 1.0.0 or later is then a major change
-    (downtime, operators trained), a 0.x one minor or patch.
+    (downtime, operators trained), a 0.x one minor or patch. `environments`: the sites'
+    environments as `site_environments` reads them for an RFC of this release (else one query).
     """
     if not sites:
         raise VersionRefused(_("Name at least one target site."))
-    same_product = ProductVersion.objects.filter(environment=OuterRef("pk"), product=release.product)
-    running = {
-        site_id: version
-        for site_id, version in Environment.objects.filter(site__in=[s.pk for s in sites], tier=Tier.PROD)
-        .annotate(running=Subquery(same_product.values("version")[:1]))
-        .values_list("site_id", "running")
-    }
+    if environments is None:
+        environments = _with_running(
+            Environment.objects.filter(site__in=[s.pk for s in sites], tier=Tier.PROD), release
+        )
+    running = {env.site_id: env.running for env in environments if env.tier == Tier.PROD}
     no_prod = [site.code for site in sites if site.pk not in running]
     if no_prod:
         raise VersionRefused(_("%(sites)s has no PROD environment.") % {"sites": ", ".join(no_prod)})
@@ -243,6 +242,30 @@ def classify_rfc(release: Release, sites: Sequence[Site]) -> ChangeClass:
                 % {"site": site.code, "product": release.product, "refusal": exc}
             ) from None
     return highest(classes)
+
+
+def _with_running(environments: QuerySet, release: Release) -> QuerySet:
+    """Environments annotated with the version of the release's product each runs (`running`, None
+    where it is not installed)."""
+    same_product = ProductVersion.objects.filter(
+        environment=OuterRef("pk"), product=release.product
+    ).order_by()
+    return environments.annotate(running=Subquery(same_product.values("version")[:1]))
+
+
+def site_environments(rfc: Rfc) -> list[Environment]:
+    """Every environment of the RFC's target sites, with its site and the version of the release's
+    product it runs (`running`): one query, kept on the RFC object, for all that asks on one page
+    (the class, the proving tiers and their evidence, the promotion across tiers). An RFC read
+    afresh (`gates.read`) reads them afresh."""
+    cached = getattr(rfc, "_site_environments", None)
+    if cached is None:
+        sites = {i.site_id for i in rfc.impacts.all()}
+        cached = list(
+            _with_running(Environment.objects.filter(site_id__in=sites).select_related("site"), rfc.release)
+        )
+        rfc._site_environments = cached
+    return cached
 
 
 # --- RFCs -------------------------------------------------------------------------------------

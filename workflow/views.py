@@ -13,7 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, OuterRef, Prefetch, Subquery
+from django.db.models import Count, Prefetch
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -334,6 +334,7 @@ def _detail_context(request, rfc: Rfc, *, just_read: bool = False) -> dict:
         Comment.objects.filter(rfc=rfc).select_related("author").annotate(revision_count=Count("revisions")),
     )
     fresh = rfc if just_read else gates.read(rfc)  # once for both lists of gates
+    environments = services.site_environments(fresh)  # the gates, the evidence and the promotion ask
     every_waiver = list(waivers.waivers_of(rfc))  # listed below; the gates pick those that count
     shown_gates = gates.evaluate(rfc, stage, fresh=fresh, waivers=every_waiver)
     if stage == "submit":
@@ -377,7 +378,7 @@ def _detail_context(request, rfc: Rfc, *, just_read: bool = False) -> dict:
         "staging_rule": staging.RULE,
         "may_accept_gaps": bool(gaps) and fidelity.may_accept(user, rfc, gaps),
         "acceptances": fidelity.acceptances_of(rfc) if touched else [],
-        "evidence_rows": _evidence_rows(user, rfc, sites),
+        "evidence_rows": _evidence_rows(user, fresh, environments),
         "config_changes": _config_changes(rfc, sites),
         "current_evidence": current_evidence,
         "superseded_evidence": [e for e in evidence if e.superseded_by_id is not None],
@@ -407,7 +408,7 @@ def _detail_context(request, rfc: Rfc, *, just_read: bool = False) -> dict:
             )
             for d in deployments
         ],
-        "promotion": _promotion(user, rfc, sites, deployments),
+        "promotion": _promotion(user, sites, environments, deployments),
         "risk_rows": risk.rows(rfc),
         "standard_matches": standard.matching(rfc) if wf.may_transition(user, rfc, "submit") else [],
         "may_schedule": rfc.state == RfcState.APPROVED
@@ -430,23 +431,17 @@ def _neighbours(rfc: Rfc) -> list[tuple[str, list[dict], int]]:
     ]
 
 
-def _promotion(user, rfc: Rfc, sites, deployments) -> list[dict]:
+def _promotion(user, sites, environments, deployments) -> list[dict]:
     """DEV → UAT → PROD per site: the same artifact's latest deployment on each tier, and the version
     of the release's product each tier runs ("" where the product is not installed)."""
-    from environments.models import TIER_ORDER, Environment, ProductVersion
+    from environments.models import TIER_ORDER
 
     latest = {}
     for d in deployments:
         latest[d.environment_id] = d
     rows = []
-    same_product = ProductVersion.objects.filter(environment=OuterRef("pk"), product=rfc.release.product)
-    envs = (
-        Environment.objects.filter(site__in=sites)
-        .select_related("site")
-        .annotate(running=Subquery(same_product.values("version")[:1]))
-    )
     by_site: dict[int, list] = {}
-    for env in sorted(envs, key=lambda e: TIER_ORDER[e.tier]):
+    for env in sorted(environments, key=lambda e: TIER_ORDER[e.tier]):
         by_site.setdefault(env.site_id, []).append(env)
     for site in sites:
         cells = []
@@ -503,17 +498,16 @@ def _config_changes(rfc: Rfc, sites) -> list[tuple]:
     return rows
 
 
-def _evidence_rows(user, rfc: Rfc, sites) -> list[dict]:
+def _evidence_rows(user, rfc: Rfc, environments) -> list[dict]:
     """Per site: the latest idempotency check and rollback rehearsal for this artifact in the tier that
     proves the release (UAT, or DEV where the site has none), its replay reconciliation and parallel
     run where that tier's pipeline declares them, and its drift against PROD."""
     from deployments.checks import CHECKERS, declares, latest, proving_environments
     from deployments.models import CheckKind
-    from environments.models import Environment
     from plant.evidence import drift
     from plant.plantdb import has_database
 
-    prods = {e.site_id: e for e in Environment.objects.filter(site__in=sites, tier="PROD")}
+    prods = {e.site_id: e for e in environments if e.tier == "PROD"}
     idempotency, rehearsal = latest(rfc, CheckKind.IDEMPOTENCY), latest(rfc, CheckKind.REHEARSAL)
     proving_tiers = proving_environments(rfc)
     replay, parallel = (

@@ -264,3 +264,22 @@ def test_approval_requests_are_multipart_in_the_rfcs_thread(people, site_a, sett
     html = message.get_body(preferencelist=("html",)).get_content()
     link = next(word for word in text.split() if "/approvals/link/" in word)
     assert f'href="{link}"' in html
+
+
+@pytest.mark.parametrize("watch_it, mute_it", [(False, False), (True, False), (False, True), (True, True)])
+def test_the_rfc_page_reads_following_and_muted_in_one_query(people, site_a, watch_it, mute_it):
+    """Issue 15 item 2: what the RFC page's follow and mute buttons show, asked in one statement."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from notify import watchers
+
+    rfc = factories.rfc(people["dev"], site_a)
+    user = people["itmanager"]
+    if watch_it:
+        watchers.watch(user, rfc)
+    if mute_it:
+        watchers.mute(user, rfc)
+    with CaptureQueriesContext(connection) as seen:
+        assert watchers.state(user, rfc) == {"watching": watch_it, "muted": mute_it}
+    assert len(seen.captured_queries) == 1
