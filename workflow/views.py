@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from approvals import services as approvals
 from approvals import standard
+from approvals.models import ApprovalState
 from audit.models import AuditEvent
 from core import clock, listing
 from core.refusals import REFUSED, filter_error_items, refusal
@@ -323,7 +324,20 @@ def _detail_context(request, rfc: Rfc, *, just_read: bool = False) -> dict:
         e.deletable = services.may_delete_evidence(user, rfc, e, in_signoff=e.pk in in_signoffs)
     may_add_evidence = is_draft and services.may_add_evidence(user, rfc)
     signoff_sites = [site for site in sites if is_draft and services.may_sign_off(user, rfc, site)]
-    my_approvals = set(approvals.approvals_for(user).filter(rfc=rfc).values_list("pk", flat=True))
+    rounds = approvals.rounds_of(rfc)
+    # Of the approvals still pending, those this user may sign: asked only while some are pending.
+    pending = [
+        a.pk
+        for rnd in rounds
+        for step in rnd.step_list
+        for a in step.approval_list
+        if a.state == ApprovalState.PENDING
+    ]
+    my_approvals = (
+        set(approvals.approvals_for(user).filter(pk__in=pending).values_list("pk", flat=True))
+        if pending
+        else set()
+    )
     deployments = list(
         rfc.deployments.select_related("environment", "environment__site").order_by(
             "environment__site__code", "created_at"
@@ -383,7 +397,7 @@ def _detail_context(request, rfc: Rfc, *, just_read: bool = False) -> dict:
         "current_evidence": current_evidence,
         "superseded_evidence": [e for e in evidence if e.superseded_by_id is not None],
         "signoffs": list(rfc.signoffs.all()),
-        "rounds": approvals.rounds_of(rfc),
+        "rounds": rounds,
         "my_approvals": my_approvals,
         "timeline": timeline,
         "actions": [

@@ -166,6 +166,26 @@ def test_submit_opens_the_chain_and_the_page_shows_it(cast, site_a):
     assert "releases.rfc.submitted" in page  # the timeline
 
 
+def test_the_chain_offers_review_and_sign_to_who_may_sign_while_pending(cast, site_a):
+    """A3/A5: the RFC page links a pending approval to its signing page for the approver who may sign
+    it, never for the author; once nothing is pending the page does not even ask."""
+    from approvals.models import Approval
+    from tests.conftest import PASSWORD
+    from workflow import services as wf
+
+    rfc = factories.ready_rfc(cast["dev"], cast["tester"], site_a)
+    client_for(cast["dev"]).post(reverse("releases:transition", args=[rfc.uuid, "submit"]))
+    approval = Approval.objects.get(rfc=rfc, state="pending")
+    sign = reverse("approvals:decide", args=[approval.pk])
+    assert f'href="{sign}"' in client_for(cast["itmanager"]).get(detail_url(rfc)).content.decode()
+    assert f'href="{sign}"' not in client_for(cast["dev"]).get(detail_url(rfc)).content.decode()
+    wf.sign(cast["itmanager"], approval, "approve", PASSWORD)
+    with CaptureQueriesContext(connection) as seen:
+        page = client_for(cast["itmanager"]).get(detail_url(rfc)).content.decode()
+    assert f'href="{sign}"' not in page
+    assert not [q for q in seen.captured_queries if "approvals_absence" in q["sql"]]
+
+
 def test_withdraw_needs_a_reason(cast, site_a):
     rfc = factories.ready_rfc(cast["dev"], cast["tester"], site_a)
     client = client_for(cast["dev"])
