@@ -6,6 +6,7 @@ PermissionDenied 403, StateConflict 409, RuleViolation 422 naming the gate.
 
 from __future__ import annotations
 
+from datetime import UTC
 from uuid import UUID
 
 from django.contrib import messages
@@ -23,6 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from approvals import services as approvals
 from approvals import standard
 from approvals.models import ApprovalState
+from audit import actions
 from audit.models import AuditEvent
 from core import clock, listing
 from core.refusals import REFUSED, filter_error_items, refusal
@@ -301,10 +303,20 @@ def release_create(request):
 # --- The RFC page -------------------------------------------------------------------------------
 def merged_timeline(audit_events, comments) -> list[dict]:
     """The RFC's audit events and comments in one list, in time order (comments after an event of the
-    same instant)."""
-    entries = [{"at": e.occurred_at, "event": e} for e in audit_events]
+    same instant), each with its time in UTC as the page writes it (`iso` for the markup, `when`) and
+    an event with its action in words: worked out here, once per action, not per row in the template."""
+    labels: dict[str, tuple[str, str]] = {}
+    entries = []
+    for e in audit_events:
+        if e.action not in labels:
+            labels[e.action] = (actions.canonical(e.action), actions.label(e.action))
+        entries.append({"at": e.occurred_at, "event": e, "action": labels[e.action]})
     entries += [{"at": c.created_at, "comment": c} for c in comments]
-    return sorted(entries, key=lambda entry: (entry["at"], "comment" in entry))
+    entries.sort(key=lambda entry: (entry["at"], "comment" in entry))
+    for entry in entries:
+        at = entry["at"].astimezone(UTC)
+        entry["iso"], entry["when"] = f"{at:%Y-%m-%dT%H:%M:%SZ}", f"{at:%Y-%m-%d %H:%M:%S}"
+    return entries
 
 
 def _detail_context(request, rfc: Rfc, *, just_read: bool = False) -> dict:

@@ -430,3 +430,28 @@ def test_home_shows_each_role_its_work(cast, site_a):
     assert 'data-testid="home-approve"' in manager_home and ready.number in manager_home
     dev_home = client_for(cast["dev"]).get(reverse("home")).content.decode()
     assert draft.number in dev_home and ready.number in dev_home
+
+
+def test_the_timeline_reads_in_utc_in_time_order_with_actions_in_words(cast, site_a, settings):
+    """Audit (L1) on the RFC page: events and comments in one list in time order, a comment after an
+    event of the same instant, each time in UTC whatever the portal's zone, each action in words with
+    its code in the markup."""
+    from datetime import UTC, datetime
+
+    import time_machine
+
+    from discussion import services as discussion
+
+    settings.TIME_ZONE = "America/Chicago"
+    with time_machine.travel(datetime(2026, 12, 10, 12, 0, 5, tzinfo=UTC), tick=False):
+        rfc = factories.ready_rfc(cast["dev"], cast["tester"], site_a)
+        client_for(cast["dev"]).post(reverse("releases:transition", args=[rfc.uuid, "submit"]))
+        discussion.add(cast["tester"], rfc, "Labels print fine on line 2.")
+    page = client_for(cast["dev"]).get(detail_url(rfc)).content.decode()
+    timeline = page[page.index('data-testid="timeline"') :]
+    stamp = '<time datetime="2026-12-10T12:00:05Z">2026-12-10 12:00:05 UTC</time>'
+    submitted = timeline.index('data-action="releases.rfc.submitted">RFC submitted</span>')
+    comment = timeline.index("Labels print fine on line 2.")
+    assert submitted < comment
+    assert timeline[:submitted].rfind(stamp) > -1 and timeline[submitted:comment].count(stamp) >= 1
+    assert "06:00:05" not in timeline  # not Chicago's time
