@@ -446,15 +446,40 @@ NEIGHBOURS_SHOWN = 10  # per site: the page stays the same size however many cha
 
 
 def _neighbours(rfc: Rfc) -> list[tuple[str, list[dict], int]]:
-    """(site code, the first other open RFCs sharing an item there, how many more do)."""
+    """(site code, the first other open RFCs sharing an item there, how many more do); each row as the
+    page writes it (address, number, title, state and its label, what it shares and when it is booked),
+    worked out here once rather than per row in the template."""
     impacts = list(rfc.impacts.all())
     more: dict[int, int] = {}
     found = conflicts.neighbours(rfc, impacts, limit=NEIGHBOURS_SHOWN, left_out=more)
-    return [
-        (impact.site.code, found[impact.site_id], more.get(impact.site_id, 0))
-        for impact in impacts
-        if impact.site_id in found
-    ]
+    if not found:
+        return []
+    detail, states = listing.address("releases:detail"), listing.labels(RfcState.choices)
+    rows = []
+    for impact in impacts:
+        if impact.site_id not in found:
+            continue
+        entries = []
+        for n in found[impact.site_id]:
+            other, items = n["rfc"], ", ".join(n["shared"])
+            says = (
+                gettext("shares %(items)s; booked %(slots)s")
+                % {"items": items, "slots": ", ".join(n["bookings"])}
+                if n["bookings"]
+                else gettext("shares %(items)s") % {"items": items}
+            )
+            entries.append(
+                {
+                    "href": detail(other.uuid),
+                    "number": other.number,
+                    "title": other.title,
+                    "state": other.state,
+                    "state_label": states.get(other.state, other.state),
+                    "says": says,
+                }
+            )
+        rows.append((impact.site.code, entries, more.get(impact.site_id, 0)))
+    return rows
 
 
 def _promotion(user, sites, environments, deployments) -> list[dict]:

@@ -147,3 +147,41 @@ def test_the_page_counts_the_rest_with_spellings_beyond_ascii(people, site_a):
     listed = page.split('data-testid="neighbours"')[1].split("</ul>")[0]
     more = len(sharing) - NEIGHBOURS_SHOWN
     assert listed.count("<li>") == NEIGHBOURS_SHOWN + 1 and f"and {more} more open changes" in listed
+
+
+@pytest.mark.parametrize(
+    "language, shares, booked, state",
+    [("en-US,en;q=0.9", "shares", "booked", "Draft"), ("de-DE,de;q=0.9", "teilt", "gebucht", "Entwurf")],
+)
+def test_a_neighbour_row_reads_as_before_escaped_and_translated(
+    people, site_a, language, shares, booked, state
+):
+    """Each row: the site, a link to the other RFC, its title (escaped), its state and what it shares
+    and when it is booked, in the reader's language."""
+    from datetime import UTC, datetime
+
+    import time_machine
+
+    with time_machine.travel(datetime(2026, 12, 10, 9, 0, tzinfo=UTC), tick=False):
+        ours = _rfc(people, site_a, "1.0.1", ["Line <2> & co"])
+        theirs = factories.rfc(
+            people["dev"],
+            site_a,
+            release=ours.release,
+            title='Labels "fast" <b>now</b>',
+            impacts=[{"site": site_a, "lines": ["line <2> & CO"], "modules": ["Other"]}],
+        )
+        factories.booking(theirs, site_a, people["releasemgr"], tier="UAT", hours_ahead=2)
+        page = client_for(people["dev"]).get(
+            reverse("releases:detail", args=[ours.uuid]), HTTP_ACCEPT_LANGUAGE=language
+        )
+    listed = page.content.decode().split('data-testid="neighbours"')[1].split("</ul>")[0]
+    zone = site_a.zone
+    at = datetime(2026, 12, 10, 11, 0, tzinfo=UTC).astimezone(zone)
+    label = "production line" if shares == "shares" else "produktionslinie"
+    assert (
+        f'<li><strong>{site_a.code}</strong>: <a href="/rfcs/{theirs.uuid}/">{theirs.number}</a> '
+        "Labels &quot;fast&quot; &lt;b&gt;now&lt;/b&gt; "
+        f'<span class="badge state-draft">{state}</span> — '
+        f"{shares} {label} Line &lt;2&gt; &amp; co; {booked} UAT {at:%a %d %b %H:%M %Z}</li>"
+    ) in listed
