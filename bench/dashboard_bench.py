@@ -112,7 +112,9 @@ def load(n: int, site_count: int):
             ]
         )
         site_of = [sites[(first + i) % len(sites)] for i in range(count)]
-        Impact.objects.bulk_create([Impact(rfc=r, site=site_of[i]) for i, r in enumerate(rfcs)])
+        Impact.index_items(
+            Impact.objects.bulk_create([Impact(rfc=r, site=site_of[i]) for i, r in enumerate(rfcs)])
+        )
         rounds = ApprovalRound.objects.bulk_create(
             [
                 ApprovalRound(

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template import engines
@@ -133,6 +133,73 @@ def rfc_page(request, uuid):
     rows += [
         [e.seq, e.occurred_at, e.actor_name, e.action, e.object_repr]
         for e in AuditEvent.objects.filter(object_type="releases.rfc", object_id=rfc.number).order_by("seq")
+    ]
+    return _render(rows, request)
+
+
+@login_required
+def rfc_page_every_row(request, uuid):
+    """The RFC page's bare view reading every kind of row the page shows, not only the RFC, its
+    approvals, bookings and events: its evidence, UAT sign-offs, comments, waivers, check runs, the
+    approval chain with its signatures, the target sites' environments with what they run, the risk
+    questions, and the other open RFCs that share an item at a site with their bookings. What the
+    page costs beyond this is its rules and its rendering, not its reading."""
+    from approvals.models import ApprovalRound, ApprovalStep, Signature
+    from deployments.models import CheckRun
+    from discussion.models import Comment
+    from environments.models import Environment, ProductVersion
+    from releases.models import Evidence, GateWaiver, ImpactItem, RiskQuestion, UatSignoff
+
+    rfc = get_object_or_404(_rfcs(), uuid=uuid)
+    sites = [i.site_id for i in rfc.impacts.all()]
+    rows = [_rfc_row(rfc)]
+    rows += [[i.site.code, i.lines, i.modules, i.interfaces] for i in rfc.impacts.all()]
+    rows += [
+        [e.original_name, e.kind, e.uploaded_by.get_username()]
+        for e in Evidence.objects.filter(rfc=rfc).select_related("uploaded_by")
+    ]
+    rows += [
+        [s.site.code, s.signed_by.get_username(), s.signed_at]
+        for s in UatSignoff.objects.filter(rfc=rfc).select_related("site", "signed_by")
+    ]
+    rows += [
+        [c.author.get_username(), c.created_at, c.body]
+        for c in Comment.objects.filter(rfc=rfc).select_related("author")
+    ]
+    rows += [[w.gate, w.waived_at, w.reason] for w in GateWaiver.objects.filter(rfc=rfc)]
+    rows += [[c.kind, c.state, c.created_at] for c in CheckRun.objects.filter(rfc=rfc)]
+    rows += [[r.number, r.state, r.content_hash] for r in ApprovalRound.objects.filter(rfc=rfc)]
+    rows += [[s.order, s.state, s.roles] for s in ApprovalStep.objects.filter(round__rfc=rfc)]
+    rows += [_approval_row(a) for a in Approval.objects.filter(rfc=rfc).select_related("rfc", "site", "step")]
+    rows += [[s.printed_name, s.signed_at, s.meaning] for s in Signature.objects.filter(rfc=rfc)]
+    rows += [
+        [d.environment, d.get_state_display(), d.scheduled_start, d.scheduled_end]
+        for d in rfc.deployments.select_related("environment", "environment__site")
+    ]
+    rows += [
+        [e.site.code, e.tier, e.fingerprint_at]
+        for e in Environment.objects.filter(site_id__in=sites).select_related("site")
+    ]
+    rows += [
+        [v.environment_id, v.product, v.version]
+        for v in ProductVersion.objects.filter(environment__site_id__in=sites, product=rfc.release.product)
+    ]
+    rows += [[q.key, q.text] for q in RiskQuestion.objects.filter(active=True)]
+    rows += [
+        [e.seq, e.occurred_at, e.actor_name, e.action, e.object_repr]
+        for e in AuditEvent.objects.filter(object_type="releases.rfc", object_id=rfc.number).order_by("seq")
+    ]
+    # The neighbours: the first ten open RFCs naming one of this RFC's items at its sites, and how many.
+    mine = ImpactItem.objects.filter(rfc=rfc).values_list("site_id", "kind", "key")
+    shared = ImpactItem.objects.filter(rfc__state__in=OPEN_STATES).exclude(rfc=rfc)
+    wanted = Q(pk__in=[])
+    for site_id, kind, key in mine:
+        wanted |= Q(site_id=site_id, kind=kind, key=key)
+    others = list(Rfc.objects.filter(pk__in=shared.filter(wanted).values("rfc_id")).order_by("number")[:10])
+    rows += [[r.number, r.title, r.state] for r in others]
+    rows += [[shared.filter(wanted).values("rfc_id").distinct().count()]]
+    rows += [
+        [d.rfc_id, d.environment_id, d.scheduled_start] for d in Deployment.objects.filter(rfc__in=others)
     ]
     return _render(rows, request)
 

@@ -65,6 +65,9 @@ ROLES = {  # username: role (held at every site, through the role's group)
 }
 
 
+EVERY_ROW = ", every row"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rfcs", type=int, default=20_000)
@@ -182,11 +185,13 @@ def load(world: World, upto: int) -> None:
             ]
         )
         site_of = {r.pk: world.sites[(n + n // 24) % 2] for n, r in zip(numbers, rfcs, strict=True)}
-        Impact.objects.bulk_create(
-            [
-                Impact(rfc=r, site=site_of[r.pk], lines=[f"Line {n % 7}"])
-                for n, r in zip(numbers, rfcs, strict=True)
-            ]
+        Impact.index_items(
+            Impact.objects.bulk_create(
+                [
+                    Impact(rfc=r, site=site_of[r.pk], lines=[f"Line {n % 7}"])
+                    for n, r in zip(numbers, rfcs, strict=True)
+                ]
+            )
         )
         waiting = [r for r in rfcs if r.state == "in_approval"]
         rounds = ApprovalRound.objects.bulk_create(
@@ -305,6 +310,13 @@ def pages(world: World) -> list[tuple[str, str, str, str]]:
         ("RFC list", "dev", "/rfcs/", "/_bare/rfcs/"),
         ("RFC page (developer)", "dev", f"/rfcs/{waiting.uuid}/", f"/_bare/rfcs/{waiting.uuid}/"),
         ("RFC page (approver)", "itmanager", f"/rfcs/{waiting.uuid}/", f"/_bare/rfcs/{waiting.uuid}/"),
+        # The same page against a bare view that reads every kind of row it shows (not a target's row).
+        (
+            "RFC page (developer), every row",
+            "dev",
+            f"/rfcs/{waiting.uuid}/",
+            f"/_bare/rfcs/{waiting.uuid}/every-row/",
+        ),
         ("approval queue", "itmanager", "/approvals/", "/_bare/approvals/"),
         ("calendar month", "releasemgr", "/environments/calendar/?view=month", "/_bare/calendar/"),
         ("audit first page", "auditor", "/audit/", "/_bare/audit/"),
@@ -411,7 +423,7 @@ def measure(server: Server, cookies, table, runs: int) -> list[dict]:
         row["ratio"] = row["p50"] / row["bare"]
         rows.append(row)
         base = f"{row['in_base']:8.1f}" if row["in_base"] is not None else f"{'-':>8}"
-        print(f"   {name:<28} {row['p50']:8.1f} {row['p95']:8.1f} {row['bare']:8.1f} {row['ratio']:6.1f}x "
+        print(f"   {name:<32} {row['p50']:8.1f} {row['p95']:8.1f} {row['bare']:8.1f} {row['ratio']:6.1f}x "
               f"{queries:7d} {bare_q:4d} {base}", flush=True)  # fmt: skip
     return rows
 
@@ -531,14 +543,17 @@ def _run(args) -> int:
             "   bare: the same rows, minimal template; in base.html: the same rows inside the portal's layout"
         )
         print(
-            f"   {'page':<28} {'p50':>8} {'p95':>8} {'bare p50':>8} {'ratio':>7} {'queries':>7} bare {'in base.html p50':>8}"
+            f"   {'page':<32} {'p50':>8} {'p95':>8} {'bare p50':>8} {'ratio':>7} {'queries':>7} bare {'in base.html p50':>8}"
         )
         rows = measure(server, cookies, table, args.runs)
     finally:
         server.close()
     print(f"\n   load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    over = [row["page"] for row in rows if row["ratio"] > 2]
+    over = [row["page"] for row in rows if row["ratio"] > 2 and not row["page"].endswith(EVERY_ROW)]
     print(f"   above 2x its bare view: {', '.join(over) or 'none'}")
+    print(
+        f"   ({EVERY_ROW.strip(', ')}: the page against a bare view reading every kind of row it shows; not a target)"
+    )
     if small is not None:
         grown = {
             r["page"]: (small[r["page"]], r["queries"]) for r in rows if small.get(r["page"]) != r["queries"]

@@ -11,20 +11,18 @@ not compared: every change of a product's release touches the product.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection
-from django.db.models import BooleanField, Q
-from django.db.models.expressions import RawSQL
+from django.db.models import Q
 from django.utils import translation
 from django.utils.translation import gettext, gettext_noop
 
 from deployments.models import Deployment
 from deployments.states import ACTIVE
 from environments.models import ItemKind
-from releases.models import Impact
+from releases.models import Impact, item_keys
 
 RULE = gettext_noop("Conflicting changes")  # the rule's name: a key, translated where shown
 
@@ -91,23 +89,24 @@ def touching(rfc, site, start: datetime, end: datetime) -> list[Conflict]:
 
 def neighbours(rfc, impacts, limit: int | None = None, left_out: dict | None = None) -> dict[int, list[dict]]:
     """Per site of `impacts` (the RFC's): the other open RFCs that name an item it names there, with
-    the items they share and their booked or running deployments at that site (three queries: the
-    impacts' item lists, the RFCs shown, their deployments). With `limit`, at most that many per site
-    (by number); `left_out` gets how many more each site has."""
+    the items they share and their booked or running deployments at that site. Three queries: the
+    shown RFCs' matching items through the item index (`releases.models.ImpactItem`, ranked by RFC
+    number per site in the database), the RFCs, their deployments. With `limit`, at most that many
+    per site (by number); `left_out` gets how many more each site has."""
     from releases.models import Rfc
-    from releases.states import OPEN_STATES
 
     mine = {i.site_id: i for i in impacts}
     keys = {site_id: _keys(i.lines, i.modules, i.interfaces) for site_id, i in mine.items()}
     if not any(keys.values()):
         return {}
-    others = Impact.objects.filter(
-        _naming_any(mine.values()), site_id__in=list(mine), rfc__state__in=OPEN_STATES
-    ).exclude(rfc=rfc)
-    if connection.vendor == "postgresql":
-        kept = _matching_in_database(others, keys, limit, left_out)
-    else:
-        kept = _matching_here(others, keys, limit, left_out)
+    kept: dict[int, list[tuple[int, set]]] = {}
+    for site_id, rfc_id, kind, key, total in _ranked_items(rfc, keys, limit):
+        entries = kept.setdefault(site_id, [])
+        if not entries or entries[-1][0] != rfc_id:
+            entries.append((rfc_id, set()))
+            if limit is not None and left_out is not None and total > limit:
+                left_out[site_id] = total - limit
+        entries[-1][1].add((kind, key))
     rfcs = Rfc.objects.in_bulk({rfc_id for entries in kept.values() for rfc_id, _ in entries}) if kept else {}
     found: dict[int, list[dict]] = {}
     for site_id, entries in kept.items():
@@ -134,131 +133,45 @@ def neighbours(rfc, impacts, limit: int | None = None, left_out: dict | None = N
     return found
 
 
-def _matching_here(others, keys, limit, left_out) -> dict[int, list[tuple[int, set]]]:
-    """Compares every candidate's items here (SQLite): the lists alone, not model instances."""
-    kept: dict[int, list[tuple[int, set]]] = {}
-    rows = others.order_by("rfc__number", "site_id").values_list(
-        "site_id", "rfc_id", "lines", "modules", "interfaces"
-    )
-    for site_id, rfc_id, lines, modules, interfaces in rows:
-        shared = keys[site_id] & _keys(lines, modules, interfaces)
-        if not shared:
-            continue
-        if limit is not None and len(kept.get(site_id, ())) >= limit:
-            if left_out is not None:
-                left_out[site_id] = left_out.get(site_id, 0) + 1
-            continue
-        kept.setdefault(site_id, []).append((rfc_id, shared))
-    return kept
-
-
-_ASCII_MATCH = """EXISTS (SELECT 1 FROM jsonb_array_elements_text("releases_impact"."{column}") AS e
-WHERE octet_length(e) = char_length(e) AND lower(e COLLATE "C") = ANY(%s))"""
-_NOT_ASCII = (
-    """octet_length("releases_impact"."{column}"::text) <> char_length("releases_impact"."{column}"::text)"""
-)
-
-
+# Each matching item of the other open RFCs, the RFCs ranked by number per site (dense: an RFC's items
+# share its rank), the count of RFCs per site beside each row; only the rows of the first `limit`.
 _RANKED = """
-    WITH judged (site_id, rfc_id, number, sure, unsure) AS ({judged}),
+    WITH hits (site_id, rfc_id, number, kind, item_key) AS ({hits}),
     ranked AS (
-        SELECT site_id, rfc_id, number, sure,
-               row_number() OVER (PARTITION BY site_id, sure ORDER BY number) AS rank,
-               count(*) OVER (PARTITION BY site_id, sure) AS sure_count
-        FROM judged WHERE sure OR unsure
-    )
-    SELECT ranked.site_id, ranked.rfc_id, i.lines, i.modules, i.interfaces, ranked.sure, ranked.sure_count
-    FROM ranked JOIN {table} AS i ON i.rfc_id = ranked.rfc_id AND i.site_id = ranked.site_id
-    WHERE NOT ranked.sure OR ranked.rank <= %s
-    ORDER BY ranked.number, ranked.site_id"""
+        SELECT site_id, rfc_id, number, kind, item_key,
+               dense_rank() OVER (PARTITION BY site_id ORDER BY number) AS place
+        FROM hits
+    ),
+    counted AS (SELECT ranked.*, max(place) OVER (PARTITION BY site_id) AS total FROM ranked)
+    SELECT site_id, rfc_id, kind, item_key, total FROM counted
+    WHERE place <= %s ORDER BY number, site_id, kind, item_key"""
 
 
-def _matching_in_database(others, keys, limit, left_out) -> dict[int, list[tuple[int, set]]]:
-    """PostgreSQL compares the items and returns only the rows shown, with the count of the rest: on a
-    busy line hundreds of open changes share an item. An item written in plain ASCII matches in SQL
-    exactly as `_keys` lower-cases it ("sure"); an impact with any other item ("unsure", rare) comes
-    back whole and is compared here, so the comparison stays Python's case-blind one."""
-    sure_sql, sure_params = [], []
+def _ranked_items(rfc, keys: dict[int, set], limit: int | None) -> list[tuple]:
+    """(site id, RFC id, kind, key, RFC count at the site) for the items the first `limit` other open
+    RFCs per site share with `keys`, in RFC number order."""
+    from releases.models import ImpactItem
+    from releases.states import OPEN_STATES
+
+    wanted = Q(pk__in=[])
     for site_id, site_keys in keys.items():
-        per_kind, names = [], []
-        for kind, column in _FIELDS.items():
-            ascii_names = sorted(n for k, n in site_keys if k == kind and n.isascii())
-            if ascii_names:
-                per_kind.append(_ASCII_MATCH.format(column=column))
-                names.append(ascii_names)
-        if per_kind:
-            sure_sql.append(f'("releases_impact"."site_id" = %s AND ({" OR ".join(per_kind)}))')
-            sure_params += [site_id, *names]
-    # Bound parameters only; the SQL text is built from the constants above.
-    sure = RawSQL(" OR ".join(sure_sql) or "FALSE", sure_params, BooleanField())  # noqa: S611
-    unsure = RawSQL(" OR ".join(_NOT_ASCII.format(column=c) for c in _FIELDS.values()), [], BooleanField())  # noqa: S611
-    # Each impact judged once, then ranked per site: only the rows shown come back with their lists.
-    judged, params = (
-        others.annotate(sure=sure, unsure=unsure)
-        .values_list("site_id", "rfc_id", "rfc__number", "sure", "unsure")
+        for kind in sorted({kind for kind, _ in site_keys}):
+            names = sorted(name for k, name in site_keys if k == kind)
+            wanted |= Q(site_id=site_id, kind=kind, key__in=names)
+    hits, params = (
+        ImpactItem.objects.filter(wanted, rfc__state__in=OPEN_STATES)
+        .exclude(rfc_id=rfc.pk)
+        .values_list("site_id", "rfc_id", "rfc__number", "kind", "key")
         .order_by()
         .query.sql_with_params()
     )
-    table = connection.ops.quote_name(Impact._meta.db_table)
-    # The judged query is Django's, its values bound parameters.
-    sql = _RANKED.format(judged=judged, table=table)
-
+    # The hits query is Django's, its values bound parameters; the rest is the constant above.
     with connection.cursor() as cursor:
-        cursor.execute(sql, (*params, limit if limit is not None else 2**31 - 1))
-        rows = [
-            (site_id, rfc_id, *(_decoded(v) for v in lists), is_sure, sure_count)
-            for site_id, rfc_id, *lists, is_sure, sure_count in cursor.fetchall()
-        ]
-    found: dict[int, list[tuple[int, set]]] = {}
-    sure_total: dict[int, int] = {}  # per site: how many impacts matched in SQL, shown or not
-    unsure_total: dict[int, int] = {}
-    for site_id, rfc_id, lines, modules, interfaces, is_sure, sure_count in rows:
-        shared = keys[site_id] & _keys(lines, modules, interfaces)
-        if not shared:  # an unsure impact that shares nothing after all
-            continue
-        if is_sure:
-            sure_total[site_id] = sure_count
-        else:
-            unsure_total[site_id] = unsure_total.get(site_id, 0) + 1
-        found.setdefault(site_id, []).append((rfc_id, shared))
-    if limit is None:
-        return found
-    kept = {}
-    for site_id, entries in found.items():
-        kept[site_id] = entries[:limit]  # by number: the first `limit` of the sure and the unsure found
-        more = sure_total.get(site_id, 0) + unsure_total.get(site_id, 0) - len(kept[site_id])
-        if more and left_out is not None:
-            left_out[site_id] = left_out.get(site_id, 0) + more
-    return kept
+        cursor.execute(_RANKED.format(hits=hits), (*params, limit if limit is not None else 2**31 - 1))
+        return cursor.fetchall()
 
 
-def _decoded(value):
-    return json.loads(value) if isinstance(value, str | bytes) else value
-
-
-def _keys(lines, modules, interfaces) -> set[tuple[str, str]]:
-    """The items an impact names, as `labelled` keys them (kind, name in lower case), without labels."""
-    return (
-        {("line", n.lower()) for n in lines or ()}
-        | {("module", n.lower()) for n in modules or ()}
-        | {("interface", n.lower()) for n in interfaces or ()}
-    )
-
-
-_FIELDS = {"line": "lines", "module": "modules", "interface": "interfaces"}
-
-
-def _naming_any(impacts) -> Q:
-    """The database's first pass over the other impacts: those whose item lists hold one of the names
-    as text, whatever the case (a superset; `labelled` compares the items exactly after). A name
-    that is not plain ASCII may be escaped in the stored JSON: then every impact passes."""
-    wanted = Q(pk__in=[])
-    for impact in impacts:
-        for kind, name in _named(impact):
-            if not name.isascii() or '"' in name or "\\" in name:
-                return Q()
-            wanted |= Q(**{f"{_FIELDS[kind]}__icontains": name})
-    return wanted
+_keys = item_keys  # the items an impact names, as `labelled` keys them (kind, name in lower case)
 
 
 def _named(impact) -> list[tuple[str, str]]:

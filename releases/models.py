@@ -12,7 +12,7 @@ from django.utils.translation import gettext, gettext_lazy
 
 from core.inputs import no_line_breaks
 from environments.models import Site, validate_semver
-from releases.states import ENDED_STATES, RfcState
+from releases.states import ENDED_STATES, OPEN_STATES, RfcState
 from releases.versioning import ChangeClass
 
 
@@ -212,6 +212,13 @@ class Rfc(models.Model):
             models.Index(
                 fields=["-submitted_at", "-id"], condition=models.Q(emergency=True), name="rfc_emergency_idx"
             ),
+            # The RFC page's other open changes on the same items: which of the RFCs an item index names
+            # are open, and their numbers, read off this index alone (a merge with the item index).
+            models.Index(
+                fields=["id", "number"],
+                condition=models.Q(state__in=sorted(OPEN_STATES)),
+                name="rfc_open_number_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -275,11 +282,59 @@ class Impact(models.Model):
     def __str__(self) -> str:
         return f"{self.site.code}: {', '.join(self.lines + self.modules)}"
 
+    def save(self, *args, **kwargs):
+        super().save(*args, **kwargs)
+        Impact.index_items([self])
+
+    @staticmethod
+    def index_items(impacts) -> None:
+        """Write the items these (saved) impacts name as ImpactItem rows, replacing any they had. Call it
+        wherever impacts are written without `save()` (bulk_create): the rows are what the RFC page's
+        other open changes on the same items are found by."""
+        impacts = [i for i in impacts if i.pk is not None]
+        if not impacts:
+            return
+        ImpactItem.objects.filter(impact__in=impacts).delete()
+        ImpactItem.objects.bulk_create(
+            ImpactItem(impact_id=i.pk, rfc_id=i.rfc_id, site_id=i.site_id, kind=kind, key=key)
+            for i in impacts
+            for kind, key in sorted(item_keys(i.lines, i.modules, i.interfaces))
+        )
+
     def snapshot(self) -> dict:
         content = {"site": self.site.code, "lines": self.lines, "modules": self.modules, "notes": self.notes}
         if self.interfaces:  # impacts filed before interfaces were named keep their signed content
             content["interfaces"] = self.interfaces
         return content
+
+
+def item_keys(lines, modules, interfaces) -> set[tuple[str, str]]:
+    """The items an impact names, as compared: (kind, name in lower case as Python lower-cases it)."""
+    return (
+        {("line", str(n).lower()) for n in lines or ()}
+        | {("module", str(n).lower()) for n in modules or ()}
+        | {("interface", str(n).lower()) for n in interfaces or ()}
+    )
+
+
+class ImpactItem(models.Model):
+    """One item an impact names (a production line, a module, an interface), lower-cased: kept with the
+    impact (`Impact.index_items`) so that the other open changes naming an item at a site are found
+    through an index, not by reading every impact's lists."""
+
+    impact = models.ForeignKey(Impact, on_delete=models.CASCADE, related_name="+")
+    rfc = models.ForeignKey(Rfc, on_delete=models.CASCADE, related_name="+")
+    # Indexed as the lookup index's first column.
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="+", db_index=False)
+    kind = models.CharField(max_length=10)  # "line", "module" or "interface"
+    key = models.TextField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["impact", "kind", "key"], name="one_item_per_impact")]
+        indexes = [models.Index(fields=["site", "kind", "key", "rfc"], name="impact_item_lookup_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key}"
 
 
 class EvidenceKind(models.TextChoices):

@@ -407,7 +407,7 @@ def create_rfc(user, *, impacts: Sequence[dict], **fields) -> Rfc:
     with transaction.atomic():
         rfc.number = _next_number()
         rfc.save()
-        Impact.objects.bulk_create([Impact(rfc=rfc, **item) for item in cleaned])
+        Impact.index_items(Impact.objects.bulk_create([Impact(rfc=rfc, **item) for item in cleaned]))
         rfc = rfc_detail_queryset(user).get(pk=rfc.pk)
         record("releases.rfc.created", rfc, actor=user, after=rfc.snapshot())
     return rfc
@@ -458,7 +458,7 @@ def update_rfc(user, rfc: Rfc, *, impacts: Sequence[dict] | None = None, **field
         old_sites = {i.site_id for i in current.impacts.all()}
         if cleaned is not None:
             current.impacts.all().delete()
-            Impact.objects.bulk_create([Impact(rfc=current, **item) for item in cleaned])
+            Impact.index_items(Impact.objects.bulk_create([Impact(rfc=current, **item) for item in cleaned]))
         new_sites = {site.pk for site in sites}
         voided = 0
         if current.release_id != old_release_id or old_sites != new_sites:
