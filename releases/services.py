@@ -303,11 +303,36 @@ def _clean_impacts(user, impacts: Sequence[dict]) -> list[dict]:
             key: [str(x).strip() for x in item.get(key, None) or [] if str(x).strip()]
             for key in ("lines", "modules", "interfaces")
         }
+        _check_item_names(named)
         cleaned.append({"site": site, **_known_items(site, named), "notes": str(item.get("notes", ""))})
     return cleaned
 
 
 ITEM_KINDS = {"lines": ItemKind.LINE, "modules": ItemKind.MODULE, "interfaces": ItemKind.INTERFACE}
+ITEM_NAME_MAX = 100  # as a configuration item's name
+ITEMS_MAX = 50  # per list of an impact
+
+
+def _check_item_names(named: dict[str, list[str]]) -> None:
+    """Each name of a line, module or interface on one line in at most ITEM_NAME_MAX characters, at
+    most ITEMS_MAX of each kind: the names are indexed (releases.models.ImpactItem)."""
+    for names in named.values():
+        if len(names) > ITEMS_MAX:
+            raise ValidationError(
+                {
+                    "impacts": _("Name at most %(count)s lines, modules or interfaces of each kind.")
+                    % {"count": ITEMS_MAX}
+                }
+            )
+        if any(len(n) > ITEM_NAME_MAX or any(ch in n for ch in "\r\n\x00") for n in names):
+            raise ValidationError(
+                {
+                    "impacts": _(
+                        "Name each production line, module or interface on one line, in at most %(count)s characters."
+                    )
+                    % {"count": ITEM_NAME_MAX}
+                }
+            )
 
 
 def _known_items(site: Site, named: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -219,6 +219,9 @@ def test_artifact_checksum_given_with_an_upload_must_match(cast, media):
         ([{"lines": ["Line 2"]}], "names its site"),
         (["PLA"], "names its site"),
         ([{"site": "PLA", "lines": "Line 2"}], "list of names"),
+        ([{"site": "PLA", "lines": ["L" * 101]}], "at most 100 characters"),
+        ([{"site": "PLA", "modules": ["Scanning\r\nInjected"]}], "on one line"),
+        ([{"site": "PLA", "interfaces": [f"ERP {n}" for n in range(51)]}], "at most 50"),
     ],
 )
 def test_malformed_impacts_are_refused(cast, site_a, impacts, message):
