@@ -299,6 +299,7 @@ class Impact(models.Model):
             ImpactItem(impact_id=i.pk, rfc_id=i.rfc_id, site_id=i.site_id, kind=kind, key=key)
             for i in impacts
             for kind, key in sorted(item_keys(i.lines, i.modules, i.interfaces))
+            if len(key) <= INDEXED_NAME_MAX
         )
 
     def snapshot(self) -> dict:
@@ -306,6 +307,11 @@ class Impact(models.Model):
         if self.interfaces:  # impacts filed before interfaces were named keep their signed content
             content["interfaces"] = self.interfaces
         return content
+
+
+# Longer names cannot be entered (releases.services.ITEM_NAME_MAX); one stored before that limit, and too
+# long for an index entry, is left out of the index rather than failing the write.
+INDEXED_NAME_MAX = 1000
 
 
 def item_keys(lines, modules, interfaces) -> set[tuple[str, str]]:

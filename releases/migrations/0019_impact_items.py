@@ -20,7 +20,11 @@ def index_items(apps, schema_editor):
             | {("module", str(n).lower()) for n in modules or ()}
             | {("interface", str(n).lower()) for n in interfaces or ()}
         )
-        batch += [ImpactItem(impact_id=pk, rfc_id=rfc_id, site_id=site_id, kind=k, key=v) for k, v in sorted(keys)]
+        batch += [
+            ImpactItem(impact_id=pk, rfc_id=rfc_id, site_id=site_id, kind=k, key=v)
+            for k, v in sorted(keys)
+            if len(v) <= 1000  # longer cannot be entered any more, nor fit an index entry
+        ]
         if len(batch) >= BATCH:
             ImpactItem.objects.bulk_create(batch)
             batch = []

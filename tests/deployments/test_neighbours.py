@@ -219,3 +219,14 @@ def test_a_neighbour_row_reads_as_before_escaped_and_translated(
         f'<span class="badge state-draft">{state}</span> — '
         f"{shares} {label} Line &lt;2&gt; &amp; co; {booked} UAT {at:%a %d %b %H:%M %Z}</li>"
     ) in listed
+
+
+def test_a_name_stored_before_the_limit_is_left_out_of_the_index(people, site_a):
+    """A name too long for an index entry (3,000 characters, from before names were limited) does not
+    fail the write: the impact's other items are indexed, that one is not."""
+    from releases.models import ImpactItem
+
+    ours = _rfc(people, site_a, "1.0.1", ["Line 2"])
+    Impact.objects.filter(rfc=ours).delete()
+    Impact.objects.create(rfc=ours, site=site_a, lines=["L" * 3000, "Line 2"])
+    assert list(ImpactItem.objects.filter(rfc=ours).values_list("kind", "key")) == [("line", "line 2")]
