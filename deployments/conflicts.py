@@ -89,9 +89,10 @@ def touching(rfc, site, start: datetime, end: datetime) -> list[Conflict]:
 
 def neighbours(rfc, impacts, limit: int | None = None, left_out: dict | None = None) -> dict[int, list[dict]]:
     """Per site of `impacts` (the RFC's): the other open RFCs that name an item it names there, with
-    the items they share and their booked or running deployments at that site. Three queries: the
+    the items they share and their booked or running deployments at that site. Two queries: the
     shown RFCs' matching items through the item index (`releases.models.ImpactItem`, ranked by RFC
-    number per site in the database), the RFCs, their deployments. With `limit`, at most that many
+    number per site in the database) with the columns of each RFC the page shows (any other is read
+    on access), and their deployments. With `limit`, at most that many
     per site (by number); `left_out` gets how many more each site has."""
     from releases.models import Rfc
 
@@ -100,14 +101,20 @@ def neighbours(rfc, impacts, limit: int | None = None, left_out: dict | None = N
     if not any(keys.values()):
         return {}
     kept: dict[int, list[tuple[int, set]]] = {}
-    for site_id, rfc_id, kind, key, total in _ranked_items(rfc, keys, limit):
+    rfcs: dict[int, Rfc] = {}
+    as_uuid = Rfc._meta.get_field("uuid").to_python  # a UUID on PostgreSQL, its hex on SQLite
+    for site_id, rfc_id, kind, key, total, *shown in _ranked_items(rfc, keys, limit):
         entries = kept.setdefault(site_id, [])
         if not entries or entries[-1][0] != rfc_id:
             entries.append((rfc_id, set()))
             if limit is not None and left_out is not None and total > limit:
                 left_out[site_id] = total - limit
+            if rfc_id not in rfcs:
+                uuid, number, title, state = shown
+                rfcs[rfc_id] = Rfc.from_db(
+                    connection.alias, _SHOWN, [rfc_id, as_uuid(uuid), number, title, state]
+                )
         entries[-1][1].add((kind, key))
-    rfcs = Rfc.objects.in_bulk({rfc_id for entries in kept.values() for rfc_id, _ in entries}) if kept else {}
     found: dict[int, list[dict]] = {}
     for site_id, entries in kept.items():
         names = labelled(mine[site_id])
@@ -134,23 +141,26 @@ def neighbours(rfc, impacts, limit: int | None = None, left_out: dict | None = N
 
 
 # Each matching item of the other open RFCs, the RFCs ranked by number per site (dense: an RFC's items
-# share its rank), the count of RFCs per site beside each row; only the rows of the first `limit`.
+# share its rank), the count of RFCs per site beside each row; only the rows of the first `limit`, with
+# what the page shows of their RFCs (read for those rows alone: the ranking reads the index, not RFCs).
 _RANKED = """
     WITH hits (site_id, rfc_id, number, kind, item_key) AS ({hits}),
     ranked AS (
-        SELECT site_id, rfc_id, number, kind, item_key,
-               dense_rank() OVER (PARTITION BY site_id ORDER BY number) AS place
-        FROM hits
+        SELECT hits.*, dense_rank() OVER (PARTITION BY site_id ORDER BY number) AS place FROM hits
     ),
     counted AS (SELECT ranked.*, max(place) OVER (PARTITION BY site_id) AS total FROM ranked)
-    SELECT site_id, rfc_id, kind, item_key, total FROM counted
-    WHERE place <= %s ORDER BY number, site_id, kind, item_key"""
+    SELECT c.site_id, c.rfc_id, c.kind, c.item_key, c.total, r.uuid, r.number, r.title, r.state
+    FROM counted c JOIN {rfcs} r ON r.id = c.rfc_id
+    WHERE c.place <= %s ORDER BY c.number, c.site_id, c.kind, c.item_key"""
+
+
+_SHOWN = ["id", "uuid", "number", "title", "state"]  # of each neighbour, what the RFC page shows
 
 
 def _ranked_items(rfc, keys: dict[int, set], limit: int | None) -> list[tuple]:
-    """(site id, RFC id, kind, key, RFC count at the site) for the items the first `limit` other open
-    RFCs per site share with `keys`, in RFC number order."""
-    from releases.models import ImpactItem
+    """(site id, RFC id, kind, key, RFC count at the site, the RFC's uuid, number, title, state) for the
+    items the first `limit` other open RFCs per site share with `keys`, in RFC number order."""
+    from releases.models import ImpactItem, Rfc
     from releases.states import OPEN_STATES
 
     wanted = Q(pk__in=[])
@@ -167,7 +177,10 @@ def _ranked_items(rfc, keys: dict[int, set], limit: int | None) -> list[tuple]:
     )
     # The hits query is Django's, its values bound parameters; the rest is the constant above.
     with connection.cursor() as cursor:
-        cursor.execute(_RANKED.format(hits=hits), (*params, limit if limit is not None else 2**31 - 1))
+        cursor.execute(
+            _RANKED.format(hits=hits, rfcs=connection.ops.quote_name(Rfc._meta.db_table)),
+            (*params, limit if limit is not None else 2**31 - 1),
+        )
         return cursor.fetchall()
 
 

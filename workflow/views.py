@@ -337,18 +337,17 @@ def _detail_context(request, rfc: Rfc, *, just_read: bool = False) -> dict:
     may_add_evidence = is_draft and services.may_add_evidence(user, rfc)
     signoff_sites = [site for site in sites if is_draft and services.may_sign_off(user, rfc, site)]
     rounds = approvals.rounds_of(rfc)
-    # Of the approvals still pending, those this user may sign: asked only while some are pending.
-    pending = [
-        a.pk
-        for rnd in rounds
-        for step in rnd.step_list
-        for a in step.approval_list
-        if a.state == ApprovalState.PENDING
-    ]
-    my_approvals = (
-        set(approvals.approvals_for(user).filter(pk__in=pending).values_list("pk", flat=True))
-        if pending
-        else set()
+    # Of the approvals still pending, those this user may sign (no query for a holder of the role).
+    my_approvals = approvals.signable(
+        user,
+        rfc,
+        [
+            a
+            for rnd in rounds
+            for step in rnd.step_list
+            for a in step.approval_list
+            if a.state == ApprovalState.PENDING
+        ],
     )
     deployments = list(
         rfc.deployments.select_related("environment", "environment__site").order_by(

@@ -17,7 +17,8 @@ from approvals.models import Absence, Approval, ApprovalRound, ApprovalState, Ap
 from core import clock
 from core.roles import Role
 from environments import access
-from releases.models import UatSignoff
+from releases.models import Rfc, UatSignoff
+from releases.services import rfc_detail_queryset
 from tests import factories
 from tests.conftest import make_site, make_user
 
@@ -141,7 +142,31 @@ def test_approvals_for_is_capacity_for_everyone(cast, site_a, site_b):
         got = set(services.approvals_for(_fresh(person)).values_list("pk", flat=True))
         assert got == expected, name
         nonempty += bool(expected)
+        # The RFC page's question, one RFC at a time, on the RFC as the page reads it.
+        for rfc in rfcs:
+            read = Rfc.objects.prefetch_related("signoffs").get(pk=rfc.pk)  # as the page reads it
+            pending = Approval.objects.filter(rfc=rfc, state=ApprovalState.PENDING).select_related("site")
+            mine = {a.pk for a in pending} & expected
+            assert services.signable(_fresh(person), read, list(pending)) == mine, (name, rfc.number)
     assert nonempty >= 6  # the cast really exercises the rule
+
+
+def test_signable_asks_nothing_of_a_holder_the_author_or_a_bystander(cast, site_a):
+    rfc = factories.rfc(cast["dev"], site_a, release=factories.release(cast["dev"], "1.0.1"))
+    _approvals([rfc], [site_a])
+    pending = list(Approval.objects.filter(rfc=rfc, state=ApprovalState.PENDING).select_related("site"))
+    for who, expected in (
+        ("itmanager", {a.pk for a in pending if a.role == Role.IT_MANAGER}),
+        ("dev", set()),  # the author
+        ("tester", set()),  # holds none of the roles
+    ):
+        user = _fresh(cast[who])
+        access.role_map(user)  # read once per request by the page's layout
+        read = rfc_detail_queryset(user).get(pk=rfc.pk)
+        with CaptureQueriesContext(connection) as asked:
+            assert services.signable(user, read, pending) == expected, who
+        assert len(asked) == 0, who
+    assert any(a.role == Role.IT_MANAGER for a in pending)
 
 
 def test_prime_gives_what_each_user_computes_alone(cast, site_a):

@@ -4,6 +4,8 @@ at most ten per site with the count of the rest."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -41,7 +43,16 @@ def test_only_changes_sharing_an_item_are_read(people, site_a):
     assert shared[same.number] == ["production line Line 2"] and shared[module.number] == ["module Scanning"]
     # The items are found through their index, not by reading the impacts' lists.
     assert not [q for q in ctx.captured_queries if '"releases_impact"' in q["sql"]]
-    assert len(ctx.captured_queries) == 3  # the matching items, the RFCs, their bookings
+    assert len(ctx.captured_queries) == 2  # the matching items with their RFCs, their bookings
+    # Each RFC carries what the page shows, as its own row has it, with no further query.
+    with CaptureQueriesContext(connection) as later:
+        shown = {
+            (n["rfc"].pk, n["rfc"].uuid, n["rfc"].number, n["rfc"].title, n["rfc"].state)
+            for n in found[site_a.pk]
+        }
+    assert not later.captured_queries
+    assert shown == {(r.pk, r.uuid, r.number, r.title, r.state) for r in (same, module)}
+    assert all(isinstance(n["rfc"].uuid, uuid.UUID) for n in found[site_a.pk])
 
 
 def test_a_name_beyond_ascii_is_still_found(people, site_a):
