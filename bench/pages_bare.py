@@ -123,37 +123,23 @@ def rfc_list(request):
 
 @login_required
 def rfc_page(request, uuid):
-    rfc = get_object_or_404(_rfcs(), uuid=uuid)
-    rows = [_rfc_row(rfc)]
-    rows += [_approval_row(a) for a in Approval.objects.filter(rfc=rfc).select_related("rfc", "site", "step")]
-    rows += [
-        [d.environment, d.get_state_display(), d.scheduled_start, d.scheduled_end]
-        for d in rfc.deployments.select_related("environment", "environment__site")
-    ]
-    rows += [
-        [e.seq, e.occurred_at, e.actor_name, e.action, e.object_repr]
-        for e in AuditEvent.objects.filter(object_type="releases.rfc", object_id=rfc.number).order_by("seq")
-    ]
-    return _render(rows, request)
-
-
-@login_required
-def rfc_page_every_row(request, uuid):
-    """The RFC page's bare view reading every kind of row the page shows, not only the RFC, its
-    approvals, bookings and events: its evidence, UAT sign-offs, comments, waivers, check runs, the
-    approval chain with its signatures, the target sites' environments with what they run, the risk
-    questions, and the other open RFCs that share an item at a site with their bookings. What the
-    page costs beyond this is its rules and its rendering, not its reading."""
+    """The RFC page's bare view: every kind of row the page shows, each read with a plain query: the
+    RFC, its impacts, evidence, UAT sign-offs, comments, waivers and check runs, the approval chain
+    (rounds, steps, approvals, signatures), its bookings, the target sites' environments and what they
+    run of the release's product, the risk questions, its audit events, and the other open RFCs that
+    share an item at one of its sites (the first ten, how many, their bookings). What the page costs
+    beyond this is its rules and its rendering, not its reading."""
     from approvals.models import ApprovalRound, ApprovalStep, Signature
     from deployments.models import CheckRun
     from discussion.models import Comment
     from environments.models import Environment, ProductVersion
-    from releases.models import Evidence, GateWaiver, ImpactItem, RiskQuestion, UatSignoff
+    from releases.models import Evidence, GateWaiver, ImpactItem, RiskQuestion, UatSignoff, item_keys
 
     rfc = get_object_or_404(_rfcs(), uuid=uuid)
-    sites = [i.site_id for i in rfc.impacts.all()]
+    impacts = list(rfc.impacts.all())
+    sites = [i.site_id for i in impacts]
     rows = [_rfc_row(rfc)]
-    rows += [[i.site.code, i.lines, i.modules, i.interfaces] for i in rfc.impacts.all()]
+    rows += [[i.site.code, i.lines, i.modules, i.interfaces] for i in impacts]
     rows += [
         [e.original_name, e.kind, e.uploaded_by.get_username()]
         for e in Evidence.objects.filter(rfc=rfc).select_related("uploaded_by")
@@ -190,16 +176,34 @@ def rfc_page_every_row(request, uuid):
         for e in AuditEvent.objects.filter(object_type="releases.rfc", object_id=rfc.number).order_by("seq")
     ]
     # The neighbours: the first ten open RFCs naming one of this RFC's items at its sites, and how many.
-    mine = ImpactItem.objects.filter(rfc=rfc).values_list("site_id", "kind", "key")
-    shared = ImpactItem.objects.filter(rfc__state__in=OPEN_STATES).exclude(rfc=rfc)
     wanted = Q(pk__in=[])
-    for site_id, kind, key in mine:
-        wanted |= Q(site_id=site_id, kind=kind, key=key)
-    others = list(Rfc.objects.filter(pk__in=shared.filter(wanted).values("rfc_id")).order_by("number")[:10])
+    for impact in impacts:
+        for kind, key in item_keys(impact.lines, impact.modules, impact.interfaces):
+            wanted |= Q(site_id=impact.site_id, kind=kind, key=key)
+    shared = ImpactItem.objects.filter(wanted, rfc__state__in=OPEN_STATES).exclude(rfc=rfc).values("rfc_id")
+    others = list(Rfc.objects.filter(pk__in=shared).order_by("number")[:10])
     rows += [[r.number, r.title, r.state] for r in others]
-    rows += [[shared.filter(wanted).values("rfc_id").distinct().count()]]
+    rows += [[shared.distinct().count()]]
     rows += [
         [d.rfc_id, d.environment_id, d.scheduled_start] for d in Deployment.objects.filter(rfc__in=others)
+    ]
+    return _render(rows, request)
+
+
+@login_required
+def rfc_page_four_kinds(request, uuid):
+    """Four of the fourteen kinds of rows the RFC page shows: the RFC, its approvals, bookings and
+    audit events. The benchmark's bare view of the RFC page before v0.42.6, kept for comparison."""
+    rfc = get_object_or_404(_rfcs(), uuid=uuid)
+    rows = [_rfc_row(rfc)]
+    rows += [_approval_row(a) for a in Approval.objects.filter(rfc=rfc).select_related("rfc", "site", "step")]
+    rows += [
+        [d.environment, d.get_state_display(), d.scheduled_start, d.scheduled_end]
+        for d in rfc.deployments.select_related("environment", "environment__site")
+    ]
+    rows += [
+        [e.seq, e.occurred_at, e.actor_name, e.action, e.object_repr]
+        for e in AuditEvent.objects.filter(object_type="releases.rfc", object_id=rfc.number).order_by("seq")
     ]
     return _render(rows, request)
 

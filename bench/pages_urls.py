@@ -11,7 +11,7 @@ urlpatterns = [
     path("_bare/home/", bare.home),
     path("_bare/rfcs/", bare.rfc_list),
     path("_bare/rfcs/<uuid:uuid>/", bare.rfc_page),
-    path("_bare/rfcs/<uuid:uuid>/every-row/", bare.rfc_page_every_row),
+    path("_bare/rfcs/<uuid:uuid>/four-kinds/", bare.rfc_page_four_kinds),
     path("_bare/approvals/", bare.queue),
     path("_bare/calendar/", bare.calendar_month),
     path("_bare/audit/", bare.audit),
