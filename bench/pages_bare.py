@@ -245,7 +245,8 @@ def audit(request):
                 e.site_code,
             ]
             for e in events[:50]
-        ]
+        ],
+        request,
     )
 
 
