@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
+from django.db.models.sql import InsertQuery
 from django.utils import translation
 
 from audit import chain
@@ -209,9 +210,31 @@ def record(
             prev_hash=prev_hash,
         )
         event.hash = compute_hash(event)
+        _append(event, lane, lane_seq)
+    return event
+
+
+def _append(event: AuditEvent, lane: int, lane_seq: int) -> None:
+    """Insert the event and move its lane's head to it, in the lane's locked transaction. On
+    PostgreSQL one statement: the head's UPDATE is a data-modifying CTE of the INSERT, which the
+    database runs once and to completion whether or not the INSERT reads it (one round trip and one
+    ORM save fewer per event); elsewhere the two statements."""
+    if connection.vendor != "postgresql":
         event.save(force_insert=True)
         ChainHead.objects.filter(id=lane).update(seq=lane_seq + 1, hash=event.hash)
-    return event
+        return
+    query = InsertQuery(AuditEvent)
+    query.insert_values([f for f in AuditEvent._meta.local_concrete_fields if not f.primary_key], [event])
+    [(insert, params)] = query.get_compiler(connection=connection).as_sql()
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH head AS (UPDATE {quote(ChainHead._meta.db_table)} SET seq = %s, hash = %s WHERE id = %s) "  # noqa: S608 (names from the models; values are parameters)
+            f"{insert} RETURNING {quote(AuditEvent._meta.pk.column)}",
+            [lane_seq + 1, event.hash, lane, *params],
+        )
+        event.pk = cursor.fetchone()[0]
+    event._state.adding, event._state.db = False, connection.alias
 
 
 @dataclass(frozen=True)

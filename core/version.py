@@ -1,3 +1,3 @@
 """The portal's version: the one source for the footer, /healthz, the API and packaging (E9)."""
 
-__version__ = "0.42.6"
+__version__ = "0.42.7"

@@ -441,3 +441,31 @@ def test_a_connection_that_made_the_lanes_takes_one_in_one_statement_and_notices
     assert ChainHead.objects.count() == 8
     assert third.seq == second.seq + 1  # the first try took no number
     assert verify().ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_is_appended_and_its_lane_head_moved_in_one_statement(settings):
+    """After the lane is taken, the INSERT and the head's UPDATE go as one statement; the event comes
+    back with the id of its row, the row holds what was hashed, the head points at it, and a
+    following event links to it."""
+    from django.test.utils import CaptureQueriesContext
+
+    settings.AUDIT_LANES = 8
+    record("tests.lanes.first", actor_name="a")
+    with CaptureQueriesContext(connection) as seen:
+        event = record("tests.lanes.second", actor_name="a", after={"n": 2}, reason="why")
+    writes = [q["sql"] for q in seen.captured_queries if "INSERT INTO" in q["sql"] or "SET seq" in q["sql"]]
+    assert len(writes) == 1 and writes[0].startswith("WITH head AS (UPDATE"), writes
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert (stored.seq, stored.action, stored.after, stored.reason) == (
+        event.seq,
+        "tests.lanes.second",
+        {"n": 2},
+        "why",
+    )
+    assert stored.hash == compute_hash(stored) == event.hash
+    lane = connection.audit_lane
+    assert ChainHead.objects.get(id=lane).hash == event.hash
+    following = record("tests.lanes.third", actor_name="a")
+    assert connection.audit_lane == lane and following.prev_hash == event.hash
+    assert verify().ok

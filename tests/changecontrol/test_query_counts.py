@@ -34,6 +34,9 @@ from tests.conftest import api_client_for, client_for, make_user
 from workflow import services as wf
 
 BASELINE = Path(__file__).with_name("query_counts.json")
+# Where a page sends fewer statements on PostgreSQL: an audited read appends its event and moves its
+# lane's head in one statement there (audit.services._append), in two on SQLite.
+ON_POSTGRESQL = {"audit list": -1}
 SMALL, LARGE = 10, 1000
 # The states the bulk RFCs go through, so every list has rows of its own at both sizes.
 STATES = [
@@ -237,9 +240,11 @@ def test_queries_per_page_do_not_grow_and_match_the_baseline(people, site_a, sit
     grown = {name: (small[name], large[name]) for name in pages if small[name] != large[name]}
     assert not grown, f"queries grow with the data (10 RFCs, 1,000 RFCs): {grown}"
 
+    fewer = ON_POSTGRESQL if connection.vendor == "postgresql" else {}
     if os.environ.get("UPDATE_QUERY_COUNTS"):
-        BASELINE.write_text(json.dumps(small, indent=2, sort_keys=True) + "\n")
-    baseline = json.loads(BASELINE.read_text())
+        written = {name: count - fewer.get(name, 0) for name, count in small.items()}
+        BASELINE.write_text(json.dumps(written, indent=2, sort_keys=True) + "\n")
+    baseline = {name: count + fewer.get(name, 0) for name, count in json.loads(BASELINE.read_text()).items()}
     assert small == baseline, (
         "query counts differ from tests/changecontrol/query_counts.json; if on purpose, rerun with UPDATE_QUERY_COUNTS=1: "
         f"{ {name: (baseline.get(name), small.get(name)) for name in {*small, *baseline} if baseline.get(name) != small.get(name)} }"
