@@ -100,6 +100,17 @@ def _empty_cache():
 
 
 @pytest.fixture(autouse=True)
+def _portal_language():
+    """Each test starts and ends in the portal's language: a request in German leaves German active in
+    the thread (the language middleware activates it), and the next test would see German messages."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _test_settings(settings, tmp_path):
     # Each test publishes audit chain heads to its own file (they outlive the test database otherwise).
     settings.AUDIT_HEADS_FILE = tmp_path / "audit-heads.jsonl"
