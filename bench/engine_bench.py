@@ -15,7 +15,8 @@ broker under the temp VAR_DIR. The developer's var/ and databases are never touc
    `--mode poll` measures beat's period alone. Lateness = first journal step's started_at −
    scheduled_start. Target: p99 ≤ 1 s with 2 workers on PostgreSQL + Redis.
 2. Smoke failure → rollback start: M deployments of the demo plant's "bad" release (its smoke test
-   fails) to a UAT environment of the demo plant, run one after another (the next is created when
+   fails) to the DEV environment, now a demo plant's (UAT takes only what succeeded in DEV first, and
+   this release never does), run one after another (the next is created when
    the previous is terminal: one active deployment per environment, as in real life).
    Time = first rollback-phase step's started_at − the smoke step's finished_at.
 """
@@ -68,7 +69,7 @@ def setup_world():
     user.groups.add(groups[Role.DEVELOPER])
     access.forget(user)
     site = Site.objects.create(code="BENCH", name="Benchmark plant", timezone="UTC")
-    # All three tiers, as make_site in tests/conftest.py (an RFC's class needs PROD); only DEV and UAT are used.
+    # All three tiers, as make_site in tests/conftest.py (an RFC's class needs PROD); only DEV is used.
     envs = {
         tier: Environment.objects.create(
             site=site,
@@ -251,6 +252,8 @@ def rollback_run(user, site, env, count: int, period: float, tmp: Path, workers:
                 tail = "".join(line for w in workers for line in w.log[-20:])
                 raise RuntimeError(f"deployment {d.pk} not terminal in time; worker log tail:\n{tail}")
             d.refresh_from_db()
+            if d.state not in states and d.state != "rolled_back":
+                print(f"  first {d.state}: {d.outcome[:300]}")
             states[d.state] = states.get(d.state, 0) + 1
             smoke = DeploymentStep.objects.filter(deployment=d, phase="forward", name="smoke").first()
             first_rb = (
@@ -288,7 +291,7 @@ def header(args, period: float) -> None:
     print(f"  broker:   {broker}")
     print(
         f"  settings: deployments={args.deployments} spread={args.spread:.0f}s workers={args.workers} (solo pool) "
-        f"dispatch period={period:g}s mode={'dispatcher + period' if MODE['wake'] else 'period only'} rollbacks={args.rollbacks} (sequential, one UAT environment) "
+        f"dispatch period={period:g}s mode={'dispatcher + period' if MODE['wake'] else 'period only'} rollbacks={args.rollbacks} (sequential, one DEV environment) "
         f"lease={settings.DEPLOYMENT_LEASE_SECONDS}s redispatch={settings.DEPLOYMENT_REDISPATCH_SECONDS}s"
     )
 
@@ -369,7 +372,7 @@ def _run(args, tmp: Path) -> int:
                 f"\n2. Smoke failure → rollback start (smoke step finished → first rollback step started), "
                 f"{args.rollbacks} deployments run one after another"
             )
-            gaps = rollback_run(user, site, envs["UAT"], args.rollbacks, period, tmp, workers)
+            gaps = rollback_run(user, site, envs["DEV"], args.rollbacks, period, tmp, workers)
             print("  smoke→rollback: " + summary(gaps, "ms", 1000.0, "{:.1f}"))
     return 0
 
