@@ -5,6 +5,7 @@ Pages, the email-link page, the API and the beat tasks all call these functions.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -275,9 +276,15 @@ class Capacity:
 
 
 def _separation_of_duties(user, rfc: Rfc) -> None:
+    """Never the author, nor who signed off the RFC's UAT. The sign-offs as read with the RFC when
+    they were prefetched with it (the RFC page), else asked."""
     if rfc.author_id == user.pk:
         raise PermissionDenied(gettext("You wrote this RFC: you cannot approve it (separation of duties)."))
-    if rfc.signoffs.filter(signed_by=user).exists():
+    if "signoffs" in getattr(rfc, "_prefetched_objects_cache", {}):
+        signed_off = any(signoff.signed_by_id == user.pk for signoff in rfc.signoffs.all())
+    else:
+        signed_off = rfc.signoffs.filter(signed_by=user).exists()
+    if signed_off:
         raise PermissionDenied(
             gettext("You signed off this RFC's UAT: you cannot approve it (separation of duties).")
         )
@@ -288,43 +295,50 @@ def active_absences(at=None) -> QuerySet:
     return Absence.objects.filter(cancelled_at__isnull=True, starts_at__lte=at, ends_at__gt=at)
 
 
-def capacity(user, approval: Approval) -> Capacity:
-    """Raise PermissionDenied unless `user` may sign `approval`; say in which capacity."""
-    _separation_of_duties(user, approval.rfc)
+def _delegators(user) -> list:
+    """The absent holders `user` stands in for now, with their roles read in one go."""
+    absent = [absence.user for absence in active_absences().filter(delegate=user).select_related("user")]
+    access.prime(absent)
+    return absent
+
+
+def _held_capacity(user, approval: Approval, delegators) -> Capacity | None:
+    """The capacity in which `user` holds `approval`'s role at its site, or None; `delegators()` gives
+    the absent holders, asked only when the user holds the role elsewhere (a delegate holds the same
+    role elsewhere and stands in for an absent holder here)."""
     role = Role(approval.role)
     if access.has_role(user, role, approval.site):
         return Capacity()
     if access.has_any_role(user, [role]):
-        # A delegate holds the same role elsewhere and stands in for an absent holder here.
-        for absence in active_absences().filter(delegate=user).select_related("user"):
-            if access.has_role(absence.user, role, approval.site):
-                return Capacity(on_behalf_of=absence.user)
-    raise PermissionDenied(
-        gettext("Only a %(role)s of %(site)s signs this approval.")
-        % {"role": role.label, "site": approval.site.code}
-    )
+        for holder in delegators():
+            if access.has_role(holder, role, approval.site):
+                return Capacity(on_behalf_of=holder)
+    return None
+
+
+def capacity(user, approval: Approval) -> Capacity:
+    """Raise PermissionDenied unless `user` may sign `approval`; say in which capacity."""
+    _separation_of_duties(user, approval.rfc)
+    held = _held_capacity(user, approval, lambda: _delegators(user))
+    if held is None:
+        raise PermissionDenied(
+            gettext("Only a %(role)s of %(site)s signs this approval.")
+            % {"role": Role(approval.role).label, "site": approval.site.code}
+        )
+    return held
 
 
 def signable(user, rfc: Rfc, approvals) -> set[int]:
-    """Of `rfc`'s pending `approvals` (with their sites), the ids `user` may sign now: `capacity`
-    asked of each, on what the RFC page has already read (the author, the RFC's sign-offs as
-    prefetched with it, the user's role map). The absences are read only when the user holds one of
-    the roles elsewhere and may stand in for someone: no query for a holder, the author or a bystander.
-    tests/approvals/test_approvals_for.py holds it equal to `capacity` and to `approvals_for`."""
-    if rfc.author_id == user.pk or any(s.signed_by_id == user.pk for s in rfc.signoffs.all()):
-        return set()  # separation of duties
-    found, standing_in = set(), []
-    for approval in approvals:
-        role = Role(approval.role)
-        if access.has_role(user, role, approval.site):
-            found.add(approval.pk)
-        elif access.has_any_role(user, [role]):
-            standing_in.append(approval)
-    if standing_in:
-        absent = [absence.user for absence in active_absences().filter(delegate=user).select_related("user")]
-        access.prime(absent)
-        found |= {a.pk for a in standing_in if any(access.has_role(h, Role(a.role), a.site) for h in absent)}
-    return found
+    """Of `rfc`'s pending `approvals` (with their sites), the ids `user` may sign now: `capacity`'s
+    rule, on what the RFC page has already read (the author, the sign-offs prefetched with the RFC,
+    the user's role map), the absences read at most once and only for a possible stand-in: no query
+    for a holder, the author or a bystander."""
+    try:
+        _separation_of_duties(user, rfc)
+    except PermissionDenied:
+        return set()
+    delegators = functools.cache(lambda: _delegators(user))
+    return {a.pk for a in approvals if _held_capacity(user, a, delegators) is not None}
 
 
 def _held_at(user, role: Role) -> Q:
@@ -351,9 +365,7 @@ def approvals_for(user) -> QuerySet:
     for role in mine:
         allowed |= _held_at(user, role)
     # A delegate holds the same role elsewhere and stands in for an absent holder here.
-    absent = [absence.user for absence in active_absences().filter(delegate=user).select_related("user")]
-    access.prime(absent)
-    for holder in absent:
+    for holder in _delegators(user):
         for role in mine:
             if access.has_role(holder, role) or access.sites_with_role(holder, role):
                 allowed |= _held_at(holder, role)

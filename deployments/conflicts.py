@@ -92,8 +92,8 @@ def neighbours(rfc, impacts, limit: int | None = None, left_out: dict | None = N
     the items they share and their booked or running deployments at that site. Two queries: the
     shown RFCs' matching items through the item index (`releases.models.ImpactItem`, ranked by RFC
     number per site in the database) with the columns of each RFC the page shows (any other is read
-    on access), and their deployments. With `limit`, at most that many
-    per site (by number); `left_out` gets how many more each site has."""
+    on access), and their deployments. With `limit`, at most that many per site (by number);
+    `left_out` gets how many more each site has."""
     from releases.models import Rfc
 
     mine = {i.site_id: i for i in impacts}
